@@ -1,0 +1,46 @@
+# pocketkube — build, run and test. Run as root on Debian.
+SHELL := /bin/bash
+BIN ?= bin/pocketkube
+DATA_DIR ?= /var/lib/pocketkube
+K8S_VERSION := $(shell go list -m -f '{{.Version}}' k8s.io/kubernetes)
+K8S_MAJOR := $(word 1,$(subst ., ,$(patsubst v%,%,$(K8S_VERSION))))
+K8S_MINOR := $(word 2,$(subst ., ,$(K8S_VERSION)))
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+BUILD_DATE := $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+VERSION_VARS := gitVersion=$(K8S_VERSION) gitMajor=$(K8S_MAJOR) gitMinor=$(K8S_MINOR) gitTreeState=clean buildDate=$(BUILD_DATE)
+LDFLAGS := -s -w -X github.com/pocketkube/pocketkube/internal/version.version=$(VERSION) \
+	$(foreach v,$(VERSION_VARS),-X k8s.io/component-base/version.$(v) -X k8s.io/client-go/pkg/version.$(v))
+
+.PHONY: deps build up test unit e2e vet bench clean
+deps:
+	bash scripts/install-deps.sh
+
+build:
+	go build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/pocketkube
+
+# Starts a cluster in the foreground; Ctrl-C stops it.
+up: deps build
+	$(BIN) up --data-dir $(DATA_DIR)
+
+vet:
+	test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+	go vet ./...
+	go vet -tags e2e ./test/e2e/...
+
+unit:
+	go test ./...
+
+e2e: build
+	POCKETKUBE_BIN=$(abspath $(BIN)) go test -tags e2e -count=1 -timeout 30m -v ./test/e2e/... 2>&1 | tee e2e.log; \
+	  status=$${PIPESTATUS[0]}; \
+	  if grep -q -- '--- SKIP' e2e.log; then echo "FAIL: an e2e test skipped (see e2e.log)"; exit 1; fi; \
+	  exit $$status
+
+# The whole suite, as CI runs it.
+test: deps build vet unit e2e
+
+bench: deps build
+	bash bench/startup.sh
+
+clean:
+	rm -rf bin e2e.log

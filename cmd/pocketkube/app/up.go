@@ -1,0 +1,127 @@
+package app
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"k8s.io/klog/v2"
+
+	"github.com/pocketkube/pocketkube/internal/controlplane"
+	"github.com/pocketkube/pocketkube/internal/logs"
+)
+
+// DefaultDataDir is where a cluster lives unless --data-dir says otherwise.
+const DefaultDataDir = "/var/lib/pocketkube"
+
+type upOptions struct {
+	dataDir          string
+	listen           string
+	advertiseAddress string
+	etcdServers      []string
+	etcdCAFile       string
+	etcdCertFile     string
+	etcdKeyFile      string
+}
+
+func (o *upOptions) AddFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.dataDir, "data-dir", DefaultDataDir, "Directory that holds the cluster: PKI, etcd data, kubeconfigs.")
+	fs.StringVar(&o.listen, "listen", controlplane.DefaultListen, "Address and port the API server serves on.")
+	fs.StringVar(&o.advertiseAddress, "advertise-address", "", "Address pods reach the API server at (the kubernetes Service's endpoint). Defaults to the --listen address, or the address of the default route.")
+	fs.StringSliceVar(&o.etcdServers, "etcd-servers", nil, "External etcd endpoints (comma-separated URLs) to use instead of the embedded etcd.")
+	fs.StringVar(&o.etcdCAFile, "etcd-cafile", "", "CA bundle that verifies the external etcd servers.")
+	fs.StringVar(&o.etcdCertFile, "etcd-certfile", "", "Client certificate for the external etcd servers.")
+	fs.StringVar(&o.etcdKeyFile, "etcd-keyfile", "", "Client key for the external etcd servers.")
+}
+
+func (o *upOptions) Validate() error {
+	if o.dataDir == "" {
+		return errors.New("--data-dir must not be empty")
+	}
+	if o.advertiseAddress != "" && net.ParseIP(o.advertiseAddress) == nil {
+		return fmt.Errorf("--advertise-address %q is not an IP address", o.advertiseAddress)
+	}
+	if len(o.etcdServers) == 0 && (o.etcdCAFile != "" || o.etcdCertFile != "" || o.etcdKeyFile != "") {
+		return errors.New("--etcd-cafile, --etcd-certfile and --etcd-keyfile need --etcd-servers")
+	}
+	if (o.etcdCertFile == "") != (o.etcdKeyFile == "") {
+		return errors.New("--etcd-certfile and --etcd-keyfile go together")
+	}
+	return nil
+}
+
+// NewUpCommand returns `pocketkube up`.
+func NewUpCommand() *cobra.Command {
+	o := &upOptions{}
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Run a whole single-node cluster in the foreground",
+		Long: `Run a whole single-node cluster in the foreground: etcd, kube-apiserver,
+kube-controller-manager and kube-scheduler. The admin kubeconfig is written to
+DATA_DIR/kubeconfig once the API server is ready. Ctrl-C stops everything;
+running up again on the same --data-dir resumes the same cluster.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			return o.Run(cmd)
+		},
+	}
+	o.AddFlags(cmd.Flags())
+	return cmd
+}
+
+func (o *upOptions) Run(cmd *cobra.Command) error {
+	ctx := cmd.Context()
+	verbosity := 0
+	if f := cmd.Flags().Lookup("v"); f != nil {
+		fmt.Sscan(f.Value.String(), &verbosity)
+	}
+	cfg := controlplane.Config{
+		DataDir:          o.dataDir,
+		Listen:           o.listen,
+		AdvertiseAddress: net.ParseIP(o.advertiseAddress),
+		EtcdServers:      o.etcdServers,
+		EtcdCAFile:       o.etcdCAFile,
+		EtcdCertFile:     o.etcdCertFile,
+		EtcdKeyFile:      o.etcdKeyFile,
+		EtcdLogger:       logs.Zap(cmd.ErrOrStderr(), verbosity),
+		OnReady:          func(r controlplane.Ready) { printReady(cmd.OutOrStdout(), r) },
+	}
+	klog.FromContext(ctx).Info("Starting pocketkube", "dataDir", o.dataDir, "listen", o.listen)
+	return controlplane.Run(ctx, cfg)
+}
+
+func printReady(w io.Writer, r controlplane.Ready) {
+	fmt.Fprintf(w, "pocketkube is up at %s; use it with: export KUBECONFIG=%s; kubectl get nodes\n", r.Server, r.Kubeconfig)
+}
+
+type kubeconfigOptions struct{ dataDir string }
+
+// NewKubeconfigCommand returns `pocketkube kubeconfig`.
+func NewKubeconfigCommand() *cobra.Command {
+	o := &kubeconfigOptions{}
+	cmd := &cobra.Command{
+		Use:   "kubeconfig",
+		Short: "Print the admin kubeconfig of a cluster",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			data, err := os.ReadFile(controlplane.KubeconfigPath(o.dataDir))
+			if errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("no kubeconfig in %s: has `pocketkube up --data-dir %s` run?", o.dataDir, o.dataDir)
+			}
+			if err != nil {
+				return err
+			}
+			_, err = cmd.OutOrStdout().Write(data)
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&o.dataDir, "data-dir", DefaultDataDir, "Directory that holds the cluster.")
+	return cmd
+}

@@ -1,0 +1,156 @@
+// Package apiserver runs upstream kube-apiserver in this process.
+//
+// It is the only code that knows kube-apiserver's flags: Args turns a
+// pocketkube Config into the command line kubeadm would give a control-plane
+// node, and Run hands that command line to upstream's own options, Complete,
+// Validate and Run, as cmd/kube-apiserver/app/testing/testserver.go does.
+// Handlers, validation, admission, RBAC and discovery are therefore exactly
+// upstream's.
+//
+// Caveats: upstream keeps process-wide state (feature gates, metrics
+// registries, the component-globals registry), so Run may be called once per
+// process. Run does not install a signal handler; cancel ctx to stop.
+package apiserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/pflag"
+	utilerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/client-go/rest"
+	"k8s.io/kubernetes/cmd/kube-apiserver/app"
+	"k8s.io/kubernetes/cmd/kube-apiserver/app/options"
+
+	"github.com/pocketkube/pocketkube/internal/pki"
+)
+
+// Config is what pocketkube decides about the API server.
+type Config struct {
+	// BindAddress and Port are where it serves HTTPS. Port is required.
+	BindAddress net.IP
+	Port        int
+	// AdvertiseAddress is the address the kubernetes Service's endpoints
+	// point at: one that pods can route to. Required.
+	AdvertiseAddress net.IP
+	// ServiceClusterIPRange is the CIDR ClusterIPs come from. Required.
+	ServiceClusterIPRange string
+	// EtcdServers are the storage endpoints. Required. EtcdCAFile,
+	// EtcdCertFile and EtcdKeyFile secure them when set.
+	EtcdServers                           []string
+	EtcdCAFile, EtcdCertFile, EtcdKeyFile string
+	// PKI holds the certificate and key files. Required.
+	PKI pki.Paths
+	// ServiceAccountIssuer is the tokens' iss claim and default audience.
+	ServiceAccountIssuer string
+}
+
+// Validate reports the first missing required field.
+func (c Config) Validate() error {
+	switch {
+	case c.Port <= 0 || c.Port > 65535:
+		return fmt.Errorf("apiserver: port %d out of range", c.Port)
+	case c.AdvertiseAddress == nil:
+		return errors.New("apiserver: AdvertiseAddress is required")
+	case c.ServiceClusterIPRange == "":
+		return errors.New("apiserver: ServiceClusterIPRange is required")
+	case len(c.EtcdServers) == 0:
+		return errors.New("apiserver: EtcdServers is required")
+	case c.PKI.CA == "":
+		return errors.New("apiserver: PKI is required")
+	case c.ServiceAccountIssuer == "":
+		return errors.New("apiserver: ServiceAccountIssuer is required")
+	}
+	return nil
+}
+
+// Args returns kube-apiserver's command line for c, as kubeadm writes it in
+// a control-plane static pod.
+func Args(c Config) []string {
+	bind := "0.0.0.0"
+	if c.BindAddress != nil {
+		bind = c.BindAddress.String()
+	}
+	args := []string{
+		"--advertise-address=" + c.AdvertiseAddress.String(),
+		"--bind-address=" + bind,
+		"--secure-port=" + strconv.Itoa(c.Port),
+		"--allow-privileged=true",
+		"--anonymous-auth=true",
+		"--authorization-mode=Node,RBAC",
+		"--client-ca-file=" + c.PKI.CA,
+		"--enable-admission-plugins=NodeRestriction",
+		"--enable-bootstrap-token-auth=true",
+		"--etcd-servers=" + strings.Join(c.EtcdServers, ","),
+		"--kubelet-client-certificate=" + c.PKI.KubeletClient,
+		"--kubelet-client-key=" + c.PKI.KubeletClientKey,
+		"--kubelet-preferred-address-types=InternalIP,ExternalIP,Hostname",
+		"--proxy-client-cert-file=" + c.PKI.FrontProxyClient,
+		"--proxy-client-key-file=" + c.PKI.FrontProxyClientKey,
+		"--requestheader-allowed-names=" + pki.FrontProxyClientUser,
+		"--requestheader-client-ca-file=" + c.PKI.FrontProxyCA,
+		"--requestheader-extra-headers-prefix=X-Remote-Extra-",
+		"--requestheader-group-headers=X-Remote-Group",
+		"--requestheader-username-headers=X-Remote-User",
+		"--service-account-issuer=" + c.ServiceAccountIssuer,
+		"--service-account-key-file=" + c.PKI.ServiceAccountPublicKey,
+		"--service-account-signing-key-file=" + c.PKI.ServiceAccountKey,
+		"--service-cluster-ip-range=" + c.ServiceClusterIPRange,
+		"--tls-cert-file=" + c.PKI.Serving,
+		"--tls-private-key-file=" + c.PKI.ServingKey,
+	}
+	if c.EtcdCAFile != "" {
+		args = append(args, "--etcd-cafile="+c.EtcdCAFile)
+	}
+	if c.EtcdCertFile != "" {
+		args = append(args, "--etcd-certfile="+c.EtcdCertFile, "--etcd-keyfile="+c.EtcdKeyFile)
+	}
+	return args
+}
+
+// Options parses args into upstream's kube-apiserver options, exactly as
+// the kube-apiserver command would.
+func Options(args []string) (*options.ServerRunOptions, error) {
+	s := options.NewServerRunOptions()
+	fs := pflag.NewFlagSet("kube-apiserver", pflag.ContinueOnError)
+	for _, f := range s.Flags().FlagSets {
+		fs.AddFlagSet(f)
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, fmt.Errorf("parse kube-apiserver flags: %w", err)
+	}
+	return s, nil
+}
+
+// Run runs kube-apiserver until ctx is cancelled, then shuts it down
+// gracefully and returns.
+func Run(ctx context.Context, c Config) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	s, err := Options(Args(c))
+	if err != nil {
+		return err
+	}
+	if err := s.GenericServerRunOptions.ComponentGlobalsRegistry.Set(); err != nil {
+		return fmt.Errorf("kube-apiserver feature gates: %w", err)
+	}
+	// As the kube-apiserver command does: its loopback clients must not log
+	// the warnings it issues to itself.
+	rest.SetDefaultWarningHandler(rest.NoWarnings{})
+	completed, err := s.Complete(ctx)
+	if err != nil {
+		return fmt.Errorf("complete kube-apiserver options: %w", err)
+	}
+	if errs := completed.Validate(); len(errs) != 0 {
+		return fmt.Errorf("validate kube-apiserver options: %w", utilerrors.NewAggregate(errs))
+	}
+	if err := app.Run(ctx, completed); err != nil {
+		return fmt.Errorf("kube-apiserver: %w", err)
+	}
+	return nil
+}

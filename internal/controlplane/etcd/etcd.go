@@ -1,0 +1,153 @@
+// Package etcd runs the embedded etcd that backs a single-node control plane.
+//
+// It serves clients on a unix socket in the data directory, so that two
+// clusters on one machine, or a Debian etcd already listening on 2379, never
+// clash over a port. The one member's peer listener is bound to an ephemeral
+// loopback port; no other member ever joins it (a cluster that outgrows one
+// machine uses an external etcd instead, see controlplane.Config).
+//
+// Caveats: Start must be called at most once per data directory at a time;
+// the caller holds the data directory's lock.
+package etcd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// maxSocketPath is the longest unix socket path Linux accepts (sun_path).
+const maxSocketPath = 107
+
+// Config says where etcd keeps its data.
+type Config struct {
+	// DataDir holds the member's WAL and snapshots, and the client socket.
+	// Required; created 0700 when missing.
+	DataDir string
+	// Logger receives etcd's logs. Defaults to a no-op logger.
+	Logger *zap.Logger
+	// ReadyTimeout bounds how long Start waits for the member to serve.
+	// Defaults to one minute (a slow disk replaying a large WAL).
+	ReadyTimeout time.Duration
+}
+
+// Server is a running embedded etcd.
+type Server struct {
+	etcd     *embed.Etcd
+	endpoint string
+	// closing silences the errors etcd logs about its own listeners
+	// closing while Close runs.
+	closing *atomic.Bool
+}
+
+// quietWhileClosing drops log entries below Fatal once closing is set.
+type quietWhileClosing struct {
+	zapcore.Core
+	closing *atomic.Bool
+}
+
+func (c quietWhileClosing) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+	if c.closing.Load() && e.Level < zapcore.FatalLevel {
+		return ce
+	}
+	return c.Core.Check(e, ce)
+}
+
+func (c quietWhileClosing) With(fields []zapcore.Field) zapcore.Core {
+	return quietWhileClosing{Core: c.Core.With(fields), closing: c.closing}
+}
+
+// Start starts etcd and returns once it serves clients. Cancelling ctx
+// before then aborts the start; after that, stop the server with Close.
+func Start(ctx context.Context, cfg Config) (*Server, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("etcd: DataDir is required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	if cfg.ReadyTimeout == 0 {
+		cfg.ReadyTimeout = time.Minute
+	}
+	dir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("etcd data dir %s: %w", cfg.DataDir, err)
+	}
+	socket := filepath.Join(dir, "etcd.sock")
+	if len(socket) > maxSocketPath {
+		return nil, fmt.Errorf("etcd socket path %s is longer than %d bytes: use a shorter --data-dir", socket, maxSocketPath)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create etcd data dir: %w", err)
+	}
+	// A socket left by a killed process would make the listen fail.
+	if err := os.Remove(socket); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("remove stale etcd socket: %w", err)
+	}
+
+	ec := embed.NewConfig()
+	ec.Name = "pocketkube"
+	ec.Dir = filepath.Join(dir, "member-data")
+	clientURL := url.URL{Scheme: "unix", Path: socket}
+	ec.ListenClientUrls = []url.URL{clientURL}
+	ec.AdvertiseClientUrls = []url.URL{clientURL}
+	peerURL := url.URL{Scheme: "http", Host: "127.0.0.1:0"}
+	ec.ListenPeerUrls = []url.URL{peerURL}
+	ec.AdvertisePeerUrls = []url.URL{peerURL}
+	ec.InitialCluster = ec.InitialClusterFromName(ec.Name)
+	// With one member nobody else can vote: a short election timeout makes
+	// it leader sooner without any risk of split votes.
+	ec.TickMs = 10
+	ec.ElectionMs = 100
+	// The API server compacts etcd itself (--etcd-compaction-interval).
+	ec.AutoCompactionMode = embed.CompactorModePeriodic
+	ec.AutoCompactionRetention = "0"
+	closing := &atomic.Bool{}
+	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(cfg.Logger.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
+		return quietWhileClosing{Core: c, closing: closing}
+	})))
+	ec.EnablePprof = false
+	ec.Metrics = "basic"
+
+	e, err := embed.StartEtcd(ec)
+	if err != nil {
+		return nil, fmt.Errorf("start etcd in %s: %w", dir, err)
+	}
+	timer := time.NewTimer(cfg.ReadyTimeout)
+	defer timer.Stop()
+	select {
+	case <-e.Server.ReadyNotify():
+	case err := <-e.Err():
+		e.Close()
+		return nil, fmt.Errorf("start etcd: %w", err)
+	case <-timer.C:
+		e.Close()
+		return nil, fmt.Errorf("etcd in %s not ready after %s", dir, cfg.ReadyTimeout)
+	case <-ctx.Done():
+		e.Close()
+		return nil, ctx.Err()
+	}
+	return &Server{etcd: e, endpoint: clientURL.String(), closing: closing}, nil
+}
+
+// Endpoint is the URL clients connect to (unix:///…/etcd.sock).
+func (s *Server) Endpoint() string { return s.endpoint }
+
+// Err reports a fatal error of the running server.
+func (s *Server) Err() <-chan error { return s.etcd.Err() }
+
+// Close stops etcd gracefully: in-flight requests finish, the WAL is
+// synced and the socket removed.
+func (s *Server) Close() {
+	s.closing.Store(true)
+	s.etcd.Close()
+}

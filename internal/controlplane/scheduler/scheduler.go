@@ -1,0 +1,79 @@
+// Package scheduler runs upstream kube-scheduler in this process with its
+// default profile.
+//
+// It is the only code that knows kube-scheduler's flags. Run parses them
+// into upstream's options and calls upstream's Setup and Run, never the
+// cobra command, which would install a second signal handler.
+//
+// Caveats: once per process. The secure serving port (10259) is off, for the
+// reason given in package controllermanager.
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/spf13/pflag"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/kubernetes/cmd/kube-scheduler/app"
+	"k8s.io/kubernetes/cmd/kube-scheduler/app/options"
+)
+
+// Config is what pocketkube decides about the scheduler.
+type Config struct {
+	// Kubeconfig authenticates it as system:kube-scheduler. Required.
+	Kubeconfig string
+}
+
+// Args returns kube-scheduler's command line for c.
+func Args(c Config) []string {
+	return []string{
+		"--authentication-kubeconfig=" + c.Kubeconfig,
+		"--authorization-kubeconfig=" + c.Kubeconfig,
+		"--kubeconfig=" + c.Kubeconfig,
+		"--leader-elect=false",
+		"--secure-port=0",
+	}
+}
+
+// Options parses args into upstream's options, exactly as the kube-scheduler
+// command would.
+func Options(args []string) (*options.Options, error) {
+	o := options.NewOptions()
+	fs := pflag.NewFlagSet("kube-scheduler", pflag.ContinueOnError)
+	for _, f := range o.Flags.FlagSets {
+		fs.AddFlagSet(f)
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, fmt.Errorf("parse kube-scheduler flags: %w", err)
+	}
+	return o, nil
+}
+
+// Run schedules pods until ctx is cancelled.
+func Run(ctx context.Context, c Config) error {
+	if c.Kubeconfig == "" {
+		return errors.New("scheduler: Kubeconfig is required")
+	}
+	o, err := Options(Args(c))
+	if err != nil {
+		return err
+	}
+	if err := o.ComponentGlobalsRegistry.Set(); err != nil {
+		return fmt.Errorf("kube-scheduler feature gates: %w", err)
+	}
+	name, err := cache.NewInformerName("kube-scheduler")
+	if err != nil {
+		return fmt.Errorf("kube-scheduler: %w", err)
+	}
+	o.InformerName = name
+	cc, sched, err := app.Setup(ctx, o)
+	if err != nil {
+		return fmt.Errorf("kube-scheduler setup: %w", err)
+	}
+	if err := app.Run(ctx, cc, sched); err != nil {
+		return fmt.Errorf("kube-scheduler: %w", err)
+	}
+	return nil
+}

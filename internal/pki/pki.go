@@ -1,0 +1,371 @@
+package pki
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"k8s.io/client-go/util/cert"
+	"k8s.io/client-go/util/keyutil"
+
+	"github.com/pocketkube/pocketkube/internal/atomicfile"
+)
+
+const (
+	// caValidity is how long a generated CA is valid; as kubeadm's CAs.
+	caValidity = 10 * 365 * 24 * time.Hour
+	// leafValidity is how long a generated leaf certificate is valid.
+	leafValidity = 365 * 24 * time.Hour
+	// renewBefore is how long before expiry Ensure issues a leaf again.
+	renewBefore = 30 * 24 * time.Hour
+)
+
+// Config says where the PKI lives and which names the API server answers to.
+type Config struct {
+	// Dir holds every file. Required; created 0700 when missing.
+	Dir string
+	// ServingDNSNames and ServingIPs are added to the API server's serving
+	// certificate, after the names every cluster has (localhost, 127.0.0.1,
+	// kubernetes, kubernetes.default, … and ServiceIP).
+	ServingDNSNames []string
+	ServingIPs      []net.IP
+	// ServiceIP is the first address of the service range: the ClusterIP of
+	// the default/kubernetes Service. Required.
+	ServiceIP net.IP
+	// Now returns the current time. Defaults to time.Now; tests set it to
+	// exercise renewal.
+	Now func() time.Time
+}
+
+// Paths names the files Ensure keeps. Every Cert has its Key beside it.
+type Paths struct {
+	CA, CAKey                                  string
+	FrontProxyCA, FrontProxyCAKey              string
+	Serving, ServingKey                        string
+	KubeletClient, KubeletClientKey            string
+	FrontProxyClient, FrontProxyClientKey      string
+	Admin, AdminKey                            string
+	ControllerManager, ControllerManagerKey    string
+	Scheduler, SchedulerKey                    string
+	ServiceAccountKey, ServiceAccountPublicKey string
+}
+
+// PathsFor returns the file names Ensure uses in dir.
+func PathsFor(dir string) Paths {
+	p := func(name string) string { return filepath.Join(dir, name) }
+	return Paths{
+		CA: p("ca.crt"), CAKey: p("ca.key"),
+		FrontProxyCA: p("front-proxy-ca.crt"), FrontProxyCAKey: p("front-proxy-ca.key"),
+		Serving: p("apiserver.crt"), ServingKey: p("apiserver.key"),
+		KubeletClient: p("apiserver-kubelet-client.crt"), KubeletClientKey: p("apiserver-kubelet-client.key"),
+		FrontProxyClient: p("front-proxy-client.crt"), FrontProxyClientKey: p("front-proxy-client.key"),
+		Admin: p("admin.crt"), AdminKey: p("admin.key"),
+		ControllerManager: p("controller-manager.crt"), ControllerManagerKey: p("controller-manager.key"),
+		Scheduler: p("scheduler.crt"), SchedulerKey: p("scheduler.key"),
+		ServiceAccountKey: p("sa.key"), ServiceAccountPublicKey: p("sa.pub"),
+	}
+}
+
+// Upstream identities, as kubeadm names them. The API server's RBAC
+// bootstrap policy grants each its permissions by these names.
+const (
+	AdminUser             = "kubernetes-admin"
+	MastersGroup          = "system:masters"
+	ControllerManagerUser = "system:kube-controller-manager"
+	SchedulerUser         = "system:kube-scheduler"
+	KubeletClientUser     = "kube-apiserver-kubelet-client"
+	FrontProxyClientUser  = "front-proxy-client"
+)
+
+// Ensure makes every file in Paths exist and be valid for cfg, generating
+// only what is missing or stale, and returns the paths.
+func Ensure(cfg Config) (Paths, error) {
+	if cfg.Dir == "" {
+		return Paths{}, errors.New("pki: Dir is required")
+	}
+	if cfg.ServiceIP == nil {
+		return Paths{}, errors.New("pki: ServiceIP is required")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return Paths{}, fmt.Errorf("create pki dir: %w", err)
+	}
+	paths := PathsFor(cfg.Dir)
+	now := cfg.Now()
+
+	ca, err := ensureCA(paths.CA, paths.CAKey, "kubernetes", now)
+	if err != nil {
+		return Paths{}, err
+	}
+	frontProxyCA, err := ensureCA(paths.FrontProxyCA, paths.FrontProxyCAKey, "front-proxy-ca", now)
+	if err != nil {
+		return Paths{}, err
+	}
+
+	dnsNames, ips := servingNames(cfg)
+	leaves := []struct {
+		cert, key string
+		issuer    *Authority
+		spec      Spec
+	}{
+		{paths.Serving, paths.ServingKey, ca, Spec{CommonName: "kube-apiserver", DNSNames: dnsNames, IPs: ips, Server: true}},
+		{paths.KubeletClient, paths.KubeletClientKey, ca, Spec{CommonName: KubeletClientUser, Organization: []string{MastersGroup}}},
+		{paths.Admin, paths.AdminKey, ca, Spec{CommonName: AdminUser, Organization: []string{MastersGroup}}},
+		{paths.ControllerManager, paths.ControllerManagerKey, ca, Spec{CommonName: ControllerManagerUser}},
+		{paths.Scheduler, paths.SchedulerKey, ca, Spec{CommonName: SchedulerUser}},
+		{paths.FrontProxyClient, paths.FrontProxyClientKey, frontProxyCA, Spec{CommonName: FrontProxyClientUser}},
+	}
+	for _, l := range leaves {
+		if err := ensureLeaf(l.cert, l.key, l.issuer, l.spec, now); err != nil {
+			return Paths{}, err
+		}
+	}
+	if err := ensureServiceAccountKey(paths.ServiceAccountKey, paths.ServiceAccountPublicKey); err != nil {
+		return Paths{}, err
+	}
+	return paths, nil
+}
+
+// servingNames returns the API server certificate's SANs: those every
+// kubeadm cluster has, then the caller's, without duplicates.
+func servingNames(cfg Config) ([]string, []net.IP) {
+	dnsNames := []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"}
+	for _, n := range cfg.ServingDNSNames {
+		if n != "" && !slices.Contains(dnsNames, n) {
+			dnsNames = append(dnsNames, n)
+		}
+	}
+	ips := []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback, cfg.ServiceIP}
+	for _, ip := range cfg.ServingIPs {
+		if ip != nil && !slices.ContainsFunc(ips, ip.Equal) {
+			ips = append(ips, ip)
+		}
+	}
+	return dnsNames, ips
+}
+
+// Authority is a CA that can sign certificates.
+type Authority struct {
+	Cert *x509.Certificate
+	Key  crypto.Signer
+}
+
+// LoadAuthority reads a CA written by Ensure.
+func LoadAuthority(certFile, keyFile string) (*Authority, error) {
+	certs, err := cert.CertsFromFile(certFile)
+	if err != nil {
+		return nil, fmt.Errorf("read CA certificate %s: %w", certFile, err)
+	}
+	key, err := keyutil.PrivateKeyFromFile(keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("read CA key %s: %w", keyFile, err)
+	}
+	signer, ok := key.(crypto.Signer)
+	if !ok {
+		return nil, fmt.Errorf("CA key %s cannot sign", keyFile)
+	}
+	return &Authority{Cert: certs[0], Key: signer}, nil
+}
+
+func ensureCA(certFile, keyFile, commonName string, now time.Time) (*Authority, error) {
+	if ca, err := LoadAuthority(certFile, keyFile); err == nil {
+		return ca, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("generate key for CA %s: %w", commonName, err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial(),
+		Subject:               pkix.Name{CommonName: commonName},
+		NotBefore:             now.Add(-time.Hour).UTC(),
+		NotAfter:              now.Add(caValidity).UTC(),
+		KeyUsage:              x509.KeyUsageKeyEncipherment | x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		return nil, fmt.Errorf("create CA %s: %w", commonName, err)
+	}
+	crt, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	if err := writeKey(keyFile, key); err != nil {
+		return nil, err
+	}
+	if err := atomicfile.Write(certFile, pemCert(crt.Raw), 0o644); err != nil {
+		return nil, err
+	}
+	return &Authority{Cert: crt, Key: key}, nil
+}
+
+// Spec describes a leaf certificate. Organization becomes the user's groups
+// when the certificate authenticates a client.
+type Spec struct {
+	CommonName   string
+	Organization []string
+	DNSNames     []string
+	IPs          []net.IP
+	// Server makes a serving certificate; otherwise a client certificate.
+	Server bool
+}
+
+// Issue signs a new certificate for spec with a new ECDSA P-256 key and
+// returns both PEM-encoded.
+func (a *Authority) Issue(spec Spec, now time.Time) (certPEM, keyPEM []byte, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("generate key for %s: %w", spec.CommonName, err)
+	}
+	usage := x509.ExtKeyUsageClientAuth
+	if spec.Server {
+		usage = x509.ExtKeyUsageServerAuth
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial(),
+		Subject:      pkix.Name{CommonName: spec.CommonName, Organization: spec.Organization},
+		DNSNames:     spec.DNSNames,
+		IPAddresses:  spec.IPs,
+		NotBefore:    now.Add(-time.Hour).UTC(),
+		NotAfter:     now.Add(leafValidity).UTC(),
+		KeyUsage:     x509.KeyUsageKeyEncipherment | x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{usage},
+	}
+	if tmpl.NotAfter.After(a.Cert.NotAfter) {
+		tmpl.NotAfter = a.Cert.NotAfter
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, a.Cert, key.Public(), a.Key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("sign certificate for %s: %w", spec.CommonName, err)
+	}
+	keyPEM, err = keyutil.MarshalPrivateKeyToPEM(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pemCert(der), keyPEM, nil
+}
+
+func ensureLeaf(certFile, keyFile string, ca *Authority, spec Spec, now time.Time) error {
+	if leafValid(certFile, keyFile, ca, spec, now) {
+		return nil
+	}
+	certPEM, keyPEM, err := ca.Issue(spec, now)
+	if err != nil {
+		return err
+	}
+	// Key first: a crash in between leaves a certificate that fails
+	// leafValid's key check and is issued again next time.
+	if err := atomicfile.Write(keyFile, keyPEM, 0o600); err != nil {
+		return err
+	}
+	return atomicfile.Write(certFile, certPEM, 0o644)
+}
+
+// leafValid reports whether the certificate on disk can be kept.
+func leafValid(certFile, keyFile string, ca *Authority, spec Spec, now time.Time) bool {
+	certs, err := cert.CertsFromFile(certFile)
+	if err != nil {
+		return false
+	}
+	c := certs[0]
+	if c.CheckSignatureFrom(ca.Cert) != nil || now.Add(renewBefore).After(c.NotAfter) {
+		return false
+	}
+	if c.Subject.CommonName != spec.CommonName || !slices.Equal(c.Subject.Organization, spec.Organization) {
+		return false
+	}
+	for _, n := range spec.DNSNames {
+		if !slices.Contains(c.DNSNames, n) {
+			return false
+		}
+	}
+	for _, ip := range spec.IPs {
+		if !slices.ContainsFunc(c.IPAddresses, ip.Equal) {
+			return false
+		}
+	}
+	key, err := keyutil.PrivateKeyFromFile(keyFile)
+	if err != nil {
+		return false
+	}
+	signer, ok := key.(crypto.Signer)
+	if !ok {
+		return false
+	}
+	pub, ok := signer.Public().(interface{ Equal(crypto.PublicKey) bool })
+	return ok && pub.Equal(c.PublicKey)
+}
+
+// ensureServiceAccountKey keeps an RSA 2048 key pair, as kubeadm does, so
+// that tokens are RS256 JWTs like on any kubeadm cluster.
+func ensureServiceAccountKey(keyFile, pubFile string) error {
+	key, err := keyutil.PrivateKeyFromFile(keyFile)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			return fmt.Errorf("generate service-account key: %w", err)
+		}
+		if err := writeKey(keyFile, rsaKey); err != nil {
+			return err
+		}
+		key = rsaKey
+	case err != nil:
+		return fmt.Errorf("read service-account key %s: %w", keyFile, err)
+	}
+	signer, ok := key.(crypto.Signer)
+	if !ok {
+		return fmt.Errorf("service-account key %s cannot sign", keyFile)
+	}
+	der, err := x509.MarshalPKIXPublicKey(signer.Public())
+	if err != nil {
+		return fmt.Errorf("encode service-account public key: %w", err)
+	}
+	pubPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+	if old, err := os.ReadFile(pubFile); err == nil && bytes.Equal(old, pubPEM) {
+		return nil
+	}
+	return atomicfile.Write(pubFile, pubPEM, 0o644)
+}
+
+func writeKey(path string, key crypto.Signer) error {
+	data, err := keyutil.MarshalPrivateKeyToPEM(key)
+	if err != nil {
+		return fmt.Errorf("encode key %s: %w", path, err)
+	}
+	return atomicfile.Write(path, data, 0o600)
+}
+
+func serial() *big.Int {
+	n, err := rand.Int(rand.Reader, big.NewInt(math.MaxInt64))
+	if err != nil {
+		// crypto/rand never fails on Linux ≥ 3.17 (getrandom).
+		panic(err)
+	}
+	return n.Add(n, big.NewInt(1))
+}
+
+func pemCert(der []byte) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: cert.CertificateBlockType, Bytes: der})
+}

@@ -1,0 +1,70 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// shared is the cluster most tests use; tests must leave it as they found it
+// (their own names, cleaned up).
+var shared *Cluster
+
+func TestMain(m *testing.M) {
+	os.Exit(runMain(m))
+}
+
+func runMain(m *testing.M) int {
+	tmp, err := os.MkdirTemp("", "pk-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(tmp)
+	Binary = os.Getenv("POCKETKUBE_BIN")
+	if Binary == "" {
+		Binary = filepath.Join(tmp, "pocketkube")
+		// The Makefile holds the -ldflags that set the versions.
+		build := exec.Command("make", "-C", "../..", "build", "BIN="+Binary)
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "build pocketkube:", err)
+			return 1
+		}
+	}
+	start := time.Now()
+	shared, err = StartCluster(filepath.Join(tmp, "shared"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "start shared cluster:", err)
+		return 1
+	}
+	fmt.Fprintf(os.Stderr, "shared cluster up in %s at %s\n", time.Since(start).Round(time.Millisecond), shared.Server)
+	code := m.Run()
+	if _, err := shared.Stop(15 * time.Second); err != nil {
+		fmt.Fprintln(os.Stderr, "stop shared cluster:", err)
+		code = 1
+	}
+	if code != 0 {
+		fmt.Fprintf(os.Stderr, "--- shared cluster output ---\n%s\n", tail(shared.Output(), 200))
+	}
+	return code
+}
+
+// tail returns the last n lines of s.
+func tail(s string, n int) string {
+	lines := 0
+	for i := len(s) - 1; i >= 0; i-- {
+		if s[i] == '\n' {
+			lines++
+			if lines > n {
+				return s[i+1:]
+			}
+		}
+	}
+	return s
+}

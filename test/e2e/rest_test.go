@@ -1,0 +1,307 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// startProxy runs `pocketkube proxy` against the shared cluster.
+func startProxy(t *testing.T, args ...string) *Proxy {
+	t.Helper()
+	p, err := StartProxy(Binary, append([]string{"proxy", "--kubeconfig", shared.Kubeconfig}, args...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Stop)
+	return p
+}
+
+// getJSON fetches url with curl and decodes the body into v.
+func getJSON(t *testing.T, url string, v any) {
+	t.Helper()
+	body, status, err := Curl(context.Background(), url)
+	if err != nil || status != 200 {
+		t.Fatalf("GET %s: status %d, %v\n%s", url, status, err, body)
+	}
+	if err := json.Unmarshal([]byte(body), v); err != nil {
+		t.Fatalf("GET %s: %v\n%s", url, err, body)
+	}
+}
+
+// Walkthrough 3.3: the root path list through the proxy.
+func TestRootPaths(t *testing.T) {
+	p := startProxy(t)
+	var root struct{ Paths []string }
+	getJSON(t, p.URL, &root)
+	for _, want := range []string{
+		"/.well-known/openid-configuration", "/api", "/api/v1", "/apis", "/apis/",
+		"/apis/apps", "/apis/apps/v1", "/apis/batch", "/apis/batch/v1",
+		"/apis/rbac.authorization.k8s.io/v1", "/apis/coordination.k8s.io/v1",
+		"/healthz", "/livez", "/readyz", "/metrics", "/openapi/v2", "/openapi/v3",
+		"/openid/v1/jwks", "/version",
+	} {
+		if !slices.Contains(root.Paths, want) {
+			t.Errorf("paths lack %s", want)
+		}
+	}
+	if !slices.IsSorted(root.Paths) {
+		t.Errorf("paths are not sorted: %v", root.Paths)
+	}
+}
+
+func TestBatchGroup(t *testing.T) {
+	p := startProxy(t)
+	var group struct {
+		Kind, APIVersion, Name string
+		Versions               []struct{ GroupVersion, Version string }
+		PreferredVersion       struct{ GroupVersion, Version string }
+	}
+	getJSON(t, p.URL+"/apis/batch", &group)
+	if group.Kind != "APIGroup" || group.Name != "batch" || group.PreferredVersion.GroupVersion != "batch/v1" {
+		t.Errorf("/apis/batch = %+v", group)
+	}
+	if len(group.Versions) == 0 || group.Versions[0].GroupVersion != "batch/v1" {
+		t.Errorf("versions = %+v", group.Versions)
+	}
+}
+
+type apiResource struct {
+	Name, SingularName, Kind string
+	Namespaced               bool
+	Verbs, ShortNames        []string
+	Categories               []string
+}
+
+type apiResourceList struct {
+	Kind, GroupVersion string
+	Resources          []apiResource
+}
+
+func (l apiResourceList) find(name string) *apiResource {
+	for i := range l.Resources {
+		if l.Resources[i].Name == name {
+			return &l.Resources[i]
+		}
+	}
+	return nil
+}
+
+func TestBatchV1Resources(t *testing.T) {
+	p := startProxy(t)
+	var list apiResourceList
+	getJSON(t, p.URL+"/apis/batch/v1", &list)
+	if list.Kind != "APIResourceList" || list.GroupVersion != "batch/v1" {
+		t.Fatalf("kind %q groupVersion %q", list.Kind, list.GroupVersion)
+	}
+	jobs := list.find("jobs")
+	if jobs == nil {
+		t.Fatal("no jobs resource")
+	}
+	if !jobs.Namespaced || jobs.Kind != "Job" || jobs.SingularName != "job" {
+		t.Errorf("jobs = %+v", jobs)
+	}
+	wantVerbs := []string{"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"}
+	if !slices.Equal(jobs.Verbs, wantVerbs) {
+		t.Errorf("jobs verbs = %v, want %v", jobs.Verbs, wantVerbs)
+	}
+	if !slices.Equal(jobs.Categories, []string{"all"}) {
+		t.Errorf("jobs categories = %v", jobs.Categories)
+	}
+	status := list.find("jobs/status")
+	if status == nil || !slices.Equal(status.Verbs, []string{"get", "patch", "update"}) {
+		t.Errorf("jobs/status = %+v", status)
+	}
+	if list.find("cronjobs") == nil {
+		t.Error("no cronjobs resource")
+	}
+}
+
+func TestCoreV1Pods(t *testing.T) {
+	p := startProxy(t)
+	var list apiResourceList
+	getJSON(t, p.URL+"/api/v1", &list)
+	pods := list.find("pods")
+	if pods == nil || !slices.Equal(pods.ShortNames, []string{"po"}) || pods.Kind != "Pod" {
+		t.Errorf("pods = %+v", pods)
+	}
+	for _, sub := range []string{"pods/log", "pods/exec", "pods/status", "pods/binding", "pods/eviction"} {
+		if list.find(sub) == nil {
+			t.Errorf("no %s", sub)
+		}
+	}
+}
+
+func TestJobListAcrossNamespaces(t *testing.T) {
+	p := startProxy(t)
+	var list struct {
+		Kind, APIVersion string
+		Metadata         struct{ ResourceVersion string }
+	}
+	getJSON(t, p.URL+"/apis/batch/v1/jobs", &list)
+	if list.Kind != "JobList" || list.APIVersion != "batch/v1" || list.Metadata.ResourceVersion == "" {
+		t.Errorf("/apis/batch/v1/jobs = %+v", list)
+	}
+}
+
+const jobJSON = `{
+  "apiVersion": "batch/v1",
+  "kind": "Job",
+  "metadata": {"name": "%s", "labels": {"e2e": "rest"}},
+  "spec": {"template": {"spec": {"restartPolicy": "OnFailure",
+    "containers": [{"name": "main", "image": "busybox", "command": ["true"]}]}}}
+}`
+
+// Walkthrough 3.6: every verb of the table through the proxy, with curl.
+func TestVerbsThroughProxy(t *testing.T) {
+	ctx := context.Background()
+	p := startProxy(t)
+	base := p.URL + "/apis/batch/v1/namespaces/default/jobs"
+	name := "rest-verbs"
+	t.Cleanup(func() { Curl(ctx, "-X", "DELETE", base+"/"+name) })
+
+	// watch: GET ?watch=true streams events while the others run.
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	watch := exec.CommandContext(watchCtx, "curl", "-sSN", base+"?watch=true&labelSelector=e2e%3Drest")
+	out, err := watch.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := watch.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { stopWatch(); watch.Wait() }()
+	events := make(chan string, 1024)
+	go func() {
+		defer close(events)
+		s := bufio.NewScanner(out)
+		s.Buffer(make([]byte, 1<<20), 1<<20)
+		for s.Scan() {
+			var ev struct{ Type string }
+			json.Unmarshal(s.Bytes(), &ev)
+			select {
+			case events <- ev.Type:
+			case <-watchCtx.Done():
+				return
+			}
+		}
+	}()
+	time.Sleep(300 * time.Millisecond) // let the watch start before the create
+
+	steps := []struct {
+		verb, method string
+		args         []string
+		url          string
+		wantStatus   int
+		wantInBody   string
+	}{
+		{"create", "POST", []string{"-H", "Content-Type: application/json", "-d", strings.ReplaceAll(jobJSON, "%s", name)}, base, 201, `"name": "rest-verbs"`},
+		{"create again", "POST", []string{"-H", "Content-Type: application/json", "-d", strings.ReplaceAll(jobJSON, "%s", name)}, base, 409, `jobs.batch \"rest-verbs\" already exists`},
+		{"get", "GET", nil, base + "/" + name, 200, `"kind": "Job"`},
+		{"list", "GET", nil, base, 200, `"kind": "JobList"`},
+		{"patch", "PATCH", []string{"-H", "Content-Type: application/merge-patch+json", "-d", `{"metadata":{"annotations":{"step":"patched"}}}`}, base + "/" + name, 200, `"step": "patched"`},
+		{"get missing", "GET", nil, base + "/no-such-job", 404, `jobs.batch \"no-such-job\" not found`},
+		{"delete", "DELETE", nil, base + "/" + name, 200, `"kind": "Job"`},
+	}
+	for _, s := range steps {
+		args := append([]string{"-X", s.method}, s.args...)
+		body, status, err := Curl(ctx, append(args, s.url)...)
+		if err != nil || status != s.wantStatus || !strings.Contains(body, s.wantInBody) {
+			t.Fatalf("%s (%s %s): status %d (want %d), %v, body lacks %q:\n%s", s.verb, s.method, s.url, status, s.wantStatus, err, s.wantInBody, body)
+		}
+	}
+
+	// update: PUT needs the current object, resourceVersion included.
+	name2 := "rest-update"
+	t.Cleanup(func() { Curl(ctx, "-X", "DELETE", base+"/"+name2) })
+	body, status, _ := Curl(ctx, "-X", "POST", "-H", "Content-Type: application/json", "-d", strings.ReplaceAll(jobJSON, "%s", name2), base)
+	if status != 201 {
+		t.Fatalf("create %s: %d %s", name2, status, body)
+	}
+	var job map[string]any
+	json.Unmarshal([]byte(body), &job)
+	job["metadata"].(map[string]any)["annotations"] = map[string]any{"step": "updated"}
+	updated, _ := json.Marshal(job)
+	body, status, _ = Curl(ctx, "-X", "PUT", "-H", "Content-Type: application/json", "-d", string(updated), base+"/"+name2)
+	if status != 200 || !strings.Contains(body, `"step": "updated"`) {
+		t.Fatalf("update: %d %s", status, body)
+	}
+	// The same PUT again carries a stale resourceVersion: upstream's conflict.
+	body, status, _ = Curl(ctx, "-X", "PUT", "-H", "Content-Type: application/json", "-d", string(updated), base+"/"+name2)
+	if status != 409 || !strings.Contains(body, "the object has been modified") {
+		t.Fatalf("stale update: %d %s", status, body)
+	}
+
+	// deletecollection: DELETE on the collection.
+	body, status, _ = Curl(ctx, "-X", "DELETE", base+"?labelSelector=e2e%3Drest")
+	if status != 200 || !strings.Contains(body, `"kind": "JobList"`) {
+		t.Fatalf("deletecollection: %d %s", status, body)
+	}
+
+	var seen []string
+	timeout := time.After(10 * time.Second)
+	for !slices.Contains(seen, "DELETED") || len(seen) < 5 {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				t.Fatalf("watch ended early; events %v", seen)
+			}
+			seen = append(seen, ev)
+		case <-timeout:
+			t.Fatalf("watch events %v: want ADDED, MODIFIED and DELETED", seen)
+		}
+	}
+	for _, want := range []string{"ADDED", "MODIFIED", "DELETED"} {
+		if !slices.Contains(seen, want) {
+			t.Errorf("watch saw %v, no %s", seen, want)
+		}
+	}
+}
+
+// Walkthrough 3.2: anonymous requests are authenticated as
+// system:anonymous and forbidden by RBAC, with upstream's exact Status.
+func TestAnonymousForbidden(t *testing.T) {
+	ctx := context.Background()
+	body, status, err := Curl(ctx, "-k", shared.Server)
+	if err != nil || status != 403 {
+		t.Fatalf("curl -k: status %d, %v", status, err)
+	}
+	want := `{
+  "kind": "Status",
+  "apiVersion": "v1",
+  "metadata": {},
+  "status": "Failure",
+  "message": "forbidden: User \"system:anonymous\" cannot get path \"/\"",
+  "reason": "Forbidden",
+  "details": {},
+  "code": 403
+}`
+	if body != want {
+		t.Errorf("body:\n%s\nwant:\n%s", body, want)
+	}
+}
+
+func TestTLSVerification(t *testing.T) {
+	ctx := context.Background()
+	// Without the cluster CA, curl refuses the certificate (exit 60).
+	_, _, err := Curl(ctx, shared.Server)
+	var exit *exec.ExitError
+	if !asExit(err, &exit) || exit.ExitCode() != 60 {
+		t.Errorf("curl without CA: %v, want exit code 60", err)
+	}
+	// With it, the server is verified under every name in its certificate.
+	ca := shared.DataDir + "/pki/ca.crt"
+	for _, host := range []string{"localhost", "kubernetes", "kubernetes.default.svc.cluster.local"} {
+		_, status, err := Curl(ctx, "--cacert", ca, "--resolve", host+":"+itoa(shared.Port)+":127.0.0.1", "https://"+host+":"+itoa(shared.Port)+"/version")
+		if err != nil || status != 200 {
+			t.Errorf("curl --cacert https://%s: status %d, %v", host, status, err)
+		}
+	}
+}
