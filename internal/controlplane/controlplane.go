@@ -155,7 +155,10 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 
 	// The API server, then the components that are its clients.
-	apiCtx, apiCancel := context.WithCancel(klog.NewContext(ctx, klog.LoggerWithName(logger, "apiserver")))
+	// The components' contexts keep ctx's values but not its cancellation:
+	// on a stop they are cancelled one by one, in reverse start order.
+	base := context.WithoutCancel(ctx)
+	apiCtx, apiCancel := context.WithCancel(klog.NewContext(base, klog.LoggerWithName(logger, "apiserver")))
 	defer apiCancel()
 	api := goRun(func() error {
 		return apiserver.Run(apiCtx, apiserver.Config{
@@ -180,7 +183,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 
-	ctrlCtx, ctrlCancel := context.WithCancel(ctx)
+	ctrlCtx, ctrlCancel := context.WithCancel(base)
 	defer ctrlCancel()
 	cm := goRun(func() error {
 		return controllermanager.Run(klog.NewContext(ctrlCtx, klog.LoggerWithName(logger, "controller-manager")), controllermanager.Config{

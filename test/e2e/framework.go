@@ -72,6 +72,11 @@ func StartCluster(dataDir string, extra ...string) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
+	return StartClusterOnPort(dataDir, port, extra...)
+}
+
+// StartClusterOnPort is StartCluster on a given loopback port.
+func StartClusterOnPort(dataDir string, port int, extra ...string) (*Cluster, error) {
 	c := &Cluster{DataDir: dataDir, Port: port, done: make(chan struct{})}
 	args := append([]string{"up", "--data-dir", dataDir, "--listen", fmt.Sprintf("127.0.0.1:%d", port)}, extra...)
 	c.cmd = exec.Command(Binary, args...)

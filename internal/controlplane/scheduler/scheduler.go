@@ -72,7 +72,9 @@ func Run(ctx context.Context, c Config) error {
 	if err != nil {
 		return fmt.Errorf("kube-scheduler setup: %w", err)
 	}
-	if err := app.Run(ctx, cc, sched); err != nil {
+	// Without leader election, upstream's Run reports its own ordinary stop
+	// as an error ("finished without leader elect").
+	if err := app.Run(ctx, cc, sched); err != nil && ctx.Err() == nil {
 		return fmt.Errorf("kube-scheduler: %w", err)
 	}
 	return nil

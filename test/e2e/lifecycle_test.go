@@ -1,0 +1,259 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/pocketkube/pocketkube/internal/pki"
+)
+
+func clientFor(t *testing.T, c *Cluster) kubernetes.Interface {
+	t.Helper()
+	cfg, err := clientcmd.BuildConfigFromFlags("", c.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kubernetes.NewForConfigOrDie(cfg)
+}
+
+func startOwnCluster(t *testing.T, dataDir string, extra ...string) *Cluster {
+	t.Helper()
+	port, err := FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return startOwnClusterOnPort(t, dataDir, port, extra...)
+}
+
+func startOwnClusterOnPort(t *testing.T, dataDir string, port int, extra ...string) *Cluster {
+	t.Helper()
+	c, err := StartClusterOnPort(dataDir, port, extra...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		select {
+		case <-c.done:
+		default:
+			c.Kill()
+		}
+		if t.Failed() {
+			t.Logf("cluster output:\n%s", tail(c.Output(), 80))
+		}
+	})
+	return c
+}
+
+// stopCleanly sends Ctrl-C and checks what the contract promises: exit 0
+// within 10 s, and nothing left running.
+func stopCleanly(t *testing.T, c *Cluster) {
+	t.Helper()
+	took, err := c.Stop(10 * time.Second)
+	if err != nil {
+		t.Fatalf("stop: %v (after %s)", err, took)
+	}
+	t.Logf("stopped in %s", took.Round(time.Millisecond))
+	if _, err := os.Stat(fmt.Sprintf("/proc/%d", c.Pid())); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("process %d still exists", c.Pid())
+	}
+	if _, err := os.Stat(filepath.Join(c.DataDir, "etcd", "etcd.sock")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("etcd socket left behind: %v", err)
+	}
+	if conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", c.Port)); err == nil {
+		conn.Close()
+		t.Errorf("port %d still accepts connections", c.Port)
+	}
+}
+
+func TestRestartResumesObjects(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "c")
+	c := startOwnCluster(t, dir)
+	cs := clientFor(t, c)
+	cm, err := cs.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: "survives"},
+		Data:       map[string]string{"key": "value"},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubeconfig, _ := os.ReadFile(c.Kubeconfig)
+	ca, _ := os.ReadFile(filepath.Join(dir, "pki", "ca.crt"))
+	stopCleanly(t, c)
+
+	c = startOwnClusterOnPort(t, dir, c.Port)
+	// The kubeconfig written before the restart still works: same CA, same
+	// admin certificate.
+	cs = clientFor(t, c)
+	got, err := cs.CoreV1().ConfigMaps("default").Get(ctx, "survives", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.UID != cm.UID || got.Data["key"] != "value" {
+		t.Errorf("after restart: uid %s data %v, want uid %s and key=value", got.UID, got.Data, cm.UID)
+	}
+	if ca2, _ := os.ReadFile(filepath.Join(dir, "pki", "ca.crt")); !bytes.Equal(ca, ca2) {
+		t.Error("the cluster CA changed across a restart")
+	}
+	if k2, _ := os.ReadFile(c.Kubeconfig); !bytes.Equal(kubeconfig, k2) {
+		t.Error("the admin kubeconfig changed across a restart")
+	}
+	stopCleanly(t, c)
+}
+
+func TestSecondUpOnSameDirIsRefused(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	port, _ := FreePort()
+	out, err := exec.CommandContext(ctx, Binary, "up", "--data-dir", shared.DataDir, "--listen", fmt.Sprintf("127.0.0.1:%d", port)).CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("second up: %v, want exit code 1\n%s", err, out)
+	}
+	want := fmt.Sprintf("data directory in use: pocketkube (pid %d) holds %s", shared.Pid(), filepath.Join(shared.DataDir, "lock"))
+	if !strings.Contains(string(out), want) {
+		t.Errorf("second up said:\n%s\nwant it to say %q", out, want)
+	}
+	// The running cluster is untouched.
+	if _, err := sharedClient(t).CoreV1().Namespaces().Get(context.Background(), "default", metav1.GetOptions{}); err != nil {
+		t.Errorf("shared cluster after the refused start: %v", err)
+	}
+}
+
+func TestBadFlagsAreRefused(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"listen without port", []string{"--listen", "127.0.0.1"}, `--listen "127.0.0.1"`},
+		{"listen host name", []string{"--listen", "example.com:6443"}, "host must be an IP address"},
+		{"advertise not an IP", []string{"--advertise-address", "nope"}, `--advertise-address "nope" is not an IP address`},
+		{"etcd TLS without servers", []string{"--etcd-cafile", "/x"}, "need --etcd-servers"},
+		{"extra argument", []string{"now"}, `unknown command "now"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "d")
+			out, err := exec.Command(Binary, append([]string{"up", "--data-dir", dir}, tt.args...)...).CombinedOutput()
+			if err == nil || !strings.Contains(string(out), tt.want) {
+				t.Errorf("err %v, output:\n%s\nwant it to contain %q", err, out, tt.want)
+			}
+		})
+	}
+}
+
+// startEtcd runs Debian's etcd on free loopback ports with extra flags and
+// returns its client URL.
+func startEtcd(t *testing.T, scheme string, extra ...string) string {
+	t.Helper()
+	if _, err := exec.LookPath("etcd"); err != nil {
+		t.Skip("etcd (Debian etcd-server) is not installed")
+	}
+	clientPort, _ := FreePort()
+	peerPort, _ := FreePort()
+	clientURL := fmt.Sprintf("%s://127.0.0.1:%d", scheme, clientPort)
+	peerURL := fmt.Sprintf("http://127.0.0.1:%d", peerPort)
+	args := append([]string{
+		"--name", "e2e", "--data-dir", filepath.Join(t.TempDir(), "etcd"),
+		"--listen-client-urls", clientURL, "--advertise-client-urls", clientURL,
+		"--listen-peer-urls", peerURL, "--initial-advertise-peer-urls", peerURL,
+		"--initial-cluster", "e2e=" + peerURL,
+	}, extra...)
+	cmd := exec.Command("etcd", args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.Env = append(os.Environ(), "ETCD_UNSUPPORTED_ARCH=")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(out.String(), "ready to serve client requests") {
+		if time.Now().After(deadline) {
+			t.Fatalf("etcd not ready:\n%s", out.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return clientURL
+}
+
+func TestExternalEtcd(t *testing.T) {
+	certDir := t.TempDir()
+	ca, err := pki.Ensure(pki.Config{Dir: certDir, ServiceIP: net.ParseIP("10.96.0.1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	authority, err := pki.LoadAuthority(ca.CA, ca.CAKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	issue := func(name string, spec pki.Spec) (string, string) {
+		crt, key, err := authority.Issue(spec, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		crtFile, keyFile := filepath.Join(certDir, name+".crt"), filepath.Join(certDir, name+".key")
+		os.WriteFile(crtFile, crt, 0o644)
+		os.WriteFile(keyFile, key, 0o600)
+		return crtFile, keyFile
+	}
+	serverCrt, serverKey := issue("etcd-server", pki.Spec{CommonName: "etcd", IPs: []net.IP{net.ParseIP("127.0.0.1")}, Server: true})
+	clientCrt, clientKey := issue("etcd-client", pki.Spec{CommonName: "kube-apiserver-etcd-client"})
+
+	tests := []struct {
+		name       string
+		scheme     string
+		etcdFlags  []string
+		upFlags    []string
+		etcdctlTLS []string
+	}{
+		{name: "plain", scheme: "http"},
+		{
+			name:       "mutual TLS",
+			scheme:     "https",
+			etcdFlags:  []string{"--cert-file", serverCrt, "--key-file", serverKey, "--trusted-ca-file", ca.CA, "--client-cert-auth"},
+			upFlags:    []string{"--etcd-cafile", ca.CA, "--etcd-certfile", clientCrt, "--etcd-keyfile", clientKey},
+			etcdctlTLS: []string{"--cacert", ca.CA, "--cert", clientCrt, "--key", clientKey},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			endpoint := startEtcd(t, tt.scheme, tt.etcdFlags...)
+			dir := filepath.Join(t.TempDir(), "c")
+			c := startOwnCluster(t, dir, append([]string{"--etcd-servers", endpoint}, tt.upFlags...)...)
+			_, err := clientFor(t, c).CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "in-external-etcd"}}, metav1.CreateOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			args := append([]string{"--endpoints", endpoint, "get", "/registry/configmaps/default/in-external-etcd", "--keys-only"}, tt.etcdctlTLS...)
+			cmd := exec.Command("etcdctl", args...)
+			cmd.Env = append(os.Environ(), "ETCDCTL_API=3")
+			out, err := cmd.CombinedOutput()
+			if err != nil || !strings.Contains(string(out), "/registry/configmaps/default/in-external-etcd") {
+				t.Errorf("etcdctl get: %v\n%s", err, out)
+			}
+			if _, err := os.Stat(filepath.Join(dir, "etcd")); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("embedded etcd data dir exists with --etcd-servers: %v", err)
+			}
+			stopCleanly(t, c)
+		})
+	}
+}
