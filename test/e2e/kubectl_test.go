@@ -202,3 +202,13 @@ func TestProxyMatchesKubectlProxy(t *testing.T) {
 		}
 	})
 }
+
+func TestVersionCommand(t *testing.T) {
+	out, err := run(context.Background(), nil, Binary, "version")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(out, "pocketkube ") || !strings.Contains(out, "\nKubernetes v1.37.2\n") {
+		t.Errorf("pocketkube version:\n%s", out)
+	}
+}

@@ -1,0 +1,58 @@
+package app
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"k8s.io/klog/v2"
+)
+
+func runCommand(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	klogFlags := flag.NewFlagSet("klog", flag.ContinueOnError)
+	klog.InitFlags(klogFlags)
+	cmd := NewRootCommand(klogFlags)
+	var out bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&out)
+	cmd.SetArgs(args)
+	err := cmd.Execute()
+	return out.String(), err
+}
+
+func TestCommands(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "kubeconfig"), []byte("apiVersion: v1\nkind: Config\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		args    []string
+		want    string
+		wantErr bool
+	}{
+		{"version", []string{"version"}, "pocketkube dev\nKubernetes v", false},
+		{"kubeconfig", []string{"kubeconfig", "--data-dir", dir}, "kind: Config", false},
+		{"kubeconfig missing", []string{"kubeconfig", "--data-dir", filepath.Join(dir, "none")}, "has `pocketkube up --data-dir", true},
+		{"up bad advertise", []string{"up", "--data-dir", dir, "--advertise-address", "x"}, `--advertise-address "x" is not an IP address`, true},
+		{"up etcd key without cert", []string{"up", "--data-dir", dir, "--etcd-servers", "http://e:2379", "--etcd-keyfile", "k"}, "go together", true},
+		{"up takes no arguments", []string{"up", "now"}, `unknown command "now"`, true},
+		{"proxy has kubectl's flags", []string{"proxy", "--help"}, "--reject-paths", false},
+		{"proxy has connection flags", []string{"proxy", "--help"}, "--kubeconfig", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, err := runCommand(t, tt.args...)
+			if (err != nil) != tt.wantErr {
+				t.Errorf("err = %v, wantErr %v\n%s", err, tt.wantErr, out)
+			}
+			if !strings.Contains(out, tt.want) && (err == nil || !strings.Contains(err.Error(), tt.want)) {
+				t.Errorf("output %q and error %v lack %q", out, err, tt.want)
+			}
+		})
+	}
+}
