@@ -63,6 +63,12 @@ type Config struct {
 	EtcdCAFile, EtcdCertFile, EtcdKeyFile string
 	// EtcdLogger receives the embedded etcd's logs. Defaults to none.
 	EtcdLogger *zap.Logger
+	// NodeName, when set, gives the local node agent its credentials: a
+	// kubeconfig for system:node:<NodeName> and a kubelet serving
+	// certificate for NodeName and NodeIPs (default: AdvertiseAddress),
+	// reported in Ready.
+	NodeName string
+	NodeIPs  []net.IP
 	// OnReady, when set, is called once the API server is ready and the
 	// admin kubeconfig is written.
 	OnReady func(Ready)
@@ -74,6 +80,14 @@ type Ready struct {
 	Kubeconfig string
 	// Server is the API server's URL as written in Kubeconfig.
 	Server string
+	// CA is the cluster CA certificate's path.
+	CA string
+	// AdvertiseAddress is the address pods reach the API server at.
+	AdvertiseAddress net.IP
+	// NodeKubeconfig, NodeServingCert and NodeServingKey are the node
+	// agent's credentials; empty unless Config.NodeName was set.
+	NodeKubeconfig                  string
+	NodeServingCert, NodeServingKey string
 }
 
 // KubeconfigPath returns where Run writes the admin kubeconfig for dataDir.
@@ -112,6 +126,9 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer lock.release()
 
+	if cfg.NodeName != "" && len(cfg.NodeIPs) == 0 {
+		cfg.NodeIPs = []net.IP{cfg.AdvertiseAddress}
+	}
 	hostname, _ := os.Hostname()
 	servingIPs := append(hostIPs(), cfg.AdvertiseAddress)
 	if !bindIP.IsUnspecified() {
@@ -122,6 +139,8 @@ func Run(ctx context.Context, cfg Config) error {
 		ServiceIP:       KubernetesServiceIP,
 		ServingDNSNames: []string{strings.ToLower(hostname)},
 		ServingIPs:      servingIPs,
+		NodeName:        cfg.NodeName,
+		NodeIPs:         cfg.NodeIPs,
 	})
 	if err != nil {
 		return fmt.Errorf("ensure PKI: %w", err)
@@ -139,6 +158,15 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	if err := writeKubeconfig(schedKubeconfig, server, paths.CA, paths.Scheduler, paths.SchedulerKey, pki.SchedulerUser); err != nil {
 		return err
+	}
+
+	ready := Ready{Server: server, CA: paths.CA, AdvertiseAddress: cfg.AdvertiseAddress}
+	if cfg.NodeName != "" {
+		ready.NodeKubeconfig = filepath.Join(kubeconfigs, "node.conf")
+		ready.NodeServingCert, ready.NodeServingKey = paths.NodeServing, paths.NodeServingKey
+		if err := writeKubeconfig(ready.NodeKubeconfig, server, paths.CA, paths.NodeClient, paths.NodeClientKey, pki.NodeUserPrefix+cfg.NodeName); err != nil {
+			return err
+		}
 	}
 
 	// Storage.
@@ -200,7 +228,8 @@ func Run(ctx context.Context, cfg Config) error {
 	defer stopControllers(logger, ctrlCancel, cm, sched)
 
 	if cfg.OnReady != nil {
-		cfg.OnReady(Ready{Kubeconfig: admin, Server: server})
+		ready.Kubeconfig = admin
+		cfg.OnReady(ready)
 	}
 
 	select {

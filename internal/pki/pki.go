@@ -47,6 +47,13 @@ type Config struct {
 	// ServiceIP is the first address of the service range: the ClusterIP of
 	// the default/kubernetes Service. Required.
 	ServiceIP net.IP
+	// NodeName, when set, adds the local node agent's credentials: a client
+	// certificate for system:node:<NodeName> in system:nodes, which the Node
+	// authorizer and NodeRestriction admission treat as that node's kubelet,
+	// and a serving certificate for its kubelet API with NodeName and
+	// NodeIPs as SANs.
+	NodeName string
+	NodeIPs  []net.IP
 	// Now returns the current time. Defaults to time.Now; tests set it to
 	// exercise renewal.
 	Now func() time.Time
@@ -63,6 +70,9 @@ type Paths struct {
 	ControllerManager, ControllerManagerKey    string
 	Scheduler, SchedulerKey                    string
 	ServiceAccountKey, ServiceAccountPublicKey string
+	// NodeClient and NodeServing are empty unless Config.NodeName is set.
+	NodeClient, NodeClientKey   string
+	NodeServing, NodeServingKey string
 }
 
 // PathsFor returns the file names Ensure uses in dir.
@@ -78,6 +88,8 @@ func PathsFor(dir string) Paths {
 		ControllerManager: p("controller-manager.crt"), ControllerManagerKey: p("controller-manager.key"),
 		Scheduler: p("scheduler.crt"), SchedulerKey: p("scheduler.key"),
 		ServiceAccountKey: p("sa.key"), ServiceAccountPublicKey: p("sa.pub"),
+		NodeClient: p("node-client.crt"), NodeClientKey: p("node-client.key"),
+		NodeServing: p("node-serving.crt"), NodeServingKey: p("node-serving.key"),
 	}
 }
 
@@ -90,6 +102,10 @@ const (
 	SchedulerUser         = "system:kube-scheduler"
 	KubeletClientUser     = "kube-apiserver-kubelet-client"
 	FrontProxyClientUser  = "front-proxy-client"
+	// NodesGroup and NodeUserPrefix make a kubelet's identity:
+	// system:node:<name> in system:nodes.
+	NodesGroup     = "system:nodes"
+	NodeUserPrefix = "system:node:"
 )
 
 // Ensure makes every file in Paths exist and be valid for cfg, generating
@@ -120,17 +136,21 @@ func Ensure(cfg Config) (Paths, error) {
 	}
 
 	dnsNames, ips := servingNames(cfg)
-	leaves := []struct {
-		cert, key string
-		issuer    *Authority
-		spec      Spec
-	}{
+	leaves := []leaf{
 		{paths.Serving, paths.ServingKey, ca, Spec{CommonName: "kube-apiserver", DNSNames: dnsNames, IPs: ips, Server: true}},
 		{paths.KubeletClient, paths.KubeletClientKey, ca, Spec{CommonName: KubeletClientUser, Organization: []string{MastersGroup}}},
 		{paths.Admin, paths.AdminKey, ca, Spec{CommonName: AdminUser, Organization: []string{MastersGroup}}},
 		{paths.ControllerManager, paths.ControllerManagerKey, ca, Spec{CommonName: ControllerManagerUser}},
 		{paths.Scheduler, paths.SchedulerKey, ca, Spec{CommonName: SchedulerUser}},
 		{paths.FrontProxyClient, paths.FrontProxyClientKey, frontProxyCA, Spec{CommonName: FrontProxyClientUser}},
+	}
+	if cfg.NodeName != "" {
+		leaves = append(leaves,
+			leaf{paths.NodeClient, paths.NodeClientKey, ca, Spec{CommonName: NodeUserPrefix + cfg.NodeName, Organization: []string{NodesGroup}}},
+			leaf{paths.NodeServing, paths.NodeServingKey, ca, Spec{CommonName: cfg.NodeName, DNSNames: []string{cfg.NodeName, "localhost"}, IPs: append([]net.IP{net.IPv4(127, 0, 0, 1)}, cfg.NodeIPs...), Server: true}},
+		)
+	} else {
+		paths.NodeClient, paths.NodeClientKey, paths.NodeServing, paths.NodeServingKey = "", "", "", ""
 	}
 	for _, l := range leaves {
 		if err := ensureLeaf(l.cert, l.key, l.issuer, l.spec, now); err != nil {
@@ -141,6 +161,13 @@ func Ensure(cfg Config) (Paths, error) {
 		return Paths{}, err
 	}
 	return paths, nil
+}
+
+// leaf is one certificate Ensure keeps: its files, its issuer, its contents.
+type leaf struct {
+	cert, key string
+	issuer    *Authority
+	spec      Spec
 }
 
 // servingNames returns the API server certificate's SANs: those every

@@ -18,6 +18,8 @@ func testConfig(t testing.TB) Config {
 		ServiceIP:       net.ParseIP("10.96.0.1"),
 		ServingDNSNames: []string{"node1"},
 		ServingIPs:      []net.IP{net.ParseIP("192.0.2.2")},
+		NodeName:        "node1",
+		NodeIPs:         []net.IP{net.ParseIP("192.0.2.2")},
 	}
 }
 
@@ -54,6 +56,8 @@ func TestEnsureIdentities(t *testing.T) {
 		{"kubelet client", p.KubeletClient, p.CA, "kube-apiserver-kubelet-client", []string{"system:masters"}, x509.ExtKeyUsageClientAuth},
 		{"front proxy", p.FrontProxyClient, p.FrontProxyCA, "front-proxy-client", nil, x509.ExtKeyUsageClientAuth},
 		{"serving", p.Serving, p.CA, "kube-apiserver", nil, x509.ExtKeyUsageServerAuth},
+		{"node client", p.NodeClient, p.CA, "system:node:node1", []string{"system:nodes"}, x509.ExtKeyUsageClientAuth},
+		{"node serving", p.NodeServing, p.CA, "node1", nil, x509.ExtKeyUsageServerAuth},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -164,7 +168,12 @@ func TestEnsureReissues(t *testing.T) {
 			change: func(cfg *Config, _ Paths) {
 				cfg.Now = func() time.Time { return time.Now().Add(leafValidity - renewBefore/2) }
 			},
-			changed: []string{"apiserver.crt", "apiserver.key", "admin.crt", "admin.key", "controller-manager.crt", "controller-manager.key", "scheduler.crt", "scheduler.key", "apiserver-kubelet-client.crt", "apiserver-kubelet-client.key", "front-proxy-client.crt", "front-proxy-client.key"},
+			changed: []string{"apiserver.crt", "apiserver.key", "admin.crt", "admin.key", "controller-manager.crt", "controller-manager.key", "scheduler.crt", "scheduler.key", "apiserver-kubelet-client.crt", "apiserver-kubelet-client.key", "front-proxy-client.crt", "front-proxy-client.key", "node-client.crt", "node-client.key", "node-serving.crt", "node-serving.key"},
+		},
+		{
+			name:    "new node address",
+			change:  func(cfg *Config, _ Paths) { cfg.NodeIPs = append(cfg.NodeIPs, net.ParseIP("198.51.100.8")) },
+			changed: []string{"node-serving.crt", "node-serving.key"},
 		},
 		{
 			name:    "key lost",
@@ -220,5 +229,34 @@ func BenchmarkEnsureCold(b *testing.B) {
 		if _, err := Ensure(cfg); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestNodeServingNames(t *testing.T) {
+	p, err := Ensure(testConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := readCert(t, p.NodeServing)
+	if err := c.VerifyHostname("node1"); err != nil {
+		t.Error(err)
+	}
+	if err := c.VerifyHostname("192.0.2.2"); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestNoNodeWithoutNodeName(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.NodeName = ""
+	p, err := Ensure(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.NodeClient != "" || p.NodeServing != "" {
+		t.Errorf("node paths set without NodeName: %q %q", p.NodeClient, p.NodeServing)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.Dir, "node-client.crt")); !os.IsNotExist(err) {
+		t.Errorf("node-client.crt written without NodeName: %v", err)
 	}
 }
