@@ -1,0 +1,437 @@
+package runtime
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+	"k8s.io/klog/v2"
+)
+
+const (
+	defaultTerminationMessagePath = "/dev/termination-log"
+	maxTerminationMessage         = 4096 // kubelet's maxMsgSize
+)
+
+// containerMeta is what CreateContainer records in StateDir/containers/<id>/meta.json.
+type containerMeta struct {
+	ID, PodUID, Name string
+	Attempt          uint32
+	Image, LogPath   string
+	Labels           map[string]string
+	CreatedAt        time.Time
+	CgroupPath       string
+}
+
+// exitStatus is the shim's exit file, StateDir/exits/<id>.
+type exitStatus struct {
+	ExitCode   int32     `json:"exitCode"`
+	FinishedAt time.Time `json:"finishedAt"`
+	OOMKilled  bool      `json:"oomKilled"`
+}
+
+func newID() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(b), nil
+}
+
+// podDescription is kubelet's format.Pod: name_namespace(uid).
+func podDescription(p PodConfig) string {
+	return fmt.Sprintf("%s_%s(%s)", p.Name, p.Namespace, p.UID)
+}
+
+// buildSpec turns a container config into its OCI spec; rootfs is the host
+// path of the container's root filesystem, termLog the host file mounted on
+// the termination message path.
+func (r *Runtime) buildSpec(pod *podState, cfg ContainerConfig, id, rootfs, termLog string) (*specs.Spec, error) {
+	s := DefaultSpec(rootfs, pod.Shm)
+	tmp := cfg.TerminationMessagePath
+	if tmp == "" {
+		tmp = defaultTerminationMessagePath
+	}
+	mounts := append([]Mount{{Source: termLog, Destination: tmp}}, cfg.Mounts...)
+	opts := []SpecOpts{
+		WithProcessArgs(cfg.Args...),
+		WithEnv(cfg.Env),
+		WithWorkingDir(cfg.WorkingDir),
+		WithUser(cfg.User),
+		WithTTY(cfg.TTY),
+		WithNoNewPrivileges(cfg.NoNewPrivileges),
+		WithRootfsReadonly(cfg.ReadOnlyRootfs),
+		WithCapabilities(cfg.CapAdd, cfg.CapDrop, r.allCaps()),
+		WithPrivileged(cfg.Privileged, r.allCaps()),
+		WithMounts(mounts),
+		WithResources(cfg.Resources),
+		WithCgroupsPath(filepath.Join(pod.CgroupPath, id)),
+	}
+	if pod.Config.NetNS != "" {
+		opts = append(opts, WithNamespace(specs.NetworkNamespace, pod.Config.NetNS))
+	}
+	if pod.IPCNS != "" {
+		opts = append(opts, WithNamespace(specs.IPCNamespace, pod.IPCNS))
+	}
+	if pod.UTSNS != "" {
+		opts = append(opts, WithNamespace(specs.UTSNamespace, pod.UTSNS), WithHostname(pod.Config.Hostname))
+	}
+	if pod.Config.HostPID {
+		opts = append(opts, WithoutNamespace(specs.PIDNamespace))
+	}
+	if r.cgroups.v2 {
+		opts = append(opts, WithNamespace(specs.CgroupNamespace, ""))
+	}
+	if err := ApplyOpts(s, opts...); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// CreateContainer builds the container's bundle (config.json, an overlayfs
+// rootfs over cfg.Rootfs, a termination message file), and runs `runc
+// create` under a new shim. The pod must have been set up by RunPod. It
+// returns runc's error text when runc fails (e.g. `exec: "nope": executable
+// file not found in $PATH`), and leaves nothing behind on error.
+func (r *Runtime) CreateContainer(ctx context.Context, cfg ContainerConfig) (id string, err error) {
+	pod, err := r.loadPod(cfg.PodUID)
+	if err != nil {
+		return "", fmt.Errorf("create container %s: %w", cfg.Name, err)
+	}
+	if cfg.RunAsNonRoot && cfg.User.UID == 0 {
+		return "", fmt.Errorf("container has runAsNonRoot and image will run as root (pod: %q, container: %s): %w",
+			podDescription(pod.Config), cfg.Name, ErrRunAsRoot)
+	}
+	if cfg.Rootfs == "" {
+		return "", fmt.Errorf("create container %s: Rootfs is required", cfg.Name)
+	}
+	newid, err := newID()
+	if err != nil {
+		return "", fmt.Errorf("create container %s: %w", cfg.Name, err)
+	}
+	// The named result is "" on error, so clean up by newid.
+	id = newid
+	dir := r.containerDir(newid)
+	defer func() {
+		if err != nil {
+			if rerr := r.RemoveContainer(context.WithoutCancel(ctx), newid); rerr != nil {
+				klog.FromContext(ctx).Error(rerr, "Cleaning up after a failed create", "containerID", newid)
+			}
+		}
+	}()
+	for _, d := range []string{"rootfs", "upper", "work"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			return "", fmt.Errorf("create bundle of %s: %w", cfg.Name, err)
+		}
+	}
+	meta := containerMeta{
+		ID: id, PodUID: cfg.PodUID, Name: cfg.Name, Attempt: cfg.Attempt, Image: cfg.Image,
+		LogPath: cfg.LogPath, Labels: cfg.Labels, CreatedAt: time.Now(),
+		CgroupPath: filepath.Join(pod.CgroupPath, id),
+	}
+	if err := writeJSONAtomic(filepath.Join(dir, "meta.json"), meta); err != nil {
+		return "", fmt.Errorf("record container %s: %w", cfg.Name, err)
+	}
+	rootfs := filepath.Join(dir, "rootfs")
+	data := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", cfg.Rootfs, filepath.Join(dir, "upper"), filepath.Join(dir, "work"))
+	if err := unix.Mount("overlay", rootfs, "overlay", 0, data); err != nil {
+		return "", fmt.Errorf("mount rootfs of %s: %w", cfg.Name, err)
+	}
+	termLog := filepath.Join(dir, "termination-log")
+	if err := os.WriteFile(termLog, nil, 0o666); err != nil {
+		return "", fmt.Errorf("create termination log of %s: %w", cfg.Name, err)
+	}
+	spec, err := r.buildSpec(pod, cfg, id, rootfs, termLog)
+	if err != nil {
+		return "", fmt.Errorf("build spec of %s: %w", cfg.Name, err)
+	}
+	if err := writeJSONAtomic(filepath.Join(dir, "config.json"), spec); err != nil {
+		return "", fmt.Errorf("write spec of %s: %w", cfg.Name, err)
+	}
+	if cfg.LogPath != "" {
+		if err := os.MkdirAll(filepath.Dir(cfg.LogPath), 0o755); err != nil {
+			return "", fmt.Errorf("create log dir of %s: %w", cfg.Name, err)
+		}
+	}
+	sc := shimConfig{
+		ID: id, Bundle: dir, Runc: r.cfg.RuncPath, RuncRoot: r.runcRoot(),
+		LogPath: cfg.LogPath, ExitFile: r.exitFile(id), TTY: cfg.TTY, Stdin: cfg.Stdin, StdinOnce: cfg.StdinOnce,
+		OOMFile: r.cgroups.oomFile(meta.CgroupPath),
+	}
+	if err := writeJSONAtomic(filepath.Join(dir, "shim.json"), sc); err != nil {
+		return "", fmt.Errorf("write shim config of %s: %w", cfg.Name, err)
+	}
+	if err := r.startShim(ctx, dir); err != nil {
+		return "", fmt.Errorf("create container %s: %w", cfg.Name, err)
+	}
+	klog.FromContext(ctx).V(4).Info("Created container", "podUID", cfg.PodUID, "container", cfg.Name, "containerID", id)
+	return id, nil
+}
+
+// startShim starts the shim for bundle and waits for its verdict: "ok" once
+// `runc create` succeeded, or runc's error text.
+func (r *Runtime) startShim(ctx context.Context, bundle string) error {
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer pr.Close()
+	shimLog, err := os.OpenFile(filepath.Join(bundle, "shim.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		pw.Close()
+		return err
+	}
+	defer shimLog.Close()
+	cmd := exec.Command(r.cfg.ShimPath, append(append([]string{}, r.cfg.ShimArgs...), "--bundle", bundle)...)
+	cmd.Stdout, cmd.Stderr = shimLog, shimLog
+	cmd.ExtraFiles = []*os.File{pw}
+	// A session of its own: signals to pocketkube's process group (Ctrl-C)
+	// and pocketkube's death do not reach the shim.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		pw.Close()
+		return fmt.Errorf("start shim: %w", err)
+	}
+	pw.Close()
+	go func() { _ = cmd.Wait() }() // reap the shim when it exits
+	res := make(chan []byte, 1)
+	go func() {
+		b, _ := io.ReadAll(pr)
+		res <- b
+	}()
+	var msg []byte
+	select {
+	case msg = <-res:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	s := strings.TrimSpace(string(msg))
+	if s == "ok" {
+		return nil
+	}
+	if s == "" {
+		b, _ := os.ReadFile(filepath.Join(bundle, "shim.log"))
+		s = "shim exited: " + strings.TrimSpace(string(b))
+	}
+	return errors.New(s)
+}
+
+// StartContainer starts a created container's process.
+func (r *Runtime) StartContainer(ctx context.Context, id string) error {
+	if _, err := r.loadMeta(id); err != nil {
+		return fmt.Errorf("start container %s: %w", id, err)
+	}
+	if _, err := r.runc(ctx, "start", id); err != nil {
+		return fmt.Errorf("start container %s: %w", id, err)
+	}
+	now := time.Now().UTC().Format(time.RFC3339Nano)
+	if err := writeFileAtomic(filepath.Join(r.containerDir(id), "started"), []byte(now)); err != nil {
+		return fmt.Errorf("record start of container %s: %w", id, err)
+	}
+	return nil
+}
+
+// validID rejects IDs that would name something outside the container's
+// own directories (an empty ID would name all of them).
+func validID(id string) error {
+	if id == "" || id == "." || id == ".." || strings.ContainsAny(id, "/\\\x00") {
+		return fmt.Errorf("invalid container ID %q: %w", id, ErrNotFound)
+	}
+	return nil
+}
+
+func (r *Runtime) loadMeta(id string) (*containerMeta, error) {
+	if err := validID(id); err != nil {
+		return nil, err
+	}
+	var m containerMeta
+	if err := readJSON(filepath.Join(r.containerDir(id), "meta.json"), &m); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, ErrNotFound
+		}
+		return nil, err
+	}
+	return &m, nil
+}
+
+// StopContainer sends SIGTERM to the container's init, SIGKILL after grace,
+// and returns once the process is gone (at once when it is not running).
+func (r *Runtime) StopContainer(ctx context.Context, id string, grace time.Duration) error {
+	if _, err := r.loadMeta(id); err != nil {
+		return fmt.Errorf("stop container %s: %w", id, err)
+	}
+	if r.gone(ctx, id) {
+		return nil
+	}
+	if _, err := r.runc(ctx, "kill", id, "TERM"); err != nil && !r.gone(ctx, id) {
+		return fmt.Errorf("stop container %s: %w", id, err)
+	}
+	if r.waitGone(ctx, id, grace) {
+		return nil
+	}
+	if _, err := r.runc(ctx, "kill", id, "KILL"); err != nil && !r.gone(ctx, id) {
+		return fmt.Errorf("kill container %s: %w", id, err)
+	}
+	for !r.waitGone(ctx, id, time.Second) {
+		if ctx.Err() != nil {
+			return fmt.Errorf("stop container %s: %w", id, ctx.Err())
+		}
+	}
+	return nil
+}
+
+// gone reports whether the container's init has exited: its exit file
+// exists, or runc no longer has it running.
+func (r *Runtime) gone(ctx context.Context, id string) bool {
+	if _, err := os.Stat(r.exitFile(id)); err == nil {
+		return true
+	}
+	st, err := r.runcStatus(ctx, id)
+	return err == nil && (st.Status == "" || st.Status == "stopped")
+}
+
+func (r *Runtime) waitGone(ctx context.Context, id string, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	lastRunc := time.Now()
+	for {
+		if _, err := os.Stat(r.exitFile(id)); err == nil {
+			return true
+		}
+		if time.Since(lastRunc) > 500*time.Millisecond {
+			// Without a shim (it was killed) no exit file comes.
+			if r.gone(ctx, id) {
+				return true
+			}
+			lastRunc = time.Now()
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// RemoveContainer kills the container if it runs, deletes it from runc, unmounts its rootfs
+// and removes its bundle and exit file. The log file is kept (kubelet keeps
+// logs of dead containers until the pod goes). Unknown IDs are not an error.
+func (r *Runtime) RemoveContainer(ctx context.Context, id string) error {
+	if err := validID(id); err != nil {
+		return fmt.Errorf("remove container: %w", err)
+	}
+	dir := r.containerDir(id)
+	if _, err := os.Stat(filepath.Join(r.runcRoot(), id)); err == nil && !r.gone(ctx, id) {
+		// Kill first and let the shim record the exit, so that no exit file
+		// (and no OnExit) turns up after the container is gone.
+		_, _ = r.runc(ctx, "kill", id, "KILL")
+		r.waitGone(ctx, id, 10*time.Second)
+	}
+	if _, err := os.Stat(filepath.Join(r.runcRoot(), id)); err == nil {
+		if _, err := r.runc(ctx, "delete", "--force", id); err != nil && !strings.Contains(err.Error(), "does not exist") {
+			return fmt.Errorf("remove container %s: %w", id, err)
+		}
+	}
+	if m, err := r.loadMeta(id); err == nil {
+		if err := r.cgroups.remove(m.CgroupPath); err != nil {
+			return fmt.Errorf("remove container %s: %w", id, err)
+		}
+	}
+	if err := unmountAll(filepath.Join(dir, "rootfs")); err != nil {
+		return fmt.Errorf("remove container %s: %w", id, err)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("remove container %s: %w", id, err)
+	}
+	if err := os.Remove(r.exitFile(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove container %s: %w", id, err)
+	}
+	return nil
+}
+
+// ContainerStatus returns the container's state; ErrNotFound for an unknown ID.
+func (r *Runtime) ContainerStatus(ctx context.Context, id string) (*ContainerStatus, error) {
+	m, err := r.loadMeta(id)
+	if err != nil {
+		return nil, fmt.Errorf("status of container %s: %w", id, err)
+	}
+	dir := r.containerDir(id)
+	cs := &ContainerStatus{
+		ID: id, PodUID: m.PodUID, Name: m.Name, Attempt: m.Attempt, CreatedAt: m.CreatedAt,
+		Image: m.Image, LogPath: m.LogPath, Labels: m.Labels,
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "started")); err == nil {
+		cs.StartedAt, _ = time.Parse(time.RFC3339Nano, string(b))
+	}
+	var ex exitStatus
+	if err := readJSON(r.exitFile(id), &ex); err == nil {
+		cs.State, cs.ExitCode, cs.FinishedAt = StateExited, ex.ExitCode, ex.FinishedAt
+		switch {
+		case ex.OOMKilled:
+			cs.Reason = "OOMKilled"
+		case ex.ExitCode == 0:
+			cs.Reason = "Completed"
+		default:
+			cs.Reason = "Error"
+		}
+		if f, err := os.Open(filepath.Join(dir, "termination-log")); err == nil {
+			b, _ := io.ReadAll(io.LimitReader(f, maxTerminationMessage))
+			f.Close()
+			cs.Message = string(b)
+		}
+		return cs, nil
+	}
+	st, err := r.runcStatus(ctx, id)
+	if err != nil {
+		cs.State = StateUnknown
+		return cs, nil
+	}
+	cs.Pid = st.Pid
+	switch st.Status {
+	case "created":
+		cs.State = StateCreated
+	case "running", "paused":
+		cs.State = StateRunning
+	default:
+		// The init is gone but no exit file: the shim died or is about to write it.
+		cs.State = StateUnknown
+	}
+	return cs, nil
+}
+
+// ListContainers returns the status of the pod's containers ("" = all pods).
+func (r *Runtime) ListContainers(ctx context.Context, podUID string) ([]*ContainerStatus, error) {
+	entries, err := os.ReadDir(filepath.Join(r.cfg.StateDir, "containers"))
+	if err != nil {
+		return nil, fmt.Errorf("list containers: %w", err)
+	}
+	var out []*ContainerStatus
+	for _, e := range entries {
+		m, err := r.loadMeta(e.Name())
+		if err != nil {
+			if errors.Is(err, ErrNotFound) && podUID == "" {
+				// A bundle without meta.json: a crash in CreateContainer.
+				out = append(out, &ContainerStatus{ID: e.Name(), State: StateUnknown})
+			}
+			continue
+		}
+		if podUID != "" && m.PodUID != podUID {
+			continue
+		}
+		cs, err := r.ContainerStatus(ctx, e.Name())
+		if err != nil {
+			continue
+		}
+		out = append(out, cs)
+	}
+	return out, nil
+}

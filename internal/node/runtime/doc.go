@@ -1,0 +1,49 @@
+// Package runtime runs pods as OCI containers with runc, without containerd:
+// it is the CRI-runtime half of pocketkube's node agent.
+//
+// # Basics
+//
+// A [Runtime] owns one state directory (Config.StateDir). A pod ("sandbox")
+// is a cgroup in kubelet's cgroupfs layout (/kubepods[/burstable|/besteffort]/pod<uid>),
+// an IPC and a UTS namespace kept alive as bind mounts of nsfs files under
+// StateDir/pods/<uid>/ns, and a /dev/shm tmpfs shared by its containers. There
+// is no pause process: the network namespace comes from internal/node/network.
+//
+// A container is an OCI runtime bundle (StateDir/containers/<id>: config.json,
+// an overlayfs rootfs whose lowerdir is the unpacked image) created by
+// `runc create` under a shim: a small process started from the pocketkube
+// binary (`pocketkube runtime-shim`, see [RunShim]) that leaves pocketkube's
+// session, becomes the child subreaper of the container, writes the
+// container's stdout/stderr to a CRI-format log file and, when the container's
+// init exits, an exit file under StateDir/exits. The Runtime watches that
+// directory with inotify and calls Config.OnExit. Because every piece of state
+// lives on disk, pocketkube can be killed (even with -9) and a new Runtime
+// built on the same StateDir finds the running containers again.
+//
+// The node agent computes everything Kubernetes-specific (env, argv, volume
+// mounts, /etc/hosts) and hands plain values to this package: see
+// [PodConfig] and [ContainerConfig]. The OCI spec is built from small
+// composable [SpecOpts], as containerd's pkg/oci does, starting from
+// containerd's defaults (see [DefaultSpec]).
+//
+// # Caveats
+//
+//   - The caller must run as root; cgroup v1 (hybrid included) and v2 are
+//     supported with the cgroupfs driver only (no systemd). Only v1 hybrid is
+//     exercised by the tests on our machines.
+//   - Privileged containers get all capabilities, all device access and a
+//     writable /sys, but host devices are not added to /dev (containerd does).
+//   - Seccomp and AppArmor are not applied (kubelet's default is Unconfined).
+//   - There is one PID namespace per container (no shareProcessNamespace).
+//   - OnExit only reports exits seen while a Runtime is watching: after a
+//     restart, call ListContainers to find containers that exited meanwhile.
+//   - If a shim is killed, its container's exit is never recorded: the
+//     container shows as Unknown once runc sees it stopped.
+//   - The shim rotates the CRI log at 10 MiB and keeps up to 5 files (the
+//     live one plus <log>.<YYYYmmdd-HHMMSS.nanoseconds>), kubelet's
+//     containerLogMaxSize/MaxFiles defaults; there is no separate log manager.
+//   - Exec with a TTY runs `runc exec --tty` in the foreground on a
+//     pseudo-terminal of ours (runc refuses a console socket without
+//     --detach, which would lose the exit code). Attach talks to the shim
+//     over <bundle>/attach.sock (see attach.go for the framing).
+package runtime

@@ -1,0 +1,140 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// Exec runs cmd in the running container id with `runc exec` (inheriting the
+// init's env, user and capabilities) and returns its exit code. A non-nil
+// error means the exec could not run, not that cmd failed.
+//
+// With s.TTY, runc runs in the foreground with a terminal of ours as its
+// stdio (runc refuses a console socket unless it detaches, and a detached
+// exec's exit code is lost): runc puts that terminal in raw mode and relays
+// it to the container's terminal, output goes to s.Stdout, and s.Resize sets
+// our terminal's size (TIOCSWINSZ), which runc forwards on SIGWINCH.
+func (r *Runtime) Exec(ctx context.Context, id string, cmd []string, s Streams) (int, error) {
+	if len(cmd) == 0 {
+		return -1, fmt.Errorf("exec in container %s: %w", id, ErrNoCommand)
+	}
+	if _, err := r.loadMeta(id); err != nil {
+		return -1, fmt.Errorf("exec in container %s: %w", id, err)
+	}
+	if st, err := r.runcStatus(ctx, id); err != nil || st.Status != "running" {
+		return -1, fmt.Errorf("exec in container %s: %w", id, ErrNotRunning)
+	}
+	args := []string{"--root", r.runcRoot(), "exec"}
+	if s.TTY {
+		args = append(args, "--tty")
+	}
+	args = append(append(args, id), cmd...)
+	c := exec.CommandContext(ctx, r.cfg.RuncPath, args...)
+	if !s.TTY {
+		c.Stdin = s.Stdin
+		c.Stdout, c.Stderr = orDiscard(s.Stdout), orDiscard(s.Stderr)
+		return exitCode(id, c.Run())
+	}
+	master, slave, err := openPty()
+	if err != nil {
+		return -1, fmt.Errorf("exec in container %s: %w", id, err)
+	}
+	defer master.Close()
+	// A size already queued is set before runc starts, which copies it to
+	// the container's terminal at once.
+	if s.Resize != nil {
+		select {
+		case sz := <-s.Resize:
+			_ = unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: sz.Height, Col: sz.Width})
+		default:
+		}
+	}
+	c.Stdin, c.Stdout, c.Stderr = slave, slave, slave
+	c.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	err = c.Start()
+	slave.Close() // the master sees EIO once runc closes its copies
+	if err != nil {
+		return -1, fmt.Errorf("exec in container %s: %w", id, err)
+	}
+	done := make(chan struct{})
+	defer close(done)
+	if s.Resize != nil {
+		go func() {
+			for {
+				select {
+				case sz, ok := <-s.Resize:
+					if !ok {
+						return
+					}
+					_ = unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: sz.Height, Col: sz.Width})
+				case <-done:
+					return
+				}
+			}
+		}()
+	}
+	if s.Stdin != nil {
+		go func() { _, _ = io.Copy(master, s.Stdin) }()
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_, _ = io.Copy(orDiscard(s.Stdout), master) // ends with EIO
+	}()
+	err = c.Wait()
+	wg.Wait()
+	return exitCode(id, err)
+}
+
+// openPty returns a new pseudo-terminal pair.
+func openPty() (master, slave *os.File, err error) {
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open pty: %w", err)
+	}
+	fd := int(m.Fd())
+	if err := unix.IoctlSetPointerInt(fd, unix.TIOCSPTLCK, 0); err != nil {
+		m.Close()
+		return nil, nil, fmt.Errorf("unlock pty: %w", err)
+	}
+	n, err := unix.IoctlGetInt(fd, unix.TIOCGPTN)
+	if err != nil {
+		m.Close()
+		return nil, nil, fmt.Errorf("get pty number: %w", err)
+	}
+	sl, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		m.Close()
+		return nil, nil, fmt.Errorf("open pty slave: %w", err)
+	}
+	return m, sl, nil
+}
+
+// exitCode turns runc's exit into the exec's exit code. runc exits with the
+// process's code; 255 is also what runc uses for its own failures.
+func exitCode(id string, err error) (int, error) {
+	if err == nil {
+		return 0, nil
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) && ee.ExitCode() >= 0 {
+		return ee.ExitCode(), nil
+	}
+	return -1, fmt.Errorf("exec in container %s: %w", id, err)
+}
+
+func orDiscard(w io.Writer) io.Writer {
+	if w == nil {
+		return io.Discard
+	}
+	return w
+}

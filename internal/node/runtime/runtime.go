@@ -1,0 +1,248 @@
+package runtime
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
+	"k8s.io/klog/v2"
+)
+
+// Config configures a Runtime. StateDir is required; zero values of the other
+// fields mean their defaults.
+type Config struct {
+	// StateDir holds bundles, overlay upper/work dirs, runc's --root
+	// (StateDir/runc), exit files and pod namespaces. It must be on a
+	// filesystem that can be an overlayfs upperdir (not overlayfs itself).
+	StateDir string
+	// RuncPath defaults to exec.LookPath("runc").
+	RuncPath string
+	// CgroupRoot is the top of the pod cgroups (default "/kubepods").
+	CgroupRoot string
+	// ShimPath and ShimArgs start the shim: ShimPath ShimArgs... --bundle DIR.
+	// Default: os.Executable() with ["runtime-shim"]. Tests re-exec their
+	// own binary.
+	ShimPath string
+	ShimArgs []string
+	// OnExit is called, from a goroutine, with the ID of each container
+	// whose init process exited, also for containers created by an earlier
+	// Runtime on the same StateDir. It must not block for long.
+	OnExit func(containerID string)
+}
+
+// Runtime runs pods and containers with runc. Its state lives on disk, so
+// several Runtimes (one after the other) may use the same StateDir.
+type Runtime struct {
+	cfg     Config
+	cgroups *cgroupFS
+	caps    []string // bounding set of this process: "all capabilities"
+
+	mu       sync.Mutex // serialises pod setup and teardown
+	watch    *os.File
+	closeOne sync.Once
+	done     chan struct{}
+}
+
+// New checks cfg, fills defaults, creates the state layout and starts
+// watching for container exits until ctx is done or Close is called.
+func New(ctx context.Context, cfg Config) (*Runtime, error) {
+	if cfg.StateDir == "" {
+		return nil, errors.New("create runtime: StateDir is required")
+	}
+	if cfg.RuncPath == "" {
+		p, err := exec.LookPath("runc")
+		if err != nil {
+			return nil, fmt.Errorf("find runc: %w", err)
+		}
+		cfg.RuncPath = p
+	}
+	if cfg.CgroupRoot == "" {
+		cfg.CgroupRoot = defaultCgroupTop
+	}
+	if cfg.ShimPath == "" {
+		p, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("find own executable for the shim: %w", err)
+		}
+		cfg.ShimPath = p
+		if cfg.ShimArgs == nil {
+			cfg.ShimArgs = []string{"runtime-shim"}
+		}
+	}
+	abs, err := filepath.Abs(cfg.StateDir)
+	if err != nil {
+		return nil, fmt.Errorf("resolve state dir %s: %w", cfg.StateDir, err)
+	}
+	cfg.StateDir = abs
+	for _, d := range []string{"runc", "pods", "containers", "exits"} {
+		if err := os.MkdirAll(filepath.Join(cfg.StateDir, d), 0o711); err != nil {
+			return nil, fmt.Errorf("create state dir: %w", err)
+		}
+	}
+	cg, err := detectCgroups()
+	if err != nil {
+		return nil, err
+	}
+	caps, err := CurrentCaps()
+	if err != nil {
+		return nil, err
+	}
+	r := &Runtime{cfg: cfg, cgroups: cg, caps: caps, done: make(chan struct{})}
+	if err := r.startWatch(ctx); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Close stops watching for exits. Containers keep running.
+func (r *Runtime) Close() error {
+	var err error
+	r.closeOne.Do(func() {
+		close(r.done)
+		err = r.watch.Close()
+	})
+	return err
+}
+
+func (r *Runtime) allCaps() []string {
+	if r.caps == nil {
+		return knownCaps
+	}
+	return r.caps
+}
+
+func (r *Runtime) runcRoot() string         { return filepath.Join(r.cfg.StateDir, "runc") }
+func (r *Runtime) podDir(uid string) string { return filepath.Join(r.cfg.StateDir, "pods", uid) }
+func (r *Runtime) containerDir(id string) string {
+	return filepath.Join(r.cfg.StateDir, "containers", id)
+}
+func (r *Runtime) exitFile(id string) string { return filepath.Join(r.cfg.StateDir, "exits", id) }
+
+// startWatch calls OnExit for every exit file that appears. Exit files are
+// written to a temporary name and renamed, so IN_MOVED_TO sees whole files.
+func (r *Runtime) startWatch(ctx context.Context) error {
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
+	if err != nil {
+		return fmt.Errorf("watch exits: %w", err)
+	}
+	dir := filepath.Join(r.cfg.StateDir, "exits")
+	if _, err := unix.InotifyAddWatch(fd, dir, unix.IN_MOVED_TO); err != nil {
+		unix.Close(fd)
+		return fmt.Errorf("watch exits in %s: %w", dir, err)
+	}
+	r.watch = os.NewFile(uintptr(fd), "inotify")
+	logger := klog.FromContext(ctx)
+	go func() {
+		select {
+		case <-ctx.Done():
+			_ = r.Close()
+		case <-r.done:
+		}
+	}()
+	go func() {
+		buf := make([]byte, 64*1024)
+		for {
+			n, err := r.watch.Read(buf)
+			if err != nil {
+				return
+			}
+			for off := 0; off+unix.SizeofInotifyEvent <= n; {
+				ev := (*unix.InotifyEvent)(unsafePointer(&buf[off]))
+				nameBytes := buf[off+unix.SizeofInotifyEvent : off+unix.SizeofInotifyEvent+int(ev.Len)]
+				off += unix.SizeofInotifyEvent + int(ev.Len)
+				name := string(bytes.TrimRight(nameBytes, "\x00"))
+				if name == "" || strings.HasPrefix(name, ".") {
+					continue
+				}
+				logger.V(4).Info("Container exited", "containerID", name)
+				if r.cfg.OnExit != nil {
+					r.cfg.OnExit(name)
+				}
+			}
+		}
+	}()
+	return nil
+}
+
+// runc runs runc with the runtime's root and returns its stdout; errors carry
+// runc's stderr.
+func (r *Runtime) runc(ctx context.Context, args ...string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, r.cfg.RuncPath, append([]string{"--root", r.runcRoot()}, args...)...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return stdout.Bytes(), fmt.Errorf("runc %s: %w: %s", args[0], err, strings.TrimSpace(stderr.String()))
+	}
+	return stdout.Bytes(), nil
+}
+
+type runcState struct {
+	Status string `json:"status"`
+	Pid    int    `json:"pid"`
+}
+
+// runcStatus returns runc's view of a container; "" when runc has none.
+func (r *Runtime) runcStatus(ctx context.Context, id string) (runcState, error) {
+	if _, err := os.Stat(filepath.Join(r.runcRoot(), id)); errors.Is(err, os.ErrNotExist) {
+		return runcState{}, nil
+	}
+	out, err := r.runc(ctx, "state", id)
+	if err != nil {
+		if strings.Contains(err.Error(), "does not exist") {
+			return runcState{}, nil
+		}
+		return runcState{}, err
+	}
+	var st runcState
+	if err := json.Unmarshal(out, &st); err != nil {
+		return runcState{}, fmt.Errorf("parse runc state of %s: %w", id, err)
+	}
+	return st, nil
+}
+
+// Version returns runc's version ("1.1.5+ds1"), for the node's
+// containerRuntimeVersion runc://<version>.
+func (r *Runtime) Version(ctx context.Context) (string, error) {
+	out, err := exec.CommandContext(ctx, r.cfg.RuncPath, "--version").Output()
+	if err != nil {
+		return "", fmt.Errorf("run runc --version: %w", err)
+	}
+	first, _, _ := strings.Cut(string(out), "\n")
+	v, ok := strings.CutPrefix(first, "runc version ")
+	if !ok {
+		return "", fmt.Errorf("parse runc version %q", first)
+	}
+	return strings.TrimSpace(v), nil
+}
+
+func writeJSONAtomic(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "\t")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(path, b)
+}
+
+func writeFileAtomic(path string, b []byte) error {
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+func readJSON(path string, v any) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, v)
+}
