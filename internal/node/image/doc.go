@@ -1,0 +1,53 @@
+// Package image is the node's image store: an OCI image layout in one
+// directory (the node uses DATA_DIR/images) that holds images imported from
+// root filesystem tarballs (`docker import`), loaded from `docker save` or
+// OCI archives (`docker load`), or pulled from registries, plus one unpacked,
+// shared root filesystem per image ID that the runtime uses as its overlayfs
+// lower directory.
+//
+// # Basics
+//
+// [Open] a [Store] on a directory; [Store.Import], [Store.Load] and
+// [Store.Pull] add images, [Store.List] and [Store.Get] read them,
+// [Store.Remove] untags an image and garbage-collects whatever is no longer
+// referenced, and [Store.Rootfs] returns an image's unpacked root filesystem.
+// Names are normalised as Docker does ([Normalize]): "busybox" is
+// "docker.io/library/busybox:latest".
+//
+// The directory holds:
+//
+//	oci-layout, index.json   the OCI image layout; index.json names every image
+//	blobs/sha256/<hex>       content-addressed manifests, configs and layers
+//	rootfs/<id>              unpacked root filesystems, one per image ID
+//	tmp/                     private staging areas of running operations
+//	locks/                   per-image unpack locks
+//	lock                     the store's write lock (flock)
+//
+// # Concurrency
+//
+// Several processes may use one directory at once (`pocketkube up` and
+// `pocketkube images import` in another shell). Every operation stages its
+// work in a private directory under tmp/ without holding any lock, then takes
+// an exclusive flock on DIR/lock only to move blobs and root filesystems into
+// place and to replace index.json with a rename, so readers always see a
+// whole index, old or new. Readers re-read index.json when its inode, size or
+// mtime changed, so a long-running process sees images another process added.
+//
+// # Safety
+//
+// Layers are untrusted. Unpacking refuses entries with absolute paths or `..`
+// components that climb out of the root, hardlinks whose targets lie outside
+// it, and writes through symlinks (placed by earlier entries or layers) whose
+// relative targets climb out of it; absolute symlink targets are resolved
+// inside the root, as the container will see them. Device nodes are created
+// only when running as root. Every layer of an image is unpacked (and so
+// checked) before the image is added, so a refused archive leaves the store
+// as it was.
+//
+// # Caveats
+//
+// The unpacked root filesystems are shared by every container of an image and
+// must never be written to; mount them read-only or as an overlayfs lower
+// directory. Remove does not know which images containers use: callers must
+// not remove an image whose root filesystem is in use.
+package image
