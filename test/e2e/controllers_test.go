@@ -44,9 +44,10 @@ func TestControllerManagerPopulatesNamespace(t *testing.T) {
 	}
 }
 
-// The job controller makes the Job's pod, and with no node yet the upstream
-// scheduler reports it Unschedulable: both components are at work. (Pods
-// run once the node agent exists.)
+// The job controller makes the Job's pod and the scheduler binds it (or,
+// without a node, reports it Unschedulable): both components are at work.
+// Its image, luksa/batch-job, cannot be pulled offline, so it stays
+// Pending either way; TestJobRunsToComplete runs a Job for real.
 func TestJobPodIsScheduledOrPending(t *testing.T) {
 	ctx := context.Background()
 	c := sharedClient(t)

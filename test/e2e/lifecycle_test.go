@@ -41,9 +41,12 @@ func startOwnCluster(t *testing.T, dataDir string, extra ...string) *Cluster {
 	return startOwnClusterOnPort(t, dataDir, port, extra...)
 }
 
+// startOwnClusterOnPort starts a control-plane-only cluster: its node
+// would clash with the shared cluster's (same node name, kubelet port,
+// bridge and cgroups), and these tests are about the control plane.
 func startOwnClusterOnPort(t *testing.T, dataDir string, port int, extra ...string) *Cluster {
 	t.Helper()
-	c, err := StartClusterOnPort(dataDir, port, extra...)
+	c, err := StartClusterOnPort(dataDir, port, append([]string{"--disable-agent"}, extra...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,6 +28,8 @@ func NewRootCommand(klogFlags *flag.FlagSet) *cobra.Command {
 		NewKubeconfigCommand(),
 		NewProxyCommand(),
 		NewVersionCommand(),
+		NewImagesCommand(),
+		NewShimCommand(),
 	)
 	return cmd
 }

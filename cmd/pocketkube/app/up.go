@@ -6,13 +6,19 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/util/validation"
+	nodeutil "k8s.io/component-helpers/node/util"
 	"k8s.io/klog/v2"
 
+	"github.com/pocketkube/pocketkube/internal/cluster"
 	"github.com/pocketkube/pocketkube/internal/controlplane"
 	"github.com/pocketkube/pocketkube/internal/logs"
+	"github.com/pocketkube/pocketkube/internal/node"
+	"github.com/pocketkube/pocketkube/internal/version"
 )
 
 // DefaultDataDir is where a cluster lives unless --data-dir says otherwise.
@@ -26,6 +32,10 @@ type upOptions struct {
 	etcdCAFile       string
 	etcdCertFile     string
 	etcdKeyFile      string
+	disableAgent     bool
+	nodeName         string
+	kubeletPort      int32
+	clusterDNS       []net.IP
 }
 
 func (o *upOptions) AddFlags(fs *pflag.FlagSet) {
@@ -36,6 +46,10 @@ func (o *upOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.etcdCAFile, "etcd-cafile", "", "CA bundle that verifies the external etcd servers.")
 	fs.StringVar(&o.etcdCertFile, "etcd-certfile", "", "Client certificate for the external etcd servers.")
 	fs.StringVar(&o.etcdKeyFile, "etcd-keyfile", "", "Client key for the external etcd servers.")
+	fs.BoolVar(&o.disableAgent, "disable-agent", false, "Run only the control plane: no node agent, so pods stay Pending.")
+	fs.StringVar(&o.nodeName, "node-name", "", "Name of this machine's Node. Defaults to the lowercase hostname.")
+	fs.Int32Var(&o.kubeletPort, "kubelet-port", 10250, "Port of the node agent's kubelet API.")
+	fs.IPSliceVar(&o.clusterDNS, "cluster-dns", nil, "Cluster DNS server addresses written into pods' resolv.conf. Empty: pods use the host's resolvers.")
 }
 
 func (o *upOptions) Validate() error {
@@ -50,6 +64,14 @@ func (o *upOptions) Validate() error {
 	}
 	if (o.etcdCertFile == "") != (o.etcdKeyFile == "") {
 		return errors.New("--etcd-certfile and --etcd-keyfile go together")
+	}
+	if o.kubeletPort <= 0 || o.kubeletPort > 65535 {
+		return fmt.Errorf("--kubelet-port %d is not a port", o.kubeletPort)
+	}
+	if o.nodeName != "" {
+		if errs := validation.IsDNS1123Subdomain(o.nodeName); len(errs) > 0 {
+			return fmt.Errorf("--node-name %q: %s", o.nodeName, strings.Join(errs, "; "))
+		}
 	}
 	return nil
 }
@@ -82,19 +104,38 @@ func (o *upOptions) Run(cmd *cobra.Command) error {
 	if f := cmd.Flags().Lookup("v"); f != nil {
 		fmt.Sscan(f.Value.String(), &verbosity)
 	}
-	cfg := controlplane.Config{
-		DataDir:          o.dataDir,
-		Listen:           o.listen,
-		AdvertiseAddress: net.ParseIP(o.advertiseAddress),
-		EtcdServers:      o.etcdServers,
-		EtcdCAFile:       o.etcdCAFile,
-		EtcdCertFile:     o.etcdCertFile,
-		EtcdKeyFile:      o.etcdKeyFile,
-		EtcdLogger:       logs.Zap(cmd.ErrOrStderr(), verbosity),
-		OnReady:          func(r controlplane.Ready) { printReady(cmd.OutOrStdout(), r) },
+	cfg := cluster.Config{
+		ControlPlane: controlplane.Config{
+			DataDir:          o.dataDir,
+			Listen:           o.listen,
+			AdvertiseAddress: net.ParseIP(o.advertiseAddress),
+			EtcdServers:      o.etcdServers,
+			EtcdCAFile:       o.etcdCAFile,
+			EtcdCertFile:     o.etcdCertFile,
+			EtcdKeyFile:      o.etcdKeyFile,
+			EtcdLogger:       logs.Zap(cmd.ErrOrStderr(), verbosity),
+		},
+		OnReady: func(r controlplane.Ready) { printReady(cmd.OutOrStdout(), r) },
+	}
+	if !o.disableAgent {
+		name := o.nodeName
+		if name == "" {
+			hostname, err := nodeutil.GetHostname("")
+			if err != nil {
+				return err
+			}
+			name = hostname
+		}
+		cfg.Node = &node.Config{
+			DataDir:        o.dataDir,
+			NodeName:       name,
+			KubeletPort:    o.kubeletPort,
+			KubeletVersion: version.Kubernetes(),
+			ClusterDNS:     o.clusterDNS,
+		}
 	}
 	klog.FromContext(ctx).Info("Starting pocketkube", "dataDir", o.dataDir, "listen", o.listen)
-	return controlplane.Run(ctx, cfg)
+	return cluster.Run(ctx, cfg)
 }
 
 func printReady(w io.Writer, r controlplane.Ready) {

@@ -186,6 +186,17 @@ func (m *Manager) Setup(ctx context.Context, pod *v1.Pod, vol *v1.Volume, src So
 		unlock := m.lockPod(uid)
 		defer unlock()
 		mnt, err = m.setupSecret(ctx, pod, vol, src)
+	case s.DownwardAPI != nil:
+		unlock := m.lockPod(uid)
+		defer unlock()
+		mnt, err = m.setupDownwardAPI(ctx, pod, vol, src)
+	case s.Projected != nil:
+		if src == nil {
+			return nil, fmt.Errorf("set up volume %q of pod %s: no object sources", vol.Name, klog.KObj(pod))
+		}
+		unlock := m.lockPod(uid)
+		defer unlock()
+		mnt, err = m.setupProjected(ctx, pod, vol, src)
 	default:
 		return nil, fmt.Errorf("unsupported volume type %q in volume %q", sourceType(&s), vol.Name)
 	}

@@ -1,0 +1,100 @@
+// Package cluster runs what `pocketkube up` runs: the control plane
+// (internal/controlplane) and, once the API server is ready, this
+// machine's node (internal/node) with the credentials the control plane
+// issued it. It is the one place that knows both; they never import each
+// other, and the node talks to the control plane only through the API.
+//
+// Stopping is cancellation. The node stops first, so that its pods are
+// stopped while the API server still answers, then the control plane.
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+
+	"k8s.io/klog/v2"
+
+	"github.com/pocketkube/pocketkube/internal/controlplane"
+	"github.com/pocketkube/pocketkube/internal/node"
+)
+
+// Config is a control plane and, unless Node is nil, a node.
+type Config struct {
+	ControlPlane controlplane.Config
+	// Node is the node's configuration; Run fills in what the control
+	// plane provides (kubeconfig, certificates, addresses). nil runs the
+	// control plane alone.
+	Node *node.Config
+	// OnReady is called once the API server is ready, before the node
+	// starts.
+	OnReady func(controlplane.Ready)
+}
+
+// Run runs the cluster until ctx is done or a part fails, then stops it.
+func Run(ctx context.Context, cfg Config) error {
+	logger := klog.FromContext(ctx)
+	if cfg.Node != nil {
+		cfg.ControlPlane.NodeName = cfg.Node.NodeName
+	}
+	ready := make(chan controlplane.Ready, 1)
+	cfg.ControlPlane.OnReady = func(r controlplane.Ready) {
+		if cfg.OnReady != nil {
+			cfg.OnReady(r)
+		}
+		ready <- r
+	}
+	cpCtx, stopControlPlane := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopControlPlane()
+	cpDone := make(chan error, 1)
+	go func() { cpDone <- controlplane.Run(cpCtx, cfg.ControlPlane) }()
+
+	var r controlplane.Ready
+	select {
+	case r = <-ready:
+	case err := <-cpDone:
+		return err
+	case <-ctx.Done():
+		stopControlPlane()
+		return <-cpDone
+	}
+	if cfg.Node == nil {
+		select {
+		case err := <-cpDone:
+			return err
+		case <-ctx.Done():
+			stopControlPlane()
+			return <-cpDone
+		}
+	}
+
+	go func() {
+		if err := controlplane.LabelServerNode(ctx, r.Kubeconfig, cfg.Node.NodeName); err != nil && ctx.Err() == nil {
+			logger.Error(err, "Labelling the server node")
+		}
+	}()
+	n := *cfg.Node
+	n.Kubeconfig = r.NodeKubeconfig
+	n.NodeIPs = []net.IP{r.AdvertiseAddress}
+	n.ServingCert, n.ServingKey, n.ClientCA = r.NodeServingCert, r.NodeServingKey, r.CA
+	nodeCtx, stopNode := context.WithCancel(klog.NewContext(ctx, klog.LoggerWithName(logger, "node")))
+	defer stopNode()
+	nodeDone := make(chan error, 1)
+	go func() { nodeDone <- node.Run(nodeCtx, n) }()
+
+	var nodeErr, cpErr error
+	select {
+	case nodeErr = <-nodeDone: // failed on its own, or stopped by ctx
+	case cpErr = <-cpDone:
+		stopNode()
+		nodeErr = <-nodeDone
+		return errors.Join(cpErr, nodeErr)
+	}
+	stopControlPlane()
+	cpErr = <-cpDone
+	if nodeErr != nil {
+		nodeErr = fmt.Errorf("node: %w", nodeErr)
+	}
+	return errors.Join(nodeErr, cpErr)
+}

@@ -1,0 +1,31 @@
+// Package agent is pocketkube's node agent: a small kubelet. It registers
+// the node and renews its Lease, watches the pods bound to the node and
+// runs them, and writes their status, all through the API server with the
+// node's own credentials (system:node:<name>), so the Node authorizer and
+// NodeRestriction admission treat it exactly as a kubelet.
+//
+// # Shape
+//
+// As kubernetes/sample-controller: a pod informer limited to
+// spec.nodeName=<node> feeds pod keys into a rate-limited workqueue; workers
+// call syncPod, which reads the pod from the lister, compares it with what
+// the runtime reports, takes the next steps (sandbox, volumes, init
+// containers in order, app containers, restarts with kubelet's back-off),
+// and writes status on a copy. Container exits come back from the runtime
+// as keys on the same queue: nothing writes status from a runtime callback.
+// There is no periodic full resync on the hot path; timers exist only for
+// back-off expiry.
+//
+// # What it leaves to others
+//
+// Containers, images, networking, volumes and the kubelet API are separate
+// packages (internal/node/runtime, image, network, volume, streaming); this
+// package declares the few methods it needs of each as interfaces, where it
+// uses them. Upstream kubelet (k8s.io/kubernetes/pkg/kubelet) is the
+// specification for every value written to the API.
+//
+// # Caveats
+//
+// Probes, ephemeral containers, static pods and resizing are not
+// implemented yet; see docs/ for the state of each.
+package agent

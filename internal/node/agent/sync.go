@@ -1,0 +1,392 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/flowcontrol"
+	"k8s.io/klog/v2"
+	statusutil "k8s.io/kubernetes/pkg/util/pod"
+
+	"github.com/pocketkube/pocketkube/internal/node/runtime"
+	"github.com/pocketkube/pocketkube/internal/node/volume"
+)
+
+// Kubelet's container restart back-off: 10 s doubling to 5 min; an entry
+// expires (the back-off resets) after twice the maximum without a failure.
+const (
+	backOffInitial = 10 * time.Second
+	backOffMax     = 5 * time.Minute
+)
+
+// podState is what the agent keeps about a pod it runs, between syncs.
+// Only the worker syncing the pod's key touches it.
+type podState struct {
+	uid       string
+	sandbox   bool
+	netns     string
+	podIPs    []string
+	startTime metav1.Time
+	mounts    map[string]*volume.Mounted
+	// waiting holds why a container that is not running is waiting:
+	// ErrImagePull, CrashLoopBackOff, CreateContainerConfigError, ...
+	waiting map[string]v1.ContainerStateWaiting
+	// terminated is set once a pod in a terminal phase released its
+	// sandbox.
+	terminated bool
+}
+
+func (a *Agent) state(pod *v1.Pod) *podState {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	uid := string(pod.UID)
+	st, ok := a.states[uid]
+	if !ok {
+		st = &podState{uid: uid, mounts: map[string]*volume.Mounted{}, waiting: map[string]v1.ContainerStateWaiting{}}
+		if pod.Status.StartTime != nil {
+			st.startTime = *pod.Status.StartTime
+		} else {
+			st.startTime = metav1.NewTime(a.cfg.Clock.Now())
+		}
+		a.states[uid] = st
+	}
+	a.known[uid] = cache.MetaObjectToName(pod)
+	return st
+}
+
+// syncPod takes the pod under key one step toward its spec and writes its
+// status. It returns how long until the pod needs another sync without an
+// event (a back-off expiring), or 0.
+func (a *Agent) syncPod(ctx context.Context, key cache.ObjectName) (time.Duration, error) {
+	logger := klog.FromContext(ctx)
+	pod, err := a.podLister.Pods(key.Namespace).Get(key.Name)
+	if err != nil && !apierrors.IsNotFound(err) {
+		return 0, err
+	}
+	if apierrors.IsNotFound(err) {
+		pod = nil
+	}
+	// Incarnations of this name that are gone from the API: kill them.
+	for _, uid := range a.uidsFor(key) {
+		if pod != nil && string(pod.UID) == uid {
+			continue
+		}
+		gone := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name, UID: typesUID(uid)}}
+		logger.V(2).Info("Killing pod removed from the API", "pod", klog.KObj(gone), "podUID", uid)
+		if err := a.killPod(ctx, gone, 0); err != nil {
+			return 0, err
+		}
+		if err := a.removeLogs(gone); err != nil {
+			return 0, err
+		}
+	}
+	if pod == nil {
+		a.watches.remove(key)
+		return 0, nil
+	}
+	// NEVER modify objects from the store. It's a read-only, local cache.
+	if pod.DeletionTimestamp != nil {
+		a.watches.remove(key)
+		return 0, a.terminatePod(ctx, pod)
+	}
+	if pod.Status.Phase == v1.PodSucceeded || pod.Status.Phase == v1.PodFailed {
+		a.watches.remove(key)
+		return 0, a.releaseTerminal(ctx, pod)
+	}
+	st := a.state(pod)
+	a.watches.set(ctx, key, podRefs(pod))
+	status, requeue, syncErr := a.syncRunning(ctx, pod, st)
+	if status != nil {
+		if err := a.writeStatus(ctx, pod, status); err != nil {
+			return 0, err
+		}
+	}
+	return requeue, syncErr
+}
+
+// terminatePod stops a pod that is being deleted within its grace period,
+// releases everything it held, writes its final status and then deletes
+// it for good, as kubelet's status manager does.
+func (a *Agent) terminatePod(ctx context.Context, pod *v1.Pod) error {
+	st := a.state(pod)
+	for _, c := range allContainers(pod) {
+		a.recordContainer(pod, c, v1.EventTypeNormal, "Killing", "Stopping container %s", c.Name)
+	}
+	if err := a.killPod(ctx, pod, gracePeriod(pod)); err != nil {
+		return err
+	}
+	containers, _ := a.cfg.Runtime.ListContainers(ctx, string(pod.UID))
+	status := a.podStatus(pod, st, containers, false)
+	if err := a.writeStatus(ctx, pod, status); err != nil && !apierrors.IsNotFound(err) {
+		return err
+	}
+	err := a.cfg.Client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
+		GracePeriodSeconds: new(int64),
+		Preconditions:      metav1.NewUIDPreconditions(string(pod.UID)),
+	})
+	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		return fmt.Errorf("delete pod %s: %w", klog.KObj(pod), err)
+	}
+	a.forgetState(string(pod.UID))
+	return a.removeLogs(pod)
+}
+
+// releaseTerminal frees the sandbox of a pod that reached Succeeded or
+// Failed; its exited containers and logs stay until the pod is deleted.
+func (a *Agent) releaseTerminal(ctx context.Context, pod *v1.Pod) error {
+	st := a.state(pod)
+	if st.terminated {
+		return nil
+	}
+	containers, err := a.cfg.Runtime.ListContainers(ctx, string(pod.UID))
+	if err != nil {
+		return err
+	}
+	for _, c := range containers {
+		if c.State == runtime.StateRunning || c.State == runtime.StateCreated {
+			if err := a.cfg.Runtime.StopContainer(ctx, c.ID, gracePeriod(pod)); err != nil {
+				return err
+			}
+		}
+	}
+	if !pod.Spec.HostNetwork && st.sandbox {
+		if err := a.network.Teardown(ctx, string(pod.UID)); err != nil {
+			return fmt.Errorf("tear down network of pod %s: %w", klog.KObj(pod), err)
+		}
+	}
+	st.terminated = true
+	return nil
+}
+
+// killPod stops and removes every container of the pod and releases its
+// sandbox, volumes and files, but not its logs: after a node restart they
+// carry the restart count on. Idempotent.
+func (a *Agent) killPod(ctx context.Context, pod *v1.Pod, grace time.Duration) error {
+	uid := string(pod.UID)
+	containers, err := a.cfg.Runtime.ListContainers(ctx, uid)
+	if err != nil {
+		return fmt.Errorf("list containers of pod %s: %w", klog.KObj(pod), err)
+	}
+	errc := make(chan error, len(containers))
+	for _, c := range containers {
+		go func() {
+			if c.State == runtime.StateRunning || c.State == runtime.StateCreated {
+				errc <- a.cfg.Runtime.StopContainer(ctx, c.ID, grace)
+				return
+			}
+			errc <- nil
+		}()
+	}
+	var errs []error
+	for range containers {
+		errs = append(errs, <-errc)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("stop containers of pod %s: %w", klog.KObj(pod), err)
+	}
+	if err := a.cfg.Runtime.RemovePod(ctx, uid); err != nil {
+		return fmt.Errorf("remove pod %s: %w", klog.KObj(pod), err)
+	}
+	if a.network != nil {
+		if err := a.network.Teardown(ctx, uid); err != nil {
+			return fmt.Errorf("tear down network of pod %s: %w", klog.KObj(pod), err)
+		}
+	}
+	if err := a.cfg.Volumes.TeardownPod(ctx, uid); err != nil {
+		return fmt.Errorf("tear down volumes of pod %s: %w", klog.KObj(pod), err)
+	}
+	if err := os.RemoveAll(a.podDir(uid)); err != nil {
+		return err
+	}
+	a.forgetState(uid)
+	return nil
+}
+
+func (a *Agent) forgetState(uid string) {
+	a.objects.forgetTokens(uid)
+	a.mu.Lock()
+	delete(a.states, uid)
+	delete(a.known, uid)
+	a.mu.Unlock()
+}
+
+func (a *Agent) podDir(uid string) string { return filepath.Join(a.cfg.DataDir, "pods", uid) }
+
+// syncRunning is one step of kubelet's SyncPod for a pod that should run:
+// sandbox, volumes, the next init container, then every app container that
+// should be running.
+func (a *Agent) syncRunning(ctx context.Context, pod *v1.Pod, st *podState) (*v1.PodStatus, time.Duration, error) {
+	uid := string(pod.UID)
+	if !st.sandbox {
+		if err := a.setupSandbox(ctx, pod, st); err != nil {
+			a.record(pod, v1.EventTypeWarning, "FailedCreatePodSandBox", "Failed to create pod sandbox: %v", err)
+			containers, _ := a.cfg.Runtime.ListContainers(ctx, uid)
+			return a.podStatus(pod, st, containers, false), 0, err
+		}
+	}
+	if err := a.setupVolumes(ctx, pod, st); err != nil {
+		containers, _ := a.cfg.Runtime.ListContainers(ctx, uid)
+		return a.podStatus(pod, st, containers, false), 0, err
+	}
+	containers, err := a.cfg.Runtime.ListContainers(ctx, uid)
+	if err != nil {
+		return nil, 0, err
+	}
+	latest := latestByName(containers)
+	var requeue time.Duration
+	later := func(d time.Duration) {
+		if d > 0 && (requeue == 0 || d < requeue) {
+			requeue = d
+		}
+	}
+	started := false
+	initDone := true
+	for i := range pod.Spec.InitContainers {
+		c := &pod.Spec.InitContainers[i]
+		cs := latest[c.Name]
+		if cs != nil && cs.State == runtime.StateExited && cs.ExitCode == 0 {
+			continue
+		}
+		initDone = false
+		if cs != nil && cs.State != runtime.StateExited {
+			break // running: wait for its exit
+		}
+		if cs != nil && pod.Spec.RestartPolicy == v1.RestartPolicyNever {
+			break // failed for good: the pod fails
+		}
+		later(a.startContainer(ctx, pod, c, st, cs))
+		started = true
+		break
+	}
+	if initDone {
+		for i := range pod.Spec.Containers {
+			c := &pod.Spec.Containers[i]
+			cs := latest[c.Name]
+			if cs != nil && (cs.State != runtime.StateExited || !shouldRestart(pod.Spec.RestartPolicy, cs)) {
+				continue
+			}
+			later(a.startContainer(ctx, pod, c, st, cs))
+			started = true
+		}
+	}
+	if started {
+		if containers, err = a.cfg.Runtime.ListContainers(ctx, uid); err != nil {
+			return nil, 0, err
+		}
+		containers = a.removeOldAttempts(ctx, pod, containers)
+	}
+	// Projected tokens are refreshed by a sync, as kubelet's volume
+	// manager remounts them.
+	if at := a.objects.nextTokenRefresh(uid); !at.IsZero() {
+		later(max(at.Sub(a.cfg.Clock.Now()), time.Second))
+	}
+	return a.podStatus(pod, st, containers, initDone), requeue, nil
+}
+
+// removeOldAttempts keeps, per container, the newest attempt and the one
+// before it (for `kubectl logs --previous`), as kubelet's container GC
+// does with MaxPerPodContainer=1, and returns what is left.
+func (a *Agent) removeOldAttempts(ctx context.Context, pod *v1.Pod, containers []*runtime.ContainerStatus) []*runtime.ContainerStatus {
+	latest := latestByName(containers)
+	kept := containers[:0:0]
+	for _, c := range containers {
+		if c.State == runtime.StateExited && c.Attempt+1 < latest[c.Name].Attempt {
+			if err := a.cfg.Runtime.RemoveContainer(ctx, c.ID); err != nil {
+				klog.FromContext(ctx).Error(err, "Removing old container", "pod", klog.KObj(pod), "container", c.Name, "attempt", c.Attempt)
+			} else {
+				os.Remove(c.LogPath)
+				continue
+			}
+		}
+		kept = append(kept, c)
+	}
+	return kept
+}
+
+func shouldRestart(policy v1.RestartPolicy, cs *runtime.ContainerStatus) bool {
+	switch policy {
+	case v1.RestartPolicyAlways:
+		return true
+	case v1.RestartPolicyOnFailure:
+		return cs.ExitCode != 0
+	}
+	return false
+}
+
+// latestByName returns each container name's newest attempt.
+func latestByName(containers []*runtime.ContainerStatus) map[string]*runtime.ContainerStatus {
+	m := map[string]*runtime.ContainerStatus{}
+	for _, c := range containers {
+		if cur, ok := m[c.Name]; !ok || c.Attempt > cur.Attempt {
+			m[c.Name] = c
+		}
+	}
+	return m
+}
+
+// previousOf returns the attempt before the latest, if any.
+func previousOf(containers []*runtime.ContainerStatus, name string, latest uint32) *runtime.ContainerStatus {
+	var prev *runtime.ContainerStatus
+	for _, c := range containers {
+		if c.Name == name && c.Attempt < latest && (prev == nil || c.Attempt > prev.Attempt) {
+			prev = c
+		}
+	}
+	return prev
+}
+
+func (a *Agent) writeStatus(ctx context.Context, pod *v1.Pod, status *v1.PodStatus) error {
+	_, _, unchanged, err := statusutil.PatchPodStatus(ctx, a.cfg.Client, pod.Namespace, pod.Name, pod.UID, pod.Status, *status)
+	if apierrors.IsNotFound(err) {
+		return nil // deleted meanwhile: the delete event syncs it again
+	}
+	if err != nil {
+		return fmt.Errorf("patch status of pod %s: %w", klog.KObj(pod), err)
+	}
+	if !unchanged {
+		klog.FromContext(ctx).V(3).Info("Wrote pod status", "pod", klog.KObj(pod), "phase", status.Phase)
+	}
+	return nil
+}
+
+func allContainers(pod *v1.Pod) []*v1.Container {
+	var out []*v1.Container
+	for i := range pod.Spec.InitContainers {
+		out = append(out, &pod.Spec.InitContainers[i])
+	}
+	for i := range pod.Spec.Containers {
+		out = append(out, &pod.Spec.Containers[i])
+	}
+	return out
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func ipStrings(ips []net.IP) []string {
+	out := make([]string, len(ips))
+	for i, ip := range ips {
+		out[i] = ip.String()
+	}
+	return out
+}
+
+var _ = slices.Contains[[]string]
+var _ = flowcontrol.NewBackOff

@@ -1,0 +1,152 @@
+// Package node runs one Kubernetes node in this process: the agent (a
+// small kubelet, internal/node/agent) over the runtime, image store, pod
+// network and volumes, and the kubelet API (internal/node/streaming). It
+// talks to the control plane only through the API server, with the node's
+// own credentials, so the same code runs the node of `pocketkube up` and,
+// later, a node on another machine.
+//
+// Layout under DataDir: images/ (the image store, shared with `pocketkube
+// images`), node/runtime (bundles, runc state), node/network (netns, CNI
+// state), node/pods (volumes, /etc files), node/logs (container logs).
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strconv"
+	"sync/atomic"
+
+	"golang.org/x/sync/errgroup"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
+
+	"github.com/pocketkube/pocketkube/internal/node/agent"
+	"github.com/pocketkube/pocketkube/internal/node/image"
+	"github.com/pocketkube/pocketkube/internal/node/network"
+	"github.com/pocketkube/pocketkube/internal/node/runtime"
+	"github.com/pocketkube/pocketkube/internal/node/streaming"
+	"github.com/pocketkube/pocketkube/internal/node/volume"
+)
+
+// Config is what a node needs. Every field but ClusterDNS and KubeletPort
+// is required.
+type Config struct {
+	// DataDir is the cluster's data directory.
+	DataDir string
+	// Kubeconfig holds the node's credentials (system:node:<NodeName>).
+	Kubeconfig string
+	NodeName   string
+	NodeIPs    []net.IP
+	// KubeletPort is the kubelet API's port; default 10250.
+	KubeletPort int32
+	// ServingCert and ServingKey serve the kubelet API; ClientCA verifies
+	// its clients (the API server).
+	ServingCert, ServingKey, ClientCA string
+	// KubeletVersion is reported in the Node's nodeInfo.
+	KubeletVersion string
+	// ClusterDNS goes into pods' resolv.conf.
+	ClusterDNS []net.IP
+}
+
+// Run runs the node until ctx is done, then stops its pods and returns.
+func Run(ctx context.Context, cfg Config) error {
+	if cfg.DataDir == "" || cfg.Kubeconfig == "" || cfg.NodeName == "" || len(cfg.NodeIPs) == 0 {
+		return errors.New("node: DataDir, Kubeconfig, NodeName and NodeIPs are required")
+	}
+	if cfg.KubeletPort == 0 {
+		cfg.KubeletPort = 10250
+	}
+	logger := klog.FromContext(ctx)
+	restCfg, err := clientcmd.BuildConfigFromFlags("", cfg.Kubeconfig)
+	if err != nil {
+		return fmt.Errorf("load node kubeconfig: %w", err)
+	}
+	restCfg.QPS, restCfg.Burst = 50, 100 // kubelet's kubeAPIQPS and kubeAPIBurst
+	restCfg.UserAgent = "pocketkube-node"
+	client, err := kubernetes.NewForConfig(restCfg)
+	if err != nil {
+		return err
+	}
+	machine, err := agent.ReadMachine(cfg.DataDir)
+	if err != nil {
+		return fmt.Errorf("read machine: %w", err)
+	}
+	images, err := image.Open(image.Config{Dir: filepath.Join(cfg.DataDir, "images")})
+	if err != nil {
+		return err
+	}
+	vols, err := volume.New(volume.Config{
+		PodsDir:               filepath.Join(cfg.DataDir, "node", "pods"),
+		NodeAllocatableMemory: machine.MemoryBytes,
+	})
+	if err != nil {
+		return err
+	}
+	// Container exits sync their pod; exits seen while the runtime adopts
+	// the containers of an earlier run, before the agent exists, need no
+	// sync: the agent syncs every pod when it starts.
+	var current atomic.Pointer[agent.Agent]
+	var rt *runtime.Runtime
+	rt, err = runtime.New(ctx, runtime.Config{
+		StateDir: filepath.Join(cfg.DataDir, "node", "runtime"),
+		OnExit: func(containerID string) {
+			a := current.Load()
+			if a == nil {
+				return
+			}
+			if s, err := rt.ContainerStatus(context.WithoutCancel(ctx), containerID); err == nil {
+				a.EnqueueUID(s.PodUID)
+			}
+		},
+	})
+	if err != nil {
+		return err
+	}
+	a, err := agent.New(agent.Config{
+		Client:         client,
+		NodeName:       cfg.NodeName,
+		NodeIPs:        cfg.NodeIPs,
+		KubeletPort:    cfg.KubeletPort,
+		KubeletVersion: cfg.KubeletVersion,
+		Machine:        machine,
+		DataDir:        filepath.Join(cfg.DataDir, "node"),
+		Runtime:        rt,
+		Images:         images,
+		Volumes:        vols,
+		NewNetwork: func(ctx context.Context, podCIDR string) (agent.Network, error) {
+			return network.New(network.Config{StateDir: filepath.Join(cfg.DataDir, "node", "network"), PodCIDR: podCIDR})
+		},
+		ClusterDNS: cfg.ClusterDNS,
+	})
+	if err != nil {
+		return err
+	}
+	current.Store(a)
+	api, err := streaming.New(streaming.Config{
+		Addr:         net.JoinHostPort("", strconv.Itoa(int(cfg.KubeletPort))),
+		CertFile:     cfg.ServingCert,
+		KeyFile:      cfg.ServingKey,
+		ClientCAFile: cfg.ClientCA,
+		Client:       client,
+		NodeName:     cfg.NodeName,
+		Provider:     a.Provider(rt),
+	})
+	if err != nil {
+		return err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return a.Run(gctx) })
+	g.Go(func() error {
+		if err := api.Run(gctx); err != nil {
+			return fmt.Errorf("kubelet API: %w", err)
+		}
+		return nil
+	})
+	err = g.Wait()
+	logger.Info("Node stopped", "node", cfg.NodeName)
+	return err
+}

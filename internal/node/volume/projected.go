@@ -1,0 +1,166 @@
+package volume
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	utilerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/kubernetes/pkg/volume"
+	"k8s.io/kubernetes/pkg/volume/configmap"
+	"k8s.io/kubernetes/pkg/volume/downwardapi"
+	"k8s.io/kubernetes/pkg/volume/secret"
+	volumeutil "k8s.io/kubernetes/pkg/volume/util"
+)
+
+const (
+	downwardAPIPluginDir = "kubernetes.io~downward-api"
+	projectedPluginDir   = "kubernetes.io~projected"
+)
+
+// TokenSource issues service account tokens bound to a pod (the TokenRequest
+// API), for serviceAccountToken projections. Sources that can implement it.
+type TokenSource interface {
+	ServiceAccountToken(ctx context.Context, namespace, serviceAccount string, req *authenticationv1.TokenRequest) (*authenticationv1.TokenRequest, error)
+}
+
+// AllocatableSource gives the node's allocatable resources, which
+// resourceFieldRef items read for limits a container does not set. Sources
+// that can implement it.
+type AllocatableSource interface {
+	NodeAllocatable() v1.ResourceList
+}
+
+// downwardHost is the one volume.VolumeHost method upstream's
+// downwardapi.CollectData calls: GetNodeAllocatable. Any other call would
+// panic on the nil embedded interface, which the tests would catch.
+type downwardHost struct {
+	volume.VolumeHost
+	src Sources
+}
+
+func (h downwardHost) GetNodeAllocatable() (v1.ResourceList, error) {
+	if a, ok := h.src.(AllocatableSource); ok {
+		return a.NodeAllocatable(), nil
+	}
+	return nil, errors.New("node allocatable is not known")
+}
+
+// setupDownwardAPI is kubelet's downwardAPIVolumeMounter.SetUpAt: the items
+// through upstream's CollectData, on a tmpfs, always read-only. It is run
+// on every pod update, so label and annotation files follow the pod.
+func (m *Manager) setupDownwardAPI(ctx context.Context, pod *v1.Pod, vol *v1.Volume, src Sources) (*Mounted, error) {
+	s := vol.DownwardAPI
+	payload, err := downwardapi.CollectData(s.Items, pod, downwardHost{src: src}, modeOrDefault(s.DefaultMode), nil)
+	if err != nil {
+		return nil, err
+	}
+	return m.writeVolume(ctx, pod, vol.Name, downwardAPIPluginDir, true, payload)
+}
+
+// setupProjected is kubelet's projectedVolumeMounter (collectData): every
+// source into one payload, later sources winning on the same path, on a
+// tmpfs. A serviceAccountToken file is 0600 and owned by the pod's single
+// effective runAsUser when there is one, or when fsGroup is set (which
+// then makes it 0640).
+func (m *Manager) setupProjected(ctx context.Context, pod *v1.Pod, vol *v1.Volume, src Sources) (*Mounted, error) {
+	s := vol.Projected
+	defaultMode := modeOrDefault(s.DefaultMode)
+	var errs []error
+	payload := map[string]FileProjection{}
+	merge := func(p map[string]FileProjection) {
+		for k, v := range p {
+			payload[k] = v
+		}
+	}
+	for _, source := range s.Sources {
+		switch {
+		case source.Secret != nil:
+			optional := source.Secret.Optional != nil && *source.Secret.Optional
+			obj, err := src.Secret(pod.Namespace, source.Secret.Name)
+			if err != nil {
+				if !apierrors.IsNotFound(err) || !optional {
+					errs = append(errs, notFoundText(err, "secret", source.Secret.Name))
+					continue
+				}
+				obj = &v1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: pod.Namespace, Name: source.Secret.Name}}
+			}
+			p, err := secret.MakePayload(source.Secret.Items, obj, defaultMode, nil, optional)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			merge(p)
+		case source.ConfigMap != nil:
+			optional := source.ConfigMap.Optional != nil && *source.ConfigMap.Optional
+			obj, err := src.ConfigMap(pod.Namespace, source.ConfigMap.Name)
+			if err != nil {
+				if !apierrors.IsNotFound(err) || !optional {
+					errs = append(errs, notFoundText(err, "configmap", source.ConfigMap.Name))
+					continue
+				}
+				obj = &v1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: pod.Namespace, Name: source.ConfigMap.Name}}
+			}
+			p, err := configmap.MakePayload(source.ConfigMap.Items, obj, defaultMode, nil, optional)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			merge(p)
+		case source.DownwardAPI != nil:
+			p, err := downwardapi.CollectData(source.DownwardAPI.Items, pod, downwardHost{src: src}, defaultMode, nil)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			merge(p)
+		case source.ServiceAccountToken != nil:
+			tokens, ok := src.(TokenSource)
+			if !ok {
+				errs = append(errs, errors.New("service account tokens are not available on this node"))
+				continue
+			}
+			tp := source.ServiceAccountToken
+			fsUser := volumeutil.FsUserFrom(pod)
+			mode := *defaultMode
+			if fsUser != nil || (pod.Spec.SecurityContext != nil && pod.Spec.SecurityContext.FSGroup != nil) {
+				mode = 0o600
+			}
+			var auds []string
+			if tp.Audience != "" {
+				auds = []string{tp.Audience}
+			}
+			tr, err := tokens.ServiceAccountToken(ctx, pod.Namespace, pod.Spec.ServiceAccountName, &authenticationv1.TokenRequest{
+				Spec: authenticationv1.TokenRequestSpec{
+					Audiences:         auds,
+					ExpirationSeconds: tp.ExpirationSeconds,
+					BoundObjectRef:    &authenticationv1.BoundObjectReference{APIVersion: "v1", Kind: "Pod", Name: pod.Name, UID: pod.UID},
+				},
+			})
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			payload[tp.Path] = FileProjection{Data: []byte(tr.Status.Token), Mode: mode, FsUser: fsUser}
+		case source.ClusterTrustBundle != nil, source.PodCertificate != nil:
+			errs = append(errs, fmt.Errorf("projected volume %q: clusterTrustBundle and podCertificate sources are not supported", vol.Name))
+		}
+	}
+	if len(errs) > 0 {
+		return nil, utilerrors.NewAggregate(errs)
+	}
+	return m.writeVolume(ctx, pod, vol.Name, projectedPluginDir, true, payload)
+}
+
+// notFoundText gives a missing object kubelet's text, whatever the source
+// said; other errors pass through.
+func notFoundText(err error, resource, name string) error {
+	if apierrors.IsNotFound(err) {
+		return apierrors.NewNotFound(v1.Resource(resource), name)
+	}
+	return err
+}
