@@ -145,7 +145,9 @@ func (w *objectWatches) dropLocked(key cache.ObjectName) {
 }
 
 func (w *objectWatches) start(ctx context.Context, r objectRef) context.CancelFunc {
-	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	// ctx is the workers': the watch ends when the agent stops, so no
+	// watch holds the API server's graceful shutdown open.
+	ctx, cancel := context.WithCancel(ctx)
 	var obj runtime.Object = &v1.ConfigMap{}
 	if r.resource == "secrets" {
 		obj = &v1.Secret{}
