@@ -7,6 +7,7 @@ packages=(
   runc                        # containers (node agent)
   containernetworking-plugins # pod networking: bridge, host-local, loopback, portmap
   busybox-static              # offline test images
+  iptables                    # the CNI bridge (ipMasq) and portmap plugins
   nftables                    # service VIPs
   etcd-server etcd-client     # the --etcd-servers test and the bare control-plane benchmark
   iproute2 curl procps psmisc
