@@ -78,8 +78,11 @@ func parseCIDRs(s string) ([]*net.IPNet, error) {
 }
 
 // buildConfList returns the "pocketkube" conflist for cfg, whose defaults
-// are already filled in.
-func buildConfList(cfg Config, ipamDir string) ([]byte, error) {
+// are already filled in; with portmap only when hostPorts asks for it,
+// since every plugin in the chain costs a process and iptables calls on
+// each pod's start and stop. The bridge does not masquerade per pod: New
+// installs one masquerade rule for the whole pod CIDR instead.
+func buildConfList(cfg Config, ipamDir string, portmap bool) ([]byte, error) {
 	cidrs, err := parseCIDRs(cfg.PodCIDR)
 	if err != nil {
 		return nil, err
@@ -101,17 +104,19 @@ func buildConfList(cfg Config, ipamDir string) ([]byte, error) {
 				Type:        "bridge",
 				Bridge:      cfg.Bridge,
 				IsGateway:   true,
-				IPMasq:      true,
+				IPMasq:      false,
 				HairpinMode: true,
 				MTU:         cfg.MTU,
 				IPAM:        ipam,
 			},
-			portmapConf{
-				Type:         "portmap",
-				Capabilities: map[string]bool{"portMappings": true},
-				SNAT:         true,
-			},
 		},
+	}
+	if portmap {
+		list.Plugins = append(list.Plugins, portmapConf{
+			Type:         "portmap",
+			Capabilities: map[string]bool{"portMappings": true},
+			SNAT:         true,
+		})
 	}
 	b, err := json.MarshalIndent(list, "", "  ")
 	if err != nil {

@@ -13,17 +13,19 @@ import (
 
 func TestConfList(t *testing.T) {
 	tests := []struct {
-		name string
-		cfg  Config
+		name    string
+		cfg     Config
+		portmap bool
 	}{
 		{name: "defaults", cfg: Config{PodCIDR: "10.244.0.0/24", Bridge: "pk0"}},
+		{name: "hostports", cfg: Config{PodCIDR: "10.244.0.0/24", Bridge: "pk0"}, portmap: true},
 		{name: "mtu", cfg: Config{PodCIDR: "10.244.1.0/24", Bridge: "pk0", MTU: 1400}},
 		{name: "dual-stack", cfg: Config{PodCIDR: "10.244.0.0/24, fd00:10:244::/64", Bridge: "pk0"}},
 		{name: "ipv6", cfg: Config{PodCIDR: "fd00:10:244::/64", Bridge: "pk0"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			raw, err := buildConfList(tt.cfg, "/STATE/cni/ipam")
+			raw, err := buildConfList(tt.cfg, "/STATE/cni/ipam", tt.portmap)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -38,7 +40,7 @@ func TestConfList(t *testing.T) {
 func TestConfListInvalid(t *testing.T) {
 	for _, cidr := range []string{"10.244.0.0", "10.0.0.0/24,10.1.0.0/24", " , ", "a/b"} {
 		t.Run(cidr, func(t *testing.T) {
-			if _, err := buildConfList(Config{PodCIDR: cidr, Bridge: "pk0"}, "/x"); err == nil {
+			if _, err := buildConfList(Config{PodCIDR: cidr, Bridge: "pk0"}, "/x", false); err == nil {
 				t.Fatalf("buildConfList(%q) succeeded", cidr)
 			}
 		})

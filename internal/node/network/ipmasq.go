@@ -81,3 +81,17 @@ func iptables(ctx context.Context, bin string, args ...string) ([]byte, error) {
 	}
 	return stdout.Bytes(), nil
 }
+
+// ensureMasquerade installs, once per node, the rule that masquerades pod
+// traffic leaving the bridge for anywhere but the bridge itself: what the
+// bridge plugin's ipMasq does per pod, for the whole pod CIDR.
+func ensureMasquerade(ctx context.Context, bin, cidr, bridge string) error {
+	rule := []string{"POSTROUTING", "-s", cidr, "!", "-o", bridge, "-m", "comment", "--comment", "pocketkube: masquerade pod traffic", "-j", "MASQUERADE"}
+	if _, err := iptables(ctx, bin, append([]string{"-t", "nat", "-C"}, rule...)...); err == nil {
+		return nil
+	}
+	if _, err := iptables(ctx, bin, append([]string{"-t", "nat", "-A"}, rule...)...); err != nil {
+		return fmt.Errorf("install pod masquerade rule: %w", err)
+	}
+	return nil
+}

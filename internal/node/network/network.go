@@ -86,7 +86,9 @@ type Manager struct {
 	cfg      Config
 	netnsDir string
 	cni      *libcni.CNIConfig
-	list     *libcni.NetworkConfigList
+	list     *libcni.NetworkConfigList // bridge only
+	// listPorts adds portmap, for pods with hostPorts.
+	listPorts *libcni.NetworkConfigList
 	iptables []string // iptables commands of the pod CIDR's families
 
 	mu    sync.Mutex
@@ -158,21 +160,34 @@ func New(cfg Config) (*Manager, error) {
 			m.iptables = append(m.iptables, "ip6tables")
 		}
 	}
-	raw, err := buildConfList(cfg, ipamDir)
+	raw, err := buildConfList(cfg, ipamDir, false)
 	if err != nil {
 		return nil, fmt.Errorf("create network manager: %w", err)
 	}
 	if m.list, err = libcni.ConfListFromBytes(raw); err != nil {
 		return nil, fmt.Errorf("load generated conflist: %w", err)
 	}
-	if err := writeFileAtomic(filepath.Join(stateDir, networkName+".conflist"), raw); err != nil {
+	rawPorts, err := buildConfList(cfg, ipamDir, true)
+	if err != nil {
+		return nil, fmt.Errorf("create network manager: %w", err)
+	}
+	if m.listPorts, err = libcni.ConfListFromBytes(rawPorts); err != nil {
+		return nil, fmt.Errorf("load generated conflist: %w", err)
+	}
+	if err := writeFileAtomic(filepath.Join(stateDir, networkName+".conflist"), rawPorts); err != nil {
 		return nil, err
+	}
+	for i, c := range cidrs {
+		if err := ensureMasquerade(context.Background(), m.iptables[i], c.String(), cfg.Bridge); err != nil {
+			return nil, fmt.Errorf("create network manager: %w", err)
+		}
 	}
 	return m, nil
 }
 
-// ConfList returns the generated CNI network configuration list.
-func (m *Manager) ConfList() []byte { return slices.Clone(m.list.Bytes) }
+// ConfList returns the generated CNI network configuration list, with
+// portmap (pods without hostPorts get the same list without it).
+func (m *Manager) ConfList() []byte { return slices.Clone(m.listPorts.Bytes) }
 
 // NetNSPath returns where the network namespace of podUID is (or would be)
 // mounted.
@@ -235,12 +250,16 @@ func (m *Manager) Setup(ctx context.Context, pod Pod) (*Sandbox, error) {
 	if err := createNetNS(nsPath); err != nil {
 		return nil, fmt.Errorf("set up network of pod %s: %w", pod.UID, err)
 	}
-	res, err := m.cni.AddNetworkList(ctx, m.list, rt)
+	list := m.list
+	if len(pod.Ports) > 0 {
+		list = m.listPorts
+	}
+	res, err := m.cni.AddNetworkList(ctx, list, rt)
 	if err != nil {
 		// DEL with the same arguments releases whatever ADD got to (IPAM,
 		// veth, iptables); libcni has no cache entry yet, so use ours.
 		cctx := context.WithoutCancel(ctx)
-		if derr := m.cni.DelNetworkList(cctx, m.list, rt); derr != nil {
+		if derr := m.cni.DelNetworkList(cctx, list, rt); derr != nil {
 			// Arguments that made ADD fail (a port mapping portmap rejects)
 			// make DEL fail the same way before it reaches the bridge
 			// plugin; without them DEL still releases the IP and the veth.
