@@ -21,7 +21,8 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 PK_PID=$!
 until [ -f "$WORK/data/kubeconfig" ]; do sleep 0.1; done
 KC=$WORK/data/kubeconfig
-until kubectl_ok=$(/usr/lib/google-cloud-sdk/bin/kubectl.1.33 --kubeconfig "$KC" get nodes 2>/dev/null | grep -c ' Ready '); [ "$kubectl_ok" = 1 ]; do sleep 0.2; done
+K="/usr/lib/google-cloud-sdk/bin/kubectl.1.33 --kubeconfig $KC"
+until [ "$($K get nodes 2>/dev/null | grep -c ' Ready ')" = 1 ] && $K get serviceaccount default >/dev/null 2>&1; do sleep 0.2; done
 
 # The busybox image, built from the host's busybox-static.
 root=$WORK/rootfs; mkdir -p "$root/bin" "$root/etc" "$root/tmp"

@@ -248,6 +248,30 @@ spec:
 			t.Errorf("terminated = %+v", term)
 		}
 	})
+	t.Run("termination-messages", func(t *testing.T) {
+		applyPod(t, shared, "term-msg", `apiVersion: v1
+kind: Pod
+metadata:
+  name: term-msg
+spec:
+  restartPolicy: Never
+  containers:
+  - name: file
+    image: busybox
+    command: ["sh", "-c", "printf 'written by the app' > /dev/termination-log; exit 0"]
+  - name: logs
+    image: busybox
+    terminationMessagePolicy: FallbackToLogsOnError
+    command: ["sh", "-c", "echo first; echo last words; exit 2"]
+`)
+		pod := waitPod(t, c, "term-msg", "Failed", phaseIs(corev1.PodFailed))
+		for _, cs := range pod.Status.ContainerStatuses {
+			want := map[string]string{"file": "written by the app", "logs": "first\nlast words\n"}[cs.Name]
+			if got := cs.State.Terminated; got == nil || got.Message != want {
+				t.Errorf("%s: terminated %+v, want message %q", cs.Name, got, want)
+			}
+		}
+	})
 	t.Run("OnFailure-succeeds", func(t *testing.T) {
 		applyPod(t, shared, "onfailure-ok", fmt.Sprintf(manifest, "onfailure-ok", "OnFailure", 0))
 		pod := waitPod(t, c, "onfailure-ok", "Succeeded", phaseIs(corev1.PodSucceeded))

@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"bytes"
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -11,6 +13,7 @@ import (
 	"k8s.io/kubernetes/pkg/apis/core/v1/helper/qos"
 
 	"github.com/pocketkube/pocketkube/internal/node/runtime"
+	"github.com/pocketkube/pocketkube/internal/node/streaming"
 )
 
 // containerIDPrefix makes status.containerStatuses[].containerID, as
@@ -81,6 +84,9 @@ func (a *Agent) containerStatus(pod *v1.Pod, c *v1.Container, st *podState, all 
 		*out.Started = true
 	case runtime.StateExited:
 		t := terminated(cs)
+		if c.TerminationMessagePolicy == v1.TerminationMessageFallbackToLogsOnError && t.ExitCode != 0 && t.Message == "" {
+			t.Message = lastLogs(cs.LogPath)
+		}
 		if w, ok := st.waiting[c.Name]; ok && (w.Reason == reasonCrashLoopBackOff || w.Reason == reasonRunContainerError) {
 			out.State.Waiting = &w
 			out.LastTerminationState.Terminated = t
@@ -100,6 +106,29 @@ func (a *Agent) containerStatus(pod *v1.Pod, c *v1.Container, st *podState, all 
 		}
 	}
 	return out
+}
+
+// Kubelet's limits on a termination message taken from the logs
+// (FallbackToLogsOnError).
+const (
+	terminationLogLines = 80
+	terminationLogBytes = 2048
+)
+
+// lastLogs is kubelet's readLastStringFromContainerLogs: the last 80 lines
+// of the container's log, at most the last 2 KiB of them.
+func lastLogs(path string) string {
+	var buf bytes.Buffer
+	lines := int64(terminationLogLines)
+	err := streaming.ReadLogs(context.Background(), path, &v1.PodLogOptions{TailLines: &lines}, func() bool { return false }, time.Now(), &buf, &buf)
+	if err != nil {
+		return fmt.Sprintf("Error on reading termination message from logs: %v", err)
+	}
+	b := buf.Bytes()
+	if len(b) > terminationLogBytes {
+		b = b[len(b)-terminationLogBytes:]
+	}
+	return string(b)
 }
 
 func terminated(cs *runtime.ContainerStatus) *v1.ContainerStateTerminated {

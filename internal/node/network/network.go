@@ -89,7 +89,7 @@ type Manager struct {
 	list     *libcni.NetworkConfigList // bridge only
 	// listPorts adds portmap, for pods with hostPorts.
 	listPorts *libcni.NetworkConfigList
-	iptables []string // iptables commands of the pod CIDR's families
+	iptables  []string // iptables commands of the pod CIDR's families
 
 	mu    sync.Mutex
 	locks map[string]*podLock
