@@ -221,7 +221,7 @@ func TestUnsupportedVolume(t *testing.T) {
 	}{
 		{v1.VolumeSource{NFS: &v1.NFSVolumeSource{Server: "s", Path: "/"}}, `unsupported volume type "nfs" in volume "data"`},
 		{v1.VolumeSource{PersistentVolumeClaim: &v1.PersistentVolumeClaimVolumeSource{ClaimName: "c"}}, `unsupported volume type "persistentVolumeClaim" in volume "data"`},
-		{v1.VolumeSource{Projected: &v1.ProjectedVolumeSource{}}, `unsupported volume type "projected" in volume "data"`},
+		{v1.VolumeSource{ISCSI: &v1.ISCSIVolumeSource{}}, `unsupported volume type "iscsi" in volume "data"`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.want, func(t *testing.T) {

@@ -1,0 +1,131 @@
+package volume
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/klog/v2/ktesting"
+)
+
+// tokenSources adds bound tokens and node allocatable to fakeSources.
+type tokenSources struct {
+	fakeSources
+	requests []*authenticationv1.TokenRequest
+}
+
+func (s *tokenSources) ServiceAccountToken(_ context.Context, ns, sa string, req *authenticationv1.TokenRequest) (*authenticationv1.TokenRequest, error) {
+	s.requests = append(s.requests, req)
+	out := req.DeepCopy()
+	out.Status = authenticationv1.TokenRequestStatus{Token: "token-for-" + ns + "-" + sa, ExpirationTimestamp: metav1.NewTime(time.Now().Add(time.Hour))}
+	return out, nil
+}
+
+func (s *tokenSources) NodeAllocatable() v1.ResourceList {
+	return v1.ResourceList{v1.ResourceCPU: resource.MustParse("2"), v1.ResourceMemory: resource.MustParse("8Gi")}
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// The kube-api-access volume ServiceAccount admission injects: token,
+// ca.crt from kube-root-ca.crt, namespace from the Downward API.
+func TestProjectedServiceAccountVolume(t *testing.T) {
+	requireRoot(t)
+	_, ctx := ktesting.NewTestContext(t)
+	m := newTestManager(t, Config{})
+	src := &tokenSources{fakeSources: fakeSources{configMaps: map[string]*v1.ConfigMap{
+		"ns/kube-root-ca.crt": {Data: map[string]string{"ca.crt": "CA PEM"}},
+	}}}
+	pod := testPod("uid-p")
+	pod.Spec.ServiceAccountName = "default"
+	vol := &v1.Volume{Name: "kube-api-access-x", VolumeSource: v1.VolumeSource{Projected: &v1.ProjectedVolumeSource{
+		DefaultMode: ptr(int32(0o644)),
+		Sources: []v1.VolumeProjection{
+			{ServiceAccountToken: &v1.ServiceAccountTokenProjection{Path: "token", ExpirationSeconds: ptr(int64(3607))}},
+			{ConfigMap: &v1.ConfigMapProjection{LocalObjectReference: v1.LocalObjectReference{Name: "kube-root-ca.crt"}, Items: []v1.KeyToPath{{Key: "ca.crt", Path: "ca.crt"}}}},
+			{DownwardAPI: &v1.DownwardAPIProjection{Items: []v1.DownwardAPIVolumeFile{{Path: "namespace", FieldRef: &v1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "metadata.namespace"}}}}},
+		},
+	}}}
+	mnt, err := m.Setup(ctx, pod, vol, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !mnt.ReadOnly || filepath.Base(filepath.Dir(mnt.Path)) != "kubernetes.io~projected" {
+		t.Errorf("mounted %+v", mnt)
+	}
+	for name, want := range map[string]string{"token": "token-for-ns-default", "ca.crt": "CA PEM", "namespace": pod.Namespace} {
+		if got := readFile(t, filepath.Join(mnt.Path, name)); got != want {
+			t.Errorf("%s = %q, want %q", name, got, want)
+		}
+		fi, _ := os.Stat(filepath.Join(mnt.Path, name))
+		if fi.Mode().Perm() != 0o644 {
+			t.Errorf("%s mode %v, want 0644", name, fi.Mode().Perm())
+		}
+	}
+	req := src.requests[0]
+	if ref := req.Spec.BoundObjectRef; ref == nil || ref.Kind != "Pod" || ref.Name != pod.Name || ref.UID != pod.UID || *req.Spec.ExpirationSeconds != 3607 {
+		t.Errorf("token request %+v", req.Spec)
+	}
+	// A single runAsUser (immutable, so a new pod) makes the token 0600,
+	// owned by that user.
+	pod2 := testPod("uid-p2")
+	pod2.Spec.ServiceAccountName = "default"
+	pod2.Spec.SecurityContext = &v1.PodSecurityContext{RunAsUser: ptr(int64(1000))}
+	mnt2, err := m.Setup(ctx, pod2, vol, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, _ := os.Stat(filepath.Join(mnt2.Path, "token"))
+	if fi.Mode().Perm() != 0o600 || fi.Sys().(*syscall.Stat_t).Uid != 1000 {
+		t.Errorf("token mode with runAsUser %v uid %d, want 0600 and 1000", fi.Mode().Perm(), fi.Sys().(*syscall.Stat_t).Uid)
+	}
+}
+
+func TestDownwardAPIVolume(t *testing.T) {
+	requireRoot(t)
+	_, ctx := ktesting.NewTestContext(t)
+	m := newTestManager(t, Config{})
+	src := &tokenSources{}
+	pod := testPod("uid-d")
+	pod.Labels = map[string]string{"b": "2", "a": "x\"y"}
+	pod.Spec.Containers = []v1.Container{{Name: "main", Resources: v1.ResourceRequirements{Requests: v1.ResourceList{v1.ResourceCPU: resource.MustParse("250m")}}}}
+	vol := &v1.Volume{Name: "podinfo", VolumeSource: v1.VolumeSource{DownwardAPI: &v1.DownwardAPIVolumeSource{
+		Items: []v1.DownwardAPIVolumeFile{
+			{Path: "labels", FieldRef: &v1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "metadata.labels"}},
+			{Path: "cpu_request", ResourceFieldRef: &v1.ResourceFieldSelector{ContainerName: "main", Resource: "requests.cpu", Divisor: resource.MustParse("1m")}},
+			{Path: "cpu_limit", ResourceFieldRef: &v1.ResourceFieldSelector{ContainerName: "main", Resource: "limits.cpu"}},
+			{Path: "sub/name", FieldRef: &v1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "metadata.name"}},
+		},
+	}}}
+	mnt, err := m.Setup(ctx, pod, vol, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{"labels": "a=\"x\\\"y\"\nb=\"2\"", "cpu_request": "250", "cpu_limit": "2", "sub/name": pod.Name} {
+		if got := readFile(t, filepath.Join(mnt.Path, name)); got != want {
+			t.Errorf("%s = %q, want %q", name, got, want)
+		}
+	}
+	// A label change swaps the files; resource values stay.
+	pod.Labels["b"] = "3"
+	if _, err := m.Setup(ctx, pod, vol, src); err != nil {
+		t.Fatal(err)
+	}
+	if got := readFile(t, filepath.Join(mnt.Path, "labels")); got != "a=\"x\\\"y\"\nb=\"3\"" {
+		t.Errorf("labels after update = %q", got)
+	}
+}
