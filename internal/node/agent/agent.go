@@ -25,6 +25,8 @@ import (
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
+
+	"github.com/pocketkube/pocketkube/internal/node/prober"
 )
 
 // Config is what an Agent needs. Fields without a default are required.
@@ -83,6 +85,7 @@ type Agent struct {
 	objects        *apiObjects
 	network        Network
 	watches        *objectWatches
+	prober         *prober.Manager
 
 	restartBackoff *flowcontrol.Backoff
 	pullBackoff    *flowcontrol.Backoff
@@ -211,6 +214,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	broadcaster, recorder := newRecorder(ctx, a.cfg.Client, a.cfg.NodeName)
 	defer broadcaster.Shutdown()
 	a.recorder = recorder
+	if a.prober, err = prober.New(prober.Config{Exec: execSync{a.cfg.Runtime}, OnChange: a.EnqueueUID, Recorder: recorder}); err != nil {
+		return err
+	}
+	defer a.prober.Close()
 
 	statusCtx, stopStatus := context.WithCancel(ctx)
 	defer stopStatus()

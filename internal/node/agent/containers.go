@@ -174,6 +174,7 @@ func (a *Agent) startContainer(ctx context.Context, pod *v1.Pod, c *v1.Container
 	}
 	a.recordContainer(pod, c, v1.EventTypeNormal, "Started", "Container started")
 	delete(st.waiting, c.Name)
+	a.runPostStart(ctx, pod, c, id)
 	logger.V(2).Info("Started container", "pod", klog.KObj(pod), "container", c.Name, "attempt", attempt, "id", id)
 	return 0
 }

@@ -25,6 +25,7 @@ type Runtime interface {
 	StopContainer(ctx context.Context, id string, grace time.Duration) error
 	RemoveContainer(ctx context.Context, id string) error
 	ListContainers(ctx context.Context, podUID string) ([]*runtime.ContainerStatus, error)
+	Exec(ctx context.Context, id string, cmd []string, s runtime.Streams) (int, error)
 }
 
 // Images finds and pulls images and unpacks their root filesystems

@@ -80,8 +80,12 @@ func (a *Agent) containerStatus(pod *v1.Pod, c *v1.Container, st *podState, all 
 	switch cs.State {
 	case runtime.StateRunning:
 		out.State.Running = &v1.ContainerStateRunning{StartedAt: metav1.NewTime(cs.StartedAt)}
-		out.Ready = true
-		*out.Started = true
+		out.Ready, *out.Started = true, true
+		if a.prober != nil {
+			uid := string(pod.UID)
+			*out.Started = a.prober.Started(uid, c.Name)
+			out.Ready = *out.Started && a.prober.Ready(uid, c.Name)
+		}
 	case runtime.StateExited:
 		t := terminated(cs)
 		if c.TerminationMessagePolicy == v1.TerminationMessageFallbackToLogsOnError && t.ExitCode != 0 && t.Message == "" {

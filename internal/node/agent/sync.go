@@ -181,11 +181,15 @@ func (a *Agent) killPod(ctx context.Context, pod *v1.Pod, grace time.Duration) e
 	errc := make(chan error, len(containers))
 	for _, c := range containers {
 		go func() {
-			if c.State == runtime.StateRunning || c.State == runtime.StateCreated {
+			switch c.State {
+			case runtime.StateRunning:
+				a.stopContainer(ctx, pod, specContainer(pod, c.Name), c.ID, grace)
+				errc <- nil
+			case runtime.StateCreated:
 				errc <- a.cfg.Runtime.StopContainer(ctx, c.ID, grace)
-				return
+			default:
+				errc <- nil
 			}
-			errc <- nil
 		}()
 	}
 	var errs []error
@@ -215,6 +219,9 @@ func (a *Agent) killPod(ctx context.Context, pod *v1.Pod, grace time.Duration) e
 
 func (a *Agent) forgetState(uid string) {
 	a.objects.forgetTokens(uid)
+	if a.prober != nil {
+		a.prober.RemovePod(uid)
+	}
 	a.mu.Lock()
 	delete(a.states, uid)
 	delete(a.known, uid)
@@ -286,6 +293,7 @@ func (a *Agent) syncRunning(ctx context.Context, pod *v1.Pod, st *podState) (*v1
 		}
 		containers = a.removeOldAttempts(ctx, pod, containers)
 	}
+	a.updateProbes(ctx, pod, st, containers)
 	// Projected tokens are refreshed by a sync, as kubelet's volume
 	// manager remounts them.
 	if at := a.objects.nextTokenRefresh(uid); !at.IsZero() {

@@ -1,0 +1,106 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+)
+
+func condition(p *corev1.Pod, t corev1.PodConditionType) corev1.ConditionStatus {
+	for _, c := range p.Status.Conditions {
+		if c.Type == t {
+			return c.Status
+		}
+	}
+	return ""
+}
+
+// Readiness follows an exec probe; a failing httpGet liveness probe
+// restarts the container; a preStop hook runs before the stop.
+func TestProbesAndHooks(t *testing.T) {
+	ctx := context.Background()
+	c := clientFor(t, shared)
+	hostDir := t.TempDir()
+	applyPod(t, shared, "probed", fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata:
+  name: probed
+spec:
+  terminationGracePeriodSeconds: 5
+  containers:
+  - name: web
+    image: busybox
+    command: ["sh", "-c", "mkdir -p /www && echo ok > /www/healthz && exec httpd -f -p 8080 -h /www"]
+    readinessProbe:
+      exec: {command: ["cat", "/tmp/ready"]}
+      periodSeconds: 1
+    livenessProbe:
+      httpGet: {path: /healthz, port: 8080}
+      periodSeconds: 1
+      failureThreshold: 2
+    lifecycle:
+      postStart:
+        exec: {command: ["sh", "-c", "echo started > /host/poststart"]}
+      preStop:
+        exec: {command: ["sh", "-c", "echo stopping > /host/prestop"]}
+    volumeMounts: [{name: host, mountPath: /host}]
+  volumes:
+  - name: host
+    hostPath: {path: %s}
+`, hostDir))
+	pod := waitPod(t, c, "probed", "Running, not Ready", func(p *corev1.Pod) bool {
+		return p.Status.Phase == corev1.PodRunning && condition(p, corev1.ContainersReady) == corev1.ConditionFalse
+	})
+	if pod.Status.ContainerStatuses[0].Ready {
+		t.Error("ready before the readiness probe passed")
+	}
+	if _, err := shared.Kubectl(ctx, newest(), "exec", "probed", "--", "touch", "/tmp/ready"); err != nil {
+		t.Fatal(err)
+	}
+	waitPod(t, c, "probed", "Ready", running)
+	if b, err := os.ReadFile(filepath.Join(hostDir, "poststart")); err != nil || string(b) != "started\n" {
+		t.Errorf("postStart hook: %q, %v", b, err)
+	}
+
+	if _, err := shared.Kubectl(ctx, newest(), "exec", "probed", "--", "rm", "/www/healthz"); err != nil {
+		t.Fatal(err)
+	}
+	pod = waitPod(t, c, "probed", "restarted by its liveness probe", func(p *corev1.Pod) bool {
+		return len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].RestartCount >= 1
+	})
+	events, err := c.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=probed"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen []string
+	for _, e := range events.Items {
+		seen = append(seen, e.Reason+": "+e.Message)
+	}
+	all := strings.Join(seen, "\n")
+	for _, want := range []string{"Unhealthy: Liveness probe failed: HTTP probe failed with statuscode: 404", "Killing: Container web failed liveness probe, will be restarted"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("no event %q in:\n%s", want, all)
+		}
+	}
+	// The liveness kill ran preStop too.
+	if b, err := os.ReadFile(filepath.Join(hostDir, "prestop")); err != nil || string(b) != "stopping\n" {
+		t.Errorf("preStop hook: %q, %v", b, err)
+	}
+	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, podTimeout, true, func(ctx context.Context) (bool, error) {
+		p, err := c.CoreV1().Pods("default").Get(ctx, "probed", metav1.GetOptions{})
+		return err == nil && p.Status.ContainerStatuses[0].State.Running != nil, nil
+	})
+	if err != nil {
+		t.Errorf("restarted container never ran: %v", err)
+	}
+}
