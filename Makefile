@@ -15,7 +15,11 @@ LDFLAGS := -s -w -X github.com/pocketkube/pocketkube/internal/version.version=$(
 deps:
 	bash scripts/install-deps.sh
 
+# The container shim is built first and embedded in pocketkube (see
+# internal/node/runtime/shimbin/README): one small process per container.
+SHIM_BIN := internal/node/runtime/shimbin/pocketkube-shim
 build:
+	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o $(SHIM_BIN) ./cmd/pocketkube-shim
 	go build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/pocketkube
 
 # Starts a cluster in the foreground; Ctrl-C stops it.

@@ -33,7 +33,7 @@ tar -C "$root" -cf "$WORK/busybox.tar" .
 "$PK" images import --data-dir "$WORK/data" --name busybox "$WORK/busybox.tar" >/dev/null
 
 rss_kib() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
-shims_kib() { local t=0; for p in $(pgrep -f 'pocketkube runtime-shim' || true); do t=$((t + $(rss_kib "$p" 2>/dev/null || echo 0))); done; echo $t; }
+shims_kib() { local t=0; for p in $(pgrep -f 'shim.*--bundle' || true); do t=$((t + $(rss_kib "$p" 2>/dev/null || echo 0))); done; echo $t; }
 
 echo "== 1 pod, $RUNS1 runs"; "$WORK/podstart" --kubeconfig "$KC" --pods 1 --runs "$RUNS1"
 echo "== 30 pods at once"; "$WORK/podstart" --kubeconfig "$KC" --pods 30 --runs 1
@@ -58,5 +58,5 @@ echo "pocketkube RSS idle (0 pods): $((idle / 1024)) MiB; with 30 pods: $((busy 
 awk -v i="$idle" -v b="$busy" -v s="$shims" 'BEGIN { printf "RSS per running pod: %.1f MiB (agent %.1f + shim %.1f)\n", (b - i + s) / 30 / 1024, (b - i) / 30 / 1024, s / 30 / 1024 }'
 t0=$(date +%s.%N); kill -INT $PK_PID; wait $PK_PID || true; t1=$(date +%s.%N)
 awk -v a="$t0" -v b="$t1" 'BEGIN { printf "Ctrl-C → exit with 30 pods (sleep ignores SIGTERM; grace capped at 5 s): %.2f s\n", b - a }'
-left=$(pgrep -fc 'pocketkube runtime-shim' || true)
+left=$(pgrep -fc 'shim.*--bundle' || true)
 echo "shims left after exit: $left"

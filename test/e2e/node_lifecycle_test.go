@@ -27,7 +27,7 @@ func restartShared(t *testing.T) {
 // shims counts the runtime shims running for containers of the cluster
 // in dataDir (their bundles are under it).
 func shims(dataDir string) int {
-	out, _ := exec.Command("pgrep", "-f", "runtime-shim.*"+dataDir).Output()
+	out, _ := exec.Command("pgrep", "-f", "shim.*--bundle "+dataDir).Output()
 	return len(strings.Fields(string(out)))
 }
 

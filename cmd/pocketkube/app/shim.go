@@ -6,7 +6,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/pocketkube/pocketkube/internal/node/runtime"
+	"github.com/pocketkube/pocketkube/internal/node/runtime/shim"
 )
 
 // shimOptions are the flags of `pocketkube runtime-shim`.
@@ -27,9 +27,10 @@ func (o *shimOptions) Validate() error {
 	return nil
 }
 
-// NewShimCommand returns the hidden `runtime-shim` command that the node
-// runtime starts for each container (see runtime.RunShim). It is not meant
-// to be run by hand.
+// NewShimCommand returns the hidden `runtime-shim` command: the node runtime
+// starts it for each container when pocketkube was built without the
+// embedded pocketkube-shim binary, and containers started by earlier
+// versions run under it (see package shim). It is not meant to be run by hand.
 func NewShimCommand() *cobra.Command {
 	o := &shimOptions{}
 	cmd := &cobra.Command{
@@ -42,7 +43,7 @@ func NewShimCommand() *cobra.Command {
 			if err := o.Validate(); err != nil {
 				return err
 			}
-			return runtime.RunShim(cmd.Context(), o.Bundle)
+			return shim.Run(cmd.Context(), o.Bundle)
 		},
 	}
 	o.AddFlags(cmd.Flags())

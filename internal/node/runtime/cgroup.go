@@ -256,23 +256,3 @@ func removeCgroupTree(dir string) error {
 	}
 	return fmt.Errorf("remove cgroup %s: %w", dir, err)
 }
-
-// readOOMKills returns the oom_kill counter of a memory.oom_control (v1) or
-// memory.events (v2) file; 0 when unreadable.
-func readOOMKills(file string) uint64 {
-	if file == "" {
-		return 0
-	}
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		k, v, ok := strings.Cut(line, " ")
-		if ok && k == "oom_kill" {
-			n, _ := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
-			return n
-		}
-	}
-	return 0
-}

@@ -17,6 +17,8 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 	"k8s.io/klog/v2"
+
+	"github.com/pocketkube/pocketkube/internal/node/runtime/shim"
 )
 
 const (
@@ -32,13 +34,6 @@ type containerMeta struct {
 	Labels           map[string]string
 	CreatedAt        time.Time
 	CgroupPath       string
-}
-
-// exitStatus is the shim's exit file, StateDir/exits/<id>.
-type exitStatus struct {
-	ExitCode   int32     `json:"exitCode"`
-	FinishedAt time.Time `json:"finishedAt"`
-	OOMKilled  bool      `json:"oomKilled"`
 }
 
 func newID() (string, error) {
@@ -164,12 +159,12 @@ func (r *Runtime) CreateContainer(ctx context.Context, cfg ContainerConfig) (id 
 			return "", fmt.Errorf("create log dir of %s: %w", cfg.Name, err)
 		}
 	}
-	sc := shimConfig{
+	sc := shim.Config{
 		ID: id, Bundle: dir, Runc: r.cfg.RuncPath, RuncRoot: r.runcRoot(),
 		LogPath: cfg.LogPath, ExitFile: r.exitFile(id), TTY: cfg.TTY, Stdin: cfg.Stdin, StdinOnce: cfg.StdinOnce,
 		OOMFile: r.cgroups.oomFile(meta.CgroupPath),
 	}
-	if err := writeJSONAtomic(filepath.Join(dir, "shim.json"), sc); err != nil {
+	if err := writeJSONAtomic(filepath.Join(dir, shim.ConfigFile), sc); err != nil {
 		return "", fmt.Errorf("write shim config of %s: %w", cfg.Name, err)
 	}
 	if err := r.startShim(ctx, dir); err != nil {
@@ -193,13 +188,16 @@ func (r *Runtime) startShim(ctx context.Context, bundle string) error {
 		return err
 	}
 	defer shimLog.Close()
-	cmd := exec.Command(r.cfg.ShimPath, append(append([]string{}, r.cfg.ShimArgs...), "--bundle", bundle)...)
-	cmd.Stdout, cmd.Stderr = shimLog, shimLog
-	cmd.ExtraFiles = []*os.File{pw}
-	// A session of its own: signals to pocketkube's process group (Ctrl-C)
-	// and pocketkube's death do not reach the shim.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
+	cmd, err := startRetryBusy(func() *exec.Cmd {
+		cmd := exec.Command(r.cfg.ShimPath, append(append([]string{}, r.cfg.ShimArgs...), "--bundle", bundle)...)
+		cmd.Stdout, cmd.Stderr = shimLog, shimLog
+		cmd.ExtraFiles = []*os.File{pw}
+		// A session of its own: signals to pocketkube's process group
+		// (Ctrl-C) and pocketkube's death do not reach the shim.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		return cmd
+	})
+	if err != nil {
 		pw.Close()
 		return fmt.Errorf("start shim: %w", err)
 	}
@@ -372,7 +370,7 @@ func (r *Runtime) ContainerStatus(ctx context.Context, id string) (*ContainerSta
 	if b, err := os.ReadFile(filepath.Join(dir, "started")); err == nil {
 		cs.StartedAt, _ = time.Parse(time.RFC3339Nano, string(b))
 	}
-	var ex exitStatus
+	var ex shim.ExitStatus
 	if err := readJSON(r.exitFile(id), &ex); err == nil {
 		cs.State, cs.ExitCode, cs.FinishedAt = StateExited, ex.ExitCode, ex.FinishedAt
 		switch {
@@ -434,4 +432,23 @@ func (r *Runtime) ListContainers(ctx context.Context, podUID string) ([]*Contain
 		out = append(out, cs)
 	}
 	return out, nil
+}
+
+// startRetryBusy starts the command that newCmd builds, retrying a few times
+// on ETXTBSY: the shim binary extracted by New was open for writing, and a
+// process forked by another goroutine meanwhile may hold that descriptor
+// until it execs (golang.org/issue/22315). A Cmd cannot be started twice,
+// hence newCmd.
+func startRetryBusy(newCmd func() *exec.Cmd) (*exec.Cmd, error) {
+	for i := 0; ; i++ {
+		cmd := newCmd()
+		err := cmd.Start()
+		if err == nil {
+			return cmd, nil
+		}
+		if !errors.Is(err, syscall.ETXTBSY) || i == 5 {
+			return nil, err
+		}
+		time.Sleep(time.Duration(i+1) * 10 * time.Millisecond)
+	}
 }

@@ -9,8 +9,9 @@ import (
 	"github.com/pocketkube/pocketkube/internal/node/runtime"
 )
 
-// Running one container of a pod, as the node agent does. The pocketkube
-// binary must have the `runtime-shim` command (the default ShimPath).
+// Running one container of a pod, as the node agent does. The default
+// ShimPath is the shim embedded by `make build`, or else the `runtime-shim`
+// command of the running binary.
 func Example() {
 	ctx := context.Background()
 	rt, err := runtime.New(ctx, runtime.Config{

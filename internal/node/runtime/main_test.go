@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"flag"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +14,8 @@ import (
 	"time"
 
 	"k8s.io/klog/v2/ktesting"
+
+	"github.com/pocketkube/pocketkube/internal/node/runtime/shim"
 )
 
 // shimEnv makes the test binary act as the shim: New's ShimPath is the test
@@ -25,14 +26,7 @@ var update = flag.Bool("update", false, "rewrite golden files in testdata/")
 
 func TestMain(m *testing.M) {
 	if os.Getenv(shimEnv) == "1" {
-		fs := flag.NewFlagSet("runtime-shim", flag.ExitOnError)
-		bundle := fs.String("bundle", "", "bundle directory")
-		_ = fs.Parse(os.Args[1:])
-		if err := RunShim(context.Background(), *bundle); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		os.Exit(0)
+		os.Exit(shim.Main(os.Args[1:]))
 	}
 	os.Setenv(shimEnv, "1") // inherited by the shims this binary starts
 	os.Exit(m.Run())
@@ -112,7 +106,9 @@ type testEnv struct {
 	exitCh chan string // every OnExit, dropped when full
 }
 
-func newTestEnv(tb testing.TB) *testEnv {
+// newTestEnv's mutate functions change the Config before New (e.g. another
+// shim).
+func newTestEnv(tb testing.TB, mutate ...func(*Config)) *testEnv {
 	tb.Helper()
 	runc := requireRunc(tb)
 	_, ctx := ktesting.NewTestContext(tb)
@@ -136,6 +132,9 @@ func newTestEnv(tb testing.TB) *testEnv {
 			default:
 			}
 		},
+	}
+	for _, m := range mutate {
+		m(&e.cfg)
 	}
 	e.r, err = New(ctx, e.cfg)
 	if err != nil {

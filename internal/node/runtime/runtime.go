@@ -28,8 +28,10 @@ type Config struct {
 	// CgroupRoot is the top of the pod cgroups (default "/kubepods").
 	CgroupRoot string
 	// ShimPath and ShimArgs start the shim: ShimPath ShimArgs... --bundle DIR.
-	// Default: os.Executable() with ["runtime-shim"]. Tests re-exec their
-	// own binary.
+	// Default: the shim binary embedded by `make build`, extracted to
+	// StateDir/bin/pocketkube-shim-<sha256 prefix>, with no ShimArgs; when
+	// none is embedded, os.Executable() with ["runtime-shim"]. Tests re-exec
+	// their own binary.
 	ShimPath string
 	ShimArgs []string
 	// OnExit is called, from a goroutine, with the ID of each container
@@ -67,16 +69,6 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	if cfg.CgroupRoot == "" {
 		cfg.CgroupRoot = defaultCgroupTop
 	}
-	if cfg.ShimPath == "" {
-		p, err := os.Executable()
-		if err != nil {
-			return nil, fmt.Errorf("find own executable for the shim: %w", err)
-		}
-		cfg.ShimPath = p
-		if cfg.ShimArgs == nil {
-			cfg.ShimArgs = []string{"runtime-shim"}
-		}
-	}
 	abs, err := filepath.Abs(cfg.StateDir)
 	if err != nil {
 		return nil, fmt.Errorf("resolve state dir %s: %w", cfg.StateDir, err)
@@ -85,6 +77,11 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	for _, d := range []string{"runc", "pods", "containers", "exits"} {
 		if err := os.MkdirAll(filepath.Join(cfg.StateDir, d), 0o711); err != nil {
 			return nil, fmt.Errorf("create state dir: %w", err)
+		}
+	}
+	if cfg.ShimPath == "" {
+		if err := defaultShim(ctx, &cfg); err != nil {
+			return nil, err
 		}
 	}
 	cg, err := detectCgroups()
@@ -110,6 +107,33 @@ func (r *Runtime) Close() error {
 		err = r.watch.Close()
 	})
 	return err
+}
+
+// defaultShim sets cfg.ShimPath (and ShimArgs when nil) to the embedded shim
+// binary, extracted under StateDir/bin, or else to this binary's hidden
+// `runtime-shim` command.
+func defaultShim(ctx context.Context, cfg *Config) error {
+	if bin := embeddedShim(); len(bin) > 0 {
+		p, err := installShim(filepath.Join(cfg.StateDir, "bin"), bin)
+		if err != nil {
+			return err
+		}
+		cfg.ShimPath = p
+		if cfg.ShimArgs == nil {
+			cfg.ShimArgs = []string{}
+		}
+		return nil
+	}
+	p, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find own executable for the shim: %w", err)
+	}
+	klog.FromContext(ctx).V(1).Info("No shim binary embedded (built without make build), using the runtime-shim command of this binary", "path", p)
+	cfg.ShimPath = p
+	if cfg.ShimArgs == nil {
+		cfg.ShimArgs = []string{"runtime-shim"}
+	}
+	return nil
 }
 
 func (r *Runtime) allCaps() []string {

@@ -1,43 +1,57 @@
-package runtime
+package shim
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 )
 
-// shimConfig is the shim's input, written by CreateContainer to
-// <bundle>/shim.json.
-type shimConfig struct {
-	ID, Bundle     string
-	Runc, RuncRoot string
-	LogPath        string // CRI log file; "" = discard output
-	ExitFile       string
-	TTY, Stdin     bool
-	StdinOnce      bool
-	OOMFile        string // memory.oom_control (v1) or memory.events (v2) of the container cgroup
+// Main is the main of the shim binary: args are the command-line arguments
+// without the program name (`--bundle DIR`). It runs [Run] until the
+// container exits (or until SIGINT/SIGTERM while `runc create` runs) and
+// returns the process exit code: 0, 1 on an error (printed on stderr) or 2
+// on bad arguments.
+func Main(args []string) int {
+	fs := flag.NewFlagSet("pocketkube-shim", flag.ContinueOnError)
+	bundle := fs.String("bundle", "", "container bundle directory written by the runtime")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *bundle == "" || fs.NArg() != 0 {
+		fmt.Fprintln(os.Stderr, "usage: pocketkube-shim --bundle DIR")
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := Run(ctx, *bundle); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
 }
 
-// RunShim is the main of `pocketkube runtime-shim --bundle DIR`: it runs
-// `runc create` for the bundle, reports "ok" or runc's error text on fd 3
-// (then closes it), copies the container's output to the CRI log, waits for
-// the container's init (as its child subreaper), writes the exit file and
-// returns. It is started by CreateContainer in a session of its own, so it
-// outlives pocketkube.
-func RunShim(ctx context.Context, bundle string) error {
+// Run supervises the container of bundle: it runs `runc create` for the
+// bundle, reports "ok" or runc's error text on fd 3 (then closes it), copies
+// the container's output to the CRI log, waits for the container's init (as
+// its child subreaper), writes the exit file and returns. The runtime starts
+// the shim in a session of its own, so it outlives pocketkube. ctx only
+// bounds `runc create`.
+func Run(ctx context.Context, bundle string) error {
 	report := os.NewFile(3, "report")
 	ready := false
 	err := runShim(ctx, bundle, func() {
@@ -53,8 +67,8 @@ func RunShim(ctx context.Context, bundle string) error {
 }
 
 func runShim(ctx context.Context, bundle string, ready func()) error {
-	var cfg shimConfig
-	if err := readJSON(filepath.Join(bundle, "shim.json"), &cfg); err != nil {
+	var cfg Config
+	if err := readJSON(filepath.Join(bundle, ConfigFile), &cfg); err != nil {
 		return fmt.Errorf("read shim config: %w", err)
 	}
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
@@ -168,8 +182,8 @@ func runShim(ctx context.Context, bundle string, ready func()) error {
 		if cfg.Stdin {
 			as.stdin = ttyStdin{master}
 		}
-		as.resize = func(sz TerminalSize) {
-			_ = unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: sz.Height, Col: sz.Width})
+		as.resize = func(width, height uint16) {
+			_ = unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: height, Col: width})
 		}
 		outputs = append(outputs, struct {
 			stream string
@@ -178,9 +192,9 @@ func runShim(ctx context.Context, bundle string, ready func()) error {
 	}
 	for _, o := range outputs {
 		copiers.Add(1)
-		typ := frameStdout
+		typ := FrameStdout
 		if o.stream == "stderr" {
-			typ = frameStderr
+			typ = FrameStderr
 		}
 		go func() {
 			defer copiers.Done()
@@ -201,7 +215,7 @@ func runShim(ctx context.Context, bundle string, ready func()) error {
 	case <-time.After(2 * time.Second):
 	}
 	as.closeAll()
-	ex := exitStatus{ExitCode: code, FinishedAt: time.Now().UTC(), OOMKilled: readOOMKills(cfg.OOMFile) > 0}
+	ex := ExitStatus{ExitCode: code, FinishedAt: time.Now().UTC(), OOMKilled: readOOMKills(cfg.OOMFile) > 0}
 	if lw != nil {
 		lw.Close()
 	}
@@ -278,123 +292,22 @@ func receiveConsole(ln net.Listener) (*os.File, error) {
 	return os.NewFile(uintptr(fds[0]), "pty-master"), nil
 }
 
-// copyLog copies r into the CRI log line by line. Lines longer than
-// maxLogLineSize are split into partial ("P") entries, as containerd does.
-// A pty master returns EIO once the terminal is closed: that is EOF.
-func copyLog(lw *logWriter, stream string, r io.Reader) {
-	br := bufio.NewReaderSize(r, maxLogLineSize)
-	for {
-		line, isPrefix, err := br.ReadLine()
-		if len(line) > 0 || (err == nil && !isPrefix) {
-			if lw != nil {
-				lw.WriteEntry(stream, isPrefix, line)
-			}
-		}
-		if err != nil {
-			return
-		}
+// readOOMKills returns the oom_kill counter of a memory.oom_control (v1) or
+// memory.events (v2) file; 0 when unreadable.
+func readOOMKills(file string) uint64 {
+	if file == "" {
+		return 0
 	}
-}
-
-// Log rotation, as kubelet's containerLogMaxSize / containerLogMaxFiles
-// defaults; rotation is done by the shim, not by a kubelet log manager.
-const (
-	maxLogLineSize     = 16 * 1024
-	defaultLogMaxSize  = 10 << 20
-	defaultLogMaxFiles = 5
-)
-
-// logWriter writes CRI log entries ("<RFC3339Nano> <stream> <F|P> <text>\n")
-// to a file, rotating it to <path>.<timestamp> past maxSize and keeping at
-// most maxFiles files (the live one included).
-type logWriter struct {
-	mu       sync.Mutex
-	path     string
-	f        *os.File
-	size     int64
-	maxSize  int64
-	maxFiles int
-}
-
-func newLogWriter(path string, maxSize int64, maxFiles int) (*logWriter, error) {
-	w := &logWriter{path: path, maxSize: maxSize, maxFiles: maxFiles}
-	if err := w.open(); err != nil {
-		return nil, err
-	}
-	return w, nil
-}
-
-func (w *logWriter) open() error {
-	f, err := os.OpenFile(w.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	b, err := os.ReadFile(file)
 	if err != nil {
-		return fmt.Errorf("open log %s: %w", w.path, err)
+		return 0
 	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return fmt.Errorf("stat log %s: %w", w.path, err)
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, " ")
+		if ok && k == "oom_kill" {
+			n, _ := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+			return n
+		}
 	}
-	w.f, w.size = f, st.Size()
-	return nil
-}
-
-// WriteEntry writes one CRI log entry.
-func (w *logWriter) WriteEntry(stream string, partial bool, line []byte) {
-	tag := "F"
-	if partial {
-		tag = "P"
-	}
-	now := time.Now()
-	entry := make([]byte, 0, len(line)+64)
-	entry = now.AppendFormat(entry, time.RFC3339Nano)
-	entry = append(entry, ' ')
-	entry = append(entry, stream...)
-	entry = append(entry, ' ')
-	entry = append(entry, tag...)
-	entry = append(entry, ' ')
-	entry = append(entry, line...)
-	entry = append(entry, '\n')
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.f == nil {
-		return
-	}
-	if w.size > 0 && w.size+int64(len(entry)) > w.maxSize {
-		w.rotate(now)
-	}
-	n, _ := w.f.Write(entry)
-	w.size += int64(n)
-}
-
-func (w *logWriter) rotate(now time.Time) {
-	w.f.Close()
-	w.f = nil
-	_ = os.Rename(w.path, w.path+"."+now.UTC().Format("20060102-150405.000000000"))
-	old, _ := filepath.Glob(w.path + ".*")
-	// Timestamps sort lexically; drop the oldest beyond maxFiles-1.
-	for len(old) > w.maxFiles-1 {
-		_ = os.Remove(old[0])
-		old = old[1:]
-	}
-	_ = w.open()
-}
-
-// Close closes the log file.
-func (w *logWriter) Close() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.f != nil {
-		w.f.Close()
-		w.f = nil
-	}
-}
-
-// ttyStdin is a terminal's input: closing it sends EOF (^D) instead of
-// closing the terminal, whose output is still wanted.
-type ttyStdin struct{ f *os.File }
-
-func (t ttyStdin) Write(p []byte) (int, error) { return t.f.Write(p) }
-func (t ttyStdin) Close() error {
-	_, err := t.f.Write([]byte{4})
-	return err
+	return 0
 }
