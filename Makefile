@@ -47,4 +47,4 @@ bench: deps build
 	bash bench/startup.sh
 
 clean:
-	rm -rf bin e2e.log
+	rm -rf bin e2e.log $(SHIM_BIN)
