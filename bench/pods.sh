@@ -57,6 +57,6 @@ busy=$(rss_kib $PK_PID); shims=$(shims_kib)
 echo "pocketkube RSS idle (0 pods): $((idle / 1024)) MiB; with 30 pods: $((busy / 1024)) MiB; shims: $((shims / 1024)) MiB in all"
 awk -v i="$idle" -v b="$busy" -v s="$shims" 'BEGIN { printf "RSS per running pod: %.1f MiB (agent %.1f + shim %.1f)\n", (b - i + s) / 30 / 1024, (b - i) / 30 / 1024, s / 30 / 1024 }'
 t0=$(date +%s.%N); kill -INT $PK_PID; wait $PK_PID || true; t1=$(date +%s.%N)
-awk -v a="$t0" -v b="$t1" 'BEGIN { printf "Ctrl-C → exit with 30 pods (sleep ignores SIGTERM; grace capped at 5 s): %.2f s\n", b - a }'
+awk -v a="$t0" -v b="$t1" 'BEGIN { printf "Ctrl-C → exit with 30 pods (sleep ignores SIGTERM; grace capped at 3 s): %.2f s\n", b - a }'
 left=$(pgrep -fc 'shim.*--bundle' || true)
 echo "shims left after exit: $left"

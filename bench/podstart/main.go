@@ -81,11 +81,12 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 
 func oneRun(ctx context.Context, client kubernetes.Interface, n, r int, image string) ([]sample, time.Duration, error) {
 	label := fmt.Sprintf("bench-run-%d-%d", time.Now().UnixNano(), r)
-	w, err := client.CoreV1().Pods("default").Watch(ctx, metav1.ListOptions{LabelSelector: "bench=" + label})
+	opts := metav1.ListOptions{LabelSelector: "bench=" + label}
+	w, err := client.CoreV1().Pods("default").Watch(ctx, opts)
 	if err != nil {
 		return nil, 0, err
 	}
-	defer w.Stop()
+	defer func() { w.Stop() }()
 	created := make([]time.Time, n)
 	bound := map[string]time.Time{}
 	ready := map[string]time.Time{}
@@ -93,25 +94,32 @@ func oneRun(ctx context.Context, client kubernetes.Interface, n, r int, image st
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		for ev := range w.ResultChan() {
-			if ev.Type == watch.Error {
-				continue
+		for {
+			for ev := range w.ResultChan() {
+				if ev.Type == watch.Error {
+					continue
+				}
+				pod, ok := ev.Object.(*corev1.Pod)
+				if !ok {
+					continue
+				}
+				now := time.Now()
+				mu.Lock()
+				if _, ok := bound[pod.Name]; !ok && pod.Spec.NodeName != "" {
+					bound[pod.Name] = now
+				}
+				if _, ok := ready[pod.Name]; !ok && isReady(pod) {
+					ready[pod.Name] = now
+				}
+				all := len(ready) == n
+				mu.Unlock()
+				if all {
+					return
+				}
 			}
-			pod, ok := ev.Object.(*corev1.Pod)
-			if !ok {
-				continue
-			}
-			now := time.Now()
-			mu.Lock()
-			if _, ok := bound[pod.Name]; !ok && pod.Spec.NodeName != "" {
-				bound[pod.Name] = now
-			}
-			if _, ok := ready[pod.Name]; !ok && isReady(pod) {
-				ready[pod.Name] = now
-			}
-			all := len(ready) == n
-			mu.Unlock()
-			if all {
+			// The server ended the watch (a timeout): watch again; a new
+			// watch starts with the pods' current state.
+			if w, err = client.CoreV1().Pods("default").Watch(ctx, opts); err != nil {
 				return
 			}
 		}
