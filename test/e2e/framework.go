@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -44,14 +45,21 @@ type Cluster struct {
 	out bytes.Buffer // stdout and stderr, interleaved
 }
 
-// FreePort returns a loopback TCP port nothing listens on now.
+// FreePort returns a loopback TCP port nothing listens on now, below the
+// kernel's ephemeral range (net.ipv4.ip_local_port_range, 32768 and up):
+// tests restart clusters on the same port, and an ephemeral port can be
+// taken meanwhile by any outgoing connection on the machine.
 func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+	for range 100 {
+		port := 20000 + rand.IntN(12000)
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return port, nil
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return 0, errors.New("no free port below the ephemeral range")
 }
 
 type lockedWriter struct {
