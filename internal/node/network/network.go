@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 
 	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/invoke"
@@ -17,6 +16,7 @@ import (
 	types100 "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/cni/pkg/version"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/keymutex"
 )
 
 var (
@@ -91,14 +91,13 @@ type Manager struct {
 	listPorts *libcni.NetworkConfigList
 	iptables  []string // iptables commands of the pod CIDR's families
 
-	mu    sync.Mutex
-	locks map[string]*podLock
+	// locks serialises the work on one pod; pods hash to one of
+	// podLockBuckets locks, so unrelated pods rarely wait on each other.
+	locks keymutex.KeyMutex
 }
 
-type podLock struct {
-	mu   sync.Mutex
-	refs int
-}
+// podLockBuckets is how many locks the pods share.
+const podLockBuckets = 64
 
 // New checks cfg, fills in defaults, writes the conflist to
 // StateDir/pocketkube.conflist and returns a Manager. It fails when a
@@ -141,7 +140,7 @@ func New(cfg Config) (*Manager, error) {
 			RawExec:       &invoke.RawExec{Stderr: os.Stderr},
 			PluginDecoder: version.PluginDecoder{},
 		}),
-		locks: map[string]*podLock{},
+		locks: keymutex.NewHashed(podLockBuckets),
 	}
 	ipamDir := filepath.Join(stateDir, "cni", "ipam")
 	for _, dir := range []string{m.netnsDir, ipamDir} {
@@ -479,23 +478,8 @@ func (m *Manager) sandbox(nsPath string, res cnitypes.Result) (*Sandbox, error) 
 
 // lock serialises work on one pod UID and returns the unlock function.
 func (m *Manager) lock(uid string) func() {
-	m.mu.Lock()
-	l := m.locks[uid]
-	if l == nil {
-		l = &podLock{}
-		m.locks[uid] = l
-	}
-	l.refs++
-	m.mu.Unlock()
-	l.mu.Lock()
-	return func() {
-		l.mu.Unlock()
-		m.mu.Lock()
-		if l.refs--; l.refs == 0 {
-			delete(m.locks, uid)
-		}
-		m.mu.Unlock()
-	}
+	m.locks.LockKey(uid)
+	return func() { _ = m.locks.UnlockKey(uid) }
 }
 
 // validUID rejects UIDs that cannot be a file name or a CNI container ID.

@@ -9,11 +9,11 @@ import (
 	"reflect"
 	"sort"
 	"strings"
-	"sync"
 
 	"golang.org/x/sys/unix"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/keymutex"
 )
 
 // Plugin directory names, as kubelet escapes its plugin names
@@ -62,14 +62,13 @@ type Manager struct {
 	podsDir         string
 	nodeAllocatable int64
 
-	mu       sync.Mutex
-	podLocks map[string]*podLock
+	// podLocks serialises the work on one pod; pods hash to one of
+	// podLockBuckets locks, so unrelated pods rarely wait on each other.
+	podLocks keymutex.KeyMutex
 }
 
-type podLock struct {
-	mu   sync.Mutex
-	refs int
-}
+// podLockBuckets is how many locks the pods share.
+const podLockBuckets = 64
 
 // New returns a Manager; it creates PodsDir if missing.
 func New(cfg Config) (*Manager, error) {
@@ -95,28 +94,13 @@ func New(cfg Config) (*Manager, error) {
 		}
 		cfg.NodeAllocatableMemory = int64(si.Totalram) * int64(si.Unit)
 	}
-	return &Manager{podsDir: dir, nodeAllocatable: cfg.NodeAllocatableMemory, podLocks: map[string]*podLock{}}, nil
+	return &Manager{podsDir: dir, nodeAllocatable: cfg.NodeAllocatableMemory, podLocks: keymutex.NewHashed(podLockBuckets)}, nil
 }
 
 // lockPod serialises work on one pod's directory.
 func (m *Manager) lockPod(uid string) func() {
-	m.mu.Lock()
-	l := m.podLocks[uid]
-	if l == nil {
-		l = &podLock{}
-		m.podLocks[uid] = l
-	}
-	l.refs++
-	m.mu.Unlock()
-	l.mu.Lock()
-	return func() {
-		l.mu.Unlock()
-		m.mu.Lock()
-		if l.refs--; l.refs == 0 {
-			delete(m.podLocks, uid)
-		}
-		m.mu.Unlock()
-	}
+	m.podLocks.LockKey(uid)
+	return func() { _ = m.podLocks.UnlockKey(uid) }
 }
 
 func validUID(uid string) error {
