@@ -199,7 +199,7 @@ func TestPodRunsLogsAndExec(t *testing.T) {
 			var out string
 			err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 10*time.Second, true, func(ctx context.Context) (bool, error) {
 				out, _ = shared.Kubectl(ctx, v, "logs", "sleeper")
-				return strings.Contains(out, "hello from sleeper"), nil
+				return strings.Contains(out, "to stderr"), nil
 			})
 			if err != nil || out != "hello from sleeper\nto stderr\n" {
 				t.Errorf("logs = %q", out)
