@@ -1,7 +1,9 @@
 package agent
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -14,10 +16,11 @@ import (
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/strategicpatch"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/flowcontrol"
 	"k8s.io/klog/v2"
-	statusutil "k8s.io/kubernetes/pkg/util/pod"
 
 	"github.com/pocketkube/pocketkube/internal/node/runtime"
 	"github.com/pocketkube/pocketkube/internal/node/volume"
@@ -355,16 +358,36 @@ func previousOf(containers []*runtime.ContainerStatus, name string, latest uint3
 }
 
 func (a *Agent) writeStatus(ctx context.Context, pod *v1.Pod, status *v1.PodStatus) error {
-	_, _, unchanged, err := statusutil.PatchPodStatus(ctx, a.cfg.Client, pod.Namespace, pod.Name, pod.UID, pod.Status, *status)
-	if apierrors.IsNotFound(err) {
-		return nil // deleted meanwhile: the delete event syncs it again
+	// The patch kubelet sends (k8s.io/kubernetes/pkg/util/pod.PatchPodStatus):
+	// a strategic merge patch from the status we last saw, with the UID as a
+	// precondition. That helper flattens the API error into text, so the
+	// patch is made here to tell "the pod is gone" from a real failure.
+	oldData, err := json.Marshal(v1.Pod{Status: pod.Status})
+	if err != nil {
+		return err
+	}
+	newData, err := json.Marshal(v1.Pod{ObjectMeta: metav1.ObjectMeta{UID: pod.UID}, Status: *status})
+	if err != nil {
+		return err
+	}
+	patch, err := strategicpatch.CreateTwoWayMergePatch(oldData, newData, v1.Pod{})
+	if err != nil {
+		return fmt.Errorf("status patch of pod %s: %w", klog.KObj(pod), err)
+	}
+	if bytes.Equal(patch, fmt.Appendf(nil, `{"metadata":{"uid":%q}}`, pod.UID)) {
+		return nil
+	}
+	_, err = a.cfg.Client.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "status")
+	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+		// Deleted meanwhile, or replaced by a pod of the same name (the UID
+		// precondition failed): the informer's event syncs it again.
+		klog.FromContext(ctx).V(3).Info("Pod gone before its status was written", "pod", klog.KObj(pod), "err", err)
+		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("patch status of pod %s: %w", klog.KObj(pod), err)
 	}
-	if !unchanged {
-		klog.FromContext(ctx).V(3).Info("Wrote pod status", "pod", klog.KObj(pod), "phase", status.Phase)
-	}
+	klog.FromContext(ctx).V(3).Info("Wrote pod status", "pod", klog.KObj(pod), "phase", status.Phase)
 	return nil
 }
 
