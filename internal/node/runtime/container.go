@@ -253,6 +253,12 @@ func (r *Runtime) loadMeta(id string) (*containerMeta, error) {
 	if err := validID(id); err != nil {
 		return nil, err
 	}
+	// meta.json is written once, by CreateContainer, and goes with the
+	// container's directory: what was read once stays true until
+	// RemoveContainer forgets it.
+	if m, ok := r.metas.Load(id); ok {
+		return m.(*containerMeta), nil
+	}
 	var m containerMeta
 	if err := readJSON(filepath.Join(r.containerDir(id), "meta.json"), &m); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -260,6 +266,7 @@ func (r *Runtime) loadMeta(id string) (*containerMeta, error) {
 		}
 		return nil, err
 	}
+	r.metas.Store(id, &m)
 	return &m, nil
 }
 
@@ -347,6 +354,7 @@ func (r *Runtime) RemoveContainer(ctx context.Context, id string) error {
 	if err := unmountAll(filepath.Join(dir, "rootfs")); err != nil {
 		return fmt.Errorf("remove container %s: %w", id, err)
 	}
+	r.metas.Delete(id)
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("remove container %s: %w", id, err)
 	}

@@ -22,6 +22,9 @@ import (
 // exec's exit code is lost): runc puts that terminal in raw mode and relays
 // it to the container's terminal, output goes to s.Stdout, and s.Resize sets
 // our terminal's size (TIOCSWINSZ), which runc forwards on SIGWINCH.
+// runc receives the container's terminal while the command already runs, so
+// output of its first milliseconds may precede the raw mode ("\r\r\n") and
+// the size.
 func (r *Runtime) Exec(ctx context.Context, id string, cmd []string, s Streams) (int, error) {
 	if len(cmd) == 0 {
 		return -1, fmt.Errorf("exec in container %s: %w", id, ErrNoCommand)

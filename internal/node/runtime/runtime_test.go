@@ -152,9 +152,9 @@ func TestExec(t *testing.T) {
 		{name: "cat /etc/passwd first line", cmd: []string{"head", "-n1", "/etc/passwd"}, stdout: "root:x:0:0:root:/root:/bin/sh\n"},
 		{name: "exit 7", cmd: []string{"sh", "-c", "exit 7"}, code: 7},
 		{name: "stdin", cmd: []string{"cat"}, stdin: "from stdin", stdout: "from stdin"},
-		{name: "tty", cmd: []string{"sh", "-c", "test -t 1 && echo is-a-tty"}, tty: true, stdout: "is-a-tty\r\n"},
+		{name: "tty", cmd: []string{"sh", "-c", "sleep 0.3; test -t 1 && echo is-a-tty"}, tty: true, stdout: "is-a-tty\r\n"},
 		{name: "tty exit code", cmd: []string{"sh", "-c", "exit 4"}, tty: true, code: 4},
-		{name: "tty size", cmd: []string{"stty", "size"}, tty: true, resize: &TerminalSize{Width: 100, Height: 40}, stdout: "40 100\r\n"},
+		{name: "tty size", cmd: []string{"sh", "-c", "sleep 0.3; stty size"}, tty: true, resize: &TerminalSize{Width: 100, Height: 40}, stdout: "40 100\r\n"},
 	}
 	t.Run("not running", func(t *testing.T) {
 		done := e.run(t, e.container(pod, "done", "true"))

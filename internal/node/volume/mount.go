@@ -26,18 +26,18 @@ func mountsUnder(dir string) ([]string, error) {
 	return out, nil
 }
 
-// isTmpfs reports whether dir itself is a tmpfs mount point.
+// isTmpfs reports whether dir itself is a tmpfs mount point. It asks the
+// kernel about dir alone (statfs, and mountinfo.Mounted's openat2 fast path)
+// rather than parsing the mount table, which grows with every pod.
 func isTmpfs(dir string) (bool, error) {
-	infos, err := mountinfo.GetMounts(mountinfo.SingleEntryFilter(dir))
-	if err != nil {
-		return false, fmt.Errorf("read mount table: %w", err)
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return false, &os.PathError{Op: "statfs", Path: dir, Err: err}
 	}
-	for _, i := range infos {
-		if i.FSType == "tmpfs" {
-			return true, nil
-		}
+	if st.Type != unix.TMPFS_MAGIC {
+		return false, nil
 	}
-	return false, nil
+	return mountinfo.Mounted(dir)
 }
 
 // mountTmpfs mounts a tmpfs on dir as kubelet's emptyDir plugin does: source
