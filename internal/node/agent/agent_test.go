@@ -4,21 +4,15 @@ import (
 	"context"
 	"net"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes/fake"
-	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	clocktesting "k8s.io/utils/clock/testing"
-	"k8s.io/utils/ptr"
 )
 
 var testMachine = Machine{NumCPU: 2, MemoryBytes: 8 << 30, StorageBytes: 100 << 30, HugePageSizes: []int64{2 << 20}, KernelVersion: "6.18.0", OSImage: "Debian GNU/Linux 12 (bookworm)"}
@@ -214,113 +208,6 @@ func TestMergeEnv(t *testing.T) {
 	got = mergeEnv(nil, []v1.EnvVar{{Name: "A", Value: "1"}})
 	if want := []string{defaultPathEnv, "A=1"}; !slices.Equal(got, want) {
 		t.Errorf("%v, want %v", got, want)
-	}
-}
-
-type fakeObjects struct {
-	cms     map[string]*v1.ConfigMap
-	secrets map[string]*v1.Secret
-}
-
-func (f fakeObjects) ConfigMap(ns, name string) (*v1.ConfigMap, error) {
-	if cm, ok := f.cms[name]; ok {
-		return cm, nil
-	}
-	return nil, apierrors.NewNotFound(schema.GroupResource{Resource: "configmaps"}, name)
-}
-
-func (f fakeObjects) Secret(ns, name string) (*v1.Secret, error) {
-	if s, ok := f.secrets[name]; ok {
-		return s, nil
-	}
-	return nil, apierrors.NewNotFound(schema.GroupResource{Resource: "secrets"}, name)
-}
-
-func TestMakeEnvironment(t *testing.T) {
-	indexer := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{})
-	indexer.Add(&v1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "kubernetes"}, Spec: v1.ServiceSpec{ClusterIP: "10.96.0.1",
-		Ports: []v1.ServicePort{{Name: "https", Port: 443, Protocol: v1.ProtocolTCP, TargetPort: intstr.FromInt32(6443)}}}})
-	indexer.Add(&v1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "app", Name: "my-svc"}, Spec: v1.ServiceSpec{ClusterIP: "10.96.0.20",
-		Ports: []v1.ServicePort{{Port: 80, Protocol: v1.ProtocolTCP}}}})
-	indexer.Add(&v1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "app", Name: "headless"}, Spec: v1.ServiceSpec{ClusterIP: "None"}})
-	indexer.Add(&v1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "other", Name: "elsewhere"}, Spec: v1.ServiceSpec{ClusterIP: "10.96.0.30", Ports: []v1.ServicePort{{Port: 1}}}})
-	objects := fakeObjects{
-		cms:     map[string]*v1.ConfigMap{"cfg": {Data: map[string]string{"K1": "from-cm", "SHARED": "cm"}}},
-		secrets: map[string]*v1.Secret{"sec": {Data: map[string][]byte{"PASSWORD": []byte("pw")}}},
-	}
-	pod := &v1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "app", Name: "p", UID: "uid-1", Labels: map[string]string{"tier": "web"}},
-		Spec: v1.PodSpec{NodeName: "node1", ServiceAccountName: "default", EnableServiceLinks: ptr.To(true), Containers: []v1.Container{{
-			Name: "c",
-			Resources: v1.ResourceRequirements{
-				Requests: v1.ResourceList{v1.ResourceCPU: resource.MustParse("15m")},
-				Limits:   v1.ResourceList{v1.ResourceMemory: resource.MustParse("20Mi")},
-			},
-			EnvFrom: []v1.EnvFromSource{
-				{ConfigMapRef: &v1.ConfigMapEnvSource{LocalObjectReference: v1.LocalObjectReference{Name: "cfg"}}},
-				{Prefix: "S_", SecretRef: &v1.SecretEnvSource{LocalObjectReference: v1.LocalObjectReference{Name: "sec"}}},
-				{ConfigMapRef: &v1.ConfigMapEnvSource{LocalObjectReference: v1.LocalObjectReference{Name: "absent"}, Optional: ptr.To(true)}},
-			},
-			Env: []v1.EnvVar{
-				{Name: "SHARED", Value: "env"},
-				{Name: "COMPOSED", Value: "$(K1)-$(SHARED)-$(LATER)-$$(K1)-$(MY_SVC_SERVICE_HOST)"},
-				{Name: "LATER", Value: "late"},
-				{Name: "POD_NAME", ValueFrom: &v1.EnvVarSource{FieldRef: &v1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
-				{Name: "POD_IP", ValueFrom: &v1.EnvVarSource{FieldRef: &v1.ObjectFieldSelector{FieldPath: "status.podIP"}}},
-				{Name: "TIER", ValueFrom: &v1.EnvVarSource{FieldRef: &v1.ObjectFieldSelector{FieldPath: "metadata.labels['tier']"}}},
-				{Name: "CPU_M", ValueFrom: &v1.EnvVarSource{ResourceFieldRef: &v1.ResourceFieldSelector{Resource: "requests.cpu", Divisor: resource.MustParse("1m")}}},
-				{Name: "MEM_KI", ValueFrom: &v1.EnvVarSource{ResourceFieldRef: &v1.ResourceFieldSelector{Resource: "limits.memory", Divisor: resource.MustParse("1Ki")}}},
-				{Name: "CPU_LIMIT", ValueFrom: &v1.EnvVarSource{ResourceFieldRef: &v1.ResourceFieldSelector{Resource: "limits.cpu"}}},
-				{Name: "OPT", ValueFrom: &v1.EnvVarSource{ConfigMapKeyRef: &v1.ConfigMapKeySelector{LocalObjectReference: v1.LocalObjectReference{Name: "cfg"}, Key: "nope", Optional: ptr.To(true)}}},
-				{Name: "EMPTY"},
-			},
-		}}},
-	}
-	env, err := makeEnvironment(context.Background(), envInput{
-		pod: pod, container: &pod.Spec.Containers[0], podIPs: []string{"10.244.0.5"}, hostIPs: []string{"192.0.2.2"},
-		allocatable: v1.ResourceList{v1.ResourceCPU: resource.MustParse("2"), v1.ResourceMemory: resource.MustParse("8Gi")},
-		services:    corelisters.NewServiceLister(indexer), objects: objects,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]string{}
-	for _, e := range env {
-		got[e.Name] = e.Value
-	}
-	for k, want := range map[string]string{
-		"K1": "from-cm", "S_PASSWORD": "pw", "SHARED": "env",
-		"COMPOSED": "from-cm-env-$(LATER)-$(K1)-10.96.0.20",
-		"POD_NAME": "p", "POD_IP": "10.244.0.5", "TIER": "web", "CPU_M": "15", "MEM_KI": "20480", "CPU_LIMIT": "2", "EMPTY": "",
-		"KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443", "KUBERNETES_SERVICE_PORT_HTTPS": "443",
-		"KUBERNETES_PORT": "tcp://10.96.0.1:443", "KUBERNETES_PORT_443_TCP_ADDR": "10.96.0.1",
-		"MY_SVC_SERVICE_HOST": "10.96.0.20", "MY_SVC_PORT_80_TCP": "tcp://10.96.0.20:80",
-	} {
-		if v, ok := got[k]; !ok || v != want {
-			t.Errorf("%s = %q (set %v), want %q", k, v, ok, want)
-		}
-	}
-	for _, k := range []string{"OPT", "HEADLESS_SERVICE_HOST", "ELSEWHERE_SERVICE_HOST"} {
-		if _, ok := got[k]; ok {
-			t.Errorf("%s set, want absent", k)
-		}
-	}
-	// With service links off, only default/kubernetes remains.
-	pod.Spec.EnableServiceLinks = ptr.To(false)
-	env, _ = makeEnvironment(context.Background(), envInput{pod: pod, container: &pod.Spec.Containers[0], services: corelisters.NewServiceLister(indexer), objects: objects})
-	var names []string
-	for _, e := range env {
-		names = append(names, e.Name)
-	}
-	all := strings.Join(names, " ")
-	if strings.Contains(all, "MY_SVC") || !strings.Contains(all, "KUBERNETES_SERVICE_HOST") {
-		t.Errorf("enableServiceLinks=false env: %s", all)
-	}
-	// A missing non-optional key is kubelet's error.
-	pod.Spec.Containers[0].Env = []v1.EnvVar{{Name: "X", ValueFrom: &v1.EnvVarSource{SecretKeyRef: &v1.SecretKeySelector{LocalObjectReference: v1.LocalObjectReference{Name: "sec"}, Key: "nope"}}}}
-	_, err = makeEnvironment(context.Background(), envInput{pod: pod, container: &pod.Spec.Containers[0], objects: objects})
-	if err == nil || err.Error() != "couldn't find key nope in Secret app/sec" {
-		t.Errorf("err = %v", err)
 	}
 }
 

@@ -12,11 +12,10 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/klog/v2"
 
 	"github.com/pocketkube/pocketkube/internal/atomicfile"
+	"github.com/pocketkube/pocketkube/internal/node/downward"
 	"github.com/pocketkube/pocketkube/internal/node/image"
 	"github.com/pocketkube/pocketkube/internal/node/network"
 	"github.com/pocketkube/pocketkube/internal/node/runtime"
@@ -246,9 +245,14 @@ func (a *Agent) ensureImage(ctx context.Context, pod *v1.Pod, c *v1.Container, s
 // containerConfig is kubelet's generateContainerConfig: the container's
 // final environment, argv, user, mounts and resources.
 func (a *Agent) containerConfig(ctx context.Context, pod *v1.Pod, c *v1.Container, st *podState, img *image.Image, rootfs string, attempt uint32) (*runtime.ContainerConfig, error) {
-	env, err := makeEnvironment(ctx, envInput{
-		pod: pod, container: c, podIPs: st.podIPs, hostIPs: a.hostIPs(),
-		allocatable: a.allocatable(), services: a.serviceLister, objects: a.objects,
+	volumePaths := make(map[string]string, len(st.mounts))
+	for name, m := range st.mounts {
+		volumePaths[name] = m.Path
+	}
+	env, err := downward.Environment(ctx, downward.Input{
+		Pod: pod, Container: c, PodIPs: st.podIPs, HostIPs: a.hostIPs(),
+		Allocatable: a.allocatable(), Services: a.serviceLister, Objects: a.objects,
+		VolumePaths: volumePaths,
 	})
 	if err != nil {
 		return nil, err
@@ -587,5 +591,3 @@ type objectsFromAPI struct {
 	}
 }
 
-var _ = apierrors.IsNotFound
-var _ = metav1.Now
