@@ -590,4 +590,3 @@ type objectsFromAPI struct {
 		getSecret(ctx context.Context, ns, name string) (*v1.Secret, error)
 	}
 }
-
