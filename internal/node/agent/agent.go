@@ -89,6 +89,7 @@ type Agent struct {
 
 	restartBackoff *flowcontrol.Backoff
 	pullBackoff    *flowcontrol.Backoff
+	prevPullErr    sync.Map // back-off key → "ErrImagePull: <last pull error>"
 
 	// mu guards known and states: the pods the agent runs, by UID, with
 	// their key, so a deleted pod's containers can be found after it left

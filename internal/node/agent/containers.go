@@ -218,9 +218,15 @@ func (a *Agent) ensureImage(ctx context.Context, pod *v1.Pod, c *v1.Container, s
 	if a.pullBackoff.IsInBackOffSinceUpdate(key, now) {
 		msg := fmt.Sprintf("Back-off pulling image %q", c.Image)
 		a.recordContainer(pod, c, v1.EventTypeNormal, "BackOff", "%s", msg)
+		// As kubelet's image manager: the status carries the last pull
+		// error, the event does not.
+		if prev, ok := a.prevPullErr.Load(key); ok {
+			msg = fmt.Sprintf("%s: %s", msg, prev)
+		}
 		st.waiting[c.Name] = v1.ContainerStateWaiting{Reason: reasonImagePullBackOff, Message: msg}
 		return nil, a.pullBackoff.Get(key)
 	}
+	a.prevPullErr.Delete(key)
 	a.recordContainer(pod, c, v1.EventTypeNormal, "Pulling", "Pulling image %q", c.Image)
 	start := time.Now()
 	img, err := a.cfg.Images.Pull(ctx, ref, image.PullOptions{Auth: a.pullKeychain(ctx, pod)})
@@ -232,10 +238,12 @@ func (a *Agent) ensureImage(ctx context.Context, pod *v1.Pod, c *v1.Container, s
 			return &present, 0
 		}
 		a.pullBackoff.Next(key, now)
-		msg := fmt.Sprintf("Failed to pull image %q: %v", c.Image, err)
-		a.recordContainer(pod, c, v1.EventTypeWarning, "Failed", "%s", msg)
+		// kubelet's evalCRIPullErr: the status message is the runtime's
+		// error alone; the event says "Failed to pull image".
+		a.recordContainer(pod, c, v1.EventTypeWarning, "Failed", "Failed to pull image %q: %v", c.Image, err)
 		a.recordContainer(pod, c, v1.EventTypeWarning, "Failed", "Error: %s", reasonErrImagePull)
-		st.waiting[c.Name] = v1.ContainerStateWaiting{Reason: reasonErrImagePull, Message: msg}
+		a.prevPullErr.Store(key, fmt.Sprintf("%s: %s", reasonErrImagePull, err))
+		st.waiting[c.Name] = v1.ContainerStateWaiting{Reason: reasonErrImagePull, Message: err.Error()}
 		return nil, a.pullBackoff.Get(key)
 	}
 	a.recordContainer(pod, c, v1.EventTypeNormal, "Pulled", "Successfully pulled image %q in %v. Image size: %v bytes.", c.Image, time.Since(start).Round(time.Millisecond), img.Size)

@@ -59,6 +59,13 @@ func (r *Runtime) buildSpec(pod *podState, cfg ContainerConfig, id, rootfs, term
 		tmp = defaultTerminationMessagePath
 	}
 	mounts := append([]Mount{{Source: termLog, Destination: tmp}}, cfg.Mounts...)
+	var devices []specs.LinuxDevice
+	if cfg.Privileged {
+		var err error
+		if devices, err = r.hostDevices(); err != nil {
+			return nil, err
+		}
+	}
 	opts := []SpecOpts{
 		WithProcessArgs(cfg.Args...),
 		WithEnv(cfg.Env),
@@ -68,7 +75,7 @@ func (r *Runtime) buildSpec(pod *podState, cfg ContainerConfig, id, rootfs, term
 		WithNoNewPrivileges(cfg.NoNewPrivileges),
 		WithRootfsReadonly(cfg.ReadOnlyRootfs),
 		WithCapabilities(cfg.CapAdd, cfg.CapDrop, r.allCaps()),
-		WithPrivileged(cfg.Privileged, r.allCaps()),
+		WithPrivileged(cfg.Privileged, r.allCaps(), devices),
 		WithMounts(mounts),
 		WithResources(cfg.Resources),
 		WithCgroupsPath(filepath.Join(pod.CgroupPath, id)),

@@ -83,3 +83,24 @@ func TestProcStat(t *testing.T) {
 		t.Error("procStat(0) succeeded")
 	}
 }
+
+// Privileged containers get the host's devices, as containerd's
+// oci.HostDevices lists them.
+func TestHostDevices(t *testing.T) {
+	devs, err := hostDevices()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var null bool
+	for _, d := range devs {
+		if strings.HasPrefix(d.Path, "/dev/pts/") || strings.HasPrefix(d.Path, "/dev/shm/") || d.Path == "/dev/console" {
+			t.Errorf("%s listed", d.Path)
+		}
+		if d.Path == "/dev/null" {
+			null = d.Type == "c" && d.Major == 1 && d.Minor == 3 && d.FileMode != nil && *d.FileMode == 0o666
+		}
+	}
+	if !null {
+		t.Errorf("/dev/null (c 1 3, 0666) not in %d devices", len(devs))
+	}
+}

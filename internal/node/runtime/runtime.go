@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 	"k8s.io/klog/v2"
 )
@@ -48,11 +49,14 @@ type Runtime struct {
 	cgroups *cgroupFS
 	caps    []string // bounding set of this process: "all capabilities"
 
-	mu       sync.Mutex // serialises pod setup and teardown
-	metas    sync.Map   // container ID → *containerMeta, read once
-	watch    *os.File
-	closeOne sync.Once
-	done     chan struct{}
+	mu    sync.Mutex // serialises pod setup and teardown
+	metas sync.Map   // container ID → *containerMeta, read once
+	// hostDevices lists the devices privileged containers get (tests
+	// replace it: the host's /dev is not a golden file's business).
+	hostDevices func() ([]specs.LinuxDevice, error)
+	watch       *os.File
+	closeOne    sync.Once
+	done        chan struct{}
 }
 
 // New checks cfg, fills defaults, creates the state layout and starts
@@ -94,7 +98,7 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Runtime{cfg: cfg, cgroups: cg, caps: caps, done: make(chan struct{})}
+	r := &Runtime{cfg: cfg, cgroups: cg, caps: caps, done: make(chan struct{}), hostDevices: hostDevices}
 	if err := r.startWatch(ctx); err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package runtime
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -10,6 +11,7 @@ import (
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // SpecOpts changes one concern of an OCI spec, as containerd's oci.SpecOpts.
@@ -149,7 +151,13 @@ func WithWorkingDir(dir string) SpecOpts {
 // WithUser sets the process credentials.
 func WithUser(u User) SpecOpts {
 	return func(s *specs.Spec) error {
-		s.Process.User = specs.User{UID: u.UID, GID: u.GID, AdditionalGids: slices.Clone(u.AdditionalGIDs)}
+		gids := slices.Clone(u.AdditionalGIDs)
+		// containerd's ensureAdditionalGids: the primary group is always
+		// among the supplementary ones (`id` shows groups=<gid>,...).
+		if !slices.Contains(gids, u.GID) {
+			gids = append([]uint32{u.GID}, gids...)
+		}
+		s.Process.User = specs.User{UID: u.UID, GID: u.GID, AdditionalGids: gids}
 		return nil
 	}
 }
@@ -237,7 +245,7 @@ func capName(c string) string {
 
 // WithPrivileged grants allCaps and all devices, removes masked and
 // read-only paths, and mounts /sys and the cgroup filesystem read-write.
-func WithPrivileged(on bool, allCaps []string) SpecOpts {
+func WithPrivileged(on bool, allCaps []string, devices []specs.LinuxDevice) SpecOpts {
 	return func(s *specs.Spec) error {
 		if !on {
 			return nil
@@ -246,6 +254,7 @@ func WithPrivileged(on bool, allCaps []string) SpecOpts {
 		s.Linux.MaskedPaths = nil
 		s.Linux.ReadonlyPaths = nil
 		s.Linux.Resources.Devices = []specs.LinuxDeviceCgroup{{Allow: true, Access: "rwm"}}
+		s.Linux.Devices = append(s.Linux.Devices, devices...)
 		for i, m := range s.Mounts {
 			if m.Destination == "/sys" || m.Destination == "/sys/fs/cgroup" {
 				s.Mounts[i].Options = slices.DeleteFunc(slices.Clone(m.Options), func(o string) bool { return o == "ro" })
@@ -375,4 +384,48 @@ func CurrentCaps() ([]string, error) {
 		return caps, nil
 	}
 	return nil, errors.New("read capabilities: no CapBnd in /proc/self/status")
+}
+
+// hostDevices lists the host's device nodes as containerd's
+// oci.HostDevices does for privileged containers: every character and
+// block device under /dev, except those under pts, shm, fd, mqueue and
+// the .lxc, .lxd-mounts and .udev directories, and /dev/console.
+func hostDevices() ([]specs.LinuxDevice, error) {
+	var out []specs.LinuxDevice
+	err := filepath.WalkDir("/dev", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if path != "/dev" && errors.Is(err, fs.ErrNotExist) {
+				return nil // gone meanwhile
+			}
+			return err
+		}
+		if d.IsDir() {
+			switch d.Name() {
+			case "pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts", ".udev":
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if path == "/dev/console" || d.Type()&fs.ModeDevice == 0 {
+			return nil
+		}
+		var st unix.Stat_t
+		if err := unix.Lstat(path, &st); err != nil {
+			return nil
+		}
+		typ := "c"
+		if st.Mode&unix.S_IFMT == unix.S_IFBLK {
+			typ = "b"
+		}
+		mode := fs.FileMode(st.Mode &^ unix.S_IFMT)
+		out = append(out, specs.LinuxDevice{
+			Path: path, Type: typ, Major: int64(unix.Major(uint64(st.Rdev))), Minor: int64(unix.Minor(uint64(st.Rdev))),
+			FileMode: &mode, UID: &st.Uid, GID: &st.Gid,
+		})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list host devices: %w", err)
+	}
+	return out, nil
 }

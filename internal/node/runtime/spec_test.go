@@ -3,9 +3,12 @@ package runtime
 import (
 	"bytes"
 	"encoding/json"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // TestSpecGolden pins ContainerConfig → config.json, one row per concern.
@@ -62,7 +65,11 @@ func TestSpecGolden(t *testing.T) {
 			}
 		})},
 	}
-	r := &Runtime{cgroups: &cgroupFS{mounts: map[string]string{"memory": "/sys/fs/cgroup/memory"}}}
+	r := &Runtime{cgroups: &cgroupFS{mounts: map[string]string{"memory": "/sys/fs/cgroup/memory"}}, hostDevices: func() ([]specs.LinuxDevice, error) {
+		mode := fs.FileMode(0o660)
+		var root uint32
+		return []specs.LinuxDevice{{Path: "/dev/kmsg", Type: "c", Major: 1, Minor: 11, FileMode: &mode, UID: &root, GID: &root}}, nil
+	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			st := &podState{Config: tt.pod, CgroupPath: podCgroup(defaultCgroupTop, tt.pod.QOSClass, tt.pod.UID), Shm: "$POD/shm"}
