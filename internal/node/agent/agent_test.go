@@ -183,7 +183,7 @@ func TestExpandSubPath(t *testing.T) {
 		{"$(POD_NAME)", "p1", ""},
 		{"logs/$(POD_NAME)", "logs/p1", ""},
 		{"$(EMPTY)/$(MISSING)", "", "missing value for EMPTY, MISSING"},
-		{"$(ABS)", "", "error SubPath '/tmp' must not be an absolute path"},
+		{"$(ABS)", "", "error SubPath `/tmp` must not be an absolute path"},
 	} {
 		t.Run(tc.expr, func(t *testing.T) {
 			got, err := expandSubPath(tc.expr, env)
@@ -201,12 +201,14 @@ func TestExpandSubPath(t *testing.T) {
 }
 
 func TestMergeEnv(t *testing.T) {
-	got := mergeEnv([]string{"PATH=/bin", "HOME=/root"}, []v1.EnvVar{{Name: "HOME", Value: "/home"}, {Name: "A", Value: "1"}})
-	if want := []string{"PATH=/bin", "HOME=/home", "A=1"}; !slices.Equal(got, want) {
+	// containerd's order: default PATH, HOSTNAME, image, container; later
+	// values replace earlier ones in place.
+	got := mergeEnv([]string{"PATH=/bin", "HOME=/root"}, "web", []v1.EnvVar{{Name: "HOME", Value: "/home"}, {Name: "A", Value: "1"}})
+	if want := []string{"PATH=/bin", "HOSTNAME=web", "HOME=/home", "A=1"}; !slices.Equal(got, want) {
 		t.Errorf("%v, want %v", got, want)
 	}
-	got = mergeEnv(nil, []v1.EnvVar{{Name: "A", Value: "1"}})
-	if want := []string{defaultPathEnv, "A=1"}; !slices.Equal(got, want) {
+	got = mergeEnv(nil, "web", []v1.EnvVar{{Name: "A", Value: "1"}, {Name: "HOSTNAME", Value: "mine"}})
+	if want := []string{defaultPathEnv, "HOSTNAME=mine", "A=1"}; !slices.Equal(got, want) {
 		t.Errorf("%v, want %v", got, want)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -152,8 +151,12 @@ func (a *Agent) startContainer(ctx context.Context, pod *v1.Pod, c *v1.Container
 	}
 	cfg, err := a.containerConfig(ctx, pod, c, st, img, rootfs, attempt)
 	if err != nil {
+		reason := reasonCreateConfigError
+		if errors.As(err, new(runtimeError)) {
+			reason = reasonCreateContainerError
+		}
 		a.recordContainer(pod, c, v1.EventTypeWarning, "Failed", "Error: %v", err)
-		st.waiting[c.Name] = v1.ContainerStateWaiting{Reason: reasonCreateConfigError, Message: err.Error()}
+		st.waiting[c.Name] = v1.ContainerStateWaiting{Reason: reason, Message: err.Error()}
 		return backOffInitial
 	}
 	id, err := a.cfg.Runtime.CreateContainer(ctx, *cfg)
@@ -277,24 +280,32 @@ func (a *Agent) containerConfig(ctx context.Context, pod *v1.Pod, c *v1.Containe
 		}
 	}
 	argv = append(argv, args...)
-	if len(argv) == 0 {
-		return nil, errors.New("no command specified")
-	}
-	envList := mergeEnv(img.Config.Env, env)
-	workingDir := c.WorkingDir
-	if workingDir == "" {
-		workingDir = img.Config.WorkingDir
+	// kubelet's order: the environment, the mounts (subPath errors), the
+	// runAsNonRoot check — all CreateContainerConfigError — and only then
+	// the runtime's own checks (no command, unknown user), which
+	// containerd fails as CreateContainerError.
+	mounts, err := a.containerMounts(pod, c, st, env)
+	if err != nil {
+		return nil, err
 	}
 	if err := verifyRunAsNonRoot(pod, c, img.Config.User); err != nil {
 		return nil, err
 	}
-	user, err := a.containerUser(pod, c, img, rootfs)
+	if len(argv) == 0 {
+		return nil, runtimeError{errors.New("no command specified")}
+	}
+	hostname, err := sandboxHostname(pod, a.cfg.ClusterDomain)
 	if err != nil {
 		return nil, err
 	}
-	mounts, err := a.containerMounts(pod, c, st, env)
+	envList := mergeEnv(img.Config.Env, hostname, env)
+	workingDir := c.WorkingDir
+	if workingDir == "" {
+		workingDir = img.Config.WorkingDir
+	}
+	user, err := a.containerUser(pod, c, img, rootfs)
 	if err != nil {
-		return nil, err
+		return nil, runtimeError{err}
 	}
 	sc := c.SecurityContext
 	if sc == nil {
@@ -375,27 +386,48 @@ const defaultPathEnv = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/
 
 // mergeEnv puts the pod's variables over the image's, as containerd does,
 // after the default PATH when the image has none.
-func mergeEnv(imageEnv []string, env []v1.EnvVar) []string {
-	out := make([]string, 0, len(imageEnv)+len(env)+1)
+func mergeEnv(imageEnv []string, hostname string, env []v1.EnvVar) []string {
+	out := make([]string, 0, len(imageEnv)+len(env)+2)
 	index := map[string]int{}
-	if !slices.ContainsFunc(imageEnv, func(kv string) bool { return strings.HasPrefix(kv, "PATH=") }) {
-		imageEnv = append([]string{defaultPathEnv}, imageEnv...)
-	}
-	for _, kv := range imageEnv {
-		k, _, _ := strings.Cut(kv, "=")
+	set := func(k, kv string) {
+		if i, ok := index[k]; ok {
+			out[i] = kv
+			return
+		}
 		index[k] = len(out)
 		out = append(out, kv)
 	}
+	// containerd's order: the default PATH, HOSTNAME (the sandbox's
+	// hostname), the image's variables, the container's; a later one
+	// replaces an earlier one in place.
+	set("PATH", defaultPathEnv)
+	set("HOSTNAME", "HOSTNAME="+hostname)
+	for _, kv := range imageEnv {
+		k, _, _ := strings.Cut(kv, "=")
+		set(k, kv)
+	}
 	for _, e := range env {
-		kv := e.Name + "=" + e.Value
-		if i, ok := index[e.Name]; ok {
-			out[i] = kv
-			continue
-		}
-		index[e.Name] = len(out)
-		out = append(out, kv)
+		set(e.Name, e.Name+"="+e.Value)
 	}
 	return out
+}
+
+// runtimeError is a container config error that kubelet would only get
+// from the runtime's CreateContainer: CreateContainerError, not
+// CreateContainerConfigError.
+type runtimeError struct{ error }
+
+func (e runtimeError) Unwrap() error { return e.error }
+
+// sandboxHostname is the hostname kubelet gives the pod sandbox, which
+// containerd puts in HOSTNAME: the pod's, or for a hostNetwork pod (whose
+// sandbox has none) the node's.
+func sandboxHostname(pod *v1.Pod, clusterDomain string) (string, error) {
+	if pod.Spec.HostNetwork {
+		return os.Hostname()
+	}
+	hostname, _, _, err := network.PodHostname(pod, clusterDomain)
+	return hostname, err
 }
 
 // verifyRunAsNonRoot is kubelet's check (pkg/kubelet/kuberuntime,

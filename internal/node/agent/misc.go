@@ -234,7 +234,7 @@ func expandSubPath(expr string, env []v1.EnvVar) (string, error) {
 		return "", fmt.Errorf("missing value for %s", strings.Join(missing, ", "))
 	}
 	if filepath.IsAbs(out) {
-		return "", fmt.Errorf("error SubPath '%s' must not be an absolute path", out)
+		return "", fmt.Errorf("error SubPath `%s` must not be an absolute path", out)
 	}
 	return out, nil
 }

@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/flowcontrol"
 	"k8s.io/klog/v2"
+	kubetypes "k8s.io/kubernetes/pkg/kubelet/types"
 
 	"github.com/pocketkube/pocketkube/internal/node/runtime"
 	"github.com/pocketkube/pocketkube/internal/node/volume"
@@ -48,6 +49,9 @@ type podState struct {
 	// terminated is set once a pod in a terminal phase released its
 	// sandbox.
 	terminated bool
+	// firstSeen is kubelet's kubernetes.io/config.seen: when this agent
+	// first saw the pod.
+	firstSeen string
 }
 
 func (a *Agent) state(pod *v1.Pod) *podState {
@@ -56,7 +60,8 @@ func (a *Agent) state(pod *v1.Pod) *podState {
 	uid := string(pod.UID)
 	st, ok := a.states[uid]
 	if !ok {
-		st = &podState{uid: uid, mounts: map[string]*volume.Mounted{}, waiting: map[string]v1.ContainerStateWaiting{}}
+		st = &podState{uid: uid, mounts: map[string]*volume.Mounted{}, waiting: map[string]v1.ContainerStateWaiting{},
+			firstSeen: kubetypes.NewTimestamp().GetString()}
 		if pod.Status.StartTime != nil {
 			st.startTime = *pod.Status.StartTime
 		} else {
@@ -109,13 +114,27 @@ func (a *Agent) syncPod(ctx context.Context, key cache.ObjectName) (time.Duratio
 	}
 	st := a.state(pod)
 	a.watches.set(ctx, key, podRefs(pod))
-	status, requeue, syncErr := a.syncRunning(ctx, pod, st)
+	status, requeue, syncErr := a.syncRunning(ctx, withLocalAnnotations(pod, st), st)
 	if status != nil {
 		if err := a.writeStatus(ctx, pod, status); err != nil {
 			return 0, err
 		}
 	}
 	return requeue, syncErr
+}
+
+// withLocalAnnotations returns the pod as kubelet's pod config hands it to
+// its workers (pkg/kubelet/config): a copy with the annotations
+// kubernetes.io/config.source "api" and kubernetes.io/config.seen, which
+// containers see through the Downward API like any other annotation.
+func withLocalAnnotations(pod *v1.Pod, st *podState) *v1.Pod {
+	pod = pod.DeepCopy()
+	if pod.Annotations == nil {
+		pod.Annotations = map[string]string{}
+	}
+	pod.Annotations[kubetypes.ConfigSourceAnnotationKey] = kubetypes.ApiserverSource
+	pod.Annotations[kubetypes.ConfigFirstSeenAnnotationKey] = st.firstSeen
+	return pod
 }
 
 // terminatePod stops a pod that is being deleted within its grace period,

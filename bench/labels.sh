@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Measures label change (PATCH acknowledged) → new bytes readable in the
+# container's downwardAPI file against a real `pocketkube up` on this
+# machine: p50/p90/p99/max over CHANGES sequential label patches, with 1
+# and with 50 pods on the node, while a reader loops on the file and counts
+# torn reads (see bench/labels/main.go for how the container's view is read).
+# Usage: bench/labels.sh [CHANGES]   (default 200)
+#   PK=path/to/pocketkube (default bin/pocketkube, copied so a rebuild
+#   meanwhile cannot change it), LOGV=4 to run the cluster at -v 4, KEEP_LOG=FILE
+#   to keep its log, LABELS_ARGS="--gap 100ms" (or --torn-reader=false) for
+#   more flags of bench/labels.
+# Needs: root, bin/pocketkube (make build), runc, CNI plugins, busybox-static.
+# Only one cluster can run on the machine: the cluster part holds
+# /tmp/cluster.lock.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CHANGES=${1:-200}
+WORK=$(mktemp -d /tmp/pk-labelsbench.XXXXXX)
+# A cluster that did not stop cleanly leaves mounts: never rm -rf through them.
+trap 'if grep -q " $WORK/" /proc/mounts; then echo "mounts left under $WORK: not removed" >&2; else rm -rf "$WORK"; fi' EXIT
+[ -x "${PK:-bin/pocketkube}" ] || { echo "build first: make build" >&2; exit 1; }
+cp "${PK:-bin/pocketkube}" "$WORK/pocketkube"
+go build -o "$WORK/labels" ./bench/labels
+
+cluster() {
+	set -euo pipefail
+	PK=$WORK/pocketkube
+	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	"$PK" up --data-dir "$WORK/data" --listen "127.0.0.1:$port" ${LOGV:+-v "$LOGV"} >"$WORK/pk.log" 2>&1 &
+	PK_PID=$!
+	trap 'rc=$?; kill -INT $PK_PID 2>/dev/null; wait $PK_PID 2>/dev/null
+		[ -z "${KEEP_LOG:-}" ] || cp "$WORK/pk.log" "$KEEP_LOG"
+		[ $rc = 0 ] || { echo "failed; the end of the cluster log:" >&2; tail -40 "$WORK/pk.log" >&2; }
+		left=$(pgrep -fc "shim.*--bundle $WORK/" || true)
+		[ "$left" = 0 ] || echo "WARNING: $left container shims left after the cluster stopped" >&2' EXIT
+	until [ -f "$WORK/data/kubeconfig" ]; do sleep 0.1; done
+	KC=$WORK/data/kubeconfig
+	K="/usr/lib/google-cloud-sdk/bin/kubectl.1.33 --kubeconfig $KC"
+	until [ "$($K get nodes 2>/dev/null | grep -c ' Ready ')" = 1 ] && $K get serviceaccount default >/dev/null 2>&1; do sleep 0.2; done
+
+	# The busybox image, built from the host's busybox-static.
+	root=$WORK/rootfs; mkdir -p "$root/bin" "$root/etc" "$root/tmp"
+	cp /bin/busybox "$root/bin/busybox"
+	for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -sf busybox "$root/bin/$a"; done
+	printf 'root:x:0:0:root:/root:/bin/sh\n' >"$root/etc/passwd"
+	tar -C "$root" -cf "$WORK/busybox.tar" .
+	"$PK" images import --data-dir "$WORK/data" --name busybox "$WORK/busybox.tar" >/dev/null
+
+	for n in 1 50; do
+		"$WORK/labels" --kubeconfig "$KC" --data-dir "$WORK/data" --pods "$n" --changes "$CHANGES" ${LABELS_ARGS:-} | tee -a "$WORK/out"
+	done
+}
+export -f cluster
+export WORK CHANGES LOGV KEEP_LOG LABELS_ARGS
+flock /tmp/cluster.lock bash -c cluster
+
+echo
+echo "$(date -u +%Y-%m-%dT%H:%MZ) · $(nproc) cores · Linux $(uname -r) · load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "| pods on node | changes | p50 ms | p90 ms | p99 ms | max ms | torn / reads | restarts | podName rewritten |"
+echo "|---|---|---|---|---|---|---|---|---|"
+grep '^| [0-9]' "$WORK/out"
