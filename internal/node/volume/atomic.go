@@ -20,10 +20,11 @@ type FileProjection = volumeutil.FileProjection
 const dataDirName = "..data"
 
 // WriteAtomic writes payload (relative path → file) into dir, which must
-// exist, with upstream kubelet's AtomicWriter: the files go to a new hidden
+// exist, with upstream kubelet's AtomicWriter (atomic_writer.go: a copy
+// that keeps the previous directory until the next write): the files go to a new hidden
 // directory ..<UTC timestamp>.<random>, the ..data symlink is swapped to it by
 // renaming a ..data_tmp symlink, every first path component is a symlink
-// ..data/<name>, the previous directory is removed, and entries no longer in
+// ..data/<name>, the directory before the previous one is removed, and entries no longer in
 // the payload disappear. When the bytes of every file are unchanged and
 // nothing must be removed, nothing is written (a mode-only change is not a
 // change, as upstream). setPerms, if not nil, is called with the new
@@ -36,7 +37,7 @@ func WriteAtomic(ctx context.Context, dir string, payload map[string]FileProject
 	if err != nil && !os.IsNotExist(err) {
 		return false, fmt.Errorf("read data link in %s: %w", dir, err)
 	}
-	w, err := volumeutil.NewAtomicWriter(dir, dir)
+	w, err := NewAtomicWriter(dir, dir)
 	if err != nil {
 		return false, fmt.Errorf("create atomic writer for %s: %w", dir, err)
 	}

@@ -40,8 +40,9 @@ func TestWriteAtomic(t *testing.T) {
 	}
 	_, ctx := ktesting.NewTestContext(t)
 	dir := t.TempDir()
-	var prevData string
+	var prevData, prevPrevData string
 	var prevStat map[string]syscall.Stat_t
+	swapped := false
 	for i, s := range steps {
 		t.Run(s.name, func(t *testing.T) {
 			changed, err := WriteAtomic(ctx, dir, s.payload, nil)
@@ -66,9 +67,16 @@ func TestWriteAtomic(t *testing.T) {
 				if data == prevData {
 					t.Errorf("..data not swapped: still %s", data)
 				}
-				if _, err := os.Stat(filepath.Join(dir, prevData)); prevData != "" && !os.IsNotExist(err) {
-					t.Errorf("old data dir %s not removed: %v", prevData, err)
+				// The previous directory stays until the next write, for
+				// readers that resolved ..data just before the swap; the
+				// one before it goes.
+				if _, err := os.Stat(filepath.Join(dir, prevData)); prevData != "" && err != nil {
+					t.Errorf("previous data dir %s removed: %v", prevData, err)
 				}
+				if _, err := os.Stat(filepath.Join(dir, prevPrevData)); prevPrevData != "" && !os.IsNotExist(err) {
+					t.Errorf("data dir %s of two writes ago not removed: %v", prevPrevData, err)
+				}
+				swapped = swapped || prevData != ""
 			} else {
 				if data != prevData {
 					t.Errorf("..data swapped to %s on an unchanged payload", data)
@@ -86,10 +94,13 @@ func TestWriteAtomic(t *testing.T) {
 					ts++
 				}
 			}
-			if ts != 1 {
-				t.Errorf("%d timestamped directories, want 1", ts)
+			if want := map[bool]int{false: 1, true: 2}[swapped]; ts != want {
+				t.Errorf("%d timestamped directories, want %d", ts, want)
 			}
 			checkGolden(t, fmt.Sprintf("TestWriteAtomic/%d", i), renderTree(t, dir))
+			if data != prevData {
+				prevPrevData = prevData
+			}
 			prevData, prevStat = data, stat
 		})
 	}
@@ -138,6 +149,36 @@ func TestWriteAtomicSetPermsAndOwner(t *testing.T) {
 	}
 	if _, err := WriteAtomic(ctx, filepath.Join(dir, "missing"), payload, nil); err == nil {
 		t.Error("WriteAtomic into a missing directory succeeded")
+	}
+}
+
+// A reader that resolved ..data just before a swap still finds complete
+// files there (upstream's writer removes that directory at once, so such a
+// reader gets ENOENT); after one more write the directory goes.
+func TestWriteAtomicKeepsPreviousDirectory(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	dir := t.TempDir()
+	write := func(v string) {
+		t.Helper()
+		if _, err := WriteAtomic(ctx, dir, map[string]FileProjection{"labels": {Data: []byte(v), Mode: 0o644}}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(`app="1"`)
+	resolved, err := filepath.EvalSymlinks(filepath.Join(dir, "labels"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(`app="2"`)
+	if b, err := os.ReadFile(resolved); err != nil || string(b) != `app="1"` {
+		t.Errorf("after one swap, the path resolved before it reads %q, %v; want the old bytes", b, err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "labels")); string(b) != `app="2"` {
+		t.Errorf("labels = %q after the swap", b)
+	}
+	write(`app="3"`)
+	if _, err := os.ReadFile(resolved); !os.IsNotExist(err) {
+		t.Errorf("two writes later, the old directory is still there: %v", err)
 	}
 }
 

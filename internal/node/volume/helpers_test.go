@@ -87,9 +87,19 @@ var tsDirRE = regexp.MustCompile(`\.\.\d{4}_\d\d_\d\d_\d\d_\d\d_\d\d\.\d+`)
 
 // renderTree lists dir: one line per entry, sorted, as
 // "<mode> <uid>:<gid> <path> <content or -> target>", with the atomic
-// writer's timestamped directory replaced by "..TS".
+// writer's current timestamped directory (..data's target) replaced by
+// "..TS" and the previous one, kept until the next write, by "..TS-prev".
 func renderTree(t testing.TB, dir string) string {
 	t.Helper()
+	current, _ := os.Readlink(filepath.Join(dir, "..data"))
+	name := func(line string) string {
+		return tsDirRE.ReplaceAllStringFunc(line, func(ts string) string {
+			if ts == current {
+				return "..TS"
+			}
+			return "..TS-prev"
+		})
+	}
 	var lines []string
 	err := filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
 		if err != nil {
@@ -121,12 +131,14 @@ func renderTree(t testing.TB, dir string) string {
 			}
 			line += fmt.Sprintf(" %q", b)
 		}
-		lines = append(lines, tsDirRE.ReplaceAllString(line, "..TS"))
+		lines = append(lines, name(line))
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	// By path: the two timestamped directories' real names sort either way.
+	sort.SliceStable(lines, func(i, j int) bool { return strings.Fields(lines[i])[2] < strings.Fields(lines[j])[2] })
 	return strings.Join(lines, "\n") + "\n"
 }
 

@@ -195,8 +195,8 @@ func TestConfigMapUpdate(t *testing.T) {
 	if now, _ := os.Readlink(mnt.Path + "/..data"); now == first {
 		t.Errorf("changed configmap: ..data still %s", now)
 	}
-	if _, err := os.Stat(mnt.Path + "/" + first); !os.IsNotExist(err) {
-		t.Errorf("old data dir %s: err = %v, want it removed", first, err)
+	if _, err := os.Stat(mnt.Path + "/" + first); err != nil {
+		t.Errorf("previous data dir %s: %v, want it kept until the next write", first, err)
 	}
 	checkGolden(t, goldenName(t), renderTree(t, mnt.Path))
 }
