@@ -139,7 +139,7 @@ func New(cfg Config) (*Agent, error) {
 			workqueue.TypedRateLimitingQueueConfig[cache.ObjectName]{Name: "pods"}),
 	}
 	a.watches = newObjectWatches(cfg.Client, func(k cache.ObjectName) { a.queue.Add(k) })
-	a.objects = &apiObjects{client: cfg.Client, clock: cfg.Clock, allocatable: a.allocatable, tokens: map[string]*authenticationv1.TokenRequest{}}
+	a.objects = &apiObjects{client: cfg.Client, watches: a.watches, clock: cfg.Clock, allocatable: a.allocatable, tokens: map[string]*authenticationv1.TokenRequest{}}
 	a.informers = informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0,
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
 			o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", cfg.NodeName).String()

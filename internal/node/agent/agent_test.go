@@ -10,6 +10,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/tools/cache"
 	clocktesting "k8s.io/utils/clock/testing"
@@ -251,7 +252,20 @@ func TestObjectWatchesFollowReferences(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no sync after the ConfigMap changed")
 	}
+	// The pod's sync then reads the object from the watch, not the API.
+	if obj, exists, ok := w.cached("configmaps", "ns", "cm"); !ok || !exists || obj.(*v1.ConfigMap).Data["k"] != "v" {
+		t.Errorf("cached configmap = %v, %v, %v; want the updated one", obj, exists, ok)
+	}
+	if err := wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+		_, exists, ok := w.cached("secrets", "ns", "s")
+		return ok && !exists, nil
+	}); err != nil {
+		t.Error("a synced watch of a missing secret does not say it is missing")
+	}
 	w.remove(key)
+	if _, _, ok := w.cached("configmaps", "ns", "cm"); ok {
+		t.Error("cached after the last pod stopped watching")
+	}
 	if len(w.watches) != 0 {
 		t.Errorf("%d watches left", len(w.watches))
 	}

@@ -33,8 +33,9 @@ type objectWatches struct {
 }
 
 type objectWatch struct {
-	stop context.CancelFunc
-	pods map[cache.ObjectName]bool
+	stop     context.CancelFunc
+	pods     map[cache.ObjectName]bool
+	informer cache.SharedIndexInformer
 }
 
 func newObjectWatches(client kubernetes.Interface, enqueue func(cache.ObjectName)) *objectWatches {
@@ -115,7 +116,7 @@ func (w *objectWatches) set(ctx context.Context, key cache.ObjectName, refs []ob
 		ow, ok := w.watches[r]
 		if !ok {
 			ow = &objectWatch{pods: map[cache.ObjectName]bool{}}
-			ow.stop = w.start(ctx, r)
+			ow.stop, ow.informer = w.start(ctx, r)
 			w.watches[r] = ow
 		}
 		ow.pods[key] = true
@@ -144,7 +145,24 @@ func (w *objectWatches) dropLocked(key cache.ObjectName) {
 	}
 }
 
-func (w *objectWatches) start(ctx context.Context, r objectRef) context.CancelFunc {
+// cached returns the object as the pod's watch last saw it: ok is false when
+// no watch has synced yet (the caller asks the API server), exists false when
+// the object does not exist. Callers must not modify it.
+func (w *objectWatches) cached(resource, namespace, name string) (obj any, exists, ok bool) {
+	w.mu.Lock()
+	ow := w.watches[objectRef{resource, namespace, name}]
+	w.mu.Unlock()
+	if ow == nil || !ow.informer.HasSynced() {
+		return nil, false, false
+	}
+	obj, exists, err := ow.informer.GetStore().GetByKey(namespace + "/" + name)
+	if err != nil {
+		return nil, false, false
+	}
+	return obj, exists, true
+}
+
+func (w *objectWatches) start(ctx context.Context, r objectRef) (context.CancelFunc, cache.SharedIndexInformer) {
 	// ctx is the workers': the watch ends when the agent stops, so no
 	// watch holds the API server's graceful shutdown open.
 	ctx, cancel := context.WithCancel(ctx)
@@ -197,5 +215,5 @@ func (w *objectWatches) start(ctx context.Context, r objectRef) context.CancelFu
 		DeleteFunc: func(any) { notify() },
 	})
 	go informer.RunWithContext(ctx)
-	return cancel
+	return cancel, informer
 }
