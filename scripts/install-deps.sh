@@ -11,7 +11,13 @@ packages=(
   nftables                    # service VIPs
   etcd-server etcd-client     # the --etcd-servers test and the bare control-plane benchmark
   iproute2 curl procps psmisc
+  python3-kubernetes          # examples/python (the client library test), for /usr/bin/python3
 )
+# examples/node needs node and npm; Debian's nodejs unless a node is already
+# installed (e.g. a newer one from NodeSource, whose nodejs package has npm).
+if ! command -v node >/dev/null; then
+  packages+=(nodejs npm)
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

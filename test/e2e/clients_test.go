@@ -1,0 +1,367 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+)
+
+// The chapter's client libraries (WALKTHROUGH section 6): the programs in
+// examples/ list and watch pods from the host with the cluster's
+// kubeconfig, each printing
+//
+//	Pods in namespace NS:
+//	  NAME...
+//	Watching for N events from resourceVersion RV
+//	TYPE NAME...
+
+// examplesDir is examples/ of the repository; tests run in test/e2e.
+const examplesDir = "../../examples"
+
+// exampleClient is one example program: how to prepare it (build or
+// install) and the command line that runs it, without its flags.
+type exampleClient struct {
+	name    string
+	command func(t *testing.T) []string
+}
+
+var exampleClients = []exampleClient{
+	{"client-go", func(t *testing.T) []string { return []string{buildClientGoExample(t)} }},
+	// Debian's python3-kubernetes is installed for the system python3, not
+	// for a pyenv one that may come first in PATH.
+	{"python3-kubernetes", func(t *testing.T) []string {
+		return []string{"/usr/bin/python3", absExample(t, "python/list_watch.py")}
+	}},
+	{"client-node", func(t *testing.T) []string { return []string{"node", installNodeExample(t)} }},
+}
+
+func absExample(t *testing.T, rel string) string {
+	t.Helper()
+	p, err := filepath.Abs(filepath.Join(examplesDir, rel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+var clientGoBuild struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// buildClientGoExample builds examples/client-go once per test binary,
+// statically (CGO_ENABLED=0) so the same file also runs in a busybox image.
+func buildClientGoExample(t *testing.T) string {
+	t.Helper()
+	clientGoBuild.once.Do(func() {
+		dir, err := os.MkdirTemp("", "pk-client-go-")
+		if err != nil {
+			clientGoBuild.err = err
+			return
+		}
+		// The file outlives the test that built it: other tests use it.
+		clientGoBuild.path = filepath.Join(dir, "client-go")
+		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", clientGoBuild.path, "./client-go")
+		cmd.Dir = examplesDir
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			clientGoBuild.err = fmt.Errorf("go build examples/client-go: %w\n%s", err, out)
+		}
+	})
+	if clientGoBuild.err != nil {
+		t.Fatal(clientGoBuild.err)
+	}
+	return clientGoBuild.path
+}
+
+// installNodeExample copies examples/node to a temporary directory, installs
+// the pinned @kubernetes/client-node there with `npm ci` (from
+// package-lock.json) and returns the script's path.
+func installNodeExample(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, f := range []string{"package.json", "package-lock.json", "list_watch.mjs"} {
+		data, err := os.ReadFile(filepath.Join(examplesDir, "node", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "npm", "ci", "--no-audit", "--no-fund")
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("npm ci in a copy of examples/node: %v\n%s", err, out)
+	}
+	return filepath.Join(dir, "list_watch.mjs")
+}
+
+// clientsNamespace creates a namespace of its own for a test (name prefix
+// plus random suffix), waits for its default service account, and deletes
+// it, with its pods, when the test ends.
+func clientsNamespace(t *testing.T, c kubernetes.Interface, prefix string) string {
+	t.Helper()
+	ctx := context.Background()
+	ns, err := c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: prefix},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("create namespace: %v", err)
+	}
+	t.Cleanup(func() {
+		c.CoreV1().Namespaces().Delete(context.Background(), ns.Name, metav1.DeleteOptions{})
+	})
+	err = wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, podTimeout, true, func(ctx context.Context) (bool, error) {
+		_, err := c.CoreV1().ServiceAccounts(ns.Name).Get(ctx, "default", metav1.GetOptions{})
+		return err == nil, nil
+	})
+	if err != nil {
+		t.Fatalf("no default service account in %s: %v", ns.Name, err)
+	}
+	return ns.Name
+}
+
+// startSleepers creates busybox pods that sleep, labelled app=listed, and
+// waits until each runs and is Ready, so that no status change of theirs
+// reaches a watch started afterwards.
+func startSleepers(t *testing.T, c kubernetes.Interface, ns string, names ...string) {
+	t.Helper()
+	importBusybox(t, shared, "busybox")
+	ctx := context.Background()
+	for _, name := range names {
+		pod := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{"app": "listed"}},
+			Spec: corev1.PodSpec{
+				TerminationGracePeriodSeconds: new(int64),
+				Containers: []corev1.Container{{
+					Name: "main", Image: "busybox", Command: []string{"sleep", "3600"},
+				}},
+			},
+		}
+		if _, err := c.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+			t.Fatalf("create pod %s/%s: %v", ns, name, err)
+		}
+	}
+	for _, name := range names {
+		var pod *corev1.Pod
+		err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, podTimeout, true, func(ctx context.Context) (bool, error) {
+			p, err := c.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return false, nil
+			}
+			pod = p
+			return running(p), nil
+		})
+		if err != nil {
+			t.Fatalf("pod %s/%s not running and ready: %v; status: %s", ns, name, err, podStatusString(pod))
+		}
+	}
+}
+
+// churnPod makes exactly four watch events for pod name in ns: it creates
+// the pod (ADDED), labels it (MODIFIED) and deletes it, which the API
+// server does in two writes even with no grace period: it sets
+// deletionTimestamp (MODIFIED), then removes the pod (DELETED). A scheduling
+// gate keeps the scheduler and the node away from the pod, so nothing else
+// changes it: it stays Pending, and a pod on no node is deleted at once.
+func churnPod(t *testing.T, c kubernetes.Interface, ns, name string) {
+	t.Helper()
+	ctx := context.Background()
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{"app": "listed"}},
+		Spec: corev1.PodSpec{
+			SchedulingGates: []corev1.PodSchedulingGate{{Name: "example.com/hold"}},
+			Containers: []corev1.Container{{
+				Name: "main", Image: "busybox", Command: []string{"sleep", "3600"},
+			}},
+		},
+	}
+	if _, err := c.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create pod %s/%s: %v", ns, name, err)
+	}
+	patch := []byte(`{"metadata":{"labels":{"step":"modified"}}}`)
+	if _, err := c.CoreV1().Pods(ns).Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		t.Fatalf("label pod %s/%s: %v", ns, name, err)
+	}
+	if err := c.CoreV1().Pods(ns).Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
+		t.Fatalf("delete pod %s/%s: %v", ns, name, err)
+	}
+}
+
+// exampleRun is an example program running with its stdout read line by line.
+type exampleRun struct {
+	cmd    *exec.Cmd
+	lines  chan string // closed at EOF
+	stderr bytes.Buffer
+	mu     sync.Mutex
+	out    []string
+}
+
+func startExample(t *testing.T, args ...string) *exampleRun {
+	t.Helper()
+	r := &exampleRun{cmd: exec.Command(args[0], args[1:]...), lines: make(chan string, 100)}
+	r.cmd.Stderr = &r.stderr
+	stdout, err := r.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", strings.Join(args, " "), err)
+	}
+	t.Cleanup(func() {
+		r.cmd.Process.Kill()
+		r.cmd.Wait()
+	})
+	go func(stdout io.Reader) {
+		s := bufio.NewScanner(stdout)
+		for s.Scan() {
+			r.mu.Lock()
+			r.out = append(r.out, s.Text())
+			r.mu.Unlock()
+			r.lines <- s.Text()
+		}
+		close(r.lines)
+	}(stdout)
+	return r
+}
+
+// waitLine waits for a line with the prefix and fails the test with all
+// output so far if none comes within timeout.
+func (r *exampleRun) waitLine(t *testing.T, prefix string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		select {
+		case line, ok := <-r.lines:
+			if !ok {
+				r.cmd.Wait()
+				t.Fatalf("exited before printing %q: %v\nstdout:\n%s\nstderr:\n%s", prefix, r.cmd.ProcessState, r.stdout(), r.stderr.String())
+			}
+			if strings.HasPrefix(line, prefix) {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("no line %q after %s\nstdout:\n%s", prefix, timeout, r.stdout())
+		}
+	}
+}
+
+// wait drains stdout and waits for the program to exit.
+func (r *exampleRun) wait(t *testing.T, timeout time.Duration) error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() {
+		for range r.lines {
+		}
+		done <- r.cmd.Wait()
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(timeout):
+		t.Fatalf("still running after %s\nstdout:\n%s", timeout, r.stdout())
+		return nil
+	}
+}
+
+func (r *exampleRun) stdout() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return strings.Join(r.out, "\n") + "\n"
+}
+
+// rvPattern matches the resourceVersion in the "Watching for" line, which
+// differs from run to run.
+var rvPattern = regexp.MustCompile(`resourceVersion \d+$`)
+
+// maskRV replaces the resourceVersion in out with RV.
+func maskRV(out string) string {
+	lines := strings.Split(out, "\n")
+	for i, l := range lines {
+		lines[i] = rvPattern.ReplaceAllString(l, "resourceVersion RV")
+	}
+	return strings.Join(lines, "\n")
+}
+
+// The examples list the pods of a namespace, then watch from the list's
+// resourceVersion: a pod created, changed and deleted meanwhile shows up as
+// exactly ADDED, MODIFIED, MODIFIED, DELETED, and the listed pods are not
+// repeated.
+func TestClientLibrariesListAndWatch(t *testing.T) {
+	c := clientFor(t, shared)
+	for _, client := range exampleClients {
+		t.Run(client.name, func(t *testing.T) {
+			command := client.command(t)
+			ns := clientsNamespace(t, c, "clients-")
+			startSleepers(t, c, ns, "listed-1", "listed-2")
+
+			run := startExample(t, append(command,
+				"--kubeconfig", shared.Kubeconfig, "--namespace", ns, "--watch-for", "4", "--timeout", "60")...)
+			run.waitLine(t, "Watching for 4 events", 60*time.Second)
+			churnPod(t, c, ns, "watched")
+			if err := run.wait(t, 90*time.Second); err != nil {
+				t.Fatalf("exit: %v\nstdout:\n%s\nstderr:\n%s", err, run.stdout(), run.stderr.String())
+			}
+			want := fmt.Sprintf(`Pods in namespace %s:
+  listed-1
+  listed-2
+Watching for 4 events from resourceVersion RV
+ADDED watched
+MODIFIED watched
+MODIFIED watched
+DELETED watched
+`, ns)
+			if got := maskRV(run.stdout()); got != want {
+				t.Errorf("output:\n%s\nwant:\n%s\nstderr:\n%s", got, want, run.stderr.String())
+			}
+		})
+	}
+}
+
+// A watch that sees fewer events than asked for ends at --timeout with an
+// error and exit status 1, rather than hanging or claiming success.
+func TestClientLibrariesWatchTimeout(t *testing.T) {
+	c := clientFor(t, shared)
+	ns := clientsNamespace(t, c, "clients-timeout-")
+	for _, client := range exampleClients {
+		t.Run(client.name, func(t *testing.T) {
+			command := client.command(t)
+			run := startExample(t, append(command,
+				"--kubeconfig", shared.Kubeconfig, "--namespace", ns, "--watch-for", "1", "--timeout", "2")...)
+			err := run.wait(t, 60*time.Second)
+			var exit *exec.ExitError
+			if !asExit(err, &exit) || exit.ExitCode() != 1 {
+				t.Fatalf("exit: %v, want exit status 1\nstdout:\n%s\nstderr:\n%s", err, run.stdout(), run.stderr.String())
+			}
+			want := fmt.Sprintf("Pods in namespace %s:\nWatching for 1 events from resourceVersion RV\n", ns)
+			if got := maskRV(run.stdout()); got != want {
+				t.Errorf("output:\n%s\nwant:\n%s", got, want)
+			}
+			if !strings.Contains(run.stderr.String(), "stopped after 0 of 1 events") {
+				t.Errorf("stderr %q does not say the watch stopped after 0 of 1 events", run.stderr.String())
+			}
+		})
+	}
+}
