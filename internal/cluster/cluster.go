@@ -14,11 +14,46 @@ import (
 	"fmt"
 	"net"
 
+	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
 	"github.com/pocketkube/pocketkube/internal/controlplane"
 	"github.com/pocketkube/pocketkube/internal/node"
+	"github.com/pocketkube/pocketkube/internal/node/dns"
 )
+
+// DNSServiceIP is the kube-dns Service's ClusterIP, as kubeadm picks it:
+// the tenth address of the service range.
+var DNSServiceIP = net.ParseIP("10.96.0.10")
+
+// publishDNS creates kube-system/kube-dns, pointing at endpoint:53, with
+// the admin's credentials.
+func publishDNS(ctx context.Context, adminKubeconfig string, endpoint net.IP) error {
+	restCfg, err := clientcmd.BuildConfigFromFlags("", adminKubeconfig)
+	if err != nil {
+		return err
+	}
+	client, err := kubernetes.NewForConfig(restCfg)
+	if err != nil {
+		return err
+	}
+	// On a first start kube-system may not exist for a moment; retry until
+	// it works or ctx ends.
+	return wait.PollUntilContextCancel(ctx, 200*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		err := dns.EnsureService(ctx, client, DNSServiceIP, endpoint)
+		if errors.Is(err, dns.ErrClusterIPMismatch) {
+			return false, err
+		}
+		if err != nil {
+			klog.FromContext(ctx).V(2).Info("Publishing the kube-dns Service, will retry", "err", err)
+		}
+		return err == nil, nil
+	})
+}
 
 // Config is a control plane and, unless Node is nil, a node.
 type Config struct {
@@ -78,6 +113,17 @@ func Run(ctx context.Context, cfg Config) error {
 	n.Kubeconfig = r.NodeKubeconfig
 	n.NodeIPs = []net.IP{r.AdvertiseAddress}
 	n.ServingCert, n.ServingKey, n.ClientCA = r.NodeServingCert, r.NodeServingKey, r.CA
+	n.ProxyKubeconfig, n.ClusterCIDR = r.ProxyKubeconfig, controlplane.ClusterCIDR
+	if len(n.ClusterDNS) == 0 {
+		// No DNS server of the user's: this node serves cluster DNS at
+		// the advertised address, behind the kube-dns Service.
+		n.ClusterDNS, n.DNSListen = []net.IP{DNSServiceIP}, r.AdvertiseAddress
+		go func() {
+			if err := publishDNS(ctx, r.Kubeconfig, r.AdvertiseAddress); err != nil && ctx.Err() == nil {
+				logger.Error(err, "Publishing the kube-dns Service")
+			}
+		}()
+	}
 	nodeCtx, stopNode := context.WithCancel(klog.NewContext(ctx, klog.LoggerWithName(logger, "node")))
 	defer stopNode()
 	nodeDone := make(chan error, 1)

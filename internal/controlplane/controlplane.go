@@ -88,6 +88,9 @@ type Ready struct {
 	// agent's credentials; empty unless Config.NodeName was set.
 	NodeKubeconfig                  string
 	NodeServingCert, NodeServingKey string
+	// ProxyKubeconfig holds the node's service proxy's credentials
+	// (system:kube-proxy); empty unless Config.NodeName was set.
+	ProxyKubeconfig string
 }
 
 // KubeconfigPath returns where Run writes the admin kubeconfig for dataDir.
@@ -129,6 +132,12 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.NodeName != "" && len(cfg.NodeIPs) == 0 {
 		cfg.NodeIPs = []net.IP{cfg.AdvertiseAddress}
 	}
+	if cfg.NodeName != "" && bindIP.IsLoopback() {
+		// The kubernetes Service leads to AdvertiseAddress:port, where
+		// nothing listens: pods' in-cluster clients cannot connect. Not
+		// fatal (the host's clients work), but said at every verbosity.
+		logger.Error(nil, "The API server listens on a loopback address only, which pods cannot reach: the kubernetes Service will not work in pods; pass a --listen address of this machine", "listen", cfg.Listen, "advertiseAddress", cfg.AdvertiseAddress)
+	}
 	hostname, _ := os.Hostname()
 	servingIPs := append(hostIPs(), cfg.AdvertiseAddress)
 	if !bindIP.IsUnspecified() {
@@ -165,6 +174,10 @@ func Run(ctx context.Context, cfg Config) error {
 		ready.NodeKubeconfig = filepath.Join(kubeconfigs, "node.conf")
 		ready.NodeServingCert, ready.NodeServingKey = paths.NodeServing, paths.NodeServingKey
 		if err := writeKubeconfig(ready.NodeKubeconfig, server, paths.CA, paths.NodeClient, paths.NodeClientKey, pki.NodeUserPrefix+cfg.NodeName); err != nil {
+			return err
+		}
+		ready.ProxyKubeconfig = filepath.Join(kubeconfigs, "kube-proxy.conf")
+		if err := writeKubeconfig(ready.ProxyKubeconfig, server, paths.CA, paths.KubeProxy, paths.KubeProxyKey, pki.KubeProxyUser); err != nil {
 			return err
 		}
 	}

@@ -31,6 +31,8 @@ import (
 // components maps package path prefixes to the tag of their component. The
 // first prefix that matches wins, so longer ones come first.
 var components = []struct{ prefix, tag string }{
+	{"github.com/pocketkube/pocketkube/internal/node/proxy", "kube-proxy"},
+	{"github.com/pocketkube/pocketkube/internal/node/dns", "dns"},
 	{"github.com/pocketkube/pocketkube/internal/node", "node"},
 	{"github.com/pocketkube/pocketkube", "pocketkube"},
 	{"go.etcd.io/etcd/server", "etcd"},
@@ -51,6 +53,8 @@ var components = []struct{ prefix, tag string }{
 	{"k8s.io/kubernetes/cmd/kube-scheduler", "scheduler"},
 	{"k8s.io/kubernetes/pkg/scheduler", "scheduler"},
 	{"k8s.io/kube-scheduler", "scheduler"},
+	{"k8s.io/kubernetes/pkg/proxy", "kube-proxy"},
+	{"sigs.k8s.io/knftables", "kube-proxy"},
 }
 
 // loggingPackages are the frames of the logging machinery itself.

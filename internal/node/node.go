@@ -32,8 +32,8 @@ import (
 	"github.com/pocketkube/pocketkube/internal/node/volume"
 )
 
-// Config is what a node needs. Every field but ClusterDNS and KubeletPort
-// is required.
+// Config is what a node needs. Every field but ClusterDNS, KubeletPort,
+// ProxyKubeconfig and ClusterCIDR is required.
 type Config struct {
 	// DataDir is the cluster's data directory.
 	DataDir string
@@ -50,6 +50,17 @@ type Config struct {
 	KubeletVersion string
 	// ClusterDNS goes into pods' resolv.conf.
 	ClusterDNS []net.IP
+	// ProxyKubeconfig holds the Service proxy's credentials
+	// (system:kube-proxy). Empty runs no Service proxy: ClusterIPs and
+	// NodePorts then lead nowhere.
+	ProxyKubeconfig string
+	// ClusterCIDR is the cluster's pod address range; required with
+	// ProxyKubeconfig.
+	ClusterCIDR string
+	// DNSListen, with ProxyKubeconfig, is the address this node serves
+	// cluster DNS on (port 53), the endpoint of the kube-dns Service. nil
+	// serves none.
+	DNSListen net.IP
 }
 
 // Run runs the node until ctx is done, then stops its pods and returns.
@@ -146,6 +157,24 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		return nil
 	})
+	if cfg.ProxyKubeconfig != "" {
+		g.Go(func() error {
+			pctx := klog.NewContext(gctx, klog.LoggerWithName(logger, "kube-proxy"))
+			if err := runServiceProxy(pctx, cfg); err != nil {
+				return fmt.Errorf("service proxy: %w", err)
+			}
+			return nil
+		})
+	}
+	if cfg.ProxyKubeconfig != "" && cfg.DNSListen != nil {
+		g.Go(func() error {
+			dctx := klog.NewContext(gctx, klog.LoggerWithName(logger, "dns"))
+			if err := runClusterDNS(dctx, cfg); err != nil {
+				return fmt.Errorf("cluster DNS: %w", err)
+			}
+			return nil
+		})
+	}
 	err = g.Wait()
 	logger.Info("Node stopped", "node", cfg.NodeName)
 	return err

@@ -1,8 +1,9 @@
 // Package pki owns the cluster's certificates and keys in one directory: the
 // cluster CA, the front-proxy CA, the API server's serving and kubelet-client
 // certificates, the client certificates of the upstream identities
-// (kubernetes-admin, system:kube-controller-manager, system:kube-scheduler)
-// and the service-account signing key pair.
+// (kubernetes-admin, system:kube-controller-manager, system:kube-scheduler;
+// with a node: system:node:<name> and system:kube-proxy) and the
+// service-account signing key pair.
 //
 // Ensure generates what is missing and keeps what is valid, so a cluster that
 // restarts keeps its identity and every kubeconfig written earlier stays good.

@@ -51,7 +51,9 @@ type Config struct {
 	// certificate for system:node:<NodeName> in system:nodes, which the Node
 	// authorizer and NodeRestriction admission treat as that node's kubelet,
 	// and a serving certificate for its kubelet API with NodeName and
-	// NodeIPs as SANs.
+	// NodeIPs as SANs; and the node's service proxy's client certificate
+	// for system:kube-proxy, which the built-in ClusterRoleBinding
+	// system:node-proxier authorizes.
 	NodeName string
 	NodeIPs  []net.IP
 	// Now returns the current time. Defaults to time.Now; tests set it to
@@ -70,9 +72,11 @@ type Paths struct {
 	ControllerManager, ControllerManagerKey    string
 	Scheduler, SchedulerKey                    string
 	ServiceAccountKey, ServiceAccountPublicKey string
-	// NodeClient and NodeServing are empty unless Config.NodeName is set.
+	// NodeClient, NodeServing and KubeProxy are empty unless
+	// Config.NodeName is set.
 	NodeClient, NodeClientKey   string
 	NodeServing, NodeServingKey string
+	KubeProxy, KubeProxyKey     string
 }
 
 // PathsFor returns the file names Ensure uses in dir.
@@ -90,6 +94,7 @@ func PathsFor(dir string) Paths {
 		ServiceAccountKey: p("sa.key"), ServiceAccountPublicKey: p("sa.pub"),
 		NodeClient: p("node-client.crt"), NodeClientKey: p("node-client.key"),
 		NodeServing: p("node-serving.crt"), NodeServingKey: p("node-serving.key"),
+		KubeProxy: p("kube-proxy.crt"), KubeProxyKey: p("kube-proxy.key"),
 	}
 }
 
@@ -106,6 +111,8 @@ const (
 	// system:node:<name> in system:nodes.
 	NodesGroup     = "system:nodes"
 	NodeUserPrefix = "system:node:"
+	// KubeProxyUser is a node's service proxy (kube-proxy).
+	KubeProxyUser = "system:kube-proxy"
 )
 
 // Ensure makes every file in Paths exist and be valid for cfg, generating
@@ -148,9 +155,11 @@ func Ensure(cfg Config) (Paths, error) {
 		leaves = append(leaves,
 			leaf{paths.NodeClient, paths.NodeClientKey, ca, Spec{CommonName: NodeUserPrefix + cfg.NodeName, Organization: []string{NodesGroup}}},
 			leaf{paths.NodeServing, paths.NodeServingKey, ca, Spec{CommonName: cfg.NodeName, DNSNames: []string{cfg.NodeName, "localhost"}, IPs: append([]net.IP{net.IPv4(127, 0, 0, 1)}, cfg.NodeIPs...), Server: true}},
+			leaf{paths.KubeProxy, paths.KubeProxyKey, ca, Spec{CommonName: KubeProxyUser}},
 		)
 	} else {
 		paths.NodeClient, paths.NodeClientKey, paths.NodeServing, paths.NodeServingKey = "", "", "", ""
+		paths.KubeProxy, paths.KubeProxyKey = "", ""
 	}
 	for _, l := range leaves {
 		if err := ensureLeaf(l.cert, l.key, l.issuer, l.spec, now); err != nil {

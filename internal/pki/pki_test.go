@@ -58,6 +58,7 @@ func TestEnsureIdentities(t *testing.T) {
 		{"serving", p.Serving, p.CA, "kube-apiserver", nil, x509.ExtKeyUsageServerAuth},
 		{"node client", p.NodeClient, p.CA, "system:node:node1", []string{"system:nodes"}, x509.ExtKeyUsageClientAuth},
 		{"node serving", p.NodeServing, p.CA, "node1", nil, x509.ExtKeyUsageServerAuth},
+		{"kube-proxy", p.KubeProxy, p.CA, "system:kube-proxy", nil, x509.ExtKeyUsageClientAuth},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -168,7 +169,7 @@ func TestEnsureReissues(t *testing.T) {
 			change: func(cfg *Config, _ Paths) {
 				cfg.Now = func() time.Time { return time.Now().Add(leafValidity - renewBefore/2) }
 			},
-			changed: []string{"apiserver.crt", "apiserver.key", "admin.crt", "admin.key", "controller-manager.crt", "controller-manager.key", "scheduler.crt", "scheduler.key", "apiserver-kubelet-client.crt", "apiserver-kubelet-client.key", "front-proxy-client.crt", "front-proxy-client.key", "node-client.crt", "node-client.key", "node-serving.crt", "node-serving.key"},
+			changed: []string{"apiserver.crt", "apiserver.key", "admin.crt", "admin.key", "controller-manager.crt", "controller-manager.key", "scheduler.crt", "scheduler.key", "apiserver-kubelet-client.crt", "apiserver-kubelet-client.key", "front-proxy-client.crt", "front-proxy-client.key", "node-client.crt", "node-client.key", "node-serving.crt", "node-serving.key", "kube-proxy.crt", "kube-proxy.key"},
 		},
 		{
 			name:    "new node address",
@@ -253,10 +254,13 @@ func TestNoNodeWithoutNodeName(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.NodeClient != "" || p.NodeServing != "" {
-		t.Errorf("node paths set without NodeName: %q %q", p.NodeClient, p.NodeServing)
+	if p.NodeClient != "" || p.NodeServing != "" || p.KubeProxy != "" {
+		t.Errorf("node paths set without NodeName: %q %q %q", p.NodeClient, p.NodeServing, p.KubeProxy)
 	}
 	if _, err := os.Stat(filepath.Join(cfg.Dir, "node-client.crt")); !os.IsNotExist(err) {
 		t.Errorf("node-client.crt written without NodeName: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.Dir, "kube-proxy.crt")); !os.IsNotExist(err) {
+		t.Errorf("kube-proxy.crt written without NodeName: %v", err)
 	}
 }

@@ -30,11 +30,18 @@ const KubectlDir = "/usr/lib/google-cloud-sdk/bin"
 // KubectlVersions are the kubectl minor versions every kubectl test runs with.
 var KubectlVersions = []string{"1.27", "1.33"}
 
+// ListenHost is the address clusters serve the API on. TestMain sets it
+// to an address of an interface it creates: pods reach the API server
+// at its --listen address (the kubernetes Service's endpoint), which a
+// loopback address is not, and tests do not bind 0.0.0.0.
+var ListenHost = "127.0.0.1"
+
 // Cluster is a running `pocketkube up`.
 type Cluster struct {
 	DataDir    string
 	Kubeconfig string
-	Server     string // https://127.0.0.1:PORT
+	Server     string // https://HOST:PORT
+	Host       string // the --listen address: ListenHost when started
 	Port       int
 
 	cmd  *exec.Cmd
@@ -83,10 +90,10 @@ func StartCluster(dataDir string, extra ...string) (*Cluster, error) {
 	return StartClusterOnPort(dataDir, port, extra...)
 }
 
-// StartClusterOnPort is StartCluster on a given loopback port.
+// StartClusterOnPort is StartCluster on a given port of ListenHost.
 func StartClusterOnPort(dataDir string, port int, extra ...string) (*Cluster, error) {
-	c := &Cluster{DataDir: dataDir, Port: port, done: make(chan struct{})}
-	args := append([]string{"up", "--data-dir", dataDir, "--listen", fmt.Sprintf("127.0.0.1:%d", port)}, extra...)
+	c := &Cluster{DataDir: dataDir, Host: ListenHost, Port: port, done: make(chan struct{})}
+	args := append([]string{"up", "--data-dir", dataDir, "--listen", net.JoinHostPort(c.Host, strconv.Itoa(port))}, extra...)
 	c.cmd = exec.Command(Binary, args...)
 	stdout, err := c.cmd.StdoutPipe()
 	if err != nil {
@@ -123,7 +130,7 @@ func StartClusterOnPort(dataDir string, port int, extra ...string) (*Cluster, er
 		return nil, fmt.Errorf("pocketkube up not up after 2m\n%s", c.Output())
 	}
 	c.Kubeconfig = filepath.Join(dataDir, "kubeconfig")
-	c.Server = fmt.Sprintf("https://127.0.0.1:%d", port)
+	c.Server = "https://" + net.JoinHostPort(c.Host, strconv.Itoa(port))
 	return c, nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -78,7 +79,7 @@ func stopCleanly(t *testing.T, c *Cluster) {
 	if _, err := os.Stat(filepath.Join(c.DataDir, "etcd", "etcd.sock")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("etcd socket left behind: %v", err)
 	}
-	if conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", c.Port)); err == nil {
+	if conn, err := net.Dial("tcp", net.JoinHostPort(c.Host, strconv.Itoa(c.Port))); err == nil {
 		conn.Close()
 		t.Errorf("port %d still accepts connections", c.Port)
 	}

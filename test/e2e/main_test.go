@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -37,6 +38,13 @@ func runMain(m *testing.M) int {
 			return 1
 		}
 	}
+	host, removeLink, err := addListenAddress()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer removeLink()
+	ListenHost = host
 	start := time.Now()
 	shared, err = StartCluster(filepath.Join(tmp, "shared"))
 	if err != nil {
@@ -67,4 +75,32 @@ func tail(s string, n int) string {
 		}
 	}
 	return s
+}
+
+// listenLink and listenAddress are the interface and address the clusters
+// serve on: an address of this machine that pods can route to, unlike
+// 127.0.0.1, made by the tests so that they need not bind 0.0.0.0. The
+// link is one end of a veth pair: not every kernel has the dummy driver.
+const (
+	listenLink    = "pk-e2e"
+	listenAddress = "192.168.222.1"
+)
+
+// addListenAddress creates listenLink with listenAddress, replacing one
+// left by an earlier run, and returns the address and how to remove it.
+func addListenAddress() (string, func(), error) {
+	remove := func() { exec.Command("ip", "link", "del", listenLink).Run() }
+	remove()
+	for _, args := range [][]string{
+		{"link", "add", listenLink, "type", "veth", "peer", "name", listenLink + "-peer"},
+		{"addr", "add", listenAddress + "/32", "dev", listenLink},
+		{"link", "set", listenLink + "-peer", "up"},
+		{"link", "set", listenLink, "up"},
+	} {
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			remove()
+			return "", nil, fmt.Errorf("ip %s: %w: %s", strings.Join(args, " "), err, out)
+		}
+	}
+	return listenAddress, remove, nil
 }

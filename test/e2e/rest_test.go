@@ -308,7 +308,7 @@ func TestTLSVerification(t *testing.T) {
 	// With it, the server is verified under every name in its certificate.
 	ca := shared.DataDir + "/pki/ca.crt"
 	for _, host := range []string{"localhost", "kubernetes", "kubernetes.default.svc.cluster.local"} {
-		_, status, err := Curl(ctx, "--cacert", ca, "--resolve", host+":"+itoa(shared.Port)+":127.0.0.1", "https://"+host+":"+itoa(shared.Port)+"/version")
+		_, status, err := Curl(ctx, "--cacert", ca, "--resolve", host+":"+itoa(shared.Port)+":"+shared.Host, "https://"+host+":"+itoa(shared.Port)+"/version")
 		if err != nil || status != 200 {
 			t.Errorf("curl --cacert https://%s: status %d, %v", host, status, err)
 		}

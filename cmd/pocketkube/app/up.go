@@ -49,7 +49,7 @@ func (o *upOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.disableAgent, "disable-agent", false, "Run only the control plane: no node agent, so pods stay Pending.")
 	fs.StringVar(&o.nodeName, "node-name", "", "Name of this machine's Node. Defaults to the lowercase hostname.")
 	fs.Int32Var(&o.kubeletPort, "kubelet-port", 10250, "Port of the node agent's kubelet API.")
-	fs.IPSliceVar(&o.clusterDNS, "cluster-dns", nil, "Cluster DNS server addresses written into pods' resolv.conf. Empty: pods use the host's resolvers.")
+	fs.IPSliceVar(&o.clusterDNS, "cluster-dns", nil, "Cluster DNS server addresses written into pods' resolv.conf. Empty: the node serves cluster DNS itself, behind the kube-dns Service at 10.96.0.10.")
 }
 
 func (o *upOptions) Validate() error {

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Measures how fast Service traffic follows an EndpointSlice change against
+# a real `pocketkube up` on this machine (kube-proxy's nftables proxier in
+# process): a ClusterIP Service over two busybox httpd pods whose selector
+# flips between them CHANGES times; per change, EndpointSlice seen → a new
+# host connection to the ClusterIP is answered by the new backend, and
+# selector PATCH acknowledged → the same. p50/p90/p99/max in ms. See
+# bench/services/main.go.
+# Usage: bench/services.sh [CHANGES]   (default 20)
+#   PK=path/to/pocketkube (default bin/pocketkube, copied so a rebuild
+#   meanwhile cannot change it), SERVICES_ARGS="--gap 200ms" for more flags
+#   of bench/services, KEEP_LOG=FILE to keep the cluster's log.
+# Needs: root, bin/pocketkube (make build), runc, CNI plugins, nft,
+# busybox-static. Only one cluster can run on the machine: the cluster part
+# holds /tmp/cluster.lock.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CHANGES=${1:-20}
+WORK=$(mktemp -d /tmp/pk-svcbench.XXXXXX)
+# A cluster that did not stop cleanly leaves mounts: never rm -rf through them.
+trap 'if grep -q " $WORK/" /proc/mounts; then echo "mounts left under $WORK: not removed" >&2; else rm -rf "$WORK"; fi' EXIT
+[ -x "${PK:-bin/pocketkube}" ] || { echo "build first: make build" >&2; exit 1; }
+cp "${PK:-bin/pocketkube}" "$WORK/pocketkube"
+go build -o "$WORK/services" ./bench/services
+
+cluster() {
+	set -euo pipefail
+	PK=$WORK/pocketkube
+	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	"$PK" up --data-dir "$WORK/data" --listen "127.0.0.1:$port" >"$WORK/pk.log" 2>&1 &
+	PK_PID=$!
+	trap 'rc=$?; kill -INT $PK_PID 2>/dev/null; wait $PK_PID 2>/dev/null
+		[ -z "${KEEP_LOG:-}" ] || cp "$WORK/pk.log" "$KEEP_LOG"
+		[ $rc = 0 ] || { echo "failed; the end of the cluster log:" >&2; tail -40 "$WORK/pk.log" >&2; }
+		if nft list table ip kube-proxy >/dev/null 2>&1; then echo "WARNING: kube-proxy nftables table left after the cluster stopped" >&2; fi' EXIT
+	until [ -f "$WORK/data/kubeconfig" ]; do sleep 0.1; done
+	KC=$WORK/data/kubeconfig
+	K="/usr/lib/google-cloud-sdk/bin/kubectl.1.33 --kubeconfig $KC"
+	until [ "$($K get nodes 2>/dev/null | grep -c ' Ready ')" = 1 ] && $K get serviceaccount default >/dev/null 2>&1; do sleep 0.2; done
+
+	# The busybox image, built from the host's busybox-static.
+	root=$WORK/rootfs; mkdir -p "$root/bin" "$root/etc" "$root/tmp"
+	cp /bin/busybox "$root/bin/busybox"
+	for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -sf busybox "$root/bin/$a"; done
+	printf 'root:x:0:0:root:/root:/bin/sh\n' >"$root/etc/passwd"
+	tar -C "$root" -cf "$WORK/busybox.tar" .
+	"$PK" images import --data-dir "$WORK/data" --name busybox "$WORK/busybox.tar" >/dev/null
+
+	"$WORK/services" --kubeconfig "$KC" --changes "$CHANGES" ${SERVICES_ARGS:-} | tee -a "$WORK/out"
+}
+export -f cluster
+export WORK CHANGES KEEP_LOG SERVICES_ARGS
+flock /tmp/cluster.lock bash -c cluster
+
+echo
+echo "$(date -u +%Y-%m-%dT%H:%MZ) · $(nproc) cores · Linux $(uname -r) · load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "| measured | changes | p50 ms | p90 ms | p99 ms | max ms |"
+echo "|---|---|---|---|---|---|"
+grep '^| [A-Za-z]' "$WORK/out"

@@ -1,0 +1,226 @@
+package dns
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"net"
+	"reflect"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/ptr"
+)
+
+// The Service that publishes the cluster DNS server, named as kubeadm names
+// CoreDNS's.
+const (
+	metaSystemNamespace = metav1.NamespaceSystem
+	kubeDNSName         = "kube-dns"
+	// ManagedBy is the endpointslice.kubernetes.io/managed-by value of the
+	// EndpointSlice EnsureService writes; the EndpointSlice controller
+	// leaves slices of other managers alone.
+	ManagedBy = "pocketkube"
+)
+
+// ErrClusterIPMismatch is returned by EnsureService when kube-system/kube-dns
+// exists with another ClusterIP. A ClusterIP is immutable, and pods already
+// have the old one in their resolv.conf, so EnsureService does not replace
+// the Service; an operator deletes it if the change is meant.
+var ErrClusterIPMismatch = errors.New("kube-dns Service has another ClusterIP")
+
+// EnsureService publishes a DNS server listening on endpoint port 53 as the
+// Service kube-system/kube-dns with ClusterIP clusterIP: a Service without a
+// selector carrying kubeadm's labels and ports (dns 53/UDP, dns-tcp 53/TCP,
+// metrics 9153/TCP), and an EndpointSlice "kube-dns-pocketkube" owned by it
+// with the dns and dns-tcp ports at endpoint. The EndpointSlice lists no
+// metrics port because the server has no metrics endpoint.
+//
+// EnsureService is idempotent: it creates what is missing, updates the
+// EndpointSlice when endpoint (or its family) changed and restores the
+// Service's labels and ports, and it makes no write when everything is in
+// place. It returns ErrClusterIPMismatch when the Service has another
+// ClusterIP.
+func EnsureService(ctx context.Context, client kubernetes.Interface, clusterIP, endpoint net.IP) error {
+	if clusterIP == nil || endpoint == nil {
+		return errors.New("ensure kube-dns Service: clusterIP and endpoint are required")
+	}
+	svc, err := ensureService(ctx, client, clusterIP)
+	if err != nil {
+		return err
+	}
+	return ensureEndpointSlice(ctx, client, svc, endpoint)
+}
+
+func desiredService(clusterIP net.IP) *corev1.Service {
+	family := corev1.IPv4Protocol
+	if clusterIP.To4() == nil {
+		family = corev1.IPv6Protocol
+	}
+	return &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      kubeDNSName,
+			Namespace: metaSystemNamespace,
+			Labels: map[string]string{
+				"k8s-app":                       "kube-dns",
+				"kubernetes.io/cluster-service": "true",
+				"kubernetes.io/name":            "CoreDNS",
+			},
+		},
+		Spec: corev1.ServiceSpec{
+			Type:       corev1.ServiceTypeClusterIP,
+			ClusterIP:  clusterIP.String(),
+			ClusterIPs: []string{clusterIP.String()},
+			IPFamilies: []corev1.IPFamily{family},
+			Ports: []corev1.ServicePort{
+				{Name: "dns", Port: 53, Protocol: corev1.ProtocolUDP, TargetPort: intstr.FromInt32(53)},
+				{Name: "dns-tcp", Port: 53, Protocol: corev1.ProtocolTCP, TargetPort: intstr.FromInt32(53)},
+				{Name: "metrics", Port: 9153, Protocol: corev1.ProtocolTCP, TargetPort: intstr.FromInt32(9153)},
+			},
+		},
+	}
+}
+
+func ensureService(ctx context.Context, client kubernetes.Interface, clusterIP net.IP) (*corev1.Service, error) {
+	logger := klog.FromContext(ctx)
+	want := desiredService(clusterIP)
+	services := client.CoreV1().Services(metaSystemNamespace)
+	svc, err := services.Get(ctx, kubeDNSName, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		svc, err = services.Create(ctx, want, metav1.CreateOptions{})
+		if apierrors.IsAlreadyExists(err) { // created meanwhile; check it below
+			svc, err = services.Get(ctx, kubeDNSName, metav1.GetOptions{})
+		} else if err == nil {
+			logger.Info("Created Service", "service", klog.KObj(svc), "clusterIP", clusterIP.String())
+			return svc, nil
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ensure Service %s/%s: %w", metaSystemNamespace, kubeDNSName, err)
+	}
+	if got := net.ParseIP(svc.Spec.ClusterIP); got == nil || !got.Equal(clusterIP) {
+		return nil, fmt.Errorf("ensure Service %s: has %s, want %s: %w",
+			klog.KObj(svc), svc.Spec.ClusterIP, clusterIP, ErrClusterIPMismatch)
+	}
+	upd := svc.DeepCopy()
+	changed := false
+	for k, v := range want.Labels {
+		if upd.Labels[k] != v {
+			if upd.Labels == nil {
+				upd.Labels = map[string]string{}
+			}
+			upd.Labels[k] = v
+			changed = true
+		}
+	}
+	if !portsEqual(upd.Spec.Ports, want.Spec.Ports) {
+		upd.Spec.Ports = want.Spec.Ports
+		changed = true
+	}
+	if !changed {
+		return svc, nil
+	}
+	svc, err = services.Update(ctx, upd, metav1.UpdateOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("update Service %s: %w", klog.KObj(upd), err)
+	}
+	logger.Info("Updated Service", "service", klog.KObj(svc))
+	return svc, nil
+}
+
+// portsEqual compares the fields EnsureService sets; the API server fills in
+// others (NodePort, AppProtocol) that do not matter here.
+func portsEqual(a, b []corev1.ServicePort) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Name != b[i].Name || a[i].Port != b[i].Port || a[i].Protocol != b[i].Protocol || a[i].TargetPort != b[i].TargetPort {
+			return false
+		}
+	}
+	return true
+}
+
+// endpointSliceName is fixed, so EnsureService finds its slice without a
+// list.
+const endpointSliceName = kubeDNSName + "-" + ManagedBy
+
+func desiredEndpointSlice(svc *corev1.Service, endpoint net.IP) *discoveryv1.EndpointSlice {
+	addrType := discoveryv1.AddressTypeIPv4
+	if endpoint.To4() == nil {
+		addrType = discoveryv1.AddressTypeIPv6
+	}
+	return &discoveryv1.EndpointSlice{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      endpointSliceName,
+			Namespace: svc.Namespace,
+			Labels: map[string]string{
+				discoveryv1.LabelServiceName: svc.Name,
+				discoveryv1.LabelManagedBy:   ManagedBy,
+			},
+			// Owned by the Service, so the garbage collector deletes it
+			// with the Service.
+			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(svc, corev1.SchemeGroupVersion.WithKind("Service"))},
+		},
+		AddressType: addrType,
+		Endpoints: []discoveryv1.Endpoint{{
+			Addresses:  []string{endpoint.String()},
+			Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true), Serving: ptr.To(true), Terminating: ptr.To(false)},
+		}},
+		Ports: []discoveryv1.EndpointPort{
+			{Name: ptr.To("dns"), Port: ptr.To[int32](53), Protocol: ptr.To(corev1.ProtocolUDP)},
+			{Name: ptr.To("dns-tcp"), Port: ptr.To[int32](53), Protocol: ptr.To(corev1.ProtocolTCP)},
+		},
+	}
+}
+
+func ensureEndpointSlice(ctx context.Context, client kubernetes.Interface, svc *corev1.Service, endpoint net.IP) error {
+	logger := klog.FromContext(ctx)
+	want := desiredEndpointSlice(svc, endpoint)
+	api := client.DiscoveryV1().EndpointSlices(svc.Namespace)
+	got, err := api.Get(ctx, want.Name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		if _, err := api.Create(ctx, want, metav1.CreateOptions{}); err != nil {
+			return fmt.Errorf("create EndpointSlice %s: %w", klog.KObj(want), err)
+		}
+		logger.Info("Created EndpointSlice", "endpointSlice", klog.KObj(want), "endpoint", endpoint.String())
+		return nil
+	case err != nil:
+		return fmt.Errorf("get EndpointSlice %s: %w", klog.KObj(want), err)
+	}
+	if got.AddressType != want.AddressType {
+		// AddressType is immutable: replace the slice.
+		if err := api.Delete(ctx, got.Name, metav1.DeleteOptions{
+			Preconditions: &metav1.Preconditions{UID: &got.UID},
+		}); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("delete EndpointSlice %s: %w", klog.KObj(got), err)
+		}
+		if _, err := api.Create(ctx, want, metav1.CreateOptions{}); err != nil {
+			return fmt.Errorf("create EndpointSlice %s: %w", klog.KObj(want), err)
+		}
+		logger.Info("Replaced EndpointSlice", "endpointSlice", klog.KObj(want), "endpoint", endpoint.String())
+		return nil
+	}
+	if maps.Equal(got.Labels, want.Labels) && reflect.DeepEqual(got.Endpoints, want.Endpoints) &&
+		reflect.DeepEqual(got.Ports, want.Ports) && reflect.DeepEqual(got.OwnerReferences, want.OwnerReferences) {
+		return nil
+	}
+	upd := got.DeepCopy()
+	upd.Labels = want.Labels
+	upd.OwnerReferences = want.OwnerReferences
+	upd.Endpoints = want.Endpoints
+	upd.Ports = want.Ports
+	if _, err := api.Update(ctx, upd, metav1.UpdateOptions{}); err != nil {
+		return fmt.Errorf("update EndpointSlice %s: %w", klog.KObj(upd), err)
+	}
+	logger.Info("Updated EndpointSlice", "endpointSlice", klog.KObj(upd), "endpoint", endpoint.String())
+	return nil
+}

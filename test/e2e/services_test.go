@@ -1,0 +1,333 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+)
+
+// The Service tests run kube-proxy's nftables proxier as `pocketkube up`
+// does and check what users see: ClusterIPs from pods and from the host,
+// NodePorts on the node's address, a refusal for a Service without
+// endpoints, the kubernetes Service from inside a pod, and no rules left
+// after Ctrl-C.
+
+// webPod serves its own name on :8080 with busybox httpd.
+const webPod = `apiVersion: v1
+kind: Pod
+metadata:
+  name: %[1]s
+  labels:
+    app: %[2]s
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: web
+    image: busybox
+    command: ["sh", "-c", "mkdir -p /www && echo %[1]s > /www/index.html && exec httpd -f -p 8080 -h /www"]
+    readinessProbe:
+      tcpSocket:
+        port: 8080
+      periodSeconds: 1
+`
+
+// clientPod is a pod to run wget in.
+const clientPod = `apiVersion: v1
+kind: Pod
+metadata:
+  name: %s
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: busybox
+    command: ["sleep", "3600"]
+`
+
+// applyService applies manifest and deletes the Service at the end of the
+// test.
+func applyService(t *testing.T, name, manifest string) *corev1.Service {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := shared.KubectlStdin(ctx, newest(), manifest, "apply", "-f", "-"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		clientFor(t, shared).CoreV1().Services("default").Delete(context.Background(), name, metav1.DeleteOptions{})
+	})
+	svc, err := clientFor(t, shared).CoreV1().Services("default").Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc
+}
+
+func serviceManifest(name, app, typ string) string {
+	return fmt.Sprintf(`apiVersion: v1
+kind: Service
+metadata:
+  name: %s
+spec:
+  type: %s
+  selector:
+    app: %s
+  ports:
+  - port: 80
+    targetPort: 8080
+`, name, typ, app)
+}
+
+// execIn runs a shell script in pod's container and returns its stdout.
+func execIn(ctx context.Context, pod, script string) (string, error) {
+	return shared.Kubectl(ctx, newest(), "exec", pod, "--", "sh", "-c", script)
+}
+
+// answers fetches url n times in one exec in pod and returns who answered.
+// (Debian's static busybox wget crashes with -T; timeout bounds it.)
+func answers(ctx context.Context, pod, url string, n int) ([]string, error) {
+	out, err := execIn(ctx, pod, fmt.Sprintf("for i in $(seq %d); do timeout 3 wget -qO- %s || echo FAILED; done", n, url))
+	return strings.Fields(out), err
+}
+
+// hostAnswers fetches url n times from the host.
+func hostAnswers(ctx context.Context, url string, n int) []string {
+	var got []string
+	for range n {
+		body, _, err := Curl(ctx, "-m", "3", url)
+		if err != nil {
+			got = append(got, "FAILED")
+			continue
+		}
+		got = append(got, strings.TrimSpace(body))
+	}
+	return got
+}
+
+// pollAnswers polls fetch until ok holds for its answers, and fails the
+// test with the last answers otherwise.
+func pollAnswers(t *testing.T, what string, fetch func(ctx context.Context) ([]string, error), ok func([]string) bool) {
+	t.Helper()
+	var got []string
+	var err error
+	pollErr := wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		got, err = fetch(ctx)
+		return err == nil && ok(got), nil
+	})
+	if pollErr != nil {
+		t.Fatalf("%s: answers %q (%v)", what, got, err)
+	}
+}
+
+// only reports whether every answer is one of names.
+func only(names ...string) func([]string) bool {
+	return func(got []string) bool {
+		for _, g := range got {
+			if !contains(names, g) {
+				return false
+			}
+		}
+		return len(got) > 0
+	}
+}
+
+// both reports whether each of names answered at least once and nobody
+// else did.
+func both(names ...string) func([]string) bool {
+	return func(got []string) bool {
+		for _, n := range names {
+			if !contains(got, n) {
+				return false
+			}
+		}
+		return only(names...)(got)
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, l := range list {
+		if l == s {
+			return true
+		}
+	}
+	return false
+}
+
+func waitRunning(t *testing.T, c kubernetes.Interface, names ...string) {
+	t.Helper()
+	for _, n := range names {
+		waitPod(t, c, n, "Running and ready", running)
+	}
+}
+
+func TestServiceClusterIPAndNodePort(t *testing.T) {
+	c := clientFor(t, shared)
+	applyPod(t, shared, "svc-web-1", fmt.Sprintf(webPod, "svc-web-1", "svc-web"))
+	applyPod(t, shared, "svc-web-2", fmt.Sprintf(webPod, "svc-web-2", "svc-web"))
+	applyPod(t, shared, "svc-client", fmt.Sprintf(clientPod, "svc-client"))
+	svc := applyService(t, "svc-web", serviceManifest("svc-web", "svc-web", "ClusterIP"))
+	np := applyService(t, "svc-web-np", serviceManifest("svc-web-np", "svc-web", "NodePort"))
+	waitRunning(t, c, "svc-web-1", "svc-web-2", "svc-client")
+	vip := "http://" + svc.Spec.ClusterIP + "/"
+
+	// Both backends answer, from a pod and from the host. 40 requests
+	// all landing on one of two backends happens once in 2^39 runs.
+	pollAnswers(t, "ClusterIP from a pod", func(ctx context.Context) ([]string, error) {
+		return answers(ctx, "svc-client", vip, 40)
+	}, both("svc-web-1", "svc-web-2"))
+	pollAnswers(t, "ClusterIP from the host", func(ctx context.Context) ([]string, error) {
+		return hostAnswers(ctx, vip, 40), nil
+	}, both("svc-web-1", "svc-web-2"))
+
+	// A NodePort on the node's address, from the host and from a pod.
+	node, err := c.CoreV1().Nodes().List(context.Background(), metav1.ListOptions{})
+	if err != nil || len(node.Items) != 1 {
+		t.Fatalf("nodes: %v, %v", node, err)
+	}
+	var nodeIP string
+	for _, a := range node.Items[0].Status.Addresses {
+		if a.Type == corev1.NodeInternalIP {
+			nodeIP = a.Address
+		}
+	}
+	nodePortURL := fmt.Sprintf("http://%s:%d/", nodeIP, np.Spec.Ports[0].NodePort)
+	pollAnswers(t, "NodePort "+nodePortURL+" from the host", func(ctx context.Context) ([]string, error) {
+		return hostAnswers(ctx, nodePortURL, 40), nil
+	}, both("svc-web-1", "svc-web-2"))
+	pollAnswers(t, "NodePort "+nodePortURL+" from a pod", func(ctx context.Context) ([]string, error) {
+		return answers(ctx, "svc-client", nodePortURL, 40)
+	}, both("svc-web-1", "svc-web-2"))
+
+	// A backend goes away: traffic follows, and stays.
+	if err := c.CoreV1().Pods("default").Delete(context.Background(), "svc-web-2", metav1.DeleteOptions{GracePeriodSeconds: new(int64)}); err != nil {
+		t.Fatal(err)
+	}
+	pollAnswers(t, "ClusterIP after deleting svc-web-2", func(ctx context.Context) ([]string, error) {
+		return answers(ctx, "svc-client", vip, 20)
+	}, only("svc-web-1"))
+	pollAnswers(t, "ClusterIP from the host after deleting svc-web-2", func(ctx context.Context) ([]string, error) {
+		return hostAnswers(ctx, vip, 20), nil
+	}, only("svc-web-1"))
+}
+
+func TestServiceWithoutEndpointsRefuses(t *testing.T) {
+	c := clientFor(t, shared)
+	applyPod(t, shared, "svc-refuse-client", fmt.Sprintf(clientPod, "svc-refuse-client"))
+	svc := applyService(t, "svc-nobody", serviceManifest("svc-nobody", "nobody-has-this-label", "ClusterIP"))
+	waitRunning(t, c, "svc-refuse-client")
+	vip := "http://" + svc.Spec.ClusterIP + "/"
+
+	// kube-proxy rejects with an ICMP port unreachable: the client sees
+	// "Connection refused", not a timeout (timeout kills a hanging wget
+	// with exit 143 and no message).
+	var out string
+	err := wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		out, _ = execIn(ctx, "svc-refuse-client", "timeout 20 wget -qO- "+vip+" 2>&1; echo exit=$?")
+		return strings.Contains(out, "Connection refused"), nil
+	})
+	if err != nil {
+		t.Fatalf("wget %s from a pod said %q, want Connection refused", vip, out)
+	}
+	if !strings.Contains(out, "exit=1") {
+		t.Errorf("wget exit: %q, want exit=1", out)
+	}
+	// From the host: curl's exit code 7 is "failed to connect", 28 a
+	// timeout.
+	_, _, err = Curl(context.Background(), "-m", "20", vip)
+	var exit *exec.ExitError
+	if !asExit(err, &exit) || exit.ExitCode() != 7 {
+		t.Errorf("curl %s from the host: %v, want exit code 7 (connection refused)", vip, err)
+	}
+}
+
+func TestKubernetesServiceFromPod(t *testing.T) {
+	c := clientFor(t, shared)
+	applyPod(t, shared, "svc-api-client", fmt.Sprintf(clientPod, "svc-api-client"))
+	waitRunning(t, c, "svc-api-client")
+	ctx := context.Background()
+
+	env, err := execIn(ctx, "svc-api-client", "echo $KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT")
+	if err != nil || strings.TrimSpace(env) != "10.96.0.1:443" {
+		t.Fatalf("KUBERNETES_SERVICE_HOST:PORT = %q, %v; want 10.96.0.1:443", env, err)
+	}
+	// The kubernetes Service's endpoint is the API server's advertised
+	// address, which pods must be able to reach.
+	eps, err := c.CoreV1().Endpoints("default").Get(ctx, "kubernetes", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(eps.Subsets) != 1 || len(eps.Subsets[0].Addresses) != 1 || eps.Subsets[0].Addresses[0].IP != shared.Host {
+		t.Errorf("kubernetes endpoints %v, want the --listen address %s", eps.Subsets, shared.Host)
+	}
+
+	// Busybox's own TLS cannot complete a handshake with the API server
+	// (it says "handshake failure" on the host as well; the host's wget
+	// uses openssl, which pods lack). So the probe speaks plain HTTP to
+	// the HTTPS port: the answer is the Go TLS server's own refusal,
+	// which only the API server behind the VIP can give.
+	const want = "Client sent an HTTP request to an HTTPS server."
+	for _, addr := range []string{"10.96.0.1 443", "$KUBERNETES_SERVICE_HOST $KUBERNETES_SERVICE_PORT"} {
+		var out string
+		err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+			out, _ = execIn(ctx, "svc-api-client", `printf 'GET /version HTTP/1.0\r\n\r\n' | nc -w 3 `+addr)
+			return strings.Contains(out, want), nil
+		})
+		if err != nil {
+			t.Errorf("HTTP to %s from a pod: %q; want the API server's %q", addr, out, want)
+		}
+	}
+	// The same answer from the API server itself, so that the check above
+	// cannot pass on some other server's words.
+	body, status, _ := Curl(ctx, "http://"+net.JoinHostPort(shared.Host, itoa(shared.Port))+"/version")
+	if status != 400 || !strings.Contains(body, want) {
+		t.Errorf("plain HTTP to the API server: %d %q", status, body)
+	}
+}
+
+// kubeProxyTables lists the nftables tables kube-proxy made.
+func kubeProxyTables(t *testing.T) []string {
+	t.Helper()
+	out, err := exec.Command("nft", "list", "tables").CombinedOutput()
+	if err != nil {
+		t.Fatalf("nft list tables: %v: %s", err, out)
+	}
+	var tables []string
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if strings.HasSuffix(l, " kube-proxy") {
+			tables = append(tables, l)
+		}
+	}
+	return tables
+}
+
+// Ctrl-C deletes kube-proxy's table; `up` again makes it again.
+func TestCtrlCRemovesServiceRules(t *testing.T) {
+	if got := kubeProxyTables(t); len(got) == 0 {
+		t.Fatal("no kube-proxy nftables table while the cluster runs")
+	}
+	took, err := shared.Stop(10 * time.Second)
+	if err != nil {
+		t.Fatalf("Ctrl-C: %v after %s", err, took)
+	}
+	t.Logf("stopped in %s", took.Round(time.Millisecond))
+	if got := kubeProxyTables(t); len(got) != 0 {
+		t.Errorf("tables left after Ctrl-C: %q", got)
+	}
+	restartShared(t)
+	err = wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		return len(kubeProxyTables(t)) > 0, nil
+	})
+	if err != nil {
+		t.Errorf("no kube-proxy table after up again: %v", err)
+	}
+}
