@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"path/filepath"
 	"strings"
 	"time"
@@ -93,10 +94,12 @@ func (o *apiObjects) Secret(namespace, name string) (*v1.Secret, error) {
 func (o *apiObjects) NodeAllocatable() v1.ResourceList { return o.allocatable() }
 
 // Kubelet's token manager (pkg/kubelet/token): a token is requested again
-// once 80 % of its lifetime, or 24 h, has passed.
+// once 80 % of its lifetime, or 24 h, has passed, up to 10 s early (a random
+// jitter, so that the tokens of many pods are not all refreshed at once).
 const (
 	tokenRefreshFraction = 0.8
 	tokenMaxAge          = 24 * time.Hour
+	tokenMaxJitter       = 10 * time.Second
 )
 
 func tokenKey(namespace, sa string, req *authenticationv1.TokenRequest) string {
@@ -123,7 +126,15 @@ func refreshAt(tr *authenticationv1.TokenRequest, now time.Time) time.Time {
 	if m := issued.Add(tokenMaxAge); m.Before(at) {
 		at = m
 	}
-	return at
+	return at.Add(-tokenJitter(tr))
+}
+
+// tokenJitter is a token's refresh jitter in [0, tokenMaxJitter): drawn
+// from the token's own bytes, so that every check of one token agrees.
+func tokenJitter(tr *authenticationv1.TokenRequest) time.Duration {
+	h := fnv.New64a()
+	h.Write([]byte(tr.Status.Token))
+	return time.Duration(h.Sum64() % uint64(tokenMaxJitter))
 }
 
 // ServiceAccountToken returns a cached token for req, or requests one.
