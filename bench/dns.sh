@@ -16,6 +16,7 @@
 # holds /tmp/cluster.lock.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 N=${1:-1000}
 WORK=$(mktemp -d /tmp/pk-dnsbench.XXXXXX)
 # A cluster that did not stop cleanly leaves mounts: never rm -rf through them.
@@ -39,13 +40,10 @@ cluster() {
 	until [ -f "$WORK/data/kubeconfig" ]; do sleep 0.1; done
 	KC=$WORK/data/kubeconfig
 	K="/usr/lib/google-cloud-sdk/bin/kubectl.1.33 --kubeconfig $KC"
-	until [ "$($K get nodes 2>/dev/null | grep -c ' Ready ')" = 1 ] && $K get serviceaccount default >/dev/null 2>&1; do sleep 0.2; done
+	wait_node_ready $K
 
 	# busybox from the host's busybox-static, with bench/dns at /bin/dns.
-	root=$WORK/rootfs; mkdir -p "$root/bin" "$root/etc" "$root/tmp"
-	cp /bin/busybox "$root/bin/busybox"
-	for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -sf busybox "$root/bin/$a"; done
-	printf 'root:x:0:0:root:/root:/bin/sh\n' >"$root/etc/passwd"
+	root=$WORK/rootfs; busybox_rootfs "$root"
 	cp "$WORK/dns" "$root/bin/dns"
 	tar -C "$root" -cf "$WORK/dns.tar" .
 	"$PK" images import --data-dir "$WORK/data" --name pocketkube.bench/dns:1 "$WORK/dns.tar" >/dev/null
@@ -60,6 +58,7 @@ cluster() {
 	$K delete pod dns-bench --grace-period 0 --wait >/dev/null 2>&1
 }
 export -f cluster
+export_lib
 export WORK N KEEP_LOG
 flock /tmp/cluster.lock bash -c cluster
 

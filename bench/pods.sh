@@ -9,6 +9,7 @@
 # Needs: root, bin/pocketkube (make build), runc, CNI plugins, busybox-static.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 RUNS1=${1:-20}
 PK=$PWD/bin/pocketkube
 WORK=$(mktemp -d /tmp/pk-podbench.XXXXXX)
@@ -22,13 +23,10 @@ PK_PID=$!
 until [ -f "$WORK/data/kubeconfig" ]; do sleep 0.1; done
 KC=$WORK/data/kubeconfig
 K="/usr/lib/google-cloud-sdk/bin/kubectl.1.33 --kubeconfig $KC"
-until [ "$($K get nodes 2>/dev/null | grep -c ' Ready ')" = 1 ] && $K get serviceaccount default >/dev/null 2>&1; do sleep 0.2; done
+wait_node_ready $K
 
 # The busybox image, built from the host's busybox-static.
-root=$WORK/rootfs; mkdir -p "$root/bin" "$root/etc" "$root/tmp"
-cp /bin/busybox "$root/bin/busybox"
-for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -sf busybox "$root/bin/$a"; done
-printf 'root:x:0:0:root:/root:/bin/sh\n' >"$root/etc/passwd"
+root=$WORK/rootfs; busybox_rootfs "$root"
 tar -C "$root" -cf "$WORK/busybox.tar" .
 "$PK" images import --data-dir "$WORK/data" --name busybox "$WORK/busybox.tar" >/dev/null
 

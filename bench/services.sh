@@ -15,6 +15,7 @@
 # holds /tmp/cluster.lock.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 CHANGES=${1:-20}
 WORK=$(mktemp -d /tmp/pk-svcbench.XXXXXX)
 # A cluster that did not stop cleanly leaves mounts: never rm -rf through them.
@@ -36,19 +37,17 @@ cluster() {
 	until [ -f "$WORK/data/kubeconfig" ]; do sleep 0.1; done
 	KC=$WORK/data/kubeconfig
 	K="/usr/lib/google-cloud-sdk/bin/kubectl.1.33 --kubeconfig $KC"
-	until [ "$($K get nodes 2>/dev/null | grep -c ' Ready ')" = 1 ] && $K get serviceaccount default >/dev/null 2>&1; do sleep 0.2; done
+	wait_node_ready $K
 
 	# The busybox image, built from the host's busybox-static.
-	root=$WORK/rootfs; mkdir -p "$root/bin" "$root/etc" "$root/tmp"
-	cp /bin/busybox "$root/bin/busybox"
-	for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -sf busybox "$root/bin/$a"; done
-	printf 'root:x:0:0:root:/root:/bin/sh\n' >"$root/etc/passwd"
+	root=$WORK/rootfs; busybox_rootfs "$root"
 	tar -C "$root" -cf "$WORK/busybox.tar" .
 	"$PK" images import --data-dir "$WORK/data" --name busybox "$WORK/busybox.tar" >/dev/null
 
 	"$WORK/services" --kubeconfig "$KC" --changes "$CHANGES" ${SERVICES_ARGS:-} | tee -a "$WORK/out"
 }
 export -f cluster
+export_lib
 export WORK CHANGES KEEP_LOG SERVICES_ARGS
 flock /tmp/cluster.lock bash -c cluster
 

@@ -15,6 +15,7 @@
 # default --listen 0.0.0.0:6443 advertises the default route's address).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 RUNS=${1:-5}
 PK=$PWD/bin/pocketkube
 K=/usr/lib/google-cloud-sdk/bin/kubectl.1.33
@@ -29,15 +30,13 @@ trap cleanup EXIT
 
 # A curl image from the host's files: busybox, curl and its libraries, CAs.
 root=$WORK/rootfs
-mkdir -p "$root/bin" "$root/etc/ssl/certs" "$root/tmp"
-cp /bin/busybox "$root/bin/busybox"
-for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -sf busybox "$root/bin/$a"; done
+busybox_rootfs "$root"
+mkdir -p "$root/etc/ssl/certs"
 copy() { mkdir -p "$root$(dirname "$1")"; cp -L "$1" "$root$1"; }
 copy /usr/bin/curl
 for l in $(ldd /usr/bin/curl | grep -o '/[^ ]*'); do copy "$l"; done
 for l in /lib/x86_64-linux-gnu/libnss_dns.so.2 /lib/x86_64-linux-gnu/libnss_files.so.2 /lib/x86_64-linux-gnu/libresolv.so.2; do [ -e "$l" ] && copy "$l"; done
 cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/"
-printf 'root:x:0:0:root:/root:/bin/sh\n' >"$root/etc/passwd"
 printf 'hosts: files dns\n' >"$root/etc/nsswitch.conf"
 tar -C "$root" -cf "$WORK/curl.tar" .
 
