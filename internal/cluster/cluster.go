@@ -23,15 +23,16 @@ import (
 
 	"github.com/pocketkube/pocketkube/internal/controlplane"
 	"github.com/pocketkube/pocketkube/internal/node"
-	"github.com/pocketkube/pocketkube/internal/node/dns"
+	"github.com/pocketkube/pocketkube/internal/node/coredns"
 )
 
 // DNSServiceIP is the kube-dns Service's ClusterIP, as kubeadm picks it:
 // the tenth address of the service range.
 var DNSServiceIP = net.ParseIP("10.96.0.10")
 
-// publishDNS creates kube-system/kube-dns, pointing at endpoint:53, with
-// the admin's credentials.
+// publishDNS creates kube-system/kube-dns, pointing at endpoint:53, and
+// lets the node's DNS server (CoreDNS, as system:kube-proxy) read what it
+// serves, with the admin's credentials.
 func publishDNS(ctx context.Context, adminKubeconfig string, endpoint net.IP) error {
 	restCfg, err := clientcmd.BuildConfigFromFlags("", adminKubeconfig)
 	if err != nil {
@@ -44,8 +45,11 @@ func publishDNS(ctx context.Context, adminKubeconfig string, endpoint net.IP) er
 	// On a first start kube-system may not exist for a moment; retry until
 	// it works or ctx ends.
 	return wait.PollUntilContextCancel(ctx, 200*time.Millisecond, true, func(ctx context.Context) (bool, error) {
-		err := dns.EnsureService(ctx, client, DNSServiceIP, endpoint)
-		if errors.Is(err, dns.ErrClusterIPMismatch) {
+		err := coredns.EnsureRBAC(ctx, client, "system:kube-proxy")
+		if err == nil {
+			err = coredns.EnsureService(ctx, client, DNSServiceIP, endpoint)
+		}
+		if errors.Is(err, coredns.ErrClusterIPMismatch) {
 			return false, err
 		}
 		if err != nil {

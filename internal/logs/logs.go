@@ -32,7 +32,7 @@ import (
 // first prefix that matches wins, so longer ones come first.
 var components = []struct{ prefix, tag string }{
 	{"github.com/pocketkube/pocketkube/internal/node/proxy", "kube-proxy"},
-	{"github.com/pocketkube/pocketkube/internal/node/dns", "dns"},
+	{"github.com/pocketkube/pocketkube/internal/node/coredns", "dns"},
 	{"github.com/pocketkube/pocketkube/internal/node", "node"},
 	{"github.com/pocketkube/pocketkube", "pocketkube"},
 	{"go.etcd.io/etcd/server", "etcd"},
@@ -55,6 +55,7 @@ var components = []struct{ prefix, tag string }{
 	{"k8s.io/kube-scheduler", "scheduler"},
 	{"k8s.io/kubernetes/pkg/proxy", "kube-proxy"},
 	{"sigs.k8s.io/knftables", "kube-proxy"},
+	{"github.com/coredns/", "dns"},
 }
 
 // loggingPackages are the frames of the logging machinery itself.
