@@ -183,6 +183,18 @@ func TestClientGoInPod(t *testing.T) {
 		logs, pod := waitPodLogs(t, c, ns, "client-go", 90*time.Second, func(logs string) bool {
 			return strings.Contains(logs, "Watching for 4 events")
 		})
+		// The container may print before the agent has written phase
+		// Running: wait for the status to catch up (a finished pod fails).
+		if err := wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+			p, err := c.CoreV1().Pods(ns).Get(ctx, "client-go", metav1.GetOptions{})
+			if err != nil {
+				return false, nil
+			}
+			pod = p
+			return p.Status.Phase != corev1.PodPending, nil
+		}); err != nil {
+			t.Fatalf("pod still Pending after its container printed; status: %s", podStatusString(pod))
+		}
 		if pod.Status.Phase != corev1.PodRunning {
 			t.Fatalf("pod is %s before the watch, want Running; status: %s\nlogs:\n%s", pod.Status.Phase, podStatusString(pod), logs)
 		}
