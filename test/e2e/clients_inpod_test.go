@@ -174,7 +174,7 @@ func TestClientGoInPod(t *testing.T) {
 	importClientGoImage(t)
 
 	t.Run("role allows list and watch", func(t *testing.T) {
-		ns := clientsNamespace(t, c, "clients-inpod-")
+		ns := newNamespace(t, c, "clients-inpod-")
 		grantPodReader(t, c, ns)
 		startSleepers(t, c, ns, "listed-1", "listed-2")
 		if _, err := c.CoreV1().Pods(ns).Create(context.Background(), clientGoPod(ns, "client-go", "pod-reader"), metav1.CreateOptions{}); err != nil {
@@ -218,7 +218,7 @@ DELETED watched
 	})
 
 	t.Run("default service account is forbidden", func(t *testing.T) {
-		ns := clientsNamespace(t, c, "clients-inpod-")
+		ns := newNamespace(t, c, "clients-inpod-")
 		if _, err := c.CoreV1().Pods(ns).Create(context.Background(), clientGoPod(ns, "client-go", "default"), metav1.CreateOptions{}); err != nil {
 			t.Fatalf("create pod: %v", err)
 		}

@@ -118,30 +118,6 @@ func installNodeExample(t *testing.T) string {
 	return filepath.Join(dir, "list_watch.mjs")
 }
 
-// clientsNamespace creates a namespace of its own for a test (name prefix
-// plus random suffix), waits for its default service account, and deletes
-// it, with its pods, when the test ends.
-func clientsNamespace(t *testing.T, c kubernetes.Interface, prefix string) string {
-	t.Helper()
-	ctx := context.Background()
-	ns, err := c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{
-		ObjectMeta: metav1.ObjectMeta{GenerateName: prefix},
-	}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatalf("create namespace: %v", err)
-	}
-	t.Cleanup(func() {
-		c.CoreV1().Namespaces().Delete(context.Background(), ns.Name, metav1.DeleteOptions{})
-	})
-	err = wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, podTimeout, true, func(ctx context.Context) (bool, error) {
-		_, err := c.CoreV1().ServiceAccounts(ns.Name).Get(ctx, "default", metav1.GetOptions{})
-		return err == nil, nil
-	})
-	if err != nil {
-		t.Fatalf("no default service account in %s: %v", ns.Name, err)
-	}
-	return ns.Name
-}
 
 // startSleepers creates busybox pods that sleep, labelled app=listed, and
 // waits until each runs and is Ready, so that no status change of theirs
@@ -314,7 +290,7 @@ func TestClientLibrariesListAndWatch(t *testing.T) {
 	for _, client := range exampleClients {
 		t.Run(client.name, func(t *testing.T) {
 			command := client.command(t)
-			ns := clientsNamespace(t, c, "clients-")
+			ns := newNamespace(t, c, "clients-")
 			startSleepers(t, c, ns, "listed-1", "listed-2")
 
 			run := startExample(t, append(command,
@@ -344,7 +320,7 @@ DELETED watched
 // error and exit status 1, rather than hanging or claiming success.
 func TestClientLibrariesWatchTimeout(t *testing.T) {
 	c := clientFor(t, shared)
-	ns := clientsNamespace(t, c, "clients-timeout-")
+	ns := newNamespace(t, c, "clients-timeout-")
 	for _, client := range exampleClients {
 		t.Run(client.name, func(t *testing.T) {
 			command := client.command(t)

@@ -248,7 +248,7 @@ func TestDNSRecords(t *testing.T) {
 	importBusybox(t, shared, "busybox")
 	importDNSImage(t)
 	importChapterImage(t, shared, curlImageSpec(), "")
-	ns := clientsNamespace(t, c, "dns-")
+	ns := newNamespace(t, c, "dns-")
 	zone := ns + ".svc.cluster.local."
 
 	webSpec := func(name string, headless bool, port int32) *corev1.Service {
@@ -489,7 +489,7 @@ func dedup(s []string) []string {
 func TestDNSResolvConf(t *testing.T) {
 	c := clientFor(t, shared)
 	importBusybox(t, shared, "busybox")
-	ns := clientsNamespace(t, c, "dns-resolv-")
+	ns := newNamespace(t, c, "dns-resolv-")
 	hostFile, err := os.ReadFile("/etc/resolv.conf")
 	if err != nil {
 		t.Fatal(err)
@@ -569,7 +569,7 @@ func TestDNSResolvConf(t *testing.T) {
 func TestServiceAccountFaults(t *testing.T) {
 	c := clientFor(t, shared)
 	importBusybox(t, shared, "busybox")
-	ns := clientsNamespace(t, c, "sa-faults-")
+	ns := newNamespace(t, c, "sa-faults-")
 
 	for _, v := range KubectlVersions {
 		t.Run("missing service account kubectl-"+v, func(t *testing.T) {

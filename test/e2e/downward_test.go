@@ -58,24 +58,7 @@ var nonRootTestUserID = int64(1000)
 func testNamespace(t *testing.T, c kubernetes.Interface, prefix string) string {
 	t.Helper()
 	importBusybox(t, shared, e2eBusybox)
-	ctx := context.Background()
-	ns, err := c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{
-		ObjectMeta: metav1.ObjectMeta{GenerateName: prefix + "-"},
-	}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatalf("create namespace: %v", err)
-	}
-	t.Cleanup(func() {
-		c.CoreV1().Namespaces().Delete(context.Background(), ns.Name, metav1.DeleteOptions{})
-	})
-	err = wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, podTimeout, true, func(ctx context.Context) (bool, error) {
-		_, err := c.CoreV1().ServiceAccounts(ns.Name).Get(ctx, "default", metav1.GetOptions{})
-		return err == nil, nil
-	})
-	if err != nil {
-		t.Fatalf("no default service account in %s: %v", ns.Name, err)
-	}
-	return ns.Name
+	return newNamespace(t, c, prefix+"-")
 }
 
 // uniqueName is upstream's prefix + uuid, shortened: pod names must stay
