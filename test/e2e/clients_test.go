@@ -118,7 +118,6 @@ func installNodeExample(t *testing.T) string {
 	return filepath.Join(dir, "list_watch.mjs")
 }
 
-
 // startSleepers creates busybox pods that sleep, labelled app=listed, and
 // waits until each runs and is Ready, so that no status change of theirs
 // reaches a watch started afterwards.
