@@ -27,17 +27,7 @@ go build -o "$WORK/services" ./bench/services
 cluster() {
 	set -euo pipefail
 	PK=$WORK/pocketkube
-	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-	"$PK" up --data-dir "$WORK/data" --listen "127.0.0.1:$port" >"$WORK/pk.log" 2>&1 &
-	PK_PID=$!
-	trap 'rc=$?; kill -INT $PK_PID 2>/dev/null; wait $PK_PID 2>/dev/null
-		[ -z "${KEEP_LOG:-}" ] || cp "$WORK/pk.log" "$KEEP_LOG"
-		[ $rc = 0 ] || { echo "failed; the end of the cluster log:" >&2; tail -40 "$WORK/pk.log" >&2; }
-		if nft list table ip kube-proxy >/dev/null 2>&1; then echo "WARNING: kube-proxy nftables table left after the cluster stopped" >&2; fi' EXIT
-	until [ -f "$WORK/data/kubeconfig" ]; do sleep 0.1; done
-	KC=$WORK/data/kubeconfig
-	K="/usr/lib/google-cloud-sdk/bin/kubectl.1.33 --kubeconfig $KC"
-	wait_node_ready $K
+	start_cluster
 
 	# The busybox image, built from the host's busybox-static.
 	root=$WORK/rootfs; busybox_rootfs "$root"
