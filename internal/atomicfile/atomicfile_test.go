@@ -8,12 +8,16 @@ import (
 
 func TestWrite(t *testing.T) {
 	tests := []struct {
-		name string
-		old  []byte
-		mode os.FileMode
+		name  string
+		write func(string, []byte, os.FileMode) error
+		old   []byte
+		mode  os.FileMode
 	}{
-		{"new file", nil, 0o600},
-		{"replaces", []byte("old content that is longer"), 0o644},
+		{"new file", Write, nil, 0o600},
+		{"replaces", Write, []byte("old content that is longer"), 0o644},
+		{"executable", Write, []byte("old"), 0o755},
+		{"unsynced new file", WriteUnsynced, nil, 0o600},
+		{"unsynced replaces", WriteUnsynced, []byte("old content that is longer"), 0o644},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -24,7 +28,7 @@ func TestWrite(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if err := Write(path, []byte("new"), tt.mode); err != nil {
+			if err := tt.write(path, []byte("new"), tt.mode); err != nil {
 				t.Fatal(err)
 			}
 			got, err := os.ReadFile(path)

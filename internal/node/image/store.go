@@ -20,6 +20,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sys/unix"
 	"k8s.io/klog/v2"
+
+	"github.com/pocketkube/pocketkube/internal/atomicfile"
 )
 
 // Annotations naming an image in index.json. containerd writes the first,
@@ -117,7 +119,7 @@ func Open(cfg Config) (*Store, error) {
 	}
 	defer unlock()
 	if _, err := os.Stat(s.path("oci-layout")); errors.Is(err, fs.ErrNotExist) {
-		if err := writeFileAtomic(s.path("oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`)); err != nil {
+		if err := atomicfile.Write(s.path("oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o644); err != nil {
 			return nil, fmt.Errorf("open image store %s: %w", dir, err)
 		}
 	}
@@ -252,34 +254,10 @@ func (s *Store) writeIndex(im *v1.IndexManifest) error {
 	if err != nil {
 		return fmt.Errorf("encode image index: %w", err)
 	}
-	if err := writeFileAtomic(s.path("index.json"), data); err != nil {
+	if err := atomicfile.Write(s.path("index.json"), data, 0o644); err != nil {
 		return fmt.Errorf("write image index: %w", err)
 	}
 	return nil
-}
-
-func writeFileAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(0o644); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }
 
 func descName(d v1.Descriptor) string {

@@ -17,6 +17,8 @@ import (
 	"github.com/containernetworking/cni/pkg/version"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/keymutex"
+
+	"github.com/pocketkube/pocketkube/internal/atomicfile"
 )
 
 var (
@@ -173,7 +175,7 @@ func New(cfg Config) (*Manager, error) {
 	if m.listPorts, err = libcni.ConfListFromBytes(rawPorts); err != nil {
 		return nil, fmt.Errorf("load generated conflist: %w", err)
 	}
-	if err := writeFileAtomic(filepath.Join(stateDir, networkName+".conflist"), rawPorts); err != nil {
+	if err := atomicfile.WriteUnsynced(filepath.Join(stateDir, networkName+".conflist"), rawPorts, 0o600); err != nil {
 		return nil, err
 	}
 	for i, c := range cidrs {
@@ -489,17 +491,6 @@ func validUID(uid string) error {
 	}
 	if uid == "." || uid == ".." || strings.ContainsAny(uid, "/\x00") {
 		return fmt.Errorf("invalid pod UID %q", uid)
-	}
-	return nil
-}
-
-func writeFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
 }

@@ -16,6 +16,8 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 	"k8s.io/klog/v2"
+
+	"github.com/pocketkube/pocketkube/internal/atomicfile"
 )
 
 // Config configures a Runtime. StateDir is required; zero values of the other
@@ -304,12 +306,10 @@ func writeJSONAtomic(path string, v any) error {
 	return writeFileAtomic(path, b)
 }
 
+// writeFileAtomic writes the runtime's state files unsynced: they are written
+// on every container start, and no container outlives a reboot.
 func writeFileAtomic(path string, b []byte) error {
-	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return atomicfile.WriteUnsynced(path, b, 0o644)
 }
 
 func readJSON(path string, v any) error {

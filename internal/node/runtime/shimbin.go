@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/pocketkube/pocketkube/internal/atomicfile"
 )
 
 // shimFiles holds shimbin/pocketkube-shim when `make build` put it there
@@ -55,27 +57,8 @@ func installShim(dir string, bin []byte) (string, error) {
 	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return "", fmt.Errorf("install shim %s: %w", path, err)
 	}
-	f, err := os.CreateTemp(dir, "."+name+".tmp*")
-	if err != nil {
-		return "", fmt.Errorf("install shim in %s: %w", dir, err)
-	}
-	tmp := f.Name()
-	_, werr := f.Write(bin)
-	if werr == nil {
-		werr = f.Chmod(0o755)
-	}
-	if werr == nil {
-		werr = f.Sync()
-	}
-	if cerr := f.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr == nil {
-		werr = os.Rename(tmp, path)
-	}
-	if werr != nil {
-		_ = os.Remove(tmp)
-		return "", fmt.Errorf("install shim %s: %w", path, werr)
+	if err := atomicfile.Write(path, bin, 0o755); err != nil {
+		return "", fmt.Errorf("install shim: %w", err)
 	}
 	removeOtherShims(dir, name)
 	return path, nil

@@ -35,6 +35,10 @@ type ExitStatus struct {
 	OOMKilled  bool      `json:"oomKilled"`
 }
 
+// writeJSONAtomic is internal/atomicfile.WriteUnsynced, repeated here
+// because the shim imports only the standard library and golang.org/x/sys
+// (see the package doc and TestDeps): its temporary name starts with "." so
+// that the runtime's exit watcher skips it.
 func writeJSONAtomic(path string, v any) error {
 	b, err := json.MarshalIndent(v, "", "\t")
 	if err != nil {
