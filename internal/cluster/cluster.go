@@ -1,11 +1,13 @@
 // Package cluster runs what `pocketkube up` runs: the control plane
-// (internal/controlplane) and, once the API server is ready, this
-// machine's node (internal/node) with the credentials the control plane
-// issued it. It is the one place that knows both; they never import each
-// other, and the node talks to the control plane only through the API.
+// (internal/controlplane), the cluster's own objects (internal/bootstrap)
+// and, once the API server is ready, this machine's node (internal/node)
+// with the credentials the control plane issued it. It is the one place
+// that knows both; they never import each other, and the node talks to the
+// control plane only through the API.
 //
 // Stopping is cancellation. The node stops first, so that its pods are
-// stopped while the API server still answers, then the control plane.
+// stopped while the API server still answers, then the bootstrap, then the
+// control plane. Run returns only after every goroutine it started has.
 package cluster
 
 import (
@@ -14,50 +16,15 @@ import (
 	"fmt"
 	"net"
 
-	"time"
-
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
+	"github.com/pocketkube/pocketkube/internal/bootstrap"
 	"github.com/pocketkube/pocketkube/internal/controlplane"
 	"github.com/pocketkube/pocketkube/internal/node"
-	"github.com/pocketkube/pocketkube/internal/node/coredns"
+	"github.com/pocketkube/pocketkube/internal/pki"
 )
-
-// DNSServiceIP is the kube-dns Service's ClusterIP, as kubeadm picks it:
-// the tenth address of the service range.
-var DNSServiceIP = net.ParseIP("10.96.0.10")
-
-// publishDNS creates kube-system/kube-dns, pointing at endpoint:53, and
-// lets the node's DNS server (CoreDNS, as system:kube-proxy) read what it
-// serves, with the admin's credentials.
-func publishDNS(ctx context.Context, adminKubeconfig string, endpoint net.IP) error {
-	restCfg, err := clientcmd.BuildConfigFromFlags("", adminKubeconfig)
-	if err != nil {
-		return err
-	}
-	client, err := kubernetes.NewForConfig(restCfg)
-	if err != nil {
-		return err
-	}
-	// On a first start kube-system may not exist for a moment; retry until
-	// it works or ctx ends.
-	return wait.PollUntilContextCancel(ctx, 200*time.Millisecond, true, func(ctx context.Context) (bool, error) {
-		err := coredns.EnsureRBAC(ctx, client, "system:kube-proxy")
-		if err == nil {
-			err = coredns.EnsureService(ctx, client, DNSServiceIP, endpoint)
-		}
-		if errors.Is(err, coredns.ErrClusterIPMismatch) {
-			return false, err
-		}
-		if err != nil {
-			klog.FromContext(ctx).V(2).Info("Publishing the kube-dns Service, will retry", "err", err)
-		}
-		return err == nil, nil
-	})
-}
 
 // Config is a control plane and, unless Node is nil, a node.
 type Config struct {
@@ -84,67 +51,103 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		ready <- r
 	}
-	cpCtx, stopControlPlane := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopControlPlane()
-	cpDone := make(chan error, 1)
-	go func() { cpDone <- controlplane.Run(cpCtx, cfg.ControlPlane) }()
-
+	// The control plane outlives ctx until the node has stopped.
+	cp := start(context.WithoutCancel(ctx), func(ctx context.Context) error {
+		return controlplane.Run(ctx, cfg.ControlPlane)
+	})
 	var r controlplane.Ready
 	select {
 	case r = <-ready:
-	case err := <-cpDone:
-		return err
+	case <-cp.done:
+		return cp.err
 	case <-ctx.Done():
-		stopControlPlane()
-		return <-cpDone
+		return cp.stop()
 	}
 	if cfg.Node == nil {
 		select {
-		case err := <-cpDone:
-			return err
+		case <-cp.done:
+			return cp.err
 		case <-ctx.Done():
-			stopControlPlane()
-			return <-cpDone
+			return cp.stop()
 		}
 	}
 
-	go func() {
-		if err := controlplane.LabelServerNode(ctx, r.Kubeconfig, cfg.Node.NodeName); err != nil && ctx.Err() == nil {
-			logger.Error(err, "Labelling the server node")
-		}
-	}()
 	n := *cfg.Node
 	n.Kubeconfig = r.NodeKubeconfig
 	n.NodeIPs = []net.IP{r.AdvertiseAddress}
 	n.ServingCert, n.ServingKey, n.ClientCA = r.NodeServingCert, r.NodeServingKey, r.CA
 	n.ProxyKubeconfig, n.ClusterCIDR = r.ProxyKubeconfig, controlplane.ClusterCIDR
+	objects := bootstrap.Config{ServerNode: n.NodeName}
 	if len(n.ClusterDNS) == 0 {
 		// No DNS server of the user's: this node serves cluster DNS at
-		// the advertised address, behind the kube-dns Service.
-		n.ClusterDNS, n.DNSListen = []net.IP{DNSServiceIP}, r.AdvertiseAddress
-		go func() {
-			if err := publishDNS(ctx, r.Kubeconfig, r.AdvertiseAddress); err != nil && ctx.Err() == nil {
-				logger.Error(err, "Publishing the kube-dns Service")
-			}
-		}()
+		// the advertised address, behind the kube-dns Service, as
+		// system:kube-proxy (the node's DNS server uses the Service
+		// proxy's credentials).
+		n.ClusterDNS, n.DNSListen = []net.IP{bootstrap.DNSServiceIP}, r.AdvertiseAddress
+		objects.DNS = &bootstrap.DNS{ServiceIP: bootstrap.DNSServiceIP, Endpoint: r.AdvertiseAddress, User: pki.KubeProxyUser}
 	}
-	nodeCtx, stopNode := context.WithCancel(klog.NewContext(ctx, klog.LoggerWithName(logger, "node")))
-	defer stopNode()
-	nodeDone := make(chan error, 1)
-	go func() { nodeDone <- node.Run(nodeCtx, n) }()
+	boot := start(ctx, func(ctx context.Context) error {
+		// Not fatal: the cluster runs without them, and the next start
+		// tries again.
+		if err := runBootstrap(ctx, r.Kubeconfig, objects); err != nil && ctx.Err() == nil {
+			logger.Error(err, "Setting up the cluster's objects")
+		}
+		return nil
+	})
+	nd := start(klog.NewContext(ctx, klog.LoggerWithName(logger, "node")), func(ctx context.Context) error {
+		return node.Run(ctx, n)
+	})
 
-	var nodeErr, cpErr error
 	select {
-	case nodeErr = <-nodeDone: // failed on its own, or stopped by ctx
-	case cpErr = <-cpDone:
-		stopNode()
-		nodeErr = <-nodeDone
-		return errors.Join(cpErr, nodeErr)
+	case <-nd.done: // failed on its own, or stopped by ctx
+	case <-cp.done:
+		nodeErr := nd.stop()
+		boot.stop()
+		return errors.Join(cp.err, nodeErr)
 	}
-	stopControlPlane()
-	cpErr = <-cpDone
+	nodeErr := nd.stop()
+	boot.stop()
+	cpErr := cp.stop()
 	if nodeErr != nil {
 		nodeErr = fmt.Errorf("node: %w", nodeErr)
 	}
 	return errors.Join(nodeErr, cpErr)
+}
+
+// runBootstrap sets up the cluster's objects with the admin's credentials
+// in kubeconfig.
+func runBootstrap(ctx context.Context, kubeconfig string, cfg bootstrap.Config) error {
+	restCfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return fmt.Errorf("load admin kubeconfig: %w", err)
+	}
+	client, err := kubernetes.NewForConfig(restCfg)
+	if err != nil {
+		return fmt.Errorf("create admin client: %w", err)
+	}
+	return bootstrap.Run(ctx, client, cfg)
+}
+
+// part is one of what Run runs, in a goroutine of its own.
+type part struct {
+	cancel context.CancelFunc
+	done   chan struct{} // closed when run has returned
+	err    error         // run's error; read after done
+}
+
+func start(ctx context.Context, run func(context.Context) error) *part {
+	ctx, cancel := context.WithCancel(ctx)
+	p := &part{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		p.err = run(ctx)
+	}()
+	return p
+}
+
+// stop cancels the part and waits for it to return.
+func (p *part) stop() error {
+	p.cancel()
+	<-p.done
+	return p.err
 }

@@ -20,7 +20,7 @@ import (
 // ctx is done, with the Service proxy's credentials (system:kube-proxy,
 // which the control plane binds to the system:coredns ClusterRole; the
 // node's own identity may not list EndpointSlices). The kube-dns Service
-// that sends 10.96.0.10 here is the control plane's to publish.
+// that sends 10.96.0.10 here is internal/bootstrap's to publish.
 func runClusterDNS(ctx context.Context, cfg Config) error {
 	if err := waitForDNSAccess(ctx, cfg.ProxyKubeconfig); err != nil {
 		return err

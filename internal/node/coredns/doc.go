@@ -4,10 +4,10 @@
 // forward. CoreDNS answers from its own Service, EndpointSlice and
 // Namespace informers, so its answers are the ones a kubeadm cluster gives.
 //
-// It owns the server, the RBAC objects its credentials need (EnsureRBAC)
-// and the kube-system/kube-dns Service with the EndpointSlice that sends
-// 10.96.0.10 here (EnsureService); the control plane side (internal/cluster)
-// calls the last two with the admin's credentials.
+// It owns the server only. The RBAC objects its credentials need
+// (system:coredns) and the kube-system/kube-dns Service with the
+// EndpointSlice that sends 10.96.0.10 here are the cluster's own objects,
+// which internal/bootstrap creates with the admin's credentials.
 //
 // # Caveats
 //

@@ -1,4 +1,4 @@
-package coredns
+package bootstrap
 
 import (
 	"context"
@@ -24,33 +24,30 @@ const (
 	metaSystemNamespace = metav1.NamespaceSystem
 	kubeDNSName         = "kube-dns"
 	// ManagedBy is the endpointslice.kubernetes.io/managed-by value of the
-	// EndpointSlice EnsureService writes; the EndpointSlice controller
+	// EndpointSlice ensureDNSService writes; the EndpointSlice controller
 	// leaves slices of other managers alone.
 	ManagedBy = "pocketkube"
 )
 
-// ErrClusterIPMismatch is returned by EnsureService when kube-system/kube-dns
+// ErrClusterIPMismatch is returned by Run when kube-system/kube-dns
 // exists with another ClusterIP. A ClusterIP is immutable, and pods already
-// have the old one in their resolv.conf, so EnsureService does not replace
-// the Service; an operator deletes it if the change is meant.
+// have the old one in their resolv.conf, so Run does not replace the
+// Service; an operator deletes it if the change is meant.
 var ErrClusterIPMismatch = errors.New("kube-dns Service has another ClusterIP")
 
-// EnsureService publishes a DNS server listening on endpoint port 53 as the
+// ensureDNSService publishes a DNS server listening on endpoint port 53 as the
 // Service kube-system/kube-dns with ClusterIP clusterIP: a Service without a
 // selector carrying kubeadm's labels and ports (dns 53/UDP, dns-tcp 53/TCP,
 // metrics 9153/TCP), and an EndpointSlice "kube-dns-pocketkube" owned by it
 // with the dns and dns-tcp ports at endpoint. The EndpointSlice lists no
 // metrics port because the server has no metrics endpoint.
 //
-// EnsureService is idempotent: it creates what is missing, updates the
+// ensureDNSService is idempotent: it creates what is missing, updates the
 // EndpointSlice when endpoint (or its family) changed and restores the
 // Service's labels and ports, and it makes no write when everything is in
 // place. It returns ErrClusterIPMismatch when the Service has another
 // ClusterIP.
-func EnsureService(ctx context.Context, client kubernetes.Interface, clusterIP, endpoint net.IP) error {
-	if clusterIP == nil || endpoint == nil {
-		return errors.New("ensure kube-dns Service: clusterIP and endpoint are required")
-	}
+func ensureDNSService(ctx context.Context, client kubernetes.Interface, clusterIP, endpoint net.IP) error {
 	svc, err := ensureService(ctx, client, clusterIP)
 	if err != nil {
 		return err
@@ -134,7 +131,7 @@ func ensureService(ctx context.Context, client kubernetes.Interface, clusterIP n
 	return svc, nil
 }
 
-// portsEqual compares the fields EnsureService sets; the API server fills in
+// portsEqual compares the fields ensureDNSService sets; the API server fills in
 // others (NodePort, AppProtocol) that do not matter here.
 func portsEqual(a, b []corev1.ServicePort) bool {
 	if len(a) != len(b) {
@@ -148,7 +145,7 @@ func portsEqual(a, b []corev1.ServicePort) bool {
 	return true
 }
 
-// endpointSliceName is fixed, so EnsureService finds its slice without a
+// endpointSliceName is fixed, so ensureDNSService finds its slice without a
 // list.
 const endpointSliceName = kubeDNSName + "-" + ManagedBy
 

@@ -1,4 +1,4 @@
-package coredns
+package bootstrap
 
 import (
 	"context"
@@ -11,71 +11,72 @@ import (
 	"k8s.io/client-go/kubernetes"
 )
 
-// RoleName names the ClusterRole and ClusterRoleBinding EnsureRBAC
-// writes, as kubeadm's CoreDNS addon names them.
-const RoleName = "system:coredns"
+// DNSRoleName names the ClusterRole and ClusterRoleBinding that let the
+// cluster DNS server read what it serves, as kubeadm's CoreDNS addon names
+// them.
+const DNSRoleName = "system:coredns"
 
 // rules are what CoreDNS's kubernetes plugin lists and watches (kubeadm's
 // system:coredns ClusterRole): it always watches Namespaces, which
 // system:node-proxier may not read, and Pods with "pods verified".
-var rules = []rbacv1.PolicyRule{
+var dnsRules = []rbacv1.PolicyRule{
 	{APIGroups: []string{""}, Resources: []string{"endpoints", "services", "pods", "namespaces"}, Verbs: []string{"list", "watch"}},
 	{APIGroups: []string{"discovery.k8s.io"}, Resources: []string{"endpointslices"}, Verbs: []string{"list", "watch"}},
 }
 
-// EnsureRBAC creates or restores the ClusterRole system:coredns and a
+// ensureDNSRBAC creates or restores the ClusterRole system:coredns and a
 // ClusterRoleBinding of it to the user CoreDNS authenticates as. It makes
 // no write when both are in place.
-func EnsureRBAC(ctx context.Context, client kubernetes.Interface, user string) error {
+func ensureDNSRBAC(ctx context.Context, client kubernetes.Interface, user string) error {
 	labels := map[string]string{"kubernetes.io/bootstrapping": "rbac-defaults"}
 	role := &rbacv1.ClusterRole{
-		ObjectMeta: metav1.ObjectMeta{Name: RoleName, Labels: labels},
-		Rules:      rules,
+		ObjectMeta: metav1.ObjectMeta{Name: DNSRoleName, Labels: labels},
+		Rules:      dnsRules,
 	}
 	roles := client.RbacV1().ClusterRoles()
-	got, err := roles.Get(ctx, RoleName, metav1.GetOptions{})
+	got, err := roles.Get(ctx, DNSRoleName, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
 		if _, err := roles.Create(ctx, role, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("create ClusterRole %s: %w", RoleName, err)
+			return fmt.Errorf("create ClusterRole %s: %w", DNSRoleName, err)
 		}
 	case err != nil:
-		return fmt.Errorf("get ClusterRole %s: %w", RoleName, err)
-	case !reflect.DeepEqual(got.Rules, rules):
+		return fmt.Errorf("get ClusterRole %s: %w", DNSRoleName, err)
+	case !reflect.DeepEqual(got.Rules, dnsRules):
 		got = got.DeepCopy()
-		got.Rules = rules
+		got.Rules = dnsRules
 		if _, err := roles.Update(ctx, got, metav1.UpdateOptions{}); err != nil {
-			return fmt.Errorf("update ClusterRole %s: %w", RoleName, err)
+			return fmt.Errorf("update ClusterRole %s: %w", DNSRoleName, err)
 		}
 	}
 
 	binding := &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: RoleName, Labels: labels},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: RoleName},
+		ObjectMeta: metav1.ObjectMeta{Name: DNSRoleName, Labels: labels},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: DNSRoleName},
 		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: user}},
 	}
 	bindings := client.RbacV1().ClusterRoleBindings()
-	gotBinding, err := bindings.Get(ctx, RoleName, metav1.GetOptions{})
+	gotBinding, err := bindings.Get(ctx, DNSRoleName, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
 		if _, err := bindings.Create(ctx, binding, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("create ClusterRoleBinding %s: %w", RoleName, err)
+			return fmt.Errorf("create ClusterRoleBinding %s: %w", DNSRoleName, err)
 		}
 	case err != nil:
-		return fmt.Errorf("get ClusterRoleBinding %s: %w", RoleName, err)
+		return fmt.Errorf("get ClusterRoleBinding %s: %w", DNSRoleName, err)
 	case gotBinding.RoleRef != binding.RoleRef:
 		// roleRef is immutable.
-		if err := bindings.Delete(ctx, RoleName, metav1.DeleteOptions{}); err != nil {
-			return fmt.Errorf("delete ClusterRoleBinding %s: %w", RoleName, err)
+		if err := bindings.Delete(ctx, DNSRoleName, metav1.DeleteOptions{}); err != nil {
+			return fmt.Errorf("delete ClusterRoleBinding %s: %w", DNSRoleName, err)
 		}
 		if _, err := bindings.Create(ctx, binding, metav1.CreateOptions{}); err != nil {
-			return fmt.Errorf("create ClusterRoleBinding %s: %w", RoleName, err)
+			return fmt.Errorf("create ClusterRoleBinding %s: %w", DNSRoleName, err)
 		}
 	case !reflect.DeepEqual(gotBinding.Subjects, binding.Subjects):
 		gotBinding = gotBinding.DeepCopy()
 		gotBinding.Subjects = binding.Subjects
 		if _, err := bindings.Update(ctx, gotBinding, metav1.UpdateOptions{}); err != nil {
-			return fmt.Errorf("update ClusterRoleBinding %s: %w", RoleName, err)
+			return fmt.Errorf("update ClusterRoleBinding %s: %w", DNSRoleName, err)
 		}
 	}
 	return nil

@@ -1,0 +1,25 @@
+// Package bootstrap creates the cluster's own objects, as kubeadm's
+// phases/addons do: what a cluster needs besides what the API server and the
+// controller-manager create themselves. They are
+//
+//   - the labels of the node that runs the control plane (ServerNodeLabels),
+//     which NodeRestriction forbids the node to set on itself;
+//   - the ClusterRole and ClusterRoleBinding system:coredns, which let the
+//     cluster DNS server read what it serves;
+//   - the Service kube-system/kube-dns (ClusterIP DNSServiceIP) and the
+//     EndpointSlice that sends it to the node's DNS server.
+//
+// [Run] creates what is missing and restores what was changed, with the
+// client it is given (internal/cluster gives it the admin's), and returns
+// once everything is in place. It makes no write when everything already is,
+// so it runs on every start.
+//
+// It does not run the DNS server (internal/node/coredns does) or create
+// anything a node creates for itself (its Node object, its Lease).
+//
+// # Caveats
+//
+// The objects carry kubeadm's names and labels, which clients and tests
+// look for (k8s-app=kube-dns); the golden files in testdata/ pin them. A kube-dns
+// Service with another ClusterIP is left alone (ErrClusterIPMismatch).
+package bootstrap
