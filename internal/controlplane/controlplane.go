@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
 	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/klog/v2"
 
@@ -32,6 +33,16 @@ const (
 	ServiceAccountIssuer = "https://kubernetes.default.svc.cluster.local"
 	// DefaultListen is where the API server serves unless told otherwise.
 	DefaultListen = "0.0.0.0:6443"
+)
+
+// Errors of Config that the command line turns into advice about its flags.
+var (
+	// ErrInvalidListen is returned by Run when Config.Listen is not
+	// IP:port.
+	ErrInvalidListen = errors.New("invalid listen address")
+	// ErrNoAdvertiseAddress is returned by Run when Config.AdvertiseAddress
+	// is unset and the host has no default route to take it from.
+	ErrNoAdvertiseAddress = errors.New("choose an advertise address")
 )
 
 // KubernetesServiceIP is the ClusterIP of default/kubernetes: the first
@@ -100,34 +111,63 @@ func KubeconfigPath(dataDir string) string { return filepath.Join(dataDir, "kube
 // then stops every component and returns. The error is nil after a
 // cancellation that stopped everything cleanly.
 func Run(ctx context.Context, cfg Config) error {
+	p, err := prepare(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer p.lock.release()
+	return p.run(ctx)
+}
+
+// prepared is a control plane whose data directory is locked and whose PKI
+// and components' kubeconfigs are on disk: what run needs to start it.
+type prepared struct {
+	cfg                           Config // with defaults filled in
+	dataDir                       string
+	lock                          *dirLock
+	bindIP                        net.IP
+	port                          int
+	paths                         pki.Paths
+	cmKubeconfig, schedKubeconfig string
+	ready                         Ready // all but Kubeconfig, written by run
+}
+
+// prepare fills in cfg's defaults, locks the data directory and writes the
+// PKI and the kubeconfigs of the components and the node. On success the
+// caller releases p.lock.
+func prepare(ctx context.Context, cfg Config) (p *prepared, err error) {
 	logger := klog.FromContext(ctx)
 	if cfg.DataDir == "" {
-		return errors.New("controlplane: DataDir is required")
+		return nil, errors.New("controlplane: DataDir is required")
 	}
 	if cfg.Listen == "" {
 		cfg.Listen = DefaultListen
 	}
 	bindIP, port, err := parseListen(cfg.Listen)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if cfg.AdvertiseAddress == nil {
 		if cfg.AdvertiseAddress, err = advertiseAddress(bindIP); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	dataDir, err := filepath.Abs(cfg.DataDir)
 	if err != nil {
-		return fmt.Errorf("data dir: %w", err)
+		return nil, fmt.Errorf("data dir: %w", err)
 	}
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
-		return fmt.Errorf("create data dir: %w", err)
+		return nil, fmt.Errorf("create data dir: %w", err)
 	}
 	lock, err := lockDir(filepath.Join(dataDir, "lock"))
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer lock.release()
+	defer func() {
+		if err != nil {
+			lock.release()
+		}
+	}()
 
 	if cfg.NodeName != "" && len(cfg.NodeIPs) == 0 {
 		cfg.NodeIPs = []net.IP{cfg.AdvertiseAddress}
@@ -136,7 +176,7 @@ func Run(ctx context.Context, cfg Config) error {
 		// The kubernetes Service leads to AdvertiseAddress:port, where
 		// nothing listens: pods' in-cluster clients cannot connect. Not
 		// fatal (the host's clients work), but said at every verbosity.
-		logger.Error(nil, "The API server listens on a loopback address only, which pods cannot reach: the kubernetes Service will not work in pods; pass a --listen address of this machine", "listen", cfg.Listen, "advertiseAddress", cfg.AdvertiseAddress)
+		logger.Error(nil, "The API server listens on a loopback address only, which pods cannot reach: the kubernetes Service will not work in pods; listen on an address of this machine", "listen", cfg.Listen, "advertiseAddress", cfg.AdvertiseAddress)
 	}
 	hostname, _ := os.Hostname()
 	servingIPs := append(hostIPs(), cfg.AdvertiseAddress)
@@ -152,41 +192,49 @@ func Run(ctx context.Context, cfg Config) error {
 		NodeIPs:         cfg.NodeIPs,
 	})
 	if err != nil {
-		return fmt.Errorf("ensure PKI: %w", err)
+		return nil, fmt.Errorf("ensure PKI: %w", err)
 	}
 
 	server := "https://" + net.JoinHostPort(dialHost(bindIP).String(), strconv.Itoa(port))
 	kubeconfigs := filepath.Join(dataDir, "kubeconfigs")
 	if err := os.MkdirAll(kubeconfigs, 0o700); err != nil {
-		return fmt.Errorf("create kubeconfigs dir: %w", err)
+		return nil, fmt.Errorf("create kubeconfigs dir: %w", err)
 	}
-	cmKubeconfig := filepath.Join(kubeconfigs, "controller-manager.conf")
-	schedKubeconfig := filepath.Join(kubeconfigs, "scheduler.conf")
-	if err := writeKubeconfig(cmKubeconfig, server, paths.CA, paths.ControllerManager, paths.ControllerManagerKey, pki.ControllerManagerUser); err != nil {
-		return err
+	p = &prepared{
+		cfg: cfg, dataDir: dataDir, lock: lock, bindIP: bindIP, port: port, paths: paths,
+		cmKubeconfig:    filepath.Join(kubeconfigs, "controller-manager.conf"),
+		schedKubeconfig: filepath.Join(kubeconfigs, "scheduler.conf"),
+		ready:           Ready{Server: server, CA: paths.CA, AdvertiseAddress: cfg.AdvertiseAddress},
 	}
-	if err := writeKubeconfig(schedKubeconfig, server, paths.CA, paths.Scheduler, paths.SchedulerKey, pki.SchedulerUser); err != nil {
-		return err
+	if err := writeKubeconfig(p.cmKubeconfig, server, paths.CA, paths.ControllerManager, paths.ControllerManagerKey, pki.ControllerManagerUser); err != nil {
+		return nil, err
 	}
-
-	ready := Ready{Server: server, CA: paths.CA, AdvertiseAddress: cfg.AdvertiseAddress}
+	if err := writeKubeconfig(p.schedKubeconfig, server, paths.CA, paths.Scheduler, paths.SchedulerKey, pki.SchedulerUser); err != nil {
+		return nil, err
+	}
 	if cfg.NodeName != "" {
-		ready.NodeKubeconfig = filepath.Join(kubeconfigs, "node.conf")
-		ready.NodeServingCert, ready.NodeServingKey = paths.NodeServing, paths.NodeServingKey
-		if err := writeKubeconfig(ready.NodeKubeconfig, server, paths.CA, paths.NodeClient, paths.NodeClientKey, pki.NodeUserPrefix+cfg.NodeName); err != nil {
-			return err
+		p.ready.NodeKubeconfig = filepath.Join(kubeconfigs, "node.conf")
+		p.ready.NodeServingCert, p.ready.NodeServingKey = paths.NodeServing, paths.NodeServingKey
+		if err := writeKubeconfig(p.ready.NodeKubeconfig, server, paths.CA, paths.NodeClient, paths.NodeClientKey, pki.NodeUserPrefix+cfg.NodeName); err != nil {
+			return nil, err
 		}
-		ready.ProxyKubeconfig = filepath.Join(kubeconfigs, "kube-proxy.conf")
-		if err := writeKubeconfig(ready.ProxyKubeconfig, server, paths.CA, paths.KubeProxy, paths.KubeProxyKey, pki.KubeProxyUser); err != nil {
-			return err
+		p.ready.ProxyKubeconfig = filepath.Join(kubeconfigs, "kube-proxy.conf")
+		if err := writeKubeconfig(p.ready.ProxyKubeconfig, server, paths.CA, paths.KubeProxy, paths.KubeProxyKey, pki.KubeProxyUser); err != nil {
+			return nil, err
 		}
 	}
+	return p, nil
+}
 
-	// Storage.
-	etcdServers := cfg.EtcdServers
+// run starts storage, the API server and, once it is ready, the
+// controller-manager and the scheduler, then waits for ctx or a failure.
+// It returns after stopping them in reverse order.
+func (p *prepared) run(ctx context.Context) error {
+	logger := klog.FromContext(ctx)
+	etcdServers := p.cfg.EtcdServers
 	if len(etcdServers) == 0 {
 		start := time.Now()
-		e, err := etcd.Start(ctx, etcd.Config{DataDir: filepath.Join(dataDir, "etcd"), Logger: cfg.EtcdLogger})
+		e, err := etcd.Start(ctx, etcd.Config{DataDir: filepath.Join(p.dataDir, "etcd"), Logger: p.cfg.EtcdLogger})
 		if err != nil {
 			return err
 		}
@@ -195,117 +243,127 @@ func Run(ctx context.Context, cfg Config) error {
 		etcdServers = []string{e.Endpoint()}
 	}
 
-	// The API server, then the components that are its clients.
 	// The components' contexts keep ctx's values but not its cancellation:
-	// on a stop they are cancelled one by one, in reverse start order.
+	// on a stop they are cancelled one stage at a time, in reverse start
+	// order, so that the API server outlives its clients.
 	base := context.WithoutCancel(ctx)
-	apiCtx, apiCancel := context.WithCancel(klog.NewContext(base, klog.LoggerWithName(logger, "apiserver")))
-	defer apiCancel()
-	api := goRun(func() error {
-		return apiserver.Run(apiCtx, apiserver.Config{
-			BindAddress:           bindIP,
-			Port:                  port,
-			AdvertiseAddress:      cfg.AdvertiseAddress,
+	api := startStage(base, component{name: "kube-apiserver", logName: "apiserver", run: func(ctx context.Context) error {
+		return apiserver.Run(ctx, apiserver.Config{
+			BindAddress:           p.bindIP,
+			Port:                  p.port,
+			AdvertiseAddress:      p.cfg.AdvertiseAddress,
 			ServiceClusterIPRange: ServiceCIDR,
 			EtcdServers:           etcdServers,
-			EtcdCAFile:            cfg.EtcdCAFile,
-			EtcdCertFile:          cfg.EtcdCertFile,
-			EtcdKeyFile:           cfg.EtcdKeyFile,
-			PKI:                   paths,
+			EtcdCAFile:            p.cfg.EtcdCAFile,
+			EtcdCertFile:          p.cfg.EtcdCertFile,
+			EtcdKeyFile:           p.cfg.EtcdKeyFile,
+			PKI:                   p.paths,
 			ServiceAccountIssuer:  ServiceAccountIssuer,
 		})
-	})
-	defer stop(logger, "kube-apiserver", apiCancel, api, stopAPIServerTimeout)
-	if err := waitReady(ctx, server, paths, api); err != nil {
+	}})
+	defer api.stop(logger, stopAPIServerTimeout)
+	if err := waitReady(ctx, p.ready.Server, p.paths, api); err != nil {
 		return err
 	}
-	admin := KubeconfigPath(dataDir)
-	if err := writeKubeconfig(admin, server, paths.CA, paths.Admin, paths.AdminKey, pki.AdminUser); err != nil {
+	admin := KubeconfigPath(p.dataDir)
+	if err := writeKubeconfig(admin, p.ready.Server, p.paths.CA, p.paths.Admin, p.paths.AdminKey, pki.AdminUser); err != nil {
 		return err
 	}
 
-	ctrlCtx, ctrlCancel := context.WithCancel(base)
-	defer ctrlCancel()
-	cm := goRun(func() error {
-		return controllermanager.Run(klog.NewContext(ctrlCtx, klog.LoggerWithName(logger, "controller-manager")), controllermanager.Config{
-			Kubeconfig:            cmKubeconfig,
-			PKI:                   paths,
-			ServiceClusterIPRange: ServiceCIDR,
-			ClusterCIDR:           ClusterCIDR,
-			FlexVolumeDir:         filepath.Join(dataDir, "flexvolume"),
-		})
-	})
-	sched := goRun(func() error {
-		return scheduler.Run(klog.NewContext(ctrlCtx, klog.LoggerWithName(logger, "scheduler")), scheduler.Config{Kubeconfig: schedKubeconfig})
-	})
-	defer stopControllers(logger, ctrlCancel, cm, sched)
+	controllers := startStage(base,
+		component{name: "kube-controller-manager", logName: "controller-manager", run: func(ctx context.Context) error {
+			return controllermanager.Run(ctx, controllermanager.Config{
+				Kubeconfig:            p.cmKubeconfig,
+				PKI:                   p.paths,
+				ServiceClusterIPRange: ServiceCIDR,
+				ClusterCIDR:           ClusterCIDR,
+				FlexVolumeDir:         filepath.Join(p.dataDir, "flexvolume"),
+			})
+		}},
+		component{name: "kube-scheduler", logName: "scheduler", run: func(ctx context.Context) error {
+			return scheduler.Run(ctx, scheduler.Config{Kubeconfig: p.schedKubeconfig})
+		}},
+	)
+	defer controllers.stop(logger, stopControllersTimeout)
 
-	if cfg.OnReady != nil {
+	if p.cfg.OnReady != nil {
+		ready := p.ready
 		ready.Kubeconfig = admin
-		cfg.OnReady(ready)
+		p.cfg.OnReady(ready)
 	}
 
 	select {
 	case <-ctx.Done():
 		logger.Info("Stopping the control plane")
 		return nil
-	case err := <-api:
-		return unexpectedExit("kube-apiserver", err)
-	case err := <-cm:
-		return unexpectedExit("kube-controller-manager", err)
-	case err := <-sched:
-		return unexpectedExit("kube-scheduler", err)
+	case <-api.done:
+		return api.err
+	case <-controllers.done:
+		return controllers.err
 	}
 }
 
-func unexpectedExit(component string, err error) error {
-	if err == nil {
-		return fmt.Errorf("%s stopped unexpectedly", component)
-	}
-	return err
+// component is one upstream component as a stage runs it.
+type component struct {
+	name    string // in errors: "kube-apiserver"
+	logName string // its logger's name: "apiserver"
+	run     func(context.Context) error
 }
 
-// goRun runs f in a goroutine and delivers its result on the returned
-// channel, which is then closed.
-func goRun(f func() error) chan error {
-	done := make(chan error, 1)
+// stage is components that start together and stop together, run under an
+// errgroup: the first that fails, or returns before the stage is stopped,
+// stops the others.
+type stage struct {
+	cancel context.CancelFunc
+	done   chan struct{} // closed when every component has returned
+	err    error         // the first failure; read after done
+}
+
+func startStage(parent context.Context, components ...component) *stage {
+	ctx, cancel := context.WithCancel(parent)
+	g, gctx := errgroup.WithContext(ctx)
+	for _, c := range components {
+		cctx := klog.NewContext(gctx, klog.LoggerWithName(klog.FromContext(parent), c.logName))
+		g.Go(func() error {
+			err := c.run(cctx)
+			if err == nil && ctx.Err() == nil {
+				err = fmt.Errorf("%s stopped unexpectedly", c.name)
+			}
+			if err != nil {
+				err = fmt.Errorf("%s: %w", c.name, err)
+			}
+			return err
+		})
+	}
+	s := &stage{cancel: cancel, done: make(chan struct{})}
 	go func() {
-		defer close(done)
-		done <- f()
+		s.err = g.Wait()
+		close(s.done)
 	}()
-	return done
+	return s
 }
 
-// stop cancels one component and waits up to timeout for it to return.
-func stop(logger klog.Logger, name string, cancel context.CancelFunc, done <-chan error, timeout time.Duration) {
-	cancel()
+// stop cancels the stage and waits up to timeout for its components to
+// return. Upstream components do not always return promptly; one that
+// outlives timeout is left running, which the process exit then ends.
+func (s *stage) stop(logger klog.Logger, timeout time.Duration) {
+	s.cancel()
 	select {
-	case err, ok := <-done:
-		if ok && err != nil {
-			logger.Error(err, "Component stopped with an error", "component", name)
+	case <-s.done:
+		if s.err != nil {
+			logger.Error(s.err, "Component stopped with an error")
 		}
 	case <-time.After(timeout):
-		logger.Info("Component did not stop in time; leaving it", "component", name, "timeout", timeout)
-	}
-}
-
-func stopControllers(logger klog.Logger, cancel context.CancelFunc, cm, sched <-chan error) {
-	cancel()
-	deadline := time.After(stopControllersTimeout)
-	for name, done := range map[string]<-chan error{"kube-controller-manager": cm, "kube-scheduler": sched} {
-		select {
-		case err, ok := <-done:
-			if ok && err != nil {
-				logger.Error(err, "Component stopped with an error", "component", name)
-			}
-		case <-deadline:
-			logger.Info("Component did not stop in time; leaving it", "component", name)
-		}
+		logger.Info("Component did not stop in time; leaving it", "timeout", timeout)
 	}
 }
 
 func stopEtcd(logger klog.Logger, e *etcd.Server) {
-	closed := goRun(func() error { e.Close(); return nil })
+	closed := make(chan struct{})
+	go func() {
+		defer close(closed)
+		e.Close()
+	}()
 	select {
 	case <-closed:
 	case <-time.After(stopEtcdTimeout):
@@ -315,7 +373,7 @@ func stopEtcd(logger klog.Logger, e *etcd.Server) {
 
 // waitReady polls the API server's /readyz as the admin until it answers
 // 200, the API server exits, or ctx ends.
-func waitReady(ctx context.Context, server string, paths pki.Paths, api <-chan error) error {
+func waitReady(ctx context.Context, server string, paths pki.Paths, api *stage) error {
 	client, err := adminHTTPClient(paths)
 	if err != nil {
 		return err
@@ -338,8 +396,8 @@ func waitReady(ctx context.Context, server string, paths pki.Paths, api <-chan e
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case err := <-api:
-			return unexpectedExit("kube-apiserver", err)
+		case <-api.done:
+			return api.err
 		case <-tick.C:
 		}
 	}
@@ -366,18 +424,18 @@ func adminHTTPClient(paths pki.Paths) (*http.Client, error) {
 func parseListen(listen string) (net.IP, int, error) {
 	host, portStr, err := net.SplitHostPort(listen)
 	if err != nil {
-		return nil, 0, fmt.Errorf("--listen %q: %w", listen, err)
+		return nil, 0, fmt.Errorf("%w %q: %w", ErrInvalidListen, listen, err)
 	}
 	port, err := strconv.Atoi(portStr)
 	if err != nil || port <= 0 || port > 65535 {
-		return nil, 0, fmt.Errorf("--listen %q: port must be 1-65535", listen)
+		return nil, 0, fmt.Errorf("%w %q: port must be 1-65535", ErrInvalidListen, listen)
 	}
 	if host == "" {
 		return net.IPv4zero, port, nil
 	}
 	ip := net.ParseIP(host)
 	if ip == nil {
-		return nil, 0, fmt.Errorf("--listen %q: host must be an IP address", listen)
+		return nil, 0, fmt.Errorf("%w %q: host must be an IP address", ErrInvalidListen, listen)
 	}
 	return ip, port, nil
 }
@@ -401,7 +459,7 @@ func advertiseAddress(bindIP net.IP) (net.IP, error) {
 	}
 	ip, err := utilnet.ResolveBindAddress(net.IPv4zero)
 	if err != nil {
-		return nil, fmt.Errorf("choose an advertise address (pass --advertise-address): %w", err)
+		return nil, fmt.Errorf("%w: %w", ErrNoAdvertiseAddress, err)
 	}
 	return ip, nil
 }

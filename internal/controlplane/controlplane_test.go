@@ -31,6 +31,9 @@ func TestParseListen(t *testing.T) {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Errorf("err = %v, want %q", err, tt.wantErr)
 				}
+				if !errors.Is(err, ErrInvalidListen) {
+					t.Errorf("err = %v, want one that is ErrInvalidListen", err)
+				}
 				return
 			}
 			if err != nil || !ip.Equal(net.ParseIP(tt.ip)) || port != tt.port {

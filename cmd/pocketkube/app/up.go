@@ -135,7 +135,19 @@ func (o *upOptions) Run(cmd *cobra.Command) error {
 		}
 	}
 	klog.FromContext(ctx).Info("Starting pocketkube", "dataDir", o.dataDir, "listen", o.listen)
-	return cluster.Run(ctx, cfg)
+	return withFlagNames(cluster.Run(ctx, cfg))
+}
+
+// withFlagNames says which flag an error of the cluster's configuration
+// comes from; the internal packages know the fields, not the flags.
+func withFlagNames(err error) error {
+	switch {
+	case errors.Is(err, controlplane.ErrInvalidListen):
+		return fmt.Errorf("--listen: %w", err)
+	case errors.Is(err, controlplane.ErrNoAdvertiseAddress):
+		return fmt.Errorf("%w (pass --advertise-address)", err)
+	}
+	return err
 }
 
 func printReady(w io.Writer, r controlplane.Ready) {
