@@ -35,15 +35,19 @@ const (
 	DefaultListen = "0.0.0.0:6443"
 )
 
-// Errors of Config that the command line turns into advice about its flags.
-var (
-	// ErrInvalidListen is returned by Run when Config.Listen is not
-	// IP:port.
-	ErrInvalidListen = errors.New("invalid listen address")
-	// ErrNoAdvertiseAddress is returned by Run when Config.AdvertiseAddress
-	// is unset and the host has no default route to take it from.
-	ErrNoAdvertiseAddress = errors.New("choose an advertise address")
-)
+// ErrNoAdvertiseAddress is returned by Run when Config.AdvertiseAddress is
+// unset and the host has no default route to take it from.
+var ErrNoAdvertiseAddress = errors.New("choose an advertise address")
+
+// ListenError is returned by Run when Config.Listen is not IP:port. The
+// command line names its flag instead of the field.
+type ListenError struct {
+	Listen string
+	Err    error
+}
+
+func (e *ListenError) Error() string { return fmt.Sprintf("listen address %q: %v", e.Listen, e.Err) }
+func (e *ListenError) Unwrap() error { return e.Err }
 
 // KubernetesServiceIP is the ClusterIP of default/kubernetes: the first
 // address of ServiceCIDR.
@@ -424,18 +428,18 @@ func adminHTTPClient(paths pki.Paths) (*http.Client, error) {
 func parseListen(listen string) (net.IP, int, error) {
 	host, portStr, err := net.SplitHostPort(listen)
 	if err != nil {
-		return nil, 0, fmt.Errorf("%w %q: %w", ErrInvalidListen, listen, err)
+		return nil, 0, &ListenError{Listen: listen, Err: err}
 	}
 	port, err := strconv.Atoi(portStr)
 	if err != nil || port <= 0 || port > 65535 {
-		return nil, 0, fmt.Errorf("%w %q: port must be 1-65535", ErrInvalidListen, listen)
+		return nil, 0, &ListenError{Listen: listen, Err: errors.New("port must be 1-65535")}
 	}
 	if host == "" {
 		return net.IPv4zero, port, nil
 	}
 	ip := net.ParseIP(host)
 	if ip == nil {
-		return nil, 0, fmt.Errorf("%w %q: host must be an IP address", ErrInvalidListen, listen)
+		return nil, 0, &ListenError{Listen: listen, Err: errors.New("host must be an IP address")}
 	}
 	return ip, port, nil
 }

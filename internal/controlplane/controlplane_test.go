@@ -31,8 +31,8 @@ func TestParseListen(t *testing.T) {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Errorf("err = %v, want %q", err, tt.wantErr)
 				}
-				if !errors.Is(err, ErrInvalidListen) {
-					t.Errorf("err = %v, want one that is ErrInvalidListen", err)
+				if le := (*ListenError)(nil); !errors.As(err, &le) || le.Listen != tt.listen {
+					t.Errorf("err = %v, want a ListenError for %q", err, tt.listen)
 				}
 				return
 			}

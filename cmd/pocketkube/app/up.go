@@ -141,10 +141,10 @@ func (o *upOptions) Run(cmd *cobra.Command) error {
 // withFlagNames says which flag an error of the cluster's configuration
 // comes from; the internal packages know the fields, not the flags.
 func withFlagNames(err error) error {
-	switch {
-	case errors.Is(err, controlplane.ErrInvalidListen):
-		return fmt.Errorf("--listen: %w", err)
-	case errors.Is(err, controlplane.ErrNoAdvertiseAddress):
+	if le := (*controlplane.ListenError)(nil); errors.As(err, &le) {
+		return fmt.Errorf("--listen %q: %w", le.Listen, le.Err)
+	}
+	if errors.Is(err, controlplane.ErrNoAdvertiseAddress) {
 		return fmt.Errorf("%w (pass --advertise-address)", err)
 	}
 	return err
