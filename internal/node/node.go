@@ -129,7 +129,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Images:         images,
 		Volumes:        vols,
 		NewNetwork: func(ctx context.Context, podCIDR string) (agent.Network, error) {
-			return network.New(network.Config{StateDir: filepath.Join(cfg.DataDir, "node", "network"), PodCIDR: podCIDR})
+			return network.New(ctx, network.Config{StateDir: filepath.Join(cfg.DataDir, "node", "network"), PodCIDR: podCIDR})
 		},
 		ClusterDNS: cfg.ClusterDNS,
 	})

@@ -14,7 +14,7 @@ import (
 // A pod's network is set up before its containers start and torn down after
 // they stopped; the containers join Sandbox.NetNS.
 func ExampleManager() {
-	m, err := network.New(network.Config{StateDir: "/var/lib/pocketkube/network", PodCIDR: "10.244.0.0/24"})
+	m, err := network.New(context.Background(), network.Config{StateDir: "/var/lib/pocketkube/network", PodCIDR: "10.244.0.0/24"})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return

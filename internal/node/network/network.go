@@ -103,8 +103,9 @@ const podLockBuckets = 64
 
 // New checks cfg, fills in defaults, writes the conflist to
 // StateDir/pocketkube.conflist and returns a Manager. It fails when a
-// required plugin (bridge, host-local, portmap) is not in PluginDirs.
-func New(cfg Config) (*Manager, error) {
+// required plugin (bridge, host-local, portmap) is not in PluginDirs. ctx
+// bounds the iptables runs that set up masquerading.
+func New(ctx context.Context, cfg Config) (*Manager, error) {
 	if cfg.StateDir == "" {
 		return nil, errors.New("create network manager: StateDir is required")
 	}
@@ -179,7 +180,7 @@ func New(cfg Config) (*Manager, error) {
 		return nil, err
 	}
 	for i, c := range cidrs {
-		if err := ensureMasquerade(context.Background(), m.iptables[i], c.String(), cfg.Bridge); err != nil {
+		if err := ensureMasquerade(ctx, m.iptables[i], c.String(), cfg.Bridge); err != nil {
 			return nil, fmt.Errorf("create network manager: %w", err)
 		}
 	}

@@ -48,7 +48,7 @@ func newTestManager(tb testing.TB, bridge, cidr string) (*Manager, context.Conte
 	tb.Helper()
 	requireNode(tb)
 	stateDir := tb.TempDir()
-	m, err := New(Config{StateDir: stateDir, PodCIDR: cidr, Bridge: bridge})
+	m, err := New(tb.Context(), Config{StateDir: stateDir, PodCIDR: cidr, Bridge: bridge})
 	if err != nil {
 		tb.Fatalf("New: %v", err)
 	}
@@ -418,7 +418,7 @@ func TestRecoverAfterCrash(t *testing.T) {
 			}
 			tt.crash(t, sb)
 
-			m2, err := New(m.cfg)
+			m2, err := New(t.Context(), m.cfg)
 			if err != nil {
 				t.Fatalf("New after crash: %v", err)
 			}
