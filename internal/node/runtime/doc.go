@@ -27,8 +27,11 @@
 // `pocketkube runtime-shim` command, which runs the same code.
 //
 // The node agent computes everything Kubernetes-specific (env, argv, volume
-// mounts, /etc/hosts) and hands plain values to this package: see
-// [PodConfig] and [ContainerConfig]. The OCI spec is built from small
+// mounts, /etc/hosts, security context) and hands it to this package as
+// [PodConfig] and [ContainerConfig], which hold no API types. The one
+// exception is resources: [PodResources], [ContainerResources] and
+// [QOSClass] read a *v1.Pod or *v1.Container with upstream's helpers, so
+// that cgroup values are computed exactly as kubelet computes them. The OCI spec is built from small
 // composable [SpecOpts], as containerd's pkg/oci does, starting from
 // containerd's defaults (see [DefaultSpec]).
 //

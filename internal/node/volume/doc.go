@@ -1,6 +1,7 @@
 // Package volume prepares a pod's volumes on the host before its containers
 // start, following upstream kubelet's volume plugins (k8s.io/kubernetes
-// pkg/volume/{emptydir,hostpath,configmap,secret} and pkg/volume/util).
+// pkg/volume/{emptydir,hostpath,configmap,secret,downwardapi,projected} and
+// pkg/volume/util).
 //
 // # Basics
 //
@@ -37,9 +38,13 @@
 // write, always recursively, as upstream does: OnRootMismatch would skip the
 // files of each new timestamped directory.
 //
-// Further sources (downwardAPI, projected, serviceAccountToken) are meant to
-// build a map[string][FileProjection] and write it with [WriteAtomic] into a
-// tmpfs volume directory, exactly as secret volumes are written here.
+//   - downwardAPI (upstream's downwardapi.CollectData) and projected
+//     (configMap, secret, downwardAPI and serviceAccountToken sources,
+//     merged as kubelet's projected plugin merges them): written with
+//     [WriteAtomic] into a tmpfs, always read-only, and rewritten on every
+//     pod update so that label and annotation files follow the pod. Tokens
+//     come from a [TokenSource] and node allocatable from an
+//     [AllocatableSource], which the Sources given to Setup may implement.
 //
 // Errors of Setup read like kubelet's FailedMount events:
 // `MountVolume.SetUp failed for volume "cfg" : configmap "x" not found`.
