@@ -1,9 +1,11 @@
 // Package node runs one Kubernetes node in this process: the agent (a
 // small kubelet, internal/node/agent) over the runtime, image store, pod
-// network and volumes, and the kubelet API (internal/node/streaming). It
-// talks to the control plane only through the API server, with the node's
-// own credentials, so the same code runs the node of `pocketkube up` and,
-// later, a node on another machine.
+// network and volumes, the kubelet API (internal/node/streaming) and the
+// node services: the Service proxy (internal/node/proxy, upstream
+// kube-proxy, with system:kube-proxy's credentials) and, when DNSListen is
+// set, the cluster DNS server (internal/node/coredns). It talks to the
+// control plane only through the API server, so the same code runs the node
+// of `pocketkube up` and, later, a node on another machine.
 //
 // Layout under DataDir: images/ (the image store, shared with `pocketkube
 // images`), node/runtime (bundles, runc state), node/network (netns, CNI
