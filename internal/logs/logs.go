@@ -55,7 +55,8 @@ var components = []struct{ prefix, tag string }{
 	{"k8s.io/kube-scheduler", "scheduler"},
 	{"k8s.io/kubernetes/pkg/proxy", "kube-proxy"},
 	{"sigs.k8s.io/knftables", "kube-proxy"},
-	{"github.com/coredns/", "dns"},
+	{"github.com/coredns/coredns", "dns"},
+	{"github.com/coredns/caddy", "dns"},
 }
 
 // loggingPackages are the frames of the logging machinery itself.

@@ -2,6 +2,7 @@ package logs
 
 import (
 	"bytes"
+	"os/exec"
 	"runtime"
 	"strings"
 	"testing"
@@ -55,5 +56,27 @@ func TestKlogThroughWriter(t *testing.T) {
 	line := out.String()
 	if !strings.HasPrefix(line, "testing ") || !strings.Contains(line, "hello from the test") {
 		t.Errorf("line %q: want tag testing and the message", line)
+	}
+}
+
+// TestComponentPrefixesExist fails when a package the components table names
+// is renamed or leaves the module graph: Tag would then silently tag its
+// lines with a library name instead of the component.
+func TestComponentPrefixesExist(t *testing.T) {
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("needs the go tool in $PATH")
+	}
+	for _, c := range components {
+		t.Run(c.prefix, func(t *testing.T) {
+			pattern := c.prefix + "/..."
+			out, err := exec.Command(goBin, "list", "-find", "-f", "{{.ImportPath}}", pattern).Output()
+			if err != nil {
+				t.Fatalf("go list %s: %v", pattern, err)
+			}
+			if len(strings.Fields(string(out))) == 0 {
+				t.Errorf("no package matches %s (tag %s)", c.prefix, c.tag)
+			}
+		})
 	}
 }
