@@ -132,8 +132,8 @@ func New(cfg Config) (*Agent, error) {
 		cfg:            cfg,
 		known:          map[string]cache.ObjectName{},
 		states:         map[string]*podState{},
-		restartBackoff: flowcontrol.NewBackOff(backOffInitial, backOffMax),
-		pullBackoff:    flowcontrol.NewBackOff(backOffInitial, backOffMax),
+		restartBackoff: newBackOff(cfg.Clock),
+		pullBackoff:    newBackOff(cfg.Clock),
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.DefaultTypedControllerRateLimiter[cache.ObjectName](),
 			workqueue.TypedRateLimitingQueueConfig[cache.ObjectName]{Name: "pods"}),
@@ -166,6 +166,14 @@ func New(cfg Config) (*Agent, error) {
 	a.serviceLister = a.services.Core().V1().Services().Lister()
 	a.servicesSynced = a.services.Core().V1().Services().Informer().HasSynced
 	return a, nil
+}
+
+// newBackOff is kubelet's back-off, timed by clock, the clock the rest of
+// the agent reads.
+func newBackOff(clock clock.Clock) *flowcontrol.Backoff {
+	b := flowcontrol.NewBackOff(backOffInitial, backOffMax)
+	b.Clock = clock
+	return b
 }
 
 func (a *Agent) enqueue(obj any) {

@@ -135,7 +135,7 @@ func (a *Agent) startContainer(ctx context.Context, pod *v1.Pod, c *v1.Container
 			a.record(pod, v1.EventTypeWarning, "BackOff", "Back-off restarting failed container %s in pod %s", c.Name, formatPod(pod))
 			st.waiting[c.Name] = v1.ContainerStateWaiting{Reason: reasonCrashLoopBackOff,
 				Message: fmt.Sprintf("back-off %s restarting failed container=%s pod=%s", d, c.Name, formatPod(pod))}
-			return time.Until(last.FinishedAt.Add(d)) + 10*time.Millisecond
+			return last.FinishedAt.Add(d).Sub(a.cfg.Clock.Now()) + 10*time.Millisecond
 		}
 		a.restartBackoff.Next(key, last.FinishedAt)
 	}

@@ -205,8 +205,7 @@ func (a *Agent) killPod(ctx context.Context, pod *v1.Pod, grace time.Duration) e
 		go func() {
 			switch c.State {
 			case runtime.StateRunning:
-				a.stopContainer(ctx, pod, specContainer(pod, c.Name), c.ID, grace)
-				errc <- nil
+				errc <- a.stopContainer(ctx, pod, specContainer(pod, c.Name), c.ID, grace)
 			case runtime.StateCreated:
 				errc <- a.cfg.Runtime.StopContainer(ctx, c.ID, grace)
 			default:
