@@ -26,6 +26,7 @@ import (
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 
+	"github.com/pocketkube/pocketkube/internal/node/machine"
 	"github.com/pocketkube/pocketkube/internal/node/prober"
 )
 
@@ -44,8 +45,8 @@ type Config struct {
 	KubeletPort int32
 	// KubeletVersion is reported as nodeInfo.kubeletVersion.
 	KubeletVersion string
-	// Machine is the host's facts (ReadMachine).
-	Machine Machine
+	// Machine is the host's facts (machine.Read).
+	Machine machine.Machine
 
 	// DataDir holds the node's per-pod files (etc-hosts, logs).
 	DataDir string

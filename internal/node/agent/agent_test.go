@@ -15,9 +15,11 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/tools/cache"
 	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/pocketkube/pocketkube/internal/node/machine"
 )
 
-var testMachine = Machine{NumCPU: 2, MemoryBytes: 8 << 30, StorageBytes: 100 << 30, HugePageSizes: []int64{2 << 20}, KernelVersion: "6.18.0", OSImage: "Debian GNU/Linux 12 (bookworm)"}
+var testMachine = machine.Machine{NumCPU: 2, MemoryBytes: 8 << 30, StorageBytes: 100 << 30, HugePageSizes: []int64{2 << 20}, KernelVersion: "6.18.0", OSImage: "Debian GNU/Linux 12 (bookworm)"}
 
 func testInfo() nodeInfo {
 	return nodeInfo{name: "node1", hostname: "node1", ips: []net.IP{net.ParseIP("192.0.2.2")}, port: 10250,
