@@ -402,13 +402,8 @@ func (a *Agent) processNextWorkItem(ctx context.Context) bool {
 	return true
 }
 
-// Enqueue asks for pod namespace/name to be synced: the pod manager calls
-// it when a container exits.
-func (a *Agent) Enqueue(namespace, name string) {
-	a.queue.Add(cache.ObjectName{Namespace: namespace, Name: name})
-}
-
-// EnqueueUID is Enqueue for a pod known by UID.
+// EnqueueUID asks for the pod with this UID to be synced: the runtime
+// calls it when a container exits, the prober when a result changes.
 func (a *Agent) EnqueueUID(uid string) {
 	a.mu.Lock()
 	key, ok := a.known[uid]

@@ -16,7 +16,6 @@ import (
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
@@ -268,10 +267,6 @@ func expandSubPath(expr string, env []v1.EnvVar) (string, error) {
 	}
 	return out, nil
 }
-
-func volumeSubPath(volumePath, sub string) (string, error) { return volume.SubPath(volumePath, sub) }
-
-func typesUID(uid string) types.UID { return types.UID(uid) }
 
 // dockerConfigKeychain reads kubernetes.io/dockerconfigjson and
 // kubernetes.io/dockercfg secrets.

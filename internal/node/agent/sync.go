@@ -9,7 +9,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"slices"
 	"sort"
 	"time"
 
@@ -19,7 +18,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
 	"k8s.io/client-go/tools/cache"
-	"k8s.io/client-go/util/flowcontrol"
 	"k8s.io/klog/v2"
 	kubetypes "k8s.io/kubernetes/pkg/kubelet/types"
 
@@ -90,7 +88,7 @@ func (a *Agent) syncPod(ctx context.Context, key cache.ObjectName) (time.Duratio
 		if pod != nil && string(pod.UID) == uid {
 			continue
 		}
-		gone := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name, UID: typesUID(uid)}}
+		gone := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name, UID: types.UID(uid)}}
 		logger.V(2).Info("Killing pod removed from the API", "pod", klog.KObj(gone), "podUID", uid)
 		if err := a.killPod(ctx, gone, 0); err != nil {
 			return 0, err
@@ -436,6 +434,3 @@ func ipStrings(ips []net.IP) []string {
 	}
 	return out
 }
-
-var _ = slices.Contains[[]string]
-var _ = flowcontrol.NewBackOff
