@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	authenticationv1 "k8s.io/api/authentication/v1"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
@@ -28,6 +27,7 @@ import (
 
 	"github.com/pocketkube/pocketkube/internal/node/machine"
 	"github.com/pocketkube/pocketkube/internal/node/prober"
+	"github.com/pocketkube/pocketkube/internal/node/token"
 )
 
 // Config is what an Agent needs. Fields without a default are required.
@@ -140,7 +140,7 @@ func New(cfg Config) (*Agent, error) {
 			workqueue.TypedRateLimitingQueueConfig[cache.ObjectName]{Name: "pods"}),
 	}
 	a.watches = newObjectWatches(cfg.Client, func(k cache.ObjectName) { a.queue.Add(k) })
-	a.objects = &apiObjects{client: cfg.Client, watches: a.watches, clock: cfg.Clock, allocatable: a.allocatable, tokens: map[string]*authenticationv1.TokenRequest{}}
+	a.objects = &apiObjects{client: cfg.Client, watches: a.watches, allocatable: a.allocatable, tokens: token.NewManager(cfg.Client, cfg.Clock)}
 	a.informers = informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0,
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
 			o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", cfg.NodeName).String()

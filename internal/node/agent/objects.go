@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"sync"
 	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
@@ -10,8 +9,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/utils/clock"
 
+	"github.com/pocketkube/pocketkube/internal/node/token"
 	"github.com/pocketkube/pocketkube/internal/node/volume"
 )
 
@@ -26,11 +25,9 @@ const apiTimeout = 10 * time.Second
 type apiObjects struct {
 	client      kubernetes.Interface
 	watches     *objectWatches // nil: always GET
-	clock       clock.Clock
 	allocatable func() v1.ResourceList
 
-	mu     sync.Mutex
-	tokens map[string]*authenticationv1.TokenRequest
+	tokens *token.Manager
 }
 
 var (
@@ -79,3 +76,8 @@ func (o *apiObjects) Secret(namespace, name string) (*v1.Secret, error) {
 }
 
 func (o *apiObjects) NodeAllocatable() v1.ResourceList { return o.allocatable() }
+
+// ServiceAccountToken returns the token manager's token for req.
+func (o *apiObjects) ServiceAccountToken(ctx context.Context, namespace, sa string, req *authenticationv1.TokenRequest) (*authenticationv1.TokenRequest, error) {
+	return o.tokens.Get(ctx, namespace, sa, req)
+}

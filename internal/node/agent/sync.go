@@ -237,7 +237,7 @@ func (a *Agent) killPod(ctx context.Context, pod *v1.Pod, grace time.Duration) e
 }
 
 func (a *Agent) forgetState(uid string) {
-	a.objects.forgetTokens(uid)
+	a.objects.tokens.Forget(uid)
 	if a.prober != nil {
 		a.prober.RemovePod(uid)
 	}
@@ -315,7 +315,7 @@ func (a *Agent) syncRunning(ctx context.Context, pod *v1.Pod, st *podState) (*v1
 	a.updateProbes(ctx, pod, st, containers)
 	// Projected tokens are refreshed by a sync, as kubelet's volume
 	// manager remounts them.
-	if at := a.objects.nextTokenRefresh(uid); !at.IsZero() {
+	if at := a.objects.tokens.NextRefresh(uid); !at.IsZero() {
 		later(max(at.Sub(a.cfg.Clock.Now()), time.Second))
 	}
 	return a.podStatus(pod, st, containers, initDone), requeue, nil

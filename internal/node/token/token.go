@@ -1,15 +1,42 @@
-package agent
+package token
 
 import (
 	"context"
 	"fmt"
 	"hash/fnv"
 	"strings"
+	"sync"
 	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/clock"
 )
+
+// requestTimeout bounds one TokenRequest.
+const requestTimeout = 10 * time.Second
+
+// Manager caches the service account tokens of the node's pods and
+// requests them again before they expire. Its methods are safe for
+// concurrent use.
+type Manager struct {
+	client kubernetes.Interface
+	clock  clock.Clock
+
+	mu     sync.Mutex
+	tokens map[string]*authenticationv1.TokenRequest
+}
+
+// NewManager returns a Manager that requests tokens through client, which
+// has the node's credentials, and reads the time from clock (the real
+// clock if nil).
+func NewManager(client kubernetes.Interface, clk clock.Clock) *Manager {
+	if clk == nil {
+		clk = clock.RealClock{}
+	}
+	return &Manager{client: client, clock: clk, tokens: map[string]*authenticationv1.TokenRequest{}}
+}
 
 // Kubelet's token manager (pkg/kubelet/token): a token is requested again
 // once 80 % of its lifetime, or 24 h, has passed, up to 10 s early (a random
@@ -55,41 +82,41 @@ func tokenJitter(tr *authenticationv1.TokenRequest) time.Duration {
 	return time.Duration(h.Sum64() % uint64(tokenMaxJitter))
 }
 
-// ServiceAccountToken returns a cached token for req, or requests one.
+// Get returns a cached token for req, or requests one.
 // When a refresh fails, the old token is used until it expires, as
 // kubelet does.
-func (o *apiObjects) ServiceAccountToken(ctx context.Context, namespace, sa string, req *authenticationv1.TokenRequest) (*authenticationv1.TokenRequest, error) {
+func (m *Manager) Get(ctx context.Context, namespace, sa string, req *authenticationv1.TokenRequest) (*authenticationv1.TokenRequest, error) {
 	key := tokenKey(namespace, sa, req)
-	now := o.clock.Now()
-	o.mu.Lock()
-	cached := o.tokens[key]
-	o.mu.Unlock()
+	now := m.clock.Now()
+	m.mu.Lock()
+	cached := m.tokens[key]
+	m.mu.Unlock()
 	if cached != nil && now.Before(refreshAt(cached, now)) {
 		return cached, nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
-	tr, err := o.client.CoreV1().ServiceAccounts(namespace).CreateToken(ctx, sa, req, metav1.CreateOptions{})
+	tr, err := m.client.CoreV1().ServiceAccounts(namespace).CreateToken(ctx, sa, req, metav1.CreateOptions{})
 	if err != nil {
 		if cached != nil && now.Before(cached.Status.ExpirationTimestamp.Time) {
 			return cached, nil
 		}
 		return nil, err
 	}
-	o.mu.Lock()
-	o.tokens[key] = tr
-	o.mu.Unlock()
+	m.mu.Lock()
+	m.tokens[key] = tr
+	m.mu.Unlock()
 	return tr, nil
 }
 
-// nextTokenRefresh is the soonest refresh of pod uid's tokens, or zero.
-func (o *apiObjects) nextTokenRefresh(uid string) time.Time {
-	o.mu.Lock()
-	defer o.mu.Unlock()
+// NextRefresh is the soonest refresh of pod uid's tokens, or zero.
+func (m *Manager) NextRefresh(uid string) time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	var next time.Time
-	for k, tr := range o.tokens {
+	for k, tr := range m.tokens {
 		if strings.HasSuffix(k, "/"+uid) {
-			if at := refreshAt(tr, o.clock.Now()); next.IsZero() || at.Before(next) {
+			if at := refreshAt(tr, m.clock.Now()); next.IsZero() || at.Before(next) {
 				next = at
 			}
 		}
@@ -97,13 +124,13 @@ func (o *apiObjects) nextTokenRefresh(uid string) time.Time {
 	return next
 }
 
-// forgetTokens drops pod uid's tokens once the pod is gone.
-func (o *apiObjects) forgetTokens(uid string) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	for k := range o.tokens {
+// Forget drops pod uid's tokens once the pod is gone.
+func (m *Manager) Forget(uid string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for k := range m.tokens {
 		if strings.HasSuffix(k, "/"+uid) {
-			delete(o.tokens, k)
+			delete(m.tokens, k)
 		}
 	}
 }
