@@ -28,6 +28,7 @@ import (
 
 	"github.com/pocketkube/pocketkube/internal/node/agent"
 	"github.com/pocketkube/pocketkube/internal/node/image"
+	"github.com/pocketkube/pocketkube/internal/node/machine"
 	"github.com/pocketkube/pocketkube/internal/node/network"
 	"github.com/pocketkube/pocketkube/internal/node/runtime"
 	"github.com/pocketkube/pocketkube/internal/node/streaming"
@@ -84,7 +85,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	machine, err := agent.ReadMachine(cfg.DataDir)
+	machine, err := machine.Read(cfg.DataDir)
 	if err != nil {
 		return fmt.Errorf("read machine: %w", err)
 	}

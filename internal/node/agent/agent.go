@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	authenticationv1 "k8s.io/api/authentication/v1"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
@@ -26,7 +25,9 @@ import (
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 
+	"github.com/pocketkube/pocketkube/internal/node/machine"
 	"github.com/pocketkube/pocketkube/internal/node/prober"
+	"github.com/pocketkube/pocketkube/internal/node/token"
 )
 
 // Config is what an Agent needs. Fields without a default are required.
@@ -44,8 +45,8 @@ type Config struct {
 	KubeletPort int32
 	// KubeletVersion is reported as nodeInfo.kubeletVersion.
 	KubeletVersion string
-	// Machine is the host's facts (ReadMachine).
-	Machine Machine
+	// Machine is the host's facts (machine.Read).
+	Machine machine.Machine
 
 	// DataDir holds the node's per-pod files (etc-hosts, logs).
 	DataDir string
@@ -132,14 +133,14 @@ func New(cfg Config) (*Agent, error) {
 		cfg:            cfg,
 		known:          map[string]cache.ObjectName{},
 		states:         map[string]*podState{},
-		restartBackoff: flowcontrol.NewBackOff(backOffInitial, backOffMax),
-		pullBackoff:    flowcontrol.NewBackOff(backOffInitial, backOffMax),
+		restartBackoff: newBackOff(cfg.Clock),
+		pullBackoff:    newBackOff(cfg.Clock),
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.DefaultTypedControllerRateLimiter[cache.ObjectName](),
 			workqueue.TypedRateLimitingQueueConfig[cache.ObjectName]{Name: "pods"}),
 	}
 	a.watches = newObjectWatches(cfg.Client, func(k cache.ObjectName) { a.queue.Add(k) })
-	a.objects = &apiObjects{client: cfg.Client, watches: a.watches, clock: cfg.Clock, allocatable: a.allocatable, tokens: map[string]*authenticationv1.TokenRequest{}}
+	a.objects = &apiObjects{client: cfg.Client, watches: a.watches, allocatable: a.allocatable, tokens: token.NewManager(cfg.Client, cfg.Clock)}
 	a.informers = informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0,
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
 			o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", cfg.NodeName).String()
@@ -166,6 +167,14 @@ func New(cfg Config) (*Agent, error) {
 	a.serviceLister = a.services.Core().V1().Services().Lister()
 	a.servicesSynced = a.services.Core().V1().Services().Informer().HasSynced
 	return a, nil
+}
+
+// newBackOff is kubelet's back-off, timed by clock, the clock the rest of
+// the agent reads.
+func newBackOff(clock clock.Clock) *flowcontrol.Backoff {
+	b := flowcontrol.NewBackOff(backOffInitial, backOffMax)
+	b.Clock = clock
+	return b
 }
 
 func (a *Agent) enqueue(obj any) {
@@ -393,13 +402,8 @@ func (a *Agent) processNextWorkItem(ctx context.Context) bool {
 	return true
 }
 
-// Enqueue asks for pod namespace/name to be synced: the pod manager calls
-// it when a container exits.
-func (a *Agent) Enqueue(namespace, name string) {
-	a.queue.Add(cache.ObjectName{Namespace: namespace, Name: name})
-}
-
-// EnqueueUID is Enqueue for a pod known by UID.
+// EnqueueUID asks for the pod with this UID to be synced: the runtime
+// calls it when a container exits, the prober when a result changes.
 func (a *Agent) EnqueueUID(uid string) {
 	a.mu.Lock()
 	key, ok := a.known[uid]

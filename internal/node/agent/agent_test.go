@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	authenticationv1 "k8s.io/api/authentication/v1"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -15,9 +14,11 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/tools/cache"
 	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/pocketkube/pocketkube/internal/node/machine"
 )
 
-var testMachine = Machine{NumCPU: 2, MemoryBytes: 8 << 30, StorageBytes: 100 << 30, HugePageSizes: []int64{2 << 20}, KernelVersion: "6.18.0", OSImage: "Debian GNU/Linux 12 (bookworm)"}
+var testMachine = machine.Machine{NumCPU: 2, MemoryBytes: 8 << 30, StorageBytes: 100 << 30, HugePageSizes: []int64{2 << 20}, KernelVersion: "6.18.0", OSImage: "Debian GNU/Linux 12 (bookworm)"}
 
 func testInfo() nodeInfo {
 	return nodeInfo{name: "node1", hostname: "node1", ips: []net.IP{net.ParseIP("192.0.2.2")}, port: 10250,
@@ -179,29 +180,6 @@ func TestPodConditions(t *testing.T) {
 	}
 }
 
-func TestExpandSubPath(t *testing.T) {
-	env := []v1.EnvVar{{Name: "POD_NAME", Value: "p1"}, {Name: "EMPTY", Value: ""}, {Name: "UP", Value: ".."}, {Name: "ABS", Value: "/tmp"}}
-	for _, tc := range []struct{ expr, want, err string }{
-		{"$(POD_NAME)", "p1", ""},
-		{"logs/$(POD_NAME)", "logs/p1", ""},
-		{"$(EMPTY)/$(MISSING)", "", "missing value for EMPTY, MISSING"},
-		{"$(ABS)", "", "error SubPath `/tmp` must not be an absolute path"},
-	} {
-		t.Run(tc.expr, func(t *testing.T) {
-			got, err := expandSubPath(tc.expr, env)
-			if tc.err != "" {
-				if err == nil || err.Error() != tc.err {
-					t.Errorf("err %v, want %q", err, tc.err)
-				}
-				return
-			}
-			if err != nil || got != tc.want {
-				t.Errorf("= %q, %v; want %q", got, err, tc.want)
-			}
-		})
-	}
-}
-
 func TestMergeEnv(t *testing.T) {
 	// containerd's order: default PATH, HOSTNAME, image, container; later
 	// values replace earlier ones in place.
@@ -269,29 +247,5 @@ func TestObjectWatchesFollowReferences(t *testing.T) {
 	}
 	if len(w.watches) != 0 {
 		t.Errorf("%d watches left", len(w.watches))
-	}
-}
-
-// Tokens are refreshed as kubelet's token manager does: after 80 % of their
-// lifetime or 24 h, whichever comes first, up to 10 s early.
-func TestTokenRefreshAt(t *testing.T) {
-	issued := time.Date(2026, 11, 29, 0, 0, 0, 0, time.UTC)
-	for _, tc := range []struct {
-		ttl  int64
-		want time.Time
-	}{
-		{3607, issued.Add(time.Duration(0.8 * 3607 * float64(time.Second)))},
-		{48 * 3600, issued.Add(24 * time.Hour)},
-	} {
-		for _, token := range []string{"a", "b", "c"} {
-			tr := &authenticationv1.TokenRequest{
-				Spec:   authenticationv1.TokenRequestSpec{ExpirationSeconds: &tc.ttl},
-				Status: authenticationv1.TokenRequestStatus{Token: token, ExpirationTimestamp: metav1.NewTime(issued.Add(time.Duration(tc.ttl) * time.Second))},
-			}
-			got := refreshAt(tr, issued)
-			if got.After(tc.want) || got.Before(tc.want.Add(-tokenMaxJitter)) || !got.Equal(refreshAt(tr, issued.Add(time.Hour))) {
-				t.Errorf("ttl %d token %q: refresh at %v, want within 10 s before %v and stable", tc.ttl, token, got, tc.want)
-			}
-		}
 	}
 }

@@ -12,12 +12,14 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/klog/v2"
+	"k8s.io/kubernetes/pkg/apis/core/v1/helper/qos"
 
 	"github.com/pocketkube/pocketkube/internal/atomicfile"
 	"github.com/pocketkube/pocketkube/internal/node/downward"
 	"github.com/pocketkube/pocketkube/internal/node/image"
 	"github.com/pocketkube/pocketkube/internal/node/network"
 	"github.com/pocketkube/pocketkube/internal/node/runtime"
+	"github.com/pocketkube/pocketkube/internal/node/volume"
 )
 
 // labelImageRef holds a container's image as status.imageID shows it:
@@ -59,7 +61,7 @@ func (a *Agent) setupSandbox(ctx context.Context, pod *v1.Pod, st *podState) err
 			return fmt.Errorf("set up network of pod %s: %w", klog.KObj(pod), err)
 		}
 		st.netns = sb.NetNS
-		st.podIPs = sortPodIPs(sb.IPs, a.cfg.NodeIPs[0].To4() == nil)
+		st.podIPs = downward.SortIPs(sb.IPs, a.cfg.NodeIPs[0].To4() == nil)
 	}
 	hosts, err := a.hostsFile(pod, st, hostname, domain)
 	if err != nil {
@@ -82,7 +84,7 @@ func (a *Agent) setupSandbox(ctx context.Context, pod *v1.Pod, st *podState) err
 		NetNS:     st.netns,
 		HostIPC:   pod.Spec.HostIPC,
 		HostPID:   pod.Spec.HostPID,
-		QOSClass:  string(qosClass(pod)),
+		QOSClass:  string(qos.GetPodQOS(pod)),
 		Resources: runtime.PodResources(pod),
 	})
 	if err != nil {
@@ -135,7 +137,7 @@ func (a *Agent) startContainer(ctx context.Context, pod *v1.Pod, c *v1.Container
 			a.record(pod, v1.EventTypeWarning, "BackOff", "Back-off restarting failed container %s in pod %s", c.Name, formatPod(pod))
 			st.waiting[c.Name] = v1.ContainerStateWaiting{Reason: reasonCrashLoopBackOff,
 				Message: fmt.Sprintf("back-off %s restarting failed container=%s pod=%s", d, c.Name, formatPod(pod))}
-			return time.Until(last.FinishedAt.Add(d)) + 10*time.Millisecond
+			return last.FinishedAt.Add(d).Sub(a.cfg.Clock.Now()) + 10*time.Millisecond
 		}
 		a.restartBackoff.Next(key, last.FinishedAt)
 	}
@@ -534,7 +536,7 @@ func (a *Agent) containerMounts(pod *v1.Pod, c *v1.Container, st *podState, env 
 			}
 		}
 		if sub != "" {
-			p, err := volumeSubPath(m.Path, sub)
+			p, err := volume.SubPath(m.Path, sub)
 			if err != nil {
 				return nil, err
 			}
@@ -612,7 +614,7 @@ func (a *Agent) resolvConf(pod *v1.Pod) ([]byte, error) {
 }
 
 func (a *Agent) hostIPs() []string {
-	return sortPodIPs(a.cfg.NodeIPs, a.cfg.NodeIPs[0].To4() == nil)
+	return downward.SortIPs(a.cfg.NodeIPs, a.cfg.NodeIPs[0].To4() == nil)
 }
 
 func (a *Agent) allocatable() v1.ResourceList {
@@ -620,13 +622,4 @@ func (a *Agent) allocatable() v1.ResourceList {
 		return nil
 	}
 	return a.node.last.Status.Allocatable
-}
-
-// objectsFromAPI reads ConfigMaps and Secrets straight from the API server.
-type objectsFromAPI struct {
-	ctx    context.Context
-	client interface {
-		getConfigMap(ctx context.Context, ns, name string) (*v1.ConfigMap, error)
-		getSecret(ctx context.Context, ns, name string) (*v1.Secret, error)
-	}
 }

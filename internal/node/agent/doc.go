@@ -26,6 +26,9 @@
 //
 // # Caveats
 //
-// Probes, ephemeral containers, static pods and resizing are not
-// implemented yet; see docs/ for the state of each.
+// Probes and lifecycle hooks run in internal/node/prober; the agent hands
+// it the running containers on each sync and kills those whose liveness
+// probe failed. Ephemeral containers, static pods and resizing are not
+// implemented yet; see docs/ for the state of each. The host's facts the
+// node reports come from internal/node/machine.
 package agent

@@ -1,23 +1,13 @@
 package agent
 
 import (
-	"net"
-
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/kubernetes/third_party/forked/golang/expansion"
-
-	"github.com/pocketkube/pocketkube/internal/node/downward"
 )
 
 // The container environment itself is package downward's; what is left
-// here is the agent's side of it: the IP order it passes in and the argv
-// expansion it does with the result.
-
-// sortPodIPs keeps at most one IP per family, the node's family first
-// (kubelet's sortPodIPs); see downward.SortIPs.
-func sortPodIPs(ips []net.IP, hostIPv6 bool) []string {
-	return downward.SortIPs(ips, hostIPv6)
-}
+// here is the agent's side of it: the argv expansion it does with the
+// result.
 
 func expandCommand(cmd []string, env []v1.EnvVar) []string {
 	if len(cmd) == 0 {

@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -78,15 +79,18 @@ func (a *Agent) updateProbes(ctx context.Context, pod *v1.Pod, st *podState, con
 			if g := a.prober.TerminationGracePeriod(uid, c.Name); g != nil {
 				grace = time.Duration(*g) * time.Second
 			}
-			a.stopContainer(ctx, pod, c, rc.ID, grace)
+			if err := a.stopContainer(ctx, pod, c, rc.ID, grace); err != nil {
+				klog.FromContext(ctx).Error(err, "Killing container that failed its liveness probe", "pod", klog.KObj(pod), "container", c.Name)
+			}
 		}
 	}
 }
 
 // stopContainer runs the container's preStop hook within grace, then
-// stops it with what is left of grace (kubelet's killContainer).
-func (a *Agent) stopContainer(ctx context.Context, pod *v1.Pod, c *v1.Container, id string, grace time.Duration) {
-	start := time.Now()
+// stops it with what is left of grace (kubelet's killContainer). c is nil
+// for a pod known only from leftovers, which has no spec and so no hook.
+func (a *Agent) stopContainer(ctx context.Context, pod *v1.Pod, c *v1.Container, id string, grace time.Duration) error {
+	start := a.cfg.Clock.Now()
 	if c != nil && c.Lifecycle != nil && c.Lifecycle.PreStop != nil && grace > 0 {
 		hctx, cancel := context.WithTimeout(ctx, grace)
 		msg, err := prober.RunHandler(hctx, execSync{a.cfg.Runtime}, pod, c, firstIP(a, pod), id, c.Lifecycle.PreStop)
@@ -95,13 +99,14 @@ func (a *Agent) stopContainer(ctx context.Context, pod *v1.Pod, c *v1.Container,
 			a.recordContainer(pod, c, v1.EventTypeWarning, "FailedPreStopHook", "%s", msg)
 		}
 	}
-	left := grace - time.Since(start)
+	left := grace - a.cfg.Clock.Since(start)
 	if left < 2*time.Second && grace >= 2*time.Second {
 		left = 2 * time.Second // kubelet's minimumGracePeriodInSeconds after a hook
 	}
 	if err := a.cfg.Runtime.StopContainer(ctx, id, max(left, 0)); err != nil {
-		klog.FromContext(ctx).Error(err, "Stopping container", "pod", klog.KObj(pod), "container", c.Name)
+		return fmt.Errorf("stop container %s of pod %s: %w", id, klog.KObj(pod), err)
 	}
+	return nil
 }
 
 // runPostStart runs the container's postStart hook; a failure kills the
@@ -113,7 +118,9 @@ func (a *Agent) runPostStart(ctx context.Context, pod *v1.Pod, c *v1.Container, 
 	msg, err := prober.RunHandler(ctx, execSync{a.cfg.Runtime}, pod, c, firstIP(a, pod), id, c.Lifecycle.PostStart)
 	if err != nil {
 		a.recordContainer(pod, c, v1.EventTypeWarning, "FailedPostStartHook", "%s", msg)
-		a.stopContainer(ctx, pod, c, id, gracePeriod(pod))
+		if err := a.stopContainer(ctx, pod, c, id, gracePeriod(pod)); err != nil {
+			klog.FromContext(ctx).Error(err, "Killing container whose postStart hook failed", "pod", klog.KObj(pod), "container", c.Name)
+		}
 	}
 }
 

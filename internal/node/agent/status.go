@@ -20,8 +20,6 @@ import (
 // kubelet prefixes the CRI runtime's name.
 const containerIDPrefix = "runc://"
 
-func qosClass(pod *v1.Pod) v1.PodQOSClass { return qos.GetPodQOS(pod) }
-
 // podStatus is kubelet's generateAPIPodStatus for what the runtime
 // reports: phase, conditions, IPs and container statuses. initDone says
 // whether every init container has succeeded.
@@ -30,7 +28,7 @@ func (a *Agent) podStatus(pod *v1.Pod, st *podState, containers []*runtime.Conta
 	s := &v1.PodStatus{
 		HostIP:    a.hostIPs()[0],
 		StartTime: &st.startTime,
-		QOSClass:  qosClass(pod),
+		QOSClass:  qos.GetPodQOS(pod),
 	}
 	for _, ip := range a.hostIPs() {
 		s.HostIPs = append(s.HostIPs, v1.HostIP{IP: ip})

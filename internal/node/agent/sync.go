@@ -9,7 +9,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"slices"
 	"sort"
 	"time"
 
@@ -19,7 +18,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
 	"k8s.io/client-go/tools/cache"
-	"k8s.io/client-go/util/flowcontrol"
 	"k8s.io/klog/v2"
 	kubetypes "k8s.io/kubernetes/pkg/kubelet/types"
 
@@ -90,7 +88,7 @@ func (a *Agent) syncPod(ctx context.Context, key cache.ObjectName) (time.Duratio
 		if pod != nil && string(pod.UID) == uid {
 			continue
 		}
-		gone := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name, UID: typesUID(uid)}}
+		gone := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name, UID: types.UID(uid)}}
 		logger.V(2).Info("Killing pod removed from the API", "pod", klog.KObj(gone), "podUID", uid)
 		if err := a.killPod(ctx, gone, 0); err != nil {
 			return 0, err
@@ -205,8 +203,7 @@ func (a *Agent) killPod(ctx context.Context, pod *v1.Pod, grace time.Duration) e
 		go func() {
 			switch c.State {
 			case runtime.StateRunning:
-				a.stopContainer(ctx, pod, specContainer(pod, c.Name), c.ID, grace)
-				errc <- nil
+				errc <- a.stopContainer(ctx, pod, specContainer(pod, c.Name), c.ID, grace)
 			case runtime.StateCreated:
 				errc <- a.cfg.Runtime.StopContainer(ctx, c.ID, grace)
 			default:
@@ -240,7 +237,7 @@ func (a *Agent) killPod(ctx context.Context, pod *v1.Pod, grace time.Duration) e
 }
 
 func (a *Agent) forgetState(uid string) {
-	a.objects.forgetTokens(uid)
+	a.objects.tokens.Forget(uid)
 	if a.prober != nil {
 		a.prober.RemovePod(uid)
 	}
@@ -318,7 +315,7 @@ func (a *Agent) syncRunning(ctx context.Context, pod *v1.Pod, st *podState) (*v1
 	a.updateProbes(ctx, pod, st, containers)
 	// Projected tokens are refreshed by a sync, as kubelet's volume
 	// manager remounts them.
-	if at := a.objects.nextTokenRefresh(uid); !at.IsZero() {
+	if at := a.objects.tokens.NextRefresh(uid); !at.IsZero() {
 		later(max(at.Sub(a.cfg.Clock.Now()), time.Second))
 	}
 	return a.podStatus(pod, st, containers, initDone), requeue, nil
@@ -437,6 +434,3 @@ func ipStrings(ips []net.IP) []string {
 	}
 	return out
 }
-
-var _ = slices.Contains[[]string]
-var _ = flowcontrol.NewBackOff

@@ -1,0 +1,329 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	ggcrv1 "github.com/google/go-containerregistry/pkg/v1"
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/utils/clock"
+
+	"github.com/pocketkube/pocketkube/internal/node/image"
+	"github.com/pocketkube/pocketkube/internal/node/network"
+	"github.com/pocketkube/pocketkube/internal/node/runtime"
+	"github.com/pocketkube/pocketkube/internal/node/volume"
+)
+
+// The fakes below are small in-memory implementations of what the agent
+// consumes. Each logs the calls that change something, in order, so a test
+// can assert what the agent asked for; a test sets a fault by filling in
+// the matching error field.
+
+var (
+	_ Runtime = (*fakeRuntime)(nil)
+	_ Images  = (*fakeImages)(nil)
+	_ Network = (*fakeNetwork)(nil)
+	_ Volumes = (*fakeVolumes)(nil)
+)
+
+// fakeRuntime keeps pods and containers in maps. Containers never exit by
+// themselves: a test calls exit.
+type fakeRuntime struct {
+	clock clock.Clock
+
+	mu         sync.Mutex
+	calls      []string
+	pods       map[string]runtime.PodConfig
+	containers map[string]*runtime.ContainerStatus
+	nextID     int
+
+	createErr, startErr, stopErr error
+}
+
+func newFakeRuntime(c clock.Clock) *fakeRuntime {
+	return &fakeRuntime{clock: c, pods: map[string]runtime.PodConfig{}, containers: map[string]*runtime.ContainerStatus{}}
+}
+
+func (r *fakeRuntime) logf(format string, args ...any) {
+	r.calls = append(r.calls, fmt.Sprintf(format, args...))
+}
+
+// takeCalls returns the calls logged since the last takeCalls.
+func (r *fakeRuntime) takeCalls() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	calls := r.calls
+	r.calls = nil
+	return calls
+}
+
+func (r *fakeRuntime) Version(context.Context) (string, error) { return "1.3.0-fake", nil }
+
+func (r *fakeRuntime) RunPod(_ context.Context, cfg runtime.PodConfig) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.logf("RunPod %s", cfg.UID)
+	r.pods[cfg.UID] = cfg
+	return nil
+}
+
+func (r *fakeRuntime) RemovePod(_ context.Context, uid string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.logf("RemovePod %s", uid)
+	for id, c := range r.containers {
+		if c.PodUID == uid {
+			delete(r.containers, id)
+		}
+	}
+	delete(r.pods, uid)
+	return nil
+}
+
+func (r *fakeRuntime) ListPods(context.Context) ([]string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var uids []string
+	for uid := range r.pods {
+		uids = append(uids, uid)
+	}
+	slices.Sort(uids)
+	return uids, nil
+}
+
+func (r *fakeRuntime) CreateContainer(_ context.Context, cfg runtime.ContainerConfig) (string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.logf("CreateContainer %s/%s attempt %d", cfg.PodUID, cfg.Name, cfg.Attempt)
+	if r.createErr != nil {
+		return "", r.createErr
+	}
+	r.nextID++
+	id := fmt.Sprintf("c%d", r.nextID)
+	r.containers[id] = &runtime.ContainerStatus{
+		ID: id, PodUID: cfg.PodUID, Name: cfg.Name, Attempt: cfg.Attempt, State: runtime.StateCreated,
+		CreatedAt: r.clock.Now(), Image: cfg.Image, LogPath: cfg.LogPath, Labels: cfg.Labels,
+	}
+	return id, nil
+}
+
+func (r *fakeRuntime) StartContainer(_ context.Context, id string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := r.containers[id]
+	r.logf("StartContainer %s/%s", c.PodUID, c.Name)
+	if r.startErr != nil {
+		// As runc: a container that failed to start is reported exited.
+		c.State, c.ExitCode, c.Reason, c.FinishedAt = runtime.StateExited, 128, "StartError", r.clock.Now()
+		return r.startErr
+	}
+	c.State, c.StartedAt = runtime.StateRunning, r.clock.Now()
+	return nil
+}
+
+func (r *fakeRuntime) StopContainer(_ context.Context, id string, grace time.Duration) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := r.containers[id]
+	r.logf("StopContainer %s/%s grace %s", c.PodUID, c.Name, grace)
+	if r.stopErr != nil {
+		return r.stopErr
+	}
+	if c.State != runtime.StateExited {
+		c.State, c.ExitCode, c.Reason, c.FinishedAt = runtime.StateExited, 137, "Error", r.clock.Now()
+	}
+	return nil
+}
+
+func (r *fakeRuntime) RemoveContainer(_ context.Context, id string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := r.containers[id]
+	r.logf("RemoveContainer %s/%s attempt %d", c.PodUID, c.Name, c.Attempt)
+	delete(r.containers, id)
+	return nil
+}
+
+func (r *fakeRuntime) ListContainers(_ context.Context, podUID string) ([]*runtime.ContainerStatus, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []*runtime.ContainerStatus
+	for _, c := range r.containers {
+		if c.PodUID == podUID {
+			cp := *c
+			out = append(out, &cp)
+		}
+	}
+	slices.SortFunc(out, func(a, b *runtime.ContainerStatus) int { return int(a.Attempt) - int(b.Attempt) })
+	return out, nil
+}
+
+func (r *fakeRuntime) Exec(context.Context, string, []string, runtime.Streams) (int, error) {
+	return 0, nil
+}
+
+// exit ends the latest attempt of pod uid's container name with code.
+func (r *fakeRuntime) exit(uid, name string, code int32) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var latest *runtime.ContainerStatus
+	for _, c := range r.containers {
+		if c.PodUID == uid && c.Name == name && (latest == nil || c.Attempt > latest.Attempt) {
+			latest = c
+		}
+	}
+	reason := "Completed"
+	if code != 0 {
+		reason = "Error"
+	}
+	latest.State, latest.ExitCode, latest.Reason, latest.FinishedAt = runtime.StateExited, code, reason, r.clock.Now()
+}
+
+// addRunning adds a running container, as one left by an earlier run.
+func (r *fakeRuntime) addRunning(uid, name string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.pods[uid] = runtime.PodConfig{UID: uid}
+	r.nextID++
+	id := fmt.Sprintf("c%d", r.nextID)
+	r.containers[id] = &runtime.ContainerStatus{ID: id, PodUID: uid, Name: name, State: runtime.StateRunning,
+		StartedAt: r.clock.Now(), Image: "docker.io/library/busybox:latest"}
+}
+
+// fakeImages holds the images present on the node; Pull adds one unless
+// pullErr is set.
+type fakeImages struct {
+	rootfs string
+
+	mu      sync.Mutex
+	present map[string]image.Image
+	pulls   []string
+	pullErr error
+}
+
+func newFakeImages(rootfs string, present ...string) *fakeImages {
+	im := &fakeImages{rootfs: rootfs, present: map[string]image.Image{}}
+	for _, ref := range present {
+		im.present[ref] = fakeImage(ref)
+	}
+	return im
+}
+
+func fakeImage(ref string) image.Image {
+	return image.Image{Name: ref, ID: "sha256:1d", Digest: "sha256:d1", Size: 1 << 20,
+		Config: ggcrv1.Config{Cmd: []string{"sh"}, Env: []string{"PATH=/bin"}}}
+}
+
+func (im *fakeImages) Get(_ context.Context, ref string) (image.Image, error) {
+	im.mu.Lock()
+	defer im.mu.Unlock()
+	img, ok := im.present[ref]
+	if !ok {
+		return image.Image{}, fmt.Errorf("image %s: %w", ref, image.ErrNotFound)
+	}
+	return img, nil
+}
+
+func (im *fakeImages) Pull(_ context.Context, ref string, _ image.PullOptions) (image.Image, error) {
+	im.mu.Lock()
+	defer im.mu.Unlock()
+	im.pulls = append(im.pulls, ref)
+	if im.pullErr != nil {
+		return image.Image{}, im.pullErr
+	}
+	im.present[ref] = fakeImage(ref)
+	return im.present[ref], nil
+}
+
+func (im *fakeImages) Rootfs(context.Context, image.Image) (string, error) { return im.rootfs, nil }
+
+func (im *fakeImages) pulled() []string {
+	im.mu.Lock()
+	defer im.mu.Unlock()
+	return slices.Clone(im.pulls)
+}
+
+// fakeNetwork hands out 10.244.0.x addresses.
+type fakeNetwork struct {
+	mu       sync.Mutex
+	sandbox  map[string]bool
+	torndown []string
+	next     byte
+}
+
+func newFakeNetwork() *fakeNetwork { return &fakeNetwork{sandbox: map[string]bool{}, next: 10} }
+
+func (n *fakeNetwork) Setup(_ context.Context, pod network.Pod) (*network.Sandbox, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.sandbox[pod.UID] = true
+	n.next++
+	return &network.Sandbox{NetNS: "/run/netns/" + pod.UID, IPs: []net.IP{{10, 244, 0, n.next}}}, nil
+}
+
+func (n *fakeNetwork) Teardown(_ context.Context, uid string) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	delete(n.sandbox, uid)
+	n.torndown = append(n.torndown, uid)
+	return nil
+}
+
+func (n *fakeNetwork) List(context.Context) ([]string, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var uids []string
+	for uid := range n.sandbox {
+		uids = append(uids, uid)
+	}
+	slices.Sort(uids)
+	return uids, nil
+}
+
+func (n *fakeNetwork) has(uid string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.sandbox[uid]
+}
+
+// fakeVolumes gives each volume a directory under dir, without writing it.
+type fakeVolumes struct {
+	dir string
+
+	mu       sync.Mutex
+	pods     map[string]bool
+	torndown []string
+}
+
+func newFakeVolumes(dir string) *fakeVolumes { return &fakeVolumes{dir: dir, pods: map[string]bool{}} }
+
+func (vs *fakeVolumes) Setup(_ context.Context, pod *v1.Pod, vol *v1.Volume, _ volume.Sources) (*volume.Mounted, error) {
+	vs.mu.Lock()
+	defer vs.mu.Unlock()
+	vs.pods[string(pod.UID)] = true
+	return &volume.Mounted{Path: filepath.Join(vs.dir, string(pod.UID), vol.Name), Managed: true}, nil
+}
+
+func (vs *fakeVolumes) TeardownPod(_ context.Context, uid string) error {
+	vs.mu.Lock()
+	defer vs.mu.Unlock()
+	delete(vs.pods, uid)
+	vs.torndown = append(vs.torndown, uid)
+	return nil
+}
+
+func (vs *fakeVolumes) Pods() ([]string, error) {
+	vs.mu.Lock()
+	defer vs.mu.Unlock()
+	var uids []string
+	for uid := range vs.pods {
+		uids = append(uids, uid)
+	}
+	slices.Sort(uids)
+	return uids, nil
+}

@@ -1,0 +1,83 @@
+package agent
+
+import (
+	"context"
+	"time"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/pocketkube/pocketkube/internal/node/token"
+	"github.com/pocketkube/pocketkube/internal/node/volume"
+)
+
+// apiTimeout bounds the agent's single GETs.
+const apiTimeout = 10 * time.Second
+
+// apiObjects reads the ConfigMaps and Secrets pods reference from the
+// pods' object watches once they have synced, as kubelet's watch-based
+// managers do, else straight from the API server (the Node authorizer lets a
+// node get and watch exactly those); and it issues their service account
+// tokens.
+type apiObjects struct {
+	client      kubernetes.Interface
+	watches     *objectWatches // nil: always GET
+	allocatable func() v1.ResourceList
+
+	tokens *token.Manager
+}
+
+var (
+	_ volume.Sources           = (*apiObjects)(nil)
+	_ volume.TokenSource       = (*apiObjects)(nil)
+	_ volume.AllocatableSource = (*apiObjects)(nil)
+)
+
+// ConfigMap gets a ConfigMap; a missing one is kubelet's error
+// (`configmap "x" not found`, singular, as its configmap manager says).
+func (o *apiObjects) ConfigMap(namespace, name string) (*v1.ConfigMap, error) {
+	if o.watches != nil {
+		if obj, exists, ok := o.watches.cached("configmaps", namespace, name); ok {
+			if !exists {
+				return nil, apierrors.NewNotFound(v1.Resource("configmap"), name)
+			}
+			return obj.(*v1.ConfigMap), nil
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
+	defer cancel()
+	cm, err := o.client.CoreV1().ConfigMaps(namespace).Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, apierrors.NewNotFound(v1.Resource("configmap"), name)
+	}
+	return cm, err
+}
+
+// Secret gets a Secret; a missing one is kubelet's error.
+func (o *apiObjects) Secret(namespace, name string) (*v1.Secret, error) {
+	if o.watches != nil {
+		if obj, exists, ok := o.watches.cached("secrets", namespace, name); ok {
+			if !exists {
+				return nil, apierrors.NewNotFound(v1.Resource("secret"), name)
+			}
+			return obj.(*v1.Secret), nil
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
+	defer cancel()
+	s, err := o.client.CoreV1().Secrets(namespace).Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, apierrors.NewNotFound(v1.Resource("secret"), name)
+	}
+	return s, err
+}
+
+func (o *apiObjects) NodeAllocatable() v1.ResourceList { return o.allocatable() }
+
+// ServiceAccountToken returns the token manager's token for req.
+func (o *apiObjects) ServiceAccountToken(ctx context.Context, namespace, sa string, req *authenticationv1.TokenRequest) (*authenticationv1.TokenRequest, error) {
+	return o.tokens.Get(ctx, namespace, sa, req)
+}
