@@ -11,6 +11,7 @@ packages=(
   nftables                    # service VIPs
   etcd-server etcd-client     # the --etcd-servers test and the bare control-plane benchmark
   iproute2 curl procps psmisc
+  make                        # the README's two commands
   python3-kubernetes          # examples/python (the client library test), for /usr/bin/python3
 )
 # examples/node needs node and npm; Debian's nodejs unless a node is already
@@ -32,10 +33,11 @@ if command -v systemctl >/dev/null && systemctl is-active --quiet etcd 2>/dev/nu
   systemctl stop etcd || true
 fi
 
-command -v go >/dev/null || { echo "Go is required (https://go.dev/dl/), see go.mod for the version" >&2; exit 1; }
+gover="$(sed -n 's/^go //p' "$(dirname "$0")/../go.mod")"
+command -v go >/dev/null || { echo "Go $gover or newer is required on PATH (https://go.dev/dl/)" >&2; exit 1; }
 
-# The real kubectl binaries the tests drive. Debian has no kubectl package;
-# machines with the Google Cloud CLI have one per minor version.
-for v in 1.27 1.33; do
-  [ -x "/usr/lib/google-cloud-sdk/bin/kubectl.$v" ] || echo "note: kubectl $v not found at /usr/lib/google-cloud-sdk/bin/kubectl.$v; tests for it will say so"
-done
+# The real kubectl binaries the tests drive, one per minor version. Debian
+# has no kubectl package, so they are built from upstream's Go modules,
+# pinned and checksummed in hack/kubectl/v1.*/go.{mod,sum} (the Go module
+# cache keeps the downloads), once, into a cache outside the repository.
+bash "$(dirname "$0")/../hack/kubectl/build.sh" "${KUBECTL_CACHE:-/var/cache/pocketkube/kubectl}"

@@ -5,6 +5,7 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -24,8 +25,11 @@ import (
 // Binary is the pocketkube binary under test.
 var Binary string
 
-// KubectlDir holds the real kubectl binaries, one per minor version.
-const KubectlDir = "/usr/lib/google-cloud-sdk/bin"
+// KubectlDir holds the real kubectl binaries, one per minor version, named
+// kubectl.1.27 and so on: $KUBECTL_DIR, by default where
+// scripts/install-deps.sh builds them (hack/kubectl/build.sh). The Google
+// Cloud CLI's /usr/lib/google-cloud-sdk/bin has the same layout.
+var KubectlDir = cmp.Or(os.Getenv("KUBECTL_DIR"), "/var/cache/pocketkube/kubectl/bin")
 
 // KubectlVersions are the kubectl minor versions every kubectl test runs with.
 var KubectlVersions = []string{"1.27", "1.33"}

@@ -27,6 +27,7 @@ func NewRootCommand(klogFlags *flag.FlagSet) *cobra.Command {
 		NewUpCommand(),
 		NewKubeconfigCommand(),
 		NewProxyCommand(),
+		NewKubectlCommand(),
 		NewVersionCommand(),
 		NewImagesCommand(),
 		NewShimCommand(),

@@ -14,11 +14,13 @@ import (
 
 const helperEnv = "POCKETKUBE_IMAGE_TEST_HELPER"
 
-// TestHelperProcess is the other process of TestProcessesImport.
+// TestHelperProcess is the other process of TestProcessesImport. Run on its
+// own it returns at once, as os/exec's helper does: a skip would fail `make
+// test`, which counts every skipped test as a failure.
 func TestHelperProcess(t *testing.T) {
 	dir, name := os.Getenv(helperEnv), os.Getenv(helperEnv+"_NAME")
 	if dir == "" {
-		t.Skip("helper process of TestProcessesImport")
+		return
 	}
 	_, ctx := ktesting.NewTestContext(t)
 	s, err := Open(Config{Dir: dir})
