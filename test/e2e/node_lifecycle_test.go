@@ -11,6 +11,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // restartShared starts the shared cluster again on its data dir and port.
@@ -91,8 +92,13 @@ func TestNodeRestartAndCrash(t *testing.T) {
 	// The API still holds the status the killed agent wrote. Make the pod
 	// unready: the status that says so is written by the new agent, after
 	// it synced the pod and probed its container.
-	if out, err := shared.Kubectl(ctx, newest(), "exec", "survivor", "--", "touch", "/tmp/unready"); err != nil {
-		t.Fatalf("exec after kill -9: %q, %v", out, err)
+	// The exec works once the new agent knows the pod again.
+	var execErr error
+	if err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, podTimeout, true, func(ctx context.Context) (bool, error) {
+		_, execErr = shared.Kubectl(ctx, newest(), "exec", "survivor", "--", "touch", "/tmp/unready")
+		return execErr == nil, nil
+	}); err != nil {
+		t.Fatalf("exec after kill -9: %v", execErr)
 	}
 	pod = waitPod(t, clientFor(t, shared), "survivor", "unready after kill -9", func(p *corev1.Pod) bool {
 		return len(p.Status.ContainerStatuses) == 1 && !p.Status.ContainerStatuses[0].Ready && p.Status.Phase == corev1.PodRunning
