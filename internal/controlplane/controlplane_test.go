@@ -3,7 +3,9 @@ package controlplane
 import (
 	"errors"
 	"net"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -62,11 +64,46 @@ func TestAdvertiseAddressKeepsSpecificBind(t *testing.T) {
 	if err != nil || !ip.Equal(net.ParseIP("198.51.100.4")) {
 		t.Errorf("advertiseAddress = %v, %v", ip, err)
 	}
-	// Loopback and unspecified binds fall back to a host address, which is
-	// never loopback (the kubernetes Service must not point at 127.0.0.1).
-	if ip, err := advertiseAddress(net.ParseIP("127.0.0.1")); err == nil && ip.IsLoopback() {
-		t.Errorf("advertiseAddress(127.0.0.1) = %v, a loopback address", ip)
+	// Loopback and unspecified binds fall back to the address of the host
+	// interface with the default route, which is never loopback (the
+	// kubernetes Service must not point at 127.0.0.1). Without a default
+	// route there is no such address, and the error says what to pass.
+	defaultRoute := hasDefaultRoute(t)
+	for _, bind := range []string{"127.0.0.1", "0.0.0.0", "::"} {
+		ip, err := advertiseAddress(net.ParseIP(bind))
+		switch {
+		case !defaultRoute:
+			if err == nil || !strings.Contains(err.Error(), "pass --advertise-address") {
+				t.Errorf("advertiseAddress(%s) without a default route = %v, %v; want an error naming --advertise-address", bind, ip, err)
+			}
+		case err != nil:
+			t.Errorf("advertiseAddress(%s) with a default route: %v", bind, err)
+		case ip.IsLoopback() || !slices.ContainsFunc(hostIPs(), ip.Equal):
+			t.Errorf("advertiseAddress(%s) = %v, want one of the host's addresses %v", bind, ip, hostIPs())
+		}
 	}
+}
+
+// hasDefaultRoute reports whether the host has an IPv4 or IPv6 default
+// route, as the kernel lists them.
+func hasDefaultRoute(t *testing.T) bool {
+	t.Helper()
+	v4, err := os.ReadFile("/proc/net/route")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(v4), "\n")[1:] {
+		if f := strings.Fields(line); len(f) > 1 && f[1] == "00000000" {
+			return true
+		}
+	}
+	v6, _ := os.ReadFile("/proc/net/ipv6_route")
+	for _, line := range strings.Split(string(v6), "\n") {
+		if f := strings.Fields(line); len(f) > 9 && f[0] == strings.Repeat("0", 32) && f[1] == "00" && f[9] != "lo" {
+			return true
+		}
+	}
+	return false
 }
 
 func TestLockDir(t *testing.T) {

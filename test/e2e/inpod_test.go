@@ -406,8 +406,8 @@ func ambassador(t *testing.T, c kubernetes.Interface, v, file string, image func
 
 // TestChapterImages checks the offline images without the network: the
 // tutum/curl image runs bash and curl with the host's libraries and CA
-// bundle and resolves names through /etc/hosts, and the images are
-// listed under the chapter's names.
+// bundle, verifies TLS with the pod's CA and resolves names through
+// /etc/hosts, and the images are listed under the chapter's names.
 func TestChapterImages(t *testing.T) {
 	c := clientFor(t, shared)
 	importChapterImage(t, shared, curlImageSpec(), "")
@@ -431,14 +431,28 @@ func TestChapterImages(t *testing.T) {
 
 	v := newest()
 	createChapterPod(t, c, v, "chapter-curl.yaml", "curl")
+	pod, err := c.CoreV1().Pods("default").Get(context.Background(), "curl", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// https://kubernetes is the API server, whose certificate the cluster
+	// CA signed. curl exits 0 once TLS is verified and an HTTP answer came
+	// back, 60 when the certificate is not trusted, and 77 when it cannot
+	// read the CA file: so the image's bundle (the host's) is read, is
+	// PEM that curl uses, and verifies nothing it should not.
+	api := "curl -sS -o /dev/null https://kubernetes/version"
 	for _, s := range []struct{ name, script, want string }{
 		{"bash", "echo ${BASH_VERSION%%.*}\n", "5\n"},
 		{"curl runs", "curl --version | head -1 | cut -d' ' -f1\n", "curl\n"},
-		{"CA bundle", "curl -sS -o /dev/null --cacert /etc/ssl/certs/ca-certificates.crt file:///etc/hostname && echo ok\n", "ok\n"},
+		{"TLS with the pod's CA", api + " --cacert " + saDir + "/ca.crt; echo $?\n", "0\n"},
+		{"TLS with the default CA bundle", api + "; echo $?\n", "60\n"},
+		{"TLS with the bundle as --cacert", api + " --cacert /etc/ssl/certs/ca-certificates.crt; echo $?\n", "60\n"},
+		{"TLS with the bundle and the pod's CA", "cat /etc/ssl/certs/ca-certificates.crt " + saDir + "/ca.crt > /tmp/bundle.crt; " + api + " --cacert /tmp/bundle.crt; echo $?\n", "0\n"},
+		{"TLS with a missing CA file", api + " --cacert /no/such.crt; echo $?\n", "77\n"},
 		// /etc/hosts names the pod itself; glibc reads it per nsswitch.conf.
-		// Nothing listens on port 1: curl resolved the name and connected.
-		{"resolve via /etc/hosts", "curl -sS http://curl:1/; echo $?\n", "7\n"},
-		{"nsswitch", "grep hosts: /etc/nsswitch.conf\n", "hosts: files dns\n"},
+		// Nothing listens on port 1: curl resolved the name to the pod's IP
+		// and connected.
+		{"resolve via /etc/hosts", "curl -sS -v http://curl:1/ 2>&1 | grep -o 'Trying [0-9.]*'; echo ${PIPESTATUS[0]}\n", "Trying " + pod.Status.PodIP + "\n7\n"},
 	} {
 		r := podShell(t, v, "curl", "main", "bash", s.script)
 		if r.stdout != s.want {

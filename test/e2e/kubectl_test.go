@@ -108,6 +108,8 @@ func TestKubectlGetRaw(t *testing.T) {
 	})
 }
 
+// jobYAML is the walkthrough's Job (name, image): the image is
+// batchJobImage's luksa/batch-job, from a registry the test starts.
 const jobYAML = `apiVersion: batch/v1
 kind: Job
 metadata:
@@ -121,15 +123,16 @@ spec:
       restartPolicy: OnFailure
       containers:
       - name: main
-        image: luksa/batch-job
+        image: %s
 `
 
 // Walkthrough 3.4: the object at the REST path is the one kubectl shows.
 func TestKubectlJobMatchesREST(t *testing.T) {
+	image := batchJobImage(t)
 	forEachKubectl(t, func(t *testing.T, v string) {
 		ctx := context.Background()
 		name := "my-job-" + strings.ReplaceAll(v, ".", "-")
-		if _, err := shared.KubectlStdin(ctx, v, fmt.Sprintf(jobYAML, name), "apply", "-f", "-"); err != nil {
+		if _, err := shared.KubectlStdin(ctx, v, fmt.Sprintf(jobYAML, name, image), "apply", "-f", "-"); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { shared.Kubectl(ctx, v, "delete", "job", name, "--wait=false") })

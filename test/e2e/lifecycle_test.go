@@ -65,16 +65,26 @@ func startOwnClusterOnPort(t *testing.T, dataDir string, port int, extra ...stri
 }
 
 // stopCleanly sends Ctrl-C and checks what the contract promises: exit 0
-// within 10 s, and nothing left running.
-func stopCleanly(t *testing.T, c *Cluster) {
+// within 10 s, and nothing left running. It returns how long the stop took.
+// The pods the API holds when Ctrl-C comes are the ones whose processes,
+// mounts and cgroups must be gone afterwards.
+func stopCleanly(t *testing.T, c *Cluster) time.Duration {
 	t.Helper()
+	var uids []string
+	if pods, err := clientFor(t, c).CoreV1().Pods("").List(context.Background(), metav1.ListOptions{}); err == nil {
+		for _, p := range pods.Items {
+			uids = append(uids, string(p.UID))
+		}
+	} else {
+		t.Errorf("list pods before Ctrl-C: %v", err)
+	}
 	took, err := c.Stop(10 * time.Second)
 	if err != nil {
 		t.Fatalf("stop: %v (after %s)", err, took)
 	}
-	t.Logf("stopped in %s", took.Round(time.Millisecond))
-	if _, err := os.Stat(fmt.Sprintf("/proc/%d", c.Pid())); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("process %d still exists", c.Pid())
+	t.Logf("stopped in %s with %d pods", took.Round(time.Millisecond), len(uids))
+	for _, l := range clusterLeftovers(c.DataDir, uids) {
+		t.Error(l)
 	}
 	if _, err := os.Stat(filepath.Join(c.DataDir, "etcd", "etcd.sock")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("etcd socket left behind: %v", err)
@@ -83,6 +93,50 @@ func stopCleanly(t *testing.T, c *Cluster) {
 		conn.Close()
 		t.Errorf("port %d still accepts connections", c.Port)
 	}
+	return took
+}
+
+// clusterLeftovers lists what a stopped cluster on dataDir left on the
+// host: processes that name dataDir (shims: --bundle DIR) or sit in the
+// cgroup of one of the pods uids (containers, runc init, exec sessions),
+// mounts under dataDir (rootfs, volumes, netns) or named for a pod, and
+// the pods' cgroups.
+func clusterLeftovers(dataDir string, uids []string) []string {
+	var out []string
+	ofPod := func(s string) bool {
+		for _, uid := range uids {
+			if strings.Contains(s, uid) || strings.Contains(s, strings.ReplaceAll(uid, "-", "_")) {
+				return true
+			}
+		}
+		return false
+	}
+	procs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, dir := range procs {
+		cmdline, err := os.ReadFile(filepath.Join(dir, "cmdline"))
+		if err != nil || len(cmdline) == 0 {
+			continue // gone meanwhile, or a kernel thread
+		}
+		cmd := strings.TrimSpace(strings.ReplaceAll(string(cmdline), "\x00", " "))
+		cgroup, _ := os.ReadFile(filepath.Join(dir, "cgroup"))
+		if strings.Contains(cmd, dataDir) || ofPod(string(cgroup)) {
+			out = append(out, fmt.Sprintf("process left: %s %s (cgroup %s)", filepath.Base(dir), cmd, strings.TrimSpace(string(cgroup))))
+		}
+	}
+	mounts, _ := os.ReadFile("/proc/self/mountinfo")
+	for _, line := range strings.Split(string(mounts), "\n") {
+		if strings.Contains(line, dataDir) || ofPod(line) {
+			out = append(out, "mount left: "+line)
+		}
+	}
+	filepath.WalkDir("/sys/fs/cgroup", func(path string, d os.DirEntry, err error) error {
+		if err == nil && d.IsDir() && ofPod(d.Name()) {
+			out = append(out, "cgroup left: "+path)
+			return filepath.SkipDir
+		}
+		return nil
+	})
+	return out
 }
 
 func TestRestartResumesObjects(t *testing.T) {

@@ -741,6 +741,7 @@ spec:
 // basicAuthRegistry is go-containerregistry's in-memory registry behind
 // HTTP basic auth, as a private registry (registry:2 with htpasswd)
 // answers: 401 with a Basic challenge without the right credentials.
+// Without a user it serves everyone, as a public registry does.
 type basicAuthRegistry struct {
 	user, pass string
 	next       http.Handler
@@ -749,7 +750,7 @@ type basicAuthRegistry struct {
 }
 
 func (r *basicAuthRegistry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	if u, p, ok := req.BasicAuth(); ok && u == r.user && p == r.pass {
+	if u, p, ok := req.BasicAuth(); r.user == "" || ok && u == r.user && p == r.pass {
 		r.authorized.Add(1)
 		r.next.ServeHTTP(w, req)
 		return
@@ -761,9 +762,11 @@ func (r *basicAuthRegistry) ServeHTTP(w http.ResponseWriter, req *http.Request) 
 	io.WriteString(w, `{"errors":[{"code":"UNAUTHORIZED","message":"authentication required","detail":null}]}`+"\n")
 }
 
-// startPrivateRegistry serves the registry on a free loopback port and
-// pushes the busybox image to it as e2e/busybox:v1; it returns host:port.
-func startPrivateRegistry(t *testing.T, user, pass string) (string, *basicAuthRegistry) {
+// startRegistry serves a registry (private when user is set) on a free
+// loopback port until the test ends, and returns its host:port. The
+// tests' images come from here: they never depend on a registry on the
+// network.
+func startRegistry(t *testing.T, user, pass string) (string, *basicAuthRegistry) {
 	t.Helper()
 	port, err := FreePort()
 	if err != nil {
@@ -777,8 +780,13 @@ func startPrivateRegistry(t *testing.T, user, pass string) (string, *basicAuthRe
 	srv := &http.Server{Handler: reg}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
-	host := ln.Addr().String()
+	return ln.Addr().String(), reg
+}
 
+// pushBusybox pushes an image of the host's busybox with config to the
+// registry reference image (host:port/repo:tag).
+func pushBusybox(t *testing.T, image string, config v1.Config, auth authn.Authenticator) {
+	t.Helper()
 	tarPath := filepath.Join(t.TempDir(), "busybox.tar")
 	if err := busyboxRootfs(tarPath); err != nil {
 		t.Fatal(err)
@@ -791,18 +799,31 @@ func startPrivateRegistry(t *testing.T, user, pass string) (string, *basicAuthRe
 	if err != nil {
 		t.Fatal(err)
 	}
-	img, err = mutate.Config(img, v1.Config{Cmd: []string{"sh"}, Env: []string{"PATH=/bin", "PUSHED=yes"}})
+	img, err = mutate.Config(img, config)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ref, err := name.ParseReference(host + "/e2e/busybox:v1")
+	ref, err := name.ParseReference(image)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := remote.Write(ref, img, remote.WithAuth(&authn.Basic{Username: user, Password: pass})); err != nil {
+	if err := remote.Write(ref, img, remote.WithAuth(auth)); err != nil {
 		t.Fatalf("push %s: %v", ref, err)
 	}
+}
+
+// startPrivateRegistry serves the registry on a free loopback port and
+// pushes the busybox image to it as e2e/busybox:v1; it returns host:port.
+func startPrivateRegistry(t *testing.T, user, pass string) (string, *basicAuthRegistry) {
+	t.Helper()
+	host, reg := startRegistry(t, user, pass)
+	image := host + "/e2e/busybox:v1"
+	pushBusybox(t, image, v1.Config{Cmd: []string{"sh"}, Env: []string{"PATH=/bin", "PUSHED=yes"}}, &authn.Basic{Username: user, Password: pass})
 	// The registry really is private: an anonymous pull is refused.
+	ref, err := name.ParseReference(image)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var terr *transport.Error
 	if _, err := remote.Get(ref); !errors.As(err, &terr) || terr.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("anonymous pull from the test registry: %v, want a 401", err)

@@ -473,16 +473,38 @@ spec:
 	}
 }
 
+// A pod that ignores SIGTERM is SIGKILLed when its grace period is over,
+// not before, and its deletion leaves nothing behind.
 func TestDeleteLeavesNothing(t *testing.T) {
 	c := clientFor(t, shared)
-	applyPod(t, shared, "ephemeral", fmt.Sprintf(sleeperPod, "ephemeral"))
+	const grace = 3 * time.Second
+	applyPod(t, shared, "ephemeral", `apiVersion: v1
+kind: Pod
+metadata:
+  name: ephemeral
+spec:
+  terminationGracePeriodSeconds: 3
+  containers:
+  - name: main
+    image: busybox
+    command: ["sh", "-c", "trap '' TERM; while true; do sleep 1; done"]
+`)
 	pod := waitPod(t, c, "ephemeral", "Running", running)
 	uid := string(pod.UID)
 	start := time.Now()
-	if _, err := shared.Kubectl(context.Background(), newest(), "delete", "pod", "ephemeral", "--wait=true"); err != nil {
-		t.Fatal(err)
+	if _, err := shared.Kubectl(context.Background(), newest(), "delete", "pod", "ephemeral", "--wait=true", "--timeout=60s"); err != nil {
+		t.Fatalf("delete of a pod that ignores SIGTERM, after %s: %v", time.Since(start).Round(time.Millisecond), err)
 	}
-	t.Logf("deleted in %s (grace 2 s; sleep ignores nothing, so SIGTERM ends it)", time.Since(start).Round(time.Millisecond))
+	took := time.Since(start)
+	t.Logf("deleted in %s (grace %s, SIGTERM ignored)", took.Round(time.Millisecond), grace)
+	// The lower bound is exact (the grace period starts after the delete
+	// call); the upper one leaves room for a busy machine.
+	if took < grace {
+		t.Errorf("deleted in %s: the container was killed before its %s grace period ended", took, grace)
+	}
+	if took > grace+15*time.Second {
+		t.Errorf("deleted in %s: no SIGKILL when the %s grace period ended", took, grace)
+	}
 	leftovers := checkNoPodLeftovers(shared.DataDir, uid)
 	for _, l := range leftovers {
 		t.Error(l)

@@ -78,19 +78,28 @@ spec:
 	pod = waitPod(t, c, "probed", "restarted by its liveness probe", func(p *corev1.Pod) bool {
 		return len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].RestartCount >= 1
 	})
-	events, err := c.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=probed"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var seen []string
-	for _, e := range events.Items {
-		seen = append(seen, e.Reason+": "+e.Message)
-	}
-	all := strings.Join(seen, "\n")
-	for _, want := range []string{"Unhealthy: Liveness probe failed: HTTP probe failed with statuscode: 404", "Killing: Container web failed liveness probe, will be restarted"} {
-		if !strings.Contains(all, want) {
-			t.Errorf("no event %q in:\n%s", want, all)
+	// Events are written asynchronously: poll until both are there.
+	probeEvents := []string{"Unhealthy: Liveness probe failed: HTTP probe failed with statuscode: 404", "Killing: Container web failed liveness probe, will be restarted"}
+	var all string
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 15*time.Second, true, func(ctx context.Context) (bool, error) {
+		events, err := c.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=probed"})
+		if err != nil {
+			return false, nil
 		}
+		var seen []string
+		for _, e := range events.Items {
+			seen = append(seen, e.Reason+": "+e.Message)
+		}
+		all = strings.Join(seen, "\n")
+		for _, want := range probeEvents {
+			if !strings.Contains(all, want) {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		t.Errorf("events %q not all in:\n%s", probeEvents, all)
 	}
 	// The liveness kill ran preStop too.
 	if b, err := os.ReadFile(filepath.Join(hostDir, "prestop")); err != nil || string(b) != "stopping\n" {

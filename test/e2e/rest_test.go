@@ -167,9 +167,18 @@ func TestVerbsThroughProxy(t *testing.T) {
 	name := "rest-verbs"
 	t.Cleanup(func() { Curl(ctx, "-X", "DELETE", base+"/"+name) })
 
-	// watch: GET ?watch=true streams events while the others run.
+	// watch: GET ?watch=true streams events while the others run. It
+	// starts from the list's resourceVersion, so that it sees every change
+	// after the list however late the stream opens.
+	var list struct {
+		Metadata struct{ ResourceVersion string }
+	}
+	getJSON(t, base+"?labelSelector=e2e%3Drest", &list)
+	if list.Metadata.ResourceVersion == "" {
+		t.Fatal("job list without a resourceVersion")
+	}
 	watchCtx, stopWatch := context.WithCancel(ctx)
-	watch := exec.CommandContext(watchCtx, "curl", "-sSN", base+"?watch=true&labelSelector=e2e%3Drest")
+	watch := exec.CommandContext(watchCtx, "curl", "-sSN", base+"?watch=true&labelSelector=e2e%3Drest&resourceVersion="+list.Metadata.ResourceVersion)
 	out, err := watch.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -193,7 +202,6 @@ func TestVerbsThroughProxy(t *testing.T) {
 			}
 		}
 	}()
-	time.Sleep(300 * time.Millisecond) // let the watch start before the create
 
 	steps := []struct {
 		verb, method string

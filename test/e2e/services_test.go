@@ -315,16 +315,12 @@ func TestCtrlCRemovesServiceRules(t *testing.T) {
 	if got := kubeProxyTables(t); len(got) == 0 {
 		t.Fatal("no kube-proxy nftables table while the cluster runs")
 	}
-	took, err := shared.Stop(10 * time.Second)
-	if err != nil {
-		t.Fatalf("Ctrl-C: %v after %s", err, took)
-	}
-	t.Logf("stopped in %s", took.Round(time.Millisecond))
+	stopCleanly(t, shared)
 	if got := kubeProxyTables(t); len(got) != 0 {
 		t.Errorf("tables left after Ctrl-C: %q", got)
 	}
 	restartShared(t)
-	err = wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
 		return len(kubeProxyTables(t)) > 0, nil
 	})
 	if err != nil {

@@ -2,9 +2,13 @@ package network_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
+	"os/exec"
+	"strings"
 
 	v1 "k8s.io/api/core/v1"
 
@@ -12,22 +16,34 @@ import (
 )
 
 // A pod's network is set up before its containers start and torn down after
-// they stopped; the containers join Sandbox.NetNS.
+// they stopped; the containers join Sandbox.NetNS. Pods with hostPorts list
+// them in Pod.Ports. It needs root and the CNI plugins.
 func ExampleManager() {
-	m, err := network.New(context.Background(), network.Config{StateDir: "/var/lib/pocketkube/network", PodCIDR: "10.244.0.0/24"})
+	stateDir, err := os.MkdirTemp("", "network-example")
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return
+		panic(err)
 	}
+	defer os.RemoveAll(stateDir)
+	m, err := network.New(context.Background(), network.Config{StateDir: stateDir, PodCIDR: "10.251.0.0/24", Bridge: "pkexample0"})
+	if err != nil {
+		panic(err)
+	}
+	// The bridge stays for the node's next pods; the example removes it.
+	defer exec.Command("ip", "link", "del", "pkexample0").Run()
 	ctx := context.Background()
-	sb, err := m.Setup(ctx, network.Pod{Namespace: "default", Name: "web", UID: "0b5d…",
-		Ports: []network.PortMapping{{HostPort: 8080, ContainerPort: 80, Protocol: "TCP"}}})
+	sb, err := m.Setup(ctx, network.Pod{Namespace: "default", Name: "web", UID: "0b5d6e1f"})
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return
+		panic(err)
 	}
-	fmt.Println(sb.NetNS, sb.IPs)
-	_ = m.Teardown(ctx, "0b5d…")
+	fmt.Println(strings.TrimPrefix(sb.NetNS, stateDir), sb.IPs, sb.Gateway)
+	if err := m.Teardown(ctx, "0b5d6e1f"); err != nil {
+		panic(err)
+	}
+	_, err = os.Stat(sb.NetNS)
+	fmt.Println("netns removed:", errors.Is(err, fs.ErrNotExist))
+	// Output:
+	// /netns/0b5d6e1f [10.251.0.2] 10.251.0.1
+	// netns removed: true
 }
 
 func ExampleResolvConf() {
