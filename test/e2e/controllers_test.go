@@ -11,24 +11,15 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
-)
 
-func sharedClient(t *testing.T) kubernetes.Interface {
-	t.Helper()
-	cfg, err := clientcmd.BuildConfigFromFlags("", shared.Kubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return kubernetes.NewForConfigOrDie(cfg)
-}
+	"github.com/pocketkube/pocketkube/test/framework"
+)
 
 // The upstream controllers run: every namespace gets its default service
 // account and the kube-root-ca.crt ConfigMap holding the cluster CA.
 func TestControllerManagerPopulatesNamespace(t *testing.T) {
 	ctx := context.Background()
-	c := sharedClient(t)
+	c := shared.Client(t)
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "e2e-controllers"}}
 	if _, err := c.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
@@ -50,8 +41,8 @@ func TestControllerManagerPopulatesNamespace(t *testing.T) {
 // Pending either way; TestJobRunsToComplete runs a Job for real.
 func TestJobPodIsScheduledOrPending(t *testing.T) {
 	ctx := context.Background()
-	c := sharedClient(t)
-	if _, err := shared.KubectlStdin(ctx, KubectlVersions[len(KubectlVersions)-1], strings.ReplaceAll(jobYAML, "%s", "sched-job"), "apply", "-f", "-"); err != nil {
+	c := shared.Client(t)
+	if _, err := shared.KubectlStdin(ctx, framework.KubectlVersions[len(framework.KubectlVersions)-1], strings.ReplaceAll(jobYAML, "%s", "sched-job"), "apply", "-f", "-"); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {

@@ -12,12 +12,14 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/pocketkube/pocketkube/test/framework"
 )
 
-// restartShared starts the shared cluster again on its data dir and port.
+// restartShared starts the shared cluster again on its data dir and ports.
 func restartShared(t *testing.T) {
 	t.Helper()
-	c, err := StartClusterOnPort(shared.DataDir, shared.Port)
+	c, err := shared.Restart()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +39,7 @@ func shims(dataDir string) int {
 func TestNodeRestartAndCrash(t *testing.T) {
 	ctx := context.Background()
 	applyPod(t, shared, "survivor", fmt.Sprintf(sleeperPod, "survivor"))
-	pod := waitPod(t, clientFor(t, shared), "survivor", "Running", running)
+	pod := waitPod(t, shared.Client(t), "survivor", "Running", framework.Running)
 	uid := string(pod.UID)
 	before := pod.Status.ContainerStatuses[0].RestartCount
 
@@ -56,8 +58,8 @@ func TestNodeRestartAndCrash(t *testing.T) {
 	}
 
 	restartShared(t)
-	pod = waitPod(t, clientFor(t, shared), "survivor", "Running again", func(p *corev1.Pod) bool {
-		return running(p) && p.Status.ContainerStatuses[0].RestartCount == before+1
+	pod = waitPod(t, shared.Client(t), "survivor", "Running again", func(p *corev1.Pod) bool {
+		return framework.Running(p) && p.Status.ContainerStatuses[0].RestartCount == before+1
 	})
 	if string(pod.UID) != uid {
 		t.Fatalf("pod UID changed: %s", pod.UID)
@@ -72,14 +74,14 @@ func TestNodeRestartAndCrash(t *testing.T) {
 	}
 	restartShared(t)
 	time.Sleep(2 * time.Second) // a few syncs
-	pod = waitPod(t, clientFor(t, shared), "survivor", "Running after kill -9", running)
+	pod = waitPod(t, shared.Client(t), "survivor", "Running after kill -9", framework.Running)
 	cs := pod.Status.ContainerStatuses[0]
 	if cs.ContainerID != id || cs.RestartCount != before+1 {
 		t.Errorf("after kill -9: container %s restarts %d, want adopted %s with %d", cs.ContainerID, cs.RestartCount, id, before+1)
 	}
-	out, err := shared.Kubectl(ctx, newest(), "exec", "survivor", "--", "cat", "/etc/hostname")
+	out, err := shared.Kubectl(ctx, framework.Newest(), "exec", "survivor", "--", "cat", "/etc/hostname")
 	if err != nil || out != "survivor\n" {
 		t.Errorf("exec after adoption: %q, %v", out, err)
 	}
-	clientFor(t, shared).CoreV1().Pods("default").Delete(ctx, "survivor", metav1.DeleteOptions{})
+	shared.Client(t).CoreV1().Pods("default").Delete(ctx, "survivor", metav1.DeleteOptions{})
 }
