@@ -63,6 +63,7 @@ func runMain(m *testing.M) int {
 // directory and stops it (Ctrl-C) when b ends.
 func startCluster(b *testing.B, extra ...string) *framework.Cluster {
 	b.Helper()
+	stopPodsCluster()
 	c, err := framework.StartCluster(framework.ClusterConfig{
 		Binary: binary, DataDir: filepath.Join(b.TempDir(), "data"), Host: listenHost, Args: extra,
 	})
@@ -94,7 +95,9 @@ var sharedPods struct {
 }
 
 // podsCluster returns the cluster BenchmarkPodStart and BenchmarkPodMemory
-// share, starting it with the busybox image on first use.
+// share, starting it with the busybox image on first use. A benchmark that
+// starts a cluster of its own stops it first (stopPodsCluster): two node
+// agents on one machine clash (node name, bridge, cgroups).
 func podsCluster(b *testing.B) *framework.Cluster {
 	b.Helper()
 	if sharedPods.c != nil && sharedPods.c.Exited() == nil {

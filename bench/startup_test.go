@@ -119,6 +119,7 @@ func freePort(b *testing.B, host string) int {
 // free kubelet port.
 func startUp(b *testing.B, dataDir, host string) *process {
 	b.Helper()
+	stopPodsCluster()
 	listen := net.JoinHostPort(host, strconv.Itoa(freePort(b, host)))
 	p := startProcess(b, dataDir+".log", binary, "up", "--data-dir", dataDir, "--listen", listen,
 		"--kubelet-port", strconv.Itoa(freePort(b, "")))
