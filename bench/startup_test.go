@@ -140,7 +140,12 @@ func BenchmarkStartup(b *testing.B) {
 			p := startUp(b, dir, "127.0.0.1")
 			ready := p.waitReadyz(b)
 			getNs := p.waitKubectl(b, dir, "get", "ns")
-			stops = append(stops, p.stop(syscall.SIGINT, 30*time.Second))
+			stop := p.stop(syscall.SIGINT, 30*time.Second)
+			if stop >= 30*time.Second {
+				log, _ := os.ReadFile(dir + ".log")
+				b.Logf("Ctrl-C did not stop pocketkube within 30 s (warm %v): killed; its last output:\n%s", warm, framework.Tail(string(log), 30))
+			}
+			stops = append(stops, stop)
 			if warm {
 				warmReady, warmNs = append(warmReady, ready), append(warmNs, getNs)
 			} else {
