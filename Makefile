@@ -60,8 +60,30 @@ e2e: build testreport
 # The whole suite, as CI runs it.
 test: deps build vet unit e2e
 
+# System benchmarks (bench/, `go test -bench` against the real binary),
+# each with the sample count docs/BENCHMARKS.md quotes; BENCH_COUNT=5
+# repeats them for benchstat. Writes bench/results/DATE-COMMIT.txt: the
+# machine, then the raw benchmark output (benchstat reads it), then a
+# markdown table. Clusters hold the e2e lock: no two at once.
+BENCH_COUNT ?= 1
+BENCH_RUNS := 'BenchmarkPodStart/pods=1$$:20x' 'BenchmarkPodStart/pods=(30|100)$$:1x' BenchmarkPodMemory:1x \
+	BenchmarkLabelToFile:200x BenchmarkDNS:1x BenchmarkServiceChange:20x BenchmarkTimeToK8s:5x \
+	'BenchmarkStartup$$:5x' BenchmarkStartupBare:5x BenchmarkIdleRSS:1x
 bench: deps build
-	bash bench/startup.sh
+	mkdir -p bench/results
+	out=bench/results/$$(date -u +%Y-%m-%d)-$$(git rev-parse --short HEAD).txt; \
+	{ echo "# $$(date -u +%Y-%m-%dT%H:%MZ) commit $$(git describe --always --dirty)"; \
+	  echo "# $$(nproc) cores ($$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $$(free -g | awk '/Mem:/ {print $$2}') GiB, Linux $$(uname -r)"; \
+	  echo "# load average before: $$(cut -d' ' -f1-3 /proc/loadavg)"; } > $$out; \
+	for r in $(BENCH_RUNS); do \
+	  flock /tmp/pk-e2e.lock env POCKETKUBE_BIN=$(abspath $(BIN)) go test -tags bench -run '^$$' \
+	    -bench "^$${r%:*}" -benchtime "$${r##*:}" -count $(BENCH_COUNT) -timeout 60m ./bench/ 2>&1 | tee -a $$out; \
+	  test $${PIPESTATUS[0]} = 0 || exit 1; \
+	done; \
+	echo "# load average after: $$(cut -d' ' -f1-3 /proc/loadavg)" >> $$out; \
+	{ echo; echo "| benchmark | figure | value |"; echo "|---|---|---|"; \
+	  awk '/^Benchmark/ { for (i = 3; i < NF; i += 2) printf "| %s | %s | %s |\n", $$1, $$(i + 1), $$i }' $$out; } >> $$out.md; \
+	cat $$out.md >> $$out; rm $$out.md; echo "results: $$out"
 
 clean:
 	rm -rf bin unit.json e2e.json e2e.log $(SHIM_BIN)

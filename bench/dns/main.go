@@ -11,9 +11,9 @@
 //	dns bench [--server 10.96.0.10:53] [--n 1000] [--rcode NOERROR] NAME TYPE
 //
 // sends N queries one after the other, each on a new UDP socket as a libc
-// resolver does, checks every reply's rcode and prints a Markdown table row:
-// | query | rcode | n | p50 ms | p90 ms | p99 ms | max ms | errors |.
-// bench/dns.sh runs it in a pod.
+// resolver does, checks every reply's rcode and prints one JSON object (see
+// benchResult) with each successful query's latency. bench/dns_test.go
+// (BenchmarkDNS) runs it in a pod.
 package main
 
 import (
@@ -22,7 +22,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"slices"
 	"strings"
 	"time"
 
@@ -142,21 +141,13 @@ func bench(c *dns.Client, m *dns.Msg, server string, n int, want int) error {
 	if firstErr != nil {
 		fmt.Fprintf(os.Stderr, "%d of %d queries failed, the first: %v\n", errs, n, firstErr)
 	}
-	slices.Sort(lat)
-	q := m.Question[0]
-	fmt.Printf("| %s %s | %s | %d | %s | %s | %s | %s | %d |\n",
-		dns.TypeToString[q.Qtype], strings.TrimSuffix(q.Name, "."), dns.RcodeToString[want], n,
-		ms(pct(lat, 50)), ms(pct(lat, 90)), ms(pct(lat, 99)), ms(lat[len(lat)-1]), errs)
-	return nil
+	out := benchResult{Queries: n, Failed: errs, Latencies: lat}
+	return json.NewEncoder(os.Stdout).Encode(out)
 }
 
-// pct is the p-th percentile of sorted by the nearest-rank method.
-func pct(sorted []time.Duration, p int) time.Duration {
-	i := (p*len(sorted) + 99) / 100
-	if i < 1 {
-		i = 1
-	}
-	return sorted[i-1]
+// benchResult is what `dns bench` prints.
+type benchResult struct {
+	Queries   int             `json:"queries"`
+	Failed    int             `json:"failed"`
+	Latencies []time.Duration `json:"latenciesNs"` // of the queries that succeeded, in order
 }
-
-func ms(d time.Duration) string { return fmt.Sprintf("%.3f", float64(d)/float64(time.Millisecond)) }

@@ -18,6 +18,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/pocketkube/pocketkube/test/framework"
 )
 
 // clientGoImage is the image with busybox and the client-go example at
@@ -33,14 +35,14 @@ func importClientGoImage(t *testing.T) {
 	binary := buildClientGoExample(t)
 	dir := t.TempDir()
 	base := filepath.Join(dir, "busybox.tar")
-	if err := busyboxRootfs(base); err != nil {
+	if err := framework.BusyboxTar(base, nil); err != nil {
 		t.Fatalf("busybox rootfs: %v", err)
 	}
 	rootfs := filepath.Join(dir, "client-go.tar")
 	if err := appendFileToTar(base, rootfs, binary, "bin/client-go"); err != nil {
 		t.Fatalf("image rootfs: %v", err)
 	}
-	if _, err := run(context.Background(), nil, Binary, "images", "import", "--data-dir", shared.DataDir, "--name", clientGoImage, rootfs); err != nil {
+	if _, err := framework.Run(context.Background(), nil, Binary, "images", "import", "--data-dir", shared.DataDir, "--name", clientGoImage, rootfs); err != nil {
 		t.Fatalf("import %s: %v", clientGoImage, err)
 	}
 }
@@ -160,7 +162,7 @@ func waitPodLogs(t *testing.T, c kubernetes.Interface, ns, name string, timeout 
 		return (finished && err == nil) || (err == nil && done(logs)), nil
 	})
 	if err != nil {
-		t.Fatalf("pod %s/%s: %v; status: %s\nlogs:\n%s", ns, name, err, podStatusString(pod), logs)
+		t.Fatalf("pod %s/%s: %v; status: %s\nlogs:\n%s", ns, name, err, framework.PodStatus(pod), logs)
 	}
 	return logs, pod
 }
@@ -170,11 +172,11 @@ func waitPodLogs(t *testing.T, c kubernetes.Interface, ns, name string, timeout 
 // service account token, lists and watches pods as a Role allows, and is
 // refused (upstream's 403) with the default service account.
 func TestClientGoInPod(t *testing.T) {
-	c := clientFor(t, shared)
+	c := shared.Client(t)
 	importClientGoImage(t)
 
 	t.Run("role allows list and watch", func(t *testing.T) {
-		ns := newNamespace(t, c, "clients-inpod-")
+		ns := framework.NewNamespace(t, c, "clients-inpod-")
 		grantPodReader(t, c, ns)
 		startSleepers(t, c, ns, "listed-1", "listed-2")
 		if _, err := c.CoreV1().Pods(ns).Create(context.Background(), clientGoPod(ns, "client-go", "pod-reader"), metav1.CreateOptions{}); err != nil {
@@ -193,15 +195,15 @@ func TestClientGoInPod(t *testing.T) {
 			pod = p
 			return p.Status.Phase != corev1.PodPending, nil
 		}); err != nil {
-			t.Fatalf("pod still Pending after its container printed; status: %s", podStatusString(pod))
+			t.Fatalf("pod still Pending after its container printed; status: %s", framework.PodStatus(pod))
 		}
 		if pod.Status.Phase != corev1.PodRunning {
-			t.Fatalf("pod is %s before the watch, want Running; status: %s\nlogs:\n%s", pod.Status.Phase, podStatusString(pod), logs)
+			t.Fatalf("pod is %s before the watch, want Running; status: %s\nlogs:\n%s", pod.Status.Phase, framework.PodStatus(pod), logs)
 		}
 		churnPod(t, c, ns, "watched")
 		logs, pod = waitPodLogs(t, c, ns, "client-go", 90*time.Second, func(string) bool { return false })
 		if pod.Status.Phase != corev1.PodSucceeded {
-			t.Fatalf("pod is %s, want Succeeded; status: %s\nlogs:\n%s", pod.Status.Phase, podStatusString(pod), logs)
+			t.Fatalf("pod is %s, want Succeeded; status: %s\nlogs:\n%s", pod.Status.Phase, framework.PodStatus(pod), logs)
 		}
 		want := fmt.Sprintf(`Pods in namespace %s:
   listed-1
@@ -218,13 +220,13 @@ DELETED watched
 	})
 
 	t.Run("default service account is forbidden", func(t *testing.T) {
-		ns := newNamespace(t, c, "clients-inpod-")
+		ns := framework.NewNamespace(t, c, "clients-inpod-")
 		if _, err := c.CoreV1().Pods(ns).Create(context.Background(), clientGoPod(ns, "client-go", "default"), metav1.CreateOptions{}); err != nil {
 			t.Fatalf("create pod: %v", err)
 		}
 		logs, pod := waitPodLogs(t, c, ns, "client-go", 90*time.Second, func(string) bool { return false })
 		if pod.Status.Phase != corev1.PodFailed {
-			t.Fatalf("pod is %s, want Failed; status: %s\nlogs:\n%s", pod.Status.Phase, podStatusString(pod), logs)
+			t.Fatalf("pod is %s, want Failed; status: %s\nlogs:\n%s", pod.Status.Phase, framework.PodStatus(pod), logs)
 		}
 		want := fmt.Sprintf(`error: list pods in namespace %[1]s: pods is forbidden: User "system:serviceaccount:%[1]s:default" cannot list resource "pods" in API group "" in the namespace "%[1]s"`+"\n", ns)
 		if logs != want {

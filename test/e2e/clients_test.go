@@ -22,6 +22,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/pocketkube/pocketkube/test/framework"
 )
 
 // The chapter's client libraries (WALKTHROUGH section 6): the programs in
@@ -123,7 +125,7 @@ func installNodeExample(t *testing.T) string {
 // reaches a watch started afterwards.
 func startSleepers(t *testing.T, c kubernetes.Interface, ns string, names ...string) {
 	t.Helper()
-	importBusybox(t, shared, "busybox")
+	shared.ImportBusybox(t, "busybox")
 	ctx := context.Background()
 	for _, name := range names {
 		pod := &corev1.Pod{
@@ -141,16 +143,16 @@ func startSleepers(t *testing.T, c kubernetes.Interface, ns string, names ...str
 	}
 	for _, name := range names {
 		var pod *corev1.Pod
-		err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, podTimeout, true, func(ctx context.Context) (bool, error) {
+		err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, framework.PodTimeout, true, func(ctx context.Context) (bool, error) {
 			p, err := c.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
 			if err != nil {
 				return false, nil
 			}
 			pod = p
-			return running(p), nil
+			return framework.Running(p), nil
 		})
 		if err != nil {
-			t.Fatalf("pod %s/%s not running and ready: %v; status: %s", ns, name, err, podStatusString(pod))
+			t.Fatalf("pod %s/%s not running and ready: %v; status: %s", ns, name, err, framework.PodStatus(pod))
 		}
 	}
 }
@@ -285,11 +287,11 @@ func maskRV(out string) string {
 // exactly ADDED, MODIFIED, MODIFIED, DELETED, and the listed pods are not
 // repeated.
 func TestClientLibrariesListAndWatch(t *testing.T) {
-	c := clientFor(t, shared)
+	c := shared.Client(t)
 	for _, client := range exampleClients {
 		t.Run(client.name, func(t *testing.T) {
 			command := client.command(t)
-			ns := newNamespace(t, c, "clients-")
+			ns := framework.NewNamespace(t, c, "clients-")
 			startSleepers(t, c, ns, "listed-1", "listed-2")
 
 			run := startExample(t, append(command,
@@ -318,8 +320,8 @@ DELETED watched
 // A watch that sees fewer events than asked for ends at --timeout with an
 // error and exit status 1, rather than hanging or claiming success.
 func TestClientLibrariesWatchTimeout(t *testing.T) {
-	c := clientFor(t, shared)
-	ns := newNamespace(t, c, "clients-timeout-")
+	c := shared.Client(t)
+	ns := framework.NewNamespace(t, c, "clients-timeout-")
 	for _, client := range exampleClients {
 		t.Run(client.name, func(t *testing.T) {
 			command := client.command(t)

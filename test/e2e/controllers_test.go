@@ -14,24 +14,15 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
-)
 
-func sharedClient(t *testing.T) kubernetes.Interface {
-	t.Helper()
-	cfg, err := clientcmd.BuildConfigFromFlags("", shared.Kubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return kubernetes.NewForConfigOrDie(cfg)
-}
+	"github.com/pocketkube/pocketkube/test/framework"
+)
 
 // The upstream controllers run: every namespace gets its default service
 // account and the kube-root-ca.crt ConfigMap holding the cluster CA.
 func TestControllerManagerPopulatesNamespace(t *testing.T) {
 	ctx := context.Background()
-	c := sharedClient(t)
+	c := shared.Client(t)
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "e2e-controllers"}}
 	if _, err := c.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
@@ -68,7 +59,7 @@ func batchJobImage(t *testing.T) string {
 // reports the registry's answer.
 func TestJobPodIsScheduledOrPending(t *testing.T) {
 	ctx := context.Background()
-	c := sharedClient(t)
+	c := shared.Client(t)
 	host, _ := startRegistry(t, "", "") // serves no image at all
 	missing := host + "/luksa/batch-job:missing"
 	// jobPod creates Job name with extra pod spec lines and waits until
@@ -76,7 +67,7 @@ func TestJobPodIsScheduledOrPending(t *testing.T) {
 	jobPod := func(t *testing.T, name, specLines string, what string, cond func(*corev1.Pod) bool) *corev1.Pod {
 		t.Helper()
 		manifest := fmt.Sprintf(jobYAML, name, missing) + specLines
-		if _, err := shared.KubectlStdin(ctx, newest(), manifest, "apply", "-f", "-"); err != nil {
+		if _, err := shared.KubectlStdin(ctx, framework.Newest(), manifest, "apply", "-f", "-"); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() {
@@ -84,7 +75,7 @@ func TestJobPodIsScheduledOrPending(t *testing.T) {
 			c.BatchV1().Jobs("default").Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy: &bg})
 		})
 		var pod *corev1.Pod
-		err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, podTimeout, true, func(ctx context.Context) (bool, error) {
+		err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, framework.PodTimeout, true, func(ctx context.Context) (bool, error) {
 			pods, err := c.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "job-name=" + name})
 			if err != nil || len(pods.Items) == 0 {
 				return false, nil
@@ -93,7 +84,7 @@ func TestJobPodIsScheduledOrPending(t *testing.T) {
 			return cond(pod), nil
 		})
 		if err != nil {
-			t.Fatalf("job %s: pod never %s: %v (pod %s, conditions %+v)", name, what, err, podStatusString(pod), podConditions(pod))
+			t.Fatalf("job %s: pod never %s: %v (pod %s, conditions %+v)", name, what, err, framework.PodStatus(pod), podConditions(pod))
 		}
 		return pod
 	}

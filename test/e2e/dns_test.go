@@ -20,6 +20,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/pocketkube/pocketkube/test/framework"
 )
 
 // Cluster DNS (issue 6, section 3) as pods see it: the Kubernetes DNS
@@ -62,13 +64,13 @@ func importDNSImage(t *testing.T) {
 				return fmt.Errorf("go build ./bench/dns: %w\n%s", err, out)
 			}
 			base, rootfs := filepath.Join(dir, "busybox.tar"), filepath.Join(dir, "dns.tar")
-			if err := busyboxRootfs(base); err != nil {
+			if err := framework.BusyboxTar(base, nil); err != nil {
 				return fmt.Errorf("busybox rootfs: %w", err)
 			}
 			if err := appendFileToTar(base, rootfs, bin, "bin/dns"); err != nil {
 				return fmt.Errorf("image rootfs: %w", err)
 			}
-			_, err = run(context.Background(), nil, Binary, "images", "import", "--data-dir", shared.DataDir, "--name", dnsImage, rootfs)
+			_, err = framework.Run(context.Background(), nil, Binary, "images", "import", "--data-dir", shared.DataDir, "--name", dnsImage, rootfs)
 			return err
 		}()
 	})
@@ -106,35 +108,6 @@ func webBackend(ns, name string) *corev1.Pod {
 	})
 }
 
-// runPods creates pods (their namespace deletes them at the end) and waits
-// until each runs and is ready; it returns them as they are then.
-func runPods(t *testing.T, c kubernetes.Interface, pods ...*corev1.Pod) map[string]*corev1.Pod {
-	t.Helper()
-	ctx := context.Background()
-	for _, p := range pods {
-		if _, err := c.CoreV1().Pods(p.Namespace).Create(ctx, p, metav1.CreateOptions{}); err != nil {
-			t.Fatalf("create pod %s/%s: %v", p.Namespace, p.Name, err)
-		}
-	}
-	got := map[string]*corev1.Pod{}
-	for _, p := range pods {
-		var last *corev1.Pod
-		err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, podTimeout, true, func(ctx context.Context) (bool, error) {
-			q, err := c.CoreV1().Pods(p.Namespace).Get(ctx, p.Name, metav1.GetOptions{})
-			if err != nil {
-				return false, nil
-			}
-			last = q
-			return running(q), nil
-		})
-		if err != nil {
-			t.Fatalf("pod %s/%s not running and ready: %v; status: %s", p.Namespace, p.Name, err, podStatusString(last))
-		}
-		got[p.Name] = last
-	}
-	return got
-}
-
 // createService creates svc (its namespace deletes it at the end).
 func createService(t *testing.T, c kubernetes.Interface, svc *corev1.Service) *corev1.Service {
 	t.Helper()
@@ -143,12 +116,6 @@ func createService(t *testing.T, c kubernetes.Interface, svc *corev1.Service) *c
 		t.Fatalf("create service %s/%s: %v", svc.Namespace, svc.Name, err)
 	}
 	return created
-}
-
-// podExec runs args in pod's main container with the newest kubectl and
-// returns stdout; the error carries stderr.
-func podExec(ctx context.Context, ns, pod string, args ...string) (string, error) {
-	return shared.Kubectl(ctx, newest(), append([]string{"-n", ns, "exec", pod, "-c", "main", "--"}, args...)...)
 }
 
 // dnsReply is what `dns query` prints (bench/dns). Records are dig's
@@ -188,7 +155,7 @@ func dnsQuery(ctx context.Context, ns, pod, name, qtype string, tcp bool) (dnsRe
 	if tcp {
 		args = append(args, "--tcp")
 	}
-	out, err := podExec(ctx, ns, pod, append(args, name, qtype)...)
+	out, err := shared.PodExec(ctx, ns, pod, append(args, name, qtype)...)
 	if err != nil {
 		return dnsReply{}, err
 	}
@@ -244,11 +211,11 @@ func reverseName(ip string) string {
 func dashedIP(ip string) string { return strings.ReplaceAll(ip, ".", "-") }
 
 func TestDNSRecords(t *testing.T) {
-	c := clientFor(t, shared)
-	importBusybox(t, shared, "busybox")
+	c := shared.Client(t)
+	shared.ImportBusybox(t, "busybox")
 	importDNSImage(t)
 	importChapterImage(t, shared, curlImageSpec(), "")
-	ns := newNamespace(t, c, "dns-")
+	ns := framework.NewNamespace(t, c, "dns-")
 	zone := ns + ".svc.cluster.local."
 
 	webSpec := func(name string, headless bool, port int32) *corev1.Service {
@@ -276,7 +243,7 @@ func TestDNSRecords(t *testing.T) {
 	})
 	web1, web2 := webBackend(ns, "web-1"), webBackend(ns, "web-2")
 	web1.Labels, web2.Labels = map[string]string{"app": "web"}, map[string]string{"app": "web"}
-	pods := runPods(t, c, web1, web2, dnsPod(ns, "client", dnsImage, nil), dnsPod(ns, "curl", curlImage, nil))
+	pods := framework.RunPods(t, c, web1, web2, dnsPod(ns, "client", dnsImage, nil), dnsPod(ns, "curl", curlImage, nil))
 	ip1, ip2 := pods["web-1"].Status.PodIP, pods["web-2"].Status.PodIP
 	vip := web.Spec.ClusterIP
 
@@ -300,13 +267,13 @@ func TestDNSRecords(t *testing.T) {
 		// to. The bare name `kubernetes` is the default namespace's, as
 		// in the chapter's curl pod.
 		curlIn := func(ns, pod, name string) (string, error) {
-			return podExec(context.Background(), ns, pod, "curl", "-sk", "-o", "/dev/null", "-w", "%{remote_ip}", "https://"+name+"/version")
+			return shared.PodExec(context.Background(), ns, pod, "curl", "-sk", "-o", "/dev/null", "-w", "%{remote_ip}", "https://"+name+"/version")
 		}
 		defaultCurl := uniqueName("dns-curl-")
 		t.Cleanup(func() {
 			c.CoreV1().Pods("default").Delete(context.Background(), defaultCurl, metav1.DeleteOptions{GracePeriodSeconds: new(int64)})
 		})
-		runPods(t, c, dnsPod("default", defaultCurl, curlImage, nil))
+		framework.RunPods(t, c, dnsPod("default", defaultCurl, curlImage, nil))
 		for _, name := range []string{"kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"} {
 			if out, err := curlIn("default", defaultCurl, name); err != nil || out != "10.96.0.1" {
 				t.Errorf("in namespace default, curl https://%s/version connected to %q, want 10.96.0.1 (%v)", name, out, err)
@@ -326,13 +293,13 @@ func TestDNSRecords(t *testing.T) {
 			t.Errorf("in namespace %s, curl https://kubernetes/version: %v, want exit code 6 (name not resolved)", ns, err)
 		}
 		// A Service of the pod's own namespace by its bare name.
-		out, err := podExec(context.Background(), ns, "curl", "curl", "-sS", "-w", " %{remote_ip}", "http://web/")
+		out, err := shared.PodExec(context.Background(), ns, "curl", "curl", "-sS", "-w", " %{remote_ip}", "http://web/")
 		if f := strings.Fields(out); err != nil || len(f) != 2 || (f[0] != "web-1" && f[0] != "web-2") || f[1] != vip {
 			t.Errorf("curl http://web/: %q, want web-1 or web-2 from %s (%v)", out, vip, err)
 		}
 		// busybox nslookup (1.35) asks the resolv.conf nameserver but
 		// applies no search domain: it needs the full name.
-		out, err = podExec(context.Background(), ns, "client", "nslookup", "-type=a", "kubernetes.default.svc.cluster.local")
+		out, err = shared.PodExec(context.Background(), ns, "client", "nslookup", "-type=a", "kubernetes.default.svc.cluster.local")
 		if want := "Server:\t\t10.96.0.10\nAddress:\t10.96.0.10:53\n\nName:\tkubernetes.default.svc.cluster.local\nAddress: 10.96.0.1\n\n"; err != nil || out != want {
 			t.Errorf("nslookup kubernetes.default.svc.cluster.local:\n%q\nwant:\n%q\n(%v)", out, want, err)
 		}
@@ -388,7 +355,7 @@ func TestDNSRecords(t *testing.T) {
 		pollDNS(t, ns, "client", "ext-out."+zone, "CNAME", answerIs("ext-out."+zone+" IN CNAME www.example.com."))
 		// A CNAME into the cluster domain is followed.
 		pollDNS(t, ns, "client", "ext."+zone, "A", answerIs("ext."+zone+" IN CNAME web."+zone, "web."+zone+" IN A "+vip))
-		out, err := podExec(context.Background(), ns, "curl", "curl", "-sS", "-w", " %{remote_ip}", "http://ext/")
+		out, err := shared.PodExec(context.Background(), ns, "curl", "curl", "-sS", "-w", " %{remote_ip}", "http://ext/")
 		if f := strings.Fields(out); err != nil || len(f) != 2 || f[1] != vip {
 			t.Errorf("curl http://ext/: %q, want an answer from %s (%v)", out, vip, err)
 		}
@@ -487,9 +454,9 @@ func dedup(s []string) []string {
 // from this host's /etc/resolv.conf, --cluster-dns=10.96.0.10 and
 // --cluster-domain=cluster.local, rendered as containerd writes it.
 func TestDNSResolvConf(t *testing.T) {
-	c := clientFor(t, shared)
-	importBusybox(t, shared, "busybox")
-	ns := newNamespace(t, c, "dns-resolv-")
+	c := shared.Client(t)
+	shared.ImportBusybox(t, "busybox")
+	ns := framework.NewNamespace(t, c, "dns-resolv-")
 	hostFile, err := os.ReadFile("/etc/resolv.conf")
 	if err != nil {
 		t.Fatal(err)
@@ -538,10 +505,10 @@ func TestDNSResolvConf(t *testing.T) {
 	for i, tt := range tests {
 		pods = append(pods, dnsPod(ns, fmt.Sprintf("resolv-%d", i), "busybox", tt.edit))
 	}
-	runPods(t, c, pods...)
+	framework.RunPods(t, c, pods...)
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := podExec(context.Background(), ns, pods[i].Name, "cat", "/etc/resolv.conf")
+			got, err := shared.PodExec(context.Background(), ns, pods[i].Name, "cat", "/etc/resolv.conf")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -553,7 +520,7 @@ func TestDNSResolvConf(t *testing.T) {
 	}
 	// The one kubelet writes byte for byte, without a map in the way.
 	t.Run("ClusterFirst exact", func(t *testing.T) {
-		got, err := podExec(context.Background(), ns, pods[0].Name, "cat", "/etc/resolv.conf")
+		got, err := shared.PodExec(context.Background(), ns, pods[0].Name, "cat", "/etc/resolv.conf")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -567,11 +534,11 @@ func TestDNSResolvConf(t *testing.T) {
 // exist is refused by upstream ServiceAccount admission, and a pod's
 // bound token stops authenticating once the pod is deleted.
 func TestServiceAccountFaults(t *testing.T) {
-	c := clientFor(t, shared)
-	importBusybox(t, shared, "busybox")
-	ns := newNamespace(t, c, "sa-faults-")
+	c := shared.Client(t)
+	shared.ImportBusybox(t, "busybox")
+	ns := framework.NewNamespace(t, c, "sa-faults-")
 
-	for _, v := range KubectlVersions {
+	for _, v := range framework.KubectlVersions {
 		t.Run("missing service account kubectl-"+v, func(t *testing.T) {
 			name := "no-sa-" + dashed(v)
 			manifest := fmt.Sprintf(`apiVersion: v1
@@ -598,13 +565,13 @@ spec:
 	}
 
 	t.Run("deleted pod's token is rejected", func(t *testing.T) {
-		runPods(t, c, dnsPod(ns, "holder", "busybox", nil))
+		framework.RunPods(t, c, dnsPod(ns, "holder", "busybox", nil))
 		ctx := context.Background()
-		token, err := podExec(ctx, ns, "holder", "cat", saDir+"/token")
+		token, err := shared.PodExec(ctx, ns, "holder", "cat", saDir+"/token")
 		if err != nil {
 			t.Fatal(err)
 		}
-		ca, err := podExec(ctx, ns, "holder", "cat", saDir+"/ca.crt")
+		ca, err := shared.PodExec(ctx, ns, "holder", "cat", saDir+"/ca.crt")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -614,7 +581,7 @@ spec:
 		}
 		url := shared.Server + "/api/v1/namespaces/" + ns + "/pods"
 		get := func(ctx context.Context) (map[string]any, int, error) {
-			body, status, err := Curl(ctx, "--cacert", caFile, "-H", "Authorization: Bearer "+token, url)
+			body, status, err := framework.Curl(ctx, "--cacert", caFile, "-H", "Authorization: Bearer "+token, url)
 			if err != nil {
 				return nil, 0, err
 			}

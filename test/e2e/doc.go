@@ -3,8 +3,10 @@
 //
 //	POCKETKUBE_BIN=$PWD/bin/pocketkube go test -tags e2e ./test/e2e/...
 //
-// TestMain builds the binary when POCKETKUBE_BIN is unset, starts one shared
-// cluster in a temporary directory on a free loopback port, and stops it
-// after the tests. Tests that need a cluster of their own (restart, stop,
-// external etcd) start one with StartCluster.
+// TestMain builds the binary when POCKETKUBE_BIN is unset, makes an address
+// pods can reach (framework.ListenAddress), starts one shared cluster in a
+// temporary directory on free ports of it, and stops it after the tests.
+// Tests that need a cluster of their own (restart, stop, external etcd)
+// start one with StartCluster. The cluster helpers (test/framework) are
+// shared with the benchmarks in bench/.
 package e2e

@@ -28,6 +28,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/util/retry"
+
+	"github.com/pocketkube/pocketkube/test/framework"
 )
 
 // Upstream's e2enetwork.RegexIPv4 and RegexIPv6
@@ -57,55 +59,13 @@ var nonRootTestUserID = int64(1000)
 // and deletes it when the test ends.
 func testNamespace(t *testing.T, c kubernetes.Interface, prefix string) string {
 	t.Helper()
-	importBusybox(t, shared, e2eBusybox)
-	return newNamespace(t, c, prefix+"-")
+	shared.ImportBusybox(t, e2eBusybox)
+	return framework.NewNamespace(t, c, prefix+"-")
 }
 
 // uniqueName is upstream's prefix + uuid, shortened: pod names must stay
 // valid hostnames (63 characters).
 func uniqueName(prefix string) string { return prefix + rand.String(10) }
-
-// createPod creates pod and deletes it (without grace) when the test ends.
-func createPod(t *testing.T, c kubernetes.Interface, pod *corev1.Pod) *corev1.Pod {
-	t.Helper()
-	created, err := c.CoreV1().Pods(pod.Namespace).Create(context.Background(), pod, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatalf("create pod %s: %v", pod.Name, err)
-	}
-	t.Cleanup(func() {
-		c.CoreV1().Pods(pod.Namespace).Delete(context.Background(), pod.Name, metav1.DeleteOptions{GracePeriodSeconds: new(int64)})
-	})
-	return created
-}
-
-// waitPodIn polls pod ns/name until cond says done; cond's error stops the
-// wait at once (as gomega.StopTrying does upstream).
-func waitPodIn(c kubernetes.Interface, ns, name string, timeout time.Duration, cond func(*corev1.Pod) (bool, error)) (*corev1.Pod, error) {
-	var pod *corev1.Pod
-	var condErr error
-	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
-		p, err := c.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return false, nil
-		}
-		pod = p
-		done, err := cond(p)
-		condErr = err
-		return done || err != nil, nil
-	})
-	if condErr != nil {
-		return pod, condErr
-	}
-	if err != nil {
-		return pod, fmt.Errorf("pod %s/%s: %w; status: %s", ns, name, err, podStatusString(pod))
-	}
-	return pod, nil
-}
-
-func podLogs(c kubernetes.Interface, ns, pod, container string) (string, error) {
-	b, err := c.CoreV1().Pods(ns).GetLogs(pod, &corev1.PodLogOptions{Container: container}).DoRaw(context.Background())
-	return string(b), err
-}
 
 // outputMatcher reports whether logs match expected: gomega's
 // ContainSubstring or MatchRegexp, the two matchers upstream's
@@ -148,27 +108,27 @@ func expectOutputRegexp(t *testing.T, c kubernetes.Interface, pod *corev1.Pod, c
 // container. It returns the log.
 func matchContainerOutput(t *testing.T, c kubernetes.Interface, pod *corev1.Pod, containerName string, expected []string, m outputMatcher) string {
 	t.Helper()
-	createPod(t, c, pod)
+	framework.CreatePod(t, c, pod)
 	// WaitForPodSuccessInNamespaceTimeout: Succeeded ends the wait, and so
 	// does Failed, as an error.
-	got, err := waitPodIn(c, pod.Namespace, pod.Name, outputPodTimeout, func(p *corev1.Pod) (bool, error) {
+	got, err := framework.WaitPodIn(t.Context(), c, pod.Namespace, pod.Name, outputPodTimeout, func(p *corev1.Pod) (bool, error) {
 		switch p.Status.Phase {
 		case corev1.PodSucceeded:
 			return true, nil
 		case corev1.PodFailed:
-			return true, fmt.Errorf("pod %q failed with status: %s", p.Name, podStatusString(p))
+			return true, fmt.Errorf("pod %q failed with status: %s", p.Name, framework.PodStatus(p))
 		}
 		return false, nil
 	})
 	if err != nil {
 		var b strings.Builder
 		for _, ctr := range append(append([]corev1.Container{}, pod.Spec.InitContainers...), pod.Spec.Containers...) {
-			logs, lerr := podLogs(c, pod.Namespace, pod.Name, ctr.Name)
+			logs, lerr := framework.PodLogs(t.Context(), c, pod.Namespace, pod.Name, ctr.Name)
 			fmt.Fprintf(&b, "\ncontainer %s output (%v): %q", ctr.Name, lerr, logs)
 		}
 		t.Fatalf("expected pod %q success: %v%s", pod.Name, err, b.String())
 	}
-	logs, err := podLogs(c, pod.Namespace, got.Name, containerName)
+	logs, err := framework.PodLogs(t.Context(), c, pod.Namespace, got.Name, containerName)
 	if err != nil {
 		t.Fatalf("get logs from %s for %s: %v", got.Name, containerName, err)
 	}
@@ -211,7 +171,7 @@ func mounttestFileContentInLoop(path string, seconds int) []string {
 }
 
 func TestDownwardAPIEnv(t *testing.T) {
-	c := clientFor(t, shared)
+	c := shared.Client(t)
 	ns := testNamespace(t, c, "downward-api")
 
 	// testDownwardAPI is upstream's pod for most of these tests.
@@ -586,7 +546,7 @@ func TestProjectedDownwardAPI(t *testing.T) {
 }
 
 func testDownwardVolume(t *testing.T, k downwardVolumeKind, nsPrefix string, loopSeconds int) {
-	c := clientFor(t, shared)
+	c := shared.Client(t)
 	ns := testNamespace(t, c, nsPrefix)
 	const container = "client-container"
 
@@ -657,8 +617,8 @@ func testDownwardVolume(t *testing.T, k downwardVolumeKind, nsPrefix string, loo
 	// change must show up in its log without a restart.
 	update := func(t *testing.T, pod *corev1.Pod, before, after string, change func(*corev1.Pod)) {
 		t.Helper()
-		createPod(t, c, pod)
-		if _, err := waitPodIn(c, ns, pod.Name, outputPodTimeout, func(p *corev1.Pod) (bool, error) { return running(p), nil }); err != nil {
+		framework.CreatePod(t, c, pod)
+		if _, err := framework.WaitPodIn(t.Context(), c, ns, pod.Name, outputPodTimeout, func(p *corev1.Pod) (bool, error) { return framework.Running(p), nil }); err != nil {
 			t.Fatal(err)
 		}
 		eventuallyLogContains(t, c, ns, pod.Name, "client-container", before)
@@ -677,7 +637,7 @@ func testDownwardVolume(t *testing.T, k downwardVolumeKind, nsPrefix string, loo
 		eventuallyLogContains(t, c, ns, pod.Name, "client-container", after)
 		p, _ := c.CoreV1().Pods(ns).Get(context.Background(), pod.Name, metav1.GetOptions{})
 		if p == nil || len(p.Status.ContainerStatuses) != 1 || p.Status.ContainerStatuses[0].RestartCount != 0 || p.Status.ContainerStatuses[0].State.Running == nil {
-			t.Errorf("container restarted or stopped: %s", podStatusString(p))
+			t.Errorf("container restarted or stopped: %s", framework.PodStatus(p))
 		}
 	}
 
@@ -729,18 +689,18 @@ func eventuallyLogContains(t *testing.T, c kubernetes.Interface, ns, pod, contai
 	t.Helper()
 	var logs string
 	err := wait.PollUntilContextTimeout(context.Background(), time.Second, volumeUpdateTimeout, true, func(ctx context.Context) (bool, error) {
-		logs, _ = podLogs(c, ns, pod, container)
+		logs, _ = framework.PodLogs(t.Context(), c, ns, pod, container)
 		return strings.Contains(logs, want), nil
 	})
 	if err != nil {
-		t.Fatalf("log of %s never contained %q: %v\n%s", pod, want, err, tail(logs, 20))
+		t.Fatalf("log of %s never contained %q: %v\n%s", pod, want, err, framework.Tail(logs, 20))
 	}
 }
 
 // waitGone waits until pod ns/name no longer exists.
 func waitGone(t *testing.T, c kubernetes.Interface, ns, name string) {
 	t.Helper()
-	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, podTimeout, true, func(ctx context.Context) (bool, error) {
+	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, framework.PodTimeout, true, func(ctx context.Context) (bool, error) {
 		_, err := c.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
 		return apierrors.IsNotFound(err), nil
 	})
@@ -770,7 +730,7 @@ func expansionPod(ns string, command []string, envVars []corev1.EnvVar, mounts [
 }
 
 func TestExpansion(t *testing.T) {
-	c := clientFor(t, shared)
+	c := shared.Client(t)
 	ns := testNamespace(t, c, "var-expansion")
 	workdir := []corev1.Volume{{Name: "workdir1", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
 	annotationEnv := []corev1.EnvVar{
@@ -826,8 +786,8 @@ func TestExpansion(t *testing.T) {
 			t.Run(fmt.Sprintf("command=%q", command), func(t *testing.T) {
 				pod := expansionPod(ns, command, []corev1.EnvVar{{Name: "POD_NAME", Value: value}},
 					[]corev1.VolumeMount{{Name: "workdir1", MountPath: "/logscontainer", SubPathExpr: "$(POD_NAME)"}}, workdir)
-				createPod(t, c, pod)
-				p, err := waitPodIn(c, ns, pod.Name, podTimeout, waitContainerToFail("CreateContainerConfigError"))
+				framework.CreatePod(t, c, pod)
+				p, err := framework.WaitPodIn(t.Context(), c, ns, pod.Name, framework.PodTimeout, waitContainerToFail("CreateContainerConfigError"))
 				if err != nil {
 					t.Fatalf("while waiting for the pod container to fail: %v", err)
 				}
@@ -847,7 +807,7 @@ func TestExpansion(t *testing.T) {
 	t.Run("should verify that a failing subpath expansion can be modified during the lifecycle of a container", func(t *testing.T) {
 		pod := expansionPod(ns, []string{"sh", "-c", "tail -f /dev/null"}, annotationEnv, annotationMounts, workdir)
 		pod.Annotations = map[string]string{"notmysubpath": "mypath"}
-		createPod(t, c, pod)
+		framework.CreatePod(t, c, pod)
 		// Upstream: Consistently Pending for PodStartShortTimeout (2 min);
 		// 10 s here, long enough for the agent to have tried and failed.
 		deadline := time.Now().Add(10 * time.Second)
@@ -857,7 +817,7 @@ func TestExpansion(t *testing.T) {
 				t.Fatal(err)
 			}
 			if p.Status.Phase != corev1.PodPending {
-				t.Fatalf("pod left Pending with the annotation missing: %s", podStatusString(p))
+				t.Fatalf("pod left Pending with the annotation missing: %s", framework.PodStatus(p))
 			}
 			time.Sleep(500 * time.Millisecond)
 		}
@@ -867,7 +827,7 @@ func TestExpansion(t *testing.T) {
 			}
 			p.Annotations["mysubpath"] = "mypath"
 		})
-		if _, err := waitPodIn(c, ns, pod.Name, podTimeout, func(p *corev1.Pod) (bool, error) { return p.Status.Phase == corev1.PodRunning, nil }); err != nil {
+		if _, err := framework.WaitPodIn(t.Context(), c, ns, pod.Name, framework.PodTimeout, func(p *corev1.Pod) (bool, error) { return p.Status.Phase == corev1.PodRunning, nil }); err != nil {
 			t.Fatalf("while waiting for pod to be running: %v", err)
 		}
 		deleteGracefully(t, c, ns, pod.Name)
@@ -876,18 +836,18 @@ func TestExpansion(t *testing.T) {
 	t.Run("should succeed in writing subpaths in container", func(t *testing.T) {
 		pod := expansionPod(ns, []string{"sh", "-c", "tail -f /dev/null"}, annotationEnv, annotationMounts, workdir)
 		pod.Annotations = map[string]string{"mysubpath": "mypath"}
-		createPod(t, c, pod)
-		if _, err := waitPodIn(c, ns, pod.Name, podTimeout, func(p *corev1.Pod) (bool, error) { return p.Status.Phase == corev1.PodRunning, nil }); err != nil {
+		framework.CreatePod(t, c, pod)
+		if _, err := framework.WaitPodIn(t.Context(), c, ns, pod.Name, framework.PodTimeout, func(p *corev1.Pod) (bool, error) { return p.Status.Phase == corev1.PodRunning, nil }); err != nil {
 			t.Fatalf("while waiting for pod to be running: %v", err)
 		}
-		if _, err := shared.Kubectl(context.Background(), newest(), "exec", "-n", ns, pod.Name, "--", "/bin/sh", "-c", "touch /volume_mount/mypath/foo/test.log"); err != nil {
+		if _, err := shared.Kubectl(context.Background(), framework.Newest(), "exec", "-n", ns, pod.Name, "--", "/bin/sh", "-c", "touch /volume_mount/mypath/foo/test.log"); err != nil {
 			t.Fatalf("expected to be able to write to subpath: %v", err)
 		}
-		if _, err := shared.Kubectl(context.Background(), newest(), "exec", "-n", ns, pod.Name, "--", "/bin/sh", "-c", "test -f /subpath_mount/test.log"); err != nil {
+		if _, err := shared.Kubectl(context.Background(), framework.Newest(), "exec", "-n", ns, pod.Name, "--", "/bin/sh", "-c", "test -f /subpath_mount/test.log"); err != nil {
 			t.Fatalf("expected to be able to verify file: %v", err)
 		}
 		updatePodIn(t, c, ns, pod.Name, func(p *corev1.Pod) { p.Annotations["mysubpath"] = "mynewpath" })
-		if _, err := waitPodIn(c, ns, pod.Name, podTimeout, func(p *corev1.Pod) (bool, error) { return p.Status.Phase == corev1.PodRunning, nil }); err != nil {
+		if _, err := framework.WaitPodIn(t.Context(), c, ns, pod.Name, framework.PodTimeout, func(p *corev1.Pod) (bool, error) { return p.Status.Phase == corev1.PodRunning, nil }); err != nil {
 			t.Fatalf("while waiting for annotated pod to be running: %v", err)
 		}
 		deleteGracefully(t, c, ns, pod.Name)
@@ -925,7 +885,7 @@ func waitContainerToFail(reason string) func(*corev1.Pod) (bool, error) {
 			w := p.Status.ContainerStatuses[0].State.Waiting
 			return w != nil && w.Reason == reason, nil
 		case corev1.PodFailed, corev1.PodRunning, corev1.PodSucceeded:
-			return false, fmt.Errorf("pod was expected to be pending, but it is in the state: %s (%s)", p.Status.Phase, podStatusString(p))
+			return false, fmt.Errorf("pod was expected to be pending, but it is in the state: %s (%s)", p.Status.Phase, framework.PodStatus(p))
 		}
 		return false, nil
 	}
@@ -986,9 +946,9 @@ func readTestdata(t *testing.T, name string) string {
 // TestWalkthroughDownward runs WALKTHROUGH.md sections 1 and 2 with every
 // kubectl version and both seed variants, on the pod name the seeds use.
 func TestWalkthroughDownward(t *testing.T) {
-	c := clientFor(t, shared)
-	importBusybox(t, shared, e2eBusybox)
-	for _, v := range KubectlVersions {
+	c := shared.Client(t)
+	shared.ImportBusybox(t, e2eBusybox)
+	for _, v := range framework.KubectlVersions {
 		for _, variant := range walkthroughVariants {
 			t.Run(fmt.Sprintf("kubectl-%s/seed-%s/env", v, variant.seed), func(t *testing.T) {
 				walkthroughEnv(t, c, v, variant)
@@ -1062,7 +1022,7 @@ func applyDownward(t *testing.T, c kubernetes.Interface, v, manifest string) *co
 	waitGone(t, c, "default", "downward")
 	// ServiceAccount admission refuses pods until the controller manager
 	// made the namespace's default service account, as on a new cluster.
-	err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, podTimeout, true, func(ctx context.Context) (bool, error) {
+	err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, framework.PodTimeout, true, func(ctx context.Context) (bool, error) {
 		_, err := c.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
 		return err == nil, nil
 	})
@@ -1078,7 +1038,7 @@ func applyDownward(t *testing.T, c kubernetes.Interface, v, manifest string) *co
 		waitGone(t, c, "default", "downward")
 	})
 	var out string
-	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, podTimeout, true, func(ctx context.Context) (bool, error) {
+	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, framework.PodTimeout, true, func(ctx context.Context) (bool, error) {
 		out, _ = shared.Kubectl(ctx, v, "get", "pods")
 		for _, line := range strings.Split(out, "\n") {
 			f := strings.Fields(line)
@@ -1090,7 +1050,7 @@ func applyDownward(t *testing.T, c kubernetes.Interface, v, manifest string) *co
 	})
 	if err != nil {
 		p, _ := c.CoreV1().Pods("default").Get(ctx, "downward", metav1.GetOptions{})
-		t.Fatalf("kubectl get pods never showed downward 1/1 Running 0: %v\n%s\nstatus: %s", err, out, podStatusString(p))
+		t.Fatalf("kubectl get pods never showed downward 1/1 Running 0: %v\n%s\nstatus: %s", err, out, framework.PodStatus(p))
 	}
 	if h := strings.Fields(strings.SplitN(out, "\n", 2)[0]); strings.Join(h, " ") != "NAME READY STATUS RESTARTS AGE" {
 		t.Errorf("kubectl get pods header:\n%s", out)
@@ -1319,7 +1279,7 @@ func walkthroughVolume(t *testing.T, c kubernetes.Interface, v string, variant w
 		t.Fatal(err)
 	}
 	if cs := pod.Status.ContainerStatuses; len(cs) != 1 || cs[0].RestartCount != 0 || cs[0].State.Running == nil {
-		t.Errorf("container restarted: %s", podStatusString(pod))
+		t.Errorf("container restarted: %s", framework.PodStatus(pod))
 	}
 	// The other files are unchanged.
 	for name, want := range files {

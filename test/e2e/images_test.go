@@ -16,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/pocketkube/pocketkube/test/framework"
 )
 
 // The chapter's images, built offline from the host's own files. Their
@@ -259,7 +261,7 @@ func kubectlProxyRootfs(file, v string) error {
 	if err != nil {
 		return err
 	}
-	r.Binary(filepath.Join(KubectlDir, "kubectl."+v), "kubectl")
+	r.Binary(filepath.Join(framework.KubectlDir, "kubectl."+v), "kubectl")
 	r.File("kubectl-proxy.sh", 0o755, []byte(kubectlProxyScript))
 	r.Busybox()
 	return r.Close()
@@ -315,7 +317,7 @@ var (
 // under that name already. variant tells builds of one name apart
 // (luksa/kubectl-proxy with kubectl 1.27 or 1.33); import a variant only
 // while no pod uses the name.
-func importChapterImage(t *testing.T, c *Cluster, img chapterImage, variant string) {
+func importChapterImage(t *testing.T, c *framework.Cluster, img chapterImage, variant string) {
 	t.Helper()
 	key := c.DataDir + "|" + img.name
 	chapterImagesMu.Lock()
@@ -334,7 +336,7 @@ func importChapterImage(t *testing.T, c *Cluster, img chapterImage, variant stri
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	if _, err := run(ctx, nil, Binary, append(args, file)...); err != nil {
+	if _, err := framework.Run(ctx, nil, Binary, append(args, file)...); err != nil {
 		t.Fatalf("import %s: %v", img.name, err)
 	}
 	chapterImported[key] = variant

@@ -18,6 +18,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/pocketkube/pocketkube/test/framework"
 )
 
 // Walkthrough sections 4 and 5: the chapter's pods talk to the API server
@@ -47,7 +49,7 @@ func podShell(t *testing.T, v, pod, container, shell, script string) shellResult
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(KubectlDir, "kubectl."+v), "--kubeconfig", shared.Kubeconfig,
+	cmd := exec.CommandContext(ctx, filepath.Join(framework.KubectlDir, "kubectl."+v), "--kubeconfig", shared.Kubeconfig,
 		"exec", "-i", pod, "-c", container, "--", shell)
 	cmd.Stdin = strings.NewReader(script)
 	var stdout, stderr bytes.Buffer
@@ -82,7 +84,7 @@ func createChapterPod(t *testing.T, c kubernetes.Interface, v, file, name string
 	if want := "pod/" + name + " created\n"; out != want {
 		t.Errorf("kubectl create -f %s: %q, want %q", file, out, want)
 	}
-	waitPod(t, c, name, "running and ready", running)
+	waitPod(t, c, name, "running and ready", framework.Running)
 }
 
 // waitDefaultServiceAccount waits for the default namespace's default
@@ -90,7 +92,7 @@ func createChapterPod(t *testing.T, c kubernetes.Interface, v, file, name string
 // controller manager made it.
 func waitDefaultServiceAccount(t *testing.T, c kubernetes.Interface) {
 	t.Helper()
-	err := wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, podTimeout, true, func(ctx context.Context) (bool, error) {
+	err := wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, framework.PodTimeout, true, func(ctx context.Context) (bool, error) {
 		_, err := c.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
 		return err == nil, nil
 	})
@@ -111,7 +113,7 @@ func permissiveBinding(t *testing.T, c kubernetes.Interface, v string) {
 	t.Cleanup(func() {
 		ctx := context.Background()
 		c.RbacV1().ClusterRoleBindings().Delete(ctx, "permissive-binding", metav1.DeleteOptions{})
-		err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, podTimeout, true, func(ctx context.Context) (bool, error) {
+		err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, framework.PodTimeout, true, func(ctx context.Context) (bool, error) {
 			_, err := c.RbacV1().ClusterRoleBindings().Get(ctx, "permissive-binding", metav1.GetOptions{})
 			return apierrors.IsNotFound(err), nil
 		})
@@ -136,7 +138,7 @@ func hostAnswer(t *testing.T, ca, token, path string) string {
 	if token != "" {
 		args = append(args, "-H", "Authorization: Bearer "+token)
 	}
-	body, _, err := Curl(context.Background(), append(args, shared.Server+path)...)
+	body, _, err := framework.Curl(context.Background(), append(args, shared.Server+path)...)
 	if err != nil {
 		t.Fatalf("curl %s from the host: %v", path, err)
 	}
@@ -170,9 +172,9 @@ const (
 // default service account with it and forbidden to list pods, and gets
 // the PodList once permissive-binding exists.
 func TestInPodAPIServer(t *testing.T) {
-	c := clientFor(t, shared)
+	c := shared.Client(t)
 	importChapterImage(t, shared, curlImageSpec(), "")
-	for _, v := range KubectlVersions {
+	for _, v := range framework.KubectlVersions {
 		t.Run("kubectl-"+v, func(t *testing.T) { inPodAPIServer(t, c, v) })
 	}
 }
@@ -238,7 +240,7 @@ func inPodAPIServer(t *testing.T, c kubernetes.Interface, v string) {
 	// The host's curl, with the same CA bundle as the image's, refuses
 	// the API server's certificate as the chapter shows.
 	const untrusted = "curl: (60) SSL certificate problem: unable to get local issuer certificate"
-	_, _, err = Curl(context.Background(), shared.Server+"/")
+	_, _, err = framework.Curl(context.Background(), shared.Server+"/")
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) || exit.ExitCode() != 60 || !strings.Contains(err.Error(), untrusted) {
 		t.Errorf("curl %s/ from the host: %v; want exit 60 with %q", shared.Server, err, untrusted)
@@ -328,9 +330,9 @@ func rootPaths(t *testing.T, v string) string {
 // the main container with the API server's answers, made with the pod's
 // service account.
 func TestAmbassador(t *testing.T) {
-	c := clientFor(t, shared)
+	c := shared.Client(t)
 	importChapterImage(t, shared, curlImageSpec(), "")
-	for _, v := range KubectlVersions {
+	for _, v := range framework.KubectlVersions {
 		t.Run("kubectl-proxy/kubectl-"+v, func(t *testing.T) {
 			importChapterImage(t, shared, kubectlProxyImageSpec(v), v)
 			ambassador(t, c, v, "chapter-curl-with-ambassador.yaml", func(t *testing.T) {
@@ -342,7 +344,7 @@ func TestAmbassador(t *testing.T) {
 		})
 		t.Run("pocketkube-proxy/kubectl-"+v, func(t *testing.T) {
 			importChapterImage(t, shared, pocketkubeProxyImageSpec(), "")
-			want, err := run(context.Background(), nil, Binary, "version")
+			want, err := framework.Run(context.Background(), nil, Binary, "version")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -409,11 +411,11 @@ func ambassador(t *testing.T, c kubernetes.Interface, v, file string, image func
 // bundle, verifies TLS with the pod's CA and resolves names through
 // /etc/hosts, and the images are listed under the chapter's names.
 func TestChapterImages(t *testing.T) {
-	c := clientFor(t, shared)
+	c := shared.Client(t)
 	importChapterImage(t, shared, curlImageSpec(), "")
 	importChapterImage(t, shared, pocketkubeProxyImageSpec(), "")
-	importChapterImage(t, shared, kubectlProxyImageSpec(newest()), newest())
-	out, err := run(context.Background(), nil, Binary, "images", "list", "--data-dir", shared.DataDir)
+	importChapterImage(t, shared, kubectlProxyImageSpec(framework.Newest()), framework.Newest())
+	out, err := framework.Run(context.Background(), nil, Binary, "images", "list", "--data-dir", shared.DataDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -429,7 +431,7 @@ func TestChapterImages(t *testing.T) {
 		}
 	}
 
-	v := newest()
+	v := framework.Newest()
 	createChapterPod(t, c, v, "chapter-curl.yaml", "curl")
 	pod, err := c.CoreV1().Pods("default").Get(context.Background(), "curl", metav1.GetOptions{})
 	if err != nil {

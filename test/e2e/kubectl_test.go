@@ -13,15 +13,17 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pocketkube/pocketkube/test/framework"
 )
 
 // forEachKubectl runs f as a subtest for every kubectl version, skipping (and
 // saying so) a version whose binary this machine lacks.
 func forEachKubectl(t *testing.T, f func(t *testing.T, v string)) {
-	for _, v := range KubectlVersions {
+	for _, v := range framework.KubectlVersions {
 		t.Run("kubectl-"+v, func(t *testing.T) {
-			if _, err := os.Stat(filepath.Join(KubectlDir, "kubectl."+v)); err != nil {
-				t.Skipf("kubectl %s is not installed at %s", v, KubectlDir)
+			if _, err := os.Stat(filepath.Join(framework.KubectlDir, "kubectl."+v)); err != nil {
+				t.Skipf("kubectl %s is not installed at %s", v, framework.KubectlDir)
 			}
 			f(t, v)
 		})
@@ -177,7 +179,7 @@ func TestProxyMatchesKubectlProxy(t *testing.T) {
 	forEachKubectl(t, func(t *testing.T, v string) {
 		ctx := context.Background()
 		ours := startProxy(t)
-		theirs, err := StartProxy(filepath.Join(KubectlDir, "kubectl."+v), "proxy", "--kubeconfig", shared.Kubeconfig)
+		theirs, err := framework.StartProxy(filepath.Join(framework.KubectlDir, "kubectl."+v), "proxy", "--kubeconfig", shared.Kubeconfig)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -191,15 +193,15 @@ func TestProxyMatchesKubectlProxy(t *testing.T) {
 			{"POST", "/api/v1/namespaces/default/pods/x/exec"}, // rejected by --reject-paths
 			{"GET", "/api/v1/namespaces/default/pods/x/attach"},
 		} {
-			a, sa, _ := Curl(ctx, "-X", tt.method, ours.URL+tt.path)
-			b, sb, _ := Curl(ctx, "-X", tt.method, theirs.URL+tt.path)
+			a, sa, _ := framework.Curl(ctx, "-X", tt.method, ours.URL+tt.path)
+			b, sb, _ := framework.Curl(ctx, "-X", tt.method, theirs.URL+tt.path)
 			if sa != sb || a != b {
 				t.Errorf("%s %s: pocketkube proxy %d %.200q, kubectl proxy %d %.200q", tt.method, tt.path, sa, a, sb, b)
 			}
 		}
 		// A host outside --accept-hosts is refused the same way.
-		a, sa, _ := Curl(ctx, "-H", "Host: evil.example", ours.URL+"/api")
-		b, sb, _ := Curl(ctx, "-H", "Host: evil.example", theirs.URL+"/api")
+		a, sa, _ := framework.Curl(ctx, "-H", "Host: evil.example", ours.URL+"/api")
+		b, sb, _ := framework.Curl(ctx, "-H", "Host: evil.example", theirs.URL+"/api")
 		if sa != 403 || sa != sb || a != b {
 			t.Errorf("foreign host: ours %d %q, kubectl %d %q", sa, a, sb, b)
 		}
@@ -207,7 +209,7 @@ func TestProxyMatchesKubectlProxy(t *testing.T) {
 }
 
 func TestVersionCommand(t *testing.T) {
-	out, err := run(context.Background(), nil, Binary, "version")
+	out, err := framework.Run(context.Background(), nil, Binary, "version")
 	if err != nil {
 		t.Fatal(err)
 	}

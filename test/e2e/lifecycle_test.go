@@ -18,22 +18,12 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/pocketkube/pocketkube/internal/pki"
+	"github.com/pocketkube/pocketkube/test/framework"
 )
 
-func clientFor(t *testing.T, c *Cluster) kubernetes.Interface {
-	t.Helper()
-	cfg, err := clientcmd.BuildConfigFromFlags("", c.Kubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return kubernetes.NewForConfigOrDie(cfg)
-}
-
-func startOwnCluster(t *testing.T, dataDir string, extra ...string) *Cluster {
+func startOwnCluster(t *testing.T, dataDir string, extra ...string) *framework.Cluster {
 	t.Helper()
 	port, err := FreePort()
 	if err != nil {
@@ -45,7 +35,7 @@ func startOwnCluster(t *testing.T, dataDir string, extra ...string) *Cluster {
 // startOwnClusterOnPort starts a control-plane-only cluster: its node
 // would clash with the shared cluster's (same node name, kubelet port,
 // bridge and cgroups), and these tests are about the control plane.
-func startOwnClusterOnPort(t *testing.T, dataDir string, port int, extra ...string) *Cluster {
+func startOwnClusterOnPort(t *testing.T, dataDir string, port int, extra ...string) *framework.Cluster {
 	t.Helper()
 	c, err := StartClusterOnPort(dataDir, port, append([]string{"--disable-agent"}, extra...)...)
 	if err != nil {
@@ -53,12 +43,12 @@ func startOwnClusterOnPort(t *testing.T, dataDir string, port int, extra ...stri
 	}
 	t.Cleanup(func() {
 		select {
-		case <-c.done:
+		case <-c.Done():
 		default:
 			c.Kill()
 		}
 		if t.Failed() {
-			t.Logf("cluster output:\n%s", tail(c.Output(), 80))
+			t.Logf("cluster output:\n%s", framework.Tail(c.Output(), 80))
 		}
 	})
 	return c
@@ -68,10 +58,10 @@ func startOwnClusterOnPort(t *testing.T, dataDir string, port int, extra ...stri
 // within 10 s, and nothing left running. It returns how long the stop took.
 // The pods the API holds when Ctrl-C comes are the ones whose processes,
 // mounts and cgroups must be gone afterwards.
-func stopCleanly(t *testing.T, c *Cluster) time.Duration {
+func stopCleanly(t *testing.T, c *framework.Cluster) time.Duration {
 	t.Helper()
 	var uids []string
-	if pods, err := clientFor(t, c).CoreV1().Pods("").List(context.Background(), metav1.ListOptions{}); err == nil {
+	if pods, err := c.Client(t).CoreV1().Pods("").List(context.Background(), metav1.ListOptions{}); err == nil {
 		for _, p := range pods.Items {
 			uids = append(uids, string(p.UID))
 		}
@@ -143,7 +133,7 @@ func TestRestartResumesObjects(t *testing.T) {
 	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "c")
 	c := startOwnCluster(t, dir)
-	cs := clientFor(t, c)
+	cs := c.Client(t)
 	cm, err := cs.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Name: "survives"},
 		Data:       map[string]string{"key": "value"},
@@ -158,7 +148,7 @@ func TestRestartResumesObjects(t *testing.T) {
 	c = startOwnClusterOnPort(t, dir, c.Port)
 	// The kubeconfig written before the restart still works: same CA, same
 	// admin certificate.
-	cs = clientFor(t, c)
+	cs = c.Client(t)
 	got, err := cs.CoreV1().ConfigMaps("default").Get(ctx, "survives", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -189,7 +179,7 @@ func TestSecondUpOnSameDirIsRefused(t *testing.T) {
 		t.Errorf("second up said:\n%s\nwant it to say %q", out, want)
 	}
 	// The running cluster is untouched.
-	if _, err := sharedClient(t).CoreV1().Namespaces().Get(context.Background(), "default", metav1.GetOptions{}); err != nil {
+	if _, err := shared.Client(t).CoreV1().Namespaces().Get(context.Background(), "default", metav1.GetOptions{}); err != nil {
 		t.Errorf("shared cluster after the refused start: %v", err)
 	}
 }
@@ -297,7 +287,7 @@ func TestExternalEtcd(t *testing.T) {
 			endpoint := startEtcd(t, tt.scheme, tt.etcdFlags...)
 			dir := filepath.Join(t.TempDir(), "c")
 			c := startOwnCluster(t, dir, append([]string{"--etcd-servers", endpoint}, tt.upFlags...)...)
-			_, err := clientFor(t, c).CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "in-external-etcd"}}, metav1.CreateOptions{})
+			_, err := c.Client(t).CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "in-external-etcd"}}, metav1.CreateOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}

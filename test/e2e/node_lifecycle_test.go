@@ -12,12 +12,14 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/pocketkube/pocketkube/test/framework"
 )
 
-// restartShared starts the shared cluster again on its data dir and port.
+// restartShared starts the shared cluster again on its data dir and ports.
 func restartShared(t *testing.T) {
 	t.Helper()
-	c, err := StartClusterOnPort(shared.DataDir, shared.Port)
+	c, err := shared.Restart()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +59,7 @@ spec:
 func TestNodeRestartAndCrash(t *testing.T) {
 	ctx := context.Background()
 	applyPod(t, shared, "survivor", stubbornPod)
-	pod := waitPod(t, clientFor(t, shared), "survivor", "Running", running)
+	pod := waitPod(t, shared.Client(t), "survivor", "Running", framework.Running)
 	uid := string(pod.UID)
 	before := pod.Status.ContainerStatuses[0].RestartCount
 
@@ -74,8 +76,8 @@ func TestNodeRestartAndCrash(t *testing.T) {
 	}
 
 	restartShared(t)
-	pod = waitPod(t, clientFor(t, shared), "survivor", "Running again", func(p *corev1.Pod) bool {
-		return running(p) && p.Status.ContainerStatuses[0].RestartCount == before+1
+	pod = waitPod(t, shared.Client(t), "survivor", "Running again", func(p *corev1.Pod) bool {
+		return framework.Running(p) && p.Status.ContainerStatuses[0].RestartCount == before+1
 	})
 	if string(pod.UID) != uid {
 		t.Fatalf("pod UID changed: %s", pod.UID)
@@ -94,22 +96,22 @@ func TestNodeRestartAndCrash(t *testing.T) {
 	// it synced the pod and probed its container.
 	// The exec works once the new agent knows the pod again.
 	var execErr error
-	if err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, podTimeout, true, func(ctx context.Context) (bool, error) {
-		_, execErr = shared.Kubectl(ctx, newest(), "exec", "survivor", "--", "touch", "/tmp/unready")
+	if err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, framework.PodTimeout, true, func(ctx context.Context) (bool, error) {
+		_, execErr = shared.Kubectl(ctx, framework.Newest(), "exec", "survivor", "--", "touch", "/tmp/unready")
 		return execErr == nil, nil
 	}); err != nil {
 		t.Fatalf("exec after kill -9: %v", execErr)
 	}
-	pod = waitPod(t, clientFor(t, shared), "survivor", "unready after kill -9", func(p *corev1.Pod) bool {
+	pod = waitPod(t, shared.Client(t), "survivor", "unready after kill -9", func(p *corev1.Pod) bool {
 		return len(p.Status.ContainerStatuses) == 1 && !p.Status.ContainerStatuses[0].Ready && p.Status.Phase == corev1.PodRunning
 	})
 	cs := pod.Status.ContainerStatuses[0]
 	if cs.ContainerID != id || cs.RestartCount != before+1 || cs.State.Running == nil {
 		t.Errorf("after kill -9: container %s restarts %d running %v, want adopted %s with %d", cs.ContainerID, cs.RestartCount, cs.State.Running, id, before+1)
 	}
-	out, err := shared.Kubectl(ctx, newest(), "exec", "survivor", "--", "cat", "/etc/hostname")
+	out, err := shared.Kubectl(ctx, framework.Newest(), "exec", "survivor", "--", "cat", "/etc/hostname")
 	if err != nil || out != "survivor\n" {
 		t.Errorf("exec after adoption: %q, %v", out, err)
 	}
-	clientFor(t, shared).CoreV1().Pods("default").Delete(ctx, "survivor", metav1.DeleteOptions{GracePeriodSeconds: new(int64)})
+	shared.Client(t).CoreV1().Pods("default").Delete(ctx, "survivor", metav1.DeleteOptions{GracePeriodSeconds: new(int64)})
 }

@@ -38,6 +38,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/pocketkube/pocketkube/test/framework"
 )
 
 // dashed turns a kubectl version into a name suffix: "1.27" is "1-27".
@@ -45,8 +47,8 @@ func dashed(v string) string { return strings.ReplaceAll(v, ".", "-") }
 
 // kubectlSplit runs kubectl v with stdin and returns stdout and stderr
 // apart, for commands whose stderr is part of what is checked.
-func kubectlSplit(ctx context.Context, c *Cluster, v, stdin string, args ...string) (string, string, error) {
-	cmd := exec.CommandContext(ctx, filepath.Join(KubectlDir, "kubectl."+v), append([]string{"--kubeconfig", c.Kubeconfig}, args...)...)
+func kubectlSplit(ctx context.Context, c *framework.Cluster, v, stdin string, args ...string) (string, string, error) {
+	cmd := exec.CommandContext(ctx, filepath.Join(framework.KubectlDir, "kubectl."+v), append([]string{"--kubeconfig", c.Kubeconfig}, args...)...)
 	cmd.Stdin = strings.NewReader(stdin)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -55,7 +57,7 @@ func kubectlSplit(ctx context.Context, c *Cluster, v, stdin string, args ...stri
 }
 
 // lineReader starts kubectl v with args and hands out its stdout line by
-// line; stop kills it (if still running) and returns its exit error.
+// line; stop kills it (if still framework.Running) and returns its exit error.
 type lineReader struct {
 	cmd    *exec.Cmd
 	lines  chan string
@@ -63,10 +65,10 @@ type lineReader struct {
 	waited chan error
 }
 
-func startKubectlLines(t *testing.T, c *Cluster, v string, args ...string) *lineReader {
+func startKubectlLines(t *testing.T, c *framework.Cluster, v string, args ...string) *lineReader {
 	t.Helper()
 	r := &lineReader{lines: make(chan string, 1000), waited: make(chan error, 1)}
-	r.cmd = exec.Command(filepath.Join(KubectlDir, "kubectl."+v), append([]string{"--kubeconfig", c.Kubeconfig}, args...)...)
+	r.cmd = exec.Command(filepath.Join(framework.KubectlDir, "kubectl."+v), append([]string{"--kubeconfig", c.Kubeconfig}, args...)...)
 	r.cmd.Stderr = &r.stderr
 	out, err := r.cmd.StdoutPipe()
 	if err != nil {
@@ -131,7 +133,7 @@ func kexec(ctx context.Context, v, pod, container, cmd string) (string, string, 
 
 func TestAttach(t *testing.T) {
 	ctx := context.Background()
-	c := clientFor(t, shared)
+	c := shared.Client(t)
 	ticker := "attach-ticker"
 	applyPod(t, shared, ticker, `apiVersion: v1
 kind: Pod
@@ -144,7 +146,7 @@ spec:
     image: busybox
     command: ["sh", "-c", "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done"]
 `)
-	for _, v := range KubectlVersions {
+	for _, v := range framework.KubectlVersions {
 		t.Run("kubectl-"+v, func(t *testing.T) {
 			// attach -i: stdin reaches the container's read; with
 			// stdinOnce, kubectl's EOF closes the container's stdin, the
@@ -164,7 +166,7 @@ spec:
     stdinOnce: true
     command: ["sh", "-c", "while read line; do echo got:$line; echo err:$line >&2; done; echo bye"]
 `, name))
-			waitPod(t, c, name, "Running", running)
+			waitPod(t, c, name, "Running", framework.Running)
 			actx, cancel := context.WithTimeout(ctx, 60*time.Second)
 			defer cancel()
 			out, errOut, err := kubectlSplit(actx, shared, v, "one\ntwo\n", "attach", "-i", name)
@@ -173,7 +175,7 @@ spec:
 			}
 			pod := waitPod(t, c, name, "Succeeded", phaseIs(corev1.PodSucceeded))
 			if term := pod.Status.ContainerStatuses[0].State.Terminated; term == nil || term.ExitCode != 0 || term.Reason != "Completed" {
-				t.Errorf("after attach: %s", podStatusString(pod))
+				t.Errorf("after attach: %s", framework.PodStatus(pod))
 			}
 			// kubectl refuses to attach to a completed pod, as upstream.
 			_, errOut, err = kubectlSplit(ctx, shared, v, "", "attach", name)
@@ -183,7 +185,7 @@ spec:
 
 			// Plain attach streams the output written from now on, not
 			// what was written before.
-			waitPod(t, c, ticker, "Running", running)
+			waitPod(t, c, ticker, "Running", framework.Running)
 			var before int
 			err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 20*time.Second, true, func(ctx context.Context) (bool, error) {
 				logs, _ := shared.Kubectl(ctx, v, "logs", ticker)
@@ -330,10 +332,10 @@ func (p *ptyProcess) exit(t *testing.T, timeout time.Duration) int {
 
 func TestExecTTY(t *testing.T) {
 	ctx := context.Background()
-	c := clientFor(t, shared)
+	c := shared.Client(t)
 	applyPod(t, shared, "exec-tty", fmt.Sprintf(sleeperPod, "exec-tty"))
-	waitPod(t, c, "exec-tty", "Running", running)
-	for _, v := range KubectlVersions {
+	waitPod(t, c, "exec-tty", "Running", framework.Running)
+	for _, v := range framework.KubectlVersions {
 		t.Run("kubectl-"+v, func(t *testing.T) {
 			// Without -t there is no terminal.
 			out, _, err := kexec(ctx, v, "exec-tty", "main", "tty")
@@ -342,7 +344,7 @@ func TestExecTTY(t *testing.T) {
 				t.Errorf("exec tty without -t: %q, %v", out, err)
 			}
 
-			p := startInPty(t, 37, 101, filepath.Join(KubectlDir, "kubectl."+v), "--kubeconfig", shared.Kubeconfig, "exec", "-it", "exec-tty", "--", "sh")
+			p := startInPty(t, 37, 101, filepath.Join(framework.KubectlDir, "kubectl."+v), "--kubeconfig", shared.Kubeconfig, "exec", "-it", "exec-tty", "--", "sh")
 			// busybox sh is interactive on a terminal: its prompt means
 			// the terminal is set up and kubectl's first size was sent.
 			p.waitFor(t, 0, "# ", 30*time.Second)
@@ -384,8 +386,8 @@ func TestExecTTY(t *testing.T) {
 
 func TestLogsFollow(t *testing.T) {
 	ctx := context.Background()
-	c := clientFor(t, shared)
-	for _, v := range KubectlVersions {
+	c := shared.Client(t)
+	for _, v := range framework.KubectlVersions {
 		t.Run("kubectl-"+v, func(t *testing.T) {
 			name := "logs-follow-" + dashed(v)
 			applyPod(t, shared, name, fmt.Sprintf(`apiVersion: v1
@@ -400,7 +402,7 @@ spec:
     image: busybox
     command: ["sh", "-c", "echo first; until [ -e /tmp/go ]; do sleep 0.1; done; echo second; until [ -e /tmp/end ]; do sleep 0.1; done; echo last"]
 `, name))
-			waitPod(t, c, name, "Running", running)
+			waitPod(t, c, name, "Running", framework.Running)
 			r := startKubectlLines(t, shared, v, "logs", "-f", name)
 			if l := r.next(t, 20*time.Second); l != "first" {
 				t.Fatalf("first line %q", l)
@@ -427,7 +429,7 @@ spec:
 
 func TestLogsFollowPreviousSinceContainersTail(t *testing.T) {
 	ctx := context.Background()
-	c := clientFor(t, shared)
+	c := shared.Client(t)
 	applyPod(t, shared, "logs-restarts", `apiVersion: v1
 kind: Pod
 metadata:
@@ -457,23 +459,23 @@ spec:
     image: busybox
     command: ["sh", "-c", "for i in 1 2 3 4 5; do echo b$i; done; exec sleep 3600"]
 `)
-	waitPod(t, c, "logs-multi", "Running", running)
+	waitPod(t, c, "logs-multi", "Running", framework.Running)
 	// The first restart comes at once; kubelet's 10 s back-off starts after it.
 	pod := waitPod(t, c, "logs-restarts", "restarted and running", func(p *corev1.Pod) bool {
-		return running(p) && p.Status.ContainerStatuses[0].RestartCount == 1
+		return framework.Running(p) && p.Status.ContainerStatuses[0].RestartCount == 1
 	})
 	if last := pod.Status.ContainerStatuses[0].LastTerminationState.Terminated; last == nil || last.ExitCode != 1 {
 		t.Errorf("lastState %+v", pod.Status.ContainerStatuses[0].LastTerminationState)
 	}
 	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 20*time.Second, true, func(ctx context.Context) (bool, error) {
-		out, _ := shared.Kubectl(ctx, newest(), "logs", "logs-multi", "-c", "b")
+		out, _ := shared.Kubectl(ctx, framework.Newest(), "logs", "logs-multi", "-c", "b")
 		return strings.Contains(out, "b5"), nil
 	})
 	if err != nil {
 		t.Fatalf("logs of b never complete: %v", err)
 	}
 	future := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
-	for _, v := range KubectlVersions {
+	for _, v := range framework.KubectlVersions {
 		t.Run("kubectl-"+v, func(t *testing.T) {
 			for _, tc := range []struct {
 				name     string
@@ -538,7 +540,7 @@ func sortedLines(s string) string {
 
 func TestOOMKilled(t *testing.T) {
 	ctx := context.Background()
-	c := clientFor(t, shared)
+	c := shared.Client(t)
 	// dd allocates its 64 MiB block and fills it from /dev/zero; the
 	// container's memory cgroup allows 16 MiB, so the kernel's OOM killer
 	// kills it (SIGKILL: exit code 137).
@@ -561,7 +563,7 @@ spec:
 	if term == nil || term.Reason != "OOMKilled" || term.ExitCode != 137 {
 		t.Errorf("terminated %+v, want reason OOMKilled, exit code 137", term)
 	}
-	for _, v := range KubectlVersions {
+	for _, v := range framework.KubectlVersions {
 		t.Run("kubectl-"+v, func(t *testing.T) {
 			out, err := shared.Kubectl(ctx, v, "get", "pod", "oom", "--no-headers")
 			if f := strings.Fields(out); err != nil || len(f) < 3 || f[1] != "0/1" || f[2] != "OOMKilled" {
@@ -594,7 +596,7 @@ func capEff(t *testing.T) string {
 
 func TestSecurityContext(t *testing.T) {
 	ctx := context.Background()
-	c := clientFor(t, shared)
+	c := shared.Client(t)
 	applyPod(t, shared, "secctx", `apiVersion: v1
 kind: Pod
 metadata:
@@ -642,15 +644,15 @@ spec:
     command: ["sleep", "3600"]
     securityContext: {privileged: true}
 `)
-	waitPod(t, c, "secctx", "Running", running)
-	waitPod(t, c, "secctx-priv", "Running", running)
+	waitPod(t, c, "secctx", "Running", framework.Running)
+	waitPod(t, c, "secctx-priv", "Running", framework.Running)
 	hostCaps := capEff(t)
 	// The status lines of the container's own process (grep's, which
 	// inherits the container's set).
 	status := `grep -E '^(CapEff|CapBnd|NoNewPrivs):' /proc/self/status`
 	// Setting lo's MTU needs CAP_NET_ADMIN in the pod's network namespace.
 	netAdmin := `ip link set lo mtu 65536 2>&1 && echo net-admin-ok`
-	for _, v := range KubectlVersions {
+	for _, v := range framework.KubectlVersions {
 		t.Run("kubectl-"+v, func(t *testing.T) {
 			for _, tc := range []struct {
 				pod            string // "secctx" when empty
@@ -726,7 +728,7 @@ spec:
 			if pod.Status.Phase != corev1.PodPending {
 				t.Errorf("phase %s, want Pending", pod.Status.Phase)
 			}
-			for _, v := range KubectlVersions {
+			for _, v := range framework.KubectlVersions {
 				out, err := shared.Kubectl(ctx, v, "get", "pod", tc.name, "--no-headers")
 				if f := strings.Fields(out); err != nil || len(f) < 3 || f[2] != "CreateContainerConfigError" {
 					t.Errorf("kubectl %s get pod: %q, %v", v, out, err)
@@ -788,7 +790,7 @@ func startRegistry(t *testing.T, user, pass string) (string, *basicAuthRegistry)
 func pushBusybox(t *testing.T, image string, config v1.Config, auth authn.Authenticator) {
 	t.Helper()
 	tarPath := filepath.Join(t.TempDir(), "busybox.tar")
-	if err := busyboxRootfs(tarPath); err != nil {
+	if err := framework.BusyboxTar(tarPath, nil); err != nil {
 		t.Fatal(err)
 	}
 	layer, err := tarball.LayerFromFile(tarPath)
@@ -833,7 +835,7 @@ func startPrivateRegistry(t *testing.T, user, pass string) (string, *basicAuthRe
 
 func TestPullSecrets(t *testing.T) {
 	ctx := context.Background()
-	c := clientFor(t, shared)
+	c := shared.Client(t)
 	host, reg := startPrivateRegistry(t, "e2e-user", "e2e-pass")
 	image := host + "/e2e/busybox:v1"
 	manifest := `apiVersion: v1
@@ -857,7 +859,7 @@ spec:
 		t.Helper()
 		// A watch from before the pod exists sees every status write,
 		// including the short-lived ErrImagePull.
-		wctx, cancel := context.WithTimeout(ctx, podTimeout)
+		wctx, cancel := context.WithTimeout(ctx, framework.PodTimeout)
 		defer cancel()
 		watcher, err := c.CoreV1().Pods("default").Watch(wctx, metav1.ListOptions{FieldSelector: "metadata.name=" + name})
 		if err != nil {
@@ -903,7 +905,7 @@ spec:
 		// asynchronously, so wait for them).
 		var out string
 		err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 15*time.Second, true, func(ctx context.Context) (bool, error) {
-			out, err = shared.Kubectl(ctx, newest(), "get", "events", "--field-selector", "involvedObject.name="+name, "-o", "jsonpath={range .items[*]}{.reason}|{.message}{\"\\n\"}{end}")
+			out, err = shared.Kubectl(ctx, framework.Newest(), "get", "events", "--field-selector", "involvedObject.name="+name, "-o", "jsonpath={range .items[*]}{.reason}|{.message}{\"\\n\"}{end}")
 			return err == nil && strings.Contains(out, fmt.Sprintf("Failed|Failed to pull image %q: ", image)) && strings.Contains(out, cause) &&
 				strings.Contains(out, "Failed|Error: ErrImagePull") && strings.Contains(out, fmt.Sprintf("Pulling|Pulling image %q", image)), nil
 		})
@@ -922,7 +924,7 @@ spec:
 			t.Error("the registry refused nothing: the node never asked it")
 		}
 	})
-	for _, v := range KubectlVersions {
+	for _, v := range framework.KubectlVersions {
 		t.Run("kubectl-"+v, func(t *testing.T) {
 			secret := "regcred-" + dashed(v)
 			if _, err := shared.Kubectl(ctx, v, "create", "secret", "docker-registry", secret,
@@ -937,7 +939,7 @@ spec:
 			before := reg.authorized.Load()
 			name := "pull-secret-" + dashed(v)
 			applyPod(t, shared, name, fmt.Sprintf(manifest, name, image, "  imagePullSecrets: [{name: "+secret+"}]\n"))
-			pod := waitPod(t, c, name, "Running", running)
+			pod := waitPod(t, c, name, "Running", framework.Running)
 			if reg.authorized.Load() == before {
 				t.Error("the pod runs, but the registry served no authorized request")
 			}

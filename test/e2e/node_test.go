@@ -18,32 +18,29 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/pocketkube/pocketkube/test/framework"
 )
-
-const podTimeout = 60 * time.Second
-
-// newest is the kubectl the node tests drive by default.
-func newest() string { return KubectlVersions[len(KubectlVersions)-1] }
 
 // applyPod applies manifest with kubectl and deletes the pod at the end
 // of the test.
-func applyPod(t *testing.T, c *Cluster, name, manifest string) {
+func applyPod(t *testing.T, c *framework.Cluster, name, manifest string) {
 	t.Helper()
-	importBusybox(t, c, "busybox")
+	c.ImportBusybox(t, "busybox")
 	// ServiceAccount admission refuses pods until the controller manager
 	// made the namespace's default service account, as on a new cluster.
-	err := wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, podTimeout, true, func(ctx context.Context) (bool, error) {
-		_, err := clientFor(t, c).CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
+	err := wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, framework.PodTimeout, true, func(ctx context.Context) (bool, error) {
+		_, err := c.Client(t).CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
 		return err == nil, nil
 	})
 	if err != nil {
 		t.Fatalf("no default service account: %v", err)
 	}
-	if _, err := c.KubectlStdin(context.Background(), newest(), manifest, "apply", "-f", "-"); err != nil {
+	if _, err := c.KubectlStdin(context.Background(), framework.Newest(), manifest, "apply", "-f", "-"); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		clientFor(t, c).CoreV1().Pods("default").Delete(context.Background(), name, metav1.DeleteOptions{GracePeriodSeconds: new(int64)})
+		c.Client(t).CoreV1().Pods("default").Delete(context.Background(), name, metav1.DeleteOptions{GracePeriodSeconds: new(int64)})
 	})
 }
 
@@ -51,7 +48,7 @@ func applyPod(t *testing.T, c *Cluster, name, manifest string) {
 func waitPod(t *testing.T, c kubernetes.Interface, name string, what string, cond func(*corev1.Pod) bool) *corev1.Pod {
 	t.Helper()
 	var pod *corev1.Pod
-	err := wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, podTimeout, true, func(ctx context.Context) (bool, error) {
+	err := wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, framework.PodTimeout, true, func(ctx context.Context) (bool, error) {
 		p, err := c.CoreV1().Pods("default").Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			return false, nil
@@ -60,42 +57,9 @@ func waitPod(t *testing.T, c kubernetes.Interface, name string, what string, con
 		return cond(p), nil
 	})
 	if err != nil {
-		t.Fatalf("pod %s never %s: %v\nstatus: %s", name, what, err, podStatusString(pod))
+		t.Fatalf("pod %s never %s: %v\nstatus: %s", name, what, err, framework.PodStatus(pod))
 	}
 	return pod
-}
-
-func podStatusString(p *corev1.Pod) string {
-	if p == nil {
-		return "<none>"
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "phase=%s", p.Status.Phase)
-	for _, list := range [][]corev1.ContainerStatus{p.Status.InitContainerStatuses, p.Status.ContainerStatuses} {
-		for _, cs := range list {
-			fmt.Fprintf(&b, " %s{restarts=%d", cs.Name, cs.RestartCount)
-			if w := cs.State.Waiting; w != nil {
-				fmt.Fprintf(&b, " waiting=%s:%q", w.Reason, w.Message)
-			}
-			if r := cs.State.Running; r != nil {
-				b.WriteString(" running")
-			}
-			if x := cs.State.Terminated; x != nil {
-				fmt.Fprintf(&b, " terminated=%s:%d", x.Reason, x.ExitCode)
-			}
-			b.WriteString("}")
-		}
-	}
-	return b.String()
-}
-
-func running(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
-			return p.Status.Phase == corev1.PodRunning
-		}
-	}
-	return false
 }
 
 func phaseIs(ph corev1.PodPhase) func(*corev1.Pod) bool {
@@ -103,9 +67,9 @@ func phaseIs(ph corev1.PodPhase) func(*corev1.Pod) bool {
 }
 
 func TestNodeRegistered(t *testing.T) {
-	c := clientFor(t, shared)
+	c := shared.Client(t)
 	var node *corev1.Node
-	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, podTimeout, true, func(ctx context.Context) (bool, error) {
+	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, framework.PodTimeout, true, func(ctx context.Context) (bool, error) {
 		nodes, err := c.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 		if err != nil || len(nodes.Items) != 1 {
 			return false, nil
@@ -152,7 +116,7 @@ func TestNodeRegistered(t *testing.T) {
 		t.Errorf("lease %+v", lease.Spec)
 	}
 	// kubectl shows it Ready, with its roles.
-	out, err := shared.Kubectl(context.Background(), newest(), "get", "nodes")
+	out, err := shared.Kubectl(context.Background(), framework.Newest(), "get", "nodes")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,9 +144,9 @@ spec:
 
 func TestPodRunsLogsAndExec(t *testing.T) {
 	ctx := context.Background()
-	c := clientFor(t, shared)
+	c := shared.Client(t)
 	applyPod(t, shared, "sleeper", fmt.Sprintf(sleeperPod, "sleeper"))
-	pod := waitPod(t, c, "sleeper", "Running", running)
+	pod := waitPod(t, c, "sleeper", "Running", framework.Running)
 	_, cidr, _ := net.ParseCIDR("10.244.0.0/16")
 	if ip := net.ParseIP(pod.Status.PodIP); ip == nil || !cidr.Contains(ip) {
 		t.Errorf("podIP %q not in %s", pod.Status.PodIP, cidr)
@@ -194,7 +158,7 @@ func TestPodRunsLogsAndExec(t *testing.T) {
 	if pod.Status.HostIP == "" || pod.Status.StartTime == nil || pod.Status.QOSClass != corev1.PodQOSBestEffort {
 		t.Errorf("status %+v", pod.Status)
 	}
-	for _, v := range KubectlVersions {
+	for _, v := range framework.KubectlVersions {
 		t.Run("kubectl-"+v, func(t *testing.T) {
 			var out string
 			err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 10*time.Second, true, func(ctx context.Context) (bool, error) {
@@ -226,7 +190,7 @@ func TestPodRunsLogsAndExec(t *testing.T) {
 }
 
 func TestRestartPolicies(t *testing.T) {
-	c := clientFor(t, shared)
+	c := shared.Client(t)
 	manifest := `apiVersion: v1
 kind: Pod
 metadata:
@@ -305,7 +269,7 @@ spec:
 		if pod.Status.Phase != corev1.PodRunning {
 			t.Errorf("phase %s, want Running (kubelet's getPhase for restartPolicy Always)", pod.Status.Phase)
 		}
-		out, err := shared.Kubectl(context.Background(), newest(), "logs", "crashloop", "--previous")
+		out, err := shared.Kubectl(context.Background(), framework.Newest(), "logs", "crashloop", "--previous")
 		if err != nil || out != "done\n" {
 			t.Errorf("logs --previous = %q, %v", out, err)
 		}
@@ -314,7 +278,7 @@ spec:
 
 func TestInitContainersAndVolumes(t *testing.T) {
 	ctx := context.Background()
-	c := clientFor(t, shared)
+	c := shared.Client(t)
 	_, err := c.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Name: "vol-cm"}, Data: map[string]string{"greeting": "hello", "other": "x"},
 	}, metav1.CreateOptions{})
@@ -373,10 +337,10 @@ spec:
     hostPath: {path: %s, type: Directory}
 `, hostDir)
 	applyPod(t, shared, "volumes", manifest)
-	waitPod(t, c, "volumes", "Running", running)
+	waitPod(t, c, "volumes", "Running", framework.Running)
 	exec := func(cmd string) string {
 		t.Helper()
-		out, err := shared.Kubectl(ctx, newest(), "exec", "volumes", "--", "sh", "-c", cmd)
+		out, err := shared.Kubectl(ctx, framework.Newest(), "exec", "volumes", "--", "sh", "-c", cmd)
 		if err != nil {
 			t.Errorf("exec %q: %v", cmd, err)
 		}
@@ -405,7 +369,7 @@ spec:
 		t.Fatal(err)
 	}
 	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 90*time.Second, true, func(ctx context.Context) (bool, error) {
-		out, _ := shared.Kubectl(ctx, newest(), "exec", "volumes", "--", "cat", "/etc/cm/sub/greeting.txt")
+		out, _ := shared.Kubectl(ctx, framework.Newest(), "exec", "volumes", "--", "cat", "/etc/cm/sub/greeting.txt")
 		return out == "changed", nil
 	})
 	if err != nil {
@@ -415,7 +379,7 @@ spec:
 
 func TestContainersShareLocalhostAndPodsReachEachOther(t *testing.T) {
 	ctx := context.Background()
-	c := clientFor(t, shared)
+	c := shared.Client(t)
 	manifest := `apiVersion: v1
 kind: Pod
 metadata:
@@ -432,13 +396,13 @@ spec:
 `
 	applyPod(t, shared, "web-a", fmt.Sprintf(manifest, "web-a", "web-a"))
 	applyPod(t, shared, "web-b", fmt.Sprintf(manifest, "web-b", "web-b"))
-	waitPod(t, c, "web-a", "Running", running)
-	b := waitPod(t, c, "web-b", "Running", running)
+	waitPod(t, c, "web-a", "Running", framework.Running)
+	b := waitPod(t, c, "web-b", "Running", framework.Running)
 	fetch := func(url string) (string, error) {
 		var out string
 		var err error
 		wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 10*time.Second, true, func(ctx context.Context) (bool, error) {
-			out, err = shared.Kubectl(ctx, newest(), "exec", "web-a", "-c", "client", "--", "wget", "-qO-", url)
+			out, err = shared.Kubectl(ctx, framework.Newest(), "exec", "web-a", "-c", "client", "--", "wget", "-qO-", url)
 			return err == nil, nil
 		})
 		return out, err
@@ -450,20 +414,20 @@ spec:
 		t.Errorf("pod-to-pod: %q, %v", out, err)
 	}
 	// port-forward through the API server and the kubelet API.
-	for _, v := range KubectlVersions {
+	for _, v := range framework.KubectlVersions {
 		t.Run("port-forward-"+v, func(t *testing.T) {
 			port, err := FreePort()
 			if err != nil {
 				t.Fatal(err)
 			}
-			cmd := exec.Command(filepath.Join(KubectlDir, "kubectl."+v), "--kubeconfig", shared.Kubeconfig, "port-forward", "pod/web-a", fmt.Sprintf("%d:8080", port))
+			cmd := exec.Command(filepath.Join(framework.KubectlDir, "kubectl."+v), "--kubeconfig", shared.Kubeconfig, "port-forward", "pod/web-a", fmt.Sprintf("%d:8080", port))
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
 			defer func() { cmd.Process.Kill(); cmd.Wait() }()
 			var body string
 			err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 15*time.Second, true, func(ctx context.Context) (bool, error) {
-				body, _, err = Curl(ctx, fmt.Sprintf("http://127.0.0.1:%d/", port))
+				body, _, err = framework.Curl(ctx, fmt.Sprintf("http://127.0.0.1:%d/", port))
 				return err == nil, nil
 			})
 			if err != nil || body != "served by web-a\n" {
@@ -476,7 +440,7 @@ spec:
 // A pod that ignores SIGTERM is SIGKILLed when its grace period is over,
 // not before, and its deletion leaves nothing behind.
 func TestDeleteLeavesNothing(t *testing.T) {
-	c := clientFor(t, shared)
+	c := shared.Client(t)
 	const grace = 3 * time.Second
 	applyPod(t, shared, "ephemeral", `apiVersion: v1
 kind: Pod
@@ -489,10 +453,10 @@ spec:
     image: busybox
     command: ["sh", "-c", "trap '' TERM; while true; do sleep 1; done"]
 `)
-	pod := waitPod(t, c, "ephemeral", "Running", running)
+	pod := waitPod(t, c, "ephemeral", "Running", framework.Running)
 	uid := string(pod.UID)
 	start := time.Now()
-	if _, err := shared.Kubectl(context.Background(), newest(), "delete", "pod", "ephemeral", "--wait=true", "--timeout=60s"); err != nil {
+	if _, err := shared.Kubectl(context.Background(), framework.Newest(), "delete", "pod", "ephemeral", "--wait=true", "--timeout=60s"); err != nil {
 		t.Fatalf("delete of a pod that ignores SIGTERM, after %s: %v", time.Since(start).Round(time.Millisecond), err)
 	}
 	took := time.Since(start)
@@ -539,7 +503,7 @@ func checkNoPodLeftovers(dataDir, uid string) []string {
 
 func TestJobRunsToComplete(t *testing.T) {
 	ctx := context.Background()
-	importBusybox(t, shared, "busybox")
+	shared.ImportBusybox(t, "busybox")
 	manifest := `apiVersion: batch/v1
 kind: Job
 metadata:
@@ -553,23 +517,23 @@ spec:
         image: busybox
         command: ["sh", "-c", "echo batch done"]
 `
-	if _, err := shared.KubectlStdin(ctx, newest(), manifest, "apply", "-f", "-"); err != nil {
+	if _, err := shared.KubectlStdin(ctx, framework.Newest(), manifest, "apply", "-f", "-"); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		shared.Kubectl(ctx, newest(), "delete", "job", "e2e-batch", "--cascade=background", "--wait=false")
+		shared.Kubectl(ctx, framework.Newest(), "delete", "job", "e2e-batch", "--cascade=background", "--wait=false")
 	})
-	if _, err := shared.Kubectl(ctx, newest(), "wait", "--for=condition=Complete", "job/e2e-batch", "--timeout=60s"); err != nil {
+	if _, err := shared.Kubectl(ctx, framework.Newest(), "wait", "--for=condition=Complete", "job/e2e-batch", "--timeout=60s"); err != nil {
 		t.Fatal(err)
 	}
-	out, err := shared.Kubectl(ctx, newest(), "logs", "job/e2e-batch")
+	out, err := shared.Kubectl(ctx, framework.Newest(), "logs", "job/e2e-batch")
 	if err != nil || out != "batch done\n" {
 		t.Errorf("job logs %q, %v", out, err)
 	}
 }
 
 func TestBadInputsGetUpstreamReasons(t *testing.T) {
-	c := clientFor(t, shared)
+	c := shared.Client(t)
 	manifest := `apiVersion: v1
 kind: Pod
 metadata:
@@ -615,5 +579,5 @@ spec:
 	}
 	// The agent is still healthy: a good pod runs.
 	applyPod(t, shared, "after-bad", fmt.Sprintf(sleeperPod, "after-bad"))
-	waitPod(t, c, "after-bad", "Running", running)
+	waitPod(t, c, "after-bad", "Running", framework.Running)
 }

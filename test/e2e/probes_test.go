@@ -14,6 +14,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/pocketkube/pocketkube/test/framework"
 )
 
 func condition(p *corev1.Pod, t corev1.PodConditionType) corev1.ConditionStatus {
@@ -29,7 +31,7 @@ func condition(p *corev1.Pod, t corev1.PodConditionType) corev1.ConditionStatus 
 // restarts the container; a preStop hook runs before the stop.
 func TestProbesAndHooks(t *testing.T) {
 	ctx := context.Background()
-	c := clientFor(t, shared)
+	c := shared.Client(t)
 	hostDir := t.TempDir()
 	applyPod(t, shared, "probed", fmt.Sprintf(`apiVersion: v1
 kind: Pod
@@ -64,15 +66,15 @@ spec:
 	if pod.Status.ContainerStatuses[0].Ready {
 		t.Error("ready before the readiness probe passed")
 	}
-	if _, err := shared.Kubectl(ctx, newest(), "exec", "probed", "--", "touch", "/tmp/ready"); err != nil {
+	if _, err := shared.Kubectl(ctx, framework.Newest(), "exec", "probed", "--", "touch", "/tmp/ready"); err != nil {
 		t.Fatal(err)
 	}
-	waitPod(t, c, "probed", "Ready", running)
+	waitPod(t, c, "probed", "Ready", framework.Running)
 	if b, err := os.ReadFile(filepath.Join(hostDir, "poststart")); err != nil || string(b) != "started\n" {
 		t.Errorf("postStart hook: %q, %v", b, err)
 	}
 
-	if _, err := shared.Kubectl(ctx, newest(), "exec", "probed", "--", "rm", "/www/healthz"); err != nil {
+	if _, err := shared.Kubectl(ctx, framework.Newest(), "exec", "probed", "--", "rm", "/www/healthz"); err != nil {
 		t.Fatal(err)
 	}
 	pod = waitPod(t, c, "probed", "restarted by its liveness probe", func(p *corev1.Pod) bool {
@@ -105,7 +107,7 @@ spec:
 	if b, err := os.ReadFile(filepath.Join(hostDir, "prestop")); err != nil || string(b) != "stopping\n" {
 		t.Errorf("preStop hook: %q, %v", b, err)
 	}
-	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, podTimeout, true, func(ctx context.Context) (bool, error) {
+	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, framework.PodTimeout, true, func(ctx context.Context) (bool, error) {
 		p, err := c.CoreV1().Pods("default").Get(ctx, "probed", metav1.GetOptions{})
 		return err == nil && p.Status.ContainerStatuses[0].State.Running != nil, nil
 	})

@@ -11,12 +11,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pocketkube/pocketkube/test/framework"
 )
 
 // startProxy runs `pocketkube proxy` against the shared cluster.
-func startProxy(t *testing.T, args ...string) *Proxy {
+func startProxy(t *testing.T, args ...string) *framework.Proxy {
 	t.Helper()
-	p, err := StartProxy(Binary, append([]string{"proxy", "--kubeconfig", shared.Kubeconfig}, args...)...)
+	p, err := framework.StartProxy(Binary, append([]string{"proxy", "--kubeconfig", shared.Kubeconfig}, args...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,7 +29,7 @@ func startProxy(t *testing.T, args ...string) *Proxy {
 // getJSON fetches url with curl and decodes the body into v.
 func getJSON(t *testing.T, url string, v any) {
 	t.Helper()
-	body, status, err := Curl(context.Background(), url)
+	body, status, err := framework.Curl(context.Background(), url)
 	if err != nil || status != 200 {
 		t.Fatalf("GET %s: status %d, %v\n%s", url, status, err, body)
 	}
@@ -165,7 +167,7 @@ func TestVerbsThroughProxy(t *testing.T) {
 	p := startProxy(t)
 	base := p.URL + "/apis/batch/v1/namespaces/default/jobs"
 	name := "rest-verbs"
-	t.Cleanup(func() { Curl(ctx, "-X", "DELETE", base+"/"+name) })
+	t.Cleanup(func() { framework.Curl(ctx, "-X", "DELETE", base+"/"+name) })
 
 	// watch: GET ?watch=true streams events while the others run. It
 	// starts from the list's resourceVersion, so that it sees every change
@@ -220,7 +222,7 @@ func TestVerbsThroughProxy(t *testing.T) {
 	}
 	for _, s := range steps {
 		args := append([]string{"-X", s.method}, s.args...)
-		body, status, err := Curl(ctx, append(args, s.url)...)
+		body, status, err := framework.Curl(ctx, append(args, s.url)...)
 		if err != nil || status != s.wantStatus || !strings.Contains(body, s.wantInBody) {
 			t.Fatalf("%s (%s %s): status %d (want %d), %v, body lacks %q:\n%s", s.verb, s.method, s.url, status, s.wantStatus, err, s.wantInBody, body)
 		}
@@ -228,8 +230,8 @@ func TestVerbsThroughProxy(t *testing.T) {
 
 	// update: PUT needs the current object, resourceVersion included.
 	name2 := "rest-update"
-	t.Cleanup(func() { Curl(ctx, "-X", "DELETE", base+"/"+name2) })
-	body, status, _ := Curl(ctx, "-X", "POST", "-H", "Content-Type: application/json", "-d", strings.ReplaceAll(jobJSON, "%s", name2), base)
+	t.Cleanup(func() { framework.Curl(ctx, "-X", "DELETE", base+"/"+name2) })
+	body, status, _ := framework.Curl(ctx, "-X", "POST", "-H", "Content-Type: application/json", "-d", strings.ReplaceAll(jobJSON, "%s", name2), base)
 	if status != 201 {
 		t.Fatalf("create %s: %d %s", name2, status, body)
 	}
@@ -237,12 +239,12 @@ func TestVerbsThroughProxy(t *testing.T) {
 	// conflict: read, modify, PUT, and again on 409, as clients do.
 	var updated []byte
 	for attempt := 0; ; attempt++ {
-		body, _, _ = Curl(ctx, base+"/"+name2)
+		body, _, _ = framework.Curl(ctx, base+"/"+name2)
 		var job map[string]any
 		json.Unmarshal([]byte(body), &job)
 		job["metadata"].(map[string]any)["annotations"] = map[string]any{"step": "updated"}
 		updated, _ = json.Marshal(job)
-		body, status, _ = Curl(ctx, "-X", "PUT", "-H", "Content-Type: application/json", "-d", string(updated), base+"/"+name2)
+		body, status, _ = framework.Curl(ctx, "-X", "PUT", "-H", "Content-Type: application/json", "-d", string(updated), base+"/"+name2)
 		if status == 200 && strings.Contains(body, `"step": "updated"`) {
 			break
 		}
@@ -251,13 +253,13 @@ func TestVerbsThroughProxy(t *testing.T) {
 		}
 	}
 	// The same PUT again carries a stale resourceVersion: upstream's conflict.
-	body, status, _ = Curl(ctx, "-X", "PUT", "-H", "Content-Type: application/json", "-d", string(updated), base+"/"+name2)
+	body, status, _ = framework.Curl(ctx, "-X", "PUT", "-H", "Content-Type: application/json", "-d", string(updated), base+"/"+name2)
 	if status != 409 || !strings.Contains(body, "the object has been modified") {
 		t.Fatalf("stale update: %d %s", status, body)
 	}
 
 	// deletecollection: DELETE on the collection.
-	body, status, _ = Curl(ctx, "-X", "DELETE", base+"?labelSelector=e2e%3Drest")
+	body, status, _ = framework.Curl(ctx, "-X", "DELETE", base+"?labelSelector=e2e%3Drest")
 	if status != 200 || !strings.Contains(body, `"kind": "JobList"`) {
 		t.Fatalf("deletecollection: %d %s", status, body)
 	}
@@ -286,7 +288,7 @@ func TestVerbsThroughProxy(t *testing.T) {
 // system:anonymous and forbidden by RBAC, with upstream's exact Status.
 func TestAnonymousForbidden(t *testing.T) {
 	ctx := context.Background()
-	body, status, err := Curl(ctx, "-k", shared.Server)
+	body, status, err := framework.Curl(ctx, "-k", shared.Server)
 	if err != nil || status != 403 {
 		t.Fatalf("curl -k: status %d, %v", status, err)
 	}
@@ -308,7 +310,7 @@ func TestAnonymousForbidden(t *testing.T) {
 func TestTLSVerification(t *testing.T) {
 	ctx := context.Background()
 	// Without the cluster CA, curl refuses the certificate (exit 60).
-	_, _, err := Curl(ctx, shared.Server)
+	_, _, err := framework.Curl(ctx, shared.Server)
 	var exit *exec.ExitError
 	if !asExit(err, &exit) || exit.ExitCode() != 60 {
 		t.Errorf("curl without CA: %v, want exit code 60", err)
@@ -316,7 +318,7 @@ func TestTLSVerification(t *testing.T) {
 	// With it, the server is verified under every name in its certificate.
 	ca := shared.DataDir + "/pki/ca.crt"
 	for _, host := range []string{"localhost", "kubernetes", "kubernetes.default.svc.cluster.local"} {
-		_, status, err := Curl(ctx, "--cacert", ca, "--resolve", host+":"+itoa(shared.Port)+":"+shared.Host, "https://"+host+":"+itoa(shared.Port)+"/version")
+		_, status, err := framework.Curl(ctx, "--cacert", ca, "--resolve", host+":"+itoa(shared.Port)+":"+shared.Host, "https://"+host+":"+itoa(shared.Port)+"/version")
 		if err != nil || status != 200 {
 			t.Errorf("curl --cacert https://%s: status %d, %v", host, status, err)
 		}

@@ -11,6 +11,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/pocketkube/pocketkube/test/framework"
 )
 
 // A legacy service-account token Secret that a user creates is filled by
@@ -18,7 +20,7 @@ import (
 // in the pod authenticates as the service account.
 func TestLegacyServiceAccountTokenSecret(t *testing.T) {
 	ctx := context.Background()
-	c := clientFor(t, shared)
+	c := shared.Client(t)
 	// The token controller deletes a token Secret whose service account
 	// does not exist (yet): wait for the namespace's default one.
 	if err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
@@ -64,17 +66,17 @@ spec:
   - name: token
     secret: {secretName: legacy-token}
 `)
-	waitPod(t, c, "legacy-token", "Running", running)
-	out, err := shared.Kubectl(ctx, newest(), "exec", "legacy-token", "--", "cat", "/var/run/secrets/legacy/token")
+	waitPod(t, c, "legacy-token", "Running", framework.Running)
+	out, err := shared.Kubectl(ctx, framework.Newest(), "exec", "legacy-token", "--", "cat", "/var/run/secrets/legacy/token")
 	if err != nil || out != token {
 		t.Fatalf("token in the pod = %q, %v; want the secret's", out, err)
 	}
-	out, err = shared.Kubectl(ctx, newest(), "exec", "legacy-token", "--", "ls", "/var/run/secrets/legacy")
+	out, err = shared.Kubectl(ctx, framework.Newest(), "exec", "legacy-token", "--", "ls", "/var/run/secrets/legacy")
 	if err != nil || strings.Fields(out)[0] != "ca.crt" || len(strings.Fields(out)) != 3 {
 		t.Errorf("ls = %q, %v; want ca.crt namespace token", out, err)
 	}
 	// Authenticated as the service account: RBAC, not authentication, says no.
-	body, status, err := Curl(ctx, "--cacert", shared.DataDir+"/pki/ca.crt", "-H", "Authorization: Bearer "+token, shared.Server+"/api/v1/namespaces/default/secrets")
+	body, status, err := framework.Curl(ctx, "--cacert", shared.DataDir+"/pki/ca.crt", "-H", "Authorization: Bearer "+token, shared.Server+"/api/v1/namespaces/default/secrets")
 	if err != nil || status != 403 || !strings.Contains(body, `secrets is forbidden: User \"system:serviceaccount:default:default\" cannot list resource \"secrets\" in API group \"\" in the namespace \"default\"`) {
 		t.Errorf("list secrets with the legacy token: %d %s %v", status, body, err)
 	}

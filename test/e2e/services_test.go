@@ -15,6 +15,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/pocketkube/pocketkube/test/framework"
 )
 
 // The Service tests run kube-proxy's nftables proxier as `pocketkube up`
@@ -60,13 +62,13 @@ spec:
 func applyService(t *testing.T, name, manifest string) *corev1.Service {
 	t.Helper()
 	ctx := context.Background()
-	if _, err := shared.KubectlStdin(ctx, newest(), manifest, "apply", "-f", "-"); err != nil {
+	if _, err := shared.KubectlStdin(ctx, framework.Newest(), manifest, "apply", "-f", "-"); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		clientFor(t, shared).CoreV1().Services("default").Delete(context.Background(), name, metav1.DeleteOptions{})
+		shared.Client(t).CoreV1().Services("default").Delete(context.Background(), name, metav1.DeleteOptions{})
 	})
-	svc, err := clientFor(t, shared).CoreV1().Services("default").Get(ctx, name, metav1.GetOptions{})
+	svc, err := shared.Client(t).CoreV1().Services("default").Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +92,7 @@ spec:
 
 // execIn runs a shell script in pod's container and returns its stdout.
 func execIn(ctx context.Context, pod, script string) (string, error) {
-	return shared.Kubectl(ctx, newest(), "exec", pod, "--", "sh", "-c", script)
+	return shared.Kubectl(ctx, framework.Newest(), "exec", pod, "--", "sh", "-c", script)
 }
 
 // answers fetches url n times in one exec in pod and returns who answered.
@@ -104,7 +106,7 @@ func answers(ctx context.Context, pod, url string, n int) ([]string, error) {
 func hostAnswers(ctx context.Context, url string, n int) []string {
 	var got []string
 	for range n {
-		body, _, err := Curl(ctx, "-m", "3", url)
+		body, _, err := framework.Curl(ctx, "-m", "3", url)
 		if err != nil {
 			got = append(got, "FAILED")
 			continue
@@ -166,12 +168,12 @@ func contains(list []string, s string) bool {
 func waitRunning(t *testing.T, c kubernetes.Interface, names ...string) {
 	t.Helper()
 	for _, n := range names {
-		waitPod(t, c, n, "Running and ready", running)
+		waitPod(t, c, n, "Running and ready", framework.Running)
 	}
 }
 
 func TestServiceClusterIPAndNodePort(t *testing.T) {
-	c := clientFor(t, shared)
+	c := shared.Client(t)
 	applyPod(t, shared, "svc-web-1", fmt.Sprintf(webPod, "svc-web-1", "svc-web"))
 	applyPod(t, shared, "svc-web-2", fmt.Sprintf(webPod, "svc-web-2", "svc-web"))
 	applyPod(t, shared, "svc-client", fmt.Sprintf(clientPod, "svc-client"))
@@ -221,7 +223,7 @@ func TestServiceClusterIPAndNodePort(t *testing.T) {
 }
 
 func TestServiceWithoutEndpointsRefuses(t *testing.T) {
-	c := clientFor(t, shared)
+	c := shared.Client(t)
 	applyPod(t, shared, "svc-refuse-client", fmt.Sprintf(clientPod, "svc-refuse-client"))
 	svc := applyService(t, "svc-nobody", serviceManifest("svc-nobody", "nobody-has-this-label", "ClusterIP"))
 	waitRunning(t, c, "svc-refuse-client")
@@ -243,7 +245,7 @@ func TestServiceWithoutEndpointsRefuses(t *testing.T) {
 	}
 	// From the host: curl's exit code 7 is "failed to connect", 28 a
 	// timeout.
-	_, _, err = Curl(context.Background(), "-m", "20", vip)
+	_, _, err = framework.Curl(context.Background(), "-m", "20", vip)
 	var exit *exec.ExitError
 	if !asExit(err, &exit) || exit.ExitCode() != 7 {
 		t.Errorf("curl %s from the host: %v, want exit code 7 (connection refused)", vip, err)
@@ -251,7 +253,7 @@ func TestServiceWithoutEndpointsRefuses(t *testing.T) {
 }
 
 func TestKubernetesServiceFromPod(t *testing.T) {
-	c := clientFor(t, shared)
+	c := shared.Client(t)
 	applyPod(t, shared, "svc-api-client", fmt.Sprintf(clientPod, "svc-api-client"))
 	waitRunning(t, c, "svc-api-client")
 	ctx := context.Background()
@@ -288,7 +290,7 @@ func TestKubernetesServiceFromPod(t *testing.T) {
 	}
 	// The same answer from the API server itself, so that the check above
 	// cannot pass on some other server's words.
-	body, status, _ := Curl(ctx, "http://"+net.JoinHostPort(shared.Host, itoa(shared.Port))+"/version")
+	body, status, _ := framework.Curl(ctx, "http://"+net.JoinHostPort(shared.Host, itoa(shared.Port))+"/version")
 	if status != 400 || !strings.Contains(body, want) {
 		t.Errorf("plain HTTP to the API server: %d %q", status, body)
 	}

@@ -1,12 +1,51 @@
-// Command labels measures how fast a pod label change reaches the
-// container's downwardAPI file: for each of --changes sequential merge
-// patches of metadata.labels (n=<i>), the time from the PATCH returning to
-// the first read of the file, as the container sees it, that holds the new
-// value. It prints p50/p90/p99/max, a breakdown by timestamps, the torn
-// reads seen by a reader looping on the file for the whole run, the
-// container's restart count and how often the unchanged podName file was
-// rewritten. With --pods N it first starts N-1 other pods with their own
-// downwardAPI volumes and measures on one.
+//go:build bench
+
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/pocketkube/pocketkube/test/framework"
+)
+
+// mountPath is where every labels pod mounts its downwardAPI volume.
+const mountPath = "/etc/podinfo"
+
+// BenchmarkLabelToFile measures how fast a pod label change reaches the
+// container's downwardAPI file: per iteration, one merge patch of
+// metadata.labels (n=<i>), timed from the PATCH returning to the first
+// read of the file, as the container sees it, that holds the new value
+// (polled every 200 µs). With pods=50, 49 other pods with their own
+// downwardAPI volumes share the node and one is measured. Besides the
+// p50/p90/p99/max it reports the torn reads seen by a reader looping on
+// the file for the whole run, the container's restarts and how often the
+// unchanged podName file was rewritten; the log has a breakdown by
+// timestamps and the agent's workqueue metrics.
 //
 // The container's view is /proc/<pid>/root/etc/podinfo: the path walk goes
 // through the container's root and mount namespace, so it sees exactly the
@@ -21,83 +60,14 @@
 // labels file's mtime (the atomic write) and the ..data symlink's mtime
 // (the swap), and the agent's pod workqueue metrics ("pods": wait in the
 // queue, syncPod duration), which the single process exposes on the API
-// server's /metrics. Changes go back to back by default: the next PATCH
-// follows as soon as a change is seen, so it can arrive while the agent is
-// still finishing the sync that wrote the file (see --gap).
-//
-// Usage: go run ./bench/labels --kubeconfig K --data-dir D --pods 50
-package main
-
-import (
-	"bytes"
-	"context"
-	"encoding/json"
-	"errors"
-	"flag"
-	"fmt"
-	"io/fs"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"regexp"
-	"sort"
-	"strconv"
-	"strings"
-	"sync"
-	"sync/atomic"
-	"syscall"
-	"time"
-
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
-)
-
-// mountPath is where every bench pod mounts its downwardAPI volume.
-const mountPath = "/etc/podinfo"
-
-type options struct {
-	kubeconfig string
-	dataDir    string
-	runc       string
-	image      string
-	pods       int
-	changes    int
-	noops      int
-	poll       time.Duration
-	timeout    time.Duration
-	reader     bool
-	settle     time.Duration
-	gap        time.Duration
-}
-
-func main() {
-	var o options
-	flag.StringVar(&o.kubeconfig, "kubeconfig", "", "admin kubeconfig")
-	flag.StringVar(&o.dataDir, "data-dir", "", "the cluster's --data-dir (runc's root is <data-dir>/node/runtime/runc)")
-	flag.StringVar(&o.runc, "runc", "runc", "runc binary")
-	flag.StringVar(&o.image, "image", "busybox", "image (must be present on the node)")
-	flag.IntVar(&o.pods, "pods", 1, "pods on the node, each with a downwardAPI volume; measured on one")
-	flag.IntVar(&o.changes, "changes", 200, "sequential label changes")
-	flag.IntVar(&o.noops, "noops", 20, "annotation patches afterwards, which must not rewrite the volume")
-	flag.DurationVar(&o.poll, "poll", 200*time.Microsecond, "sleep between reads while waiting for a change")
-	flag.DurationVar(&o.timeout, "timeout", 10*time.Second, "give up on one change after this long")
-	flag.DurationVar(&o.settle, "settle", 2*time.Second, "before measuring, wait until no pod changed for this long")
-	flag.DurationVar(&o.gap, "gap", 0, "pause after each change is seen, before the next PATCH (0: back to back)")
-	flag.BoolVar(&o.reader, "torn-reader", true, "run a reader looping on the file for the whole run")
-	flag.Parse()
-	if o.kubeconfig == "" || o.dataDir == "" {
-		fmt.Fprintln(os.Stderr, "--kubeconfig and --data-dir are required")
-		os.Exit(2)
-	}
-	if err := run(context.Background(), o); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+// server's /metrics. Changes go back to back: the next PATCH follows as
+// soon as a change is seen, so it can arrive while the agent is still
+// finishing the sync that wrote the file.
+func BenchmarkLabelToFile(b *testing.B) {
+	c := startCluster(b)
+	c.ImportBusybox(b, "busybox")
+	for _, n := range []int{1, 50} {
+		b.Run(fmt.Sprintf("pods=%d", n), func(b *testing.B) { labelToFile(b, c, n) })
 	}
 }
 
@@ -111,60 +81,62 @@ type change struct {
 	dataLink string
 }
 
-func run(ctx context.Context, o options) error {
-	cfg, err := clientcmd.BuildConfigFromFlags("", o.kubeconfig)
-	if err != nil {
-		return err
-	}
-	cfg.QPS, cfg.Burst = 500, 1000
-	client := kubernetes.NewForConfigOrDie(cfg)
+func labelToFile(b *testing.B, c *framework.Cluster, nPods int) {
+	const (
+		poll    = 200 * time.Microsecond
+		timeout = 10 * time.Second
+		settle  = 2 * time.Second
+		noops   = 20
+	)
+	ctx := b.Context()
+	client := highQPSClient(b, c)
 	ns := "default"
 	run := fmt.Sprintf("labels-%d", time.Now().UnixNano()%1e9)
 	pods := client.CoreV1().Pods(ns)
 
 	// Pod 0 is measured; the others only share the node.
-	for i := range o.pods {
-		if _, err := pods.Create(ctx, benchPod(run, i, o.image), metav1.CreateOptions{}); err != nil {
-			return fmt.Errorf("create pod %d: %w", i, err)
+	for i := range nPods {
+		if _, err := pods.Create(ctx, labelsPod(run, i), metav1.CreateOptions{}); err != nil {
+			b.Fatalf("create pod %d: %v", i, err)
 		}
 	}
-	defer cleanup(client, ns, run)
-	if err := waitReady(ctx, client, ns, run, o.pods); err != nil {
-		return err
+	b.Cleanup(func() { cleanupLabelsPods(client, ns, run) })
+	if err := waitReady(ctx, client, ns, run, nPods); err != nil {
+		b.Fatal(err)
 	}
 	// Right after the last pod is Running the agent still writes statuses
 	// and re-syncs pods; measure the node at rest.
-	settled, err := waitQuiet(ctx, client, ns, run, o.settle)
+	settled, err := waitQuiet(ctx, client, ns, run, settle)
 	if err != nil {
-		return err
+		b.Fatal(err)
 	}
 	name := fmt.Sprintf("%s-0", run)
 	pod, err := pods.Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
-		return err
+		b.Fatal(err)
 	}
-	pid, err := containerPid(ctx, o, pod)
+	pid, err := containerPid(ctx, c.DataDir, pod)
 	if err != nil {
-		return err
+		b.Fatal(err)
 	}
 	dir := fmt.Sprintf("/proc/%d/root%s", pid, mountPath)
 	labelsPath := filepath.Join(dir, "labels")
-	if b, err := os.ReadFile(labelsPath); err != nil || !hasLine(b, `n="0"`) {
-		return fmt.Errorf("container view %s: %q, %v", labelsPath, b, err)
+	if got, err := os.ReadFile(labelsPath); err != nil || !hasLine(got, `n="0"`) {
+		b.Fatalf("container view %s: %q, %v", labelsPath, got, err)
 	}
 	nameBefore, err := os.Stat(filepath.Join(dir, "podName"))
 	if err != nil {
-		return err
+		b.Fatal(err)
 	}
 	linkBefore, _ := os.Readlink(filepath.Join(dir, "..data"))
 
 	// Our own watch on the pod: when the apiserver delivers each new
 	// label value, a proxy for when the agent's informer gets it.
-	watched := make([]time.Time, o.changes+1)
+	watched := map[int]time.Time{}
 	var wmu sync.Mutex
 	w, err := pods.Watch(ctx, metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", name).String(), ResourceVersion: pod.ResourceVersion})
 	if err != nil {
-		return err
+		b.Fatal(err)
 	}
 	defer w.Stop()
 	go func() {
@@ -174,9 +146,9 @@ func run(ctx context.Context, o options) error {
 			if !ok || ev.Type != watch.Modified {
 				continue
 			}
-			if n, err := strconv.Atoi(p.Labels["n"]); err == nil && n > 0 && n <= o.changes {
+			if n, err := strconv.Atoi(p.Labels["n"]); err == nil && n > 0 {
 				wmu.Lock()
-				if watched[n].IsZero() {
+				if _, seen := watched[n]; !seen {
 					watched[n] = now
 				}
 				wmu.Unlock()
@@ -184,65 +156,62 @@ func run(ctx context.Context, o options) error {
 		}
 	}()
 
-	var torn *tornReader
-	stopReader := func() {}
-	if o.reader {
-		torn = &tornReader{path: labelsPath, keys: []string{"app", "bench", "n"}}
-		rctx, cancel := context.WithCancel(ctx)
-		done := make(chan struct{})
-		go func() { defer close(done); torn.run(rctx) }()
-		stopReader = func() { cancel(); <-done }
-	}
+	torn := &tornReader{path: labelsPath, keys: []string{"app", "bench", "n"}}
+	rctx, cancel := context.WithCancel(ctx)
+	readerDone := make(chan struct{})
+	go func() { defer close(readerDone); torn.run(rctx) }()
+	stopReader := func() { cancel(); <-readerDone }
 	defer stopReader()
 
 	qBefore := scrapeQueue(ctx, client)
-	changes := make([]change, 0, o.changes)
+	var changes []change
 	nameRewrites, links := 0, map[string]bool{}
 	lastName := nameBefore
-	for i := 1; i <= o.changes; i++ {
+	i := 0
+	for b.Loop() {
+		i++
 		patch := fmt.Appendf(nil, `{"metadata":{"labels":{"n":"%d"}}}`, i)
 		if _, err := pods.Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
-			return fmt.Errorf("patch %d: %w", i, err)
+			b.Fatalf("patch %d: %v", i, err)
 		}
-		c := change{ack: time.Now()}
+		ch := change{ack: time.Now()}
 		want := fmt.Sprintf(`n="%d"`, i)
 		for {
-			b, err := os.ReadFile(labelsPath)
-			if err == nil && hasLine(b, want) {
-				c.visible = time.Now()
+			got, err := os.ReadFile(labelsPath)
+			if err == nil && hasLine(got, want) {
+				ch.visible = time.Now()
 				break
 			}
-			if time.Since(c.ack) > o.timeout {
-				return fmt.Errorf("change %d not visible in %s after %v: %q, %v", i, labelsPath, o.timeout, b, err)
+			if time.Since(ch.ack) > timeout {
+				b.Fatalf("change %d not visible in %s after %v: %q, %v", i, labelsPath, timeout, got, err)
 			}
-			time.Sleep(o.poll)
+			time.Sleep(poll)
 		}
 		if fi, err := os.Stat(labelsPath); err == nil {
-			c.written = fi.ModTime()
+			ch.written = fi.ModTime()
 		}
 		if fi, err := os.Lstat(filepath.Join(dir, "..data")); err == nil {
-			c.swapped = fi.ModTime()
+			ch.swapped = fi.ModTime()
 		}
-		c.dataLink, _ = os.Readlink(filepath.Join(dir, "..data"))
-		links[c.dataLink] = true
+		ch.dataLink, _ = os.Readlink(filepath.Join(dir, "..data"))
+		links[ch.dataLink] = true
 		if fi, err := os.Stat(filepath.Join(dir, "podName")); err == nil {
 			if !sameFile(fi, lastName) {
 				nameRewrites++
 			}
 			lastName = fi
 		}
-		changes = append(changes, c)
-		time.Sleep(o.gap)
+		changes = append(changes, ch)
 	}
-
+	noNsPerOp(b)
 	qAfter := scrapeQueue(ctx, client)
 
 	// Updates that change nothing the volume projects: no new ..data.
 	linkAfter, _ := os.Readlink(filepath.Join(dir, "..data"))
-	for i := 1; i <= o.noops; i++ {
+	for i := 1; i <= noops; i++ {
 		patch := fmt.Appendf(nil, `{"metadata":{"annotations":{"noop":"%d"}}}`, i)
 		if _, err := pods.Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
-			return fmt.Errorf("annotation patch %d: %w", i, err)
+			b.Fatalf("annotation patch %d: %v", i, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -255,70 +224,69 @@ func run(ctx context.Context, o options) error {
 		changes[i].watched = watched[i+1]
 	}
 	wmu.Unlock()
-	pod, err = pods.Get(ctx, name, metav1.GetOptions{})
-	if err != nil {
-		return err
+	if pod, err = pods.Get(ctx, name, metav1.GetOptions{}); err != nil {
+		b.Fatal(err)
 	}
 	restarts := int32(-1)
 	if len(pod.Status.ContainerStatuses) == 1 {
 		restarts = pod.Status.ContainerStatuses[0].RestartCount
 	}
-	// What one `runc state` costs here: the agent runs one per running
-	// container on every sync (runtime.ListContainers).
+	// What one `runc state` costs here.
 	var runcTimes []time.Duration
 	var pidAfter int
 	for range 10 {
 		t := time.Now()
-		if pidAfter, err = containerPid(ctx, o, pod); err != nil {
-			return err
+		if pidAfter, err = containerPid(ctx, c.DataDir, pod); err != nil {
+			b.Fatal(err)
 		}
 		runcTimes = append(runcTimes, time.Since(t))
 	}
 	nameAfter, _ := os.Stat(filepath.Join(dir, "podName"))
 
-	// Report.
-	label := fmt.Sprintf("%d pod(s)", o.pods)
-	fmt.Printf("== %s on the node, %d label changes (gap %v, torn reader %v), measured on %s (container pid %d); pods quiet for %v after %v\n",
-		label, len(changes), o.gap, o.reader, name, pid, o.settle, settled.Round(time.Millisecond))
 	lat := pick(changes, func(c change) time.Duration { return c.visible.Sub(c.ack) })
-	report("PATCH ack → new bytes in container", lat)
+	reportQuantiles(b, "patch-file", lat, true)
+	b.ReportMetric(float64(torn.torn.Load()+torn.missing.Load()), "torn-reads")
+	b.ReportMetric(float64(torn.reads.Load()), "reads")
+	b.ReportMetric(float64(restarts), "restarts")
+	b.ReportMetric(float64(nameRewrites), "podname-rewrites")
+
+	b.Logf("%d pod(s) on the node, %d label changes, measured on %s (container pid %d); pods quiet for %v after %v",
+		nPods, len(changes), name, pid, settle, settled.Round(time.Millisecond))
+	logQuantiles(b, "PATCH ack → new bytes in container", lat)
 	var seen []change
 	for _, c := range changes {
 		if !c.watched.IsZero() {
 			seen = append(seen, c)
 		}
 	}
-	report(fmt.Sprintf("  PATCH ack → our watch event (%d)", len(seen)), pick(seen, func(c change) time.Duration { return c.watched.Sub(c.ack) }))
-	report("  PATCH ack → labels file mtime", pick(changes, func(c change) time.Duration { return c.written.Sub(c.ack) }))
-	report("  labels file mtime → ..data swap", pick(changes, func(c change) time.Duration { return c.swapped.Sub(c.written) }))
-	report("  ..data symlink mtime → seen", pick(changes, func(c change) time.Duration { return c.visible.Sub(c.swapped) }))
-	fmt.Printf("(file mtimes use the kernel's coarse clock: a few ms of granularity)\n")
-	qAfter.sub(qBefore).print()
-	report("one `runc state` exec (10 runs)", runcTimes)
-	var tornCount, reads, missing int64
-	if torn != nil {
-		tornCount, reads, missing = torn.torn.Load()+torn.missing.Load(), torn.reads.Load(), torn.missing.Load()
-		fmt.Printf("torn reads: %d of %d reads (%d ENOENT, %d malformed, %d other errors)\n",
-			tornCount, reads, missing, torn.torn.Load(), torn.other.Load())
-		for _, s := range torn.samples() {
-			fmt.Printf("  torn sample: %q\n", s)
-		}
+	logQuantiles(b, fmt.Sprintf("  PATCH ack → our watch event (%d)", len(seen)), pick(seen, func(c change) time.Duration { return c.watched.Sub(c.ack) }))
+	logQuantiles(b, "  PATCH ack → labels file mtime", pick(changes, func(c change) time.Duration { return c.written.Sub(c.ack) }))
+	logQuantiles(b, "  labels file mtime → ..data swap", pick(changes, func(c change) time.Duration { return c.swapped.Sub(c.written) }))
+	logQuantiles(b, "  ..data symlink mtime → seen", pick(changes, func(c change) time.Duration { return c.visible.Sub(c.swapped) }))
+	b.Logf("(file mtimes use the kernel's coarse clock: a few ms of granularity)")
+	qAfter.sub(qBefore).log(b.Logf)
+	logQuantiles(b, "one `runc state` exec (10 runs)", runcTimes)
+	b.Logf("torn reads: %d of %d reads (%d ENOENT, %d malformed, %d other errors)",
+		torn.torn.Load()+torn.missing.Load(), torn.reads.Load(), torn.missing.Load(), torn.torn.Load(), torn.other.Load())
+	for _, s := range torn.samples() {
+		b.Logf("  torn sample: %q", s)
 	}
-	fmt.Printf("restartCount: %d; container pid before %d, after %d\n", restarts, pid, pidAfter)
-	fmt.Printf("..data targets: %d distinct for %d changes; unchanged after %d annotation-only patches: %v\n",
-		len(links), len(changes), o.noops, linkNoop == linkAfter && linkAfter != linkBefore)
-	fmt.Printf("podName (bytes unchanged): new inode on %d of %d changes; inode %d→%d, mtime %s→%s\n",
+	b.Logf("restartCount: %d; container pid before %d, after %d", restarts, pid, pidAfter)
+	b.Logf("..data targets: %d distinct for %d changes; unchanged after %d annotation-only patches: %v",
+		len(links), len(changes), noops, linkNoop == linkAfter && linkAfter != linkBefore)
+	b.Logf("podName (bytes unchanged): new inode on %d of %d changes; inode %d→%d, mtime %s→%s",
 		nameRewrites, len(changes), ino(nameBefore), ino(nameAfter),
 		nameBefore.ModTime().Format("15:04:05.000"), modTime(nameAfter))
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	tornCell := "off"
-	if torn != nil {
-		tornCell = fmt.Sprintf("%d / %d (%d ENOENT)", tornCount, reads, missing)
+}
+
+// logQuantiles logs p50/p90/p99/max of d.
+func logQuantiles(b *testing.B, name string, d []time.Duration) {
+	if len(d) == 0 {
+		return
 	}
-	fmt.Printf("| %d | %d | %.1f | %.1f | %.1f | %.1f | %s | %d | %d/%d |\n",
-		o.pods, len(changes), ms(q(lat, 0.5)), ms(q(lat, 0.9)), ms(q(lat, 0.99)), ms(lat[len(lat)-1]),
-		tornCell, restarts, nameRewrites, len(changes))
-	return nil
+	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+	b.Logf("%-38s p50 %6.1f ms  p90 %6.1f ms  p99 %6.1f ms  max %6.1f ms",
+		name, ms(quantile(d, 0.5)), ms(quantile(d, 0.9)), ms(quantile(d, 0.99)), ms(d[len(d)-1]))
 }
 
 // queueStats are the agent's pod workqueue metrics ("pods"), as the
@@ -371,12 +339,12 @@ func (a queueStats) sub(b queueStats) queueStats {
 	return d
 }
 
-func (d queueStats) print() {
+func (d queueStats) log(logf func(string, ...any)) {
 	if !d.ok {
-		fmt.Println("agent workqueue metrics: not exposed on /metrics")
+		logf("agent workqueue metrics: not exposed on /metrics")
 		return
 	}
-	fmt.Printf("agent workqueue \"pods\" during the changes: %.0f adds\n", d.adds)
+	logf("agent workqueue \"pods\" during the changes: %.0f adds", d.adds)
 	for _, h := range []string{"queue", "work"} {
 		n := d.metrics["workqueue_"+h+"_duration_seconds_count/"]
 		sum := d.metrics["workqueue_"+h+"_duration_seconds_sum/"]
@@ -402,11 +370,11 @@ func (d queueStats) print() {
 			prev = c
 		}
 		what := map[string]string{"queue": "enqueue → worker picks it (queue_duration)", "work": "syncPod (work_duration)"}[h]
-		fmt.Printf("  %-44s n=%.0f mean %.1f ms  [%s]\n", what, n, sum/n*1000, strings.Join(parts, " "))
+		logf("  %-44s n=%.0f mean %.1f ms  [%s]", what, n, sum/n*1000, strings.Join(parts, " "))
 	}
 }
 
-func benchPod(run string, i int, image string) *corev1.Pod {
+func labelsPod(run string, i int) *corev1.Pod {
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:   fmt.Sprintf("%s-%d", run, i),
@@ -415,7 +383,7 @@ func benchPod(run string, i int, image string) *corev1.Pod {
 		Spec: corev1.PodSpec{
 			TerminationGracePeriodSeconds: new(int64),
 			Containers: []corev1.Container{{
-				Name: "main", Image: image, ImagePullPolicy: corev1.PullIfNotPresent,
+				Name: "main", Image: "busybox", ImagePullPolicy: corev1.PullIfNotPresent,
 				// Exits on SIGTERM, so deleting 50 pods is quick.
 				Command:      []string{"sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"},
 				VolumeMounts: []corev1.VolumeMount{{Name: "podinfo", MountPath: mountPath}},
@@ -442,7 +410,7 @@ func waitReady(ctx context.Context, client kubernetes.Interface, ns, run string,
 		}
 		ready = 0
 		for i := range l.Items {
-			if isReady(&l.Items[i]) {
+			if framework.Ready(&l.Items[i]) {
 				ready++
 			}
 		}
@@ -478,18 +446,9 @@ func waitQuiet(ctx context.Context, client kubernetes.Interface, ns, run string,
 	return time.Since(start), nil
 }
 
-func isReady(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
-			return true
-		}
-	}
-	return false
-}
-
 // containerPid returns the pid of the pod's only container's init: the
 // runc container named by its status, checked against the pod's cgroup.
-func containerPid(ctx context.Context, o options, pod *corev1.Pod) (int, error) {
+func containerPid(ctx context.Context, dataDir string, pod *corev1.Pod) (int, error) {
 	if len(pod.Status.ContainerStatuses) != 1 {
 		return 0, fmt.Errorf("pod %s: %d container statuses", pod.Name, len(pod.Status.ContainerStatuses))
 	}
@@ -497,9 +456,9 @@ func containerPid(ctx context.Context, o options, pod *corev1.Pod) (int, error) 
 	if !ok {
 		return 0, fmt.Errorf("pod %s: container ID %q is not runc://", pod.Name, pod.Status.ContainerStatuses[0].ContainerID)
 	}
-	root := filepath.Join(o.dataDir, "node", "runtime", "runc")
+	root := filepath.Join(dataDir, "node", "runtime", "runc")
 	var stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, o.runc, "--root", root, "state", id)
+	cmd := exec.CommandContext(ctx, "runc", "--root", root, "state", id)
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
@@ -525,7 +484,7 @@ func containerPid(ctx context.Context, o options, pod *corev1.Pod) (int, error) 
 	return st.Pid, nil
 }
 
-func cleanup(client kubernetes.Interface, ns, run string) {
+func cleanupLabelsPods(client kubernetes.Interface, ns, run string) {
 	ctx := context.Background()
 	sel := metav1.ListOptions{LabelSelector: "bench=" + run}
 	// A grace period of 0 would remove the pods from the API at once,
@@ -638,16 +597,3 @@ func pick(cs []change, f func(change) time.Duration) []time.Duration {
 	}
 	return d
 }
-
-func q(d []time.Duration, p float64) time.Duration { return d[min(len(d)-1, int(p*float64(len(d))))] }
-
-func report(name string, d []time.Duration) {
-	if len(d) == 0 {
-		return
-	}
-	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
-	fmt.Printf("%-38s p50 %6.1f ms  p90 %6.1f ms  p99 %6.1f ms  max %6.1f ms\n",
-		name, ms(q(d, 0.5)), ms(q(d, 0.9)), ms(q(d, 0.99)), ms(d[len(d)-1]))
-}
-
-func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -1,0 +1,25 @@
+// Package bench holds pocketkube's system benchmarks: `go test -bench`
+// functions (build tag bench) that run the real binary, as the end-to-end
+// tests do, through test/framework, and report their figures with
+// b.ReportMetric so that runs compare with benchstat:
+//
+//	make build
+//	flock /tmp/pk-e2e.lock env POCKETKUBE_BIN=$PWD/bin/pocketkube \
+//	  go test -tags bench -run '^$' -bench . -benchtime 1x ./bench/
+//
+// `make bench` runs each benchmark with the repetitions its figures are
+// quoted with in docs/BENCHMARKS.md and writes bench/results/.
+//
+// Each benchmark is one experiment; an iteration is one sample (one pod
+// start, one label change, one DNS query, one Service change, one cluster
+// start), so -benchtime Nx sets the sample count, and the percentiles are
+// over the samples of the run. The ns/op figure, the loop's time per
+// iteration, is suppressed: it mixes the measured interval with the setup
+// and cleanup around it.
+//
+// Needs root, runc, the CNI plugins, nftables, busybox-static, kubectl
+// (test/framework.KubectlDir), curl; BenchmarkStartupBare also etcd and
+// a kube-apiserver binary (KUBE_APISERVER, built with `go build
+// k8s.io/kubernetes/cmd/kube-apiserver` when unset). Clusters with a node
+// agent cannot run two at once on one machine: hold /tmp/pk-e2e.lock.
+package bench

@@ -1,0 +1,55 @@
+//go:build bench
+
+package bench
+
+import (
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// quantile is the p-quantile of d as bench/podstart and bench/labels
+// computed it: the element at index p·n of the sorted samples.
+func quantile(d []time.Duration, p float64) time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[min(len(s)-1, int(p*float64(len(s))))]
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// reportQuantiles reports the p50, p99 (and with all, p90 and max) of d
+// in milliseconds as name-p50-ms and so on.
+func reportQuantiles(b *testing.B, name string, d []time.Duration, all bool) {
+	b.Helper()
+	if len(d) == 0 {
+		return
+	}
+	b.ReportMetric(ms(quantile(d, 0.5)), name+"-p50-ms")
+	b.ReportMetric(ms(quantile(d, 0.99)), name+"-p99-ms")
+	if all {
+		b.ReportMetric(ms(quantile(d, 0.9)), name+"-p90-ms")
+		b.ReportMetric(ms(slices.Max(d)), name+"-max-ms")
+	}
+}
+
+// noNsPerOp hides the ns/op figure: an iteration's loop time is not what
+// these benchmarks measure (see the package doc).
+func noNsPerOp(b *testing.B) { b.ReportMetric(0, "ns/op") }
+
+// rssKiB is VmRSS of process pid in KiB.
+func rssKiB(pid int) (int, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			return strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+		}
+	}
+	return 0, os.ErrNotExist
+}

@@ -1,0 +1,281 @@
+package framework
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// ClusterConfig says how to run `pocketkube up`.
+type ClusterConfig struct {
+	// Binary is the pocketkube binary. Required.
+	Binary string
+	// DataDir is the cluster's --data-dir. Required.
+	DataDir string
+	// Host is the address the API server listens on (--listen). Empty
+	// means 127.0.0.1, which pods cannot reach: see ListenAddress.
+	Host string
+	// Port is the API server's port; 0 means a free port of Host.
+	Port int
+	// KubeletPort is the node agent's --kubelet-port; 0 means a free
+	// port, so that the cluster never takes the machine's 10250.
+	KubeletPort int
+	// Args are more flags of `up`.
+	Args []string
+	// Timeout bounds the wait for "pocketkube is up"; 0 means 2 minutes.
+	Timeout time.Duration
+}
+
+// Cluster is a running `pocketkube up`.
+type Cluster struct {
+	DataDir     string
+	Kubeconfig  string
+	Server      string // https://HOST:PORT
+	Host        string // the --listen address
+	Port        int
+	KubeletPort int
+	// Started is when the process was started; Up is when it printed
+	// that it is up.
+	Started, Up time.Time
+
+	cfg     ClusterConfig
+	binary  string
+	cmd     *exec.Cmd
+	done    chan struct{}
+	err     error // the process's exit, once done is closed
+	stopped bool  // Stop or Kill was called: an exit is expected
+
+	mu  sync.Mutex
+	out bytes.Buffer // stdout and stderr, interleaved
+}
+
+// FreePort returns a TCP port of host (all addresses if host is empty)
+// that nothing listens on now, below the kernel's ephemeral range
+// (net.ipv4.ip_local_port_range, 32768 and up): tests restart clusters on
+// the same port, and an ephemeral port can be taken meanwhile by any
+// outgoing connection on the machine. Probe the address the port will be
+// bound on: a port free on 127.0.0.1 may be taken on another address.
+func FreePort(host string) (int, error) {
+	for range 100 {
+		port := 20000 + rand.IntN(12000)
+		l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return port, nil
+	}
+	return 0, fmt.Errorf("no free port of %q below the ephemeral range", host)
+}
+
+type lockedWriter struct {
+	mu  *sync.Mutex
+	buf *bytes.Buffer
+}
+
+func (w lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.Write(p)
+}
+
+// StartCluster runs `pocketkube up` as cfg says and waits until it
+// prints that it is up.
+func StartCluster(cfg ClusterConfig) (*Cluster, error) {
+	if cfg.Binary == "" || cfg.DataDir == "" {
+		return nil, errors.New("start cluster: Binary and DataDir are required")
+	}
+	if cfg.Host == "" {
+		cfg.Host = "127.0.0.1"
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 2 * time.Minute
+	}
+	var err error
+	if cfg.Port == 0 {
+		if cfg.Port, err = FreePort(cfg.Host); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.KubeletPort == 0 {
+		// The agent serves the kubelet API on every address.
+		if cfg.KubeletPort, err = FreePort(""); err != nil {
+			return nil, err
+		}
+	}
+	c := &Cluster{
+		DataDir: cfg.DataDir, Host: cfg.Host, Port: cfg.Port, KubeletPort: cfg.KubeletPort,
+		cfg: cfg, done: make(chan struct{}),
+	}
+	args := append([]string{"up", "--data-dir", cfg.DataDir,
+		"--listen", net.JoinHostPort(c.Host, strconv.Itoa(c.Port)),
+		"--kubelet-port", strconv.Itoa(c.KubeletPort)}, cfg.Args...)
+	c.cmd = exec.Command(cfg.Binary, args...)
+	stdout, err := c.cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	c.cmd.Stderr = lockedWriter{&c.mu, &c.out}
+	c.Started = time.Now()
+	if err := c.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", cfg.Binary, err)
+	}
+	upLine := make(chan string, 1)
+	go func() {
+		s := bufio.NewScanner(stdout)
+		for s.Scan() {
+			line := s.Text()
+			lockedWriter{&c.mu, &c.out}.Write([]byte(line + "\n"))
+			if strings.HasPrefix(line, "pocketkube is up") {
+				select {
+				case upLine <- line:
+				default:
+				}
+			}
+		}
+	}()
+	go func() {
+		c.err = c.cmd.Wait()
+		close(c.done)
+	}()
+	select {
+	case <-upLine:
+		c.Up = time.Now()
+	case <-c.done:
+		return nil, fmt.Errorf("pocketkube up exited before it was up: %v\n%s", c.err, c.Output())
+	case <-time.After(cfg.Timeout):
+		c.Kill()
+		return nil, fmt.Errorf("pocketkube up not up after %s\n%s", cfg.Timeout, c.Output())
+	}
+	c.Kubeconfig = filepath.Join(cfg.DataDir, "kubeconfig")
+	c.Server = "https://" + net.JoinHostPort(c.Host, strconv.Itoa(c.Port))
+	return c, nil
+}
+
+// Restart starts the cluster again on the same data dir, address, ports
+// and flags; c must have exited (Stop or Kill).
+func (c *Cluster) Restart() (*Cluster, error) {
+	select {
+	case <-c.done:
+	default:
+		return nil, errors.New("restart cluster: it still runs")
+	}
+	cfg := c.cfg
+	cfg.Port, cfg.KubeletPort = c.Port, c.KubeletPort
+	return StartCluster(cfg)
+}
+
+// Output returns what the process printed so far.
+func (c *Cluster) Output() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.out.String()
+}
+
+// Pid is the process id of `pocketkube up`.
+func (c *Cluster) Pid() int { return c.cmd.Process.Pid }
+
+// Done is closed when the process has exited.
+func (c *Cluster) Done() <-chan struct{} { return c.done }
+
+// Exited returns nil while the process runs, and else an error that says
+// how it ended.
+func (c *Cluster) Exited() error {
+	select {
+	case <-c.done:
+	default:
+		return nil
+	}
+	if c.err == nil {
+		return fmt.Errorf("pocketkube up (pid %d) exited with status 0", c.Pid())
+	}
+	return fmt.Errorf("pocketkube up (pid %d) exited: %w", c.Pid(), c.err)
+}
+
+// CheckAlive fails t at once, with the end of the cluster's output, when
+// the process died while nobody stopped it: every test after a crash then
+// fails with that one reason instead of its own timeouts. A cluster that
+// was stopped (Stop, Kill) passes: a test may still hold it after starting
+// it again on the same data dir and port (Restart), whose kubeconfig and
+// address are the same.
+func (c *Cluster) CheckAlive(t testing.TB) {
+	t.Helper()
+	if err := c.Exited(); err != nil && !c.stopped {
+		t.Fatalf("the cluster at %s died: %v\nits last output:\n%s", c.Server, err, Tail(c.Output(), 40))
+	}
+}
+
+// Stop sends SIGINT, as Ctrl-C does, and waits up to timeout for the
+// process to exit. It returns how long the exit took and the exit error.
+func (c *Cluster) Stop(timeout time.Duration) (time.Duration, error) {
+	c.stopped = true
+	start := time.Now()
+	if err := c.cmd.Process.Signal(syscall.SIGINT); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return 0, err
+	}
+	select {
+	case <-c.done:
+		return time.Since(start), c.err
+	case <-time.After(timeout):
+		c.Kill()
+		return time.Since(start), fmt.Errorf("pocketkube up still running %s after SIGINT", timeout)
+	}
+}
+
+// Kill kills the process and waits for it.
+func (c *Cluster) Kill() {
+	c.stopped = true
+	c.cmd.Process.Kill()
+	<-c.done
+}
+
+// RESTConfig is the admin client configuration of the cluster.
+func (c *Cluster) RESTConfig() (*rest.Config, error) {
+	return clientcmd.BuildConfigFromFlags("", c.Kubeconfig)
+}
+
+// Client returns an admin client of the cluster; it fails t if the
+// cluster died (CheckAlive).
+func (c *Cluster) Client(t testing.TB) kubernetes.Interface {
+	t.Helper()
+	c.CheckAlive(t)
+	cfg, err := c.RESTConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kubernetes.NewForConfigOrDie(cfg)
+}
+
+// Kubectl runs the kubectl of minor version v against the cluster and
+// returns its stdout; the error carries stderr.
+func (c *Cluster) Kubectl(ctx context.Context, v string, args ...string) (string, error) {
+	return Run(ctx, nil, Kubectl(v), append([]string{"--kubeconfig", c.Kubeconfig}, args...)...)
+}
+
+// KubectlStdin is Kubectl with stdin.
+func (c *Cluster) KubectlStdin(ctx context.Context, v string, stdin string, args ...string) (string, error) {
+	return Run(ctx, strings.NewReader(stdin), Kubectl(v), append([]string{"--kubeconfig", c.Kubeconfig}, args...)...)
+}
+
+// PodExec runs args in the container "main" of pod ns/pod with the newest
+// kubectl and returns stdout; the error carries stderr.
+func (c *Cluster) PodExec(ctx context.Context, ns, pod string, args ...string) (string, error) {
+	return c.Kubectl(ctx, Newest(), append([]string{"-n", ns, "exec", pod, "-c", "main", "--"}, args...)...)
+}
