@@ -31,7 +31,7 @@ import (
 // components maps package path prefixes to the tag of their component. The
 // first prefix that matches wins, so longer ones come first.
 var components = []struct{ prefix, tag string }{
-	{"github.com/pocketkube/pocketkube/internal/node/proxy", "kube-proxy"},
+	{"github.com/pocketkube/pocketkube/internal/node/serviceproxy", "kube-proxy"},
 	{"github.com/pocketkube/pocketkube/internal/node/coredns", "dns"},
 	{"github.com/pocketkube/pocketkube/internal/node", "node"},
 	{"github.com/pocketkube/pocketkube", "pocketkube"},

@@ -1,7 +1,7 @@
 // Package node runs one Kubernetes node in this process: the agent (a
 // small kubelet, internal/node/agent) over the runtime, image store, pod
-// network and volumes, the kubelet API (internal/node/streaming) and the
-// node services: the Service proxy (internal/node/proxy, upstream
+// network and volumes, the kubelet API (internal/node/kubeletapi) and the
+// node services: the Service proxy (internal/node/serviceproxy, upstream
 // kube-proxy, with system:kube-proxy's credentials) and, when DNSListen is
 // set, the cluster DNS server (internal/node/coredns). It talks to the
 // control plane only through the API server, so the same code runs the node
@@ -28,10 +28,10 @@ import (
 
 	"github.com/pocketkube/pocketkube/internal/node/agent"
 	"github.com/pocketkube/pocketkube/internal/node/image"
+	"github.com/pocketkube/pocketkube/internal/node/kubeletapi"
 	"github.com/pocketkube/pocketkube/internal/node/machine"
 	"github.com/pocketkube/pocketkube/internal/node/network"
 	"github.com/pocketkube/pocketkube/internal/node/runtime"
-	"github.com/pocketkube/pocketkube/internal/node/streaming"
 	"github.com/pocketkube/pocketkube/internal/node/volume"
 )
 
@@ -140,7 +140,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	current.Store(a)
-	api, err := streaming.New(streaming.Config{
+	api, err := kubeletapi.New(kubeletapi.Config{
 		Addr:         net.JoinHostPort("", strconv.Itoa(int(cfg.KubeletPort))),
 		CertFile:     cfg.ServingCert,
 		KeyFile:      cfg.ServingKey,

@@ -19,7 +19,7 @@
 // # What it leaves to others
 //
 // Containers, images, networking, volumes and the kubelet API are separate
-// packages (internal/node/runtime, image, network, volume, streaming); this
+// packages (internal/node/runtime, image, network, volume, kubeletapi); this
 // package declares the few methods it needs of each as interfaces, where it
 // uses them. Upstream kubelet (k8s.io/kubernetes/pkg/kubelet) is the
 // specification for every value written to the API.

@@ -14,8 +14,8 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/pocketkube/pocketkube/internal/node/kubeletapi"
 	"github.com/pocketkube/pocketkube/internal/node/runtime"
-	"github.com/pocketkube/pocketkube/internal/node/streaming"
 )
 
 // Streamer is the part of the runtime the kubelet API needs.
@@ -25,14 +25,14 @@ type Streamer interface {
 	ContainerStatus(ctx context.Context, id string) (*runtime.ContainerStatus, error)
 }
 
-// Provider serves the kubelet API (internal/node/streaming) from the
+// Provider serves the kubelet API (internal/node/kubeletapi) from the
 // agent's pods and the runtime.
 type Provider struct {
 	agent    *Agent
 	streamer Streamer
 }
 
-var _ streaming.Provider = (*Provider)(nil)
+var _ kubeletapi.Provider = (*Provider)(nil)
 
 // Provider returns the agent's kubelet API provider.
 func (a *Agent) Provider(s Streamer) *Provider { return &Provider{agent: a, streamer: s} }
@@ -45,7 +45,7 @@ func (p *Provider) RunningPods(ctx context.Context) ([]*v1.Pod, error) {
 func (p *Provider) pod(namespace, name string) (*v1.Pod, error) {
 	pod, err := p.agent.podLister.Pods(namespace).Get(name)
 	if err != nil {
-		return nil, &streaming.NotFoundError{Namespace: namespace, Pod: name}
+		return nil, &kubeletapi.NotFoundError{Namespace: namespace, Pod: name}
 	}
 	return pod, nil
 }
@@ -135,7 +135,7 @@ func (p *Provider) runningContainer(ctx context.Context, namespace, name string,
 		return "", err
 	}
 	if uid != "" && pod.UID != uid {
-		return "", &streaming.NotFoundError{Namespace: namespace, Pod: name}
+		return "", &kubeletapi.NotFoundError{Namespace: namespace, Pod: name}
 	}
 	latest, _, err := p.attempts(ctx, pod, container)
 	if err != nil {
@@ -147,7 +147,7 @@ func (p *Provider) runningContainer(ctx context.Context, namespace, name string,
 	return latest.ID, nil
 }
 
-func toRuntimeStreams(s streaming.Streams) (runtime.Streams, func()) {
+func toRuntimeStreams(s kubeletapi.Streams) (runtime.Streams, func()) {
 	rs := runtime.Streams{Stdin: s.Stdin, TTY: s.TTY}
 	if s.Stdout != nil {
 		rs.Stdout = s.Stdout
@@ -184,7 +184,7 @@ func toRuntimeStreams(s streaming.Streams) (runtime.Streams, func()) {
 }
 
 // Exec runs cmd in the container's running attempt.
-func (p *Provider) Exec(ctx context.Context, namespace, name string, uid types.UID, container string, cmd []string, s streaming.Streams) (int, error) {
+func (p *Provider) Exec(ctx context.Context, namespace, name string, uid types.UID, container string, cmd []string, s kubeletapi.Streams) (int, error) {
 	id, err := p.runningContainer(ctx, namespace, name, uid, container)
 	if err != nil {
 		return 0, err
@@ -195,7 +195,7 @@ func (p *Provider) Exec(ctx context.Context, namespace, name string, uid types.U
 }
 
 // Attach connects to the container's running attempt.
-func (p *Provider) Attach(ctx context.Context, namespace, name string, uid types.UID, container string, s streaming.Streams) error {
+func (p *Provider) Attach(ctx context.Context, namespace, name string, uid types.UID, container string, s kubeletapi.Streams) error {
 	id, err := p.runningContainer(ctx, namespace, name, uid, container)
 	if err != nil {
 		return err
@@ -213,7 +213,7 @@ func (p *Provider) PortForward(ctx context.Context, namespace, name string, uid 
 		return err
 	}
 	if uid != "" && pod.UID != uid {
-		return &streaming.NotFoundError{Namespace: namespace, Pod: name}
+		return &kubeletapi.NotFoundError{Namespace: namespace, Pod: name}
 	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(int(port)))
 	var conn net.Conn

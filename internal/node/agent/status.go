@@ -12,8 +12,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/kubernetes/pkg/apis/core/v1/helper/qos"
 
+	"github.com/pocketkube/pocketkube/internal/node/kubeletapi"
 	"github.com/pocketkube/pocketkube/internal/node/runtime"
-	"github.com/pocketkube/pocketkube/internal/node/streaming"
 )
 
 // containerIDPrefix makes status.containerStatuses[].containerID, as
@@ -122,7 +122,7 @@ const (
 func lastLogs(path string) string {
 	var buf bytes.Buffer
 	lines := int64(terminationLogLines)
-	err := streaming.ReadLogs(context.Background(), path, &v1.PodLogOptions{TailLines: &lines}, func() bool { return false }, time.Now(), &buf, &buf)
+	err := kubeletapi.ReadLogs(context.Background(), path, &v1.PodLogOptions{TailLines: &lines}, func() bool { return false }, time.Now(), &buf, &buf)
 	if err != nil {
 		return fmt.Sprintf("Error on reading termination message from logs: %v", err)
 	}

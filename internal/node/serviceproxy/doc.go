@@ -1,4 +1,4 @@
-// Package proxy runs a node's Service proxy: upstream kube-proxy's
+// Package serviceproxy runs a node's Service proxy: upstream kube-proxy's
 // nftables proxier (k8s.io/kubernetes/pkg/proxy/nftables), in this
 // process, as the API client system:kube-proxy. It makes ClusterIPs and
 // NodePorts of every Service reach the Service's endpoints, with the same
@@ -28,4 +28,4 @@
 // waits for a sync already asked for, and only then deletes the table. The
 // loop's hourly resync would write the table again in a process that keeps
 // running an hour after Run returned; pocketkube exits instead.
-package proxy
+package serviceproxy

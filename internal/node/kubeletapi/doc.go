@@ -1,4 +1,4 @@
-// Package streaming is the node agent's kubelet API: the HTTPS server on
+// Package kubeletapi is the node agent's kubelet API: the HTTPS server on
 // :10250 that the API server calls for `kubectl logs`, `exec`, `attach`,
 // `port-forward` and `kubectl get --raw /api/v1/nodes/<node>/proxy/...`.
 //
@@ -31,4 +31,4 @@
 // Anonymous requests are always rejected (kubelet's
 // authentication.anonymous.enabled=false), and the PodLogsQuerySplitStreams
 // gate is treated as off, as it is upstream by default.
-package streaming
+package kubeletapi
