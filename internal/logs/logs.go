@@ -4,10 +4,12 @@
 // Every embedded upstream component logs through klog's process-wide
 // functions, so a line cannot carry its component in a logger value. Writer
 // instead looks at the goroutine's stack when klog hands it a line: the
-// outermost frame that belongs to a known component (kube-apiserver,
+// innermost frame that belongs to a component (kube-apiserver,
 // kube-controller-manager, kube-scheduler, etcd, pocketkube's own packages)
-// names it. Lines written from shared libraries on goroutines of their own
-// (client-go reflectors, say) are tagged with that library.
+// names it. The caller says which packages make up each component (Component),
+// from symbols of those packages (PackageOf, ModuleOf), so that the compiler
+// checks the package paths. Lines written from shared libraries on goroutines
+// of their own (client-go reflectors, say) are tagged with that library.
 //
 // Caveats: Writer must be called on the goroutine that logs, as klog does when
 // it writes synchronously; it is not meant for buffered or async output.
@@ -18,71 +20,141 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log"
+	"path"
+	"reflect"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
 
+	"github.com/go-logr/logr"
+	"github.com/go-logr/stdr"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	componentbaselogs "k8s.io/component-base/logs"
 	"k8s.io/klog/v2"
 )
 
-// components maps package path prefixes to the tag of their component. The
-// first prefix that matches wins, so longer ones come first.
-var components = []struct{ prefix, tag string }{
-	{"github.com/pocketkube/pocketkube/internal/node/serviceproxy", "kube-proxy"},
-	{"github.com/pocketkube/pocketkube/internal/node/coredns", "dns"},
-	{"github.com/pocketkube/pocketkube/internal/node", "node"},
-	{"github.com/pocketkube/pocketkube", "pocketkube"},
-	{"go.etcd.io/etcd/server", "etcd"},
-	{"go.etcd.io/raft", "etcd"},
-	{"k8s.io/kubernetes/cmd/kube-apiserver", "apiserver"},
-	{"k8s.io/kubernetes/pkg/controlplane", "apiserver"},
-	{"k8s.io/kubernetes/pkg/registry", "apiserver"},
-	{"k8s.io/kubernetes/pkg/kubeapiserver", "apiserver"},
-	{"k8s.io/kubernetes/pkg/serviceaccount", "apiserver"},
-	{"k8s.io/kubernetes/plugin/pkg", "apiserver"},
-	{"k8s.io/apiserver", "apiserver"},
-	{"k8s.io/kube-aggregator", "apiserver"},
-	{"k8s.io/apiextensions-apiserver", "apiserver"},
-	{"k8s.io/kubernetes/cmd/kube-controller-manager", "controller-manager"},
-	{"k8s.io/kubernetes/pkg/controller", "controller-manager"},
-	{"k8s.io/controller-manager", "controller-manager"},
-	{"k8s.io/cloud-provider", "controller-manager"},
-	{"k8s.io/kubernetes/cmd/kube-scheduler", "scheduler"},
-	{"k8s.io/kubernetes/pkg/scheduler", "scheduler"},
-	{"k8s.io/kube-scheduler", "scheduler"},
-	{"k8s.io/kubernetes/pkg/proxy", "kube-proxy"},
-	{"sigs.k8s.io/knftables", "kube-proxy"},
-	{"github.com/coredns/coredns", "dns"},
-	{"github.com/coredns/caddy", "dns"},
+// Packages is a package and the packages below it. It is derived from a
+// symbol of the package (PackageOf, ModuleOf), never written as a string, so
+// that a package upstream renames or moves fails to compile here instead of
+// silently losing its tag.
+type Packages struct {
+	path string // an import path
+}
+
+// PackageOf returns the package that declares fn, a function value, and the
+// packages below it.
+func PackageOf(fn any) Packages {
+	return Packages{path: funcPackage(runtime.FuncForPC(funcPC(fn)).Name())}
+}
+
+// ModuleOf returns every package of the module that holds fn's package. The
+// go command compiles a module from the module cache with source paths that
+// end in module@version/dir/file.go; dir is fn's package below the module.
+// The main module's path comes from the binary's build information. ModuleOf
+// falls back to fn's package alone.
+func ModuleOf(fn any) Packages {
+	pc := funcPC(fn)
+	f := runtime.FuncForPC(pc)
+	pkg := funcPackage(f.Name())
+	file, _ := f.FileLine(pc)
+	if at := strings.LastIndex(file, "@v"); at >= 0 {
+		if i := strings.IndexByte(file[at:], '/'); i >= 0 {
+			dir := path.Dir(file[at+i+1:])
+			if dir == "." {
+				return Packages{path: pkg}
+			}
+			if mod, ok := strings.CutSuffix(pkg, "/"+dir); ok {
+				return Packages{path: mod}
+			}
+		}
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Path != "" && (Packages{path: bi.Main.Path}).has(pkg) {
+		return Packages{path: bi.Main.Path}
+	}
+	return Packages{path: pkg}
+}
+
+// Parent returns the directory above p, for a tree such as
+// k8s.io/kubernetes/pkg/registry that has no package with a symbol of its own.
+func (p Packages) Parent() Packages {
+	return Packages{path: path.Dir(p.path)}
+}
+
+// String returns p's import path.
+func (p Packages) String() string { return p.path }
+
+// has reports whether the package pkg is p or below it.
+func (p Packages) has(pkg string) bool {
+	return pkg == p.path || strings.HasPrefix(pkg, p.path+"/")
+}
+
+// holds reports whether the function named fn, as runtime.Frame.Function
+// names it, is in p. Function names escape the dots in a package path's
+// last element ("gopkg.in/yaml%2ev3.Unmarshal").
+func (p Packages) holds(fn string) bool {
+	if strings.HasPrefix(fn, p.path+"/") {
+		return true
+	}
+	dir, last := path.Split(p.path)
+	return strings.HasPrefix(fn, dir+strings.ReplaceAll(last, ".", "%2e")+".")
+}
+
+func funcPC(fn any) uintptr {
+	v := reflect.ValueOf(fn)
+	if v.Kind() != reflect.Func || v.IsNil() {
+		panic(fmt.Sprintf("logs: %T is not a function", fn))
+	}
+	return v.Pointer()
+}
+
+// funcPackage returns the import path of the package of the function named
+// fn: "k8s.io/klog/v2.(*Verbose).Info" → "k8s.io/klog/v2".
+func funcPackage(fn string) string {
+	if i := strings.IndexByte(fn, '['); i >= 0 {
+		fn = fn[:i] // type parameters may hold slashes and dots
+	}
+	dir, last := path.Split(fn)
+	if i := strings.IndexByte(last, '.'); i >= 0 {
+		last = last[:i]
+	}
+	return dir + strings.ReplaceAll(last, "%2e", ".")
+}
+
+// A Component is a tag and the packages whose log lines carry it.
+type Component struct {
+	Tag      string
+	Packages []Packages
 }
 
 // loggingPackages are the frames of the logging machinery itself.
-var loggingPackages = []string{
-	"github.com/pocketkube/pocketkube/internal/logs.",
-	"k8s.io/klog/",
-	"k8s.io/component-base/logs",
-	"github.com/go-logr/",
-	"go.uber.org/zap",
-	"log.",
-	"runtime.",
+var loggingPackages = []Packages{
+	PackageOf(Verbosity), // this package; Tag would be an initialization cycle
+	ModuleOf(klog.Info),
+	PackageOf(componentbaselogs.InitLogs),
+	ModuleOf(logr.Discard),
+	ModuleOf(stdr.New),
+	ModuleOf(zap.New),
+	PackageOf(log.Print),
+	PackageOf(runtime.Callers),
 }
 
 // Tag returns the component for a stack of program counters, innermost
-// first, as runtime.Callers returns it.
-func Tag(pcs []uintptr) string {
+// first, as runtime.Callers returns it: the tag of the innermost frame that
+// one of components holds (the one with the longest package path if several
+// do), else the library of the innermost frame outside the logging machinery.
+func Tag(components []Component, pcs []uintptr) string {
 	frames := runtime.CallersFrames(pcs)
 	fallback := ""
 	for {
 		f, more := frames.Next()
 		fn := f.Function
-		if fn != "" && !hasAnyPrefix(fn, loggingPackages) {
-			for _, c := range components {
-				if strings.HasPrefix(fn, c.prefix) {
-					return c.tag
-				}
+		if fn != "" && !inAny(fn, loggingPackages) {
+			if tag := componentOf(components, fn); tag != "" {
+				return tag
 			}
 			if fallback == "" {
 				fallback = library(fn)
@@ -96,6 +168,20 @@ func Tag(pcs []uintptr) string {
 		return "unknown"
 	}
 	return fallback
+}
+
+// componentOf returns the tag of the component that holds the function fn,
+// the one with the longest package path if several do, or "".
+func componentOf(components []Component, fn string) string {
+	tag, longest := "", -1
+	for _, c := range components {
+		for _, p := range c.Packages {
+			if len(p.path) > longest && p.holds(fn) {
+				tag, longest = c.Tag, len(p.path)
+			}
+		}
+	}
+	return tag
 }
 
 // library names the module of a function for lines no component claims:
@@ -115,9 +201,9 @@ func library(fn string) string {
 	return fn
 }
 
-func hasAnyPrefix(s string, prefixes []string) bool {
-	for _, p := range prefixes {
-		if strings.HasPrefix(s, p) {
+func inAny(fn string, packages []Packages) bool {
+	for _, p := range packages {
+		if p.holds(fn) {
 			return true
 		}
 	}
@@ -134,9 +220,9 @@ type Writer struct {
 	tag func() string
 }
 
-// NewWriter returns a Writer that tags lines by the caller's stack.
-func NewWriter(out io.Writer) *Writer {
-	return &Writer{out: out, tag: callerTag}
+// NewWriter returns a Writer that tags lines by the caller's stack (Tag).
+func NewWriter(out io.Writer, components []Component) *Writer {
+	return &Writer{out: out, tag: func() string { return callerTag(components) }}
 }
 
 // NewTaggedWriter returns a Writer that gives every line the same tag.
@@ -144,10 +230,10 @@ func NewTaggedWriter(out io.Writer, tag string) *Writer {
 	return &Writer{out: out, tag: func() string { return tag }}
 }
 
-func callerTag() string {
+func callerTag(components []Component) string {
 	pcs := make([]uintptr, 64)
-	n := runtime.Callers(3, pcs)
-	return Tag(pcs[:n])
+	n := runtime.Callers(4, pcs)
+	return Tag(components, pcs[:n])
 }
 
 // benign are upstream messages logged as errors on every healthy start; the
@@ -204,7 +290,8 @@ func Zap(out io.Writer, verbosity int) *zap.Logger {
 // (upstream warns about every API version it skips on each start); from -v 1
 // on, warnings and info lines up to that verbosity too.
 // klogFlags are the flags klog.InitFlags registered; their -v is the user's.
-func SetupKlog(klogFlags *flag.FlagSet, out io.Writer) error {
+// components tag the lines (Tag).
+func SetupKlog(klogFlags *flag.FlagSet, out io.Writer, components []Component) error {
 	for name, value := range map[string]string{
 		"logtostderr":     "false",
 		"alsologtostderr": "false",
@@ -216,7 +303,7 @@ func SetupKlog(klogFlags *flag.FlagSet, out io.Writer) error {
 			return fmt.Errorf("set klog flag %s: %w", name, err)
 		}
 	}
-	w := NewWriter(out)
+	w := NewWriter(out, components)
 	info, warning := io.Writer(w), io.Writer(w)
 	if Verbosity(klogFlags) == 0 {
 		info, warning = io.Discard, io.Discard

@@ -2,11 +2,12 @@ package logs
 
 import (
 	"bytes"
-	"os/exec"
+	"net/http"
 	"runtime"
 	"strings"
 	"testing"
 
+	"go.uber.org/zap/zapcore"
 	"k8s.io/klog/v2"
 )
 
@@ -31,7 +32,7 @@ func TestTagOwnPackage(t *testing.T) {
 	n := runtime.Callers(0, pcs)
 	// This test runs in the logs package, which Tag skips as logging
 	// machinery; the testing package is what remains.
-	if got := Tag(pcs[:n]); got != "testing" {
+	if got := Tag(nil, pcs[:n]); got != "testing" {
 		t.Errorf("Tag = %q, want testing", got)
 	}
 }
@@ -48,7 +49,7 @@ func TestWriterTagsEveryLine(t *testing.T) {
 
 func TestKlogThroughWriter(t *testing.T) {
 	var out bytes.Buffer
-	klog.SetOutput(NewWriter(&out))
+	klog.SetOutput(NewWriter(&out, nil))
 	klog.LogToStderr(false)
 	defer klog.LogToStderr(true)
 	klog.Info("hello from the test")
@@ -59,24 +60,60 @@ func TestKlogThroughWriter(t *testing.T) {
 	}
 }
 
-// TestComponentPrefixesExist fails when a package the components table names
-// is renamed or leaves the module graph: Tag would then silently tag its
-// lines with a library name instead of the component.
-func TestComponentPrefixesExist(t *testing.T) {
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("needs the go tool in $PATH")
+func TestTagOfComponent(t *testing.T) {
+	pcs := make([]uintptr, 32)
+	n := runtime.Callers(0, pcs)
+	components := []Component{{Tag: "tests", Packages: []Packages{PackageOf(testing.Main)}}}
+	if got := Tag(components, pcs[:n]); got != "tests" {
+		t.Errorf("Tag = %q, want tests", got)
 	}
-	for _, c := range components {
-		t.Run(c.prefix, func(t *testing.T) {
-			pattern := c.prefix + "/..."
-			out, err := exec.Command(goBin, "list", "-find", "-f", "{{.ImportPath}}", pattern).Output()
-			if err != nil {
-				t.Fatalf("go list %s: %v", pattern, err)
-			}
-			if len(strings.Fields(string(out))) == 0 {
-				t.Errorf("no package matches %s (tag %s)", c.prefix, c.tag)
-			}
-		})
+}
+
+func TestComponentOfLongestPackage(t *testing.T) {
+	components := []Component{
+		{Tag: "all", Packages: []Packages{{"example.com/x"}}},
+		{Tag: "proxy", Packages: []Packages{{"example.com/x/node/proxy"}}},
+		{Tag: "node", Packages: []Packages{{"example.com/x/node"}}},
+		{Tag: "yaml", Packages: []Packages{{"gopkg.in/yaml.v3"}}},
+	}
+	tests := []struct{ fn, want string }{
+		{"example.com/x/node/proxy.(*Proxier).Sync", "proxy"},
+		{"example.com/x/node/proxy/sub.F.func1", "proxy"},
+		{"example.com/x/node.Run", "node"},
+		{"example.com/x/nodes.Run", "all"},
+		{"example.com/x/cmd.main", "all"},
+		{"example.com/xy.F", ""},
+		{"gopkg.in/yaml%2ev3.Unmarshal", "yaml"},
+		{"gopkg.in/yaml.v3/sub.F", "yaml"},
+		{"net/http.(*conn).serve", ""},
+	}
+	for _, tt := range tests {
+		if got := componentOf(components, tt.fn); got != tt.want {
+			t.Errorf("componentOf(%q) = %q, want %q", tt.fn, got, tt.want)
+		}
+	}
+}
+
+// TestPackageOf checks that symbols name the packages the components are
+// made of: their package, or their whole module.
+func TestPackageOf(t *testing.T) {
+	tests := []struct {
+		name string
+		got  Packages
+		want string
+	}{
+		{"function", PackageOf(klog.Info), "k8s.io/klog/v2"},
+		{"method", PackageOf((*klog.Verbose).Enabled), "k8s.io/klog/v2"},
+		{"closure", PackageOf(func() {}), "github.com/pocketkube/pocketkube/internal/logs"},
+		{"standard library", PackageOf(http.ListenAndServe), "net/http"},
+		{"parent", PackageOf(http.ListenAndServe).Parent(), "net"},
+		{"module of its root package", ModuleOf(klog.Info), "k8s.io/klog/v2"},
+		{"module of a package below", ModuleOf(zapcore.NewCore), "go.uber.org/zap"},
+		{"main module", ModuleOf(Tag), "github.com/pocketkube/pocketkube"},
+	}
+	for _, tt := range tests {
+		if tt.got.String() != tt.want {
+			t.Errorf("%s: %s, want %s", tt.name, tt.got, tt.want)
+		}
 	}
 }

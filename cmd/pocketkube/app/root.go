@@ -19,7 +19,7 @@ func NewRootCommand(klogFlags *flag.FlagSet) *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: false,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			return logs.SetupKlog(klogFlags, cmd.ErrOrStderr())
+			return logs.SetupKlog(klogFlags, cmd.ErrOrStderr(), logComponents)
 		},
 	}
 	cmd.PersistentFlags().AddGoFlag(klogFlags.Lookup("v"))
