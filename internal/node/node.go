@@ -89,7 +89,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("read machine: %w", err)
 	}
-	images, err := image.Open(image.Config{Dir: filepath.Join(cfg.DataDir, "images")})
+	images, err := image.Open(ctx, image.Config{Dir: filepath.Join(cfg.DataDir, "images")})
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -50,8 +51,8 @@ func (o *storeOptions) Validate() error {
 	return nil
 }
 
-func (o *storeOptions) open() (*image.Store, error) {
-	return image.Open(image.Config{Dir: filepath.Join(o.dataDir, "images")})
+func (o *storeOptions) open(ctx context.Context) (*image.Store, error) {
+	return image.Open(ctx, image.Config{Dir: filepath.Join(o.dataDir, "images")})
 }
 
 type imagesImportOptions struct {
@@ -171,7 +172,7 @@ func (o *imagesImportOptions) Run(cmd *cobra.Command) error {
 		defer f.Close()
 		in = f
 	}
-	s, err := o.open()
+	s, err := o.open(cmd.Context())
 	if err != nil {
 		return err
 	}
@@ -224,7 +225,7 @@ func (o *imagesLoadOptions) Run(cmd *cobra.Command) error {
 		defer f.Close()
 		in, what = f, o.input
 	}
-	s, err := o.open()
+	s, err := o.open(cmd.Context())
 	if err != nil {
 		return err
 	}
@@ -270,7 +271,7 @@ func (o *imagesListOptions) AddFlags(fs *pflag.FlagSet) {
 
 // Run prints the images as `crictl images` does.
 func (o *imagesListOptions) Run(cmd *cobra.Command) error {
-	s, err := o.open()
+	s, err := o.open(cmd.Context())
 	if err != nil {
 		return err
 	}
@@ -320,7 +321,7 @@ type imagesRemoveOptions struct {
 // Run removes every named image, going on after a failure, and reports
 // every failure.
 func (o *imagesRemoveOptions) Run(cmd *cobra.Command, names []string) error {
-	s, err := o.open()
+	s, err := o.open(cmd.Context())
 	if err != nil {
 		return err
 	}
@@ -360,7 +361,7 @@ type imagesPullOptions struct {
 
 // Run pulls with the credentials of ~/.docker/config.json, if any.
 func (o *imagesPullOptions) Run(cmd *cobra.Command, ref string) error {
-	s, err := o.open()
+	s, err := o.open(cmd.Context())
 	if err != nil {
 		return err
 	}

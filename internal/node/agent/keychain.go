@@ -14,7 +14,7 @@ import (
 func (a *Agent) pullKeychain(ctx context.Context, pod *v1.Pod) authn.Keychain {
 	var secrets []*v1.Secret
 	for _, ref := range pod.Spec.ImagePullSecrets {
-		s, err := a.objects.Secret(pod.Namespace, ref.Name)
+		s, err := a.objects.Secret(ctx, pod.Namespace, ref.Name)
 		if err != nil {
 			a.record(pod, v1.EventTypeWarning, "FailedToRetrieveImagePullSecret", "Unable to retrieve some image pull secrets (%s); attempting to pull the image may not succeed.", ref.Name)
 			continue

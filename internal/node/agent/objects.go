@@ -38,41 +38,36 @@ var (
 
 // ConfigMap gets a ConfigMap; a missing one is kubelet's error
 // (`configmap "x" not found`, singular, as its configmap manager says).
-func (o *apiObjects) ConfigMap(namespace, name string) (*v1.ConfigMap, error) {
-	if o.watches != nil {
-		if obj, exists, ok := o.watches.cached("configmaps", namespace, name); ok {
-			if !exists {
-				return nil, apierrors.NewNotFound(v1.Resource("configmap"), name)
-			}
-			return obj.(*v1.ConfigMap), nil
-		}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
-	defer cancel()
-	cm, err := o.client.CoreV1().ConfigMaps(namespace).Get(ctx, name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return nil, apierrors.NewNotFound(v1.Resource("configmap"), name)
-	}
-	return cm, err
+func (o *apiObjects) ConfigMap(ctx context.Context, namespace, name string) (*v1.ConfigMap, error) {
+	return getObject(ctx, o.watches, "configmaps", "configmap", namespace, name, o.client.CoreV1().ConfigMaps(namespace).Get)
 }
 
 // Secret gets a Secret; a missing one is kubelet's error.
-func (o *apiObjects) Secret(namespace, name string) (*v1.Secret, error) {
-	if o.watches != nil {
-		if obj, exists, ok := o.watches.cached("secrets", namespace, name); ok {
+func (o *apiObjects) Secret(ctx context.Context, namespace, name string) (*v1.Secret, error) {
+	return getObject(ctx, o.watches, "secrets", "secret", namespace, name, o.client.CoreV1().Secrets(namespace).Get)
+}
+
+// getObject reads an object of resource from watches once they have synced
+// it, else with get, bounded by apiTimeout. A missing object is reported
+// with kind, singular.
+func getObject[T any](ctx context.Context, watches *objectWatches, resource, kind, namespace, name string,
+	get func(context.Context, string, metav1.GetOptions) (T, error)) (T, error) {
+	var none T
+	if watches != nil {
+		if obj, exists, ok := watches.cached(resource, namespace, name); ok {
 			if !exists {
-				return nil, apierrors.NewNotFound(v1.Resource("secret"), name)
+				return none, apierrors.NewNotFound(v1.Resource(kind), name)
 			}
-			return obj.(*v1.Secret), nil
+			return obj.(T), nil
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
+	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
 	defer cancel()
-	s, err := o.client.CoreV1().Secrets(namespace).Get(ctx, name, metav1.GetOptions{})
+	obj, err := get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		return nil, apierrors.NewNotFound(v1.Resource("secret"), name)
+		return none, apierrors.NewNotFound(v1.Resource(kind), name)
 	}
-	return s, err
+	return obj, err
 }
 
 func (o *apiObjects) NodeAllocatable() v1.ResourceList { return o.allocatable() }

@@ -27,8 +27,8 @@ import (
 // reported with an error for which apierrors.IsNotFound is true, so that
 // optional references can be skipped.
 type ObjectGetter interface {
-	ConfigMap(namespace, name string) (*v1.ConfigMap, error)
-	Secret(namespace, name string) (*v1.Secret, error)
+	ConfigMap(ctx context.Context, namespace, name string) (*v1.ConfigMap, error)
+	Secret(ctx context.Context, namespace, name string) (*v1.Secret, error)
 }
 
 // Input is what a container's environment is computed from. Pod, Container
@@ -90,7 +90,7 @@ func Environment(ctx context.Context, in Input) ([]v1.EnvVar, error) {
 		if cm, ok := configMaps[name]; ok {
 			return cm, nil
 		}
-		cm, err := in.Objects.ConfigMap(pod.Namespace, name)
+		cm, err := in.Objects.ConfigMap(ctx, pod.Namespace, name)
 		if err != nil {
 			return nil, err
 		}
@@ -101,7 +101,7 @@ func Environment(ctx context.Context, in Input) ([]v1.EnvVar, error) {
 		if s, ok := secrets[name]; ok {
 			return s, nil
 		}
-		s, err := in.Objects.Secret(pod.Namespace, name)
+		s, err := in.Objects.Secret(ctx, pod.Namespace, name)
 		if err != nil {
 			return nil, err
 		}

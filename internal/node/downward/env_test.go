@@ -1,6 +1,7 @@
 package downward
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -28,7 +29,7 @@ type fakeObjects struct {
 
 var _ ObjectGetter = (*fakeObjects)(nil)
 
-func (f *fakeObjects) ConfigMap(ns, name string) (*v1.ConfigMap, error) {
+func (f *fakeObjects) ConfigMap(_ context.Context, ns, name string) (*v1.ConfigMap, error) {
 	f.count("configmap/" + name)
 	if cm, ok := f.cms[name]; ok {
 		return cm, nil
@@ -36,7 +37,7 @@ func (f *fakeObjects) ConfigMap(ns, name string) (*v1.ConfigMap, error) {
 	return nil, apierrors.NewNotFound(schema.GroupResource{Resource: "configmaps"}, name)
 }
 
-func (f *fakeObjects) Secret(ns, name string) (*v1.Secret, error) {
+func (f *fakeObjects) Secret(_ context.Context, ns, name string) (*v1.Secret, error) {
 	f.count("secret/" + name)
 	if s, ok := f.secrets[name]; ok {
 		return s, nil

@@ -16,11 +16,11 @@ import (
 // Secrets.
 type noObjects struct{}
 
-func (noObjects) ConfigMap(ns, name string) (*v1.ConfigMap, error) {
+func (noObjects) ConfigMap(_ context.Context, ns, name string) (*v1.ConfigMap, error) {
 	return nil, fmt.Errorf("unexpected read of ConfigMap %s/%s", ns, name)
 }
 
-func (noObjects) Secret(ns, name string) (*v1.Secret, error) {
+func (noObjects) Secret(_ context.Context, ns, name string) (*v1.Secret, error) {
 	return nil, fmt.Errorf("unexpected read of Secret %s/%s", ns, name)
 }
 

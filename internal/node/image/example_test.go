@@ -17,7 +17,7 @@ func Example() {
 	ctx := context.Background()
 	dir, _ := os.MkdirTemp("", "images")
 	defer os.RemoveAll(dir)
-	s, err := image.Open(image.Config{Dir: filepath.Join(dir, "images")})
+	s, err := image.Open(ctx, image.Config{Dir: filepath.Join(dir, "images")})
 	if err != nil {
 		panic(err)
 	}

@@ -94,7 +94,7 @@ func busyboxRootfs(t testing.TB) []byte {
 
 func newStore(t testing.TB) *Store {
 	t.Helper()
-	s, err := Open(Config{Dir: filepath.Join(t.TempDir(), "images")})
+	s, err := Open(t.Context(), Config{Dir: filepath.Join(t.TempDir(), "images")})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,7 +23,7 @@ func TestHelperProcess(t *testing.T) {
 		return
 	}
 	_, ctx := ktesting.NewTestContext(t)
-	s, err := Open(Config{Dir: dir})
+	s, err := Open(ctx, Config{Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +41,7 @@ func TestProcessesImport(t *testing.T) {
 	}
 	_, ctx := ktesting.NewTestContext(t)
 	dir := filepath.Join(t.TempDir(), "images")
-	s, err := Open(Config{Dir: dir})
+	s, err := Open(ctx, Config{Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +84,7 @@ func TestProcessesImport(t *testing.T) {
 // tmp/, and only that.
 func TestOpenCleansTmp(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "images")
-	s, err := Open(Config{Dir: dir})
+	s, err := Open(t.Context(), Config{Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +103,7 @@ func TestOpenCleansTmp(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := Open(Config{Dir: dir}); err != nil {
+	if _, err := Open(t.Context(), Config{Dir: dir}); err != nil {
 		t.Fatal(err)
 	}
 	if exists(abandoned) {

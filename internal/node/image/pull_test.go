@@ -51,7 +51,7 @@ func TestPull(t *testing.T) {
 	for _, ref := range []string{host + "/test/busybox:v1", host + "/test/multi:v1", host + "/test/busybox@" + wantDigest.String()} {
 		t.Run(ref, func(t *testing.T) {
 			_, ctx := ktesting.NewTestContext(t)
-			s, err := Open(Config{Dir: t.TempDir(), Transport: srv.Client().Transport})
+			s, err := Open(ctx, Config{Dir: t.TempDir(), Transport: srv.Client().Transport})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -125,7 +125,7 @@ func TestPullErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, ctx := ktesting.NewTestContext(t)
-			s, err := Open(Config{Dir: t.TempDir(), Transport: srv.Client().Transport})
+			s, err := Open(ctx, Config{Dir: t.TempDir(), Transport: srv.Client().Transport})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -95,8 +95,9 @@ type imageMeta struct {
 	layers  []v1.Descriptor
 }
 
-// Open opens the store in cfg.Dir, creating an empty one if needed.
-func Open(cfg Config) (*Store, error) {
+// Open opens the store in cfg.Dir, creating an empty one if needed. It logs
+// through ctx's logger.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.Dir == "" {
 		return nil, errors.New("open image store: Config.Dir is required")
 	}
@@ -128,7 +129,7 @@ func Open(cfg Config) (*Store, error) {
 			return nil, fmt.Errorf("open image store %s: %w", dir, err)
 		}
 	}
-	s.cleanTmp(klog.Background())
+	s.cleanTmp(klog.FromContext(ctx))
 	return s, nil
 }
 

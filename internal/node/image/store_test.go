@@ -368,7 +368,7 @@ func TestLoadRejectsGarbage(t *testing.T) {
 func TestConcurrentStores(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
 	dir := filepath.Join(t.TempDir(), "images")
-	reader, err := Open(Config{Dir: dir})
+	reader, err := Open(ctx, Config{Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -382,7 +382,7 @@ func TestConcurrentStores(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s, err := Open(Config{Dir: dir})
+			s, err := Open(ctx, Config{Dir: dir})
 			if err != nil {
 				errs[i] = err
 				return
@@ -403,7 +403,7 @@ func TestConcurrentStores(t *testing.T) {
 	if err := removeAll(reader.path("rootfs", strings.TrimPrefix(img.ID, "sha256:"))); err != nil {
 		t.Fatal(err)
 	}
-	other, _ := Open(Config{Dir: dir})
+	other, _ := Open(ctx, Config{Dir: dir})
 	paths := make([]string, 2*n)
 	errs = make([]error, 2*n)
 	for i := range paths {

@@ -1,6 +1,7 @@
 package volume
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"os"
@@ -29,14 +30,14 @@ type fakeSources struct {
 
 var _ Sources = (*fakeSources)(nil)
 
-func (f *fakeSources) ConfigMap(ns, name string) (*v1.ConfigMap, error) {
+func (f *fakeSources) ConfigMap(_ context.Context, ns, name string) (*v1.ConfigMap, error) {
 	if cm, ok := f.configMaps[ns+"/"+name]; ok {
 		return cm, nil
 	}
 	return nil, apierrors.NewNotFound(v1.Resource("configmaps"), name)
 }
 
-func (f *fakeSources) Secret(ns, name string) (*v1.Secret, error) {
+func (f *fakeSources) Secret(_ context.Context, ns, name string) (*v1.Secret, error) {
 	if s, ok := f.secrets[ns+"/"+name]; ok {
 		return s, nil
 	}

@@ -81,7 +81,7 @@ func (m *Manager) setupProjected(ctx context.Context, pod *v1.Pod, vol *v1.Volum
 		switch {
 		case source.Secret != nil:
 			optional := source.Secret.Optional != nil && *source.Secret.Optional
-			obj, err := src.Secret(pod.Namespace, source.Secret.Name)
+			obj, err := src.Secret(ctx, pod.Namespace, source.Secret.Name)
 			if err != nil {
 				if !apierrors.IsNotFound(err) || !optional {
 					errs = append(errs, notFoundText(err, "secret", source.Secret.Name))
@@ -97,7 +97,7 @@ func (m *Manager) setupProjected(ctx context.Context, pod *v1.Pod, vol *v1.Volum
 			merge(p)
 		case source.ConfigMap != nil:
 			optional := source.ConfigMap.Optional != nil && *source.ConfigMap.Optional
-			obj, err := src.ConfigMap(pod.Namespace, source.ConfigMap.Name)
+			obj, err := src.ConfigMap(ctx, pod.Namespace, source.ConfigMap.Name)
 			if err != nil {
 				if !apierrors.IsNotFound(err) || !optional {
 					errs = append(errs, notFoundText(err, "configmap", source.ConfigMap.Name))

@@ -25,7 +25,7 @@ const defaultMode int32 = 0o644
 func (m *Manager) setupConfigMap(ctx context.Context, pod *v1.Pod, vol *v1.Volume, src Sources) (*Mounted, error) {
 	s := vol.ConfigMap
 	optional := s.Optional != nil && *s.Optional
-	cm, err := src.ConfigMap(pod.Namespace, s.Name)
+	cm, err := src.ConfigMap(ctx, pod.Namespace, s.Name)
 	if err != nil {
 		if !apierrors.IsNotFound(err) {
 			return nil, fmt.Errorf("get configmap %s/%s: %w", pod.Namespace, s.Name, err)
@@ -48,7 +48,7 @@ func (m *Manager) setupConfigMap(ctx context.Context, pod *v1.Pod, vol *v1.Volum
 func (m *Manager) setupSecret(ctx context.Context, pod *v1.Pod, vol *v1.Volume, src Sources) (*Mounted, error) {
 	s := vol.Secret
 	optional := s.Optional != nil && *s.Optional
-	sec, err := src.Secret(pod.Namespace, s.SecretName)
+	sec, err := src.Secret(ctx, pod.Namespace, s.SecretName)
 	if err != nil {
 		if !apierrors.IsNotFound(err) {
 			return nil, fmt.Errorf("get secret %s/%s: %w", pod.Namespace, s.SecretName, err)

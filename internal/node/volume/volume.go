@@ -37,12 +37,13 @@ type Config struct {
 	NodeAllocatableMemory int64
 }
 
-// Sources is how the Manager reads API objects; the agent passes its listers.
+// Sources is how the Manager reads API objects; the agent passes its object
+// watches, which read from the API server, within ctx, what they do not hold.
 // Both return an error for which apierrors.IsNotFound is true when the object
 // does not exist.
 type Sources interface {
-	ConfigMap(namespace, name string) (*v1.ConfigMap, error)
-	Secret(namespace, name string) (*v1.Secret, error)
+	ConfigMap(ctx context.Context, namespace, name string) (*v1.ConfigMap, error)
+	Secret(ctx context.Context, namespace, name string) (*v1.Secret, error)
 }
 
 // Mounted is a prepared volume.
