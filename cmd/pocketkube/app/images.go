@@ -44,7 +44,7 @@ func (o *storeOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.dataDir, "data-dir", DefaultDataDir, "Directory that holds the cluster; images are in DATA_DIR/images.")
 }
 
-func (o *storeOptions) Validate() error {
+func (o *storeOptions) Validate(_ []string) error {
 	if o.dataDir == "" {
 		return errors.New("--data-dir must not be empty")
 	}
@@ -79,7 +79,7 @@ func (o *imagesImportOptions) AddFlags(fs *pflag.FlagSet) {
 }
 
 func (o *imagesImportOptions) Validate(args []string) error {
-	if err := o.storeOptions.Validate(); err != nil {
+	if err := o.storeOptions.Validate(args); err != nil {
 		return err
 	}
 	if len(args) != 1 {
@@ -158,7 +158,7 @@ func parseCommand(flag, s string, shell bool) ([]string, error) {
 	return strings.Fields(s), nil
 }
 
-func (o *imagesImportOptions) Run(cmd *cobra.Command) error {
+func (o *imagesImportOptions) Run(cmd *cobra.Command, _ []string) error {
 	opts, err := o.importOptions()
 	if err != nil {
 		return err
@@ -185,23 +185,14 @@ func (o *imagesImportOptions) Run(cmd *cobra.Command) error {
 }
 
 func newImagesImportCommand() *cobra.Command {
-	o := &imagesImportOptions{}
-	cmd := &cobra.Command{
+	return withOptions(&cobra.Command{
 		Use:   "import --name NAME[:TAG] ROOTFS.tar|-",
 		Short: "Create an image from a root filesystem tarball, as docker import does",
 		Long: `Create an image from a root filesystem tarball (plain or gzip), as docker
 import does, and print its ID. Use - to read the tarball from stdin.`,
 		Example:      `  tar -C rootfs -c . | pocketkube images import --name busybox:local --cmd sh -`,
 		SilenceUsage: true,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Validate(args); err != nil {
-				return err
-			}
-			return o.Run(cmd)
-		},
-	}
-	o.AddFlags(cmd.Flags())
-	return cmd
+	}, &imagesImportOptions{})
 }
 
 type imagesLoadOptions struct {
@@ -214,7 +205,7 @@ func (o *imagesLoadOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVarP(&o.input, "input", "i", "", "Archive to read (docker save or OCI layout tar); stdin when empty.")
 }
 
-func (o *imagesLoadOptions) Run(cmd *cobra.Command) error {
+func (o *imagesLoadOptions) Run(cmd *cobra.Command, _ []string) error {
 	in := cmd.InOrStdin()
 	what := "stdin"
 	if o.input != "" {
@@ -242,21 +233,12 @@ func (o *imagesLoadOptions) Run(cmd *cobra.Command) error {
 }
 
 func newImagesLoadCommand() *cobra.Command {
-	o := &imagesLoadOptions{}
-	cmd := &cobra.Command{
+	return withOptions(&cobra.Command{
 		Use:          "load [-i ARCHIVE.tar]",
 		Short:        "Load images from a docker save or OCI archive, as docker load does",
 		Args:         cobra.NoArgs,
 		SilenceUsage: true,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd)
-		},
-	}
-	o.AddFlags(cmd.Flags())
-	return cmd
+	}, &imagesLoadOptions{})
 }
 
 type imagesListOptions struct {
@@ -270,7 +252,7 @@ func (o *imagesListOptions) AddFlags(fs *pflag.FlagSet) {
 }
 
 // Run prints the images as `crictl images` does.
-func (o *imagesListOptions) Run(cmd *cobra.Command) error {
+func (o *imagesListOptions) Run(cmd *cobra.Command, _ []string) error {
 	s, err := o.open(cmd.Context())
 	if err != nil {
 		return err
@@ -296,22 +278,13 @@ func (o *imagesListOptions) Run(cmd *cobra.Command) error {
 }
 
 func newImagesListCommand() *cobra.Command {
-	o := &imagesListOptions{}
-	cmd := &cobra.Command{
+	return withOptions(&cobra.Command{
 		Use:          "list",
 		Aliases:      []string{"ls"},
 		Short:        "List images, as crictl images does",
 		Args:         cobra.NoArgs,
 		SilenceUsage: true,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd)
-		},
-	}
-	o.AddFlags(cmd.Flags())
-	return cmd
+	}, &imagesListOptions{})
 }
 
 type imagesRemoveOptions struct {
@@ -337,30 +310,22 @@ func (o *imagesRemoveOptions) Run(cmd *cobra.Command, names []string) error {
 }
 
 func newImagesRemoveCommand() *cobra.Command {
-	o := &imagesRemoveOptions{}
-	cmd := &cobra.Command{
+	return withOptions(&cobra.Command{
 		Use:          "rm NAME...",
 		Aliases:      []string{"rmi", "remove"},
 		Short:        "Remove images and the data only they used",
 		Args:         cobra.MinimumNArgs(1),
 		SilenceUsage: true,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd, args)
-		},
-	}
-	o.AddFlags(cmd.Flags())
-	return cmd
+	}, &imagesRemoveOptions{})
 }
 
 type imagesPullOptions struct {
 	storeOptions
 }
 
-// Run pulls with the credentials of ~/.docker/config.json, if any.
-func (o *imagesPullOptions) Run(cmd *cobra.Command, ref string) error {
+// Run pulls args[0] with the credentials of ~/.docker/config.json, if any.
+func (o *imagesPullOptions) Run(cmd *cobra.Command, args []string) error {
+	ref := args[0]
 	s, err := o.open(cmd.Context())
 	if err != nil {
 		return err
@@ -375,19 +340,10 @@ func (o *imagesPullOptions) Run(cmd *cobra.Command, ref string) error {
 }
 
 func newImagesPullCommand() *cobra.Command {
-	o := &imagesPullOptions{}
-	cmd := &cobra.Command{
+	return withOptions(&cobra.Command{
 		Use:          "pull NAME",
 		Short:        "Pull an image from its registry",
 		Args:         cobra.ExactArgs(1),
 		SilenceUsage: true,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd, args[0])
-		},
-	}
-	o.AddFlags(cmd.Flags())
-	return cmd
+	}, &imagesPullOptions{})
 }

@@ -20,7 +20,7 @@ func (o *shimOptions) AddFlags(fs *pflag.FlagSet) {
 }
 
 // Validate checks the options.
-func (o *shimOptions) Validate() error {
+func (o *shimOptions) Validate(_ []string) error {
 	if o.Bundle == "" {
 		return errors.New("--bundle is required")
 	}
@@ -32,20 +32,16 @@ func (o *shimOptions) Validate() error {
 // embedded pocketkube-shim binary, and containers started by earlier
 // versions run under it (see package shim). It is not meant to be run by hand.
 func NewShimCommand() *cobra.Command {
-	o := &shimOptions{}
-	cmd := &cobra.Command{
+	return withOptions(&cobra.Command{
 		Use:          "runtime-shim --bundle DIR",
 		Short:        "Supervise one container (started by the node runtime)",
 		Hidden:       true,
 		SilenceUsage: true,
 		Args:         cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return shim.Run(cmd.Context(), o.Bundle)
-		},
-	}
-	o.AddFlags(cmd.Flags())
-	return cmd
+	}, &shimOptions{})
+}
+
+// Run supervises the container of the bundle (shim.Run).
+func (o *shimOptions) Run(cmd *cobra.Command, _ []string) error {
+	return shim.Run(cmd.Context(), o.Bundle)
 }

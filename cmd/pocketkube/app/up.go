@@ -52,7 +52,7 @@ func (o *upOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.IPSliceVar(&o.clusterDNS, "cluster-dns", nil, "Cluster DNS server addresses written into pods' resolv.conf. Empty: the node serves cluster DNS itself, behind the kube-dns Service at 10.96.0.10.")
 }
 
-func (o *upOptions) Validate() error {
+func (o *upOptions) Validate(_ []string) error {
 	if o.dataDir == "" {
 		return errors.New("--data-dir must not be empty")
 	}
@@ -78,8 +78,7 @@ func (o *upOptions) Validate() error {
 
 // NewUpCommand returns `pocketkube up`.
 func NewUpCommand() *cobra.Command {
-	o := &upOptions{}
-	cmd := &cobra.Command{
+	return withOptions(&cobra.Command{
 		Use:   "up",
 		Short: "Run a whole single-node cluster in the foreground",
 		Long: `Run a whole single-node cluster in the foreground: etcd, kube-apiserver,
@@ -87,18 +86,10 @@ kube-controller-manager and kube-scheduler. The admin kubeconfig is written to
 DATA_DIR/kubeconfig once the API server is ready. Ctrl-C stops everything;
 running up again on the same --data-dir resumes the same cluster.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd)
-		},
-	}
-	o.AddFlags(cmd.Flags())
-	return cmd
+	}, &upOptions{})
 }
 
-func (o *upOptions) Run(cmd *cobra.Command) error {
+func (o *upOptions) Run(cmd *cobra.Command, _ []string) error {
 	ctx := cmd.Context()
 	verbosity := 0
 	if f := cmd.Flags().Lookup("v"); f != nil {
