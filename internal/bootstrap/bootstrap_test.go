@@ -2,10 +2,7 @@ package bootstrap
 
 import (
 	"errors"
-	"flag"
 	"net"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -18,9 +15,9 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/klog/v2/ktesting"
 	"sigs.k8s.io/yaml"
-)
 
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+	"github.com/pocketkube/pocketkube/internal/golden"
+)
 
 var testConfig = Config{
 	ServerNode: "server",
@@ -128,20 +125,7 @@ func TestRun(t *testing.T) {
 				t.Errorf("writes = %q, want %q", got, tt.wantWrites)
 			}
 
-			got := objects(t, client)
-			golden := filepath.Join("testdata", strings.ReplaceAll(tt.name, " ", "-")+".yaml")
-			if *update {
-				if err := os.WriteFile(golden, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if string(got) != string(want) {
-				t.Errorf("objects differ from %s (go test -update rewrites it):\n%s", golden, got)
-			}
+			golden.Check(t, strings.ReplaceAll(tt.name, " ", "-")+".yaml", objects(t, client))
 
 			// A second start finds everything in place: only the node
 			// labels are patched again.

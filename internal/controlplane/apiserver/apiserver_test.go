@@ -1,17 +1,13 @@
 package apiserver
 
 import (
-	"flag"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/pocketkube/pocketkube/internal/golden"
 	"github.com/pocketkube/pocketkube/internal/pki"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata golden files")
 
 func testConfig() Config {
 	return Config{
@@ -22,24 +18,6 @@ func testConfig() Config {
 		EtcdServers:           []string{"unix:///var/lib/pocketkube/etcd/etcd.sock"},
 		PKI:                   pki.PathsFor("/var/lib/pocketkube/pki"),
 		ServiceAccountIssuer:  "https://kubernetes.default.svc.cluster.local",
-	}
-}
-
-func golden(t *testing.T, name string, got []string) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	data := strings.Join(got, "\n") + "\n"
-	if *update {
-		if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(want) != data {
-		t.Errorf("args differ from %s (run go test -update and review the diff):\ngot:\n%s", path, data)
 	}
 }
 
@@ -61,7 +39,7 @@ func TestArgsGolden(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := testConfig()
 			tt.config(&c)
-			golden(t, tt.name, Args(c))
+			golden.Check(t, tt.name, []byte(strings.Join(Args(c), "\n")+"\n"))
 		})
 	}
 }

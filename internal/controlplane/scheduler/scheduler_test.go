@@ -1,28 +1,16 @@
 package scheduler
 
 import (
-	"flag"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/pocketkube/pocketkube/internal/golden"
 )
 
-var update = flag.Bool("update", false, "rewrite testdata golden files")
-
+// The flags are pinned, so a k8s.io/kubernetes bump or a config change shows
+// as a reviewed diff.
 func TestArgsGolden(t *testing.T) {
-	path := filepath.Join("testdata", "default.args")
-	data := strings.Join(Args(Config{Kubeconfig: "/var/lib/pocketkube/kubeconfigs/scheduler.conf"}), "\n") + "\n"
-	if *update {
-		os.WriteFile(path, []byte(data), 0o644)
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(want) != data {
-		t.Errorf("args differ from %s (run go test -update and review the diff):\n%s", path, data)
-	}
+	golden.Check(t, "default.args", []byte(strings.Join(Args(Config{Kubeconfig: "/var/lib/pocketkube/kubeconfigs/scheduler.conf"}), "\n")+"\n"))
 }
 
 func TestArgsParseUpstream(t *testing.T) {

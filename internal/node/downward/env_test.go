@@ -18,6 +18,8 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2/ktesting"
 	"k8s.io/utils/ptr"
+
+	"github.com/pocketkube/pocketkube/internal/golden"
 )
 
 // fakeObjects serves ConfigMaps and Secrets by name and counts the reads.
@@ -244,7 +246,7 @@ func TestEnvironmentGolden(t *testing.T) {
 				}
 				seen[e.Name] = true
 			}
-			checkGolden(t, "env/"+tc.name, formatEnv(env))
+			golden.Check(t, "env/"+tc.name+".golden", formatEnv(env))
 		})
 	}
 }

@@ -6,6 +6,8 @@ import (
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/kubernetes/pkg/fieldpath"
+
+	"github.com/pocketkube/pocketkube/internal/golden"
 )
 
 // TestFormatMapGolden pins how metadata.labels and metadata.annotations
@@ -42,7 +44,7 @@ func TestFormatMapGolden(t *testing.T) {
 				if want := fieldpath.FormatMap(tc.m); got != want {
 					t.Errorf("%s = %q, upstream FormatMap gives %q", path, got, want)
 				}
-				checkGolden(t, "formatmap/"+tc.name, []byte(got))
+				golden.Check(t, "formatmap/"+tc.name+".golden", []byte(got))
 			}
 		})
 	}

@@ -8,6 +8,8 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/pocketkube/pocketkube/internal/golden"
 )
 
 func parseIPs(s ...string) []net.IP {
@@ -49,7 +51,7 @@ func TestIPsGolden(t *testing.T) {
 			fmt.Fprintf(&b, "%s=%s\n", path, v)
 		}
 	}
-	checkGolden(t, "ips", []byte(b.String()))
+	golden.Check(t, "ips.golden", []byte(b.String()))
 }
 
 func TestFieldValue(t *testing.T) {

@@ -8,6 +8,8 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/pocketkube/pocketkube/internal/golden"
 )
 
 func resources(kv ...string) v1.ResourceList {
@@ -132,7 +134,7 @@ func TestResourceValueGolden(t *testing.T) {
 					fmt.Fprintf(&b, "%s\t%s\t%s\t%s\n", name, r.resource, div, got)
 				}
 			}
-			checkGolden(t, "resources/"+tc.name, []byte(b.String()))
+			golden.Check(t, "resources/"+tc.name+".golden", []byte(b.String()))
 		})
 	}
 	// The pod and container are read, never written.

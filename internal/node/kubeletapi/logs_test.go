@@ -16,6 +16,8 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/pocketkube/pocketkube/internal/golden"
 )
 
 func logProvider(t testing.TB) *fakeProvider {
@@ -87,7 +89,7 @@ func TestContainerLogs(t *testing.T) {
 			if code != want {
 				t.Errorf("status = %d, want %d (body %q)", code, want, body)
 			}
-			golden(t, "logs/"+strings.ReplaceAll(tt.name, " ", "-")+".golden", fmt.Sprintf("%d\n%s", code, body))
+			golden.Check(t, "logs/"+strings.ReplaceAll(tt.name, " ", "-")+".golden", fmt.Appendf(nil, "%d\n%s", code, body))
 		})
 	}
 }
@@ -101,7 +103,7 @@ func TestReadLogsSinceSeconds(t *testing.T) {
 	if err := ReadLogs(ctx, filepath.Join("testdata", "app.log"), &v1.PodLogOptions{SinceSeconds: &secs, Timestamps: true}, nil, now, &out, &out); err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "logs/readlogs-sinceSeconds.golden", out.String())
+	golden.Check(t, "logs/readlogs-sinceSeconds.golden", []byte(out.String()))
 
 	out.Reset()
 	since := metav1.NewTime(time.Date(2026, 1, 1, 0, 0, 5, 0, time.UTC))

@@ -13,6 +13,8 @@ import (
 	"testing"
 
 	"k8s.io/klog/v2/ktesting"
+
+	"github.com/pocketkube/pocketkube/internal/golden"
 )
 
 func TestWriteAtomic(t *testing.T) {
@@ -97,7 +99,7 @@ func TestWriteAtomic(t *testing.T) {
 			if want := map[bool]int{false: 1, true: 2}[swapped]; ts != want {
 				t.Errorf("%d timestamped directories, want %d", ts, want)
 			}
-			checkGolden(t, fmt.Sprintf("TestWriteAtomic/%d", i), renderTree(t, dir))
+			golden.Check(t, fmt.Sprintf("TestWriteAtomic/%d.golden", i), []byte(renderTree(t, dir)))
 			if data != prevData {
 				prevPrevData = prevData
 			}

@@ -8,6 +8,8 @@ import (
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/klog/v2/ktesting"
+
+	"github.com/pocketkube/pocketkube/internal/golden"
 )
 
 func testObjects() *fakeSources {
@@ -99,7 +101,7 @@ func TestConfigMapVolume(t *testing.T) {
 			if mountOf(t, mnt.Path) != nil {
 				t.Errorf("configMap volume %s is a mount point, want a plain directory", mnt.Path)
 			}
-			checkGolden(t, goldenName(t), renderTree(t, mnt.Path))
+			golden.Check(t, goldenName(t)+".golden", []byte(renderTree(t, mnt.Path)))
 		})
 	}
 }
@@ -159,7 +161,7 @@ func TestSecretVolume(t *testing.T) {
 			if again, _ := os.Readlink(mnt.Path + "/..data"); again != data {
 				t.Errorf("unchanged secret: ..data moved from %s to %s", data, again)
 			}
-			checkGolden(t, goldenName(t), renderTree(t, mnt.Path))
+			golden.Check(t, goldenName(t)+".golden", []byte(renderTree(t, mnt.Path)))
 		})
 	}
 }
@@ -198,7 +200,7 @@ func TestConfigMapUpdate(t *testing.T) {
 	if _, err := os.Stat(mnt.Path + "/" + first); err != nil {
 		t.Errorf("previous data dir %s: %v, want it kept until the next write", first, err)
 	}
-	checkGolden(t, goldenName(t), renderTree(t, mnt.Path))
+	golden.Check(t, goldenName(t)+".golden", []byte(renderTree(t, mnt.Path)))
 }
 
 // TestNestedMountpoints checks that a mount point nested below a read-only
@@ -218,5 +220,5 @@ func TestNestedMountpoints(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkGolden(t, goldenName(t), renderTree(t, mnt.Path))
+	golden.Check(t, goldenName(t)+".golden", []byte(renderTree(t, mnt.Path)))
 }
