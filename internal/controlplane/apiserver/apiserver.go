@@ -20,12 +20,12 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/spf13/pflag"
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/client-go/rest"
 	"k8s.io/kubernetes/cmd/kube-apiserver/app"
 	"k8s.io/kubernetes/cmd/kube-apiserver/app/options"
 
+	"github.com/pocketkube/pocketkube/internal/controlplane/cmdline"
 	"github.com/pocketkube/pocketkube/internal/pki"
 )
 
@@ -116,12 +116,8 @@ func Args(c Config) []string {
 // the kube-apiserver command would.
 func Options(args []string) (*options.ServerRunOptions, error) {
 	s := options.NewServerRunOptions()
-	fs := pflag.NewFlagSet("kube-apiserver", pflag.ContinueOnError)
-	for _, f := range s.Flags().FlagSets {
-		fs.AddFlagSet(f)
-	}
-	if err := fs.Parse(args); err != nil {
-		return nil, fmt.Errorf("parse kube-apiserver flags: %w", err)
+	if err := cmdline.Parse("kube-apiserver", s.Flags(), args); err != nil {
+		return nil, err
 	}
 	return s, nil
 }

@@ -16,10 +16,10 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/spf13/pflag"
 	"k8s.io/kubernetes/cmd/kube-controller-manager/app"
 	"k8s.io/kubernetes/cmd/kube-controller-manager/app/options"
 
+	"github.com/pocketkube/pocketkube/internal/controlplane/cmdline"
 	"github.com/pocketkube/pocketkube/internal/pki"
 )
 
@@ -102,12 +102,8 @@ func Options(args []string) (*options.KubeControllerManagerOptions, error) {
 	}
 	named := s.Flags(app.KnownControllers(), app.ControllersDisabledByDefault(), app.ControllerAliases())
 	s.ParsedFlags = &named
-	fs := pflag.NewFlagSet("kube-controller-manager", pflag.ContinueOnError)
-	for _, f := range named.FlagSets {
-		fs.AddFlagSet(f)
-	}
-	if err := fs.Parse(args); err != nil {
-		return nil, fmt.Errorf("parse kube-controller-manager flags: %w", err)
+	if err := cmdline.Parse("kube-controller-manager", named, args); err != nil {
+		return nil, err
 	}
 	return s, nil
 }

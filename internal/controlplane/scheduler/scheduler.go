@@ -14,10 +14,11 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/spf13/pflag"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/kubernetes/cmd/kube-scheduler/app"
 	"k8s.io/kubernetes/cmd/kube-scheduler/app/options"
+
+	"github.com/pocketkube/pocketkube/internal/controlplane/cmdline"
 )
 
 // Config is what pocketkube decides about the scheduler.
@@ -41,12 +42,8 @@ func Args(c Config) []string {
 // command would.
 func Options(args []string) (*options.Options, error) {
 	o := options.NewOptions()
-	fs := pflag.NewFlagSet("kube-scheduler", pflag.ContinueOnError)
-	for _, f := range o.Flags.FlagSets {
-		fs.AddFlagSet(f)
-	}
-	if err := fs.Parse(args); err != nil {
-		return nil, fmt.Errorf("parse kube-scheduler flags: %w", err)
+	if err := cmdline.Parse("kube-scheduler", *o.Flags, args); err != nil {
+		return nil, err
 	}
 	return o, nil
 }
