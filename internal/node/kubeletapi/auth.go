@@ -108,31 +108,12 @@ func requestAttributes(nodeName string, u user.Info, r *http.Request) []authoriz
 	path := r.URL.Path
 
 	var subresources []string
-	switch {
-	case isSubpath(path, "/allocatedPods"), isSubpath(path, "/pods"):
-		subresources = append(subresources, "pods")
-	case isSubpath(path, "/healthz"):
-		subresources = append(subresources, "healthz")
-	case isSubpath(path, "/configz"):
-		subresources = append(subresources, "configz")
-	case isSubpath(path, "/runningpods/"):
-		subresources = append(subresources, "pods")
+	if sub, ok := subresourceOf(path, fineGrainedSubresources); ok {
+		subresources = append(subresources, sub)
 	}
-	switch {
-	case isSubpath(path, "/stats/"):
-		subresources = append(subresources, "stats")
-	case isSubpath(path, "/metrics"):
-		subresources = append(subresources, "metrics")
-	case isSubpath(path, "/logs/"):
-		// "log" to match other log subresources (pods/log, etc)
-		subresources = append(subresources, "log")
-	case isSubpath(path, "/checkpoint/"):
-		subresources = append(subresources, "checkpoint")
-	case isSubpath(path, "/statusz"):
-		subresources = append(subresources, "statusz")
-	case isSubpath(path, "/flagz"):
-		subresources = append(subresources, "configz")
-	default:
+	if sub, ok := subresourceOf(path, subresourcesOfPaths); ok {
+		subresources = append(subresources, sub)
+	} else {
 		subresources = append(subresources, "proxy")
 	}
 
@@ -150,6 +131,42 @@ func requestAttributes(nodeName string, u user.Info, r *http.Request) []authoriz
 		})
 	}
 	return attrs
+}
+
+// A pathSubresource is the subresource of nodes that authorizes the paths
+// at and below path.
+type pathSubresource struct{ path, subresource string }
+
+// fineGrainedSubresources are tried first, then subresourcesOfPaths, whose
+// default is "proxy"; the first match of each counts. The order is
+// upstream's.
+var (
+	fineGrainedSubresources = []pathSubresource{
+		{"/allocatedPods", "pods"},
+		{"/pods", "pods"},
+		{"/healthz", "healthz"},
+		{"/configz", "configz"},
+		{"/runningpods/", "pods"},
+	}
+	subresourcesOfPaths = []pathSubresource{
+		{"/stats/", "stats"},
+		{"/metrics", "metrics"},
+		{"/logs/", "log"}, // "log" to match other log subresources (pods/log, etc)
+		{"/checkpoint/", "checkpoint"},
+		{"/statusz", "statusz"},
+		{"/flagz", "configz"},
+	}
+)
+
+// subresourceOf returns the subresource of the first entry of table that
+// path is at or below.
+func subresourceOf(path string, table []pathSubresource) (string, bool) {
+	for _, e := range table {
+		if isSubpath(path, e.path) {
+			return e.subresource, true
+		}
+	}
+	return "", false
 }
 
 func isSubpath(subpath, path string) bool {
