@@ -127,12 +127,7 @@ func (st *staging) readArchive(ctx context.Context, path string) ([]namedImage, 
 }
 
 func tarFiles(path string) (map[string]bool, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	r, closeFn, err := decompress(f)
+	r, closeFn, err := openDecompressed(path)
 	if err != nil {
 		return nil, err
 	}
@@ -240,12 +235,7 @@ func imageForPlatform(ii v1.ImageIndex, p v1.Platform) (v1.Image, error) {
 // extractPlain extracts an archive holding only regular files and
 // directories, refusing any entry that would land outside dir.
 func extractPlain(path, dir string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	r, closeFn, err := decompress(f)
+	r, closeFn, err := openDecompressed(path)
 	if err != nil {
 		return err
 	}

@@ -161,12 +161,7 @@ func unpack(ctx context.Context, blobs string, man *v1.Manifest, cfg *v1.ConfigF
 }
 
 func unpackBlob(blob string, diffID v1.Hash, dest string) error {
-	f, err := os.Open(blob)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	r, closeFn, err := decompress(f)
+	r, closeFn, err := openDecompressed(blob)
 	if err != nil {
 		return err
 	}
@@ -192,6 +187,21 @@ const (
 
 func isCompressed(magic []byte) bool {
 	return bytes.HasPrefix(magic, []byte(gzipMagic)) || bytes.HasPrefix(magic, []byte(zstdMagic))
+}
+
+// openDecompressed opens the file at path, uncompressed as by decompress;
+// closeFn closes it.
+func openDecompressed(path string) (r io.Reader, closeFn func(), err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	r, closeDecompressor, err := decompress(f)
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return r, func() { closeDecompressor(); f.Close() }, nil
 }
 
 // decompress returns r uncompressed: gzip and zstd are detected by their
