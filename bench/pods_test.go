@@ -260,13 +260,6 @@ spec:
 		})
 	}
 	noNsPerOp(b)
-	mean := func(v []float64) float64 {
-		s := 0.0
-		for _, x := range v {
-			s += x
-		}
-		return s / float64(len(v))
-	}
 	b.ReportMetric(mean(idle), "idle-rss-MiB")
 	b.ReportMetric(mean(busy), "rss-30pods-MiB")
 	b.ReportMetric((mean(busy)-mean(idle)+mean(shims))/pods, "MiB/pod")

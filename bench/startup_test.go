@@ -284,13 +284,6 @@ func BenchmarkIdleRSS(b *testing.B) {
 		x.stop()
 	}
 	noNsPerOp(b)
-	mean := func(v []float64) float64 {
-		s := 0.0
-		for _, x := range v {
-			s += x
-		}
-		return s / float64(len(v))
-	}
 	b.ReportMetric(mean(pk), "pocketkube-rss-MiB")
 	b.ReportMetric(mean(kasRSS)+mean(etcdRSS), "bare-rss-MiB")
 	b.ReportMetric(mean(kasRSS), "bare-apiserver-rss-MiB")

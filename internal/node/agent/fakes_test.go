@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net"
 	"path/filepath"
 	"slices"
@@ -88,12 +89,7 @@ func (r *fakeRuntime) RemovePod(_ context.Context, uid string) error {
 func (r *fakeRuntime) ListPods(context.Context) ([]string, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var uids []string
-	for uid := range r.pods {
-		uids = append(uids, uid)
-	}
-	slices.Sort(uids)
-	return uids, nil
+	return slices.Sorted(maps.Keys(r.pods)), nil
 }
 
 func (r *fakeRuntime) CreateContainer(_ context.Context, cfg runtime.ContainerConfig) (string, error) {
@@ -277,12 +273,7 @@ func (n *fakeNetwork) Teardown(_ context.Context, uid string) error {
 func (n *fakeNetwork) List(context.Context) ([]string, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	var uids []string
-	for uid := range n.sandbox {
-		uids = append(uids, uid)
-	}
-	slices.Sort(uids)
-	return uids, nil
+	return slices.Sorted(maps.Keys(n.sandbox)), nil
 }
 
 func (n *fakeNetwork) has(uid string) bool {
@@ -320,10 +311,5 @@ func (vs *fakeVolumes) TeardownPod(_ context.Context, uid string) error {
 func (vs *fakeVolumes) Pods() ([]string, error) {
 	vs.mu.Lock()
 	defer vs.mu.Unlock()
-	var uids []string
-	for uid := range vs.pods {
-		uids = append(uids, uid)
-	}
-	slices.Sort(uids)
-	return uids, nil
+	return slices.Sorted(maps.Keys(vs.pods)), nil
 }

@@ -1,6 +1,7 @@
 package volume
 
 import (
+	"context"
 	"os"
 	"strings"
 	"testing"
@@ -28,6 +29,39 @@ func testObjects() *fakeSources {
 			},
 		},
 	}
+}
+
+// testVolume is a volume that setupTestVolume set up.
+type testVolume struct {
+	ctx context.Context
+	m   *Manager
+	pod *v1.Pod
+	vol *v1.Volume
+	mnt *Mounted
+}
+
+// setupTestVolume sets up src as volume "vol" of pod uid-1, whose fsGroup
+// is fsGroup, on a new manager with 64 MiB of node allocatable memory and
+// testObjects. With wantErr, it checks that Setup fails with an error that
+// ends so, and returns nil.
+func setupTestVolume(t *testing.T, src v1.VolumeSource, fsGroup *int64, wantErr string) *testVolume {
+	t.Helper()
+	_, ctx := ktesting.NewTestContext(t)
+	m := newTestManager(t, Config{NodeAllocatableMemory: 64 << 20})
+	pod := testPod("uid-1")
+	pod.Spec.SecurityContext = &v1.PodSecurityContext{FSGroup: fsGroup}
+	vol := &v1.Volume{Name: "vol", VolumeSource: src}
+	mnt, err := m.Setup(ctx, pod, vol, testObjects())
+	if wantErr != "" {
+		if err == nil || !strings.HasSuffix(err.Error(), wantErr) {
+			t.Fatalf("Setup error = %v, want %q", err, wantErr)
+		}
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &testVolume{ctx: ctx, m: m, pod: pod, vol: vol, mnt: mnt}
 }
 
 func TestConfigMapVolume(t *testing.T) {
@@ -80,21 +114,12 @@ func TestConfigMapVolume(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, ctx := ktesting.NewTestContext(t)
-			m := newTestManager(t, Config{NodeAllocatableMemory: 64 << 20})
-			pod := testPod("uid-1")
-			pod.Spec.SecurityContext = &v1.PodSecurityContext{FSGroup: tc.fsGroup}
 			src := tc.src
-			mnt, err := m.Setup(ctx, pod, &v1.Volume{Name: "vol", VolumeSource: v1.VolumeSource{ConfigMap: &src}}, testObjects())
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("Setup error = %v, want %q", err, tc.wantErr)
-				}
+			s := setupTestVolume(t, v1.VolumeSource{ConfigMap: &src}, tc.fsGroup, tc.wantErr)
+			if s == nil {
 				return
 			}
-			if err != nil {
-				t.Fatal(err)
-			}
+			m, mnt := s.m, s.mnt
 			if want := m.podsDir + "/uid-1/volumes/kubernetes.io~configmap/vol"; mnt.Path != want || !mnt.ReadOnly || !mnt.Managed {
 				t.Errorf("Setup = %+v, want path %s, read-only, managed", mnt, want)
 			}
@@ -129,21 +154,12 @@ func TestSecretVolume(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, ctx := ktesting.NewTestContext(t)
-			m := newTestManager(t, Config{NodeAllocatableMemory: 64 << 20})
-			pod := testPod("uid-1")
-			pod.Spec.SecurityContext = &v1.PodSecurityContext{FSGroup: tc.fsGroup}
 			src := tc.src
-			mnt, err := m.Setup(ctx, pod, &v1.Volume{Name: "vol", VolumeSource: v1.VolumeSource{Secret: &src}}, testObjects())
-			if tc.wantErr != "" {
-				if err == nil || err.Error() != tc.wantErr {
-					t.Fatalf("Setup error = %v, want %q", err, tc.wantErr)
-				}
+			s := setupTestVolume(t, v1.VolumeSource{Secret: &src}, tc.fsGroup, tc.wantErr)
+			if s == nil {
 				return
 			}
-			if err != nil {
-				t.Fatal(err)
-			}
+			m, mnt := s.m, s.mnt
 			if want := m.podsDir + "/uid-1/volumes/kubernetes.io~secret/vol"; mnt.Path != want || !mnt.ReadOnly || !mnt.Managed {
 				t.Errorf("Setup = %+v, want path %s, read-only, managed", mnt, want)
 			}
@@ -152,7 +168,7 @@ func TestSecretVolume(t *testing.T) {
 				t.Errorf("secret volume mount = %+v, want a tmpfs of size=65536k (node allocatable)", mi)
 			}
 			data, _ := os.Readlink(mnt.Path + "/..data")
-			if _, err := m.Setup(ctx, pod, &v1.Volume{Name: "vol", VolumeSource: v1.VolumeSource{Secret: &src}}, testObjects()); err != nil {
+			if _, err := m.Setup(s.ctx, s.pod, s.vol, testObjects()); err != nil {
 				t.Fatal(err)
 			}
 			if mounts, _ := mountsUnder(mnt.Path); len(mounts) != 1 {
