@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the real kubectl of each minor version the e2e tests drive, from
-# upstream's Go modules pinned (and checksummed) in hack/kubectl/v1.*/go.mod,
-# into a cache outside the repository:
+# upstream's Go modules pinned (and checksummed) in hack/kubectl/v1.*/go.mod
+# and go.sum, with hack/kubectl/main.go, into a cache outside the repository:
 #   CACHE/v1.27.16/kubectl      the binary, built once per patch version
 #   CACHE/bin/kubectl.1.27      a link to it; the tests' KUBECTL_DIR
 # A binary already in the cache is not built again. Usage: build.sh [CACHE]
@@ -31,7 +31,11 @@ for mod in "$here"/v1.*/; do
       ldflags+=" -X $pkg.gitCommit="
     done
     mkdir -p "$cache/$version"
-    (cd "$mod" && CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$out.tmp" .)
+    # Every version builds the one main.go, in a copy of its module.
+    work="$(mktemp -d)"
+    cp "$mod/go.mod" "$mod/go.sum" "$here/main.go" "$work/"
+    (cd "$work" && CGO_ENABLED=0 go build -tags kubectl -trimpath -ldflags "$ldflags" -o "$out.tmp" .)
+    rm -rf "$work"
     mv "$out.tmp" "$out"
   fi
   ln -sfn "../$version/kubectl" "$cache/bin/kubectl.$minor"

@@ -1,7 +1,10 @@
+//go:build kubectl
+
 // Command kubectl is upstream's kubectl (k8s.io/kubernetes cmd/kubectl)
-// built from its Go module at the version pinned in go.mod, so the e2e
+// built from its Go module at a version pinned in v1.*/go.mod, so the e2e
 // tests drive a real kubectl of an older minor version without the Google
-// Cloud CLI. scripts/install-deps.sh builds it with the version stamped in.
+// Cloud CLI. build.sh builds it once for each of those modules, with the
+// version stamped in; the build tag keeps it out of pocketkube's own module.
 package main
 
 import (
