@@ -114,7 +114,9 @@ func (a *Agent) setupVolumes(ctx context.Context, pod *v1.Pod, st *podState) err
 		vol := &pod.Spec.Volumes[i]
 		m, err := a.cfg.Volumes.Setup(ctx, pod, vol, a.objects)
 		if err != nil {
-			a.record(pod, v1.EventTypeWarning, "FailedMount", "MountVolume.SetUp failed for volume %q : %v", vol.Name, err)
+			// Setup's errors are already kubelet's FailedMount text
+			// (`MountVolume.SetUp failed for volume "x" : ...`).
+			a.record(pod, v1.EventTypeWarning, "FailedMount", "%v", err)
 			return fmt.Errorf("set up volume %q of pod %s: %w", vol.Name, klog.KObj(pod), err)
 		}
 		st.mounts[vol.Name] = m

@@ -289,6 +289,8 @@ type fakeVolumes struct {
 	mu       sync.Mutex
 	pods     map[string]bool
 	torndown []string
+	// setupErr, when set, is what Setup returns for a volume of that name.
+	setupErr map[string]error
 }
 
 func newFakeVolumes(dir string) *fakeVolumes { return &fakeVolumes{dir: dir, pods: map[string]bool{}} }
@@ -296,6 +298,9 @@ func newFakeVolumes(dir string) *fakeVolumes { return &fakeVolumes{dir: dir, pod
 func (vs *fakeVolumes) Setup(_ context.Context, pod *v1.Pod, vol *v1.Volume, _ volume.Sources) (*volume.Mounted, error) {
 	vs.mu.Lock()
 	defer vs.mu.Unlock()
+	if err := vs.setupErr[vol.Name]; err != nil {
+		return nil, err
+	}
 	vs.pods[string(pod.UID)] = true
 	return &volume.Mounted{Path: filepath.Join(vs.dir, string(pod.UID), vol.Name), Managed: true}, nil
 }

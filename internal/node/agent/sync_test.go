@@ -510,6 +510,27 @@ func TestSyncPodWaitingReasons(t *testing.T) {
 	}
 }
 
+// A volume that cannot be set up keeps the containers ContainerCreating
+// and is a Warning FailedMount event with the volume manager's error as it
+// is: it already reads as kubelet's event does.
+func TestSyncPodFailedMount(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	f := newFixture(t)
+	pod := newPod("web", "c")
+	pod.Spec.Volumes = []v1.Volume{{Name: "cfg", VolumeSource: v1.VolumeSource{
+		ConfigMap: &v1.ConfigMapVolumeSource{LocalObjectReference: v1.LocalObjectReference{Name: "absent"}}}}}
+	f.volumes.setupErr = map[string]error{"cfg": errors.New(`MountVolume.SetUp failed for volume "cfg" : configmap "absent" not found`)}
+	f.pods = append(f.pods, pod)
+	f.newAgent()
+
+	if _, err := f.sync(ctx, "web"); err == nil {
+		t.Fatal("syncPod succeeded with a volume that fails")
+	}
+	f.expectEvents(`Warning FailedMount MountVolume.SetUp failed for volume "cfg" : configmap "absent" not found`)
+	f.expectCalls("RunPod web-uid")
+	f.expectStatus(ctx, "web", v1.PodPending, "c waiting ContainerCreating restarts=0")
+}
+
 // Init containers run one at a time, in order, each to success, before
 // the app containers, which wait as PodInitializing meanwhile.
 func TestSyncPodInitContainers(t *testing.T) {
