@@ -61,14 +61,16 @@ func Run(ctx context.Context, cfg Config) error {
 	case <-cp.done:
 		return cp.err
 	case <-ctx.Done():
-		return cp.stop()
+		// Stopped while the control plane starts: it returns the
+		// cancellation it was waiting in.
+		return stopped(cp.stop())
 	}
 	if cfg.Node == nil {
 		select {
 		case <-cp.done:
 			return cp.err
 		case <-ctx.Done():
-			return cp.stop()
+			return stopped(cp.stop())
 		}
 	}
 
@@ -107,7 +109,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	nodeErr := nd.stop()
 	boot.stop()
-	cpErr := cp.stop()
+	cpErr := stopped(cp.stop())
 	if nodeErr != nil {
 		nodeErr = fmt.Errorf("node: %w", nodeErr)
 	}
@@ -126,6 +128,16 @@ func runBootstrap(ctx context.Context, kubeconfig string, cfg bootstrap.Config) 
 		return fmt.Errorf("create admin client: %w", err)
 	}
 	return bootstrap.Run(ctx, client, cfg)
+}
+
+// stopped returns nil for the control plane's error when it only says
+// that Run stopped it: stopped while it starts, the control plane returns
+// the cancellation it was waiting in, and a stop is not a failure.
+func stopped(err error) error {
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
 }
 
 // part is one of what Run runs, in a goroutine of its own.

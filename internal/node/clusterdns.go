@@ -23,6 +23,9 @@ import (
 // that sends 10.96.0.10 here is internal/bootstrap's to publish.
 func runClusterDNS(ctx context.Context, cfg Config) error {
 	if err := waitForDNSAccess(ctx, cfg.ProxyKubeconfig); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped before the RBAC came: nothing to stop
+		}
 		return err
 	}
 	return coredns.Run(ctx, coredns.Config{

@@ -179,6 +179,12 @@ func Run(ctx context.Context, cfg Config) error {
 		})
 	}
 	err = g.Wait()
+	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		// Stopped while a part was starting: it returned the
+		// cancellation it was waiting in. A stop is not a failure.
+		logger.V(2).Info("Node stopped while starting", "err", err)
+		err = nil
+	}
 	logger.Info("Node stopped", "node", cfg.NodeName)
 	return err
 }
