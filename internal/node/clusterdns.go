@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -28,9 +29,15 @@ func runClusterDNS(ctx context.Context, cfg Config) error {
 		}
 		return err
 	}
+	pods, err := netip.ParsePrefix(cfg.ClusterCIDR)
+	if err != nil {
+		return fmt.Errorf("cluster CIDR: %w", err)
+	}
 	return coredns.Run(ctx, coredns.Config{
 		Addr:       net.JoinHostPort(cfg.DNSListen.String(), "53"),
 		Kubeconfig: cfg.ProxyKubeconfig,
+		// Pods, and the node itself (always answered).
+		Clients: []netip.Prefix{pods},
 	})
 }
 

@@ -2,9 +2,13 @@
 //
 // It serves clients on a unix socket in the data directory, so that two
 // clusters on one machine, or a Debian etcd already listening on 2379, never
-// clash over a port. The one member's peer listener is bound to an ephemeral
-// loopback port; no other member ever joins it (a cluster that outgrows one
-// machine uses an external etcd instead, see controlplane.Config).
+// clash over a port, and so that only root reaches it: the directory is 0700
+// and etcd asks no client for credentials. The one member has no peer
+// listener at all: no other member ever joins it (a cluster that outgrows one
+// machine uses an external etcd instead, see controlplane.Config), and a peer
+// port, which etcd serves without authentication unless given peer
+// certificates, would let anyone who reaches it send raft messages or a
+// snapshot that replace the cluster's data.
 //
 // Caveats: Start must be called at most once per data directory at a time;
 // the caller holds the data directory's lock.
@@ -89,6 +93,10 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create etcd data dir: %w", err)
 	}
+	// The directory's mode is the client socket's only access control.
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("restrict etcd data dir: %w", err)
+	}
 	// A socket left by a killed process would make the listen fail.
 	if err := os.Remove(socket); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("remove stale etcd socket: %w", err)
@@ -100,9 +108,12 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	clientURL := url.URL{Scheme: "unix", Path: socket}
 	ec.ListenClientUrls = []url.URL{clientURL}
 	ec.AdvertiseClientUrls = []url.URL{clientURL}
-	peerURL := url.URL{Scheme: "http", Host: "127.0.0.1:0"}
-	ec.ListenPeerUrls = []url.URL{peerURL}
-	ec.AdvertisePeerUrls = []url.URL{peerURL}
+	// The advertised peer URL names the member (its ID is derived from
+	// it, so it stays what earlier versions listened on) and is never
+	// dialled: with no other member, raft sends no peer messages. Nothing
+	// listens on it.
+	ec.ListenPeerUrls = nil
+	ec.AdvertisePeerUrls = []url.URL{{Scheme: "http", Host: "127.0.0.1:0"}}
 	ec.InitialCluster = ec.InitialClusterFromName(ec.Name)
 	// With one member nobody else can vote: a short election timeout makes
 	// it leader sooner without any risk of split votes.

@@ -95,3 +95,80 @@ func BenchmarkStart(b *testing.B) {
 		s.Close()
 	}
 }
+
+// TestNoNetworkListener checks that etcd listens on no TCP or UDP port,
+// only on its socket: a peer port served without client authentication
+// let any local user or hostNetwork pod post raft messages or a snapshot
+// (issue 13), and the member has no peer to talk to.
+func TestNoNetworkListener(t *testing.T) {
+	before := listeningInodes(t)
+	dir := filepath.Join(t.TempDir(), "etcd")
+	s, err := Start(context.Background(), Config{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for inode, addr := range listeningInodes(t) {
+		if _, ok := before[inode]; !ok {
+			t.Errorf("etcd listens on %s", addr)
+		}
+	}
+}
+
+// TestDataDirIsPrivate checks that a data directory made readable by
+// others is made 0700 again: its mode is all that keeps other users off
+// the client socket, which asks for no credentials.
+func TestDataDirIsPrivate(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "etcd")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Start(context.Background(), Config{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	fi, err := os.Stat(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o700 {
+		t.Errorf("data dir mode %v, want 0700", fi.Mode().Perm())
+	}
+}
+
+// listeningInodes returns this process's listening TCP sockets and bound
+// UDP sockets (from /proc/net/{tcp,tcp6,udp,udp6}), by socket inode.
+func listeningInodes(t *testing.T) map[string]string {
+	t.Helper()
+	mine := map[string]bool{}
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fd := range fds {
+		link, err := os.Readlink(filepath.Join("/proc/self/fd", fd.Name()))
+		if err == nil && strings.HasPrefix(link, "socket:[") {
+			mine[strings.TrimSuffix(strings.TrimPrefix(link, "socket:["), "]")] = true
+		}
+	}
+	out := map[string]string{}
+	for _, name := range []string{"tcp", "tcp6", "udp", "udp6"} {
+		data, err := os.ReadFile("/proc/net/" + name)
+		if err != nil {
+			continue // no IPv6
+		}
+		for i, line := range strings.Split(string(data), "\n") {
+			f := strings.Fields(line)
+			if i == 0 || len(f) < 10 {
+				continue
+			}
+			// st 0A is TCP_LISTEN; a UDP socket with no peer is 07.
+			listening := (strings.HasPrefix(name, "tcp") && f[3] == "0A") || (strings.HasPrefix(name, "udp") && f[3] == "07")
+			if listening && mine[f[9]] {
+				out[f[9]] = name + " " + f[1]
+			}
+		}
+	}
+	return out
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"sync"
 	"time"
 
@@ -23,24 +24,46 @@ type execer interface {
 // exec probes and hooks (the CRI's ExecSync).
 type execSync struct{ rt execer }
 
-var _ prober.Executor = execSync{}
+var (
+	_ prober.Executor       = execSync{}
+	_ prober.StreamExecutor = execSync{}
+)
 
 func (e execSync) ExecSync(ctx context.Context, id string, cmd []string, _ time.Duration) ([]byte, int, error) {
-	var buf lockedBuffer
+	buf := lockedBuffer{remain: maxExecSyncOutput}
 	code, err := e.rt.Exec(ctx, id, cmd, runtime.Streams{Stdout: &buf, Stderr: &buf})
 	return buf.Bytes(), code, err
 }
 
-// lockedBuffer takes stdout and stderr, written concurrently.
+// ExecStream runs a command in a container with its output written to
+// out as it comes: exec probes keep 10 KiB of it and drop the rest.
+func (e execSync) ExecStream(ctx context.Context, id string, cmd []string, _ time.Duration, out io.Writer) (int, error) {
+	return e.rt.Exec(ctx, id, cmd, runtime.Streams{Stdout: out, Stderr: out})
+}
+
+// maxExecSyncOutput is how much of a probe's or hook's output execSync
+// keeps, as containerd's ExecSync keeps 16 MiB (maxStreamSize): the rest
+// is read and dropped, so that a command writing without end (`cat
+// /dev/zero`) cannot grow this process. Probes stream instead
+// (ExecStream); hooks collect, since their failure message holds the
+// output, as kubelet's does.
+const maxExecSyncOutput = 16 << 20
+
+// lockedBuffer takes stdout and stderr, written concurrently, and keeps
+// the first remain bytes.
 type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
+	mu     sync.Mutex
+	buf    bytes.Buffer
+	remain int
 }
 
 func (b *lockedBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.buf.Write(p)
+	keep := p[:min(len(p), b.remain)]
+	b.remain -= len(keep)
+	b.buf.Write(keep)
+	return len(p), nil
 }
 
 func (b *lockedBuffer) Bytes() []byte {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,7 +27,9 @@ import (
 // CoreDNS's plugin.cfg (core/dnsserver/zdirectives.go): a query passes
 // through them top to bottom.
 // restoreKlog, ours, follows kubernetes; see setupOnce.
-var directives = []string{"bind", "errors", "cache", "kubernetes", restoreKlog, "forward"}
+// clientsPlugin, ours, comes where CoreDNS's own access control (acl)
+// does: before the cache, so that a refused client learns nothing from it.
+var directives = []string{"bind", "errors", clientsPlugin, "cache", "kubernetes", restoreKlog, "forward"}
 
 // restoreKlog is a plugin that changes no query: its setup gives klog
 // back to the rest of the process right after the kubernetes plugin's
@@ -51,6 +54,11 @@ type Config struct {
 	// ResolvConf is the file naming the upstream servers for names
 	// outside the cluster; empty means "/etc/resolv.conf".
 	ResolvConf string
+	// Clients are the networks, besides this machine's own addresses,
+	// whose queries are answered: the pod network. Queries from anywhere
+	// else are refused (REFUSED), so that the node is no open resolver
+	// for its network. Empty answers this machine only.
+	Clients []netip.Prefix
 }
 
 // Corefile returns the Corefile Run serves, after checking cfg.
@@ -82,12 +90,20 @@ func Corefile(cfg Config) (string, error) {
 			return "", fmt.Errorf("%q cannot be written into a Corefile", s)
 		}
 	}
+	for _, n := range cfg.Clients {
+		if !n.IsValid() {
+			return "", fmt.Errorf("DNS clients: invalid network %v", n)
+		}
+	}
 	// kubeadm's Corefile, less health, ready, prometheus, loop, reload and
 	// loadbalance: pocketkube has no probes or metrics scrape for DNS, and
-	// the Corefile never changes while Run runs.
+	// the Corefile never changes while Run runs. Plus clientsPlugin: a
+	// kubeadm cluster's CoreDNS listens on a pod address, which only the
+	// cluster reaches; this one listens on the node's.
 	return fmt.Sprintf(`.:%s {
     bind %s
     errors
+    %s
     kubernetes %s in-addr.arpa ip6.arpa {
         kubeconfig %s
         pods insecure
@@ -98,7 +114,7 @@ func Corefile(cfg Config) (string, error) {
     forward . %s
     cache 30
 }
-`, port, ip, domain, cfg.Kubeconfig, restoreKlog, resolvConf), nil
+`, port, ip, clientsLine(cfg.Clients), domain, cfg.Kubeconfig, restoreKlog, resolvConf), nil
 }
 
 // setupOnce sets CoreDNS's and caddy's process-wide state; see the
@@ -129,6 +145,7 @@ func Run(ctx context.Context, cfg Config) error {
 			klog.ClearLogger()
 			return nil
 		})
+		plugin.Register(clientsPlugin, setupClients)
 	})
 
 	inst, err := caddy.Start(caddy.CaddyfileInput{

@@ -1,6 +1,7 @@
 package coredns
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -20,6 +21,7 @@ func TestCorefile(t *testing.T) {
 			want: []string{
 				".:53 {",
 				"bind 192.168.1.10",
+				"pocketkube_clients",
 				"kubernetes cluster.local in-addr.arpa ip6.arpa {",
 				"kubeconfig /var/lib/pocketkube/kubeconfigs/kube-proxy.conf",
 				"pods insecure",
@@ -33,8 +35,14 @@ func TestCorefile(t *testing.T) {
 		{
 			name: "domain, resolv.conf and port",
 			cfg:  Config{Addr: "[fd00::1]:5353", Kubeconfig: "/k.conf", ClusterDomain: "example.internal", ResolvConf: "/run/resolv.conf"},
-			want: []string{".:5353 {", "bind fd00::1", "kubernetes example.internal in-addr.arpa ip6.arpa {", "forward . /run/resolv.conf"},
+			want: []string{".:5353 {", "bind fd00::1", "pocketkube_clients", "kubernetes example.internal in-addr.arpa ip6.arpa {", "forward . /run/resolv.conf"},
 		},
+		{
+			name: "clients",
+			cfg:  Config{Addr: "192.168.1.10:53", Kubeconfig: "/k.conf", Clients: []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16"), netip.MustParsePrefix("fd00:10:244::/64")}},
+			want: []string{"pocketkube_clients 10.244.0.0/16 fd00:10:244::/64"},
+		},
+		{name: "invalid client network", cfg: Config{Addr: "192.168.1.10:53", Kubeconfig: "/k.conf", Clients: []netip.Prefix{{}}}, wantErr: "invalid network"},
 		{name: "no port", cfg: Config{Addr: "192.168.1.10", Kubeconfig: "/k.conf"}, wantErr: "parse DNS address"},
 		{name: "unspecified IP", cfg: Config{Addr: "0.0.0.0:53", Kubeconfig: "/k.conf"}, wantErr: "want a specific IP"},
 		{name: "host name", cfg: Config{Addr: "localhost:53", Kubeconfig: "/k.conf"}, wantErr: "want a specific IP"},

@@ -3,6 +3,9 @@
 // the plugins cluster DNS needs: bind, errors, cache, kubernetes and
 // forward. CoreDNS answers from its own Service, EndpointSlice and
 // Namespace informers, so its answers are the ones a kubeadm cluster gives.
+// It answers only pods and the node itself (a plugin of ours,
+// pocketkube_clients, refuses every other source address): it listens on
+// the node's address, where the whole network reaches it.
 //
 // It owns the server only. The RBAC objects its credentials need
 // (system:coredns) and the kube-system/kube-dns Service with the

@@ -202,7 +202,7 @@ func (e *execCmd) run() ([]byte, error) {
 		ctx, cancel = context.WithTimeout(ctx, e.timeout)
 		defer cancel()
 	}
-	out, code, err := e.exec.ExecSync(ctx, e.containerID, e.cmd, e.timeout)
+	out, code, err := e.execOutput(ctx)
 	if e.timeout > 0 && errors.Is(ctx.Err(), context.DeadlineExceeded) && e.ctx.Err() == nil {
 		return nil, fmt.Errorf("%w: %q timed out after %s", remote.ErrCommandTimedOut, strings.Join(e.cmd, " "), e.timeout)
 	}

@@ -15,7 +15,8 @@ import (
 
 // Exec runs cmd in the running container id with `runc exec` (inheriting the
 // init's env, user and capabilities) and returns its exit code. A non-nil
-// error means the exec could not run, not that cmd failed.
+// error means the exec could not run, not that cmd failed. When ctx is
+// done, cmd and the processes it started are killed.
 //
 // With s.TTY, runc runs in the foreground with a terminal of ours as its
 // stdio (runc refuses a console socket unless it detaches, and a detached
@@ -32,19 +33,42 @@ func (r *Runtime) Exec(ctx context.Context, id string, cmd []string, s Streams) 
 	if _, err := r.loadMeta(id); err != nil {
 		return -1, fmt.Errorf("exec in container %s: %w", id, err)
 	}
-	if st, err := r.runcStatus(ctx, id); err != nil || st.Status != "running" {
+	st, err := r.runcStatus(ctx, id)
+	if err != nil || st.Status != "running" {
 		return -1, fmt.Errorf("exec in container %s: %w", id, ErrNotRunning)
 	}
-	args := []string{"--root", r.runcRoot(), "exec"}
+	pidNS, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", st.Pid))
+	pidFile, err := r.execPidFile(id)
+	if err != nil {
+		return -1, fmt.Errorf("exec in container %s: %w", id, err)
+	}
+	defer os.Remove(pidFile)
+	args := []string{"--root", r.runcRoot(), "exec", "--pid-file", pidFile}
 	if s.TTY {
 		args = append(args, "--tty")
 	}
 	args = append(append(args, id), cmd...)
 	c := exec.CommandContext(ctx, r.cfg.RuncPath, args...)
+	// When ctx ends (a probe's timeout), kill what runc started, not
+	// only runc; once more afterwards, in case runc started it late.
+	c.Cancel = func() error {
+		killExec(pidFile, pidNS)
+		return c.Process.Kill()
+	}
+	defer func() {
+		if ctx.Err() != nil {
+			killExec(pidFile, pidNS)
+		}
+	}()
 	if !s.TTY {
 		c.Stdin = s.Stdin
 		c.Stdout, c.Stderr = orDiscard(s.Stdout), orDiscard(s.Stderr)
-		return exitCode(id, c.Run())
+		c.WaitDelay = execWaitDelay
+		err := c.Run()
+		if errors.Is(err, exec.ErrWaitDelay) {
+			err = nil // exited 0; a process it left holds the output
+		}
+		return exitCode(id, err)
 	}
 	master, slave, err := openPty()
 	if err != nil {
