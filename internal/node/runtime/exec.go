@@ -42,9 +42,26 @@ func (r *Runtime) Exec(ctx context.Context, id string, cmd []string, s Streams) 
 	args = append(append(args, id), cmd...)
 	c := exec.CommandContext(ctx, r.cfg.RuncPath, args...)
 	if !s.TTY {
-		c.Stdin = s.Stdin
 		c.Stdout, c.Stderr = orDiscard(s.Stdout), orDiscard(s.Stderr)
-		return exitCode(id, c.Run())
+		if s.Stdin == nil {
+			return exitCode(id, c.Run())
+		}
+		// Not c.Stdin = s.Stdin: Wait would wait for the copy of stdin,
+		// which ends only when the client closes it. Like containerd, the
+		// exec ends when the command exits; the copy ends at the next read
+		// or write after that, or when the session's streams close.
+		in, err := c.StdinPipe()
+		if err != nil {
+			return -1, fmt.Errorf("exec in container %s: %w", id, err)
+		}
+		if err := c.Start(); err != nil {
+			return -1, fmt.Errorf("exec in container %s: %w", id, err)
+		}
+		go func() {
+			_, _ = io.Copy(in, s.Stdin)
+			in.Close()
+		}()
+		return exitCode(id, c.Wait())
 	}
 	master, slave, err := openPty()
 	if err != nil {
