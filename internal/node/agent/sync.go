@@ -221,6 +221,7 @@ func (a *Agent) killPod(ctx context.Context, pod *v1.Pod, grace time.Duration) e
 	if err := a.cfg.Runtime.RemovePod(ctx, uid); err != nil {
 		return fmt.Errorf("remove pod %s: %w", klog.KObj(pod), err)
 	}
+	a.collectImages(ctx)
 	if a.network != nil {
 		if err := a.network.Teardown(ctx, uid); err != nil {
 			return fmt.Errorf("tear down network of pod %s: %w", klog.KObj(pod), err)
@@ -338,7 +339,28 @@ func (a *Agent) removeOldAttempts(ctx context.Context, pod *v1.Pod, containers [
 		}
 		kept = append(kept, c)
 	}
+	if len(kept) < len(containers) {
+		a.collectImages(ctx)
+	}
 	return kept
+}
+
+// imageCollector is the image store's optional garbage collection
+// (image.Store.Collect).
+type imageCollector interface {
+	Collect(ctx context.Context) error
+}
+
+// collectImages lets the image store delete the root filesystems of
+// replaced images that removed containers were the last to use, as
+// containerd collects garbage after deletions. A failure only costs disk
+// space until the next collection.
+func (a *Agent) collectImages(ctx context.Context) {
+	if c, ok := a.cfg.Images.(imageCollector); ok {
+		if err := c.Collect(ctx); err != nil {
+			klog.FromContext(ctx).Error(err, "Collecting unused images")
+		}
+	}
 }
 
 func shouldRestart(policy v1.RestartPolicy, cs *runtime.ContainerStatus) bool {

@@ -48,6 +48,11 @@
 //
 // The unpacked root filesystems are shared by every container of an image and
 // must never be written to; mount them read-only or as an overlayfs lower
-// directory. Remove does not know which images containers use: callers must
-// not remove an image whose root filesystem is in use.
+// directory. The store knows which ones containers use from the mount table:
+// a root filesystem that is an overlayfs lower directory is kept when its
+// image is replaced (an import or pull of its tag) until [Store.Collect] runs
+// after its last container went, and [Store.Remove] refuses the last name of
+// an image in use ([InUseError]). A root filesystem used any other way (a
+// bind mount, a process's working directory) is not seen as in use. There is
+// no collection by disk usage (kubelet's image GC thresholds).
 package image

@@ -108,8 +108,17 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.Transport == nil {
 		cfg.Transport = http.DefaultTransport
 	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("open image store %s: %w", dir, err)
+	}
+	// Containers' overlay mounts name root filesystems by the path Rootfs
+	// returned; without symlinks in it, every process that opens the store
+	// finds them in the mount table under the same path (inUse).
+	if dir, err = filepath.EvalSymlinks(dir); err != nil {
+		return nil, fmt.Errorf("open image store %s: %w", cfg.Dir, err)
+	}
 	s := &Store{dir: dir, transport: cfg.Transport, meta: map[string]imageMeta{}, unpacks: map[string]*unpackCall{}}
-	for _, d := range []string{dir, s.path("blobs", "sha256"), s.path("rootfs"), s.path("tmp"), s.path("locks")} {
+	for _, d := range []string{s.path("blobs", "sha256"), s.path("rootfs"), s.path("tmp"), s.path("locks")} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("open image store %s: %w", dir, err)
 		}
@@ -390,8 +399,10 @@ func findByID(imgs []Image, ref string) (Image, bool, error) {
 
 // Remove untags the image ref (a name, or an image ID, which removes every
 // name of that image), then deletes blobs and unpacked root filesystems no
-// image references any more. It returns an error wrapping ErrNotFound when
-// there is no such image.
+// image references and no container uses any more. It returns an error
+// wrapping ErrNotFound when there is no such image, and an *InUseError,
+// removing nothing, when containers use the image and ref is its last name
+// (as docker and podman refuse; another name of it may go).
 func (s *Store) Remove(ctx context.Context, ref string) error {
 	img, err := s.Get(ctx, ref)
 	if err != nil {
@@ -415,11 +426,49 @@ func (s *Store) Remove(ctx context.Context, ref string) error {
 		}
 		next.Manifests = append(next.Manifests, d)
 	}
+	if err := s.checkUnused(img, &next); err != nil {
+		return fmt.Errorf("remove image %q: %w", ref, err)
+	}
 	if err := s.writeIndex(&next); err != nil {
 		return err
 	}
 	klog.FromContext(ctx).V(2).Info("Removed image", "image", img.Name, "id", img.ID)
 	return s.gc(ctx, &next)
+}
+
+// checkUnused returns an *InUseError when no image of im has img's ID any
+// more and containers use its root filesystem. The caller holds the lock.
+func (s *Store) checkUnused(img Image, im *v1.IndexManifest) error {
+	for _, d := range im.Manifests {
+		if m, err := s.metaOf(d.Digest); err == nil && m.id == img.ID {
+			return nil
+		}
+	}
+	used, err := s.inUse()
+	if err != nil {
+		return err
+	}
+	if c := used[strings.TrimPrefix(img.ID, "sha256:")]; len(c) > 0 {
+		return &InUseError{Containers: c}
+	}
+	return nil
+}
+
+// Collect deletes blobs and unpacked root filesystems that no image
+// references and no container uses: those of images that were replaced or
+// removed while containers used them. The node calls it after removing
+// containers, as containerd collects garbage after deletions.
+func (s *Store) Collect(ctx context.Context) error {
+	unlock, err := s.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	im, err := s.readIndex()
+	if err != nil {
+		return err
+	}
+	return s.gc(ctx, im)
 }
 
 // gc deletes blobs, root filesystems and unpack locks that no image in im
@@ -441,6 +490,15 @@ func (s *Store) gc(ctx context.Context, im *v1.IndexManifest) error {
 			keep[l.Digest.Hex] = true
 		}
 	}
+	// A root filesystem no image names may still be a container's lower
+	// directory: deleting it would empty the running container's files.
+	used, err := s.inUse()
+	if err != nil {
+		return fmt.Errorf("collect garbage: %w", err)
+	}
+	for id := range used {
+		keepIDs[id] = true
+	}
 	logger := klog.FromContext(ctx)
 	var errs []error
 	remove := func(dir string, keep map[string]bool, all bool) {
@@ -460,12 +518,57 @@ func (s *Store) gc(ctx context.Context, im *v1.IndexManifest) error {
 		}
 	}
 	remove(s.path("blobs", "sha256"), keep, false)
-	remove(s.path("rootfs"), keepIDs, false)
+	errs = append(errs, s.removeRootfs(ctx, keepIDs))
 	remove(s.path("locks"), keepIDs, true)
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("collect garbage: %w", err)
 	}
 	return nil
+}
+
+// removeRootfs deletes the root filesystems not in keep. A container that
+// mounted one after inUse looked would lose its files, so each is first
+// renamed away (a mount from then on fails instead of seeing it half
+// deleted), and put back if the mount table now shows it in use.
+func (s *Store) removeRootfs(ctx context.Context, keep map[string]bool) error {
+	entries, err := os.ReadDir(s.path("rootfs"))
+	if err != nil {
+		return err
+	}
+	var gone []string
+	for _, e := range entries {
+		if keep[e.Name()] || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		gone = append(gone, e.Name())
+	}
+	if len(gone) == 0 {
+		return nil
+	}
+	tmp, release, err := s.tempDir("gc")
+	if err != nil {
+		return err
+	}
+	defer release() // deletes what is still in tmp
+	var errs []error
+	var moved []string
+	for _, id := range gone {
+		if err := os.Rename(s.path("rootfs", id), filepath.Join(tmp, id)); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		moved = append(moved, id)
+	}
+	used, err := s.inUse()
+	for _, id := range moved {
+		if err != nil || len(used[id]) > 0 {
+			errs = append(errs, os.Rename(filepath.Join(tmp, id), s.path("rootfs", id)))
+			continue
+		}
+		klog.FromContext(ctx).V(4).Info("Deleting unreferenced image data", "path", s.path("rootfs", id))
+		errs = append(errs, removeAll(filepath.Join(tmp, id)))
+	}
+	return errors.Join(append(errs, err)...)
 }
 
 // removeAll is os.RemoveAll that also copes with read-only directories in

@@ -61,14 +61,27 @@ func (r *Runtime) Exec(ctx context.Context, id string, cmd []string, s Streams) 
 		}
 	}()
 	if !s.TTY {
-		c.Stdin = s.Stdin
 		c.Stdout, c.Stderr = orDiscard(s.Stdout), orDiscard(s.Stderr)
 		c.WaitDelay = execWaitDelay
-		err := c.Run()
-		if errors.Is(err, exec.ErrWaitDelay) {
-			err = nil // exited 0; a process it left holds the output
+		if s.Stdin == nil {
+			return exitCode(id, ignoreWaitDelay(c.Run()))
 		}
-		return exitCode(id, err)
+		// Not c.Stdin = s.Stdin: Wait would wait for the copy of stdin,
+		// which ends only when the client closes it. Like containerd, the
+		// exec ends when the command exits; the copy ends at the next read
+		// or write after that, or when the session's streams close.
+		in, err := c.StdinPipe()
+		if err != nil {
+			return -1, fmt.Errorf("exec in container %s: %w", id, err)
+		}
+		if err := c.Start(); err != nil {
+			return -1, fmt.Errorf("exec in container %s: %w", id, err)
+		}
+		go func() {
+			_, _ = io.Copy(in, s.Stdin)
+			in.Close()
+		}()
+		return exitCode(id, ignoreWaitDelay(c.Wait()))
 	}
 	master, slave, err := openPty()
 	if err != nil {
@@ -164,4 +177,13 @@ func orDiscard(w io.Writer) io.Writer {
 		return io.Discard
 	}
 	return w
+}
+
+// ignoreWaitDelay treats exec.ErrWaitDelay as success: the command
+// exited 0 and a process it left behind still holds its output.
+func ignoreWaitDelay(err error) error {
+	if errors.Is(err, exec.ErrWaitDelay) {
+		return nil
+	}
+	return err
 }

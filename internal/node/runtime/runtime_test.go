@@ -3,6 +3,7 @@ package runtime
 import (
 	"bytes"
 	"errors"
+	"io"
 	"os"
 	"regexp"
 	"strings"
@@ -145,6 +146,7 @@ func TestExec(t *testing.T) {
 		cmd    []string
 		tty    bool
 		stdin  string
+		open   bool // stdin that never ends
 		code   int
 		stdout string
 		resize *TerminalSize
@@ -152,6 +154,9 @@ func TestExec(t *testing.T) {
 		{name: "cat /etc/passwd first line", cmd: []string{"head", "-n1", "/etc/passwd"}, stdout: "root:x:0:0:root:/root:/bin/sh\n"},
 		{name: "exit 7", cmd: []string{"sh", "-c", "exit 7"}, code: 7},
 		{name: "stdin", cmd: []string{"cat"}, stdin: "from stdin", stdout: "from stdin"},
+		// As containerd, the exec ends when the command exits (issue 13).
+		{name: "stdin left open", cmd: []string{"true"}, open: true},
+		{name: "stdin left open exit 3", cmd: []string{"sh", "-c", "exit 3"}, open: true, code: 3},
 		{name: "tty", cmd: []string{"sh", "-c", "sleep 0.3; test -t 1 && echo is-a-tty"}, tty: true, stdout: "is-a-tty\r\n"},
 		{name: "tty exit code", cmd: []string{"sh", "-c", "exit 4"}, tty: true, code: 4},
 		{name: "tty size", cmd: []string{"sh", "-c", "sleep 0.3; stty size"}, tty: true, resize: &TerminalSize{Width: 100, Height: 40}, stdout: "40 100\r\n"},
@@ -172,6 +177,11 @@ func TestExec(t *testing.T) {
 			s := Streams{Stdout: &out, Stderr: &out, TTY: tt.tty}
 			if tt.stdin != "" {
 				s.Stdin = strings.NewReader(tt.stdin)
+			}
+			if tt.open {
+				r, w := io.Pipe()
+				defer w.Close()
+				s.Stdin = r
 			}
 			if tt.resize != nil {
 				ch := make(chan TerminalSize, 1)
