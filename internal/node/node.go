@@ -10,6 +10,16 @@
 // Layout under DataDir: images/ (the image store, shared with `pocketkube
 // images`), node/runtime (bundles, runc state), node/network (netns, CNI
 // state), node/pods (volumes, /etc files), node/logs (container logs).
+//
+// Outside DataDir a node uses the pods' cgroups under CgroupRoot/kubepods
+// and, in the network namespace it runs in, names that upstream or the
+// plugins fix: the pod bridge pk0 with its iptables masquerade rule and
+// CNI chains, kube-proxy's nftables table "kube-proxy" (which a starting
+// node deletes as a leftover), the kubelet port, cluster DNS on port 53
+// of the node address, hostPorts and NodePorts. Two nodes on one machine
+// therefore need a network namespace and a CgroupRoot each; the pod
+// network namespaces, the CNI cache and IPAM state, runc's state and the
+// shims' sockets are under DataDir.
 package node
 
 import (
@@ -17,6 +27,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"path"
 	"path/filepath"
 	"strconv"
 	"sync/atomic"
@@ -36,7 +47,7 @@ import (
 )
 
 // Config is what a node needs. Every field but ClusterDNS, KubeletPort,
-// ProxyKubeconfig and ClusterCIDR is required.
+// CgroupRoot, ProxyKubeconfig and ClusterCIDR is required.
 type Config struct {
 	// DataDir is the cluster's data directory.
 	DataDir string
@@ -51,6 +62,11 @@ type Config struct {
 	ServingCert, ServingKey, ClientCA string
 	// KubeletVersion is reported in the Node's nodeInfo.
 	KubeletVersion string
+	// CgroupRoot is the cgroup (cgroupfs path) the pods' cgroups go under,
+	// in CgroupRoot/kubepods as with kubelet's --cgroup-root; empty means
+	// "/". Two nodes on one machine need different roots: a pod's cgroup
+	// is named for its UID only, and the QoS-level cgroups are shared.
+	CgroupRoot string
 	// ClusterDNS goes into pods' resolv.conf.
 	ClusterDNS []net.IP
 	// ProxyKubeconfig holds the Service proxy's credentials
@@ -65,6 +81,11 @@ type Config struct {
 	// serves none.
 	DNSListen net.IP
 }
+
+// podsCgroup is the cgroup under Config.CgroupRoot that holds the pods,
+// kubelet's node allocatable cgroup (pkg/kubelet/cm,
+// defaultNodeAllocatableCgroupName).
+const podsCgroup = "kubepods"
 
 // Run runs the node until ctx is done, then stops its pods and returns.
 func Run(ctx context.Context, cfg Config) error {
@@ -106,7 +127,8 @@ func Run(ctx context.Context, cfg Config) error {
 	var current atomic.Pointer[agent.Agent]
 	var rt *runtime.Runtime
 	rt, err = runtime.New(ctx, runtime.Config{
-		StateDir: filepath.Join(cfg.DataDir, "node", "runtime"),
+		StateDir:   filepath.Join(cfg.DataDir, "node", "runtime"),
+		CgroupRoot: path.Join("/", cfg.CgroupRoot, podsCgroup),
 		OnExit: func(containerID string) {
 			a := current.Load()
 			if a == nil {

@@ -32,9 +32,9 @@ func startOwnCluster(t *testing.T, dataDir string, extra ...string) *framework.C
 	return startOwnClusterOnPort(t, dataDir, port, extra...)
 }
 
-// startOwnClusterOnPort starts a control-plane-only cluster: its node
-// would clash with the shared cluster's (same node name, kubelet port,
-// bridge and cgroups), and these tests are about the control plane.
+// startOwnClusterOnPort starts a control-plane-only cluster, beside the
+// shared one on the host's network: these tests are about the control
+// plane. Tests of a node that stops or restarts use startNodeCluster.
 func startOwnClusterOnPort(t *testing.T, dataDir string, port int, extra ...string) *framework.Cluster {
 	t.Helper()
 	c, err := StartClusterOnPort(dataDir, port, append([]string{"--disable-agent"}, extra...)...)
@@ -52,6 +52,47 @@ func startOwnClusterOnPort(t *testing.T, dataDir string, port int, extra ...stri
 		}
 	})
 	return c
+}
+
+// startNodeCluster starts a cluster with its node agent in a network
+// namespace of its own (framework.ClusterConfig.NetNS), beside the shared
+// cluster, with extra flags of `up`. Its cleanup stops it and removes the
+// namespace, and fails the test if anything of it was left to kill,
+// unmount or remove.
+func startNodeCluster(t *testing.T, extra ...string) *framework.Cluster {
+	t.Helper()
+	return startNodeClusterConfig(t, framework.ClusterConfig{Args: extra})
+}
+
+// startNodeClusterConfig is startNodeCluster with more of cfg (the
+// binary, data dir and NetNS are filled in).
+func startNodeClusterConfig(t *testing.T, cfg framework.ClusterConfig) *framework.Cluster {
+	t.Helper()
+	cfg.Binary, cfg.DataDir, cfg.NetNS = Binary, filepath.Join(t.TempDir(), "c"), true
+	c, err := framework.StartCluster(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("node cluster output:\n%s", framework.Tail(c.Current().Output(), 80))
+		}
+		if err := c.Cleanup(); err != nil {
+			t.Errorf("clean up the node cluster: %v", err)
+		}
+	})
+	return c
+}
+
+// restartNode starts the stopped cluster c again; the test's cleanup
+// (startNodeCluster) stops the new one.
+func restartNode(t *testing.T, c *framework.Cluster) *framework.Cluster {
+	t.Helper()
+	n, err := c.Restart()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 // stopCleanly sends Ctrl-C and checks what the contract promises: exit 0

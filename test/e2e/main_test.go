@@ -14,7 +14,9 @@ import (
 )
 
 // shared is the cluster most tests use; tests must leave it as they found it
-// (their own names, cleaned up).
+// (their own names, cleaned up). Nothing stops or restarts it: a test of a
+// node that stops, is killed or restarts runs a cluster of its own in a
+// network namespace of its own (startNodeCluster).
 var shared *framework.Cluster
 
 func TestMain(m *testing.M) {

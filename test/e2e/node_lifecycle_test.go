@@ -4,7 +4,12 @@ package e2e
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,16 +20,6 @@ import (
 
 	"github.com/pocketkube/pocketkube/test/framework"
 )
-
-// restartShared starts the shared cluster again on its data dir and ports.
-func restartShared(t *testing.T) {
-	t.Helper()
-	c, err := shared.Restart()
-	if err != nil {
-		t.Fatal(err)
-	}
-	shared = c
-}
 
 // shims counts the runtime shims running for containers of the cluster
 // in dataDir (their bundles are under it).
@@ -56,27 +51,30 @@ spec:
 // Ctrl-C stops the node's pods and leaves nothing behind; `up` again runs
 // them again, with the restart count kubelet reports after a node restart;
 // after kill -9 the next `up` adopts the containers that kept running.
+// The cluster is the test's own, in a network namespace of its own: the
+// shared cluster is never stopped.
 func TestNodeRestartAndCrash(t *testing.T) {
 	ctx := context.Background()
-	applyPod(t, shared, "survivor", stubbornPod)
-	pod := waitPod(t, shared.Client(t), "survivor", "Running", framework.Running)
+	c := startNodeCluster(t)
+	applyPod(t, c, "survivor", stubbornPod)
+	pod := waitPod(t, c.Client(t), "survivor", "Running", framework.Running)
 	uid := string(pod.UID)
 	before := pod.Status.ContainerStatuses[0].RestartCount
 
 	// The pod ignores SIGTERM and asks for 30 s: Ctrl-C gives it the 3 s
 	// the node's shutdown grace period allows, then SIGKILLs it.
-	took := stopCleanly(t, shared)
+	took := stopCleanly(t, c)
 	if took < 3*time.Second {
 		t.Errorf("Ctrl-C took %s with a pod that ignores SIGTERM: it did not wait the 3 s shutdown grace period", took)
 	}
-	for _, l := range checkNoPodLeftovers(shared.DataDir, uid) {
+	for _, l := range checkNoPodLeftovers(c.DataDir, uid) {
 		if !strings.Contains(l, "/logs/") { // logs stay: they carry the restart count
 			t.Error(l)
 		}
 	}
 
-	restartShared(t)
-	pod = waitPod(t, shared.Client(t), "survivor", "Running again", func(p *corev1.Pod) bool {
+	c = restartNode(t, c)
+	pod = waitPod(t, c.Client(t), "survivor", "Running again", func(p *corev1.Pod) bool {
 		return framework.Running(p) && p.Status.ContainerStatuses[0].RestartCount == before+1
 	})
 	if string(pod.UID) != uid {
@@ -86,32 +84,184 @@ func TestNodeRestartAndCrash(t *testing.T) {
 
 	// kill -9: the container keeps running under its shim, and the next
 	// up adopts it: same container, no restart.
-	shared.Kill()
-	if n := shims(shared.DataDir); n == 0 {
+	c.Kill()
+	if n := shims(c.DataDir); n == 0 {
 		t.Errorf("no shim survived kill -9")
 	}
-	restartShared(t)
+	c = restartNode(t, c)
 	// The API still holds the status the killed agent wrote. Make the pod
 	// unready: the status that says so is written by the new agent, after
 	// it synced the pod and probed its container.
 	// The exec works once the new agent knows the pod again.
 	var execErr error
 	if err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, framework.PodTimeout, true, func(ctx context.Context) (bool, error) {
-		_, execErr = shared.Kubectl(ctx, framework.Newest(), "exec", "survivor", "--", "touch", "/tmp/unready")
+		_, execErr = c.Kubectl(ctx, framework.Newest(), "exec", "survivor", "--", "touch", "/tmp/unready")
 		return execErr == nil, nil
 	}); err != nil {
 		t.Fatalf("exec after kill -9: %v", execErr)
 	}
-	pod = waitPod(t, shared.Client(t), "survivor", "unready after kill -9", func(p *corev1.Pod) bool {
+	pod = waitPod(t, c.Client(t), "survivor", "unready after kill -9", func(p *corev1.Pod) bool {
 		return len(p.Status.ContainerStatuses) == 1 && !p.Status.ContainerStatuses[0].Ready && p.Status.Phase == corev1.PodRunning
 	})
 	cs := pod.Status.ContainerStatuses[0]
 	if cs.ContainerID != id || cs.RestartCount != before+1 || cs.State.Running == nil {
 		t.Errorf("after kill -9: container %s restarts %d running %v, want adopted %s with %d", cs.ContainerID, cs.RestartCount, cs.State.Running, id, before+1)
 	}
-	out, err := shared.Kubectl(ctx, framework.Newest(), "exec", "survivor", "--", "cat", "/etc/hostname")
+	out, err := c.Kubectl(ctx, framework.Newest(), "exec", "survivor", "--", "cat", "/etc/hostname")
 	if err != nil || out != "survivor\n" {
 		t.Errorf("exec after adoption: %q, %v", out, err)
 	}
-	shared.Client(t).CoreV1().Pods("default").Delete(ctx, "survivor", metav1.DeleteOptions{GracePeriodSeconds: new(int64)})
+	c.Client(t).CoreV1().Pods("default").Delete(ctx, "survivor", metav1.DeleteOptions{GracePeriodSeconds: new(int64)})
+}
+
+// runTwin runs, in cluster c, the web pod "twin-web" behind a ClusterIP
+// Service and a client pod "twin-client", checks that the Service answers
+// the client, and returns the web pod and the Service's ClusterIP. With
+// keep, they stay when the test ends (their cluster goes with it).
+func runTwin(t *testing.T, c *framework.Cluster, keep bool) (*corev1.Pod, string) {
+	t.Helper()
+	ctx := context.Background()
+	c.ImportBusybox(t, "busybox")
+	// ServiceAccount admission refuses pods until the controller manager
+	// made the namespace's default service account.
+	err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, framework.PodTimeout, true, func(ctx context.Context) (bool, error) {
+		_, err := c.Client(t).CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
+		return err == nil, nil
+	})
+	if err != nil {
+		t.Fatalf("no default service account: %v", err)
+	}
+	manifest := fmt.Sprintf(webPod, "twin-web", "twin-web") + "---\n" + fmt.Sprintf(clientPod, "twin-client") +
+		"---\n" + serviceManifest("twin-web", "twin-web", "ClusterIP")
+	if _, err := c.KubectlStdin(ctx, framework.Newest(), manifest, "apply", "-f", "-"); err != nil {
+		t.Fatal(err)
+	}
+	if !keep {
+		t.Cleanup(func() {
+			if _, err := c.KubectlStdin(ctx, framework.Newest(), manifest, "delete", "--grace-period=0", "--force", "-f", "-"); err != nil {
+				t.Errorf("delete the twin pods: %v", err)
+			}
+		})
+	}
+	svc, err := c.Client(t).CoreV1().Services("default").Get(ctx, "twin-web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitRunning(t, c.Client(t), "twin-client")
+	web := waitPod(t, c.Client(t), "twin-web", "Running and ready", framework.Running)
+	checkTwinService(t, c, svc.Spec.ClusterIP)
+	return web, svc.Spec.ClusterIP
+}
+
+// checkTwinService checks that the twin-web Service at ip answers
+// twin-client in cluster c.
+func checkTwinService(t *testing.T, c *framework.Cluster, ip string) {
+	t.Helper()
+	pollAnswers(t, "ClusterIP from a pod of "+c.Server, func(ctx context.Context) ([]string, error) {
+		out, err := c.Kubectl(ctx, framework.Newest(), "exec", "twin-client", "--", "sh", "-c", "timeout 3 wget -qO- http://"+ip+"/ || echo FAILED")
+		return strings.Fields(out), err
+	}, only("twin-web"))
+}
+
+// podCgroups lists the cgroup directories of the pod uid, in every
+// hierarchy.
+func podCgroups(uid string) []string {
+	var out []string
+	filepath.WalkDir("/sys/fs/cgroup", func(path string, d os.DirEntry, err error) error {
+		if err == nil && d.IsDir() && strings.Contains(d.Name(), uid) {
+			out = append(out, path)
+			return filepath.SkipDir
+		}
+		return nil
+	})
+	return out
+}
+
+// A second cluster with a node agent, in a network namespace and a cgroup
+// root of its own, runs beside the shared cluster: each runs its pods and
+// Services, and stopping the second leaves the shared one working and
+// nothing of the second on the host.
+func TestTwoNodeClustersAtOnce(t *testing.T) {
+	sharedWeb, sharedIP := runTwin(t, shared, false)
+	sharedID := sharedWeb.Status.ContainerStatuses[0].ContainerID
+
+	second := startNodeCluster(t)
+	secondWeb, _ := runTwin(t, second, true)
+	for _, p := range []struct {
+		pod  *corev1.Pod
+		root string
+	}{{sharedWeb, "/kubepods/"}, {secondWeb, second.NetNS.CgroupRoot + "/kubepods/"}} {
+		dirs := podCgroups(string(p.pod.UID))
+		if len(dirs) == 0 {
+			t.Errorf("no cgroup of pod %s of %s", p.pod.UID, p.pod.Spec.NodeName)
+		}
+		for _, d := range dirs {
+			if rel := strings.TrimPrefix(d, "/sys/fs/cgroup"); !strings.Contains(rel, p.root) || (p.root == "/kubepods/" && strings.Contains(rel, second.NetNS.CgroupRoot)) {
+				t.Errorf("cgroup %s of pod %s is not under %s", d, p.pod.UID, p.root)
+			}
+		}
+	}
+	// The second node's start (its kube-proxy deletes a leftover table
+	// of its own name, its bridge plugin sets up pk0) broke nothing of
+	// the shared cluster's.
+	if len(kubeProxyTables(t, nil)) == 0 {
+		t.Error("the shared cluster's kube-proxy table is gone while the second runs")
+	}
+	checkTwinService(t, shared, sharedIP)
+
+	uids := podUIDs(t, second)
+	stopCleanly(t, second)
+	if got := kubeProxyTables(t, second.NetNS); len(got) != 0 {
+		t.Errorf("tables left in %s after Ctrl-C: %q", second.NetNS.Name, got)
+	}
+	if pids := second.NetNS.Pids(); len(pids) != 0 {
+		t.Errorf("processes left in %s after Ctrl-C: %v", second.NetNS.Name, pids)
+	}
+	for _, uid := range uids {
+		if dirs := podCgroups(uid); len(dirs) != 0 {
+			t.Errorf("cgroups of pod %s left after Ctrl-C: %v", uid, dirs)
+		}
+	}
+	// What the framework made (namespace, veth pair, cgroup root) goes
+	// without a process to kill or a mount to undo.
+	if err := second.Cleanup(); err != nil {
+		t.Errorf("after Ctrl-C: %v", err)
+	}
+	if _, err := os.Stat(second.NetNS.Path()); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("network namespace %s left: %v", second.NetNS.Name, err)
+	}
+	if _, err := net.InterfaceByName(second.NetNS.HostLink); err == nil {
+		t.Errorf("link %s left", second.NetNS.HostLink)
+	}
+
+	// The shared cluster works as before: same container, its table, its
+	// bridge, its Service.
+	web := waitPod(t, shared.Client(t), "twin-web", "Running and ready", framework.Running)
+	if id := web.Status.ContainerStatuses[0].ContainerID; id != sharedID {
+		t.Errorf("shared cluster's container %s became %s", sharedID, id)
+	}
+	if len(kubeProxyTables(t, nil)) == 0 {
+		t.Error("the shared cluster's kube-proxy table is gone after the second stopped")
+	}
+	if _, err := net.InterfaceByName("pk0"); err != nil {
+		t.Errorf("the shared cluster's bridge: %v", err)
+	}
+	if len(podCgroups(string(web.UID))) == 0 {
+		t.Error("the shared cluster's pod lost its cgroups")
+	}
+	checkTwinService(t, shared, sharedIP)
+}
+
+// podUIDs lists the UIDs of the pods cluster c holds.
+func podUIDs(t *testing.T, c *framework.Cluster) []string {
+	t.Helper()
+	pods, err := c.Client(t).CoreV1().Pods("").List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var uids []string
+	for _, p := range pods.Items {
+		uids = append(uids, string(p.UID))
+	}
+	return uids
 }

@@ -296,10 +296,19 @@ func TestKubernetesServiceFromPod(t *testing.T) {
 	}
 }
 
-// kubeProxyTables lists the nftables tables kube-proxy made.
-func kubeProxyTables(t *testing.T) []string {
+// kubeProxyTables lists the nftables tables kube-proxy made in the
+// network namespace ns, or on the host when ns is nil.
+func kubeProxyTables(t *testing.T, ns *framework.NetNS) []string {
 	t.Helper()
-	out, err := exec.Command("nft", "list", "tables").CombinedOutput()
+	var out []byte
+	var err error
+	if ns == nil {
+		out, err = exec.Command("nft", "list", "tables").CombinedOutput()
+	} else {
+		var s string
+		s, err = ns.Exec("nft", "list", "tables")
+		out = []byte(s)
+	}
 	if err != nil {
 		t.Fatalf("nft list tables: %v: %s", err, out)
 	}
@@ -312,20 +321,22 @@ func kubeProxyTables(t *testing.T) []string {
 	return tables
 }
 
-// Ctrl-C deletes kube-proxy's table; `up` again makes it again.
+// Ctrl-C deletes kube-proxy's table; `up` again makes it again. The
+// cluster is the test's own, in a network namespace of its own, where its
+// table is.
 func TestCtrlCRemovesServiceRules(t *testing.T) {
-	if got := kubeProxyTables(t); len(got) == 0 {
+	c := startNodeCluster(t)
+	hasTable := func(context.Context) (bool, error) { return len(kubeProxyTables(t, c.NetNS)) > 0, nil }
+	// The node starts once the API server is up, after "pocketkube is up".
+	if err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 30*time.Second, true, hasTable); err != nil {
 		t.Fatal("no kube-proxy nftables table while the cluster runs")
 	}
-	stopCleanly(t, shared)
-	if got := kubeProxyTables(t); len(got) != 0 {
+	stopCleanly(t, c)
+	if got := kubeProxyTables(t, c.NetNS); len(got) != 0 {
 		t.Errorf("tables left after Ctrl-C: %q", got)
 	}
-	restartShared(t)
-	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
-		return len(kubeProxyTables(t)) > 0, nil
-	})
-	if err != nil {
+	restartNode(t, c)
+	if err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 30*time.Second, true, hasTable); err != nil {
 		t.Errorf("no kube-proxy table after up again: %v", err)
 	}
 }

@@ -3,6 +3,7 @@ package framework
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,6 +43,15 @@ type ClusterConfig struct {
 	Args []string
 	// Timeout bounds the wait for "pocketkube is up"; 0 means 2 minutes.
 	Timeout time.Duration
+	// NetNS runs the cluster in a network namespace of its own (see
+	// NetNS), with a --cgroup-root of its own, so that its node can run
+	// beside another cluster's: the bridge, kube-proxy's table, the
+	// kubelet and DNS ports are per namespace, the pods' cgroups per
+	// root. Host then defaults to the namespace's address, Port to 6443
+	// and KubeletPort to 10250. Cleanup removes the namespace.
+	NetNS bool
+
+	netns *NetNS // the namespace made for NetNS, kept across Restart
 }
 
 // Cluster is a running `pocketkube up`.
@@ -51,11 +62,15 @@ type Cluster struct {
 	Host        string // the --listen address
 	Port        int
 	KubeletPort int
+	// NetNS is the cluster's network namespace (ClusterConfig.NetNS), or
+	// nil.
+	NetNS *NetNS
 	// Started is when the process was started; Up is when it printed
 	// that it is up.
 	Started, Up time.Time
 
 	cfg     ClusterConfig
+	chain   *restartChain
 	binary  string
 	cmd     *exec.Cmd
 	done    chan struct{}
@@ -85,6 +100,13 @@ func FreePort(host string) (int, error) {
 	return 0, fmt.Errorf("no free port of %q below the ephemeral range", host)
 }
 
+// restartChain knows the newest Cluster of those Restart made from one
+// StartCluster, the one Cleanup stops.
+type restartChain struct {
+	mu     sync.Mutex
+	newest *Cluster
+}
+
 type lockedWriter struct {
 	mu  *sync.Mutex
 	buf *bytes.Buffer
@@ -102,13 +124,37 @@ func StartCluster(cfg ClusterConfig) (*Cluster, error) {
 	if cfg.Binary == "" || cfg.DataDir == "" {
 		return nil, errors.New("start cluster: Binary and DataDir are required")
 	}
-	if cfg.Host == "" {
-		cfg.Host = "127.0.0.1"
-	}
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 2 * time.Minute
 	}
 	var err error
+	if cfg.NetNS {
+		newNS := cfg.netns == nil
+		if newNS {
+			if cfg.netns, err = newNetNS(); err != nil {
+				return nil, err
+			}
+		}
+		c, err := startCluster(cfg)
+		if err != nil && newNS {
+			cfg.netns.remove()
+		}
+		return c, err
+	}
+	return startCluster(cfg)
+}
+
+func startCluster(cfg ClusterConfig) (*Cluster, error) {
+	var err error
+	if ns := cfg.netns; ns != nil {
+		// Nothing else listens in the namespace: the usual ports are free.
+		cfg.Host = cmp.Or(cfg.Host, ns.Addr)
+		cfg.Port = cmp.Or(cfg.Port, 6443)
+		cfg.KubeletPort = cmp.Or(cfg.KubeletPort, 10250)
+	}
+	if cfg.Host == "" {
+		cfg.Host = "127.0.0.1"
+	}
 	if cfg.Port == 0 {
 		if cfg.Port, err = FreePort(cfg.Host); err != nil {
 			return nil, err
@@ -122,12 +168,25 @@ func StartCluster(cfg ClusterConfig) (*Cluster, error) {
 	}
 	c := &Cluster{
 		DataDir: cfg.DataDir, Host: cfg.Host, Port: cfg.Port, KubeletPort: cfg.KubeletPort,
-		cfg: cfg, done: make(chan struct{}),
+		NetNS: cfg.netns, cfg: cfg, done: make(chan struct{}),
 	}
-	args := append([]string{"up", "--data-dir", cfg.DataDir,
+	args := []string{"up", "--data-dir", cfg.DataDir,
 		"--listen", net.JoinHostPort(c.Host, strconv.Itoa(c.Port)),
-		"--kubelet-port", strconv.Itoa(c.KubeletPort)}, cfg.Args...)
-	c.cmd = exec.Command(cfg.Binary, args...)
+		"--kubelet-port", strconv.Itoa(c.KubeletPort)}
+	if c.NetNS != nil {
+		args = append(args, "--cgroup-root", c.NetNS.CgroupRoot)
+	}
+	args = append(args, cfg.Args...)
+	if c.NetNS != nil {
+		// nsenter enters the network namespace only and execs: the
+		// process keeps the host's mount namespace, so its mounts are
+		// the host's to see (`ip netns exec` would give it a private
+		// one, lost with the process after a kill -9), and Pid is
+		// pocketkube's.
+		c.cmd = exec.Command("nsenter", append([]string{"--net=" + c.NetNS.Path(), "--", cfg.Binary}, args...)...)
+	} else {
+		c.cmd = exec.Command(cfg.Binary, args...)
+	}
 	stdout, err := c.cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
@@ -164,6 +223,7 @@ func StartCluster(cfg ClusterConfig) (*Cluster, error) {
 		c.Kill()
 		return nil, fmt.Errorf("pocketkube up not up after %s\n%s", cfg.Timeout, c.Output())
 	}
+	c.chain = &restartChain{newest: c}
 	c.Kubeconfig = filepath.Join(cfg.DataDir, "kubeconfig")
 	c.Server = "https://" + net.JoinHostPort(c.Host, strconv.Itoa(c.Port))
 	return c, nil
@@ -179,7 +239,72 @@ func (c *Cluster) Restart() (*Cluster, error) {
 	}
 	cfg := c.cfg
 	cfg.Port, cfg.KubeletPort = c.Port, c.KubeletPort
-	return StartCluster(cfg)
+	n, err := StartCluster(cfg)
+	if err != nil {
+		return nil, err
+	}
+	n.chain = c.chain
+	n.chain.mu.Lock()
+	n.chain.newest = n
+	n.chain.mu.Unlock()
+	return n, nil
+}
+
+// Cleanup stops the cluster if it runs (Ctrl-C, then kill), then removes
+// what is left of it outside its data dir: with NetNS, processes in the
+// namespace or its cgroup root, mounts under the data dir, the namespace
+// with its veth pair, and the cgroup root. It reports what it had to
+// kill or unmount, or could not remove, as an error: a cluster stopped
+// cleanly leaves nothing. Any Cluster of a Restart chain may be given:
+// Cleanup acts on the newest.
+func (c *Cluster) Cleanup() error {
+	c = c.Current()
+	select {
+	case <-c.done:
+	default:
+		c.Stop(15 * time.Second)
+	}
+	if c.NetNS == nil {
+		return nil
+	}
+	var errs []error
+	killed, err := c.NetNS.remove()
+	for _, k := range killed {
+		errs = append(errs, fmt.Errorf("killed process left: %s", k))
+	}
+	for _, m := range unmountUnder(c.DataDir) {
+		errs = append(errs, fmt.Errorf("unmounted mount left: %s", m))
+	}
+	errs = append(errs, err)
+	for _, l := range c.NetNS.Leftovers() {
+		errs = append(errs, errors.New(l))
+	}
+	return errors.Join(errs...)
+}
+
+// unmountUnder lazily unmounts every mount point under dir, deepest
+// first, and returns them.
+func unmountUnder(dir string) []string {
+	data, _ := os.ReadFile("/proc/self/mountinfo")
+	var points []string
+	for _, line := range strings.Split(string(data), "\n") {
+		// id parent maj:min root mountpoint ...
+		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
+			points = append(points, f[4])
+		}
+	}
+	sort.Sort(sort.Reverse(sort.StringSlice(points)))
+	for _, p := range points {
+		syscall.Unmount(p, syscall.MNT_DETACH)
+	}
+	return points
+}
+
+// Current is the newest Cluster that Restart made from c, or c.
+func (c *Cluster) Current() *Cluster {
+	c.chain.mu.Lock()
+	defer c.chain.mu.Unlock()
+	return c.chain.newest
 }
 
 // Output returns what the process printed so far.

@@ -10,11 +10,23 @@
 //
 // # Caveats
 //
-// Clusters run as root and use host-wide resources the product names
-// itself (the node's bridge, kube-proxy's nftables table, cgroups): two
-// clusters with a node agent must not run at once on one machine, so
-// callers hold the shared lock (/tmp/pk-e2e.lock) around a run. What the
-// framework names itself (the listen link and address, the API server and
+// Clusters run as root. A node uses names that are the same for every
+// node, in the network namespace it runs in (the pod bridge pk0 and its
+// iptables rules, kube-proxy's nftables table "kube-proxy", which a
+// starting node deletes as a leftover, the kubelet port, cluster DNS on
+// port 53 of the node address), and the pods' cgroups under
+// --cgroup-root (default /, so /kubepods). Two clusters with a node agent
+// can run at once on one machine when all but one of them run with
+// ClusterConfig.NetNS: each then has its own network namespace, joined
+// to the host by a veth pair on an unused /30 of 192.168.224.0/20, and
+// its own cgroup root; the host reaches its API server, kubelet API and
+// NodePorts at the namespace's address, but not its pod or Service
+// addresses. Everything else a node keeps (pod network namespaces, CNI
+// and IPAM state, runc state, mounts) is under its data directory.
+// Runs still hold the shared lock (/tmp/pk-e2e.lock) around a run: the
+// clusters on the host's own network (the tests' shared cluster) are one
+// per machine. What the framework names itself (the listen link and
+// address, namespaces, veth pairs, cgroup roots, the API server and
 // kubelet ports) is unique per run, so runs that only start control
-// planes do not break each other.
+// planes or NetNS clusters do not break each other.
 package framework

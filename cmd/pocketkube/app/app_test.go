@@ -40,6 +40,8 @@ func TestCommands(t *testing.T) {
 		{"kubeconfig missing", []string{"kubeconfig", "--data-dir", filepath.Join(dir, "none")}, "has `pocketkube up --data-dir", true},
 		{"up bad advertise", []string{"up", "--data-dir", dir, "--advertise-address", "x"}, `--advertise-address "x" is not an IP address`, true},
 		{"up etcd key without cert", []string{"up", "--data-dir", dir, "--etcd-servers", "http://e:2379", "--etcd-keyfile", "k"}, "go together", true},
+		{"up relative cgroup root", []string{"up", "--data-dir", dir, "--cgroup-root", "pk"}, `--cgroup-root "pk" is not a clean absolute cgroup path`, true},
+		{"up unclean cgroup root", []string{"up", "--data-dir", dir, "--cgroup-root", "/pk/"}, `--cgroup-root "/pk/" is not a clean absolute cgroup path`, true},
 		{"up takes no arguments", []string{"up", "now"}, `unknown command "now"`, true},
 		{"proxy has kubectl's flags", []string{"proxy", "--help"}, "--reject-paths", false},
 		{"proxy has connection flags", []string{"proxy", "--help"}, "--kubeconfig", false},

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -36,6 +37,7 @@ type upOptions struct {
 	nodeName         string
 	kubeletPort      int32
 	clusterDNS       []net.IP
+	cgroupRoot       string
 }
 
 func (o *upOptions) AddFlags(fs *pflag.FlagSet) {
@@ -49,6 +51,7 @@ func (o *upOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.disableAgent, "disable-agent", false, "Run only the control plane: no node agent, so pods stay Pending.")
 	fs.StringVar(&o.nodeName, "node-name", "", "Name of this machine's Node. Defaults to the lowercase hostname.")
 	fs.Int32Var(&o.kubeletPort, "kubelet-port", 10250, "Port of the node agent's kubelet API.")
+	fs.StringVar(&o.cgroupRoot, "cgroup-root", "/", "Root cgroup of the pods' cgroups, which go in ROOT/kubepods. Two nodes on one machine need different roots.")
 	fs.IPSliceVar(&o.clusterDNS, "cluster-dns", nil, "Cluster DNS server addresses written into pods' resolv.conf. Empty: the node serves cluster DNS itself, behind the kube-dns Service at 10.96.0.10.")
 }
 
@@ -67,6 +70,9 @@ func (o *upOptions) Validate(_ []string) error {
 	}
 	if o.kubeletPort <= 0 || o.kubeletPort > 65535 {
 		return fmt.Errorf("--kubelet-port %d is not a port", o.kubeletPort)
+	}
+	if !path.IsAbs(o.cgroupRoot) || path.Clean(o.cgroupRoot) != o.cgroupRoot {
+		return fmt.Errorf("--cgroup-root %q is not a clean absolute cgroup path", o.cgroupRoot)
 	}
 	if o.nodeName != "" {
 		if errs := validation.IsDNS1123Subdomain(o.nodeName); len(errs) > 0 {
@@ -123,6 +129,7 @@ func (o *upOptions) Run(cmd *cobra.Command, _ []string) error {
 			KubeletPort:    o.kubeletPort,
 			KubeletVersion: version.Kubernetes(),
 			ClusterDNS:     o.clusterDNS,
+			CgroupRoot:     o.cgroupRoot,
 		}
 	}
 	klog.FromContext(ctx).Info("Starting pocketkube", "dataDir", o.dataDir, "listen", o.listen)

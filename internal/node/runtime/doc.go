@@ -4,7 +4,8 @@
 // # Basics
 //
 // A [Runtime] owns one state directory (Config.StateDir). A pod ("sandbox")
-// is a cgroup in kubelet's cgroupfs layout (/kubepods[/burstable|/besteffort]/pod<uid>),
+// is a cgroup in kubelet's cgroupfs layout (Config.CgroupRoot, by default
+// /kubepods, then [/burstable|/besteffort]/pod<uid>),
 // an IPC and a UTS namespace kept alive as bind mounts of nsfs files under
 // StateDir/pods/<uid>/ns, and a /dev/shm tmpfs shared by its containers. There
 // is no pause process: the network namespace comes from internal/node/network.

@@ -29,7 +29,10 @@ type Config struct {
 	StateDir string
 	// RuncPath defaults to exec.LookPath("runc").
 	RuncPath string
-	// CgroupRoot is the top of the pod cgroups (default "/kubepods").
+	// CgroupRoot is the top of the pod cgroups (default "/kubepods"), the
+	// cgroup kubelet calls the node allocatable cgroup. Runtimes of two
+	// nodes on one machine need their own: the QoS-level cgroups under it
+	// are shared by the pods.
 	CgroupRoot string
 	// ShimPath and ShimArgs start the shim: ShimPath ShimArgs... --bundle DIR.
 	// Default: the shim binary embedded by `make build`, extracted to
