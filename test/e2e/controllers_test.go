@@ -11,11 +11,10 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/pocketkube/pocketkube/test/framework"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
-
-	"github.com/pocketkube/pocketkube/test/framework"
 )
 
 // The upstream controllers run: every namespace gets its default service
@@ -44,9 +43,9 @@ func TestControllerManagerPopulatesNamespace(t *testing.T) {
 // exits 0 (and at once on SIGTERM).
 func batchJobImage(t *testing.T) string {
 	t.Helper()
-	host, _ := startRegistry(t, "", "")
+	host, _ := framework.StartRegistry(t, "", "")
 	image := host + "/luksa/batch-job"
-	pushBusybox(t, image, v1.Config{
+	framework.PushBusybox(t, image, v1.Config{
 		Cmd: []string{"sh", "-c", "trap 'exit 0' TERM; echo Batch job starting; sleep 120 & wait; echo Finished succesfully"},
 		Env: []string{"PATH=/bin"},
 	}, authn.Anonymous)
@@ -60,7 +59,7 @@ func batchJobImage(t *testing.T) string {
 func TestJobPodIsScheduledOrPending(t *testing.T) {
 	ctx := context.Background()
 	c := shared.Client(t)
-	host, _ := startRegistry(t, "", "") // serves no image at all
+	host, _ := framework.StartRegistry(t, "", "") // serves no image at all
 	missing := host + "/luksa/batch-job:missing"
 	// jobPod creates Job name with extra pod spec lines and waits until
 	// its pod satisfies cond.
@@ -143,4 +142,35 @@ func podConditions(p *corev1.Pod) []corev1.PodCondition {
 		return nil
 	}
 	return p.Status.Conditions
+}
+
+func TestJobRunsToComplete(t *testing.T) {
+	ctx := context.Background()
+	shared.ImportBusybox(t, "busybox")
+	manifest := `apiVersion: batch/v1
+kind: Job
+metadata:
+  name: e2e-batch
+spec:
+  template:
+    spec:
+      restartPolicy: OnFailure
+      containers:
+      - name: main
+        image: busybox
+        command: ["sh", "-c", "echo batch done"]
+`
+	if _, err := shared.KubectlStdin(ctx, framework.Newest(), manifest, "apply", "-f", "-"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		shared.Kubectl(ctx, framework.Newest(), "delete", "job", "e2e-batch", "--cascade=background", "--wait=false")
+	})
+	if _, err := shared.Kubectl(ctx, framework.Newest(), "wait", "--for=condition=Complete", "job/e2e-batch", "--timeout=60s"); err != nil {
+		t.Fatal(err)
+	}
+	out, err := shared.Kubectl(ctx, framework.Newest(), "logs", "job/e2e-batch")
+	if err != nil || out != "batch done\n" {
+		t.Errorf("job logs %q, %v", out, err)
+	}
 }

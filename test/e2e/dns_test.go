@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -67,7 +68,7 @@ func importDNSImage(t *testing.T) {
 			if err := framework.BusyboxTar(base, nil); err != nil {
 				return fmt.Errorf("busybox rootfs: %w", err)
 			}
-			if err := appendFileToTar(base, rootfs, bin, "bin/dns"); err != nil {
+			if err := framework.AppendFileToTar(base, rootfs, bin, "bin/dns"); err != nil {
 				return fmt.Errorf("image rootfs: %w", err)
 			}
 			_, err = framework.Run(context.Background(), nil, Binary, "images", "import", "--data-dir", shared.DataDir, "--name", dnsImage, rootfs)
@@ -289,7 +290,7 @@ func TestDNSRecords(t *testing.T) {
 		// resolve host".
 		_, err := curlIn(ns, "curl", "kubernetes")
 		var exit *exec.ExitError
-		if !asExit(err, &exit) || !strings.Contains(err.Error(), "command terminated with exit code 6") {
+		if !errors.As(err, &exit) || !strings.Contains(err.Error(), "command terminated with exit code 6") {
 			t.Errorf("in namespace %s, curl https://kubernetes/version: %v, want exit code 6 (name not resolved)", ns, err)
 		}
 		// A Service of the pod's own namespace by its bare name.
@@ -526,98 +527,6 @@ func TestDNSResolvConf(t *testing.T) {
 		}
 		if want := cluster.render(false); got != want {
 			t.Errorf("/etc/resolv.conf:\n%q\nwant:\n%q", got, want)
-		}
-	})
-}
-
-// TestServiceAccountFaults: a pod naming a service account that does not
-// exist is refused by upstream ServiceAccount admission, and a pod's
-// bound token stops authenticating once the pod is deleted.
-func TestServiceAccountFaults(t *testing.T) {
-	c := shared.Client(t)
-	shared.ImportBusybox(t, "busybox")
-	ns := framework.NewNamespace(t, c, "sa-faults-")
-
-	for _, v := range framework.KubectlVersions {
-		t.Run("missing service account kubectl-"+v, func(t *testing.T) {
-			name := "no-sa-" + dashed(v)
-			manifest := fmt.Sprintf(`apiVersion: v1
-kind: Pod
-metadata:
-  name: %s
-  namespace: %s
-spec:
-  serviceAccountName: nope
-  containers:
-  - name: main
-    image: busybox
-    command: ["sleep", "3600"]
-`, name, ns)
-			out, err := shared.KubectlStdin(context.Background(), v, manifest, "apply", "-f", "-")
-			want := fmt.Sprintf(`Error from server (Forbidden): error when creating "STDIN": pods "%s" is forbidden: error looking up service account %s/nope: serviceaccount "nope" not found`, name, ns)
-			if err == nil || !strings.Contains(err.Error(), want) {
-				t.Errorf("kubectl apply: %q, %v\nwant the error %s", out, err, want)
-			}
-			if _, err := c.CoreV1().Pods(ns).Get(context.Background(), name, metav1.GetOptions{}); err == nil {
-				t.Errorf("pod %s was created", name)
-			}
-		})
-	}
-
-	t.Run("deleted pod's token is rejected", func(t *testing.T) {
-		framework.RunPods(t, c, dnsPod(ns, "holder", "busybox", nil))
-		ctx := context.Background()
-		token, err := shared.PodExec(ctx, ns, "holder", "cat", saDir+"/token")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ca, err := shared.PodExec(ctx, ns, "holder", "cat", saDir+"/ca.crt")
-		if err != nil {
-			t.Fatal(err)
-		}
-		caFile := filepath.Join(t.TempDir(), "ca.crt")
-		if err := os.WriteFile(caFile, []byte(ca), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		url := shared.Server + "/api/v1/namespaces/" + ns + "/pods"
-		get := func(ctx context.Context) (map[string]any, int, error) {
-			body, status, err := framework.Curl(ctx, "--cacert", caFile, "-H", "Authorization: Bearer "+token, url)
-			if err != nil {
-				return nil, 0, err
-			}
-			var st map[string]any
-			if err := json.Unmarshal([]byte(body), &st); err != nil {
-				return nil, status, fmt.Errorf("body %q: %w", body, err)
-			}
-			return st, status, nil
-		}
-		// Authenticated as the pod's service account: RBAC forbids, 403.
-		st, status, err := get(ctx)
-		wantMsg := fmt.Sprintf(`pods is forbidden: User "system:serviceaccount:%[1]s:default" cannot list resource "pods" in API group "" in the namespace "%[1]s"`, ns)
-		if err != nil || status != 403 || st["reason"] != "Forbidden" || st["message"] != wantMsg {
-			t.Fatalf("with the live pod's token: %d %v (%v)\nwant 403 %s", status, st, err, wantMsg)
-		}
-
-		if err := c.CoreV1().Pods(ns).Delete(ctx, "holder", metav1.DeleteOptions{GracePeriodSeconds: new(int64)}); err != nil {
-			t.Fatal(err)
-		}
-		waitGone(t, c, ns, "holder")
-		// Upstream's Status for a rejected token.
-		want := map[string]any{
-			"kind": "Status", "apiVersion": "v1", "metadata": map[string]any{}, "status": "Failure",
-			"message": "Unauthorized", "reason": "Unauthorized", "code": float64(401),
-		}
-		// The API server caches a token's authentication for 10 s
-		// (tokenSuccessCacheTTL), so the answer may take that long to change.
-		pollErr := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-			st, status, err = get(ctx)
-			return err == nil && status == 401, nil
-		})
-		if pollErr != nil {
-			t.Fatalf("the deleted pod's token still gets %d %v (%v), want 401", status, st, err)
-		}
-		if fmt.Sprint(st) != fmt.Sprint(want) {
-			t.Errorf("401 body %v, want %v", st, want)
 		}
 	})
 }

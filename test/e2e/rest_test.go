@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -311,14 +312,13 @@ func TestTLSVerification(t *testing.T) {
 	ctx := context.Background()
 	// Without the cluster CA, curl refuses the certificate (exit 60).
 	_, _, err := framework.Curl(ctx, shared.Server)
-	var exit *exec.ExitError
-	if !asExit(err, &exit) || exit.ExitCode() != 60 {
+	if framework.ExitCode(err) != 60 {
 		t.Errorf("curl without CA: %v, want exit code 60", err)
 	}
 	// With it, the server is verified under every name in its certificate.
 	ca := shared.DataDir + "/pki/ca.crt"
 	for _, host := range []string{"localhost", "kubernetes", "kubernetes.default.svc.cluster.local"} {
-		_, status, err := framework.Curl(ctx, "--cacert", ca, "--resolve", host+":"+itoa(shared.Port)+":"+shared.Host, "https://"+host+":"+itoa(shared.Port)+"/version")
+		_, status, err := framework.Curl(ctx, "--cacert", ca, "--resolve", host+":"+strconv.Itoa(shared.Port)+":"+shared.Host, "https://"+host+":"+strconv.Itoa(shared.Port)+"/version")
 		if err != nil || status != 200 {
 			t.Errorf("curl --cacert https://%s: status %d, %v", host, status, err)
 		}
