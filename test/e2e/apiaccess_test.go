@@ -48,7 +48,7 @@ func (r shellResult) String() string {
 // exec -i` (there is no terminal here) and writes script to its stdin.
 func podShell(t *testing.T, v, pod, container, shell, script string) shellResult {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(framework.KubectlDir, "kubectl."+v), "--kubeconfig", shared.Kubeconfig,
 		"exec", "-i", pod, "-c", container, "--", shell)
@@ -74,7 +74,7 @@ func podShell(t *testing.T, v, pod, container, shell, script string) shellResult
 func createChapterPod(t *testing.T, c kubernetes.Interface, v, file, name string) {
 	t.Helper()
 	framework.WaitServiceAccount(t, c, "default")
-	out, err := shared.Kubectl(context.Background(), v, "create", "-f", filepath.Join("testdata", file))
+	out, err := shared.Kubectl(t.Context(), v, "create", "-f", filepath.Join("testdata", file))
 	t.Cleanup(func() {
 		c.CoreV1().Pods("default").Delete(context.Background(), name, metav1.DeleteOptions{GracePeriodSeconds: new(int64)})
 		framework.WaitGone(t, c, "default", name)
@@ -95,7 +95,7 @@ func createChapterPod(t *testing.T, c kubernetes.Interface, v, file, name string
 // (and gone) when the test ends.
 func permissiveBinding(t *testing.T, c kubernetes.Interface, v string) {
 	t.Helper()
-	out, err := shared.Kubectl(context.Background(), v, "create", "clusterrolebinding", "permissive-binding",
+	out, err := shared.Kubectl(t.Context(), v, "create", "clusterrolebinding", "permissive-binding",
 		"--clusterrole=cluster-admin", "--group=system:serviceaccounts")
 	t.Cleanup(func() {
 		ctx := context.Background()
@@ -125,7 +125,7 @@ func hostAnswer(t *testing.T, ca, token, path string) string {
 	if token != "" {
 		args = append(args, "-H", "Authorization: Bearer "+token)
 	}
-	body, _, err := framework.Curl(context.Background(), append(args, shared.Server+path)...)
+	body, _, err := framework.Curl(t.Context(), append(args, shared.Server+path)...)
 	if err != nil {
 		t.Fatalf("curl %s from the host: %v", path, err)
 	}
@@ -171,7 +171,7 @@ func inPodAPIServer(t *testing.T, c kubernetes.Interface, v string) {
 	sh := func(script string) shellResult { return podShell(t, v, "curl", "main", "bash", script) }
 
 	// The kubernetes Service, from the host and in the environment.
-	out, err := shared.Kubectl(context.Background(), v, "get", "svc")
+	out, err := shared.Kubectl(t.Context(), v, "get", "svc")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,7 +227,7 @@ func inPodAPIServer(t *testing.T, c kubernetes.Interface, v string) {
 	// The host's curl, with the same CA bundle as the image's, refuses
 	// the API server's certificate as the chapter shows.
 	const untrusted = "curl: (60) SSL certificate problem: unable to get local issuer certificate"
-	_, _, err = framework.Curl(context.Background(), shared.Server+"/")
+	_, _, err = framework.Curl(t.Context(), shared.Server+"/")
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) || exit.ExitCode() != 60 || !strings.Contains(err.Error(), untrusted) {
 		t.Errorf("curl %s/ from the host: %v; want exit 60 with %q", shared.Server, err, untrusted)
@@ -265,7 +265,7 @@ func inPodAPIServer(t *testing.T, c kubernetes.Interface, v string) {
 
 	// permissive-binding: the same request lists the pods.
 	permissiveBinding(t, c, v)
-	err = wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+	err = wait.PollUntilContextTimeout(t.Context(), 200*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
 		r = sh(podsScript)
 		return r.code == 0 && strings.Contains(r.stdout, `"kind": "PodList"`), nil
 	})
@@ -298,7 +298,7 @@ const podsScript = "export CURL_CA_BUNDLE=" + saDir + "/ca.crt\n" +
 // checked for the lines the chapter shows.
 func rootPaths(t *testing.T, v string) string {
 	t.Helper()
-	out, err := shared.Kubectl(context.Background(), v, "get", "--raw", "/")
+	out, err := shared.Kubectl(t.Context(), v, "get", "--raw", "/")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,7 +331,7 @@ func TestAmbassador(t *testing.T) {
 		})
 		t.Run("pocketkube-proxy/kubectl-"+v, func(t *testing.T) {
 			importChapterImage(t, shared, pocketkubeProxyImageSpec(), "")
-			want, err := framework.Run(context.Background(), nil, Binary, "version")
+			want, err := framework.Run(t.Context(), nil, Binary, "version")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -354,7 +354,7 @@ func ambassador(t *testing.T, c kubernetes.Interface, v, file string, image func
 	// kubectl proxy says where it serves once it listens; it reaches the
 	// API server only when asked.
 	var logs string
-	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+	err := wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
 		logs, _ = shared.Kubectl(ctx, v, "logs", pod, "-c", "ambassador")
 		return logs != "", nil
 	})
@@ -380,7 +380,7 @@ func ambassador(t *testing.T, c kubernetes.Interface, v, file string, image func
 
 	permissiveBinding(t, c, v)
 	want := rootPaths(t, v)
-	err = wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+	err = wait.PollUntilContextTimeout(t.Context(), 200*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
 		r = sh("curl localhost:8001\n")
 		return r.code == 0 && strings.TrimSpace(r.stdout) == strings.TrimSpace(want), nil
 	})

@@ -101,7 +101,7 @@ func installNodeExample(t *testing.T) string {
 			t.Fatal(err)
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "npm", "ci", "--no-audit", "--no-fund")
 	cmd.Dir = dir
@@ -117,7 +117,7 @@ func installNodeExample(t *testing.T) string {
 func startSleepers(t *testing.T, c kubernetes.Interface, ns string, names ...string) {
 	t.Helper()
 	shared.ImportBusybox(t, "busybox")
-	ctx := context.Background()
+	ctx := t.Context()
 	for _, name := range names {
 		pod := &corev1.Pod{
 			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{"app": "listed"}},
@@ -156,7 +156,7 @@ func startSleepers(t *testing.T, c kubernetes.Interface, ns string, names ...str
 // changes it: it stays Pending, and a pod on no node is deleted at once.
 func churnPod(t *testing.T, c kubernetes.Interface, ns, name string) {
 	t.Helper()
-	ctx := context.Background()
+	ctx := t.Context()
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{"app": "listed"}},
 		Spec: corev1.PodSpec{
@@ -353,7 +353,7 @@ func importClientGoImage(t *testing.T) {
 	if err := framework.AppendFileToTar(base, rootfs, binary, "bin/client-go"); err != nil {
 		t.Fatalf("image rootfs: %v", err)
 	}
-	if _, err := framework.Run(context.Background(), nil, Binary, "images", "import", "--data-dir", shared.DataDir, "--name", clientGoImage, rootfs); err != nil {
+	if _, err := framework.Run(t.Context(), nil, Binary, "images", "import", "--data-dir", shared.DataDir, "--name", clientGoImage, rootfs); err != nil {
 		t.Fatalf("import %s: %v", clientGoImage, err)
 	}
 }
@@ -364,7 +364,7 @@ func importClientGoImage(t *testing.T) {
 // --resource=pods` and `kubectl create rolebinding` make.
 func grantPodReader(t *testing.T, c kubernetes.Interface, ns string) {
 	t.Helper()
-	ctx := context.Background()
+	ctx := t.Context()
 	if _, err := c.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{
 		ObjectMeta: metav1.ObjectMeta{Name: "pod-reader"},
 	}, metav1.CreateOptions{}); err != nil {
@@ -419,7 +419,7 @@ func TestClientGoInPod(t *testing.T) {
 		ns := framework.NewNamespace(t, c, "clients-inpod-")
 		grantPodReader(t, c, ns)
 		startSleepers(t, c, ns, "listed-1", "listed-2")
-		if _, err := c.CoreV1().Pods(ns).Create(context.Background(), clientGoPod(ns, "client-go", "pod-reader"), metav1.CreateOptions{}); err != nil {
+		if _, err := c.CoreV1().Pods(ns).Create(t.Context(), clientGoPod(ns, "client-go", "pod-reader"), metav1.CreateOptions{}); err != nil {
 			t.Fatalf("create pod: %v", err)
 		}
 		logs, pod := framework.WaitPodLogs(t, c, ns, "client-go", 90*time.Second, func(logs string) bool {
@@ -427,7 +427,7 @@ func TestClientGoInPod(t *testing.T) {
 		})
 		// The container may print before the agent has written phase
 		// Running: wait for the status to catch up (a finished pod fails).
-		if err := wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		if err := wait.PollUntilContextTimeout(t.Context(), 50*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
 			p, err := c.CoreV1().Pods(ns).Get(ctx, "client-go", metav1.GetOptions{})
 			if err != nil {
 				return false, nil
@@ -461,7 +461,7 @@ DELETED watched
 
 	t.Run("default service account is forbidden", func(t *testing.T) {
 		ns := framework.NewNamespace(t, c, "clients-inpod-")
-		if _, err := c.CoreV1().Pods(ns).Create(context.Background(), clientGoPod(ns, "client-go", "default"), metav1.CreateOptions{}); err != nil {
+		if _, err := c.CoreV1().Pods(ns).Create(t.Context(), clientGoPod(ns, "client-go", "default"), metav1.CreateOptions{}); err != nil {
 			t.Fatalf("create pod: %v", err)
 		}
 		logs, pod := framework.WaitPodLogs(t, c, ns, "client-go", 90*time.Second, func(string) bool { return false })

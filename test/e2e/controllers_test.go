@@ -20,13 +20,13 @@ import (
 // The upstream controllers run: every namespace gets its default service
 // account and the kube-root-ca.crt ConfigMap holding the cluster CA.
 func TestControllerManagerPopulatesNamespace(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	c := shared.Client(t)
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "e2e-controllers"}}
 	if _, err := c.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.CoreV1().Namespaces().Delete(ctx, ns.Name, metav1.DeleteOptions{}) })
+	t.Cleanup(func() { c.CoreV1().Namespaces().Delete(context.Background(), ns.Name, metav1.DeleteOptions{}) })
 	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
 		_, err1 := c.CoreV1().ServiceAccounts(ns.Name).Get(ctx, "default", metav1.GetOptions{})
 		cm, err2 := c.CoreV1().ConfigMaps(ns.Name).Get(ctx, "kube-root-ca.crt", metav1.GetOptions{})
@@ -57,7 +57,7 @@ func batchJobImage(t *testing.T) string {
 // one that fits is bound to the node, which tries to pull its image and
 // reports the registry's answer.
 func TestJobPodIsScheduledOrPending(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	c := shared.Client(t)
 	host, _ := framework.StartRegistry(t, "", "") // serves no image at all
 	missing := host + "/luksa/batch-job:missing"
@@ -71,7 +71,7 @@ func TestJobPodIsScheduledOrPending(t *testing.T) {
 		}
 		t.Cleanup(func() {
 			bg := metav1.DeletePropagationBackground
-			c.BatchV1().Jobs("default").Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy: &bg})
+			c.BatchV1().Jobs("default").Delete(context.Background(), name, metav1.DeleteOptions{PropagationPolicy: &bg})
 		})
 		var pod *corev1.Pod
 		err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, framework.PodTimeout, true, func(ctx context.Context) (bool, error) {
@@ -145,7 +145,7 @@ func podConditions(p *corev1.Pod) []corev1.PodCondition {
 }
 
 func TestJobRunsToComplete(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	shared.ImportBusybox(t, "busybox")
 	manifest := `apiVersion: batch/v1
 kind: Job
@@ -164,7 +164,7 @@ spec:
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		shared.Kubectl(ctx, framework.Newest(), "delete", "job", "e2e-batch", "--cascade=background", "--wait=false")
+		shared.Kubectl(context.Background(), framework.Newest(), "delete", "job", "e2e-batch", "--cascade=background", "--wait=false")
 	})
 	if _, err := shared.Kubectl(ctx, framework.Newest(), "wait", "--for=condition=Complete", "job/e2e-batch", "--timeout=60s"); err != nil {
 		t.Fatal(err)

@@ -71,7 +71,7 @@ func importDNSImage(t *testing.T) {
 			if err := framework.AppendFileToTar(base, rootfs, bin, "bin/dns"); err != nil {
 				return fmt.Errorf("image rootfs: %w", err)
 			}
-			_, err = framework.Run(context.Background(), nil, Binary, "images", "import", "--data-dir", shared.DataDir, "--name", dnsImage, rootfs)
+			_, err = framework.Run(t.Context(), nil, Binary, "images", "import", "--data-dir", shared.DataDir, "--name", dnsImage, rootfs)
 			return err
 		}()
 	})
@@ -112,7 +112,7 @@ func webBackend(ns, name string) *corev1.Pod {
 // createService creates svc (its namespace deletes it at the end).
 func createService(t *testing.T, c kubernetes.Interface, svc *corev1.Service) *corev1.Service {
 	t.Helper()
-	created, err := c.CoreV1().Services(svc.Namespace).Create(context.Background(), svc, metav1.CreateOptions{})
+	created, err := c.CoreV1().Services(svc.Namespace).Create(t.Context(), svc, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatalf("create service %s/%s: %v", svc.Namespace, svc.Name, err)
 	}
@@ -174,7 +174,7 @@ func pollDNS(t *testing.T, ns, pod, name, qtype string, ok func(dnsReply) bool) 
 	t.Helper()
 	var r dnsReply
 	var err error
-	pollErr := wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+	pollErr := wait.PollUntilContextTimeout(t.Context(), 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
 		r, err = dnsQuery(ctx, ns, pod, name, qtype, false)
 		return err == nil && ok(r), nil
 	})
@@ -255,7 +255,7 @@ func TestDNSRecords(t *testing.T) {
 			t.Errorf("answer %q has TTL 0", r.Answer[0])
 		}
 		// The same over TCP.
-		r, err := dnsQuery(context.Background(), ns, "client", "kubernetes.default.svc.cluster.local", "A", true)
+		r, err := dnsQuery(t.Context(), ns, "client", "kubernetes.default.svc.cluster.local", "A", true)
 		if err != nil || !answerIs("kubernetes.default.svc.cluster.local. IN A 10.96.0.1")(r) {
 			t.Errorf("over TCP: %s (%v)", r, err)
 		}
@@ -268,7 +268,7 @@ func TestDNSRecords(t *testing.T) {
 		// to. The bare name `kubernetes` is the default namespace's, as
 		// in the chapter's curl pod.
 		curlIn := func(ns, pod, name string) (string, error) {
-			return shared.PodExec(context.Background(), ns, pod, "curl", "-sk", "-o", "/dev/null", "-w", "%{remote_ip}", "https://"+name+"/version")
+			return shared.PodExec(t.Context(), ns, pod, "curl", "-sk", "-o", "/dev/null", "-w", "%{remote_ip}", "https://"+name+"/version")
 		}
 		defaultCurl := uniqueName("dns-curl-")
 		t.Cleanup(func() {
@@ -294,13 +294,13 @@ func TestDNSRecords(t *testing.T) {
 			t.Errorf("in namespace %s, curl https://kubernetes/version: %v, want exit code 6 (name not resolved)", ns, err)
 		}
 		// A Service of the pod's own namespace by its bare name.
-		out, err := shared.PodExec(context.Background(), ns, "curl", "curl", "-sS", "-w", " %{remote_ip}", "http://web/")
+		out, err := shared.PodExec(t.Context(), ns, "curl", "curl", "-sS", "-w", " %{remote_ip}", "http://web/")
 		if f := strings.Fields(out); err != nil || len(f) != 2 || (f[0] != "web-1" && f[0] != "web-2") || f[1] != vip {
 			t.Errorf("curl http://web/: %q, want web-1 or web-2 from %s (%v)", out, vip, err)
 		}
 		// busybox nslookup (1.35) asks the resolv.conf nameserver but
 		// applies no search domain: it needs the full name.
-		out, err = shared.PodExec(context.Background(), ns, "client", "nslookup", "-type=a", "kubernetes.default.svc.cluster.local")
+		out, err = shared.PodExec(t.Context(), ns, "client", "nslookup", "-type=a", "kubernetes.default.svc.cluster.local")
 		if want := "Server:\t\t10.96.0.10\nAddress:\t10.96.0.10:53\n\nName:\tkubernetes.default.svc.cluster.local\nAddress: 10.96.0.1\n\n"; err != nil || out != want {
 			t.Errorf("nslookup kubernetes.default.svc.cluster.local:\n%q\nwant:\n%q\n(%v)", out, want, err)
 		}
@@ -356,7 +356,7 @@ func TestDNSRecords(t *testing.T) {
 		pollDNS(t, ns, "client", "ext-out."+zone, "CNAME", answerIs("ext-out."+zone+" IN CNAME www.example.com."))
 		// A CNAME into the cluster domain is followed.
 		pollDNS(t, ns, "client", "ext."+zone, "A", answerIs("ext."+zone+" IN CNAME web."+zone, "web."+zone+" IN A "+vip))
-		out, err := shared.PodExec(context.Background(), ns, "curl", "curl", "-sS", "-w", " %{remote_ip}", "http://ext/")
+		out, err := shared.PodExec(t.Context(), ns, "curl", "curl", "-sS", "-w", " %{remote_ip}", "http://ext/")
 		if f := strings.Fields(out); err != nil || len(f) != 2 || f[1] != vip {
 			t.Errorf("curl http://ext/: %q, want an answer from %s (%v)", out, vip, err)
 		}
@@ -366,7 +366,7 @@ func TestDNSRecords(t *testing.T) {
 		gone := createService(t, c, webSpec("gone", false, 80))
 		pollDNS(t, ns, "client", "gone."+zone, "A", answerIs("gone."+zone+" IN A "+gone.Spec.ClusterIP))
 		pollDNS(t, ns, "client", "_http._tcp.gone."+zone, "SRV", answerIs("_http._tcp.gone."+zone+" IN SRV 0 100 80 gone."+zone))
-		if err := c.CoreV1().Services(ns).Delete(context.Background(), "gone", metav1.DeleteOptions{}); err != nil {
+		if err := c.CoreV1().Services(ns).Delete(t.Context(), "gone", metav1.DeleteOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		pollDNS(t, ns, "client", "gone."+zone, "A", nxdomain)
@@ -509,7 +509,7 @@ func TestDNSResolvConf(t *testing.T) {
 	framework.RunPods(t, c, pods...)
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := shared.PodExec(context.Background(), ns, pods[i].Name, "cat", "/etc/resolv.conf")
+			got, err := shared.PodExec(t.Context(), ns, pods[i].Name, "cat", "/etc/resolv.conf")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -521,7 +521,7 @@ func TestDNSResolvConf(t *testing.T) {
 	}
 	// The one kubelet writes byte for byte, without a map in the way.
 	t.Run("ClusterFirst exact", func(t *testing.T) {
-		got, err := shared.PodExec(context.Background(), ns, pods[0].Name, "cat", "/etc/resolv.conf")
+		got, err := shared.PodExec(t.Context(), ns, pods[0].Name, "cat", "/etc/resolv.conf")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -246,7 +246,7 @@ func TestDownwardAPIEnv(t *testing.T) {
 			fieldEnv("POD_IPS", "status.podIPs"),
 		})
 		logs := matchContainerOutput(t, c, pod, "dapi-container", nil, containSubstring)
-		got, err := c.CoreV1().Pods(ns).Get(context.Background(), podName, metav1.GetOptions{})
+		got, err := c.CoreV1().Pods(ns).Get(t.Context(), podName, metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -313,7 +313,7 @@ func TestDownwardAPIEnv(t *testing.T) {
 		logs := matchContainerOutput(t, c, pod, "dapi-container", []string{
 			"POD_UID=[a-z0-9]{8}-[a-z0-9]{4}-[a-z0-9]{4}-[a-z0-9]{4}-[a-z0-9]{12}",
 		}, matchRegexp)
-		got, err := c.CoreV1().Pods(ns).Get(context.Background(), pod.Name, metav1.GetOptions{})
+		got, err := c.CoreV1().Pods(ns).Get(t.Context(), pod.Name, metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -376,11 +376,11 @@ func TestDownwardAPIEnv(t *testing.T) {
 // nodeOf returns the node pod ns/name ran on.
 func nodeOf(t *testing.T, c kubernetes.Interface, ns, name string) *corev1.Node {
 	t.Helper()
-	pod, err := c.CoreV1().Pods(ns).Get(context.Background(), name, metav1.GetOptions{})
+	pod, err := c.CoreV1().Pods(ns).Get(t.Context(), name, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	node, err := c.CoreV1().Nodes().Get(context.Background(), pod.Spec.NodeName, metav1.GetOptions{})
+	node, err := c.CoreV1().Nodes().Get(t.Context(), pod.Spec.NodeName, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -575,7 +575,7 @@ func testDownwardVolume(t *testing.T, k downwardVolumeKind, nsPrefix string, loo
 			"owner UID of \"/etc/podinfo/podname\": 0\n",
 			"owner GID of \"/etc/podinfo/podname\": 0\n",
 		}, containSubstring)
-		stored, err := c.CoreV1().Pods(ns).Get(context.Background(), pod.Name, metav1.GetOptions{})
+		stored, err := c.CoreV1().Pods(ns).Get(t.Context(), pod.Name, metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -624,7 +624,7 @@ func testDownwardVolume(t *testing.T, k downwardVolumeKind, nsPrefix string, loo
 			t.Fatalf("update pod: %v", err)
 		}
 		eventuallyLogContains(t, c, ns, pod.Name, "client-container", after)
-		p, _ := c.CoreV1().Pods(ns).Get(context.Background(), pod.Name, metav1.GetOptions{})
+		p, _ := c.CoreV1().Pods(ns).Get(t.Context(), pod.Name, metav1.GetOptions{})
 		if p == nil || len(p.Status.ContainerStatuses) != 1 || p.Status.ContainerStatuses[0].RestartCount != 0 || p.Status.ContainerStatuses[0].State.Running == nil {
 			t.Errorf("container restarted or stopped: %s", framework.PodStatus(p))
 		}
@@ -677,7 +677,7 @@ func testDownwardVolume(t *testing.T, k downwardVolumeKind, nsPrefix string, loo
 func eventuallyLogContains(t *testing.T, c kubernetes.Interface, ns, pod, container, want string) {
 	t.Helper()
 	var logs string
-	err := wait.PollUntilContextTimeout(context.Background(), time.Second, volumeUpdateTimeout, true, func(ctx context.Context) (bool, error) {
+	err := wait.PollUntilContextTimeout(t.Context(), time.Second, volumeUpdateTimeout, true, func(ctx context.Context) (bool, error) {
 		logs, _ = framework.PodLogs(t.Context(), c, ns, pod, container)
 		return strings.Contains(logs, want), nil
 	})
@@ -692,7 +692,7 @@ func eventuallyLogContains(t *testing.T, c kubernetes.Interface, ns, pod, contai
 func deleteGracefully(t *testing.T, c kubernetes.Interface, ns, name string) {
 	t.Helper()
 	grace := int64(1)
-	if err := c.CoreV1().Pods(ns).Delete(context.Background(), name, metav1.DeleteOptions{GracePeriodSeconds: &grace}); err != nil {
+	if err := c.CoreV1().Pods(ns).Delete(t.Context(), name, metav1.DeleteOptions{GracePeriodSeconds: &grace}); err != nil {
 		t.Fatalf("failed to delete pod: %v", err)
 	}
 	framework.WaitGone(t, c, ns, name)
@@ -743,9 +743,9 @@ func TestWalkthroughDownward(t *testing.T) {
 			if bad == manifest {
 				t.Fatal("testdata has no containerName line to drop")
 			}
-			out, err := shared.KubectlStdin(context.Background(), v, bad, "apply", "-f", "-")
+			out, err := shared.KubectlStdin(t.Context(), v, bad, "apply", "-f", "-")
 			if err == nil {
-				shared.Kubectl(context.Background(), v, "delete", "pod", "downward", "--grace-period=0", "--force")
+				shared.Kubectl(t.Context(), v, "delete", "pod", "downward", "--grace-period=0", "--force")
 				t.Fatalf("apply without containerName succeeded: %s", out)
 			}
 			// The API server's own text: upstream's validateDownwardAPIVolumeFile
@@ -796,7 +796,7 @@ func TestWalkthroughDownward(t *testing.T) {
 // v, waits until `kubectl get pods` shows it 1/1 Running and returns it.
 func applyDownward(t *testing.T, c kubernetes.Interface, v, manifest string) *corev1.Pod {
 	t.Helper()
-	ctx := context.Background()
+	ctx := t.Context()
 	// A previous subtest's pod of the same name may still be going.
 	framework.WaitGone(t, c, "default", "downward")
 	// ServiceAccount admission refuses pods until the controller manager
@@ -858,7 +858,7 @@ func parseEnv(t *testing.T, out string) map[string]string {
 }
 
 func walkthroughEnv(t *testing.T, c kubernetes.Interface, v string, variant walkthroughVariant) {
-	ctx := context.Background()
+	ctx := t.Context()
 	pod := applyDownward(t, c, v, readTestdata(t, "downward-env-"+variant.seed+".yaml"))
 	svc, err := c.CoreV1().Services("default").Get(ctx, "kubernetes", metav1.GetOptions{})
 	if err != nil {
@@ -940,7 +940,7 @@ func walkthroughEnv(t *testing.T, c kubernetes.Interface, v string, variant walk
 }
 
 func walkthroughVolume(t *testing.T, c kubernetes.Interface, v string, variant walkthroughVariant) {
-	ctx := context.Background()
+	ctx := t.Context()
 	applyDownward(t, c, v, readTestdata(t, "downward-volume-"+variant.seed+".yaml"))
 	kexec := func(args ...string) string {
 		t.Helper()

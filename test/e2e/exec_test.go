@@ -18,7 +18,7 @@ import (
 )
 
 func TestPodRunsLogsAndExec(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	c := shared.Client(t)
 	shared.ApplyPod(t, "sleeper", fmt.Sprintf(sleeperPod, "sleeper"))
 	pod := framework.WaitPod(t, c, "default", "sleeper", "Running", framework.Running)
@@ -70,7 +70,7 @@ func kexec(ctx context.Context, v, pod, container, cmd string) (string, string, 
 }
 
 func TestAttach(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	c := shared.Client(t)
 	ticker := "attach-ticker"
 	shared.ApplyPod(t, ticker, `apiVersion: v1
@@ -154,7 +154,7 @@ spec:
 }
 
 func TestExecTTY(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	c := shared.Client(t)
 	shared.ApplyPod(t, "exec-tty", fmt.Sprintf(sleeperPod, "exec-tty"))
 	framework.WaitPod(t, c, "default", "exec-tty", "Running", framework.Running)

@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -116,7 +115,7 @@ func TestExpansion(t *testing.T) {
 		// 10 s here, long enough for the agent to have tried and failed.
 		deadline := time.Now().Add(10 * time.Second)
 		for time.Now().Before(deadline) {
-			p, err := c.CoreV1().Pods(ns).Get(context.Background(), pod.Name, metav1.GetOptions{})
+			p, err := c.CoreV1().Pods(ns).Get(t.Context(), pod.Name, metav1.GetOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -146,10 +145,10 @@ func TestExpansion(t *testing.T) {
 		if _, err := framework.WaitPodIn(t.Context(), c, ns, pod.Name, framework.PodTimeout, func(p *corev1.Pod) (bool, error) { return p.Status.Phase == corev1.PodRunning, nil }); err != nil {
 			t.Fatalf("while waiting for pod to be running: %v", err)
 		}
-		if _, err := shared.Kubectl(context.Background(), framework.Newest(), "exec", "-n", ns, pod.Name, "--", "/bin/sh", "-c", "touch /volume_mount/mypath/foo/test.log"); err != nil {
+		if _, err := shared.Kubectl(t.Context(), framework.Newest(), "exec", "-n", ns, pod.Name, "--", "/bin/sh", "-c", "touch /volume_mount/mypath/foo/test.log"); err != nil {
 			t.Fatalf("expected to be able to write to subpath: %v", err)
 		}
-		if _, err := shared.Kubectl(context.Background(), framework.Newest(), "exec", "-n", ns, pod.Name, "--", "/bin/sh", "-c", "test -f /subpath_mount/test.log"); err != nil {
+		if _, err := shared.Kubectl(t.Context(), framework.Newest(), "exec", "-n", ns, pod.Name, "--", "/bin/sh", "-c", "test -f /subpath_mount/test.log"); err != nil {
 			t.Fatalf("expected to be able to verify file: %v", err)
 		}
 		if err := framework.UpdatePod(t.Context(), c, ns, pod.Name, func(p *corev1.Pod) { p.Annotations["mysubpath"] = "mynewpath" }); err != nil {

@@ -171,7 +171,7 @@ func importChapterImage(t *testing.T, c *framework.Cluster, img chapterImage, va
 	for _, ch := range img.changes {
 		args = append(args, "--change", ch)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
 	if _, err := framework.Run(ctx, nil, Binary, append(args, file)...); err != nil {
 		t.Fatalf("import %s: %v", img.name, err)
@@ -199,7 +199,7 @@ func startPrivateRegistry(t *testing.T, user, pass string) (string, *framework.R
 }
 
 func TestPullSecrets(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	c := shared.Client(t)
 	host, reg := startPrivateRegistry(t, "e2e-user", "e2e-pass")
 	image := host + "/e2e/busybox:v1"
@@ -296,7 +296,7 @@ spec:
 				"--docker-server="+host, "--docker-username=e2e-user", "--docker-password=e2e-pass", "--docker-email=e2e@example.com"); err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(func() { shared.Kubectl(ctx, v, "delete", "secret", secret) })
+			t.Cleanup(func() { shared.Kubectl(context.Background(), v, "delete", "secret", secret) })
 			out, err := shared.Kubectl(ctx, v, "get", "secret", secret, "-o", "jsonpath={.type}")
 			if err != nil || out != "kubernetes.io/dockerconfigjson" {
 				t.Fatalf("secret type %q, %v", out, err)
@@ -326,7 +326,7 @@ spec:
 				"--docker-server="+host, "--docker-username=e2e-user", "--docker-password=wrong"); err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(func() { shared.Kubectl(ctx, v, "delete", "secret", bad) })
+			t.Cleanup(func() { shared.Kubectl(context.Background(), v, "delete", "secret", bad) })
 			badPod := "pull-badcred-" + framework.Dashed(v)
 			failsToPull(t, badPod, bad)
 		})
@@ -347,7 +347,7 @@ func TestChapterImages(t *testing.T) {
 	importChapterImage(t, shared, curlImageSpec(), "")
 	importChapterImage(t, shared, pocketkubeProxyImageSpec(), "")
 	importChapterImage(t, shared, kubectlProxyImageSpec(framework.Newest()), framework.Newest())
-	out, err := framework.Run(context.Background(), nil, Binary, "images", "list", "--data-dir", shared.DataDir)
+	out, err := framework.Run(t.Context(), nil, Binary, "images", "list", "--data-dir", shared.DataDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -365,7 +365,7 @@ func TestChapterImages(t *testing.T) {
 
 	v := framework.Newest()
 	createChapterPod(t, c, v, "chapter-curl.yaml", "curl")
-	pod, err := c.CoreV1().Pods("default").Get(context.Background(), "curl", metav1.GetOptions{})
+	pod, err := c.CoreV1().Pods("default").Get(t.Context(), "curl", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

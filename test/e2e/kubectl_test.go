@@ -35,7 +35,7 @@ var ansi = regexp.MustCompile("\x1b\\[[0-9;]*m")
 // Walkthrough 3.1.
 func TestKubectlClusterInfo(t *testing.T) {
 	forEachKubectl(t, func(t *testing.T, v string) {
-		out, err := shared.Kubectl(context.Background(), v, "cluster-info")
+		out, err := shared.Kubectl(t.Context(), v, "cluster-info")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -50,7 +50,7 @@ func TestKubectlClusterInfo(t *testing.T) {
 
 func TestKubectlVersionAndNamespaces(t *testing.T) {
 	forEachKubectl(t, func(t *testing.T, v string) {
-		ctx := context.Background()
+		ctx := t.Context()
 		out, err := shared.Kubectl(ctx, v, "version", "-o", "json")
 		if err != nil {
 			t.Fatal(err)
@@ -80,7 +80,7 @@ func TestKubectlVersionAndNamespaces(t *testing.T) {
 // libraries are generated from (6.3).
 func TestKubectlGetRaw(t *testing.T) {
 	forEachKubectl(t, func(t *testing.T, v string) {
-		ctx := context.Background()
+		ctx := t.Context()
 		tests := []struct {
 			path string
 			want []string
@@ -132,12 +132,12 @@ spec:
 func TestKubectlJobMatchesREST(t *testing.T) {
 	image := batchJobImage(t)
 	forEachKubectl(t, func(t *testing.T, v string) {
-		ctx := context.Background()
+		ctx := t.Context()
 		name := "my-job-" + strings.ReplaceAll(v, ".", "-")
 		if _, err := shared.KubectlStdin(ctx, v, fmt.Sprintf(jobYAML, name, image), "apply", "-f", "-"); err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { shared.Kubectl(ctx, v, "delete", "job", name, "--wait=false") })
+		t.Cleanup(func() { shared.Kubectl(context.Background(), v, "delete", "job", name, "--wait=false") })
 		p := startProxy(t)
 		// The job controller updates the object as it creates the pod: read
 		// both ways until both reads see one version.
@@ -177,7 +177,7 @@ func TestKubectlJobMatchesREST(t *testing.T) {
 // requests, and the same default filters.
 func TestProxyMatchesKubectlProxy(t *testing.T) {
 	forEachKubectl(t, func(t *testing.T, v string) {
-		ctx := context.Background()
+		ctx := t.Context()
 		ours := startProxy(t)
 		theirs, err := framework.StartProxy(filepath.Join(framework.KubectlDir, "kubectl."+v), "proxy", "--kubeconfig", shared.Kubeconfig)
 		if err != nil {
@@ -209,7 +209,7 @@ func TestProxyMatchesKubectlProxy(t *testing.T) {
 }
 
 func TestVersionCommand(t *testing.T) {
-	out, err := framework.Run(context.Background(), nil, Binary, "version")
+	out, err := framework.Run(t.Context(), nil, Binary, "version")
 	if err != nil {
 		t.Fatal(err)
 	}

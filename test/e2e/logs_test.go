@@ -16,7 +16,7 @@ import (
 )
 
 func TestLogsFollow(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	c := shared.Client(t)
 	for _, v := range framework.KubectlVersions {
 		t.Run("kubectl-"+v, func(t *testing.T) {
@@ -59,7 +59,7 @@ spec:
 }
 
 func TestLogsFollowPreviousSinceContainersTail(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	c := shared.Client(t)
 	shared.ApplyPod(t, "logs-restarts", `apiVersion: v1
 kind: Pod

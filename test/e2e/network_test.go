@@ -15,7 +15,7 @@ import (
 )
 
 func TestContainersShareLocalhostAndPodsReachEachOther(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	c := shared.Client(t)
 	manifest := `apiVersion: v1
 kind: Pod

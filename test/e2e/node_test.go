@@ -19,7 +19,7 @@ import (
 func TestNodeRegistered(t *testing.T) {
 	c := shared.Client(t)
 	var node *corev1.Node
-	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, framework.PodTimeout, true, func(ctx context.Context) (bool, error) {
+	err := wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, framework.PodTimeout, true, func(ctx context.Context) (bool, error) {
 		nodes, err := c.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 		if err != nil || len(nodes.Items) != 1 {
 			return false, nil
@@ -58,7 +58,7 @@ func TestNodeRegistered(t *testing.T) {
 	if pods := node.Status.Allocatable[corev1.ResourcePods]; pods.Value() != 110 {
 		t.Errorf("allocatable pods = %s", pods.String())
 	}
-	lease, err := c.CoordinationV1().Leases("kube-node-lease").Get(context.Background(), node.Name, metav1.GetOptions{})
+	lease, err := c.CoordinationV1().Leases("kube-node-lease").Get(t.Context(), node.Name, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +66,7 @@ func TestNodeRegistered(t *testing.T) {
 		t.Errorf("lease %+v", lease.Spec)
 	}
 	// kubectl shows it Ready, with its roles.
-	out, err := shared.Kubectl(context.Background(), framework.Newest(), "get", "nodes")
+	out, err := shared.Kubectl(t.Context(), framework.Newest(), "get", "nodes")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -112,7 +111,7 @@ spec:
 		if pod.Status.Phase != corev1.PodRunning {
 			t.Errorf("phase %s, want Running (kubelet's getPhase for restartPolicy Always)", pod.Status.Phase)
 		}
-		out, err := shared.Kubectl(context.Background(), framework.Newest(), "logs", "crashloop", "--previous")
+		out, err := shared.Kubectl(t.Context(), framework.Newest(), "logs", "crashloop", "--previous")
 		if err != nil || out != "done\n" {
 			t.Errorf("logs --previous = %q, %v", out, err)
 		}
@@ -170,7 +169,7 @@ spec:
 }
 
 func TestOOMKilled(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	c := shared.Client(t)
 	// dd allocates its 64 MiB block and fills it from /dev/zero; the
 	// container's memory cgroup allows 16 MiB, so the kernel's OOM killer
@@ -227,7 +226,7 @@ spec:
 	pod := framework.WaitPod(t, c, "default", "ephemeral", "Running", framework.Running)
 	uid := string(pod.UID)
 	start := time.Now()
-	if _, err := shared.Kubectl(context.Background(), framework.Newest(), "delete", "pod", "ephemeral", "--wait=true", "--timeout=60s"); err != nil {
+	if _, err := shared.Kubectl(t.Context(), framework.Newest(), "delete", "pod", "ephemeral", "--wait=true", "--timeout=60s"); err != nil {
 		t.Fatalf("delete of a pod that ignores SIGTERM, after %s: %v", time.Since(start).Round(time.Millisecond), err)
 	}
 	took := time.Since(start)

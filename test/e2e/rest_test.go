@@ -30,7 +30,7 @@ func startProxy(t *testing.T, args ...string) *framework.Proxy {
 // getJSON fetches url with curl and decodes the body into v.
 func getJSON(t *testing.T, url string, v any) {
 	t.Helper()
-	body, status, err := framework.Curl(context.Background(), url)
+	body, status, err := framework.Curl(t.Context(), url)
 	if err != nil || status != 200 {
 		t.Fatalf("GET %s: status %d, %v\n%s", url, status, err, body)
 	}
@@ -164,11 +164,11 @@ const jobJSON = `{
 
 // Walkthrough 3.6: every verb of the table through the proxy, with curl.
 func TestVerbsThroughProxy(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	p := startProxy(t)
 	base := p.URL + "/apis/batch/v1/namespaces/default/jobs"
 	name := "rest-verbs"
-	t.Cleanup(func() { framework.Curl(ctx, "-X", "DELETE", base+"/"+name) })
+	t.Cleanup(func() { framework.Curl(context.Background(), "-X", "DELETE", base+"/"+name) })
 
 	// watch: GET ?watch=true streams events while the others run. It
 	// starts from the list's resourceVersion, so that it sees every change
@@ -231,7 +231,7 @@ func TestVerbsThroughProxy(t *testing.T) {
 
 	// update: PUT needs the current object, resourceVersion included.
 	name2 := "rest-update"
-	t.Cleanup(func() { framework.Curl(ctx, "-X", "DELETE", base+"/"+name2) })
+	t.Cleanup(func() { framework.Curl(context.Background(), "-X", "DELETE", base+"/"+name2) })
 	body, status, _ := framework.Curl(ctx, "-X", "POST", "-H", "Content-Type: application/json", "-d", strings.ReplaceAll(jobJSON, "%s", name2), base)
 	if status != 201 {
 		t.Fatalf("create %s: %d %s", name2, status, body)
@@ -288,7 +288,7 @@ func TestVerbsThroughProxy(t *testing.T) {
 // Walkthrough 3.2: anonymous requests are authenticated as
 // system:anonymous and forbidden by RBAC, with upstream's exact Status.
 func TestAnonymousForbidden(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	body, status, err := framework.Curl(ctx, "-k", shared.Server)
 	if err != nil || status != 403 {
 		t.Fatalf("curl -k: status %d, %v", status, err)
@@ -309,7 +309,7 @@ func TestAnonymousForbidden(t *testing.T) {
 }
 
 func TestTLSVerification(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	// Without the cluster CA, curl refuses the certificate (exit 60).
 	_, _, err := framework.Curl(ctx, shared.Server)
 	if framework.ExitCode(err) != 60 {

@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"regexp"
@@ -30,7 +29,7 @@ func capEff(t *testing.T) string {
 }
 
 func TestSecurityContext(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	c := shared.Client(t)
 	shared.ApplyPod(t, "secctx", `apiVersion: v1
 kind: Pod

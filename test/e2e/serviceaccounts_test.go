@@ -22,7 +22,7 @@ import (
 // the upstream token controller and mounts like any other Secret; the token
 // in the pod authenticates as the service account.
 func TestLegacyServiceAccountTokenSecret(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	c := shared.Client(t)
 	// The token controller deletes a token Secret whose service account
 	// does not exist (yet): wait for the namespace's default one.
@@ -108,12 +108,12 @@ spec:
     image: busybox
     command: ["sleep", "3600"]
 `, name, ns)
-			out, err := shared.KubectlStdin(context.Background(), v, manifest, "apply", "-f", "-")
+			out, err := shared.KubectlStdin(t.Context(), v, manifest, "apply", "-f", "-")
 			want := fmt.Sprintf(`Error from server (Forbidden): error when creating "STDIN": pods "%s" is forbidden: error looking up service account %s/nope: serviceaccount "nope" not found`, name, ns)
 			if err == nil || !strings.Contains(err.Error(), want) {
 				t.Errorf("kubectl apply: %q, %v\nwant the error %s", out, err, want)
 			}
-			if _, err := c.CoreV1().Pods(ns).Get(context.Background(), name, metav1.GetOptions{}); err == nil {
+			if _, err := c.CoreV1().Pods(ns).Get(t.Context(), name, metav1.GetOptions{}); err == nil {
 				t.Errorf("pod %s was created", name)
 			}
 		})
@@ -121,7 +121,7 @@ spec:
 
 	t.Run("deleted pod's token is rejected", func(t *testing.T) {
 		framework.RunPods(t, c, dnsPod(ns, "holder", "busybox", nil))
-		ctx := context.Background()
+		ctx := t.Context()
 		token, err := shared.PodExec(ctx, ns, "holder", "cat", saDir+"/token")
 		if err != nil {
 			t.Fatal(err)

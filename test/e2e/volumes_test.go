@@ -18,7 +18,7 @@ import (
 )
 
 func TestInitContainersAndVolumes(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	c := shared.Client(t)
 	_, err := c.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Name: "vol-cm"}, Data: map[string]string{"greeting": "hello", "other": "x"},
@@ -33,8 +33,8 @@ func TestInitContainersAndVolumes(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		c.CoreV1().ConfigMaps("default").Delete(ctx, "vol-cm", metav1.DeleteOptions{})
-		c.CoreV1().Secrets("default").Delete(ctx, "vol-secret", metav1.DeleteOptions{})
+		c.CoreV1().ConfigMaps("default").Delete(context.Background(), "vol-cm", metav1.DeleteOptions{})
+		c.CoreV1().Secrets("default").Delete(context.Background(), "vol-secret", metav1.DeleteOptions{})
 	})
 	hostDir := t.TempDir()
 	os.WriteFile(filepath.Join(hostDir, "from-host"), []byte("host file\n"), 0o644)
