@@ -278,6 +278,7 @@ func maskRV(out string) string {
 // exactly ADDED, MODIFIED, MODIFIED, DELETED, and the listed pods are not
 // repeated.
 func TestClientLibrariesListAndWatch(t *testing.T) {
+	t.Parallel()
 	c := shared.Client(t)
 	for _, client := range exampleClients {
 		t.Run(client.name, func(t *testing.T) {
@@ -311,6 +312,7 @@ DELETED watched
 // A watch that sees fewer events than asked for ends at --timeout with an
 // error and exit status 1, rather than hanging or claiming success.
 func TestClientLibrariesWatchTimeout(t *testing.T) {
+	t.Parallel()
 	c := shared.Client(t)
 	ns := framework.NewNamespace(t, c, "clients-timeout-")
 	for _, client := range exampleClients {
@@ -412,6 +414,7 @@ func clientGoPod(ns, name, sa string) *corev1.Pod {
 // service account token, lists and watches pods as a Role allows, and is
 // refused (upstream's 403) with the default service account.
 func TestClientGoInPod(t *testing.T) {
+	t.Parallel()
 	c := shared.Client(t)
 	importClientGoImage(t)
 

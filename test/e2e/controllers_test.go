@@ -20,6 +20,7 @@ import (
 // The upstream controllers run: every namespace gets its default service
 // account and the kube-root-ca.crt ConfigMap holding the cluster CA.
 func TestControllerManagerPopulatesNamespace(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	c := shared.Client(t)
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "e2e-controllers"}}
@@ -57,6 +58,7 @@ func batchJobImage(t *testing.T) string {
 // one that fits is bound to the node, which tries to pull its image and
 // reports the registry's answer.
 func TestJobPodIsScheduledOrPending(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	c := shared.Client(t)
 	host, _ := framework.StartRegistry(t, "", "") // serves no image at all
@@ -145,6 +147,7 @@ func podConditions(p *corev1.Pod) []corev1.PodCondition {
 }
 
 func TestJobRunsToComplete(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	shared.ImportBusybox(t, "busybox")
 	manifest := `apiVersion: batch/v1

@@ -212,6 +212,7 @@ func reverseName(ip string) string {
 func dashedIP(ip string) string { return strings.ReplaceAll(ip, ".", "-") }
 
 func TestDNSRecords(t *testing.T) {
+	t.Parallel()
 	c := shared.Client(t)
 	shared.ImportBusybox(t, "busybox")
 	importDNSImage(t)
@@ -455,6 +456,7 @@ func dedup(s []string) []string {
 // from this host's /etc/resolv.conf, --cluster-dns=10.96.0.10 and
 // --cluster-domain=cluster.local, rendered as containerd writes it.
 func TestDNSResolvConf(t *testing.T) {
+	t.Parallel()
 	c := shared.Client(t)
 	shared.ImportBusybox(t, "busybox")
 	ns := framework.NewNamespace(t, c, "dns-resolv-")

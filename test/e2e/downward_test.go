@@ -169,6 +169,7 @@ func mounttestFileContentInLoop(path string, seconds int) []string {
 }
 
 func TestDownwardAPIEnv(t *testing.T) {
+	t.Parallel()
 	c := shared.Client(t)
 	ns := testNamespace(t, c, "downward-api")
 
@@ -531,6 +532,7 @@ func (k downwardVolumeKind) updatePod(ns, name string, labels, annotations map[s
 func setPodNonRootUser(pod *corev1.Pod) { pod.Spec.SecurityContext.RunAsUser = &nonRootTestUserID }
 
 func TestDownwardAPIVolume(t *testing.T) {
+	t.Parallel()
 	testDownwardVolume(t, downwardVolumeKind{projected: false}, "downward-api", 120)
 }
 
@@ -540,6 +542,7 @@ func TestDownwardAPIVolume(t *testing.T) {
 // here every pod uses a projected volume, so projected volumes are what the
 // test exercises.
 func TestProjectedDownwardAPI(t *testing.T) {
+	t.Parallel()
 	testDownwardVolume(t, downwardVolumeKind{projected: true}, "projected", 1200)
 }
 
@@ -725,6 +728,7 @@ func readTestdata(t *testing.T, name string) string {
 // TestWalkthroughDownward runs WALKTHROUGH.md sections 1 and 2 with every
 // kubectl version and both seed variants, on the pod name the seeds use.
 func TestWalkthroughDownward(t *testing.T) {
+	t.Parallel()
 	c := shared.Client(t)
 	shared.ImportBusybox(t, e2eBusybox)
 	for _, v := range framework.KubectlVersions {

@@ -18,6 +18,7 @@ import (
 )
 
 func TestPodRunsLogsAndExec(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	c := shared.Client(t)
 	shared.ApplyPod(t, "sleeper", fmt.Sprintf(sleeperPod, "sleeper"))
@@ -70,6 +71,7 @@ func kexec(ctx context.Context, v, pod, container, cmd string) (string, string, 
 }
 
 func TestAttach(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	c := shared.Client(t)
 	ticker := "attach-ticker"
@@ -154,6 +156,7 @@ spec:
 }
 
 func TestExecTTY(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	c := shared.Client(t)
 	shared.ApplyPod(t, "exec-tty", fmt.Sprintf(sleeperPod, "exec-tty"))

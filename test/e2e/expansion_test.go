@@ -33,6 +33,7 @@ func expansionPod(ns string, command []string, envVars []corev1.EnvVar, mounts [
 }
 
 func TestExpansion(t *testing.T) {
+	t.Parallel()
 	c := shared.Client(t)
 	ns := testNamespace(t, c, "var-expansion")
 	workdir := []corev1.Volume{{Name: "workdir1", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}

@@ -199,6 +199,7 @@ func startPrivateRegistry(t *testing.T, user, pass string) (string, *framework.R
 }
 
 func TestPullSecrets(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	c := shared.Client(t)
 	host, reg := startPrivateRegistry(t, "e2e-user", "e2e-pass")
@@ -343,6 +344,7 @@ spec:
 // bundle, verifies TLS with the pod's CA and resolves names through
 // /etc/hosts, and the images are listed under the chapter's names.
 func TestChapterImages(t *testing.T) {
+	t.Parallel()
 	c := shared.Client(t)
 	importChapterImage(t, shared, curlImageSpec(), "")
 	importChapterImage(t, shared, pocketkubeProxyImageSpec(), "")

@@ -34,6 +34,7 @@ var ansi = regexp.MustCompile("\x1b\\[[0-9;]*m")
 
 // Walkthrough 3.1.
 func TestKubectlClusterInfo(t *testing.T) {
+	t.Parallel()
 	forEachKubectl(t, func(t *testing.T, v string) {
 		out, err := shared.Kubectl(t.Context(), v, "cluster-info")
 		if err != nil {
@@ -49,6 +50,7 @@ func TestKubectlClusterInfo(t *testing.T) {
 }
 
 func TestKubectlVersionAndNamespaces(t *testing.T) {
+	t.Parallel()
 	forEachKubectl(t, func(t *testing.T, v string) {
 		ctx := t.Context()
 		out, err := shared.Kubectl(ctx, v, "version", "-o", "json")
@@ -79,6 +81,7 @@ func TestKubectlVersionAndNamespaces(t *testing.T) {
 // Walkthrough 3.3 with kubectl get --raw, and the documents client
 // libraries are generated from (6.3).
 func TestKubectlGetRaw(t *testing.T) {
+	t.Parallel()
 	forEachKubectl(t, func(t *testing.T, v string) {
 		ctx := t.Context()
 		tests := []struct {
@@ -130,6 +133,7 @@ spec:
 
 // Walkthrough 3.4: the object at the REST path is the one kubectl shows.
 func TestKubectlJobMatchesREST(t *testing.T) {
+	t.Parallel()
 	image := batchJobImage(t)
 	forEachKubectl(t, func(t *testing.T, v string) {
 		ctx := t.Context()
@@ -176,6 +180,7 @@ func TestKubectlJobMatchesREST(t *testing.T) {
 // `pocketkube proxy` is kubectl proxy: the same answers for the same
 // requests, and the same default filters.
 func TestProxyMatchesKubectlProxy(t *testing.T) {
+	t.Parallel()
 	forEachKubectl(t, func(t *testing.T, v string) {
 		ctx := t.Context()
 		ours := startProxy(t)
@@ -209,6 +214,7 @@ func TestProxyMatchesKubectlProxy(t *testing.T) {
 }
 
 func TestVersionCommand(t *testing.T) {
+	t.Parallel()
 	out, err := framework.Run(t.Context(), nil, Binary, "version")
 	if err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 )
 
 func TestLogsFollow(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	c := shared.Client(t)
 	for _, v := range framework.KubectlVersions {
@@ -59,6 +60,7 @@ spec:
 }
 
 func TestLogsFollowPreviousSinceContainersTail(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	c := shared.Client(t)
 	shared.ApplyPod(t, "logs-restarts", `apiVersion: v1

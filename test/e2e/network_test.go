@@ -15,6 +15,7 @@ import (
 )
 
 func TestContainersShareLocalhostAndPodsReachEachOther(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	c := shared.Client(t)
 	manifest := `apiVersion: v1

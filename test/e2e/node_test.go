@@ -17,6 +17,7 @@ import (
 )
 
 func TestNodeRegistered(t *testing.T) {
+	t.Parallel()
 	c := shared.Client(t)
 	var node *corev1.Node
 	err := wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, framework.PodTimeout, true, func(ctx context.Context) (bool, error) {

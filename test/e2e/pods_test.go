@@ -32,6 +32,7 @@ spec:
 `
 
 func TestRestartPolicies(t *testing.T) {
+	t.Parallel()
 	c := shared.Client(t)
 	manifest := `apiVersion: v1
 kind: Pod
@@ -119,6 +120,7 @@ spec:
 }
 
 func TestBadInputsGetUpstreamReasons(t *testing.T) {
+	t.Parallel()
 	c := shared.Client(t)
 	manifest := `apiVersion: v1
 kind: Pod
@@ -169,6 +171,7 @@ spec:
 }
 
 func TestOOMKilled(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	c := shared.Client(t)
 	// dd allocates its 64 MiB block and fills it from /dev/zero; the
@@ -210,6 +213,7 @@ spec:
 // A pod that ignores SIGTERM is SIGKILLed when its grace period is over,
 // not before, and its deletion leaves nothing behind.
 func TestDeleteLeavesNothing(t *testing.T) {
+	t.Parallel()
 	c := shared.Client(t)
 	const grace = 3 * time.Second
 	shared.ApplyPod(t, "ephemeral", `apiVersion: v1

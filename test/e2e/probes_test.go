@@ -30,6 +30,7 @@ func condition(p *corev1.Pod, t corev1.PodConditionType) corev1.ConditionStatus 
 // Readiness follows an exec probe; a failing httpGet liveness probe
 // restarts the container; a preStop hook runs before the stop.
 func TestProbesAndHooks(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	c := shared.Client(t)
 	hostDir := t.TempDir()

@@ -41,6 +41,7 @@ func getJSON(t *testing.T, url string, v any) {
 
 // Walkthrough 3.3: the root path list through the proxy.
 func TestRootPaths(t *testing.T) {
+	t.Parallel()
 	p := startProxy(t)
 	var root struct{ Paths []string }
 	getJSON(t, p.URL, &root)
@@ -61,6 +62,7 @@ func TestRootPaths(t *testing.T) {
 }
 
 func TestBatchGroup(t *testing.T) {
+	t.Parallel()
 	p := startProxy(t)
 	var group struct {
 		Kind, APIVersion, Name string
@@ -98,6 +100,7 @@ func (l apiResourceList) find(name string) *apiResource {
 }
 
 func TestBatchV1Resources(t *testing.T) {
+	t.Parallel()
 	p := startProxy(t)
 	var list apiResourceList
 	getJSON(t, p.URL+"/apis/batch/v1", &list)
@@ -128,6 +131,7 @@ func TestBatchV1Resources(t *testing.T) {
 }
 
 func TestCoreV1Pods(t *testing.T) {
+	t.Parallel()
 	p := startProxy(t)
 	var list apiResourceList
 	getJSON(t, p.URL+"/api/v1", &list)
@@ -143,6 +147,7 @@ func TestCoreV1Pods(t *testing.T) {
 }
 
 func TestJobListAcrossNamespaces(t *testing.T) {
+	t.Parallel()
 	p := startProxy(t)
 	var list struct {
 		Kind, APIVersion string
@@ -164,6 +169,7 @@ const jobJSON = `{
 
 // Walkthrough 3.6: every verb of the table through the proxy, with curl.
 func TestVerbsThroughProxy(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	p := startProxy(t)
 	base := p.URL + "/apis/batch/v1/namespaces/default/jobs"
@@ -288,6 +294,7 @@ func TestVerbsThroughProxy(t *testing.T) {
 // Walkthrough 3.2: anonymous requests are authenticated as
 // system:anonymous and forbidden by RBAC, with upstream's exact Status.
 func TestAnonymousForbidden(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	body, status, err := framework.Curl(ctx, "-k", shared.Server)
 	if err != nil || status != 403 {
@@ -309,6 +316,7 @@ func TestAnonymousForbidden(t *testing.T) {
 }
 
 func TestTLSVerification(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	// Without the cluster CA, curl refuses the certificate (exit 60).
 	_, _, err := framework.Curl(ctx, shared.Server)

@@ -29,6 +29,7 @@ func capEff(t *testing.T) string {
 }
 
 func TestSecurityContext(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	c := shared.Client(t)
 	shared.ApplyPod(t, "secctx", `apiVersion: v1

@@ -22,6 +22,7 @@ import (
 // the upstream token controller and mounts like any other Secret; the token
 // in the pod authenticates as the service account.
 func TestLegacyServiceAccountTokenSecret(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	c := shared.Client(t)
 	// The token controller deletes a token Secret whose service account
@@ -89,6 +90,7 @@ spec:
 // exist is refused by upstream ServiceAccount admission, and a pod's
 // bound token stops authenticating once the pod is deleted.
 func TestServiceAccountFaults(t *testing.T) {
+	t.Parallel()
 	c := shared.Client(t)
 	shared.ImportBusybox(t, "busybox")
 	ns := framework.NewNamespace(t, c, "sa-faults-")

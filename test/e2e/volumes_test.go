@@ -18,6 +18,7 @@ import (
 )
 
 func TestInitContainersAndVolumes(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	c := shared.Client(t)
 	_, err := c.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{
