@@ -273,6 +273,21 @@ func maskRV(out string) string {
 	return strings.Join(lines, "\n")
 }
 
+// listAndWatchOutput is what an example prints (with maskRV) when it
+// lists listed-1 and listed-2 in ns and then watches the pod "watched"
+// come, change twice (churnPod) and go.
+func listAndWatchOutput(ns string) string {
+	return fmt.Sprintf(`Pods in namespace %s:
+  listed-1
+  listed-2
+Watching for 4 events from resourceVersion RV
+ADDED watched
+MODIFIED watched
+MODIFIED watched
+DELETED watched
+`, ns)
+}
+
 // The examples list the pods of a namespace, then watch from the list's
 // resourceVersion: a pod created, changed and deleted meanwhile shows up as
 // exactly ADDED, MODIFIED, MODIFIED, DELETED, and the listed pods are not
@@ -293,15 +308,7 @@ func TestClientLibrariesListAndWatch(t *testing.T) {
 			if err := run.wait(t, 90*time.Second); err != nil {
 				t.Fatalf("exit: %v\nstdout:\n%s\nstderr:\n%s", err, run.stdout(), run.stderr.String())
 			}
-			want := fmt.Sprintf(`Pods in namespace %s:
-  listed-1
-  listed-2
-Watching for 4 events from resourceVersion RV
-ADDED watched
-MODIFIED watched
-MODIFIED watched
-DELETED watched
-`, ns)
+			want := listAndWatchOutput(ns)
 			if got := maskRV(run.stdout()); got != want {
 				t.Errorf("output:\n%s\nwant:\n%s\nstderr:\n%s", got, want, run.stderr.String())
 			}
@@ -448,15 +455,7 @@ func TestClientGoInPod(t *testing.T) {
 		if pod.Status.Phase != corev1.PodSucceeded {
 			t.Fatalf("pod is %s, want Succeeded; status: %s\nlogs:\n%s", pod.Status.Phase, framework.PodStatus(pod), logs)
 		}
-		want := fmt.Sprintf(`Pods in namespace %s:
-  listed-1
-  listed-2
-Watching for 4 events from resourceVersion RV
-ADDED watched
-MODIFIED watched
-MODIFIED watched
-DELETED watched
-`, ns)
+		want := listAndWatchOutput(ns)
 		if got := maskRV(logs); got != want {
 			t.Errorf("logs:\n%s\nwant:\n%s", got, want)
 		}
