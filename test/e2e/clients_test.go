@@ -17,23 +17,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pocketkube/pocketkube/test/framework"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
-
-	"github.com/pocketkube/pocketkube/test/framework"
 )
-
-// The chapter's client libraries (WALKTHROUGH section 6): the programs in
-// examples/ list and watch pods from the host with the cluster's
-// kubeconfig, each printing
-//
-//	Pods in namespace NS:
-//	  NAME...
-//	Watching for N events from resourceVersion RV
-//	TYPE NAME...
 
 // examplesDir is examples/ of the repository; tests run in test/e2e.
 const examplesDir = "../../examples"
@@ -110,7 +101,7 @@ func installNodeExample(t *testing.T) string {
 			t.Fatal(err)
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "npm", "ci", "--no-audit", "--no-fund")
 	cmd.Dir = dir
@@ -126,7 +117,7 @@ func installNodeExample(t *testing.T) string {
 func startSleepers(t *testing.T, c kubernetes.Interface, ns string, names ...string) {
 	t.Helper()
 	shared.ImportBusybox(t, "busybox")
-	ctx := context.Background()
+	ctx := t.Context()
 	for _, name := range names {
 		pod := &corev1.Pod{
 			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{"app": "listed"}},
@@ -165,7 +156,7 @@ func startSleepers(t *testing.T, c kubernetes.Interface, ns string, names ...str
 // changes it: it stays Pending, and a pod on no node is deleted at once.
 func churnPod(t *testing.T, c kubernetes.Interface, ns, name string) {
 	t.Helper()
-	ctx := context.Background()
+	ctx := t.Context()
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{"app": "listed"}},
 		Spec: corev1.PodSpec{
@@ -282,11 +273,27 @@ func maskRV(out string) string {
 	return strings.Join(lines, "\n")
 }
 
+// listAndWatchOutput is what an example prints (with maskRV) when it
+// lists listed-1 and listed-2 in ns and then watches the pod "watched"
+// come, change twice (churnPod) and go.
+func listAndWatchOutput(ns string) string {
+	return fmt.Sprintf(`Pods in namespace %s:
+  listed-1
+  listed-2
+Watching for 4 events from resourceVersion RV
+ADDED watched
+MODIFIED watched
+MODIFIED watched
+DELETED watched
+`, ns)
+}
+
 // The examples list the pods of a namespace, then watch from the list's
 // resourceVersion: a pod created, changed and deleted meanwhile shows up as
 // exactly ADDED, MODIFIED, MODIFIED, DELETED, and the listed pods are not
 // repeated.
 func TestClientLibrariesListAndWatch(t *testing.T) {
+	t.Parallel()
 	c := shared.Client(t)
 	for _, client := range exampleClients {
 		t.Run(client.name, func(t *testing.T) {
@@ -301,15 +308,7 @@ func TestClientLibrariesListAndWatch(t *testing.T) {
 			if err := run.wait(t, 90*time.Second); err != nil {
 				t.Fatalf("exit: %v\nstdout:\n%s\nstderr:\n%s", err, run.stdout(), run.stderr.String())
 			}
-			want := fmt.Sprintf(`Pods in namespace %s:
-  listed-1
-  listed-2
-Watching for 4 events from resourceVersion RV
-ADDED watched
-MODIFIED watched
-MODIFIED watched
-DELETED watched
-`, ns)
+			want := listAndWatchOutput(ns)
 			if got := maskRV(run.stdout()); got != want {
 				t.Errorf("output:\n%s\nwant:\n%s\nstderr:\n%s", got, want, run.stderr.String())
 			}
@@ -320,6 +319,7 @@ DELETED watched
 // A watch that sees fewer events than asked for ends at --timeout with an
 // error and exit status 1, rather than hanging or claiming success.
 func TestClientLibrariesWatchTimeout(t *testing.T) {
+	t.Parallel()
 	c := shared.Client(t)
 	ns := framework.NewNamespace(t, c, "clients-timeout-")
 	for _, client := range exampleClients {
@@ -328,8 +328,7 @@ func TestClientLibrariesWatchTimeout(t *testing.T) {
 			run := startExample(t, append(command,
 				"--kubeconfig", shared.Kubeconfig, "--namespace", ns, "--watch-for", "1", "--timeout", "2")...)
 			err := run.wait(t, 60*time.Second)
-			var exit *exec.ExitError
-			if !asExit(err, &exit) || exit.ExitCode() != 1 {
+			if framework.ExitCode(err) != 1 {
 				t.Fatalf("exit: %v, want exit status 1\nstdout:\n%s\nstderr:\n%s", err, run.stdout(), run.stderr.String())
 			}
 			want := fmt.Sprintf("Pods in namespace %s:\nWatching for 1 events from resourceVersion RV\n", ns)
@@ -341,4 +340,139 @@ func TestClientLibrariesWatchTimeout(t *testing.T) {
 			}
 		})
 	}
+}
+
+// clientGoImage is the image with busybox and the client-go example at
+// /bin/client-go; its tag is not "latest", so the pull policy is
+// IfNotPresent and the imported image is used.
+const clientGoImage = "pocketkube.test/client-go-example:e2e"
+
+// importClientGoImage builds a rootfs tar of busybox (as the busybox
+// image) plus the statically built client-go example, and imports it into
+// the shared cluster with `pocketkube images import`.
+func importClientGoImage(t *testing.T) {
+	t.Helper()
+	binary := buildClientGoExample(t)
+	dir := t.TempDir()
+	base := filepath.Join(dir, "busybox.tar")
+	if err := framework.BusyboxTar(base, nil); err != nil {
+		t.Fatalf("busybox rootfs: %v", err)
+	}
+	rootfs := filepath.Join(dir, "client-go.tar")
+	if err := framework.AppendFileToTar(base, rootfs, binary, "bin/client-go"); err != nil {
+		t.Fatalf("image rootfs: %v", err)
+	}
+	if _, err := framework.Run(t.Context(), nil, Binary, "images", "import", "--data-dir", shared.DataDir, "--name", clientGoImage, rootfs); err != nil {
+		t.Fatalf("import %s: %v", clientGoImage, err)
+	}
+}
+
+// grantPodReader creates the service account pod-reader in ns and a Role
+// and RoleBinding that let it get, list and watch the namespace's pods:
+// what `kubectl create role pod-reader --verb=get,list,watch
+// --resource=pods` and `kubectl create rolebinding` make.
+func grantPodReader(t *testing.T, c kubernetes.Interface, ns string) {
+	t.Helper()
+	ctx := t.Context()
+	if _, err := c.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{
+		ObjectMeta: metav1.ObjectMeta{Name: "pod-reader"},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create service account: %v", err)
+	}
+	if _, err := c.RbacV1().Roles(ns).Create(ctx, &rbacv1.Role{
+		ObjectMeta: metav1.ObjectMeta{Name: "pod-reader"},
+		Rules: []rbacv1.PolicyRule{{
+			APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list", "watch"},
+		}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create role: %v", err)
+	}
+	if _, err := c.RbacV1().RoleBindings(ns).Create(ctx, &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "pod-reader"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "pod-reader"},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: "pod-reader", Namespace: ns}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create role binding: %v", err)
+	}
+}
+
+// clientGoPod runs the client-go example with the in-cluster config (no
+// --kubeconfig) as service account sa; it lists and watches only the pods
+// labelled app=listed, so its own pod's status changes are not among the
+// events it counts.
+func clientGoPod(ns, name, sa string) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: corev1.PodSpec{
+			ServiceAccountName:            sa,
+			RestartPolicy:                 corev1.RestartPolicyNever,
+			TerminationGracePeriodSeconds: new(int64),
+			Containers: []corev1.Container{{
+				Name:    "main",
+				Image:   clientGoImage,
+				Command: []string{"/bin/client-go", "--selector", "app=listed", "--watch-for", "4", "--timeout", "60"},
+			}},
+		},
+	}
+}
+
+// The client-go example runs in a pod with rest.InClusterConfig(): it
+// reaches the API server through the `kubernetes` Service with the pod's
+// service account token, lists and watches pods as a Role allows, and is
+// refused (upstream's 403) with the default service account.
+func TestClientGoInPod(t *testing.T) {
+	t.Parallel()
+	c := shared.Client(t)
+	importClientGoImage(t)
+
+	t.Run("role allows list and watch", func(t *testing.T) {
+		ns := framework.NewNamespace(t, c, "clients-inpod-")
+		grantPodReader(t, c, ns)
+		startSleepers(t, c, ns, "listed-1", "listed-2")
+		if _, err := c.CoreV1().Pods(ns).Create(t.Context(), clientGoPod(ns, "client-go", "pod-reader"), metav1.CreateOptions{}); err != nil {
+			t.Fatalf("create pod: %v", err)
+		}
+		logs, pod := framework.WaitPodLogs(t, c, ns, "client-go", 90*time.Second, func(logs string) bool {
+			return strings.Contains(logs, "Watching for 4 events")
+		})
+		// The container may print before the agent has written phase
+		// Running: wait for the status to catch up (a finished pod fails).
+		if err := wait.PollUntilContextTimeout(t.Context(), 50*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+			p, err := c.CoreV1().Pods(ns).Get(ctx, "client-go", metav1.GetOptions{})
+			if err != nil {
+				return false, nil
+			}
+			pod = p
+			return p.Status.Phase != corev1.PodPending, nil
+		}); err != nil {
+			t.Fatalf("pod still Pending after its container printed; status: %s", framework.PodStatus(pod))
+		}
+		if pod.Status.Phase != corev1.PodRunning {
+			t.Fatalf("pod is %s before the watch, want Running; status: %s\nlogs:\n%s", pod.Status.Phase, framework.PodStatus(pod), logs)
+		}
+		churnPod(t, c, ns, "watched")
+		logs, pod = framework.WaitPodLogs(t, c, ns, "client-go", 90*time.Second, func(string) bool { return false })
+		if pod.Status.Phase != corev1.PodSucceeded {
+			t.Fatalf("pod is %s, want Succeeded; status: %s\nlogs:\n%s", pod.Status.Phase, framework.PodStatus(pod), logs)
+		}
+		want := listAndWatchOutput(ns)
+		if got := maskRV(logs); got != want {
+			t.Errorf("logs:\n%s\nwant:\n%s", got, want)
+		}
+	})
+
+	t.Run("default service account is forbidden", func(t *testing.T) {
+		ns := framework.NewNamespace(t, c, "clients-inpod-")
+		if _, err := c.CoreV1().Pods(ns).Create(t.Context(), clientGoPod(ns, "client-go", "default"), metav1.CreateOptions{}); err != nil {
+			t.Fatalf("create pod: %v", err)
+		}
+		logs, pod := framework.WaitPodLogs(t, c, ns, "client-go", 90*time.Second, func(string) bool { return false })
+		if pod.Status.Phase != corev1.PodFailed {
+			t.Fatalf("pod is %s, want Failed; status: %s\nlogs:\n%s", pod.Status.Phase, framework.PodStatus(pod), logs)
+		}
+		want := fmt.Sprintf(`error: list pods in namespace %[1]s: pods is forbidden: User "system:serviceaccount:%[1]s:default" cannot list resource "pods" in API group "" in the namespace "%[1]s"`+"\n", ns)
+		if logs != want {
+			t.Errorf("logs:\n%s\nwant:\n%s", logs, want)
+		}
+	})
 }

@@ -11,23 +11,23 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/pocketkube/pocketkube/test/framework"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
-
-	"github.com/pocketkube/pocketkube/test/framework"
 )
 
 // The upstream controllers run: every namespace gets its default service
 // account and the kube-root-ca.crt ConfigMap holding the cluster CA.
 func TestControllerManagerPopulatesNamespace(t *testing.T) {
-	ctx := context.Background()
+	t.Parallel()
+	ctx := t.Context()
 	c := shared.Client(t)
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "e2e-controllers"}}
 	if _, err := c.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.CoreV1().Namespaces().Delete(ctx, ns.Name, metav1.DeleteOptions{}) })
+	t.Cleanup(func() { c.CoreV1().Namespaces().Delete(context.Background(), ns.Name, metav1.DeleteOptions{}) })
 	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
 		_, err1 := c.CoreV1().ServiceAccounts(ns.Name).Get(ctx, "default", metav1.GetOptions{})
 		cm, err2 := c.CoreV1().ConfigMaps(ns.Name).Get(ctx, "kube-root-ca.crt", metav1.GetOptions{})
@@ -44,9 +44,9 @@ func TestControllerManagerPopulatesNamespace(t *testing.T) {
 // exits 0 (and at once on SIGTERM).
 func batchJobImage(t *testing.T) string {
 	t.Helper()
-	host, _ := startRegistry(t, "", "")
+	host, _ := framework.StartRegistry(t, "", "")
 	image := host + "/luksa/batch-job"
-	pushBusybox(t, image, v1.Config{
+	framework.PushBusybox(t, image, v1.Config{
 		Cmd: []string{"sh", "-c", "trap 'exit 0' TERM; echo Batch job starting; sleep 120 & wait; echo Finished succesfully"},
 		Env: []string{"PATH=/bin"},
 	}, authn.Anonymous)
@@ -58,9 +58,10 @@ func batchJobImage(t *testing.T) string {
 // one that fits is bound to the node, which tries to pull its image and
 // reports the registry's answer.
 func TestJobPodIsScheduledOrPending(t *testing.T) {
-	ctx := context.Background()
+	t.Parallel()
+	ctx := t.Context()
 	c := shared.Client(t)
-	host, _ := startRegistry(t, "", "") // serves no image at all
+	host, _ := framework.StartRegistry(t, "", "") // serves no image at all
 	missing := host + "/luksa/batch-job:missing"
 	// jobPod creates Job name with extra pod spec lines and waits until
 	// its pod satisfies cond.
@@ -72,7 +73,7 @@ func TestJobPodIsScheduledOrPending(t *testing.T) {
 		}
 		t.Cleanup(func() {
 			bg := metav1.DeletePropagationBackground
-			c.BatchV1().Jobs("default").Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy: &bg})
+			c.BatchV1().Jobs("default").Delete(context.Background(), name, metav1.DeleteOptions{PropagationPolicy: &bg})
 		})
 		var pod *corev1.Pod
 		err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, framework.PodTimeout, true, func(ctx context.Context) (bool, error) {
@@ -143,4 +144,36 @@ func podConditions(p *corev1.Pod) []corev1.PodCondition {
 		return nil
 	}
 	return p.Status.Conditions
+}
+
+func TestJobRunsToComplete(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	shared.ImportBusybox(t, "busybox")
+	manifest := `apiVersion: batch/v1
+kind: Job
+metadata:
+  name: e2e-batch
+spec:
+  template:
+    spec:
+      restartPolicy: OnFailure
+      containers:
+      - name: main
+        image: busybox
+        command: ["sh", "-c", "echo batch done"]
+`
+	if _, err := shared.KubectlStdin(ctx, framework.Newest(), manifest, "apply", "-f", "-"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		shared.Kubectl(context.Background(), framework.Newest(), "delete", "job", "e2e-batch", "--cascade=background", "--wait=false")
+	})
+	if _, err := shared.Kubectl(ctx, framework.Newest(), "wait", "--for=condition=Complete", "job/e2e-batch", "--timeout=60s"); err != nil {
+		t.Fatal(err)
+	}
+	out, err := shared.Kubectl(ctx, framework.Newest(), "logs", "job/e2e-batch")
+	if err != nil || out != "batch done\n" {
+		t.Errorf("job logs %q, %v", out, err)
+	}
 }

@@ -21,13 +21,11 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/util/retry"
 
 	"github.com/pocketkube/pocketkube/test/framework"
 )
@@ -171,6 +169,7 @@ func mounttestFileContentInLoop(path string, seconds int) []string {
 }
 
 func TestDownwardAPIEnv(t *testing.T) {
+	t.Parallel()
 	c := shared.Client(t)
 	ns := testNamespace(t, c, "downward-api")
 
@@ -248,7 +247,7 @@ func TestDownwardAPIEnv(t *testing.T) {
 			fieldEnv("POD_IPS", "status.podIPs"),
 		})
 		logs := matchContainerOutput(t, c, pod, "dapi-container", nil, containSubstring)
-		got, err := c.CoreV1().Pods(ns).Get(context.Background(), podName, metav1.GetOptions{})
+		got, err := c.CoreV1().Pods(ns).Get(t.Context(), podName, metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -315,7 +314,7 @@ func TestDownwardAPIEnv(t *testing.T) {
 		logs := matchContainerOutput(t, c, pod, "dapi-container", []string{
 			"POD_UID=[a-z0-9]{8}-[a-z0-9]{4}-[a-z0-9]{4}-[a-z0-9]{4}-[a-z0-9]{12}",
 		}, matchRegexp)
-		got, err := c.CoreV1().Pods(ns).Get(context.Background(), pod.Name, metav1.GetOptions{})
+		got, err := c.CoreV1().Pods(ns).Get(t.Context(), pod.Name, metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -378,11 +377,11 @@ func TestDownwardAPIEnv(t *testing.T) {
 // nodeOf returns the node pod ns/name ran on.
 func nodeOf(t *testing.T, c kubernetes.Interface, ns, name string) *corev1.Node {
 	t.Helper()
-	pod, err := c.CoreV1().Pods(ns).Get(context.Background(), name, metav1.GetOptions{})
+	pod, err := c.CoreV1().Pods(ns).Get(t.Context(), name, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	node, err := c.CoreV1().Nodes().Get(context.Background(), pod.Spec.NodeName, metav1.GetOptions{})
+	node, err := c.CoreV1().Nodes().Get(t.Context(), pod.Spec.NodeName, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -533,6 +532,7 @@ func (k downwardVolumeKind) updatePod(ns, name string, labels, annotations map[s
 func setPodNonRootUser(pod *corev1.Pod) { pod.Spec.SecurityContext.RunAsUser = &nonRootTestUserID }
 
 func TestDownwardAPIVolume(t *testing.T) {
+	t.Parallel()
 	testDownwardVolume(t, downwardVolumeKind{projected: false}, "downward-api", 120)
 }
 
@@ -542,6 +542,7 @@ func TestDownwardAPIVolume(t *testing.T) {
 // here every pod uses a projected volume, so projected volumes are what the
 // test exercises.
 func TestProjectedDownwardAPI(t *testing.T) {
+	t.Parallel()
 	testDownwardVolume(t, downwardVolumeKind{projected: true}, "projected", 1200)
 }
 
@@ -577,7 +578,7 @@ func testDownwardVolume(t *testing.T, k downwardVolumeKind, nsPrefix string, loo
 			"owner UID of \"/etc/podinfo/podname\": 0\n",
 			"owner GID of \"/etc/podinfo/podname\": 0\n",
 		}, containSubstring)
-		stored, err := c.CoreV1().Pods(ns).Get(context.Background(), pod.Name, metav1.GetOptions{})
+		stored, err := c.CoreV1().Pods(ns).Get(t.Context(), pod.Name, metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -622,20 +623,11 @@ func testDownwardVolume(t *testing.T, k downwardVolumeKind, nsPrefix string, loo
 			t.Fatal(err)
 		}
 		eventuallyLogContains(t, c, ns, pod.Name, "client-container", before)
-		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-			p, err := c.CoreV1().Pods(ns).Get(context.Background(), pod.Name, metav1.GetOptions{})
-			if err != nil {
-				return err
-			}
-			change(p)
-			_, err = c.CoreV1().Pods(ns).Update(context.Background(), p, metav1.UpdateOptions{})
-			return err
-		})
-		if err != nil {
+		if err := framework.UpdatePod(t.Context(), c, ns, pod.Name, change); err != nil {
 			t.Fatalf("update pod: %v", err)
 		}
 		eventuallyLogContains(t, c, ns, pod.Name, "client-container", after)
-		p, _ := c.CoreV1().Pods(ns).Get(context.Background(), pod.Name, metav1.GetOptions{})
+		p, _ := c.CoreV1().Pods(ns).Get(t.Context(), pod.Name, metav1.GetOptions{})
 		if p == nil || len(p.Status.ContainerStatuses) != 1 || p.Status.ContainerStatuses[0].RestartCount != 0 || p.Status.ContainerStatuses[0].State.Running == nil {
 			t.Errorf("container restarted or stopped: %s", framework.PodStatus(p))
 		}
@@ -688,222 +680,12 @@ func testDownwardVolume(t *testing.T, k downwardVolumeKind, nsPrefix string, loo
 func eventuallyLogContains(t *testing.T, c kubernetes.Interface, ns, pod, container, want string) {
 	t.Helper()
 	var logs string
-	err := wait.PollUntilContextTimeout(context.Background(), time.Second, volumeUpdateTimeout, true, func(ctx context.Context) (bool, error) {
+	err := wait.PollUntilContextTimeout(t.Context(), time.Second, volumeUpdateTimeout, true, func(ctx context.Context) (bool, error) {
 		logs, _ = framework.PodLogs(t.Context(), c, ns, pod, container)
 		return strings.Contains(logs, want), nil
 	})
 	if err != nil {
 		t.Fatalf("log of %s never contained %q: %v\n%s", pod, want, err, framework.Tail(logs, 20))
-	}
-}
-
-// waitGone waits until pod ns/name no longer exists.
-func waitGone(t *testing.T, c kubernetes.Interface, ns, name string) {
-	t.Helper()
-	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, framework.PodTimeout, true, func(ctx context.Context) (bool, error) {
-		_, err := c.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
-		return apierrors.IsNotFound(err), nil
-	})
-	if err != nil {
-		t.Fatalf("pod %s/%s not deleted: %v", ns, name, err)
-	}
-}
-
-// expansionPod is expansion.go's newPod.
-func expansionPod(ns string, command []string, envVars []corev1.EnvVar, mounts []corev1.VolumeMount, volumes []corev1.Volume) *corev1.Pod {
-	podName := uniqueName("var-expansion-")
-	return &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: podName, Namespace: ns, Labels: map[string]string{"name": podName}},
-		Spec: corev1.PodSpec{
-			Containers: []corev1.Container{{
-				Name:            "dapi-container",
-				Image:           e2eBusybox,
-				ImagePullPolicy: corev1.PullIfNotPresent,
-				Command:         command,
-				Env:             envVars,
-				VolumeMounts:    mounts,
-			}},
-			RestartPolicy: corev1.RestartPolicyNever,
-			Volumes:       volumes,
-		},
-	}
-}
-
-func TestExpansion(t *testing.T) {
-	c := shared.Client(t)
-	ns := testNamespace(t, c, "var-expansion")
-	workdir := []corev1.Volume{{Name: "workdir1", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
-	annotationEnv := []corev1.EnvVar{
-		{Name: "POD_NAME", Value: "foo"},
-		{Name: "ANNOTATION", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "metadata.annotations['mysubpath']"}}},
-	}
-	annotationMounts := []corev1.VolumeMount{
-		{Name: "workdir1", MountPath: "/subpath_mount", SubPathExpr: "$(ANNOTATION)/$(POD_NAME)"},
-		{Name: "workdir1", MountPath: "/volume_mount"},
-	}
-
-	t.Run("should allow composing env vars into new env vars", func(t *testing.T) {
-		pod := expansionPod(ns, []string{"sh", "-c", "env"}, []corev1.EnvVar{
-			{Name: "FOO", Value: "foo-value"},
-			{Name: "BAR", Value: "bar-value"},
-			{Name: "FOOBAR", Value: "$(FOO);;$(BAR)"},
-		}, nil, nil)
-		expectOutput(t, c, pod, "dapi-container", []string{"FOO=foo-value", "BAR=bar-value", "FOOBAR=foo-value;;bar-value"})
-	})
-
-	t.Run("should allow substituting values in a container's command", func(t *testing.T) {
-		pod := expansionPod(ns, []string{"sh", "-c", "TEST_VAR=wrong echo \"$(TEST_VAR)\""}, []corev1.EnvVar{{Name: "TEST_VAR", Value: "test-value"}}, nil, nil)
-		expectOutput(t, c, pod, "dapi-container", []string{"test-value"})
-	})
-
-	t.Run("should allow substituting values in a container's args", func(t *testing.T) {
-		pod := expansionPod(ns, []string{"sh", "-c"}, []corev1.EnvVar{{Name: "TEST_VAR", Value: "test-value"}}, nil, nil)
-		pod.Spec.Containers[0].Args = []string{"TEST_VAR=wrong echo \"$(TEST_VAR)\""}
-		expectOutput(t, c, pod, "dapi-container", []string{"test-value"})
-	})
-
-	t.Run("should allow substituting values in a volume subpath", func(t *testing.T) {
-		envVars := []corev1.EnvVar{{Name: "POD_NAME", Value: "foo"}}
-		mounts := []corev1.VolumeMount{
-			{Name: "workdir1", MountPath: "/logscontainer", SubPathExpr: "$(POD_NAME)"},
-			{Name: "workdir1", MountPath: "/testcontainer"},
-		}
-		pod := expansionPod(ns, []string{}, envVars, mounts, workdir)
-		envVars[0].Value = pod.Name
-		pod.Spec.Containers[0].Command = []string{"sh", "-c", "test -d /testcontainer/" + pod.Name + ";echo $?"}
-		expectOutput(t, c, pod, "dapi-container", []string{"0"})
-	})
-
-	// testPodFailSubpath: the container waits with CreateContainerConfigError
-	// and the pod stays Pending. Beyond upstream, the message must be
-	// kubelet's makeMounts error, so the test cannot pass for another
-	// reason. Upstream's pod has no command (its busybox image's Cmd is
-	// "sh"); the offline busybox has no Cmd, so each case also runs with
-	// the command the upstream image would supply: kubelet prepares mounts
-	// before the runtime looks at the command, so both must fail alike.
-	failSubpath := func(t *testing.T, value, message string) {
-		for _, command := range [][]string{nil, {"sh"}} {
-			t.Run(fmt.Sprintf("command=%q", command), func(t *testing.T) {
-				pod := expansionPod(ns, command, []corev1.EnvVar{{Name: "POD_NAME", Value: value}},
-					[]corev1.VolumeMount{{Name: "workdir1", MountPath: "/logscontainer", SubPathExpr: "$(POD_NAME)"}}, workdir)
-				framework.CreatePod(t, c, pod)
-				p, err := framework.WaitPodIn(t.Context(), c, ns, pod.Name, framework.PodTimeout, waitContainerToFail("CreateContainerConfigError"))
-				if err != nil {
-					t.Fatalf("while waiting for the pod container to fail: %v", err)
-				}
-				if w := p.Status.ContainerStatuses[0].State.Waiting; w.Message != message {
-					t.Errorf("waiting message %q, want kubelet's %q", w.Message, message)
-				}
-			})
-		}
-	}
-	t.Run("should fail substituting values in a volume subpath with backticks", func(t *testing.T) {
-		failSubpath(t, "..", "unable to provision SubPath `..`: must not contain '..'")
-	})
-	t.Run("should fail substituting values in a volume subpath with absolute path", func(t *testing.T) {
-		failSubpath(t, "/tmp", "error SubPath `/tmp` must not be an absolute path")
-	})
-
-	t.Run("should verify that a failing subpath expansion can be modified during the lifecycle of a container", func(t *testing.T) {
-		pod := expansionPod(ns, []string{"sh", "-c", "tail -f /dev/null"}, annotationEnv, annotationMounts, workdir)
-		pod.Annotations = map[string]string{"notmysubpath": "mypath"}
-		framework.CreatePod(t, c, pod)
-		// Upstream: Consistently Pending for PodStartShortTimeout (2 min);
-		// 10 s here, long enough for the agent to have tried and failed.
-		deadline := time.Now().Add(10 * time.Second)
-		for time.Now().Before(deadline) {
-			p, err := c.CoreV1().Pods(ns).Get(context.Background(), pod.Name, metav1.GetOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if p.Status.Phase != corev1.PodPending {
-				t.Fatalf("pod left Pending with the annotation missing: %s", framework.PodStatus(p))
-			}
-			time.Sleep(500 * time.Millisecond)
-		}
-		updatePodIn(t, c, ns, pod.Name, func(p *corev1.Pod) {
-			if p.Annotations == nil {
-				p.Annotations = map[string]string{}
-			}
-			p.Annotations["mysubpath"] = "mypath"
-		})
-		if _, err := framework.WaitPodIn(t.Context(), c, ns, pod.Name, framework.PodTimeout, func(p *corev1.Pod) (bool, error) { return p.Status.Phase == corev1.PodRunning, nil }); err != nil {
-			t.Fatalf("while waiting for pod to be running: %v", err)
-		}
-		deleteGracefully(t, c, ns, pod.Name)
-	})
-
-	t.Run("should succeed in writing subpaths in container", func(t *testing.T) {
-		pod := expansionPod(ns, []string{"sh", "-c", "tail -f /dev/null"}, annotationEnv, annotationMounts, workdir)
-		pod.Annotations = map[string]string{"mysubpath": "mypath"}
-		framework.CreatePod(t, c, pod)
-		if _, err := framework.WaitPodIn(t.Context(), c, ns, pod.Name, framework.PodTimeout, func(p *corev1.Pod) (bool, error) { return p.Status.Phase == corev1.PodRunning, nil }); err != nil {
-			t.Fatalf("while waiting for pod to be running: %v", err)
-		}
-		if _, err := shared.Kubectl(context.Background(), framework.Newest(), "exec", "-n", ns, pod.Name, "--", "/bin/sh", "-c", "touch /volume_mount/mypath/foo/test.log"); err != nil {
-			t.Fatalf("expected to be able to write to subpath: %v", err)
-		}
-		if _, err := shared.Kubectl(context.Background(), framework.Newest(), "exec", "-n", ns, pod.Name, "--", "/bin/sh", "-c", "test -f /subpath_mount/test.log"); err != nil {
-			t.Fatalf("expected to be able to verify file: %v", err)
-		}
-		updatePodIn(t, c, ns, pod.Name, func(p *corev1.Pod) { p.Annotations["mysubpath"] = "mynewpath" })
-		if _, err := framework.WaitPodIn(t.Context(), c, ns, pod.Name, framework.PodTimeout, func(p *corev1.Pod) (bool, error) { return p.Status.Phase == corev1.PodRunning, nil }); err != nil {
-			t.Fatalf("while waiting for annotated pod to be running: %v", err)
-		}
-		deleteGracefully(t, c, ns, pod.Name)
-	})
-
-	t.Run("allow almost all printable ASCII characters as environment variable names", func(t *testing.T) {
-		// Upstream runs `sh -c env`; the host's busybox 1.35 ash drops
-		// variables whose names are not shell identifiers before it runs
-		// env (upstream's busybox 1.37 passes them on), so env runs
-		// directly: the container's environment is what is under test.
-		pod := expansionPod(ns, []string{"env"}, []corev1.EnvVar{
-			{Name: "!\"#$%&'()", Value: "value-1"},
-			{Name: "* +,-./0123456789", Value: "value-2"},
-			{Name: ":;<>?@", Value: "value-3"},
-			{Name: "[\\]^_`{}|~", Value: "value-4"},
-		}, nil, nil)
-		expectOutput(t, c, pod, "dapi-container", []string{
-			"!\"#$%&'()=value-1",
-			"* +,-./0123456789=value-2",
-			":;<>?@=value-3",
-			"[\\]^_`{}|~=value-4",
-		})
-	})
-}
-
-// waitContainerToFail is upstream's WaitForPodContainerToFail condition for
-// container 0.
-func waitContainerToFail(reason string) func(*corev1.Pod) (bool, error) {
-	return func(p *corev1.Pod) (bool, error) {
-		switch p.Status.Phase {
-		case corev1.PodPending:
-			if len(p.Status.ContainerStatuses) == 0 {
-				return false, nil
-			}
-			w := p.Status.ContainerStatuses[0].State.Waiting
-			return w != nil && w.Reason == reason, nil
-		case corev1.PodFailed, corev1.PodRunning, corev1.PodSucceeded:
-			return false, fmt.Errorf("pod was expected to be pending, but it is in the state: %s (%s)", p.Status.Phase, framework.PodStatus(p))
-		}
-		return false, nil
-	}
-}
-
-func updatePodIn(t *testing.T, c kubernetes.Interface, ns, name string, change func(*corev1.Pod)) {
-	t.Helper()
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		p, err := c.CoreV1().Pods(ns).Get(context.Background(), name, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		change(p)
-		_, err = c.CoreV1().Pods(ns).Update(context.Background(), p, metav1.UpdateOptions{})
-		return err
-	})
-	if err != nil {
-		t.Fatalf("update pod %s: %v", name, err)
 	}
 }
 
@@ -913,10 +695,10 @@ func updatePodIn(t *testing.T, c kubernetes.Interface, ns, name string, change f
 func deleteGracefully(t *testing.T, c kubernetes.Interface, ns, name string) {
 	t.Helper()
 	grace := int64(1)
-	if err := c.CoreV1().Pods(ns).Delete(context.Background(), name, metav1.DeleteOptions{GracePeriodSeconds: &grace}); err != nil {
+	if err := c.CoreV1().Pods(ns).Delete(t.Context(), name, metav1.DeleteOptions{GracePeriodSeconds: &grace}); err != nil {
 		t.Fatalf("failed to delete pod: %v", err)
 	}
-	waitGone(t, c, ns, name)
+	framework.WaitGone(t, c, ns, name)
 }
 
 // walkthroughVariant is one of the seed's manifest pairs.
@@ -946,6 +728,7 @@ func readTestdata(t *testing.T, name string) string {
 // TestWalkthroughDownward runs WALKTHROUGH.md sections 1 and 2 with every
 // kubectl version and both seed variants, on the pod name the seeds use.
 func TestWalkthroughDownward(t *testing.T) {
+	t.Parallel()
 	c := shared.Client(t)
 	shared.ImportBusybox(t, e2eBusybox)
 	for _, v := range framework.KubectlVersions {
@@ -964,9 +747,9 @@ func TestWalkthroughDownward(t *testing.T) {
 			if bad == manifest {
 				t.Fatal("testdata has no containerName line to drop")
 			}
-			out, err := shared.KubectlStdin(context.Background(), v, bad, "apply", "-f", "-")
+			out, err := shared.KubectlStdin(t.Context(), v, bad, "apply", "-f", "-")
 			if err == nil {
-				shared.Kubectl(context.Background(), v, "delete", "pod", "downward", "--grace-period=0", "--force")
+				shared.Kubectl(t.Context(), v, "delete", "pod", "downward", "--grace-period=0", "--force")
 				t.Fatalf("apply without containerName succeeded: %s", out)
 			}
 			// The API server's own text: upstream's validateDownwardAPIVolumeFile
@@ -1017,9 +800,9 @@ func TestWalkthroughDownward(t *testing.T) {
 // v, waits until `kubectl get pods` shows it 1/1 Running and returns it.
 func applyDownward(t *testing.T, c kubernetes.Interface, v, manifest string) *corev1.Pod {
 	t.Helper()
-	ctx := context.Background()
+	ctx := t.Context()
 	// A previous subtest's pod of the same name may still be going.
-	waitGone(t, c, "default", "downward")
+	framework.WaitGone(t, c, "default", "downward")
 	// ServiceAccount admission refuses pods until the controller manager
 	// made the namespace's default service account, as on a new cluster.
 	err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, framework.PodTimeout, true, func(ctx context.Context) (bool, error) {
@@ -1035,7 +818,7 @@ func applyDownward(t *testing.T, c kubernetes.Interface, v, manifest string) *co
 	t.Cleanup(func() {
 		// sleep as PID 1 ignores SIGTERM: skip the 30 s grace period.
 		c.CoreV1().Pods("default").Delete(context.Background(), "downward", metav1.DeleteOptions{GracePeriodSeconds: new(int64)})
-		waitGone(t, c, "default", "downward")
+		framework.WaitGone(t, c, "default", "downward")
 	})
 	var out string
 	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, framework.PodTimeout, true, func(ctx context.Context) (bool, error) {
@@ -1079,7 +862,7 @@ func parseEnv(t *testing.T, out string) map[string]string {
 }
 
 func walkthroughEnv(t *testing.T, c kubernetes.Interface, v string, variant walkthroughVariant) {
-	ctx := context.Background()
+	ctx := t.Context()
 	pod := applyDownward(t, c, v, readTestdata(t, "downward-env-"+variant.seed+".yaml"))
 	svc, err := c.CoreV1().Services("default").Get(ctx, "kubernetes", metav1.GetOptions{})
 	if err != nil {
@@ -1161,7 +944,7 @@ func walkthroughEnv(t *testing.T, c kubernetes.Interface, v string, variant walk
 }
 
 func walkthroughVolume(t *testing.T, c kubernetes.Interface, v string, variant walkthroughVariant) {
-	ctx := context.Background()
+	ctx := t.Context()
 	applyDownward(t, c, v, readTestdata(t, "downward-volume-"+variant.seed+".yaml"))
 	kexec := func(args ...string) string {
 		t.Helper()

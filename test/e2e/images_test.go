@@ -3,21 +3,28 @@
 package e2e
 
 import (
-	"archive/tar"
-	"bufio"
 	"context"
+	"errors"
 	"fmt"
-	"io"
+	"net/http"
 	"os"
-	"os/exec"
 	"path"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/pocketkube/pocketkube/test/framework"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // The chapter's images, built offline from the host's own files. Their
@@ -50,176 +57,6 @@ TOKEN="$(cat /var/run/secrets/kubernetes.io/serviceaccount/token)"
 /kubectl proxy --server="$API_SERVER" --certificate-authority="$CA_CRT" --token="$TOKEN" --accept-paths='^.*'
 `
 
-// rootfsTar writes a root filesystem tar to a file, streaming (the
-// pocketkube binary alone is ~200 MB). Parent directories are added
-// before their entries, each name is written once (the first wins), and
-// the first error sticks and is returned by Close.
-type rootfsTar struct {
-	f    *os.File
-	tw   *tar.Writer
-	now  time.Time
-	seen map[string]bool
-	err  error
-}
-
-func newRootfsTar(file string) (*rootfsTar, error) {
-	f, err := os.Create(file)
-	if err != nil {
-		return nil, err
-	}
-	return &rootfsTar{f: f, tw: tar.NewWriter(f), now: time.Now(), seen: map[string]bool{}}, nil
-}
-
-// tarName turns an absolute or relative path into a tar entry name.
-func tarName(name string) string { return strings.TrimPrefix(path.Clean("/"+name), "/") }
-
-// parents adds the directories above name.
-func (r *rootfsTar) parents(name string) {
-	if d := path.Dir(name); d != "." && d != "/" {
-		r.Dir(d, 0o755)
-	}
-}
-
-func (r *rootfsTar) header(h *tar.Header) bool {
-	if r.err != nil || r.seen[h.Name] {
-		return false
-	}
-	r.seen[h.Name] = true
-	h.ModTime = r.now
-	r.err = r.tw.WriteHeader(h)
-	return r.err == nil
-}
-
-// Dir adds directory name and its parents.
-func (r *rootfsTar) Dir(name string, mode int64) {
-	name = tarName(name)
-	if r.seen[name] {
-		return
-	}
-	r.parents(name)
-	r.header(&tar.Header{Typeflag: tar.TypeDir, Name: name, Mode: mode})
-}
-
-// File adds a regular file with data.
-func (r *rootfsTar) File(name string, mode int64, data []byte) {
-	name = tarName(name)
-	r.parents(name)
-	if r.header(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: mode, Size: int64(len(data))}) {
-		_, r.err = r.tw.Write(data)
-	}
-}
-
-// Symlink adds name pointing at target.
-func (r *rootfsTar) Symlink(name, target string) {
-	name = tarName(name)
-	r.parents(name)
-	r.header(&tar.Header{Typeflag: tar.TypeSymlink, Name: name, Linkname: target, Mode: 0o777})
-}
-
-// HostFile adds the host's file src (symlinks followed) as name.
-func (r *rootfsTar) HostFile(src, name string, mode int64) {
-	if r.err != nil {
-		return
-	}
-	f, err := os.Open(src)
-	if err != nil {
-		r.err = err
-		return
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		r.err = err
-		return
-	}
-	name = tarName(name)
-	r.parents(name)
-	if r.header(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: mode, Size: st.Size()}) {
-		_, r.err = io.Copy(r.tw, f)
-	}
-}
-
-// Binary adds the host's executable src as name, with every library ldd
-// lists for it at the path ldd gives (the dynamic loader included), so
-// that it runs as on the host. A static binary has none.
-func (r *rootfsTar) Binary(src, name string) {
-	r.HostFile(src, name, 0o755)
-	libs, err := sharedLibraries(src)
-	if err != nil {
-		if r.err == nil {
-			r.err = err
-		}
-		return
-	}
-	for _, lib := range libs {
-		r.HostFile(lib, lib, 0o755)
-	}
-}
-
-// Busybox adds the host's busybox-static as /bin/busybox with a symlink
-// per applet (one not already added), /etc/passwd and /etc/group with
-// root and nobody, and the usual top directories: the busybox image of
-// image_test.go.
-func (r *rootfsTar) Busybox() {
-	bin, err := exec.LookPath("busybox")
-	if err != nil {
-		r.err = err
-		return
-	}
-	list, err := exec.Command(bin, "--list").Output()
-	if err != nil {
-		r.err = fmt.Errorf("busybox --list: %w", err)
-		return
-	}
-	for _, d := range []string{"bin", "etc", "dev", "proc", "sys", "root", "home", "var", "usr/bin"} {
-		r.Dir(d, 0o755)
-	}
-	r.Dir("tmp", 0o1777)
-	r.HostFile(bin, "bin/busybox", 0o755)
-	r.File("etc/passwd", 0o644, []byte("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\n"))
-	r.File("etc/group", 0o644, []byte("root:x:0:\nnobody:x:65534:\n"))
-	for _, applet := range strings.Fields(string(list)) {
-		if applet != "busybox" {
-			r.Symlink("bin/"+applet, "busybox")
-		}
-	}
-}
-
-// Close finishes the tar and returns the first error.
-func (r *rootfsTar) Close() error {
-	if r.err == nil {
-		r.err = r.tw.Close()
-	}
-	if err := r.f.Close(); r.err == nil {
-		r.err = err
-	}
-	return r.err
-}
-
-// sharedLibraries returns the absolute paths ldd prints for binary: each
-// "name => /path (addr)" and the loader's "/path (addr)". A static binary
-// ("not a dynamic executable", ldd exits 1) has none.
-func sharedLibraries(binary string) ([]string, error) {
-	out, err := exec.Command("ldd", binary).CombinedOutput()
-	if err != nil {
-		if strings.Contains(string(out), "not a dynamic executable") {
-			return nil, nil
-		}
-		return nil, fmt.Errorf("ldd %s: %w: %s", binary, err, out)
-	}
-	var libs []string
-	s := bufio.NewScanner(strings.NewReader(string(out)))
-	for s.Scan() {
-		for _, f := range strings.Fields(s.Text()) {
-			if strings.HasPrefix(f, "/") {
-				libs = append(libs, f)
-				break
-			}
-		}
-	}
-	return libs, s.Err()
-}
-
 // curlRootfs builds tutum/curl: busybox (sh, env, grep, sleep, cat…),
 // /usr/bin/curl and /bin/bash with their libraries (the chapter runs
 // `kubectl exec -it curl bash`), the host's CA bundle where Debian's curl
@@ -229,13 +66,13 @@ func sharedLibraries(binary string) ([]string, error) {
 // the node writes. glibc ≥ 2.34 has files and dns built in; the
 // libnss_files/libnss_dns stubs are copied for older ones.
 func curlRootfs(file string) error {
-	r, err := newRootfsTar(file)
+	r, err := framework.NewRootfsTar(file)
 	if err != nil {
 		return err
 	}
 	r.Binary("/usr/bin/curl", "usr/bin/curl")
 	r.Binary("/bin/bash", "bin/bash")
-	libs, _ := sharedLibraries("/usr/bin/curl")
+	libs, _ := framework.SharedLibraries("/usr/bin/curl")
 	libDir := "/lib/x86_64-linux-gnu"
 	for _, l := range libs {
 		if path.Base(l) == "libc.so.6" {
@@ -257,7 +94,7 @@ func curlRootfs(file string) error {
 // kubectlProxyRootfs builds luksa/kubectl-proxy around the real kubectl
 // of minor version v (a static Go binary) at /kubectl.
 func kubectlProxyRootfs(file, v string) error {
-	r, err := newRootfsTar(file)
+	r, err := framework.NewRootfsTar(file)
 	if err != nil {
 		return err
 	}
@@ -270,7 +107,7 @@ func kubectlProxyRootfs(file, v string) error {
 // pocketkubeProxyRootfs builds the pocketkube ambassador: the binary
 // under test at /pocketkube with its libraries.
 func pocketkubeProxyRootfs(file string) error {
-	r, err := newRootfsTar(file)
+	r, err := framework.NewRootfsTar(file)
 	if err != nil {
 		return err
 	}
@@ -334,10 +171,228 @@ func importChapterImage(t *testing.T, c *framework.Cluster, img chapterImage, va
 	for _, ch := range img.changes {
 		args = append(args, "--change", ch)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
 	if _, err := framework.Run(ctx, nil, Binary, append(args, file)...); err != nil {
 		t.Fatalf("import %s: %v", img.name, err)
 	}
 	chapterImported[key] = variant
+}
+
+// startPrivateRegistry serves the registry on a free loopback port and
+// pushes the busybox image to it as e2e/busybox:v1; it returns host:port.
+func startPrivateRegistry(t *testing.T, user, pass string) (string, *framework.Registry) {
+	t.Helper()
+	host, reg := framework.StartRegistry(t, user, pass)
+	image := host + "/e2e/busybox:v1"
+	framework.PushBusybox(t, image, v1.Config{Cmd: []string{"sh"}, Env: []string{"PATH=/bin", "PUSHED=yes"}}, &authn.Basic{Username: user, Password: pass})
+	// The registry really is private: an anonymous pull is refused.
+	ref, err := name.ParseReference(image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var terr *transport.Error
+	if _, err := remote.Get(ref); !errors.As(err, &terr) || terr.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("anonymous pull from the test registry: %v, want a 401", err)
+	}
+	return host, reg
+}
+
+func TestPullSecrets(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	c := shared.Client(t)
+	host, reg := startPrivateRegistry(t, "e2e-user", "e2e-pass")
+	image := host + "/e2e/busybox:v1"
+	manifest := `apiVersion: v1
+kind: Pod
+metadata:
+  name: %s
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: %s
+    imagePullPolicy: Always
+    command: ["sh", "-c", "echo pushed=$PUSHED; exec sleep 3600"]
+%s`
+	// failsToPull waits for the pull failure and checks kubelet's reasons
+	// and messages: ErrImagePull's is the runtime's error (containerd's
+	// "failed to pull and unpack image ...", with the registry's refusal);
+	// "Failed to pull image ..." is only the event's wording. The back-off
+	// message carries the last pull error (image_manager.go pullImage).
+	failsToPull := func(t *testing.T, name, secret string) {
+		t.Helper()
+		// A watch from before the pod exists sees every status write,
+		// including the short-lived ErrImagePull.
+		wctx, cancel := context.WithTimeout(ctx, framework.PodTimeout)
+		defer cancel()
+		watcher, err := c.CoreV1().Pods("default").Watch(wctx, metav1.ListOptions{FieldSelector: "metadata.name=" + name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer watcher.Stop()
+		pullSecrets := ""
+		if secret != "" {
+			pullSecrets = "  imagePullSecrets: [{name: " + secret + "}]\n"
+		}
+		shared.ApplyPod(t, name, fmt.Sprintf(manifest, name, image, pullSecrets))
+		var pullMsg string
+		var pod *corev1.Pod
+		for ev := range watcher.ResultChan() {
+			p, ok := ev.Object.(*corev1.Pod)
+			if !ok || len(p.Status.ContainerStatuses) == 0 || p.Status.ContainerStatuses[0].State.Waiting == nil {
+				continue
+			}
+			if w := p.Status.ContainerStatuses[0].State.Waiting; w.Reason == "ErrImagePull" && pullMsg == "" {
+				pullMsg = w.Message
+			} else if w.Reason == "ImagePullBackOff" {
+				pod = p
+				break
+			}
+		}
+		if pod == nil {
+			t.Fatalf("pod %s never in ImagePullBackOff", name)
+		}
+		if pullMsg == "" {
+			t.Errorf("no ErrImagePull status before ImagePullBackOff, as kubelet writes")
+		}
+		refused := regexp.MustCompile(`(?i)401|unauthorized|authorization`)
+		cause := fmt.Sprintf("failed to pull and unpack image %q: failed to resolve reference %q: ", image, image)
+		if pullMsg != "" && (!strings.Contains(pullMsg, cause) || !refused.MatchString(pullMsg) || strings.HasPrefix(pullMsg, "Failed to pull image")) {
+			t.Errorf("ErrImagePull message %q\nwant the runtime's error %q... with the registry's refusal, without the event's \"Failed to pull image\" prefix", pullMsg, cause)
+		}
+		w := pod.Status.ContainerStatuses[0].State.Waiting
+		if prefix := fmt.Sprintf("Back-off pulling image %q: ErrImagePull: ", image); !strings.HasPrefix(w.Message, prefix) ||
+			!strings.Contains(w.Message, cause) || !refused.MatchString(w.Message) {
+			t.Errorf("ImagePullBackOff message %q\nwant %q followed by the pull error", w.Message, prefix)
+		}
+		// The events kubelet records for a failed pull (they are written
+		// asynchronously, so wait for them).
+		var out string
+		err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 15*time.Second, true, func(ctx context.Context) (bool, error) {
+			out, err = shared.Kubectl(ctx, framework.Newest(), "get", "events", "--field-selector", "involvedObject.name="+name, "-o", "jsonpath={range .items[*]}{.reason}|{.message}{\"\\n\"}{end}")
+			return err == nil && strings.Contains(out, fmt.Sprintf("Failed|Failed to pull image %q: ", image)) && strings.Contains(out, cause) &&
+				strings.Contains(out, "Failed|Error: ErrImagePull") && strings.Contains(out, fmt.Sprintf("Pulling|Pulling image %q", image)), nil
+		})
+		if err != nil {
+			t.Errorf("events: %q, %v", out, err)
+		}
+		if pod.Status.Phase != corev1.PodPending {
+			t.Errorf("phase %s, want Pending", pod.Status.Phase)
+		}
+		t.Logf("ErrImagePull message seen: %q; back-off message: %q; events:\n%s", pullMsg, w.Message, out)
+	}
+
+	t.Run("no-secret", func(t *testing.T) {
+		failsToPull(t, "pull-nosecret", "")
+		if reg.Refused.Load() == 0 {
+			t.Error("the registry refused nothing: the node never asked it")
+		}
+	})
+	for _, v := range framework.KubectlVersions {
+		t.Run("kubectl-"+v, func(t *testing.T) {
+			secret := "regcred-" + framework.Dashed(v)
+			if _, err := shared.Kubectl(ctx, v, "create", "secret", "docker-registry", secret,
+				"--docker-server="+host, "--docker-username=e2e-user", "--docker-password=e2e-pass", "--docker-email=e2e@example.com"); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { shared.Kubectl(context.Background(), v, "delete", "secret", secret) })
+			out, err := shared.Kubectl(ctx, v, "get", "secret", secret, "-o", "jsonpath={.type}")
+			if err != nil || out != "kubernetes.io/dockerconfigjson" {
+				t.Fatalf("secret type %q, %v", out, err)
+			}
+			before := reg.Authorized.Load()
+			name := "pull-secret-" + framework.Dashed(v)
+			shared.ApplyPod(t, name, fmt.Sprintf(manifest, name, image, "  imagePullSecrets: [{name: "+secret+"}]\n"))
+			pod := framework.WaitPod(t, c, "default", name, "Running", framework.Running)
+			if reg.Authorized.Load() == before {
+				t.Error("the pod runs, but the registry served no authorized request")
+			}
+			cs := pod.Status.ContainerStatuses[0]
+			if cs.Image != image || !strings.HasPrefix(cs.ImageID, host+"/e2e/busybox@sha256:") {
+				t.Errorf("status image %q imageID %q", cs.Image, cs.ImageID)
+			}
+			err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 10*time.Second, true, func(ctx context.Context) (bool, error) {
+				out, _ = shared.Kubectl(ctx, v, "logs", name)
+				return out != "", nil
+			})
+			if out != "pushed=yes\n" {
+				t.Errorf("logs %q: not the pushed image's environment", out)
+			}
+
+			// A wrong password is refused like no secret.
+			bad := "badcred-" + framework.Dashed(v)
+			if _, err := shared.Kubectl(ctx, v, "create", "secret", "docker-registry", bad,
+				"--docker-server="+host, "--docker-username=e2e-user", "--docker-password=wrong"); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { shared.Kubectl(context.Background(), v, "delete", "secret", bad) })
+			badPod := "pull-badcred-" + framework.Dashed(v)
+			failsToPull(t, badPod, bad)
+		})
+	}
+	// The image is on the node now, but pull policy Always still asks the
+	// registry, so a pod without credentials still cannot use it.
+	t.Run("no-secret-image-present", func(t *testing.T) {
+		failsToPull(t, "pull-nosecret-present", "")
+	})
+}
+
+// TestChapterImages checks the offline images without the network: the
+// tutum/curl image runs bash and curl with the host's libraries and CA
+// bundle, verifies TLS with the pod's CA and resolves names through
+// /etc/hosts, and the images are listed under the chapter's names.
+func TestChapterImages(t *testing.T) {
+	t.Parallel()
+	c := shared.Client(t)
+	importChapterImage(t, shared, curlImageSpec(), "")
+	importChapterImage(t, shared, pocketkubeProxyImageSpec(), "")
+	importChapterImage(t, shared, kubectlProxyImageSpec(framework.Newest()), framework.Newest())
+	out, err := framework.Run(t.Context(), nil, Binary, "images", "list", "--data-dir", shared.DataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range [][]string{{"docker.io/tutum/curl", "latest"}, {"docker.io/luksa/kubectl-proxy", "1.6.2"}, {"pocketkube.test/pocketkube-proxy", "e2e"}} {
+		found := false
+		for _, l := range strings.Split(out, "\n") {
+			if f := strings.Fields(l); len(f) >= 2 && f[0] == want[0] && f[1] == want[1] {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("pocketkube images list lacks %s:%s\n%s", want[0], want[1], out)
+		}
+	}
+
+	v := framework.Newest()
+	createChapterPod(t, c, v, "chapter-curl.yaml", "curl")
+	pod, err := c.CoreV1().Pods("default").Get(t.Context(), "curl", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// https://kubernetes is the API server, whose certificate the cluster
+	// CA signed. curl exits 0 once TLS is verified and an HTTP answer came
+	// back, 60 when the certificate is not trusted, and 77 when it cannot
+	// read the CA file: so the image's bundle (the host's) is read, is
+	// PEM that curl uses, and verifies nothing it should not.
+	api := "curl -sS -o /dev/null https://kubernetes/version"
+	for _, s := range []struct{ name, script, want string }{
+		{"bash", "echo ${BASH_VERSION%%.*}\n", "5\n"},
+		{"curl runs", "curl --version | head -1 | cut -d' ' -f1\n", "curl\n"},
+		{"TLS with the pod's CA", api + " --cacert " + saDir + "/ca.crt; echo $?\n", "0\n"},
+		{"TLS with the default CA bundle", api + "; echo $?\n", "60\n"},
+		{"TLS with the bundle as --cacert", api + " --cacert /etc/ssl/certs/ca-certificates.crt; echo $?\n", "60\n"},
+		{"TLS with the bundle and the pod's CA", "cat /etc/ssl/certs/ca-certificates.crt " + saDir + "/ca.crt > /tmp/bundle.crt; " + api + " --cacert /tmp/bundle.crt; echo $?\n", "0\n"},
+		{"TLS with a missing CA file", api + " --cacert /no/such.crt; echo $?\n", "77\n"},
+		// /etc/hosts names the pod itself; glibc reads it per nsswitch.conf.
+		// Nothing listens on port 1: curl resolved the name to the pod's IP
+		// and connected.
+		{"resolve via /etc/hosts", "curl -sS -v http://curl:1/ 2>&1 | grep -o 'Trying [0-9.]*'; echo ${PIPESTATUS[0]}\n", "Trying " + pod.Status.PodIP + "\n7\n"},
+	} {
+		r := podShell(t, v, "curl", "main", "bash", s.script)
+		if r.stdout != s.want {
+			t.Errorf("%s: %q gave %q, want %q\n%s", s.name, s.script, r.stdout, s.want, r)
+		}
+	}
 }

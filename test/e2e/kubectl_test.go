@@ -34,8 +34,9 @@ var ansi = regexp.MustCompile("\x1b\\[[0-9;]*m")
 
 // Walkthrough 3.1.
 func TestKubectlClusterInfo(t *testing.T) {
+	t.Parallel()
 	forEachKubectl(t, func(t *testing.T, v string) {
-		out, err := shared.Kubectl(context.Background(), v, "cluster-info")
+		out, err := shared.Kubectl(t.Context(), v, "cluster-info")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -49,8 +50,9 @@ func TestKubectlClusterInfo(t *testing.T) {
 }
 
 func TestKubectlVersionAndNamespaces(t *testing.T) {
+	t.Parallel()
 	forEachKubectl(t, func(t *testing.T, v string) {
-		ctx := context.Background()
+		ctx := t.Context()
 		out, err := shared.Kubectl(ctx, v, "version", "-o", "json")
 		if err != nil {
 			t.Fatal(err)
@@ -79,8 +81,9 @@ func TestKubectlVersionAndNamespaces(t *testing.T) {
 // Walkthrough 3.3 with kubectl get --raw, and the documents client
 // libraries are generated from (6.3).
 func TestKubectlGetRaw(t *testing.T) {
+	t.Parallel()
 	forEachKubectl(t, func(t *testing.T, v string) {
-		ctx := context.Background()
+		ctx := t.Context()
 		tests := []struct {
 			path string
 			want []string
@@ -130,14 +133,15 @@ spec:
 
 // Walkthrough 3.4: the object at the REST path is the one kubectl shows.
 func TestKubectlJobMatchesREST(t *testing.T) {
+	t.Parallel()
 	image := batchJobImage(t)
 	forEachKubectl(t, func(t *testing.T, v string) {
-		ctx := context.Background()
+		ctx := t.Context()
 		name := "my-job-" + strings.ReplaceAll(v, ".", "-")
 		if _, err := shared.KubectlStdin(ctx, v, fmt.Sprintf(jobYAML, name, image), "apply", "-f", "-"); err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { shared.Kubectl(ctx, v, "delete", "job", name, "--wait=false") })
+		t.Cleanup(func() { shared.Kubectl(context.Background(), v, "delete", "job", name, "--wait=false") })
 		p := startProxy(t)
 		// The job controller updates the object as it creates the pod: read
 		// both ways until both reads see one version.
@@ -176,8 +180,9 @@ func TestKubectlJobMatchesREST(t *testing.T) {
 // `pocketkube proxy` is kubectl proxy: the same answers for the same
 // requests, and the same default filters.
 func TestProxyMatchesKubectlProxy(t *testing.T) {
+	t.Parallel()
 	forEachKubectl(t, func(t *testing.T, v string) {
-		ctx := context.Background()
+		ctx := t.Context()
 		ours := startProxy(t)
 		theirs, err := framework.StartProxy(filepath.Join(framework.KubectlDir, "kubectl."+v), "proxy", "--kubeconfig", shared.Kubeconfig)
 		if err != nil {
@@ -209,7 +214,8 @@ func TestProxyMatchesKubectlProxy(t *testing.T) {
 }
 
 func TestVersionCommand(t *testing.T) {
-	out, err := framework.Run(context.Background(), nil, Binary, "version")
+	t.Parallel()
+	out, err := framework.Run(t.Context(), nil, Binary, "version")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,10 +30,11 @@ func condition(p *corev1.Pod, t corev1.PodConditionType) corev1.ConditionStatus 
 // Readiness follows an exec probe; a failing httpGet liveness probe
 // restarts the container; a preStop hook runs before the stop.
 func TestProbesAndHooks(t *testing.T) {
-	ctx := context.Background()
+	t.Parallel()
+	ctx := t.Context()
 	c := shared.Client(t)
 	hostDir := t.TempDir()
-	applyPod(t, shared, "probed", fmt.Sprintf(`apiVersion: v1
+	shared.ApplyPod(t, "probed", fmt.Sprintf(`apiVersion: v1
 kind: Pod
 metadata:
   name: probed
@@ -60,7 +61,7 @@ spec:
   - name: host
     hostPath: {path: %s}
 `, hostDir))
-	pod := waitPod(t, c, "probed", "Running, not Ready", func(p *corev1.Pod) bool {
+	pod := framework.WaitPod(t, c, "default", "probed", "Running, not Ready", func(p *corev1.Pod) bool {
 		return p.Status.Phase == corev1.PodRunning && condition(p, corev1.ContainersReady) == corev1.ConditionFalse
 	})
 	if pod.Status.ContainerStatuses[0].Ready {
@@ -69,7 +70,7 @@ spec:
 	if _, err := shared.Kubectl(ctx, framework.Newest(), "exec", "probed", "--", "touch", "/tmp/ready"); err != nil {
 		t.Fatal(err)
 	}
-	waitPod(t, c, "probed", "Ready", framework.Running)
+	framework.WaitPod(t, c, "default", "probed", "Ready", framework.Running)
 	if b, err := os.ReadFile(filepath.Join(hostDir, "poststart")); err != nil || string(b) != "started\n" {
 		t.Errorf("postStart hook: %q, %v", b, err)
 	}
@@ -77,7 +78,7 @@ spec:
 	if _, err := shared.Kubectl(ctx, framework.Newest(), "exec", "probed", "--", "rm", "/www/healthz"); err != nil {
 		t.Fatal(err)
 	}
-	pod = waitPod(t, c, "probed", "restarted by its liveness probe", func(p *corev1.Pod) bool {
+	pod = framework.WaitPod(t, c, "default", "probed", "restarted by its liveness probe", func(p *corev1.Pod) bool {
 		return len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].RestartCount >= 1
 	})
 	// Events are written asynchronously: poll until both are there.

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -29,7 +30,7 @@ func startProxy(t *testing.T, args ...string) *framework.Proxy {
 // getJSON fetches url with curl and decodes the body into v.
 func getJSON(t *testing.T, url string, v any) {
 	t.Helper()
-	body, status, err := framework.Curl(context.Background(), url)
+	body, status, err := framework.Curl(t.Context(), url)
 	if err != nil || status != 200 {
 		t.Fatalf("GET %s: status %d, %v\n%s", url, status, err, body)
 	}
@@ -40,6 +41,7 @@ func getJSON(t *testing.T, url string, v any) {
 
 // Walkthrough 3.3: the root path list through the proxy.
 func TestRootPaths(t *testing.T) {
+	t.Parallel()
 	p := startProxy(t)
 	var root struct{ Paths []string }
 	getJSON(t, p.URL, &root)
@@ -60,6 +62,7 @@ func TestRootPaths(t *testing.T) {
 }
 
 func TestBatchGroup(t *testing.T) {
+	t.Parallel()
 	p := startProxy(t)
 	var group struct {
 		Kind, APIVersion, Name string
@@ -97,6 +100,7 @@ func (l apiResourceList) find(name string) *apiResource {
 }
 
 func TestBatchV1Resources(t *testing.T) {
+	t.Parallel()
 	p := startProxy(t)
 	var list apiResourceList
 	getJSON(t, p.URL+"/apis/batch/v1", &list)
@@ -127,6 +131,7 @@ func TestBatchV1Resources(t *testing.T) {
 }
 
 func TestCoreV1Pods(t *testing.T) {
+	t.Parallel()
 	p := startProxy(t)
 	var list apiResourceList
 	getJSON(t, p.URL+"/api/v1", &list)
@@ -142,6 +147,7 @@ func TestCoreV1Pods(t *testing.T) {
 }
 
 func TestJobListAcrossNamespaces(t *testing.T) {
+	t.Parallel()
 	p := startProxy(t)
 	var list struct {
 		Kind, APIVersion string
@@ -163,11 +169,12 @@ const jobJSON = `{
 
 // Walkthrough 3.6: every verb of the table through the proxy, with curl.
 func TestVerbsThroughProxy(t *testing.T) {
-	ctx := context.Background()
+	t.Parallel()
+	ctx := t.Context()
 	p := startProxy(t)
 	base := p.URL + "/apis/batch/v1/namespaces/default/jobs"
 	name := "rest-verbs"
-	t.Cleanup(func() { framework.Curl(ctx, "-X", "DELETE", base+"/"+name) })
+	t.Cleanup(func() { framework.Curl(context.Background(), "-X", "DELETE", base+"/"+name) })
 
 	// watch: GET ?watch=true streams events while the others run. It
 	// starts from the list's resourceVersion, so that it sees every change
@@ -230,7 +237,7 @@ func TestVerbsThroughProxy(t *testing.T) {
 
 	// update: PUT needs the current object, resourceVersion included.
 	name2 := "rest-update"
-	t.Cleanup(func() { framework.Curl(ctx, "-X", "DELETE", base+"/"+name2) })
+	t.Cleanup(func() { framework.Curl(context.Background(), "-X", "DELETE", base+"/"+name2) })
 	body, status, _ := framework.Curl(ctx, "-X", "POST", "-H", "Content-Type: application/json", "-d", strings.ReplaceAll(jobJSON, "%s", name2), base)
 	if status != 201 {
 		t.Fatalf("create %s: %d %s", name2, status, body)
@@ -287,7 +294,8 @@ func TestVerbsThroughProxy(t *testing.T) {
 // Walkthrough 3.2: anonymous requests are authenticated as
 // system:anonymous and forbidden by RBAC, with upstream's exact Status.
 func TestAnonymousForbidden(t *testing.T) {
-	ctx := context.Background()
+	t.Parallel()
+	ctx := t.Context()
 	body, status, err := framework.Curl(ctx, "-k", shared.Server)
 	if err != nil || status != 403 {
 		t.Fatalf("curl -k: status %d, %v", status, err)
@@ -308,17 +316,17 @@ func TestAnonymousForbidden(t *testing.T) {
 }
 
 func TestTLSVerification(t *testing.T) {
-	ctx := context.Background()
+	t.Parallel()
+	ctx := t.Context()
 	// Without the cluster CA, curl refuses the certificate (exit 60).
 	_, _, err := framework.Curl(ctx, shared.Server)
-	var exit *exec.ExitError
-	if !asExit(err, &exit) || exit.ExitCode() != 60 {
+	if framework.ExitCode(err) != 60 {
 		t.Errorf("curl without CA: %v, want exit code 60", err)
 	}
 	// With it, the server is verified under every name in its certificate.
 	ca := shared.DataDir + "/pki/ca.crt"
 	for _, host := range []string{"localhost", "kubernetes", "kubernetes.default.svc.cluster.local"} {
-		_, status, err := framework.Curl(ctx, "--cacert", ca, "--resolve", host+":"+itoa(shared.Port)+":"+shared.Host, "https://"+host+":"+itoa(shared.Port)+"/version")
+		_, status, err := framework.Curl(ctx, "--cacert", ca, "--resolve", host+":"+strconv.Itoa(shared.Port)+":"+shared.Host, "https://"+host+":"+strconv.Itoa(shared.Port)+"/version")
 		if err != nil || status != 200 {
 			t.Errorf("curl --cacert https://%s: status %d, %v", host, status, err)
 		}

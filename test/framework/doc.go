@@ -2,7 +2,10 @@
 // tests (test/e2e) and the system benchmarks (bench/): it starts clusters
 // (`pocketkube up` in a data directory, on free ports of an address pods
 // can reach), imports the busybox image built from the host's
-// busybox-static, makes namespaces and creates, waits for and reads pods.
+// busybox-static, makes namespaces and creates, waits for and reads pods
+// (pods.go, wait.go), drives kubectl and terminals (exec.go, kubectl.go,
+// pty.go), serves a private registry (registry.go) and builds image root
+// filesystems (image.go, rootfs.go).
 //
 // It is a library for tests: helpers that take a testing.TB fail the test
 // or benchmark (t.Fatal) instead of returning an error, and clean up what

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -39,7 +40,7 @@ type shellResult struct {
 }
 
 func (r shellResult) String() string {
-	return "exit " + itoa(r.code) + "\nstdout:\n" + r.stdout + "\nstderr:\n" + r.stderr
+	return "exit " + strconv.Itoa(r.code) + "\nstdout:\n" + r.stdout + "\nstderr:\n" + r.stderr
 }
 
 // podShell is the chapter's `kubectl exec -it POD -c CONTAINER bash`
@@ -47,7 +48,7 @@ func (r shellResult) String() string {
 // exec -i` (there is no terminal here) and writes script to its stdin.
 func podShell(t *testing.T, v, pod, container, shell, script string) shellResult {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(framework.KubectlDir, "kubectl."+v), "--kubeconfig", shared.Kubeconfig,
 		"exec", "-i", pod, "-c", container, "--", shell)
@@ -72,11 +73,11 @@ func podShell(t *testing.T, v, pod, container, shell, script string) shellResult
 // with every container ready.
 func createChapterPod(t *testing.T, c kubernetes.Interface, v, file, name string) {
 	t.Helper()
-	waitDefaultServiceAccount(t, c)
-	out, err := shared.Kubectl(context.Background(), v, "create", "-f", filepath.Join("testdata", file))
+	framework.WaitServiceAccount(t, c, "default")
+	out, err := shared.Kubectl(t.Context(), v, "create", "-f", filepath.Join("testdata", file))
 	t.Cleanup(func() {
 		c.CoreV1().Pods("default").Delete(context.Background(), name, metav1.DeleteOptions{GracePeriodSeconds: new(int64)})
-		waitGone(t, c, "default", name)
+		framework.WaitGone(t, c, "default", name)
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -84,21 +85,7 @@ func createChapterPod(t *testing.T, c kubernetes.Interface, v, file, name string
 	if want := "pod/" + name + " created\n"; out != want {
 		t.Errorf("kubectl create -f %s: %q, want %q", file, out, want)
 	}
-	waitPod(t, c, name, "running and ready", framework.Running)
-}
-
-// waitDefaultServiceAccount waits for the default namespace's default
-// service account: ServiceAccount admission refuses pods until the
-// controller manager made it.
-func waitDefaultServiceAccount(t *testing.T, c kubernetes.Interface) {
-	t.Helper()
-	err := wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, framework.PodTimeout, true, func(ctx context.Context) (bool, error) {
-		_, err := c.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
-		return err == nil, nil
-	})
-	if err != nil {
-		t.Fatalf("no default service account: %v", err)
-	}
+	framework.WaitPod(t, c, "default", name, "running and ready", framework.Running)
 }
 
 // permissiveBinding is the chapter's `kubectl create clusterrolebinding
@@ -108,7 +95,7 @@ func waitDefaultServiceAccount(t *testing.T, c kubernetes.Interface) {
 // (and gone) when the test ends.
 func permissiveBinding(t *testing.T, c kubernetes.Interface, v string) {
 	t.Helper()
-	out, err := shared.Kubectl(context.Background(), v, "create", "clusterrolebinding", "permissive-binding",
+	out, err := shared.Kubectl(t.Context(), v, "create", "clusterrolebinding", "permissive-binding",
 		"--clusterrole=cluster-admin", "--group=system:serviceaccounts")
 	t.Cleanup(func() {
 		ctx := context.Background()
@@ -138,7 +125,7 @@ func hostAnswer(t *testing.T, ca, token, path string) string {
 	if token != "" {
 		args = append(args, "-H", "Authorization: Bearer "+token)
 	}
-	body, _, err := framework.Curl(context.Background(), append(args, shared.Server+path)...)
+	body, _, err := framework.Curl(t.Context(), append(args, shared.Server+path)...)
 	if err != nil {
 		t.Fatalf("curl %s from the host: %v", path, err)
 	}
@@ -184,7 +171,7 @@ func inPodAPIServer(t *testing.T, c kubernetes.Interface, v string) {
 	sh := func(script string) shellResult { return podShell(t, v, "curl", "main", "bash", script) }
 
 	// The kubernetes Service, from the host and in the environment.
-	out, err := shared.Kubectl(context.Background(), v, "get", "svc")
+	out, err := shared.Kubectl(t.Context(), v, "get", "svc")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,7 +227,7 @@ func inPodAPIServer(t *testing.T, c kubernetes.Interface, v string) {
 	// The host's curl, with the same CA bundle as the image's, refuses
 	// the API server's certificate as the chapter shows.
 	const untrusted = "curl: (60) SSL certificate problem: unable to get local issuer certificate"
-	_, _, err = framework.Curl(context.Background(), shared.Server+"/")
+	_, _, err = framework.Curl(t.Context(), shared.Server+"/")
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) || exit.ExitCode() != 60 || !strings.Contains(err.Error(), untrusted) {
 		t.Errorf("curl %s/ from the host: %v; want exit 60 with %q", shared.Server, err, untrusted)
@@ -278,7 +265,7 @@ func inPodAPIServer(t *testing.T, c kubernetes.Interface, v string) {
 
 	// permissive-binding: the same request lists the pods.
 	permissiveBinding(t, c, v)
-	err = wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+	err = wait.PollUntilContextTimeout(t.Context(), 200*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
 		r = sh(podsScript)
 		return r.code == 0 && strings.Contains(r.stdout, `"kind": "PodList"`), nil
 	})
@@ -311,7 +298,7 @@ const podsScript = "export CURL_CA_BUNDLE=" + saDir + "/ca.crt\n" +
 // checked for the lines the chapter shows.
 func rootPaths(t *testing.T, v string) string {
 	t.Helper()
-	out, err := shared.Kubectl(context.Background(), v, "get", "--raw", "/")
+	out, err := shared.Kubectl(t.Context(), v, "get", "--raw", "/")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -344,7 +331,7 @@ func TestAmbassador(t *testing.T) {
 		})
 		t.Run("pocketkube-proxy/kubectl-"+v, func(t *testing.T) {
 			importChapterImage(t, shared, pocketkubeProxyImageSpec(), "")
-			want, err := framework.Run(context.Background(), nil, Binary, "version")
+			want, err := framework.Run(t.Context(), nil, Binary, "version")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -367,7 +354,7 @@ func ambassador(t *testing.T, c kubernetes.Interface, v, file string, image func
 	// kubectl proxy says where it serves once it listens; it reaches the
 	// API server only when asked.
 	var logs string
-	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+	err := wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
 		logs, _ = shared.Kubectl(ctx, v, "logs", pod, "-c", "ambassador")
 		return logs != "", nil
 	})
@@ -393,7 +380,7 @@ func ambassador(t *testing.T, c kubernetes.Interface, v, file string, image func
 
 	permissiveBinding(t, c, v)
 	want := rootPaths(t, v)
-	err = wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+	err = wait.PollUntilContextTimeout(t.Context(), 200*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
 		r = sh("curl localhost:8001\n")
 		return r.code == 0 && strings.TrimSpace(r.stdout) == strings.TrimSpace(want), nil
 	})
@@ -403,62 +390,5 @@ func ambassador(t *testing.T, c kubernetes.Interface, v, file string, image func
 	r = sh("curl localhost:8001/api/v1/namespaces/default/pods/" + pod + "\n")
 	if r.code != 0 || !strings.Contains(r.stdout, `"kind": "Pod"`) || !strings.Contains(r.stdout, `"name": "`+pod+`"`) {
 		t.Errorf("curl localhost:8001/api/v1/namespaces/default/pods/%s: want the Pod\n%s", pod, r)
-	}
-}
-
-// TestChapterImages checks the offline images without the network: the
-// tutum/curl image runs bash and curl with the host's libraries and CA
-// bundle, verifies TLS with the pod's CA and resolves names through
-// /etc/hosts, and the images are listed under the chapter's names.
-func TestChapterImages(t *testing.T) {
-	c := shared.Client(t)
-	importChapterImage(t, shared, curlImageSpec(), "")
-	importChapterImage(t, shared, pocketkubeProxyImageSpec(), "")
-	importChapterImage(t, shared, kubectlProxyImageSpec(framework.Newest()), framework.Newest())
-	out, err := framework.Run(context.Background(), nil, Binary, "images", "list", "--data-dir", shared.DataDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, want := range [][]string{{"docker.io/tutum/curl", "latest"}, {"docker.io/luksa/kubectl-proxy", "1.6.2"}, {"pocketkube.test/pocketkube-proxy", "e2e"}} {
-		found := false
-		for _, l := range strings.Split(out, "\n") {
-			if f := strings.Fields(l); len(f) >= 2 && f[0] == want[0] && f[1] == want[1] {
-				found = true
-			}
-		}
-		if !found {
-			t.Errorf("pocketkube images list lacks %s:%s\n%s", want[0], want[1], out)
-		}
-	}
-
-	v := framework.Newest()
-	createChapterPod(t, c, v, "chapter-curl.yaml", "curl")
-	pod, err := c.CoreV1().Pods("default").Get(context.Background(), "curl", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// https://kubernetes is the API server, whose certificate the cluster
-	// CA signed. curl exits 0 once TLS is verified and an HTTP answer came
-	// back, 60 when the certificate is not trusted, and 77 when it cannot
-	// read the CA file: so the image's bundle (the host's) is read, is
-	// PEM that curl uses, and verifies nothing it should not.
-	api := "curl -sS -o /dev/null https://kubernetes/version"
-	for _, s := range []struct{ name, script, want string }{
-		{"bash", "echo ${BASH_VERSION%%.*}\n", "5\n"},
-		{"curl runs", "curl --version | head -1 | cut -d' ' -f1\n", "curl\n"},
-		{"TLS with the pod's CA", api + " --cacert " + saDir + "/ca.crt; echo $?\n", "0\n"},
-		{"TLS with the default CA bundle", api + "; echo $?\n", "60\n"},
-		{"TLS with the bundle as --cacert", api + " --cacert /etc/ssl/certs/ca-certificates.crt; echo $?\n", "60\n"},
-		{"TLS with the bundle and the pod's CA", "cat /etc/ssl/certs/ca-certificates.crt " + saDir + "/ca.crt > /tmp/bundle.crt; " + api + " --cacert /tmp/bundle.crt; echo $?\n", "0\n"},
-		{"TLS with a missing CA file", api + " --cacert /no/such.crt; echo $?\n", "77\n"},
-		// /etc/hosts names the pod itself; glibc reads it per nsswitch.conf.
-		// Nothing listens on port 1: curl resolved the name to the pod's IP
-		// and connected.
-		{"resolve via /etc/hosts", "curl -sS -v http://curl:1/ 2>&1 | grep -o 'Trying [0-9.]*'; echo ${PIPESTATUS[0]}\n", "Trying " + pod.Status.PodIP + "\n7\n"},
-	} {
-		r := podShell(t, v, "curl", "main", "bash", s.script)
-		if r.stdout != s.want {
-			t.Errorf("%s: %q gave %q, want %q\n%s", s.name, s.script, r.stdout, s.want, r)
-		}
 	}
 }
