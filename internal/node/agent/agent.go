@@ -242,9 +242,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 
 	a.informers.Start(ctx.Done())
-	defer a.informers.Shutdown()
 	a.services.Start(ctx.Done())
-	defer a.services.Shutdown()
+	defer shutdownInformers(logger, informerStopWait, a.informers, a.services)
 	if !cache.WaitForCacheSync(ctx.Done(), a.podsSynced, a.servicesSynced) {
 		return nil
 	}
@@ -264,6 +263,33 @@ func (a *Agent) Run(ctx context.Context) error {
 	workers.Wait()
 	a.stopAll(context.WithoutCancel(ctx))
 	return nil
+}
+
+// informerStopWait bounds how long a stop waits for the informers.
+const informerStopWait = time.Second
+
+// shutdownInformers stops the factories' informers, whose stop channel
+// (ctx.Done()) is closed by now, and waits for them at most limit. After
+// the API server was unreachable, client-go's reflector can be sleeping
+// out a watch-list back-off that does not watch the stop channel
+// (tools/cache/reflector.go, watchList: up to 30 s); a stop must not wait
+// for that sleep, as Ctrl-C has 10 s in all. Such an informer returns
+// once its sleep ends, or with the process.
+func shutdownInformers(logger klog.Logger, limit time.Duration, factories ...interface{ Shutdown() }) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var wg sync.WaitGroup
+		for _, f := range factories {
+			wg.Go(f.Shutdown)
+		}
+		wg.Wait()
+	}()
+	select {
+	case <-done:
+	case <-time.After(limit):
+		logger.Info("Informers still stopping; not waiting for them", "waited", limit)
+	}
 }
 
 // waitPodCIDR waits until the node-ipam controller gave the node its pod
