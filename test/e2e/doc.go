@@ -18,6 +18,7 @@
 //
 // One file per feature:
 //
+//	api_outage_test.go       the API server out of the node agent's reach: pods keep running and restarting, status catches up
 //	apiaccess_test.go        the API server from inside pods: curl through the kubernetes Service, ambassadors (walkthrough 4-5)
 //	clients_test.go          client libraries (client-go, Python, Node) on the host and client-go in a pod
 //	controllers_test.go      controller manager and scheduler: namespaces' defaults, Jobs
@@ -38,6 +39,7 @@
 //	security_test.go         securityContext: users, capabilities, read-only root, privileged
 //	serviceaccounts_test.go  service account tokens and admission
 //	services_test.go         Services: ClusterIP, NodePort, no endpoints, nftables rules
+//	up_flags_test.go         `pocketkube up --node-name, --kubelet-port, --cluster-dns`: the Node, the kubelet API, pods' resolv.conf
 //	volumes_test.go          init containers and volumes (emptyDir, configMap, secret, hostPath)
 //	helpers_test.go          wrappers kept for the older files; new code calls test/framework
 package e2e
