@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
@@ -135,8 +136,7 @@ func New(cfg Config) (*Agent, error) {
 		states:         map[string]*podState{},
 		restartBackoff: newBackOff(cfg.Clock),
 		pullBackoff:    newBackOff(cfg.Clock),
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
-			workqueue.DefaultTypedControllerRateLimiter[cache.ObjectName](),
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(podRateLimiter(),
 			workqueue.TypedRateLimitingQueueConfig[cache.ObjectName]{Name: "pods"}),
 	}
 	a.watches = newObjectWatches(cfg.Client, func(k cache.ObjectName) { a.queue.Add(k) })
@@ -263,6 +263,24 @@ func (a *Agent) Run(ctx context.Context) error {
 	workers.Wait()
 	a.stopAll(context.WithoutCancel(ctx))
 	return nil
+}
+
+// maxSyncRetryDelay caps the delay before a failed syncPod is tried
+// again: kubelet retries a failed pod sync after 10 s (its pod workers'
+// backOffPeriod) and writes pending statuses every 10 s.
+const maxSyncRetryDelay = 10 * time.Second
+
+// podRateLimiter is the workqueue's default controller rate limiter with
+// its per-pod exponential back-off capped at maxSyncRetryDelay instead of
+// 1000 s: after the API server was unreachable for a while, the status
+// the pod's sync could not write is written within 10 s of its return,
+// as kubelet's status manager does, not after a back-off that grew as
+// long as the outage.
+func podRateLimiter() workqueue.TypedRateLimiter[cache.ObjectName] {
+	return workqueue.NewTypedMaxOfRateLimiter(
+		workqueue.NewTypedItemExponentialFailureRateLimiter[cache.ObjectName](5*time.Millisecond, maxSyncRetryDelay),
+		&workqueue.TypedBucketRateLimiter[cache.ObjectName]{Limiter: rate.NewLimiter(rate.Limit(10), 100)},
+	)
 }
 
 // informerStopWait bounds how long a stop waits for the informers.

@@ -288,3 +288,22 @@ func TestShutdownInformersBoundsTheWait(t *testing.T) {
 		})
 	}
 }
+
+// After a long API outage, the sync that failed all along is tried again
+// within kubelet's 10 s, not after a back-off as long as the outage.
+func TestPodRateLimiterCapsTheRetryDelay(t *testing.T) {
+	rl := podRateLimiter()
+	key := cache.ObjectName{Namespace: "ns", Name: "pod"}
+	var longest, total time.Duration
+	for total < 5*time.Minute {
+		d := rl.When(key)
+		longest, total = max(longest, d), total+d
+	}
+	if longest != maxSyncRetryDelay {
+		t.Errorf("longest retry delay over a 5 min outage %s, want %s", longest, maxSyncRetryDelay)
+	}
+	rl.Forget(key)
+	if d := rl.When(key); d > 10*time.Millisecond {
+		t.Errorf("first retry after Forget %s, want the 5 ms start", d)
+	}
+}
