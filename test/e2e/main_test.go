@@ -62,6 +62,11 @@ func runMain(m *testing.M) int {
 	}
 	if code != 0 {
 		fmt.Fprintf(os.Stderr, "--- shared cluster output ---\n%s\n", framework.Tail(shared.Output(), 200))
+		// The whole of it, for what the tail cut off.
+		log := filepath.Join(os.TempDir(), fmt.Sprintf("pk-e2e-shared-%d.log", os.Getpid()))
+		if err := os.WriteFile(log, []byte(shared.Output()), 0o600); err == nil {
+			fmt.Fprintf(os.Stderr, "--- the shared cluster's whole output: %s\n", log)
+		}
 	}
 	return code
 }

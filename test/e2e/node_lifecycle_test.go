@@ -205,7 +205,8 @@ func TestTwoNodeClustersAtOnce(t *testing.T) {
 	// of its own name, its bridge plugin sets up pk0) broke nothing of
 	// the shared cluster's.
 	if len(kubeProxyTables(t, nil)) == 0 {
-		t.Error("the shared cluster's kube-proxy table is gone while the second runs")
+		out, _ := exec.Command("nft", "list", "tables").CombinedOutput()
+		t.Errorf("the shared cluster's kube-proxy table is gone while the second runs; the host's tables:\n%s", out)
 	}
 	checkTwinService(t, shared, sharedIP)
 
