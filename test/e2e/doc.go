@@ -39,5 +39,5 @@
 //	serviceaccounts_test.go  service account tokens and admission
 //	services_test.go         Services: ClusterIP, NodePort, no endpoints, nftables rules
 //	volumes_test.go          init containers and volumes (emptyDir, configMap, secret, hostPath)
-//	helpers_test.go          wrappers kept for the older files; new code calls test/framework
+//	helpers_test.go          podYAML, the pod manifest the kubectl-applied tests build on
 package e2e

@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"path/filepath"
 	"strconv"
@@ -21,7 +20,7 @@ func TestPodRunsLogsAndExec(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	c := shared.Client(t)
-	shared.ApplyPod(t, "sleeper", fmt.Sprintf(sleeperPod, "sleeper"))
+	shared.ApplyPod(t, "sleeper", sleeperPod("sleeper"))
 	pod := framework.WaitPod(t, c, "default", "sleeper", "Running", framework.Running)
 	_, cidr, _ := net.ParseCIDR("10.244.0.0/16")
 	if ip := net.ParseIP(pod.Status.PodIP); ip == nil || !cidr.Contains(ip) {
@@ -75,37 +74,25 @@ func TestAttach(t *testing.T) {
 	ctx := t.Context()
 	c := shared.Client(t)
 	ticker := "attach-ticker"
-	shared.ApplyPod(t, ticker, `apiVersion: v1
-kind: Pod
-metadata:
-  name: attach-ticker
-spec:
-  terminationGracePeriodSeconds: 1
-  containers:
+	shared.ApplyPod(t, ticker, podYAML("attach-ticker", 1, `  containers:
   - name: main
     image: busybox
     command: ["sh", "-c", "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done"]
-`)
+`))
 	for _, v := range framework.KubectlVersions {
 		t.Run("kubectl-"+v, func(t *testing.T) {
 			// attach -i: stdin reaches the container's read; with
 			// stdinOnce, kubectl's EOF closes the container's stdin, the
 			// loop ends, and attach ends with the container.
 			name := "attach-stdin-" + framework.Dashed(v)
-			shared.ApplyPod(t, name, fmt.Sprintf(`apiVersion: v1
-kind: Pod
-metadata:
-  name: %s
-spec:
-  restartPolicy: Never
-  terminationGracePeriodSeconds: 1
+			shared.ApplyPod(t, name, podYAML(name, 1, `  restartPolicy: Never
   containers:
   - name: main
     image: busybox
     stdin: true
     stdinOnce: true
     command: ["sh", "-c", "while read line; do echo got:$line; echo err:$line >&2; done; echo bye"]
-`, name))
+`))
 			framework.WaitPod(t, c, "default", name, "Running", framework.Running)
 			actx, cancel := context.WithTimeout(ctx, 60*time.Second)
 			defer cancel()
@@ -159,7 +146,7 @@ func TestExecTTY(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	c := shared.Client(t)
-	shared.ApplyPod(t, "exec-tty", fmt.Sprintf(sleeperPod, "exec-tty"))
+	shared.ApplyPod(t, "exec-tty", sleeperPod("exec-tty"))
 	framework.WaitPod(t, c, "default", "exec-tty", "Running", framework.Running)
 	for _, v := range framework.KubectlVersions {
 		t.Run("kubectl-"+v, func(t *testing.T) {

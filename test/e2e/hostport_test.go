@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -52,7 +53,7 @@ func TestHostPort(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	url := "http://" + net.JoinHostPort(nodeIP, itoa(port)) + "/"
+	url := "http://" + net.JoinHostPort(nodeIP, strconv.Itoa(port)) + "/"
 
 	framework.RunPods(t, c, withHostPort(httpdPod(ns, "first", nil, []int32{8080}), port), busyboxSleeper(ns, "client"))
 	pollCurl(t, url, "first:8080")

@@ -204,18 +204,14 @@ func TestPullSecrets(t *testing.T) {
 	c := shared.Client(t)
 	host, reg := startPrivateRegistry(t, "e2e-user", "e2e-pass")
 	image := host + "/e2e/busybox:v1"
-	manifest := `apiVersion: v1
-kind: Pod
-metadata:
-  name: %s
-spec:
-  terminationGracePeriodSeconds: 1
-  containers:
+	manifest := func(name, image, pullSecrets string) string {
+		return podYAML(name, 1, fmt.Sprintf(`  containers:
   - name: main
     image: %s
     imagePullPolicy: Always
     command: ["sh", "-c", "echo pushed=$PUSHED; exec sleep 3600"]
-%s`
+%s`, image, pullSecrets))
+	}
 	// failsToPull waits for the pull failure and checks kubelet's reasons
 	// and messages: ErrImagePull's is the runtime's error (containerd's
 	// "failed to pull and unpack image ...", with the registry's refusal);
@@ -236,7 +232,7 @@ spec:
 		if secret != "" {
 			pullSecrets = "  imagePullSecrets: [{name: " + secret + "}]\n"
 		}
-		shared.ApplyPod(t, name, fmt.Sprintf(manifest, name, image, pullSecrets))
+		shared.ApplyPod(t, name, manifest(name, image, pullSecrets))
 		var pullMsg string
 		var pod *corev1.Pod
 		for ev := range watcher.ResultChan() {
@@ -304,7 +300,7 @@ spec:
 			}
 			before := reg.Authorized.Load()
 			name := "pull-secret-" + framework.Dashed(v)
-			shared.ApplyPod(t, name, fmt.Sprintf(manifest, name, image, "  imagePullSecrets: [{name: "+secret+"}]\n"))
+			shared.ApplyPod(t, name, manifest(name, image, "  imagePullSecrets: [{name: "+secret+"}]\n"))
 			pod := framework.WaitPod(t, c, "default", name, "Running", framework.Running)
 			if reg.Authorized.Load() == before {
 				t.Error("the pod runs, but the registry served no authorized request")

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -62,7 +63,7 @@ func kubeletClient(t *testing.T, nodeIP string, cert *tls.Certificate) (*http.Cl
 	}
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg}}
 	t.Cleanup(client.CloseIdleConnections)
-	return client, "https://" + net.JoinHostPort(nodeIP, itoa(shared.KubeletPort))
+	return client, "https://" + net.JoinHostPort(nodeIP, strconv.Itoa(shared.KubeletPort))
 }
 
 // kubeletDo sends r and returns the status and body.

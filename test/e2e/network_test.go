@@ -18,22 +18,18 @@ func TestContainersShareLocalhostAndPodsReachEachOther(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	c := shared.Client(t)
-	manifest := `apiVersion: v1
-kind: Pod
-metadata:
-  name: %s
-spec:
-  terminationGracePeriodSeconds: 1
-  containers:
+	manifest := func(name string) string {
+		return podYAML(name, 1, fmt.Sprintf(`  containers:
   - name: web
     image: busybox
     command: ["sh", "-c", "mkdir -p /www && echo served by %s > /www/index.html && exec httpd -f -p 8080 -h /www"]
   - name: client
     image: busybox
     command: ["sleep", "3600"]
-`
-	shared.ApplyPod(t, "web-a", fmt.Sprintf(manifest, "web-a", "web-a"))
-	shared.ApplyPod(t, "web-b", fmt.Sprintf(manifest, "web-b", "web-b"))
+`, name))
+	}
+	shared.ApplyPod(t, "web-a", manifest("web-a"))
+	shared.ApplyPod(t, "web-b", manifest("web-b"))
 	framework.WaitPod(t, c, "default", "web-a", "Running", framework.Running)
 	b := framework.WaitPod(t, c, "default", "web-b", "Running", framework.Running)
 	fetch := func(url string) (string, error) {

@@ -32,13 +32,7 @@ func shims(dataDir string) int {
 // grace period, so that Ctrl-C must cap it. It is ready while
 // /tmp/unready does not exist: touching that file makes the agent write
 // a new status, which only an agent that syncs the pod can do.
-const stubbornPod = `apiVersion: v1
-kind: Pod
-metadata:
-  name: survivor
-spec:
-  terminationGracePeriodSeconds: 30
-  containers:
+var stubbornPod = podYAML("survivor", 30, `  containers:
   - name: main
     image: busybox
     command: ["sh", "-c", "trap '' TERM; echo started; while true; do sleep 1; done"]
@@ -46,7 +40,7 @@ spec:
       exec:
         command: ["sh", "-c", "! test -e /tmp/unready"]
       periodSeconds: 1
-`
+`)
 
 // Ctrl-C stops the node's pods and leaves nothing behind; `up` again runs
 // them again, with the restart count kubelet reports after a node restart;
@@ -56,8 +50,8 @@ spec:
 func TestNodeRestartAndCrash(t *testing.T) {
 	ctx := context.Background()
 	c := startNodeCluster(t)
-	applyPod(t, c, "survivor", stubbornPod)
-	pod := waitPod(t, c.Client(t), "survivor", "Running", framework.Running)
+	c.ApplyPod(t, "survivor", stubbornPod)
+	pod := framework.WaitPod(t, c.Client(t), "default", "survivor", "Running", framework.Running)
 	uid := string(pod.UID)
 	before := pod.Status.ContainerStatuses[0].RestartCount
 
@@ -74,7 +68,7 @@ func TestNodeRestartAndCrash(t *testing.T) {
 	}
 
 	c = restartNode(t, c)
-	pod = waitPod(t, c.Client(t), "survivor", "Running again", func(p *corev1.Pod) bool {
+	pod = framework.WaitPod(t, c.Client(t), "default", "survivor", "Running again", func(p *corev1.Pod) bool {
 		return framework.Running(p) && p.Status.ContainerStatuses[0].RestartCount == before+1
 	})
 	if string(pod.UID) != uid {
@@ -100,7 +94,7 @@ func TestNodeRestartAndCrash(t *testing.T) {
 	}); err != nil {
 		t.Fatalf("exec after kill -9: %v", execErr)
 	}
-	pod = waitPod(t, c.Client(t), "survivor", "unready after kill -9", func(p *corev1.Pod) bool {
+	pod = framework.WaitPod(t, c.Client(t), "default", "survivor", "unready after kill -9", func(p *corev1.Pod) bool {
 		return len(p.Status.ContainerStatuses) == 1 && !p.Status.ContainerStatuses[0].Ready && p.Status.Phase == corev1.PodRunning
 	})
 	cs := pod.Status.ContainerStatuses[0]
@@ -131,7 +125,7 @@ func runTwin(t *testing.T, c *framework.Cluster, keep bool) (*corev1.Pod, string
 	if err != nil {
 		t.Fatalf("no default service account: %v", err)
 	}
-	manifest := fmt.Sprintf(webPod, "twin-web", "twin-web") + "---\n" + fmt.Sprintf(clientPod, "twin-client") +
+	manifest := fmt.Sprintf(webPod, "twin-web", "twin-web") + "---\n" + clientPod("twin-client") +
 		"---\n" + serviceManifest("twin-web", "twin-web", "ClusterIP")
 	if _, err := c.KubectlStdin(ctx, framework.Newest(), manifest, "apply", "-f", "-"); err != nil {
 		t.Fatal(err)
@@ -148,7 +142,7 @@ func runTwin(t *testing.T, c *framework.Cluster, keep bool) (*corev1.Pod, string
 		t.Fatal(err)
 	}
 	waitRunning(t, c.Client(t), "twin-client")
-	web := waitPod(t, c.Client(t), "twin-web", "Running and ready", framework.Running)
+	web := framework.WaitPod(t, c.Client(t), "default", "twin-web", "Running and ready", framework.Running)
 	checkTwinService(t, c, svc.Spec.ClusterIP)
 	return web, svc.Spec.ClusterIP
 }
@@ -236,7 +230,7 @@ func TestTwoNodeClustersAtOnce(t *testing.T) {
 
 	// The shared cluster works as before: same container, its table, its
 	// bridge, its Service.
-	web := waitPod(t, shared.Client(t), "twin-web", "Running and ready", framework.Running)
+	web := framework.WaitPod(t, shared.Client(t), "default", "twin-web", "Running and ready", framework.Running)
 	if id := web.Status.ContainerStatuses[0].ContainerID; id != sharedID {
 		t.Errorf("shared cluster's container %s became %s", sharedID, id)
 	}

@@ -34,13 +34,7 @@ func TestProbesAndHooks(t *testing.T) {
 	ctx := t.Context()
 	c := shared.Client(t)
 	hostDir := t.TempDir()
-	shared.ApplyPod(t, "probed", fmt.Sprintf(`apiVersion: v1
-kind: Pod
-metadata:
-  name: probed
-spec:
-  terminationGracePeriodSeconds: 5
-  containers:
+	shared.ApplyPod(t, "probed", podYAML("probed", 5, fmt.Sprintf(`  containers:
   - name: web
     image: busybox
     command: ["sh", "-c", "mkdir -p /www && echo ok > /www/healthz && exec httpd -f -p 8080 -h /www"]
@@ -60,7 +54,7 @@ spec:
   volumes:
   - name: host
     hostPath: {path: %s}
-`, hostDir))
+`, hostDir)))
 	pod := framework.WaitPod(t, c, "default", "probed", "Running, not Ready", func(p *corev1.Pod) bool {
 		return p.Status.Phase == corev1.PodRunning && condition(p, corev1.ContainersReady) == corev1.ConditionFalse
 	})

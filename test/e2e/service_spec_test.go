@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -40,7 +41,7 @@ func newService(t *testing.T, c kubernetes.Interface, ns, name string, selector 
 
 // vipURL is http://CLUSTERIP:PORT/.
 func vipURL(svc *corev1.Service, port int32) string {
-	return "http://" + net.JoinHostPort(svc.Spec.ClusterIP, itoa(int(port))) + "/"
+	return "http://" + net.JoinHostPort(svc.Spec.ClusterIP, strconv.Itoa(int(port))) + "/"
 }
 
 // updateService applies edit to the Service ns/name, retrying on conflicts.

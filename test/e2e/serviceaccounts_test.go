@@ -53,13 +53,7 @@ func TestLegacyServiceAccountTokenSecret(t *testing.T) {
 	}); err != nil {
 		t.Fatalf("the token controller did not fill the secret: %v", err)
 	}
-	shared.ApplyPod(t, "legacy-token", `apiVersion: v1
-kind: Pod
-metadata:
-  name: legacy-token
-spec:
-  terminationGracePeriodSeconds: 1
-  automountServiceAccountToken: false
+	shared.ApplyPod(t, "legacy-token", podYAML("legacy-token", 1, `  automountServiceAccountToken: false
   containers:
   - name: main
     image: busybox
@@ -69,7 +63,7 @@ spec:
   volumes:
   - name: token
     secret: {secretName: legacy-token}
-`)
+`))
 	framework.WaitPod(t, c, "default", "legacy-token", "Running", framework.Running)
 	out, err := shared.Kubectl(ctx, framework.Newest(), "exec", "legacy-token", "--", "cat", "/var/run/secrets/legacy/token")
 	if err != nil || out != token {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -45,17 +46,13 @@ spec:
 `
 
 // clientPod is a pod to run wget in.
-const clientPod = `apiVersion: v1
-kind: Pod
-metadata:
-  name: %s
-spec:
-  terminationGracePeriodSeconds: 1
-  containers:
+func clientPod(name string) string {
+	return podYAML(name, 1, `  containers:
   - name: main
     image: busybox
     command: ["sleep", "3600"]
-`
+`)
+}
 
 // applyService applies manifest and deletes the Service at the end of the
 // test.
@@ -168,15 +165,15 @@ func contains(list []string, s string) bool {
 func waitRunning(t *testing.T, c kubernetes.Interface, names ...string) {
 	t.Helper()
 	for _, n := range names {
-		waitPod(t, c, n, "Running and ready", framework.Running)
+		framework.WaitPod(t, c, "default", n, "Running and ready", framework.Running)
 	}
 }
 
 func TestServiceClusterIPAndNodePort(t *testing.T) {
 	c := shared.Client(t)
-	applyPod(t, shared, "svc-web-1", fmt.Sprintf(webPod, "svc-web-1", "svc-web"))
-	applyPod(t, shared, "svc-web-2", fmt.Sprintf(webPod, "svc-web-2", "svc-web"))
-	applyPod(t, shared, "svc-client", fmt.Sprintf(clientPod, "svc-client"))
+	shared.ApplyPod(t, "svc-web-1", fmt.Sprintf(webPod, "svc-web-1", "svc-web"))
+	shared.ApplyPod(t, "svc-web-2", fmt.Sprintf(webPod, "svc-web-2", "svc-web"))
+	shared.ApplyPod(t, "svc-client", clientPod("svc-client"))
 	svc := applyService(t, "svc-web", serviceManifest("svc-web", "svc-web", "ClusterIP"))
 	np := applyService(t, "svc-web-np", serviceManifest("svc-web-np", "svc-web", "NodePort"))
 	waitRunning(t, c, "svc-web-1", "svc-web-2", "svc-client")
@@ -224,7 +221,7 @@ func TestServiceClusterIPAndNodePort(t *testing.T) {
 
 func TestServiceWithoutEndpointsRefuses(t *testing.T) {
 	c := shared.Client(t)
-	applyPod(t, shared, "svc-refuse-client", fmt.Sprintf(clientPod, "svc-refuse-client"))
+	shared.ApplyPod(t, "svc-refuse-client", clientPod("svc-refuse-client"))
 	svc := applyService(t, "svc-nobody", serviceManifest("svc-nobody", "nobody-has-this-label", "ClusterIP"))
 	waitRunning(t, c, "svc-refuse-client")
 	vip := "http://" + svc.Spec.ClusterIP + "/"
@@ -246,15 +243,14 @@ func TestServiceWithoutEndpointsRefuses(t *testing.T) {
 	// From the host: curl's exit code 7 is "failed to connect", 28 a
 	// timeout.
 	_, _, err = framework.Curl(context.Background(), "-m", "20", vip)
-	var exit *exec.ExitError
-	if !asExit(err, &exit) || exit.ExitCode() != 7 {
+	if framework.ExitCode(err) != 7 {
 		t.Errorf("curl %s from the host: %v, want exit code 7 (connection refused)", vip, err)
 	}
 }
 
 func TestKubernetesServiceFromPod(t *testing.T) {
 	c := shared.Client(t)
-	applyPod(t, shared, "svc-api-client", fmt.Sprintf(clientPod, "svc-api-client"))
+	shared.ApplyPod(t, "svc-api-client", clientPod("svc-api-client"))
 	waitRunning(t, c, "svc-api-client")
 	ctx := context.Background()
 
@@ -290,7 +286,7 @@ func TestKubernetesServiceFromPod(t *testing.T) {
 	}
 	// The same answer from the API server itself, so that the check above
 	// cannot pass on some other server's words.
-	body, status, _ := framework.Curl(ctx, "http://"+net.JoinHostPort(shared.Host, itoa(shared.Port))+"/version")
+	body, status, _ := framework.Curl(ctx, "http://"+net.JoinHostPort(shared.Host, strconv.Itoa(shared.Port))+"/version")
 	if status != 400 || !strings.Contains(body, want) {
 		t.Errorf("plain HTTP to the API server: %d %q", status, body)
 	}

@@ -39,13 +39,7 @@ func TestInitContainersAndVolumes(t *testing.T) {
 	})
 	hostDir := t.TempDir()
 	os.WriteFile(filepath.Join(hostDir, "from-host"), []byte("host file\n"), 0o644)
-	manifest := fmt.Sprintf(`apiVersion: v1
-kind: Pod
-metadata:
-  name: volumes
-spec:
-  terminationGracePeriodSeconds: 1
-  initContainers:
+	manifest := podYAML("volumes", 1, fmt.Sprintf(`  initContainers:
   - name: first
     image: busybox
     command: ["sh", "-c", "echo first > /work/order"]
@@ -77,7 +71,7 @@ spec:
     secret: {secretName: vol-secret}
   - name: host
     hostPath: {path: %s, type: Directory}
-`, hostDir)
+`, hostDir))
 	shared.ApplyPod(t, "volumes", manifest)
 	framework.WaitPod(t, c, "default", "volumes", "Running", framework.Running)
 	exec := func(cmd string) string {
