@@ -35,11 +35,9 @@ func TestPodRunsLogsAndExec(t *testing.T) {
 	}
 	for _, v := range framework.KubectlVersions {
 		t.Run("kubectl-"+v, func(t *testing.T) {
-			var out string
-			err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 10*time.Second, true, func(ctx context.Context) (bool, error) {
-				out, _ = shared.Kubectl(ctx, v, "logs", "sleeper")
-				return strings.Contains(out, "to stderr"), nil
-			})
+			out, err := shared.PollKubectl(ctx, v, 10*time.Second, func(out string, _ error) bool {
+				return strings.Contains(out, "to stderr")
+			}, "logs", "sleeper")
 			if err != nil || out != "hello from sleeper\nto stderr\n" {
 				t.Errorf("logs = %q", out)
 			}
@@ -113,15 +111,13 @@ func TestAttach(t *testing.T) {
 			// Plain attach streams the output written from now on, not
 			// what was written before.
 			framework.WaitPod(t, c, "default", ticker, "Running", framework.Running)
-			var before int
-			err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 20*time.Second, true, func(ctx context.Context) (bool, error) {
-				logs, _ := shared.Kubectl(ctx, v, "logs", ticker)
-				before = strings.Count(logs, "tick ")
-				return before >= 3, nil
-			})
+			logs, err := shared.PollKubectl(ctx, v, 20*time.Second, func(logs string, _ error) bool {
+				return strings.Count(logs, "tick ") >= 3
+			}, "logs", ticker)
 			if err != nil {
 				t.Fatalf("ticker never ticked: %v", err)
 			}
+			before := strings.Count(logs, "tick ")
 			r := shared.StartKubectlLines(t, v, "attach", ticker)
 			prev := -1
 			for i := 0; i < 4; i++ {

@@ -45,9 +45,7 @@ func pollCurl(t *testing.T, url, want string) {
 
 func TestHostPort(t *testing.T) {
 	t.Parallel()
-	c := shared.Client(t)
-	shared.ImportBusybox(t, "busybox")
-	ns := framework.NewNamespace(t, c, "hostport-")
+	c, ns := busyboxNamespace(t, "hostport-")
 	nodeIP := nodeInternalIP(t, c)
 	port, err := framework.FreePort(nodeIP)
 	if err != nil {

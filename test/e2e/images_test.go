@@ -309,10 +309,7 @@ func TestPullSecrets(t *testing.T) {
 			if cs.Image != image || !strings.HasPrefix(cs.ImageID, host+"/e2e/busybox@sha256:") {
 				t.Errorf("status image %q imageID %q", cs.Image, cs.ImageID)
 			}
-			err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 10*time.Second, true, func(ctx context.Context) (bool, error) {
-				out, _ = shared.Kubectl(ctx, v, "logs", name)
-				return out != "", nil
-			})
+			out, _ = shared.PollKubectl(ctx, v, 10*time.Second, func(out string, _ error) bool { return out != "" }, "logs", name)
 			if out != "pushed=yes\n" {
 				t.Errorf("logs %q: not the pushed image's environment", out)
 			}

@@ -108,9 +108,7 @@ func issueCert(t *testing.T, dir, user string) *tls.Certificate {
 
 func TestKubeletAPIAuth(t *testing.T) {
 	t.Parallel()
-	c := shared.Client(t)
-	shared.ImportBusybox(t, "busybox")
-	ns := framework.NewNamespace(t, c, "kubelet-auth-")
+	c, ns := busyboxNamespace(t, "kubelet-auth-")
 	nodeIP := nodeInternalIP(t, c)
 	pod := busyboxSleeper(ns, "talker")
 	pod.Spec.Containers[0].Command = []string{"sh", "-c", "echo hello from talker; exec sleep 3600"}

@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"context"
 	"slices"
 	"strings"
 	"testing"
@@ -11,7 +10,6 @@ import (
 
 	"github.com/pocketkube/pocketkube/test/framework"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 func TestLogsFollow(t *testing.T) {
@@ -81,10 +79,9 @@ func TestLogsFollowPreviousSinceContainersTail(t *testing.T) {
 	if last := pod.Status.ContainerStatuses[0].LastTerminationState.Terminated; last == nil || last.ExitCode != 1 {
 		t.Errorf("lastState %+v", pod.Status.ContainerStatuses[0].LastTerminationState)
 	}
-	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 20*time.Second, true, func(ctx context.Context) (bool, error) {
-		out, _ := shared.Kubectl(ctx, framework.Newest(), "logs", "logs-multi", "-c", "b")
-		return strings.Contains(out, "b5"), nil
-	})
+	_, err := shared.PollKubectl(ctx, framework.Newest(), 20*time.Second, func(out string, _ error) bool {
+		return strings.Contains(out, "b5")
+	}, "logs", "logs-multi", "-c", "b")
 	if err != nil {
 		t.Fatalf("logs of b never complete: %v", err)
 	}

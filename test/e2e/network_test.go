@@ -33,13 +33,8 @@ func TestContainersShareLocalhostAndPodsReachEachOther(t *testing.T) {
 	framework.WaitPod(t, c, "default", "web-a", "Running", framework.Running)
 	b := framework.WaitPod(t, c, "default", "web-b", "Running", framework.Running)
 	fetch := func(url string) (string, error) {
-		var out string
-		var err error
-		wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 10*time.Second, true, func(ctx context.Context) (bool, error) {
-			out, err = shared.Kubectl(ctx, framework.Newest(), "exec", "web-a", "-c", "client", "--", "wget", "-qO-", url)
-			return err == nil, nil
-		})
-		return out, err
+		return shared.PollKubectl(ctx, framework.Newest(), 10*time.Second, func(_ string, err error) bool { return err == nil },
+			"exec", "web-a", "-c", "client", "--", "wget", "-qO-", url)
 	}
 	if out, err := fetch("http://localhost:8080/"); err != nil || out != "served by web-a\n" {
 		t.Errorf("localhost from the other container: %q, %v", out, err)

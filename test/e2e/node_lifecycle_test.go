@@ -16,7 +16,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/pocketkube/pocketkube/test/framework"
 )
@@ -87,12 +86,9 @@ func TestNodeRestartAndCrash(t *testing.T) {
 	// unready: the status that says so is written by the new agent, after
 	// it synced the pod and probed its container.
 	// The exec works once the new agent knows the pod again.
-	var execErr error
-	if err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, framework.PodTimeout, true, func(ctx context.Context) (bool, error) {
-		_, execErr = c.Kubectl(ctx, framework.Newest(), "exec", "survivor", "--", "touch", "/tmp/unready")
-		return execErr == nil, nil
-	}); err != nil {
-		t.Fatalf("exec after kill -9: %v", execErr)
+	if _, err := c.PollKubectl(ctx, framework.Newest(), framework.PodTimeout, func(_ string, err error) bool { return err == nil },
+		"exec", "survivor", "--", "touch", "/tmp/unready"); err != nil {
+		t.Fatalf("exec after kill -9: %v", err)
 	}
 	pod = framework.WaitPod(t, c.Client(t), "default", "survivor", "unready after kill -9", func(p *corev1.Pod) bool {
 		return len(p.Status.ContainerStatuses) == 1 && !p.Status.ContainerStatuses[0].Ready && p.Status.Phase == corev1.PodRunning
@@ -116,15 +112,7 @@ func runTwin(t *testing.T, c *framework.Cluster, keep bool) (*corev1.Pod, string
 	t.Helper()
 	ctx := context.Background()
 	c.ImportBusybox(t, "busybox")
-	// ServiceAccount admission refuses pods until the controller manager
-	// made the namespace's default service account.
-	err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, framework.PodTimeout, true, func(ctx context.Context) (bool, error) {
-		_, err := c.Client(t).CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
-		return err == nil, nil
-	})
-	if err != nil {
-		t.Fatalf("no default service account: %v", err)
-	}
+	framework.WaitServiceAccount(t, c.Client(t), "default")
 	manifest := fmt.Sprintf(webPod, "twin-web", "twin-web") + "---\n" + clientPod("twin-client") +
 		"---\n" + serviceManifest("twin-web", "twin-web", "ClusterIP")
 	if _, err := c.KubectlStdin(ctx, framework.Newest(), manifest, "apply", "-f", "-"); err != nil {

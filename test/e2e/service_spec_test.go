@@ -63,9 +63,7 @@ func updateService(t *testing.T, c kubernetes.Interface, ns, name string, edit f
 
 func TestServicePortAndSelectorUpdate(t *testing.T) {
 	t.Parallel()
-	c := shared.Client(t)
-	shared.ImportBusybox(t, "busybox")
-	ns := framework.NewNamespace(t, c, "svc-update-")
+	c, ns := busyboxNamespace(t, "svc-update-")
 	framework.RunPods(t, c,
 		httpdPod(ns, "blue", map[string]string{"app": "blue"}, []int32{8080}),
 		httpdPod(ns, "green", map[string]string{"app": "green"}, []int32{8080}),
@@ -93,9 +91,7 @@ func TestServicePortAndSelectorUpdate(t *testing.T) {
 
 func TestServiceTwoPorts(t *testing.T) {
 	t.Parallel()
-	c := shared.Client(t)
-	shared.ImportBusybox(t, "busybox")
-	ns := framework.NewNamespace(t, c, "svc-ports-")
+	c, ns := busyboxNamespace(t, "svc-ports-")
 	framework.RunPods(t, c,
 		httpdPod(ns, "web", map[string]string{"app": "web"}, []int32{8080, 9090}),
 		busyboxSleeper(ns, "client"))
@@ -108,9 +104,7 @@ func TestServiceTwoPorts(t *testing.T) {
 
 func TestServiceNamedTargetPort(t *testing.T) {
 	t.Parallel()
-	c := shared.Client(t)
-	shared.ImportBusybox(t, "busybox")
-	ns := framework.NewNamespace(t, c, "svc-named-")
+	c, ns := busyboxNamespace(t, "svc-named-")
 	// The port named "web" is 8080 in one pod and 9090 in the other; each
 	// also serves the other number, which the Service must not reach.
 	labels := map[string]string{"app": "web"}
@@ -127,9 +121,7 @@ func TestServiceNamedTargetPort(t *testing.T) {
 
 func TestServiceSessionAffinity(t *testing.T) {
 	t.Parallel()
-	c := shared.Client(t)
-	shared.ImportBusybox(t, "busybox")
-	ns := framework.NewNamespace(t, c, "svc-affinity-")
+	c, ns := busyboxNamespace(t, "svc-affinity-")
 	labels := map[string]string{"app": "web"}
 	// Both backends are ready before the Service exists, so the proxier's
 	// first rules for it already have both endpoints: a single answer is

@@ -27,12 +27,7 @@ func TestLegacyServiceAccountTokenSecret(t *testing.T) {
 	c := shared.Client(t)
 	// The token controller deletes a token Secret whose service account
 	// does not exist (yet): wait for the namespace's default one.
-	if err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		_, err := c.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
-		return err == nil, nil
-	}); err != nil {
-		t.Fatal("no default service account")
-	}
+	framework.WaitServiceAccount(t, c, "default")
 	secrets := c.CoreV1().Secrets("default")
 	_, err := secrets.Create(ctx, &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: "legacy-token", Annotations: map[string]string{corev1.ServiceAccountNameKey: "default"}},
@@ -85,9 +80,7 @@ func TestLegacyServiceAccountTokenSecret(t *testing.T) {
 // bound token stops authenticating once the pod is deleted.
 func TestServiceAccountFaults(t *testing.T) {
 	t.Parallel()
-	c := shared.Client(t)
-	shared.ImportBusybox(t, "busybox")
-	ns := framework.NewNamespace(t, c, "sa-faults-")
+	c, ns := busyboxNamespace(t, "sa-faults-")
 
 	for _, v := range framework.KubectlVersions {
 		t.Run("missing service account kubectl-"+v, func(t *testing.T) {

@@ -34,6 +34,22 @@ func WaitPod(t testing.TB, c kubernetes.Interface, ns, name, what string, cond f
 	return pod
 }
 
+// PollEvents lists the events in namespace ns that fieldSelector selects
+// until done says they hold what the caller waits for, or timeout passes
+// (the error). It returns the last list it read, for failure messages.
+func PollEvents(ctx context.Context, c kubernetes.Interface, ns, fieldSelector string, timeout time.Duration, done func([]corev1.Event) bool) ([]corev1.Event, error) {
+	var last []corev1.Event
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		list, err := c.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: fieldSelector})
+		if err != nil {
+			return false, nil
+		}
+		last = list.Items
+		return done(last), nil
+	})
+	return last, err
+}
+
 // PhaseIs is a WaitPod condition: the pod is in phase ph.
 func PhaseIs(ph corev1.PodPhase) func(*corev1.Pod) bool {
 	return func(p *corev1.Pod) bool { return p.Status.Phase == ph }
