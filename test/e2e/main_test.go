@@ -5,7 +5,6 @@ package e2e
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -30,16 +29,10 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(tmp)
-	Binary = os.Getenv("POCKETKUBE_BIN")
-	if Binary == "" {
-		Binary = filepath.Join(tmp, "pocketkube")
-		// The Makefile holds the -ldflags that set the versions.
-		build := exec.Command("make", "-C", "../..", "build", "BIN="+Binary)
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
-			fmt.Fprintln(os.Stderr, "build pocketkube:", err)
-			return 1
-		}
+	Binary, err = framework.Binary("../..", tmp)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
 	}
 	host, removeLink, err := framework.ListenAddress()
 	if err != nil {
