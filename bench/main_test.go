@@ -30,24 +30,13 @@ func TestMain(m *testing.M) {
 }
 
 func runMain(m *testing.M) int {
-	tmp, err := os.MkdirTemp("", "pk-bench-")
+	env, err := framework.NewEnv("..", "pk-bench-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer os.RemoveAll(tmp)
-	binary, err = framework.Binary("..", tmp)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	host, remove, err := framework.ListenAddress()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer remove()
-	listenHost = host
+	defer env.Close()
+	binary, listenHost = env.Binary, env.Host
 	code := m.Run()
 	stopPodsCluster()
 	return code

@@ -168,6 +168,25 @@ func mounttestFileContentInLoop(path string, seconds int) []string {
 	return []string{"sh", "-c", `end=$(( $(date +%s) + $1 )); while [ "$(date +%s)" -lt "$end" ]; do if c=$(cat "$0" && echo x); then printf 'content of file "%s": %s\n' "$0" "${c%x}"; else echo "Error reading file $0, retrying"; fi; sleep 2; done`, path, strconv.Itoa(seconds)}
 }
 
+// dapiPod is the pod of upstream's Downward API and expansion tests:
+// podName, labelled name=podName, in ns, never restarted, with one
+// container, dapi-container, that runs command in e2eBusybox with env.
+func dapiPod(ns, podName string, command []string, env []corev1.EnvVar) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: podName, Namespace: ns, Labels: map[string]string{"name": podName}},
+		Spec: corev1.PodSpec{
+			Containers: []corev1.Container{{
+				Name:            "dapi-container",
+				Image:           e2eBusybox,
+				ImagePullPolicy: corev1.PullIfNotPresent,
+				Command:         command,
+				Env:             env,
+			}},
+			RestartPolicy: corev1.RestartPolicyNever,
+		},
+	}
+}
+
 func TestDownwardAPIEnv(t *testing.T) {
 	t.Parallel()
 	c := shared.Client(t)
@@ -175,29 +194,18 @@ func TestDownwardAPIEnv(t *testing.T) {
 
 	// testDownwardAPI is upstream's pod for most of these tests.
 	testDownwardAPI := func(podName string, env []corev1.EnvVar) *corev1.Pod {
-		return &corev1.Pod{
-			ObjectMeta: metav1.ObjectMeta{Name: podName, Namespace: ns, Labels: map[string]string{"name": podName}},
-			Spec: corev1.PodSpec{
-				Containers: []corev1.Container{{
-					Name:            "dapi-container",
-					Image:           e2eBusybox,
-					ImagePullPolicy: corev1.PullIfNotPresent,
-					Command:         []string{"sh", "-c", "env"},
-					Resources: corev1.ResourceRequirements{
-						Requests: corev1.ResourceList{
-							corev1.ResourceCPU:    resource.MustParse("250m"),
-							corev1.ResourceMemory: resource.MustParse("32Mi"),
-						},
-						Limits: corev1.ResourceList{
-							corev1.ResourceCPU:    resource.MustParse("1250m"),
-							corev1.ResourceMemory: resource.MustParse("64Mi"),
-						},
-					},
-					Env: env,
-				}},
-				RestartPolicy: corev1.RestartPolicyNever,
+		p := dapiPod(ns, podName, []string{"sh", "-c", "env"}, env)
+		p.Spec.Containers[0].Resources = corev1.ResourceRequirements{
+			Requests: corev1.ResourceList{
+				corev1.ResourceCPU:    resource.MustParse("250m"),
+				corev1.ResourceMemory: resource.MustParse("32Mi"),
+			},
+			Limits: corev1.ResourceList{
+				corev1.ResourceCPU:    resource.MustParse("1250m"),
+				corev1.ResourceMemory: resource.MustParse("64Mi"),
 			},
 		}
+		return p
 	}
 	// envPod is the pod of the tests that build their own: no resources.
 	envPod := func(podName string, env []corev1.EnvVar, command string) *corev1.Pod {

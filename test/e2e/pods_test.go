@@ -40,13 +40,20 @@ func TestRestartPolicies(t *testing.T) {
     command: ["sh", "-c", "echo done; exit %d"]
 `, policy, code))
 	}
-	t.Run("Never-fails", func(t *testing.T) {
-		shared.ApplyPod(t, "never-fails", manifest("never-fails", "Never", 3))
-		pod := framework.WaitPod(t, c, "default", "never-fails", "Failed", framework.PhaseIs(corev1.PodFailed))
+	// finished runs pod name until it is in phase and checks how its
+	// container terminated.
+	finished := func(t *testing.T, name, policy string, code int32, phase corev1.PodPhase, reason string) *corev1.Pod {
+		t.Helper()
+		shared.ApplyPod(t, name, manifest(name, policy, int(code)))
+		pod := framework.WaitPod(t, c, "default", name, string(phase), framework.PhaseIs(phase))
 		term := pod.Status.ContainerStatuses[0].State.Terminated
-		if term == nil || term.ExitCode != 3 || term.Reason != "Error" {
+		if term == nil || term.ExitCode != code || term.Reason != reason {
 			t.Errorf("terminated = %+v", term)
 		}
+		return pod
+	}
+	t.Run("Never-fails", func(t *testing.T) {
+		finished(t, "never-fails", "Never", 3, corev1.PodFailed, "Error")
 	})
 	t.Run("termination-messages", func(t *testing.T) {
 		shared.ApplyPod(t, "term-msg", `apiVersion: v1
@@ -73,12 +80,7 @@ spec:
 		}
 	})
 	t.Run("OnFailure-succeeds", func(t *testing.T) {
-		shared.ApplyPod(t, "onfailure-ok", manifest("onfailure-ok", "OnFailure", 0))
-		pod := framework.WaitPod(t, c, "default", "onfailure-ok", "Succeeded", framework.PhaseIs(corev1.PodSucceeded))
-		term := pod.Status.ContainerStatuses[0].State.Terminated
-		if term == nil || term.ExitCode != 0 || term.Reason != "Completed" {
-			t.Errorf("terminated = %+v", term)
-		}
+		pod := finished(t, "onfailure-ok", "OnFailure", 0, corev1.PodSucceeded, "Completed")
 		for _, cond := range pod.Status.Conditions {
 			if cond.Type == corev1.PodReady && cond.Reason != "PodCompleted" {
 				t.Errorf("Ready condition %+v, want reason PodCompleted", cond)

@@ -30,22 +30,6 @@ func Newest() string { return KubectlVersions[len(KubectlVersions)-1] }
 // Kubectl is the path of the kubectl of minor version v.
 func Kubectl(v string) string { return filepath.Join(KubectlDir, "kubectl."+v) }
 
-// Binary is the pocketkube binary to test: $POCKETKUBE_BIN, or else one
-// built into dir by `make -C repo build`, which holds the -ldflags that
-// set the versions; make's output goes to stderr.
-func Binary(repo, dir string) (string, error) {
-	if bin := os.Getenv("POCKETKUBE_BIN"); bin != "" {
-		return bin, nil
-	}
-	bin := filepath.Join(dir, "pocketkube")
-	build := exec.Command("make", "-C", repo, "build", "BIN="+bin)
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		return "", fmt.Errorf("build pocketkube: %w", err)
-	}
-	return bin, nil
-}
-
 // Run runs a command and returns its stdout; the error includes stderr.
 func Run(ctx context.Context, stdin io.Reader, name string, args ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, name, args...)
