@@ -19,17 +19,9 @@ import (
 // after PodTimeout, saying the pod never was what (e.g. "Running").
 func WaitPod(t testing.TB, c kubernetes.Interface, ns, name, what string, cond func(*corev1.Pod) bool) *corev1.Pod {
 	t.Helper()
-	var pod *corev1.Pod
-	err := wait.PollUntilContextTimeout(t.Context(), 50*time.Millisecond, PodTimeout, true, func(ctx context.Context) (bool, error) {
-		p, err := c.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return false, nil
-		}
-		pod = p
-		return cond(p), nil
-	})
+	pod, err := WaitPodIn(t.Context(), c, ns, name, PodTimeout, func(p *corev1.Pod) (bool, error) { return cond(p), nil })
 	if err != nil {
-		t.Fatalf("pod %s never %s: %v\nstatus: %s", name, what, err, PodStatus(pod))
+		t.Fatalf("pod %s never %s: %v", name, what, err)
 	}
 	return pod
 }
