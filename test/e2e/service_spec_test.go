@@ -6,7 +6,6 @@ import (
 	"context"
 	"net"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -79,11 +78,8 @@ func TestServicePortAndSelectorUpdate(t *testing.T) {
 	pollWget(t, ns, "client", vipURL(svc, 81), 10, "the new port and selector", answeredBy("green:8080"))
 	// The old port is gone: the proxier's reject for the Service IP on
 	// any other port (connection refused, which wget reports as FAILED).
-	var out string
-	err := wait.PollUntilContextTimeout(t.Context(), 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		out, _ = shared.PodExec(ctx, ns, "client", "sh", "-c", "timeout 5 wget -qO- "+vipURL(svc, 80)+" 2>&1; echo exit=$?")
-		return strings.Contains(out, "Connection refused"), nil
-	})
+	out, err := shared.PollKubectl(t.Context(), framework.Newest(), 30*time.Second, refused,
+		"-n", ns, "exec", "client", "-c", "main", "--", "sh", "-c", "timeout 5 wget -qO- "+vipURL(svc, 80)+" 2>&1; echo exit=$?")
 	if err != nil {
 		t.Errorf("old port %s after the update: %q, want Connection refused", vipURL(svc, 80), out)
 	}

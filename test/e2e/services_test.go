@@ -92,6 +92,10 @@ func execIn(ctx context.Context, pod, script string) (string, error) {
 	return shared.Kubectl(ctx, framework.Newest(), "exec", pod, "--", "sh", "-c", script)
 }
 
+// refused is a PollKubectl condition: the output says "Connection
+// refused", as wget does when the proxier rejects a connection.
+func refused(out string, _ error) bool { return strings.Contains(out, "Connection refused") }
+
 // answers fetches url n times in one exec in pod and returns who answered.
 // (Debian's static busybox wget crashes with -T; timeout bounds it.)
 func answers(ctx context.Context, pod, url string, n int) ([]string, error) {
@@ -229,11 +233,8 @@ func TestServiceWithoutEndpointsRefuses(t *testing.T) {
 	// kube-proxy rejects with an ICMP port unreachable: the client sees
 	// "Connection refused", not a timeout (timeout kills a hanging wget
 	// with exit 143 and no message).
-	var out string
-	err := wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		out, _ = execIn(ctx, "svc-refuse-client", "timeout 20 wget -qO- "+vip+" 2>&1; echo exit=$?")
-		return strings.Contains(out, "Connection refused"), nil
-	})
+	out, err := shared.PollKubectl(context.Background(), framework.Newest(), 30*time.Second, refused,
+		"exec", "svc-refuse-client", "--", "sh", "-c", "timeout 20 wget -qO- "+vip+" 2>&1; echo exit=$?")
 	if err != nil {
 		t.Fatalf("wget %s from a pod said %q, want Connection refused", vip, out)
 	}
@@ -275,11 +276,8 @@ func TestKubernetesServiceFromPod(t *testing.T) {
 	// which only the API server behind the VIP can give.
 	const want = "Client sent an HTTP request to an HTTPS server."
 	for _, addr := range []string{"10.96.0.1 443", "$KUBERNETES_SERVICE_HOST $KUBERNETES_SERVICE_PORT"} {
-		var out string
-		err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-			out, _ = execIn(ctx, "svc-api-client", `printf 'GET /version HTTP/1.0\r\n\r\n' | nc -w 3 `+addr)
-			return strings.Contains(out, want), nil
-		})
+		out, err := shared.PollKubectl(ctx, framework.Newest(), 30*time.Second, func(out string, _ error) bool { return strings.Contains(out, want) },
+			"exec", "svc-api-client", "--", "sh", "-c", `printf 'GET /version HTTP/1.0\r\n\r\n' | nc -w 3 `+addr)
 		if err != nil {
 			t.Errorf("HTTP to %s from a pod: %q; want the API server's %q", addr, out, want)
 		}

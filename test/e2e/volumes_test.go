@@ -14,7 +14,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 func TestInitContainersAndVolumes(t *testing.T) {
@@ -104,10 +103,8 @@ func TestInitContainersAndVolumes(t *testing.T) {
 	if _, err := c.CoreV1().ConfigMaps("default").Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 90*time.Second, true, func(ctx context.Context) (bool, error) {
-		out, _ := shared.Kubectl(ctx, framework.Newest(), "exec", "volumes", "--", "cat", "/etc/cm/sub/greeting.txt")
-		return out == "changed", nil
-	})
+	_, err = shared.PollKubectl(ctx, framework.Newest(), 90*time.Second, func(out string, _ error) bool { return out == "changed" },
+		"exec", "volumes", "--", "cat", "/etc/cm/sub/greeting.txt")
 	if err != nil {
 		t.Errorf("ConfigMap update never reached the volume: %v", err)
 	}
