@@ -40,5 +40,5 @@
 //	serviceaccounts_test.go  service account tokens and admission
 //	services_test.go         Services: ClusterIP, NodePort, no endpoints, nftables rules
 //	volumes_test.go          init containers and volumes (emptyDir, configMap, secret, hostPath)
-//	helpers_test.go          podYAML, the pod manifest the kubectl-applied tests build on
+//	helpers_test.go          podYAML (the manifest kubectl-applied pods build on), busyboxNamespace
 package e2e
