@@ -457,9 +457,7 @@ func dedup(s []string) []string {
 // --cluster-domain=cluster.local, rendered as containerd writes it.
 func TestDNSResolvConf(t *testing.T) {
 	t.Parallel()
-	c := shared.Client(t)
-	shared.ImportBusybox(t, "busybox")
-	ns := framework.NewNamespace(t, c, "dns-resolv-")
+	c, ns := busyboxNamespace(t, "dns-resolv-")
 	hostFile, err := os.ReadFile("/etc/resolv.conf")
 	if err != nil {
 		t.Fatal(err)

@@ -3,9 +3,10 @@
 //
 //	POCKETKUBE_BIN=$PWD/bin/pocketkube go test -tags e2e ./test/e2e/...
 //
-// TestMain builds the binary when POCKETKUBE_BIN is unset, makes an address
-// pods can reach (framework.ListenAddress), starts one shared cluster in a
-// temporary directory on free ports of it, and stops it after the tests.
+// TestMain (with framework.NewEnv) builds the binary when POCKETKUBE_BIN is
+// unset, makes an address pods can reach (framework.ListenAddress), starts
+// one shared cluster in a temporary directory on free ports of it, and
+// stops it after the tests.
 // Tests that need a cluster of their own (restart, stop, external etcd)
 // start one with StartCluster. The helpers (test/framework) are shared
 // with the benchmarks in bench/.
@@ -39,5 +40,5 @@
 //	serviceaccounts_test.go  service account tokens and admission
 //	services_test.go         Services: ClusterIP, NodePort, no endpoints, nftables rules
 //	volumes_test.go          init containers and volumes (emptyDir, configMap, secret, hostPath)
-//	helpers_test.go          wrappers kept for the older files; new code calls test/framework
+//	helpers_test.go          podYAML (the manifest kubectl-applied pods build on), busyboxNamespace
 package e2e

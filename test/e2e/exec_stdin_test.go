@@ -20,9 +20,7 @@ import (
 // that never closes: as with containerd, the session ends when the command
 // exits, with its exit code, not when stdin ends (issue 13).
 func TestExecStdinReturnsWhenCommandExits(t *testing.T) {
-	c := shared.Client(t)
-	shared.ImportBusybox(t, "busybox")
-	ns := framework.NewNamespace(t, c, "exec-stdin-")
+	c, ns := busyboxNamespace(t, "exec-stdin-")
 	framework.RunPods(t, c, &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "sleeper", Namespace: ns},
 		Spec: corev1.PodSpec{

@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"path/filepath"
 	"strconv"
@@ -21,7 +20,7 @@ func TestPodRunsLogsAndExec(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	c := shared.Client(t)
-	shared.ApplyPod(t, "sleeper", fmt.Sprintf(sleeperPod, "sleeper"))
+	shared.ApplyPod(t, "sleeper", sleeperPod("sleeper"))
 	pod := framework.WaitPod(t, c, "default", "sleeper", "Running", framework.Running)
 	_, cidr, _ := net.ParseCIDR("10.244.0.0/16")
 	if ip := net.ParseIP(pod.Status.PodIP); ip == nil || !cidr.Contains(ip) {
@@ -36,11 +35,9 @@ func TestPodRunsLogsAndExec(t *testing.T) {
 	}
 	for _, v := range framework.KubectlVersions {
 		t.Run("kubectl-"+v, func(t *testing.T) {
-			var out string
-			err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 10*time.Second, true, func(ctx context.Context) (bool, error) {
-				out, _ = shared.Kubectl(ctx, v, "logs", "sleeper")
-				return strings.Contains(out, "to stderr"), nil
-			})
+			out, err := shared.PollKubectl(ctx, v, 10*time.Second, func(out string, _ error) bool {
+				return strings.Contains(out, "to stderr")
+			}, "logs", "sleeper")
 			if err != nil || out != "hello from sleeper\nto stderr\n" {
 				t.Errorf("logs = %q", out)
 			}
@@ -75,37 +72,25 @@ func TestAttach(t *testing.T) {
 	ctx := t.Context()
 	c := shared.Client(t)
 	ticker := "attach-ticker"
-	shared.ApplyPod(t, ticker, `apiVersion: v1
-kind: Pod
-metadata:
-  name: attach-ticker
-spec:
-  terminationGracePeriodSeconds: 1
-  containers:
+	shared.ApplyPod(t, ticker, podYAML("attach-ticker", 1, `  containers:
   - name: main
     image: busybox
     command: ["sh", "-c", "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done"]
-`)
+`))
 	for _, v := range framework.KubectlVersions {
 		t.Run("kubectl-"+v, func(t *testing.T) {
 			// attach -i: stdin reaches the container's read; with
 			// stdinOnce, kubectl's EOF closes the container's stdin, the
 			// loop ends, and attach ends with the container.
 			name := "attach-stdin-" + framework.Dashed(v)
-			shared.ApplyPod(t, name, fmt.Sprintf(`apiVersion: v1
-kind: Pod
-metadata:
-  name: %s
-spec:
-  restartPolicy: Never
-  terminationGracePeriodSeconds: 1
+			shared.ApplyPod(t, name, podYAML(name, 1, `  restartPolicy: Never
   containers:
   - name: main
     image: busybox
     stdin: true
     stdinOnce: true
     command: ["sh", "-c", "while read line; do echo got:$line; echo err:$line >&2; done; echo bye"]
-`, name))
+`))
 			framework.WaitPod(t, c, "default", name, "Running", framework.Running)
 			actx, cancel := context.WithTimeout(ctx, 60*time.Second)
 			defer cancel()
@@ -126,15 +111,13 @@ spec:
 			// Plain attach streams the output written from now on, not
 			// what was written before.
 			framework.WaitPod(t, c, "default", ticker, "Running", framework.Running)
-			var before int
-			err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 20*time.Second, true, func(ctx context.Context) (bool, error) {
-				logs, _ := shared.Kubectl(ctx, v, "logs", ticker)
-				before = strings.Count(logs, "tick ")
-				return before >= 3, nil
-			})
+			logs, err := shared.PollKubectl(ctx, v, 20*time.Second, func(logs string, _ error) bool {
+				return strings.Count(logs, "tick ") >= 3
+			}, "logs", ticker)
 			if err != nil {
 				t.Fatalf("ticker never ticked: %v", err)
 			}
+			before := strings.Count(logs, "tick ")
 			r := shared.StartKubectlLines(t, v, "attach", ticker)
 			prev := -1
 			for i := 0; i < 4; i++ {
@@ -159,7 +142,7 @@ func TestExecTTY(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	c := shared.Client(t)
-	shared.ApplyPod(t, "exec-tty", fmt.Sprintf(sleeperPod, "exec-tty"))
+	shared.ApplyPod(t, "exec-tty", sleeperPod("exec-tty"))
 	framework.WaitPod(t, c, "default", "exec-tty", "Running", framework.Running)
 	for _, v := range framework.KubectlVersions {
 		t.Run("kubectl-"+v, func(t *testing.T) {

@@ -156,11 +156,5 @@ func deletePodAndWait(t *testing.T, c kubernetes.Interface, ns, name string) {
 	if err := c.CoreV1().Pods(ns).Delete(ctx, name, metav1.DeleteOptions{GracePeriodSeconds: new(int64)}); err != nil {
 		t.Fatal(err)
 	}
-	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, framework.PodTimeout, true, func(ctx context.Context) (bool, error) {
-		_, err := c.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
-		return err != nil, nil
-	})
-	if err != nil {
-		t.Fatalf("pod %s/%s not gone: %v", ns, name, err)
-	}
+	framework.WaitGone(t, c, ns, name)
 }

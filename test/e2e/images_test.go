@@ -204,18 +204,14 @@ func TestPullSecrets(t *testing.T) {
 	c := shared.Client(t)
 	host, reg := startPrivateRegistry(t, "e2e-user", "e2e-pass")
 	image := host + "/e2e/busybox:v1"
-	manifest := `apiVersion: v1
-kind: Pod
-metadata:
-  name: %s
-spec:
-  terminationGracePeriodSeconds: 1
-  containers:
+	manifest := func(name, image, pullSecrets string) string {
+		return podYAML(name, 1, fmt.Sprintf(`  containers:
   - name: main
     image: %s
     imagePullPolicy: Always
     command: ["sh", "-c", "echo pushed=$PUSHED; exec sleep 3600"]
-%s`
+%s`, image, pullSecrets))
+	}
 	// failsToPull waits for the pull failure and checks kubelet's reasons
 	// and messages: ErrImagePull's is the runtime's error (containerd's
 	// "failed to pull and unpack image ...", with the registry's refusal);
@@ -236,7 +232,7 @@ spec:
 		if secret != "" {
 			pullSecrets = "  imagePullSecrets: [{name: " + secret + "}]\n"
 		}
-		shared.ApplyPod(t, name, fmt.Sprintf(manifest, name, image, pullSecrets))
+		shared.ApplyPod(t, name, manifest(name, image, pullSecrets))
 		var pullMsg string
 		var pod *corev1.Pod
 		for ev := range watcher.ResultChan() {
@@ -304,7 +300,7 @@ spec:
 			}
 			before := reg.Authorized.Load()
 			name := "pull-secret-" + framework.Dashed(v)
-			shared.ApplyPod(t, name, fmt.Sprintf(manifest, name, image, "  imagePullSecrets: [{name: "+secret+"}]\n"))
+			shared.ApplyPod(t, name, manifest(name, image, "  imagePullSecrets: [{name: "+secret+"}]\n"))
 			pod := framework.WaitPod(t, c, "default", name, "Running", framework.Running)
 			if reg.Authorized.Load() == before {
 				t.Error("the pod runs, but the registry served no authorized request")
@@ -313,10 +309,7 @@ spec:
 			if cs.Image != image || !strings.HasPrefix(cs.ImageID, host+"/e2e/busybox@sha256:") {
 				t.Errorf("status image %q imageID %q", cs.Image, cs.ImageID)
 			}
-			err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 10*time.Second, true, func(ctx context.Context) (bool, error) {
-				out, _ = shared.Kubectl(ctx, v, "logs", name)
-				return out != "", nil
-			})
+			out, _ = shared.PollKubectl(ctx, v, 10*time.Second, func(out string, _ error) bool { return out != "" }, "logs", name)
 			if out != "pushed=yes\n" {
 				t.Errorf("logs %q: not the pushed image's environment", out)
 			}

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -62,7 +63,7 @@ func kubeletClient(t *testing.T, nodeIP string, cert *tls.Certificate) (*http.Cl
 	}
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg}}
 	t.Cleanup(client.CloseIdleConnections)
-	return client, "https://" + net.JoinHostPort(nodeIP, itoa(shared.KubeletPort))
+	return client, "https://" + net.JoinHostPort(nodeIP, strconv.Itoa(shared.KubeletPort))
 }
 
 // kubeletDo sends r and returns the status and body.
@@ -107,9 +108,7 @@ func issueCert(t *testing.T, dir, user string) *tls.Certificate {
 
 func TestKubeletAPIAuth(t *testing.T) {
 	t.Parallel()
-	c := shared.Client(t)
-	shared.ImportBusybox(t, "busybox")
-	ns := framework.NewNamespace(t, c, "kubelet-auth-")
+	c, ns := busyboxNamespace(t, "kubelet-auth-")
 	nodeIP := nodeInternalIP(t, c)
 	pod := busyboxSleeper(ns, "talker")
 	pod.Spec.Containers[0].Command = []string{"sh", "-c", "echo hello from talker; exec sleep 3600"}

@@ -128,9 +128,7 @@ func TestMountMissingObject(t *testing.T) {
 // files (the configmap and secret plugins' Optional), and the pod runs.
 func TestMountOptionalMissing(t *testing.T) {
 	t.Parallel()
-	c := shared.Client(t)
-	shared.ImportBusybox(t, "busybox")
-	ns := framework.NewNamespace(t, c, "mount-optional-")
+	c, ns := busyboxNamespace(t, "mount-optional-")
 	cm := mountedPod(ns, "cm", configMapVolume("absent", true))
 	secret := mountedPod(ns, "secret", secretVolume("absent", true))
 	framework.RunPods(t, c, cm, secret)

@@ -15,7 +15,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/pocketkube/pocketkube/test/framework"
 )
@@ -30,9 +29,7 @@ import (
 // and the second left a `sleep 1000` running every period.
 func TestExecProbeLimits(t *testing.T) {
 	ctx := t.Context()
-	c := shared.Client(t)
-	shared.ImportBusybox(t, "busybox")
-	ns := framework.NewNamespace(t, c, "probe-limits-")
+	c, ns := busyboxNamespace(t, "probe-limits-")
 	pid := shared.Pid()
 	base := vmRSS(t, pid)
 
@@ -116,20 +113,16 @@ func TestExecProbeLimits(t *testing.T) {
 		{"sleeper", `Liveness probe failed: command timed out: "sleep 1000" timed out after 1s`},
 	} {
 		var got []string
-		err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 15*time.Second, true, func(ctx context.Context) (bool, error) {
-			events, err := c.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=" + want.pod + ",reason=Unhealthy"})
-			if err != nil {
-				return false, nil
-			}
+		_, err := framework.PollEvents(ctx, c, ns, "involvedObject.name="+want.pod+",reason=Unhealthy", 15*time.Second, func(events []corev1.Event) bool {
 			got = got[:0]
 			n := int32(0)
-			for _, e := range events.Items {
+			for _, e := range events {
 				got = append(got, fmt.Sprintf("%s (x%d)", e.Message, e.Count))
 				if e.Message == want.msg {
 					n += max(e.Count, 1)
 				}
 			}
-			return n >= 2, nil
+			return n >= 2
 		})
 		if err != nil {
 			t.Errorf("pod %s: no event %q at least twice; Unhealthy events: %q", want.pod, want.msg, got)

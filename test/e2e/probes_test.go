@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,8 +11,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/pocketkube/pocketkube/test/framework"
 )
@@ -34,13 +31,7 @@ func TestProbesAndHooks(t *testing.T) {
 	ctx := t.Context()
 	c := shared.Client(t)
 	hostDir := t.TempDir()
-	shared.ApplyPod(t, "probed", fmt.Sprintf(`apiVersion: v1
-kind: Pod
-metadata:
-  name: probed
-spec:
-  terminationGracePeriodSeconds: 5
-  containers:
+	shared.ApplyPod(t, "probed", podYAML("probed", 5, fmt.Sprintf(`  containers:
   - name: web
     image: busybox
     command: ["sh", "-c", "mkdir -p /www && echo ok > /www/healthz && exec httpd -f -p 8080 -h /www"]
@@ -60,7 +51,7 @@ spec:
   volumes:
   - name: host
     hostPath: {path: %s}
-`, hostDir))
+`, hostDir)))
 	pod := framework.WaitPod(t, c, "default", "probed", "Running, not Ready", func(p *corev1.Pod) bool {
 		return p.Status.Phase == corev1.PodRunning && condition(p, corev1.ContainersReady) == corev1.ConditionFalse
 	})
@@ -88,22 +79,18 @@ spec:
 	// to its cause and the Killing event exactly.
 	probeEvents := []string{"Unhealthy: Liveness probe failed: ", "Killing: Container web failed liveness probe, will be restarted"}
 	var all string
-	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 15*time.Second, true, func(ctx context.Context) (bool, error) {
-		events, err := c.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=probed"})
-		if err != nil {
-			return false, nil
-		}
+	_, err := framework.PollEvents(ctx, c, "default", "involvedObject.name=probed", 15*time.Second, func(events []corev1.Event) bool {
 		var seen []string
-		for _, e := range events.Items {
+		for _, e := range events {
 			seen = append(seen, e.Reason+": "+e.Message)
 		}
 		all = strings.Join(seen, "\n")
 		for _, want := range probeEvents {
 			if !strings.Contains(all, want) {
-				return false, nil
+				return false
 			}
 		}
-		return true, nil
+		return true
 	})
 	if err != nil {
 		t.Errorf("events %q not all in:\n%s", probeEvents, all)
@@ -112,9 +99,8 @@ spec:
 	if b, err := os.ReadFile(filepath.Join(hostDir, "prestop")); err != nil || string(b) != "stopping\n" {
 		t.Errorf("preStop hook: %q, %v", b, err)
 	}
-	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, framework.PodTimeout, true, func(ctx context.Context) (bool, error) {
-		p, err := c.CoreV1().Pods("default").Get(ctx, "probed", metav1.GetOptions{})
-		return err == nil && p.Status.ContainerStatuses[0].State.Running != nil, nil
+	_, err = framework.WaitPodIn(ctx, c, "default", "probed", framework.PodTimeout, func(p *corev1.Pod) (bool, error) {
+		return p.Status.ContainerStatuses[0].State.Running != nil, nil
 	})
 	if err != nil {
 		t.Errorf("restarted container never ran: %v", err)

@@ -32,13 +32,7 @@ func TestSecurityContext(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	c := shared.Client(t)
-	shared.ApplyPod(t, "secctx", `apiVersion: v1
-kind: Pod
-metadata:
-  name: secctx
-spec:
-  terminationGracePeriodSeconds: 1
-  containers:
+	shared.ApplyPod(t, "secctx", podYAML("secctx", 1, `  containers:
   - name: default
     image: busybox
     command: ["sleep", "3600"]
@@ -63,22 +57,16 @@ spec:
     image: busybox
     command: ["sleep", "3600"]
     securityContext: {allowPrivilegeEscalation: false}
-`)
+`))
 	// sysfs is mounted once per network namespace: the first container
 	// of a pod to mount it decides whether it is read-only for all, so
 	// the privileged container has a pod of its own.
-	shared.ApplyPod(t, "secctx-priv", `apiVersion: v1
-kind: Pod
-metadata:
-  name: secctx-priv
-spec:
-  terminationGracePeriodSeconds: 1
-  containers:
+	shared.ApplyPod(t, "secctx-priv", podYAML("secctx-priv", 1, `  containers:
   - name: privileged
     image: busybox
     command: ["sleep", "3600"]
     securityContext: {privileged: true}
-`)
+`))
 	framework.WaitPod(t, c, "default", "secctx", "Running", framework.Running)
 	framework.WaitPod(t, c, "default", "secctx-priv", "Running", framework.Running)
 	hostCaps := capEff(t)
@@ -134,24 +122,19 @@ spec:
 	// runAsNonRoot without a runAsUser on an image that runs as root, and
 	// with runAsUser 0: kubelet's verifyRunAsNonRoot messages, as
 	// CreateContainerConfigError.
-	manifest := `apiVersion: v1
-kind: Pod
-metadata:
-  name: %s
-spec:
-  terminationGracePeriodSeconds: 1
-  containers:
+	manifest := func(name, sc string) string {
+		return podYAML(name, 1, `  containers:
   - name: main
     image: busybox
     command: ["sleep", "3600"]
-    securityContext: %s
-`
+    securityContext: `+sc+"\n")
+	}
 	for _, tc := range []struct{ name, sc, format string }{
 		{"nonroot-image-root", "{runAsNonRoot: true}", "container has runAsNonRoot and image will run as root (pod: %q, container: main)"},
 		{"nonroot-uid-0", "{runAsNonRoot: true, runAsUser: 0}", "container's runAsUser breaks non-root policy (pod: %q, container: main)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			shared.ApplyPod(t, tc.name, fmt.Sprintf(manifest, tc.name, tc.sc))
+			shared.ApplyPod(t, tc.name, manifest(tc.name, tc.sc))
 			pod := framework.WaitPod(t, c, "default", tc.name, "waiting with CreateContainerConfigError", func(p *corev1.Pod) bool {
 				return len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].State.Waiting != nil &&
 					p.Status.ContainerStatuses[0].State.Waiting.Reason == "CreateContainerConfigError"

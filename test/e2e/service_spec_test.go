@@ -5,7 +5,7 @@ package e2e
 import (
 	"context"
 	"net"
-	"strings"
+	"strconv"
 	"testing"
 	"time"
 
@@ -40,7 +40,7 @@ func newService(t *testing.T, c kubernetes.Interface, ns, name string, selector 
 
 // vipURL is http://CLUSTERIP:PORT/.
 func vipURL(svc *corev1.Service, port int32) string {
-	return "http://" + net.JoinHostPort(svc.Spec.ClusterIP, itoa(int(port))) + "/"
+	return "http://" + net.JoinHostPort(svc.Spec.ClusterIP, strconv.Itoa(int(port))) + "/"
 }
 
 // updateService applies edit to the Service ns/name, retrying on conflicts.
@@ -62,9 +62,7 @@ func updateService(t *testing.T, c kubernetes.Interface, ns, name string, edit f
 
 func TestServicePortAndSelectorUpdate(t *testing.T) {
 	t.Parallel()
-	c := shared.Client(t)
-	shared.ImportBusybox(t, "busybox")
-	ns := framework.NewNamespace(t, c, "svc-update-")
+	c, ns := busyboxNamespace(t, "svc-update-")
 	framework.RunPods(t, c,
 		httpdPod(ns, "blue", map[string]string{"app": "blue"}, []int32{8080}),
 		httpdPod(ns, "green", map[string]string{"app": "green"}, []int32{8080}),
@@ -80,11 +78,8 @@ func TestServicePortAndSelectorUpdate(t *testing.T) {
 	pollWget(t, ns, "client", vipURL(svc, 81), 10, "the new port and selector", answeredBy("green:8080"))
 	// The old port is gone: the proxier's reject for the Service IP on
 	// any other port (connection refused, which wget reports as FAILED).
-	var out string
-	err := wait.PollUntilContextTimeout(t.Context(), 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		out, _ = shared.PodExec(ctx, ns, "client", "sh", "-c", "timeout 5 wget -qO- "+vipURL(svc, 80)+" 2>&1; echo exit=$?")
-		return strings.Contains(out, "Connection refused"), nil
-	})
+	out, err := shared.PollKubectl(t.Context(), framework.Newest(), 30*time.Second, refused,
+		"-n", ns, "exec", "client", "-c", "main", "--", "sh", "-c", "timeout 5 wget -qO- "+vipURL(svc, 80)+" 2>&1; echo exit=$?")
 	if err != nil {
 		t.Errorf("old port %s after the update: %q, want Connection refused", vipURL(svc, 80), out)
 	}
@@ -92,9 +87,7 @@ func TestServicePortAndSelectorUpdate(t *testing.T) {
 
 func TestServiceTwoPorts(t *testing.T) {
 	t.Parallel()
-	c := shared.Client(t)
-	shared.ImportBusybox(t, "busybox")
-	ns := framework.NewNamespace(t, c, "svc-ports-")
+	c, ns := busyboxNamespace(t, "svc-ports-")
 	framework.RunPods(t, c,
 		httpdPod(ns, "web", map[string]string{"app": "web"}, []int32{8080, 9090}),
 		busyboxSleeper(ns, "client"))
@@ -107,9 +100,7 @@ func TestServiceTwoPorts(t *testing.T) {
 
 func TestServiceNamedTargetPort(t *testing.T) {
 	t.Parallel()
-	c := shared.Client(t)
-	shared.ImportBusybox(t, "busybox")
-	ns := framework.NewNamespace(t, c, "svc-named-")
+	c, ns := busyboxNamespace(t, "svc-named-")
 	// The port named "web" is 8080 in one pod and 9090 in the other; each
 	// also serves the other number, which the Service must not reach.
 	labels := map[string]string{"app": "web"}
@@ -126,9 +117,7 @@ func TestServiceNamedTargetPort(t *testing.T) {
 
 func TestServiceSessionAffinity(t *testing.T) {
 	t.Parallel()
-	c := shared.Client(t)
-	shared.ImportBusybox(t, "busybox")
-	ns := framework.NewNamespace(t, c, "svc-affinity-")
+	c, ns := busyboxNamespace(t, "svc-affinity-")
 	labels := map[string]string{"app": "web"}
 	// Both backends are ready before the Service exists, so the proxier's
 	// first rules for it already have both endpoints: a single answer is

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -45,17 +46,13 @@ spec:
 `
 
 // clientPod is a pod to run wget in.
-const clientPod = `apiVersion: v1
-kind: Pod
-metadata:
-  name: %s
-spec:
-  terminationGracePeriodSeconds: 1
-  containers:
+func clientPod(name string) string {
+	return podYAML(name, 1, `  containers:
   - name: main
     image: busybox
     command: ["sleep", "3600"]
-`
+`)
+}
 
 // applyService applies manifest and deletes the Service at the end of the
 // test.
@@ -94,6 +91,10 @@ spec:
 func execIn(ctx context.Context, pod, script string) (string, error) {
 	return shared.Kubectl(ctx, framework.Newest(), "exec", pod, "--", "sh", "-c", script)
 }
+
+// refused is a PollKubectl condition: the output says "Connection
+// refused", as wget does when the proxier rejects a connection.
+func refused(out string, _ error) bool { return strings.Contains(out, "Connection refused") }
 
 // answers fetches url n times in one exec in pod and returns who answered.
 // (Debian's static busybox wget crashes with -T; timeout bounds it.)
@@ -168,15 +169,15 @@ func contains(list []string, s string) bool {
 func waitRunning(t *testing.T, c kubernetes.Interface, names ...string) {
 	t.Helper()
 	for _, n := range names {
-		waitPod(t, c, n, "Running and ready", framework.Running)
+		framework.WaitPod(t, c, "default", n, "Running and ready", framework.Running)
 	}
 }
 
 func TestServiceClusterIPAndNodePort(t *testing.T) {
 	c := shared.Client(t)
-	applyPod(t, shared, "svc-web-1", fmt.Sprintf(webPod, "svc-web-1", "svc-web"))
-	applyPod(t, shared, "svc-web-2", fmt.Sprintf(webPod, "svc-web-2", "svc-web"))
-	applyPod(t, shared, "svc-client", fmt.Sprintf(clientPod, "svc-client"))
+	shared.ApplyPod(t, "svc-web-1", fmt.Sprintf(webPod, "svc-web-1", "svc-web"))
+	shared.ApplyPod(t, "svc-web-2", fmt.Sprintf(webPod, "svc-web-2", "svc-web"))
+	shared.ApplyPod(t, "svc-client", clientPod("svc-client"))
 	svc := applyService(t, "svc-web", serviceManifest("svc-web", "svc-web", "ClusterIP"))
 	np := applyService(t, "svc-web-np", serviceManifest("svc-web-np", "svc-web", "NodePort"))
 	waitRunning(t, c, "svc-web-1", "svc-web-2", "svc-client")
@@ -224,7 +225,7 @@ func TestServiceClusterIPAndNodePort(t *testing.T) {
 
 func TestServiceWithoutEndpointsRefuses(t *testing.T) {
 	c := shared.Client(t)
-	applyPod(t, shared, "svc-refuse-client", fmt.Sprintf(clientPod, "svc-refuse-client"))
+	shared.ApplyPod(t, "svc-refuse-client", clientPod("svc-refuse-client"))
 	svc := applyService(t, "svc-nobody", serviceManifest("svc-nobody", "nobody-has-this-label", "ClusterIP"))
 	waitRunning(t, c, "svc-refuse-client")
 	vip := "http://" + svc.Spec.ClusterIP + "/"
@@ -232,11 +233,8 @@ func TestServiceWithoutEndpointsRefuses(t *testing.T) {
 	// kube-proxy rejects with an ICMP port unreachable: the client sees
 	// "Connection refused", not a timeout (timeout kills a hanging wget
 	// with exit 143 and no message).
-	var out string
-	err := wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		out, _ = execIn(ctx, "svc-refuse-client", "timeout 20 wget -qO- "+vip+" 2>&1; echo exit=$?")
-		return strings.Contains(out, "Connection refused"), nil
-	})
+	out, err := shared.PollKubectl(context.Background(), framework.Newest(), 30*time.Second, refused,
+		"exec", "svc-refuse-client", "--", "sh", "-c", "timeout 20 wget -qO- "+vip+" 2>&1; echo exit=$?")
 	if err != nil {
 		t.Fatalf("wget %s from a pod said %q, want Connection refused", vip, out)
 	}
@@ -246,15 +244,14 @@ func TestServiceWithoutEndpointsRefuses(t *testing.T) {
 	// From the host: curl's exit code 7 is "failed to connect", 28 a
 	// timeout.
 	_, _, err = framework.Curl(context.Background(), "-m", "20", vip)
-	var exit *exec.ExitError
-	if !asExit(err, &exit) || exit.ExitCode() != 7 {
+	if framework.ExitCode(err) != 7 {
 		t.Errorf("curl %s from the host: %v, want exit code 7 (connection refused)", vip, err)
 	}
 }
 
 func TestKubernetesServiceFromPod(t *testing.T) {
 	c := shared.Client(t)
-	applyPod(t, shared, "svc-api-client", fmt.Sprintf(clientPod, "svc-api-client"))
+	shared.ApplyPod(t, "svc-api-client", clientPod("svc-api-client"))
 	waitRunning(t, c, "svc-api-client")
 	ctx := context.Background()
 
@@ -279,18 +276,15 @@ func TestKubernetesServiceFromPod(t *testing.T) {
 	// which only the API server behind the VIP can give.
 	const want = "Client sent an HTTP request to an HTTPS server."
 	for _, addr := range []string{"10.96.0.1 443", "$KUBERNETES_SERVICE_HOST $KUBERNETES_SERVICE_PORT"} {
-		var out string
-		err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-			out, _ = execIn(ctx, "svc-api-client", `printf 'GET /version HTTP/1.0\r\n\r\n' | nc -w 3 `+addr)
-			return strings.Contains(out, want), nil
-		})
+		out, err := shared.PollKubectl(ctx, framework.Newest(), 30*time.Second, func(out string, _ error) bool { return strings.Contains(out, want) },
+			"exec", "svc-api-client", "--", "sh", "-c", `printf 'GET /version HTTP/1.0\r\n\r\n' | nc -w 3 `+addr)
 		if err != nil {
 			t.Errorf("HTTP to %s from a pod: %q; want the API server's %q", addr, out, want)
 		}
 	}
 	// The same answer from the API server itself, so that the check above
 	// cannot pass on some other server's words.
-	body, status, _ := framework.Curl(ctx, "http://"+net.JoinHostPort(shared.Host, itoa(shared.Port))+"/version")
+	body, status, _ := framework.Curl(ctx, "http://"+net.JoinHostPort(shared.Host, strconv.Itoa(shared.Port))+"/version")
 	if status != 400 || !strings.Contains(body, want) {
 		t.Errorf("plain HTTP to the API server: %d %q", status, body)
 	}

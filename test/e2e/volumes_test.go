@@ -14,7 +14,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 func TestInitContainersAndVolumes(t *testing.T) {
@@ -39,13 +38,7 @@ func TestInitContainersAndVolumes(t *testing.T) {
 	})
 	hostDir := t.TempDir()
 	os.WriteFile(filepath.Join(hostDir, "from-host"), []byte("host file\n"), 0o644)
-	manifest := fmt.Sprintf(`apiVersion: v1
-kind: Pod
-metadata:
-  name: volumes
-spec:
-  terminationGracePeriodSeconds: 1
-  initContainers:
+	manifest := podYAML("volumes", 1, fmt.Sprintf(`  initContainers:
   - name: first
     image: busybox
     command: ["sh", "-c", "echo first > /work/order"]
@@ -77,7 +70,7 @@ spec:
     secret: {secretName: vol-secret}
   - name: host
     hostPath: {path: %s, type: Directory}
-`, hostDir)
+`, hostDir))
 	shared.ApplyPod(t, "volumes", manifest)
 	framework.WaitPod(t, c, "default", "volumes", "Running", framework.Running)
 	exec := func(cmd string) string {
@@ -110,10 +103,8 @@ spec:
 	if _, err := c.CoreV1().ConfigMaps("default").Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 90*time.Second, true, func(ctx context.Context) (bool, error) {
-		out, _ := shared.Kubectl(ctx, framework.Newest(), "exec", "volumes", "--", "cat", "/etc/cm/sub/greeting.txt")
-		return out == "changed", nil
-	})
+	_, err = shared.PollKubectl(ctx, framework.Newest(), 90*time.Second, func(out string, _ error) bool { return out == "changed" },
+		"exec", "volumes", "--", "cat", "/etc/cm/sub/greeting.txt")
 	if err != nil {
 		t.Errorf("ConfigMap update never reached the volume: %v", err)
 	}
