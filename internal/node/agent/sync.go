@@ -150,6 +150,11 @@ func (a *Agent) terminatePod(ctx context.Context, pod *v1.Pod) error {
 	if err := a.writeStatus(ctx, pod, status); err != nil && !apierrors.IsNotFound(err) {
 		return err
 	}
+	// Logs go before the pod: whoever sees it deleted finds nothing of
+	// it left on the node.
+	if err := a.removeLogs(pod); err != nil {
+		return err
+	}
 	err := a.cfg.Client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
 		GracePeriodSeconds: new(int64),
 		Preconditions:      metav1.NewUIDPreconditions(string(pod.UID)),
@@ -158,7 +163,7 @@ func (a *Agent) terminatePod(ctx context.Context, pod *v1.Pod) error {
 		return fmt.Errorf("delete pod %s: %w", klog.KObj(pod), err)
 	}
 	a.forgetState(string(pod.UID))
-	return a.removeLogs(pod)
+	return nil
 }
 
 // releaseTerminal frees the sandbox of a pod that reached Succeeded or
