@@ -86,6 +86,7 @@ func (a *Agent) setupSandbox(ctx context.Context, pod *v1.Pod, st *podState) err
 		HostPID:   pod.Spec.HostPID,
 		QOSClass:  string(qos.GetPodQOS(pod)),
 		Resources: runtime.PodResources(pod),
+		Sysctls:   podSysctls(pod),
 	})
 	if err != nil {
 		return fmt.Errorf("run sandbox of pod %s: %w", klog.KObj(pod), err)

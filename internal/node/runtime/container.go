@@ -78,6 +78,7 @@ func (r *Runtime) buildSpec(pod *podState, cfg ContainerConfig, id, rootfs, term
 		WithPrivileged(cfg.Privileged, r.allCaps(), devices),
 		WithMounts(mounts),
 		WithResources(cfg.Resources),
+		WithSysctls(pod.Config.Sysctls),
 		WithCgroupsPath(filepath.Join(pod.CgroupPath, id)),
 	}
 	if pod.Config.NetNS != "" {

@@ -1,0 +1,199 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/pocketkube/pocketkube/test/framework"
+)
+
+// Pod fields that change a pod's security (issue 13, item 3): each is
+// applied and checked from inside the container, or the pod is refused
+// with the status kubelet gives. A pod never runs looser than it asked.
+
+// sysctlPod is upstream's testPod (test/e2e/common/node/sysctl.go): one
+// busybox container that runs once.
+func sysctlPod(ns, name string, sysctls []corev1.Sysctl, cmd ...string) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: corev1.PodSpec{
+			TerminationGracePeriodSeconds: new(int64),
+			RestartPolicy:                 corev1.RestartPolicyNever,
+			SecurityContext:               &corev1.PodSecurityContext{Sysctls: sysctls},
+			Containers:                    []corev1.Container{{Name: "test-container", Image: "busybox", Command: cmd}},
+		},
+	}
+}
+
+// podEvents returns the pod's events as "Type Reason Message" lines.
+func podEvents(ctx context.Context, t *testing.T, c kubernetes.Interface, ns, name string) []string {
+	t.Helper()
+	list, err := c.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=" + name})
+	if err != nil {
+		t.Fatalf("list events of %s: %v", name, err)
+	}
+	var out []string
+	for _, e := range list.Items {
+		out = append(out, e.Type+" "+e.Reason+" "+e.Message)
+	}
+	return out
+}
+
+// runToSuccess waits for the pod to succeed with no Warning event (upstream's
+// WaitForErrorEventOrSuccess) and returns its log.
+func runToSuccess(t *testing.T, c kubernetes.Interface, pod *corev1.Pod) string {
+	t.Helper()
+	ctx := t.Context()
+	framework.CreatePod(t, c, pod)
+	p, err := framework.WaitPodIn(ctx, c, pod.Namespace, pod.Name, framework.PodTimeout, func(p *corev1.Pod) (bool, error) {
+		return p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, _ := framework.PodLogs(ctx, c, pod.Namespace, pod.Name, pod.Spec.Containers[0].Name)
+	for _, e := range podEvents(ctx, t, c, pod.Namespace, pod.Name) {
+		if strings.HasPrefix(e, "Warning ") {
+			t.Errorf("pod %s: event %q", pod.Name, e)
+		}
+	}
+	if p.Status.Phase != corev1.PodSucceeded {
+		t.Fatalf("pod %s: %s (%s: %s), log %q; want Succeeded", pod.Name, framework.PodStatus(p), p.Status.Reason, p.Status.Message, log)
+	}
+	return log
+}
+
+// expectRejected waits for kubelet's admission verdict on the pod: phase
+// Failed with reason and message, the same Warning event, and not one
+// container started.
+func expectRejected(t *testing.T, c kubernetes.Interface, pod *corev1.Pod, reason, message string) {
+	t.Helper()
+	ctx := t.Context()
+	framework.CreatePod(t, c, pod)
+	p, err := framework.WaitPodIn(ctx, c, pod.Namespace, pod.Name, framework.PodTimeout, func(p *corev1.Pod) (bool, error) {
+		return p.Status.Phase == corev1.PodFailed || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodRunning, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Status.Phase != corev1.PodFailed || p.Status.Reason != reason || p.Status.Message != message {
+		t.Fatalf("pod %s: phase %s reason %q message %q (%s); want Failed, %q, %q",
+			pod.Name, p.Status.Phase, p.Status.Reason, p.Status.Message, framework.PodStatus(p), reason, message)
+	}
+	for _, cs := range p.Status.ContainerStatuses {
+		if cs.State.Running != nil || cs.State.Terminated != nil || cs.ContainerID != "" {
+			t.Errorf("pod %s: container %s ran: %s", pod.Name, cs.Name, framework.PodStatus(p))
+		}
+	}
+	want := "Warning " + reason + " " + strings.TrimPrefix(message, "Pod was rejected: ")
+	var events []string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		events = podEvents(ctx, t, c, pod.Namespace, pod.Name)
+		for _, e := range events {
+			if e == want {
+				return
+			}
+		}
+	}
+	t.Errorf("pod %s: events %q, want %q", pod.Name, events, want)
+}
+
+// TestSysctls ports upstream's conformance spec "Sysctls [LinuxOnly]
+// [NodeConformance]" (test/e2e/common/node/sysctl.go): kubelet's safe
+// sysctls are set in the pod's namespaces, any other sysctl gets the pod
+// rejected by kubelet's admission (SysctlForbidden), and the API server
+// refuses invalid names. Before, pocketkube ran every such pod with the
+// kernel's values, whatever it asked.
+func TestSysctls(t *testing.T) {
+	t.Parallel()
+	c := shared.Client(t)
+	shared.ImportBusybox(t, "busybox")
+	ns := framework.NewNamespace(t, c, "sysctl-")
+
+	t.Run("should support sysctls", func(t *testing.T) {
+		t.Parallel()
+		log := runToSuccess(t, c, sysctlPod(ns, "sysctl-dots",
+			[]corev1.Sysctl{{Name: "kernel.shm_rmid_forced", Value: "1"}},
+			"/bin/sysctl", "kernel.shm_rmid_forced"))
+		if !strings.Contains(log, "kernel.shm_rmid_forced = 1") {
+			t.Errorf("log %q, want kernel.shm_rmid_forced = 1", log)
+		}
+	})
+
+	t.Run("should support sysctls with slashes as separator", func(t *testing.T) {
+		t.Parallel()
+		log := runToSuccess(t, c, sysctlPod(ns, "sysctl-slashes",
+			[]corev1.Sysctl{{Name: "kernel/shm_rmid_forced", Value: "1"}},
+			"/bin/sysctl", "kernel/shm_rmid_forced"))
+		if !strings.Contains(log, "kernel.shm_rmid_forced = 1") {
+			t.Errorf("log %q, want kernel.shm_rmid_forced = 1", log)
+		}
+	})
+
+	// Beyond upstream's spec: a net.* sysctl lands in the pod's network
+	// namespace (read back through /proc/sys) and not on the host.
+	t.Run("net sysctl in the pod's network namespace only", func(t *testing.T) {
+		t.Parallel()
+		const file = "/proc/sys/net/ipv4/ip_unprivileged_port_start"
+		host, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		log := runToSuccess(t, c, sysctlPod(ns, "sysctl-net",
+			[]corev1.Sysctl{{Name: "net.ipv4.ip_unprivileged_port_start", Value: "42"}, {Name: "kernel.shm_rmid_forced", Value: "1"}},
+			"sh", "-c", "cat "+file+" /proc/sys/kernel/shm_rmid_forced"))
+		if log != "42\n1\n" {
+			t.Errorf("log %q, want 42 and 1", log)
+		}
+		if after, _ := os.ReadFile(file); string(after) != string(host) {
+			t.Errorf("host's %s changed from %q to %q", file, host, after)
+		}
+	})
+
+	t.Run("should reject invalid sysctls", func(t *testing.T) {
+		t.Parallel()
+		pod := sysctlPod(ns, "sysctl-invalid", []corev1.Sysctl{
+			{Name: "foo-", Value: "bar"},
+			{Name: "kernel.shmmax", Value: "100000000"},
+			{Name: "safe-and-unsafe", Value: "100000000"},
+			{Name: "bar..", Value: "42"},
+		}, "true")
+		_, err := c.CoreV1().Pods(ns).Create(t.Context(), pod, metav1.CreateOptions{})
+		if err == nil {
+			c.CoreV1().Pods(ns).Delete(context.Background(), pod.Name, metav1.DeleteOptions{})
+			t.Fatal("pod with invalid sysctl names created")
+		}
+		msg := err.Error()
+		if !strings.Contains(msg, `Invalid value: "foo-"`) || !strings.Contains(msg, `Invalid value: "bar.."`) ||
+			strings.Contains(msg, "safe-and-unsafe") || strings.Contains(msg, "kernel.shmmax") {
+			t.Errorf("error %q, want foo- and bar.. invalid only", msg)
+		}
+	})
+
+	t.Run("should not launch unsafe, but not explicitly enabled sysctls on the node", func(t *testing.T) {
+		t.Parallel()
+		expectRejected(t, c, sysctlPod(ns, "sysctl-unsafe",
+			[]corev1.Sysctl{{Name: "kernel.msgmax", Value: "10000000000"}}, "true"),
+			"SysctlForbidden", `Pod was rejected: forbidden sysctl: "kernel.msgmax" not allowlisted`)
+	})
+
+	// A safe net.* sysctl with the host's network namespace would set it
+	// for the whole node: kubelet refuses it.
+	t.Run("net sysctl refused with hostNetwork", func(t *testing.T) {
+		t.Parallel()
+		pod := sysctlPod(ns, "sysctl-hostnet",
+			[]corev1.Sysctl{{Name: "net.ipv4.ip_local_port_range", Value: "40000 40100"}}, "true")
+		pod.Spec.HostNetwork = true
+		expectRejected(t, c, pod, "SysctlForbidden",
+			`Pod was rejected: forbidden sysctl: "net.ipv4.ip_local_port_range" not allowed with host Net enabled`)
+	})
+}
