@@ -10,6 +10,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	nodev1 "k8s.io/api/node/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
@@ -34,7 +35,9 @@ func sysctlPod(ns, name string, sysctls []corev1.Sysctl, cmd ...string) *corev1.
 	}
 }
 
-// podEvents returns the pod's events as "Type Reason Message" lines.
+// podEvents returns the node's events about the pod as "Type Reason
+// Message" lines (not the scheduler's: a FailedScheduling while the node
+// becomes ready says nothing about the node).
 func podEvents(ctx context.Context, t *testing.T, c kubernetes.Interface, ns, name string) []string {
 	t.Helper()
 	list, err := c.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=" + name})
@@ -43,6 +46,9 @@ func podEvents(ctx context.Context, t *testing.T, c kubernetes.Interface, ns, na
 	}
 	var out []string
 	for _, e := range list.Items {
+		if e.Source.Component != "kubelet" && e.ReportingController != "kubelet" {
+			continue
+		}
 		out = append(out, e.Type+" "+e.Reason+" "+e.Message)
 	}
 	return out
@@ -187,13 +193,139 @@ func TestSysctls(t *testing.T) {
 	})
 
 	// A safe net.* sysctl with the host's network namespace would set it
-	// for the whole node: kubelet refuses it.
+	// for the whole node: the API server refuses it (kubelet's allowlist
+	// would too, see the agent's TestSyncPodSysctls).
 	t.Run("net sysctl refused with hostNetwork", func(t *testing.T) {
 		t.Parallel()
 		pod := sysctlPod(ns, "sysctl-hostnet",
 			[]corev1.Sysctl{{Name: "net.ipv4.ip_local_port_range", Value: "40000 40100"}}, "true")
 		pod.Spec.HostNetwork = true
-		expectRejected(t, c, pod, "SysctlForbidden",
-			`Pod was rejected: forbidden sysctl: "net.ipv4.ip_local_port_range" not allowed with host Net enabled`)
+		_, err := c.CoreV1().Pods(ns).Create(t.Context(), pod, metav1.CreateOptions{})
+		if err == nil {
+			c.CoreV1().Pods(ns).Delete(context.Background(), pod.Name, metav1.DeleteOptions{})
+			t.Fatal("hostNetwork pod with a net.* sysctl created")
+		}
+		if !strings.Contains(err.Error(), "may not be specified when 'hostNetwork' is true") {
+			t.Errorf("error %q, want the hostNetwork refusal", err)
+		}
+	})
+}
+
+// expectSandboxRefused waits for kubelet's FailedCreatePodSandBox event
+// with message on the pod, then checks that the pod is still Pending and
+// that no container of it ever ran.
+func expectSandboxRefused(t *testing.T, c kubernetes.Interface, pod *corev1.Pod, message string) {
+	t.Helper()
+	ctx := t.Context()
+	framework.CreatePod(t, c, pod)
+	want := "Warning FailedCreatePodSandBox Failed to create pod sandbox: " + message
+	var events []string
+	found := false
+	for deadline := time.Now().Add(framework.PodTimeout); !found && time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		events = podEvents(ctx, t, c, pod.Namespace, pod.Name)
+		for _, e := range events {
+			found = found || e == want
+		}
+	}
+	if !found {
+		t.Fatalf("pod %s: events %q, want %q", pod.Name, events, want)
+	}
+	p, err := c.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Status.Phase != corev1.PodPending {
+		t.Errorf("pod %s: phase %s, want Pending", pod.Name, p.Status.Phase)
+	}
+	for _, cs := range p.Status.ContainerStatuses {
+		if cs.ContainerID != "" || cs.State.Waiting == nil || cs.State.Waiting.Reason != "ContainerCreating" {
+			t.Errorf("pod %s: %s, want container %s waiting in ContainerCreating", pod.Name, framework.PodStatus(p), cs.Name)
+		}
+	}
+}
+
+// TestRuntimeClass: pocketkube has one runtime handler, runc. A pod whose
+// RuntimeClass names another (kata, gVisor: stronger isolation than runc
+// gives) must not run with runc: its sandbox fails as containerd fails
+// RunPodSandbox for a handler it has no runtime for. A RuntimeClass with
+// handler runc runs; a missing one is refused by the RuntimeClass
+// admission plugin. Before, runtimeClassName was ignored.
+func TestRuntimeClass(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	c := shared.Client(t)
+	shared.ImportBusybox(t, "busybox")
+	ns := framework.NewNamespace(t, c, "runtimeclass-")
+	for name, handler := range map[string]string{ns + "-kata": "kata", ns + "-runc": "runc"} {
+		if _, err := c.NodeV1().RuntimeClasses().Create(ctx, &nodev1.RuntimeClass{
+			ObjectMeta: metav1.ObjectMeta{Name: name}, Handler: handler,
+		}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.NodeV1().RuntimeClasses().Delete(context.Background(), name, metav1.DeleteOptions{}) })
+	}
+	withClass := func(name, class string) *corev1.Pod {
+		pod := sysctlPod(ns, name, nil, "true")
+		pod.Spec.SecurityContext = nil
+		pod.Spec.RuntimeClassName = &class
+		return pod
+	}
+
+	t.Run("unknown handler", func(t *testing.T) {
+		t.Parallel()
+		expectSandboxRefused(t, c, withClass("kata", ns+"-kata"),
+			`failed to get sandbox runtime: no runtime for "kata" is configured`)
+	})
+	t.Run("runc handler", func(t *testing.T) {
+		t.Parallel()
+		runToSuccess(t, c, withClass("runc", ns+"-runc"))
+	})
+	t.Run("missing RuntimeClass", func(t *testing.T) {
+		t.Parallel()
+		_, err := c.CoreV1().Pods(ns).Create(t.Context(), withClass("missing", ns+"-missing"), metav1.CreateOptions{})
+		if err == nil || !strings.Contains(err.Error(), `RuntimeClass "`+ns+`-missing" not found`) {
+			t.Errorf("create pod with a missing RuntimeClass: %v, want RuntimeClass admission's refusal", err)
+		}
+	})
+}
+
+// TestProcMount: procMount Unmasked needs hostUsers: false (the API
+// server refuses it otherwise), and pocketkube has no user namespaces,
+// so such a pod fails its sandbox with kubelet's message for a runtime
+// without them instead of running as root in the host's user namespace
+// with /proc unmasked. procMount Default keeps the masked and read-only
+// /proc paths.
+func TestProcMount(t *testing.T) {
+	t.Parallel()
+	c := shared.Client(t)
+	shared.ImportBusybox(t, "busybox")
+	ns := framework.NewNamespace(t, c, "procmount-")
+	withProcMount := func(name string, pm corev1.ProcMountType, hostUsers *bool, cmd ...string) *corev1.Pod {
+		pod := sysctlPod(ns, name, nil, cmd...)
+		pod.Spec.SecurityContext = nil
+		pod.Spec.HostUsers = hostUsers
+		pod.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{ProcMount: &pm}
+		return pod
+	}
+
+	t.Run("Default", func(t *testing.T) {
+		t.Parallel()
+		log := runToSuccess(t, c, withProcMount("default", corev1.DefaultProcMount, nil,
+			"sh", "-c", "grep -c ' /proc/timer_list ' /proc/mounts; grep ' /proc/sys ' /proc/mounts | cut -d' ' -f4 | cut -d, -f1"))
+		if log != "1\nro\n" {
+			t.Errorf("log %q, want /proc/timer_list masked (1) and /proc/sys ro", log)
+		}
+	})
+	t.Run("Unmasked with host users", func(t *testing.T) {
+		t.Parallel()
+		_, err := c.CoreV1().Pods(ns).Create(t.Context(), withProcMount("unmasked-host", corev1.UnmaskedProcMount, nil, "true"), metav1.CreateOptions{})
+		if err == nil || !strings.Contains(err.Error(), "`hostUsers` must be false to use `Unmasked`") {
+			t.Errorf("create pod: %v, want the API server's refusal", err)
+		}
+	})
+	t.Run("Unmasked without host users", func(t *testing.T) {
+		t.Parallel()
+		expectSandboxRefused(t, c, withProcMount("unmasked", corev1.UnmaskedProcMount, new(false), "true"),
+			"can't set `spec.hostUsers: false`, runtime does not support user namespaces")
 	})
 }

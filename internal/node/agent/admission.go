@@ -2,9 +2,12 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilsysctl "k8s.io/component-helpers/node/util/sysctl"
 	"k8s.io/klog/v2"
 	"k8s.io/kubernetes/pkg/apis/core/v1/helper/qos"
@@ -69,4 +72,39 @@ func podSysctls(pod *v1.Pod) map[string]string {
 		out[utilsysctl.NormalizeName(s.Name)] = s.Value
 	}
 	return out
+}
+
+// defaultRuntimeHandler is the one runtime handler pocketkube has, named
+// as containerd's default runtime: a RuntimeClass with this handler (or
+// none, which means the default) runs pods with runc.
+const defaultRuntimeHandler = "runc"
+
+// sandboxRuntime is what kubelet checks while it makes the sandbox
+// config (NamespacesForPod, createPodSandbox): the pod's RuntimeClass
+// must exist, hostUsers: false needs user namespaces, which this runtime
+// does not give (userns_manager.go's message), and a handler other than
+// runc fails as containerd fails RunPodSandbox. Each error is kubelet's
+// FailedCreatePodSandBox; the pod stays Pending and the sync retries.
+func (a *Agent) sandboxRuntime(ctx context.Context, pod *v1.Pod) error {
+	handler := ""
+	if name := pod.Spec.RuntimeClassName; name != nil && *name != "" {
+		rc, err := a.cfg.Client.NodeV1().RuntimeClasses().Get(ctx, *name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return err // kubelet's runtimeclass.Manager returns it as is
+		}
+		if err != nil {
+			return fmt.Errorf("failed to lookup RuntimeClass %s: %v", *name, err)
+		}
+		handler = rc.Handler
+	}
+	if pod.Spec.HostUsers != nil && !*pod.Spec.HostUsers {
+		if handler != "" {
+			return fmt.Errorf("can't set `spec.hostUsers: false`, RuntimeClass handler %q does not support user namespaces", handler)
+		}
+		return errors.New("can't set `spec.hostUsers: false`, runtime does not support user namespaces")
+	}
+	if handler != "" && handler != defaultRuntimeHandler {
+		return fmt.Errorf("failed to get sandbox runtime: no runtime for %q is configured", handler)
+	}
+	return nil
 }

@@ -5,6 +5,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	v1 "k8s.io/api/core/v1"
+	nodev1 "k8s.io/api/node/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/klog/v2/ktesting"
 )
 
@@ -67,6 +69,72 @@ func TestSyncPodSysctls(t *testing.T) {
 			f.expectCalls()
 			if f.network.has("web-uid") {
 				t.Error("rejected pod has a network sandbox")
+			}
+		})
+	}
+}
+
+// TestSyncPodSandboxRuntime: a RuntimeClass whose handler is not runc, a
+// missing RuntimeClass and hostUsers: false (no user namespaces here, so
+// procMount: Unmasked, which needs it, never runs either) fail the sandbox
+// with kubelet's FailedCreatePodSandBox and its message; nothing of the
+// pod is set up and it stays Pending.
+func TestSyncPodSandboxRuntime(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		runtimeClass string
+		hostUsers    *bool
+		procMount    v1.ProcMountType
+		err          string // "" = runs
+	}{
+		{name: "default"},
+		{name: "runc handler", runtimeClass: "runc"},
+		{name: "procMount Default", procMount: v1.DefaultProcMount},
+		{name: "hostUsers true", hostUsers: new(true)},
+		{name: "unknown handler", runtimeClass: "kata",
+			err: `failed to get sandbox runtime: no runtime for "kata-containers" is configured`},
+		{name: "missing RuntimeClass", runtimeClass: "gone",
+			err: `runtimeclasses.node.k8s.io "gone" not found`},
+		{name: "hostUsers false", hostUsers: new(false),
+			err: "can't set `spec.hostUsers: false`, runtime does not support user namespaces"},
+		{name: "hostUsers false with procMount Unmasked", hostUsers: new(false), procMount: v1.UnmaskedProcMount,
+			err: "can't set `spec.hostUsers: false`, runtime does not support user namespaces"},
+		{name: "hostUsers false with a RuntimeClass", runtimeClass: "runc", hostUsers: new(false),
+			err: "can't set `spec.hostUsers: false`, RuntimeClass handler \"runc\" does not support user namespaces"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, ctx := ktesting.NewTestContext(t)
+			f := newFixture(t)
+			f.objects = append(f.objects,
+				&nodev1.RuntimeClass{ObjectMeta: metav1.ObjectMeta{Name: "runc"}, Handler: "runc"},
+				&nodev1.RuntimeClass{ObjectMeta: metav1.ObjectMeta{Name: "kata"}, Handler: "kata-containers"})
+			pod := newPod("web", "c")
+			if tc.runtimeClass != "" {
+				pod.Spec.RuntimeClassName = &tc.runtimeClass
+			}
+			pod.Spec.HostUsers = tc.hostUsers
+			if tc.procMount != "" {
+				pod.Spec.Containers[0].SecurityContext = &v1.SecurityContext{ProcMount: &tc.procMount}
+			}
+			f.pods = append(f.pods, pod)
+			f.newAgent()
+			_, err := f.sync(ctx, "web")
+			if tc.err == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				f.expectCalls("RunPod web-uid", "CreateContainer web-uid/c attempt 0", "StartContainer web-uid/c")
+				f.expectStatus(ctx, "web", v1.PodRunning, "c running restarts=0 ready")
+				return
+			}
+			if err == nil || err.Error() != tc.err {
+				t.Fatalf("sync error %v, want %q", err, tc.err)
+			}
+			f.expectCalls()
+			f.expectEvents("Warning FailedCreatePodSandBox Failed to create pod sandbox: " + tc.err)
+			f.expectStatus(ctx, "web", v1.PodPending, "c waiting ContainerCreating restarts=0")
+			if f.network.has("web-uid") {
+				t.Error("refused pod has a network sandbox")
 			}
 		})
 	}

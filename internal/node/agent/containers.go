@@ -45,6 +45,9 @@ const (
 // its cgroup and shared namespaces: kubelet's RunPodSandbox.
 func (a *Agent) setupSandbox(ctx context.Context, pod *v1.Pod, st *podState) error {
 	uid := string(pod.UID)
+	if err := a.sandboxRuntime(ctx, pod); err != nil {
+		return err
+	}
 	hostname, domain, _, err := network.PodHostname(pod, a.cfg.ClusterDomain)
 	if err != nil {
 		return err
