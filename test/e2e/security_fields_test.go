@@ -226,6 +226,10 @@ func expectSandboxRefused(t *testing.T, c kubernetes.Interface, pod *corev1.Pod,
 		for _, e := range events {
 			found = found || e == want
 		}
+		// Stop at once when it runs after all, as it did before.
+		if p, err := c.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{}); err == nil && p.Status.Phase != corev1.PodPending {
+			t.Fatalf("pod %s: %s; want Pending, its sandbox refused (events %q)", pod.Name, framework.PodStatus(p), events)
+		}
 	}
 	if !found {
 		t.Fatalf("pod %s: events %q, want %q", pod.Name, events, want)
