@@ -36,7 +36,7 @@
 //	probes_test.go           probes and lifecycle hooks
 //	rest_test.go             the REST API through pocketkube proxy, authn and TLS
 //	security_test.go         securityContext: users, capabilities, read-only root, privileged
-//	security_fields_test.go  pod fields that change security: sysctls, shareProcessNamespace, runtimeClassName, procMount
+//	security_fields_test.go  pod fields that change security: sysctls, runtimeClassName, procMount, shareProcessNamespace
 //	serviceaccounts_test.go  service account tokens and admission
 //	services_test.go         Services: ClusterIP, NodePort, no endpoints, nftables rules
 //	volumes_test.go          init containers and volumes (emptyDir, configMap, secret, hostPath)

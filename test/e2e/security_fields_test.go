@@ -333,3 +333,57 @@ func TestProcMount(t *testing.T) {
 			"can't set `spec.hostUsers: false`, runtime does not support user namespaces")
 	})
 }
+
+// TestShareProcessNamespace ports the node e2e specs of
+// test/e2e_node/security_context_test.go ("when pod PID namespace is
+// configurable"): without shareProcessNamespace each container's process
+// is PID 1 of a namespace of its own; with it, both containers see the
+// same processes, and PID 1 is the pod's pause process, as with kubelet
+// and containerd. Before, the field was ignored.
+func TestShareProcessNamespace(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	c := shared.Client(t)
+	shared.ImportBusybox(t, "busybox")
+	ns := framework.NewNamespace(t, c, "pidns-")
+	pod := func(name string, share bool) *corev1.Pod {
+		return &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+			Spec: corev1.PodSpec{
+				TerminationGracePeriodSeconds: new(int64),
+				ShareProcessNamespace:         &share,
+				Containers: []corev1.Container{
+					{Name: "test-container-1", Image: "busybox", Command: []string{"/bin/top"}},
+					{Name: "test-container-2", Image: "busybox", Command: []string{"/bin/sleep"}, Args: []string{"10000"}},
+				},
+			},
+		}
+	}
+	framework.RunPods(t, c, pod("isolated-pid-ns-test-pod", false), pod("shared-pid-ns-test-pod", true))
+	exec := func(pod, container string, args ...string) string {
+		t.Helper()
+		out, err := shared.Kubectl(ctx, framework.Newest(), append([]string{"-n", ns, "exec", pod, "-c", container, "--"}, args...)...)
+		if err != nil {
+			t.Fatalf("exec %v in %s/%s: %v", args, pod, container, err)
+		}
+		return strings.TrimSpace(out)
+	}
+
+	t.Run("containers in pods using isolated PID namespaces should all receive PID 1", func(t *testing.T) {
+		pid1 := exec("isolated-pid-ns-test-pod", "test-container-1", "/bin/pidof", "top")
+		pid2 := exec("isolated-pid-ns-test-pod", "test-container-2", "/bin/pidof", "sleep")
+		if pid1 != "1" || pid2 != "1" {
+			t.Errorf("PIDs of different containers are not all 1: test-container-1=%v, test-container-2=%v", pid1, pid2)
+		}
+	})
+	t.Run("processes in containers sharing a pod namespace should be able to see each other", func(t *testing.T) {
+		pid1 := exec("shared-pid-ns-test-pod", "test-container-1", "/bin/pidof", "top")
+		pid2 := exec("shared-pid-ns-test-pod", "test-container-2", "/bin/pidof", "top")
+		if pid1 != pid2 || pid1 == "" || pid1 == "1" {
+			t.Errorf("PIDs are not the same in different containers: test-container-1=%v, test-container-2=%v", pid1, pid2)
+		}
+		if got := exec("shared-pid-ns-test-pod", "test-container-2", "sh", "-c", `tr '\0' ' ' < /proc/1/cmdline`); got != "/pause pause" {
+			t.Errorf("PID 1 is %q, want the pause process", got)
+		}
+	})
+}

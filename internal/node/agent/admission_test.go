@@ -139,3 +139,21 @@ func TestSyncPodSandboxRuntime(t *testing.T) {
 		})
 	}
 }
+
+// TestSyncPodShareProcessNamespace: the pod's shareProcessNamespace
+// reaches the runtime as PodConfig.SharePID.
+func TestSyncPodShareProcessNamespace(t *testing.T) {
+	for _, share := range []*bool{nil, new(false), new(true)} {
+		_, ctx := ktesting.NewTestContext(t)
+		f := newFixture(t)
+		pod := newPod("web", "c")
+		pod.Spec.ShareProcessNamespace = share
+		f.pods = append(f.pods, pod)
+		f.newAgent()
+		f.mustSync(ctx, "web")
+		want := share != nil && *share
+		if got := f.runtime.pods["web-uid"].SharePID; got != want {
+			t.Errorf("shareProcessNamespace %v: SharePID %v, want %v", share, got, want)
+		}
+	}
+}

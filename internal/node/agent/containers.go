@@ -90,6 +90,7 @@ func (a *Agent) setupSandbox(ctx context.Context, pod *v1.Pod, st *podState) err
 		QOSClass:  string(qos.GetPodQOS(pod)),
 		Resources: runtime.PodResources(pod),
 		Sysctls:   podSysctls(pod),
+		SharePID:  pod.Spec.ShareProcessNamespace != nil && *pod.Spec.ShareProcessNamespace,
 	})
 	if err != nil {
 		return fmt.Errorf("run sandbox of pod %s: %w", klog.KObj(pod), err)

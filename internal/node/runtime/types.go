@@ -32,6 +32,10 @@ type PodConfig struct {
 	// linux.sysctl), names with dots: the agent admits only namespaced
 	// ones, as kubelet's allowlist does, and runc refuses the others.
 	Sysctls map[string]string
+	// SharePID gives the pod's containers one PID namespace
+	// (shareProcessNamespace), whose PID 1 is the pod's pause process, as
+	// with kubelet and containerd. Ignored with HostPID.
+	SharePID bool
 }
 
 // Mount is a bind mount prepared by the agent.
