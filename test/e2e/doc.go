@@ -39,7 +39,8 @@
 //	probes_test.go           probes and lifecycle hooks; exec probes' output and time bounded
 //	rest_test.go             the REST API through pocketkube proxy, authn and TLS
 //	security_test.go         securityContext: users, capabilities, read-only root, privileged; every listening port
-//	                         authenticated; the kubelet API's 401s and 403s
+//	                         authenticated; the kubelet API's 401s and 403s;
+//	                         sysctls, runtimeClassName, procMount, shareProcessNamespace
 //	serviceaccounts_test.go  service account tokens and admission
 //	services_test.go         Services: ClusterIP, NodePort, no endpoints, nftables rules; spec updates, named
 //	                         targetPorts, session affinity

@@ -110,6 +110,13 @@ func (a *Agent) syncPod(ctx context.Context, key cache.ObjectName) (time.Duratio
 		return 0, a.releaseTerminal(ctx, pod)
 	}
 	st := a.state(pod)
+	if !st.sandbox {
+		// Kubelet admits a pod before its pod worker starts it: a pod
+		// refused here is never set up.
+		if r := a.admit(ctx, pod); !r.Admit {
+			return 0, a.rejectPod(ctx, pod, st, r.Reason, r.Message)
+		}
+	}
 	a.watches.set(ctx, key, podRefs(pod))
 	status, requeue, syncErr := a.syncRunning(ctx, withLocalAnnotations(pod, st), st)
 	if status != nil {
