@@ -626,25 +626,20 @@ func TestSysctls(t *testing.T) {
 	shared.ImportBusybox(t, "busybox")
 	ns := framework.NewNamespace(t, c, "sysctl-")
 
-	t.Run("should support sysctls", func(t *testing.T) {
-		t.Parallel()
-		log := runToSuccess(t, c, sysctlPod(ns, "sysctl-dots",
-			[]corev1.Sysctl{{Name: "kernel.shm_rmid_forced", Value: "1"}},
-			"/bin/sysctl", "kernel.shm_rmid_forced"))
-		if !strings.Contains(log, "kernel.shm_rmid_forced = 1") {
-			t.Errorf("log %q, want kernel.shm_rmid_forced = 1", log)
-		}
-	})
-
-	t.Run("should support sysctls with slashes as separator", func(t *testing.T) {
-		t.Parallel()
-		log := runToSuccess(t, c, sysctlPod(ns, "sysctl-slashes",
-			[]corev1.Sysctl{{Name: "kernel/shm_rmid_forced", Value: "1"}},
-			"/bin/sysctl", "kernel/shm_rmid_forced"))
-		if !strings.Contains(log, "kernel.shm_rmid_forced = 1") {
-			t.Errorf("log %q, want kernel.shm_rmid_forced = 1", log)
-		}
-	})
+	for _, tc := range []struct{ spec, pod, name string }{
+		{"should support sysctls", "sysctl-dots", "kernel.shm_rmid_forced"},
+		{"should support sysctls with slashes as separator", "sysctl-slashes", "kernel/shm_rmid_forced"},
+	} {
+		t.Run(tc.spec, func(t *testing.T) {
+			t.Parallel()
+			log := runToSuccess(t, c, sysctlPod(ns, tc.pod,
+				[]corev1.Sysctl{{Name: tc.name, Value: "1"}},
+				"/bin/sysctl", tc.name))
+			if !strings.Contains(log, "kernel.shm_rmid_forced = 1") {
+				t.Errorf("log %q, want kernel.shm_rmid_forced = 1", log)
+			}
+		})
+	}
 
 	// Beyond upstream's spec: a net.* sysctl lands in the pod's network
 	// namespace (read back through /proc/sys) and not on the host.
