@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -31,29 +30,13 @@ func TestMain(m *testing.M) {
 }
 
 func runMain(m *testing.M) int {
-	binary = os.Getenv("POCKETKUBE_BIN")
-	if binary == "" {
-		tmp, err := os.MkdirTemp("", "pk-bench-")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer os.RemoveAll(tmp)
-		binary = filepath.Join(tmp, "pocketkube")
-		build := exec.Command("make", "-C", "..", "build", "BIN="+binary)
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
-			fmt.Fprintln(os.Stderr, "build pocketkube:", err)
-			return 1
-		}
-	}
-	host, remove, err := framework.ListenAddress()
+	env, err := framework.NewEnv("..", "pk-bench-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer remove()
-	listenHost = host
+	defer env.Close()
+	binary, listenHost = env.Binary, env.Host
 	code := m.Run()
 	stopPodsCluster()
 	return code

@@ -55,11 +55,17 @@ func ensureDNSService(ctx context.Context, client kubernetes.Interface, clusterI
 	return ensureEndpointSlice(ctx, client, svc, endpoint)
 }
 
-func desiredService(clusterIP net.IP) *corev1.Service {
-	family := corev1.IPv4Protocol
-	if clusterIP.To4() == nil {
-		family = corev1.IPv6Protocol
+// ipFamily is the IP family of ip. An EndpointSlice's AddressType has the
+// same values (upstream's EndpointSlice controller converts one to the
+// other).
+func ipFamily(ip net.IP) corev1.IPFamily {
+	if ip.To4() == nil {
+		return corev1.IPv6Protocol
 	}
+	return corev1.IPv4Protocol
+}
+
+func desiredService(clusterIP net.IP) *corev1.Service {
 	return &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:      kubeDNSName,
@@ -74,7 +80,7 @@ func desiredService(clusterIP net.IP) *corev1.Service {
 			Type:       corev1.ServiceTypeClusterIP,
 			ClusterIP:  clusterIP.String(),
 			ClusterIPs: []string{clusterIP.String()},
-			IPFamilies: []corev1.IPFamily{family},
+			IPFamilies: []corev1.IPFamily{ipFamily(clusterIP)},
 			Ports: []corev1.ServicePort{
 				{Name: "dns", Port: 53, Protocol: corev1.ProtocolUDP, TargetPort: intstr.FromInt32(53)},
 				{Name: "dns-tcp", Port: 53, Protocol: corev1.ProtocolTCP, TargetPort: intstr.FromInt32(53)},
@@ -150,10 +156,6 @@ func portsEqual(a, b []corev1.ServicePort) bool {
 const endpointSliceName = kubeDNSName + "-" + ManagedBy
 
 func desiredEndpointSlice(svc *corev1.Service, endpoint net.IP) *discoveryv1.EndpointSlice {
-	addrType := discoveryv1.AddressTypeIPv4
-	if endpoint.To4() == nil {
-		addrType = discoveryv1.AddressTypeIPv6
-	}
 	return &discoveryv1.EndpointSlice{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:      endpointSliceName,
@@ -166,7 +168,7 @@ func desiredEndpointSlice(svc *corev1.Service, endpoint net.IP) *discoveryv1.End
 			// with the Service.
 			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(svc, corev1.SchemeGroupVersion.WithKind("Service"))},
 		},
-		AddressType: addrType,
+		AddressType: discoveryv1.AddressType(ipFamily(endpoint)),
 		Endpoints: []discoveryv1.Endpoint{{
 			Addresses:  []string{endpoint.String()},
 			Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true), Serving: ptr.To(true), Terminating: ptr.To(false)},

@@ -96,6 +96,15 @@ func Run(ctx context.Context, cfg Config) error {
 		cfg.KubeletPort = 10250
 	}
 	logger := klog.FromContext(ctx)
+	// Stopped while starting, a step fails with what the stop did to it
+	// (a command killed by ctx's end): a stop, with nothing to stop yet.
+	startErr := func(err error) error {
+		if ctx.Err() != nil {
+			logger.V(2).Info("Node stopped while starting", "err", err)
+			return nil
+		}
+		return err
+	}
 	restCfg, err := clientcmd.BuildConfigFromFlags("", cfg.Kubeconfig)
 	if err != nil {
 		return fmt.Errorf("load node kubeconfig: %w", err)
@@ -112,7 +121,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	images, err := image.Open(ctx, image.Config{Dir: filepath.Join(cfg.DataDir, "images")})
 	if err != nil {
-		return err
+		return startErr(err)
 	}
 	vols, err := volume.New(volume.Config{
 		PodsDir:               filepath.Join(cfg.DataDir, "node", "pods"),
@@ -140,7 +149,7 @@ func Run(ctx context.Context, cfg Config) error {
 		},
 	})
 	if err != nil {
-		return err
+		return startErr(err)
 	}
 	a, err := agent.New(agent.Config{
 		Client:         client,

@@ -6,6 +6,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -172,7 +173,7 @@ func cutAPI(t *testing.T, c *framework.Cluster) (restore func()) {
 	for _, args := range [][]string{
 		{"add", "table", "inet", table},
 		{"add", "chain", "inet", table, "out", "{ type filter hook output priority 0; policy accept; }"},
-		{"add", "rule", "inet", table, "out", "ip", "daddr", c.Host, "tcp", "dport", itoa(c.Port), "counter", "reject", "with", "tcp", "reset"},
+		{"add", "rule", "inet", table, "out", "ip", "daddr", c.Host, "tcp", "dport", strconv.Itoa(c.Port), "counter", "reject", "with", "tcp", "reset"},
 	} {
 		if _, err := c.NetNS.Exec(append([]string{"nft"}, args...)...); err != nil {
 			t.Fatal(err)

@@ -353,11 +353,7 @@ func ambassador(t *testing.T, c kubernetes.Interface, v, file string, image func
 	image(t)
 	// kubectl proxy says where it serves once it listens; it reaches the
 	// API server only when asked.
-	var logs string
-	err := wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		logs, _ = shared.Kubectl(ctx, v, "logs", pod, "-c", "ambassador")
-		return logs != "", nil
-	})
+	logs, err := shared.PollKubectl(t.Context(), v, 30*time.Second, func(logs string, _ error) bool { return logs != "" }, "logs", pod, "-c", "ambassador")
 	if want := "Starting to serve on 127.0.0.1:8001\n"; err != nil || logs != want {
 		t.Errorf("ambassador logs %q, want %q", logs, want)
 	}

@@ -22,7 +22,6 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 )
 
@@ -117,9 +116,9 @@ func installNodeExample(t *testing.T) string {
 func startSleepers(t *testing.T, c kubernetes.Interface, ns string, names ...string) {
 	t.Helper()
 	shared.ImportBusybox(t, "busybox")
-	ctx := t.Context()
+	var pods []*corev1.Pod
 	for _, name := range names {
-		pod := &corev1.Pod{
+		pods = append(pods, &corev1.Pod{
 			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{"app": "listed"}},
 			Spec: corev1.PodSpec{
 				TerminationGracePeriodSeconds: new(int64),
@@ -127,25 +126,9 @@ func startSleepers(t *testing.T, c kubernetes.Interface, ns string, names ...str
 					Name: "main", Image: "busybox", Command: []string{"sleep", "3600"},
 				}},
 			},
-		}
-		if _, err := c.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
-			t.Fatalf("create pod %s/%s: %v", ns, name, err)
-		}
-	}
-	for _, name := range names {
-		var pod *corev1.Pod
-		err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, framework.PodTimeout, true, func(ctx context.Context) (bool, error) {
-			p, err := c.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
-			if err != nil {
-				return false, nil
-			}
-			pod = p
-			return framework.Running(p), nil
 		})
-		if err != nil {
-			t.Fatalf("pod %s/%s not running and ready: %v; status: %s", ns, name, err, framework.PodStatus(pod))
-		}
 	}
+	framework.RunPods(t, c, pods...)
 }
 
 // churnPod makes exactly four watch events for pod name in ns: it creates
@@ -437,16 +420,13 @@ func TestClientGoInPod(t *testing.T) {
 		})
 		// The container may print before the agent has written phase
 		// Running: wait for the status to catch up (a finished pod fails).
-		if err := wait.PollUntilContextTimeout(t.Context(), 50*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-			p, err := c.CoreV1().Pods(ns).Get(ctx, "client-go", metav1.GetOptions{})
-			if err != nil {
-				return false, nil
-			}
-			pod = p
+		p, err := framework.WaitPodIn(t.Context(), c, ns, "client-go", 30*time.Second, func(p *corev1.Pod) (bool, error) {
 			return p.Status.Phase != corev1.PodPending, nil
-		}); err != nil {
-			t.Fatalf("pod still Pending after its container printed; status: %s", framework.PodStatus(pod))
+		})
+		if err != nil {
+			t.Fatalf("pod still Pending after its container printed; status: %s", framework.PodStatus(p))
 		}
+		pod = p
 		if pod.Status.Phase != corev1.PodRunning {
 			t.Fatalf("pod is %s before the watch, want Running; status: %s\nlogs:\n%s", pod.Status.Phase, framework.PodStatus(pod), logs)
 		}

@@ -3,9 +3,10 @@
 //
 //	POCKETKUBE_BIN=$PWD/bin/pocketkube go test -tags e2e ./test/e2e/...
 //
-// TestMain builds the binary when POCKETKUBE_BIN is unset, makes an address
-// pods can reach (framework.ListenAddress), starts one shared cluster in a
-// temporary directory on free ports of it, and stops it after the tests.
+// TestMain (with framework.NewEnv) builds the binary when POCKETKUBE_BIN is
+// unset, makes an address pods can reach (framework.ListenAddress), starts
+// one shared cluster in a temporary directory on free ports of it, and
+// stops it after the tests.
 // Tests that need a cluster of their own (restart, stop, external etcd)
 // start one with StartCluster. The helpers (test/framework) are shared
 // with the benchmarks in bench/.
@@ -22,24 +23,30 @@
 //	apiaccess_test.go        the API server from inside pods: curl through the kubernetes Service, ambassadors (walkthrough 4-5)
 //	clients_test.go          client libraries (client-go, Python, Node) on the host and client-go in a pod
 //	controllers_test.go      controller manager and scheduler: namespaces' defaults, Jobs
-//	dns_test.go              cluster DNS records and pods' resolv.conf
+//	dns_test.go              cluster DNS records and pods' resolv.conf; no open resolver for strangers
 //	downward_test.go         Downward API: env, volume, projected volume, the walkthrough's manifests
-//	exec_test.go             kubectl exec (also -it on a terminal) and attach
+//	exec_test.go             kubectl exec (also -it on a terminal, -i with stdin left open) and attach
 //	expansion_test.go        $(VAR) expansion in env, command and subPathExpr
-//	images_test.go           images: pull secrets against a private registry, the offline chapter images
+//	hostport_test.go         hostPort on the node address; a clash leaves the second pod Pending
+//	images_test.go           images: pull secrets against a private registry, the offline chapter images, re-import under running pods
 //	kubectl_test.go          kubectl against the cluster; pocketkube proxy against kubectl proxy
-//	lifecycle_test.go        `pocketkube up`: restart, second up refused, bad flags, external etcd
+//	lifecycle_test.go        `pocketkube up`: restart, second up refused, bad flags, external etcd, Ctrl-C early after up
 //	logs_test.go             kubectl logs: follow, previous, containers, tail, since, limit
 //	network_test.go          pod networking: localhost between containers, pod to pod, port-forward
 //	node_lifecycle_test.go   the node across Ctrl-C and kill -9 of `up`
 //	node_test.go             the Node object, its lease and labels
 //	pods_test.go             pod lifecycle: restart policies, termination messages, bad inputs, OOM, deletion
-//	probes_test.go           probes and lifecycle hooks
+//	resources_test.go        CPU and memory limits as the container reads them in its cgroup
+//	probes_test.go           probes and lifecycle hooks; exec probes' output and time bounded
 //	rest_test.go             the REST API through pocketkube proxy, authn and TLS
-//	security_test.go         securityContext: users, capabilities, read-only root, privileged
+//	security_test.go         securityContext: users, capabilities, read-only root, privileged; every listening port
+//	                         authenticated; the kubelet API's 401s and 403s;
+//	                         sysctls, runtimeClassName, procMount, shareProcessNamespace
 //	serviceaccounts_test.go  service account tokens and admission
-//	services_test.go         Services: ClusterIP, NodePort, no endpoints, nftables rules
+//	services_test.go         Services: ClusterIP, NodePort, no endpoints, nftables rules; spec updates, named
+//	                         targetPorts, session affinity
 //	up_flags_test.go         `pocketkube up --node-name, --kubelet-port, --cluster-dns`: the Node, the kubelet API, pods' resolv.conf
-//	volumes_test.go          init containers and volumes (emptyDir, configMap, secret, hostPath)
-//	helpers_test.go          wrappers kept for the older files; new code calls test/framework
+//	volumes_test.go          init containers and volumes (emptyDir, configMap, secret, hostPath); FailedMount
+//	helpers_test.go          podYAML (the manifest kubectl-applied pods build on), busyboxNamespace
+//	testpods_test.go         busybox pods and checks of the mount, resource, hostPort, Service and kubelet API tests
 package e2e

@@ -168,6 +168,25 @@ func mounttestFileContentInLoop(path string, seconds int) []string {
 	return []string{"sh", "-c", `end=$(( $(date +%s) + $1 )); while [ "$(date +%s)" -lt "$end" ]; do if c=$(cat "$0" && echo x); then printf 'content of file "%s": %s\n' "$0" "${c%x}"; else echo "Error reading file $0, retrying"; fi; sleep 2; done`, path, strconv.Itoa(seconds)}
 }
 
+// dapiPod is the pod of upstream's Downward API and expansion tests:
+// podName, labelled name=podName, in ns, never restarted, with one
+// container, dapi-container, that runs command in e2eBusybox with env.
+func dapiPod(ns, podName string, command []string, env []corev1.EnvVar) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: podName, Namespace: ns, Labels: map[string]string{"name": podName}},
+		Spec: corev1.PodSpec{
+			Containers: []corev1.Container{{
+				Name:            "dapi-container",
+				Image:           e2eBusybox,
+				ImagePullPolicy: corev1.PullIfNotPresent,
+				Command:         command,
+				Env:             env,
+			}},
+			RestartPolicy: corev1.RestartPolicyNever,
+		},
+	}
+}
+
 func TestDownwardAPIEnv(t *testing.T) {
 	t.Parallel()
 	c := shared.Client(t)
@@ -175,29 +194,18 @@ func TestDownwardAPIEnv(t *testing.T) {
 
 	// testDownwardAPI is upstream's pod for most of these tests.
 	testDownwardAPI := func(podName string, env []corev1.EnvVar) *corev1.Pod {
-		return &corev1.Pod{
-			ObjectMeta: metav1.ObjectMeta{Name: podName, Namespace: ns, Labels: map[string]string{"name": podName}},
-			Spec: corev1.PodSpec{
-				Containers: []corev1.Container{{
-					Name:            "dapi-container",
-					Image:           e2eBusybox,
-					ImagePullPolicy: corev1.PullIfNotPresent,
-					Command:         []string{"sh", "-c", "env"},
-					Resources: corev1.ResourceRequirements{
-						Requests: corev1.ResourceList{
-							corev1.ResourceCPU:    resource.MustParse("250m"),
-							corev1.ResourceMemory: resource.MustParse("32Mi"),
-						},
-						Limits: corev1.ResourceList{
-							corev1.ResourceCPU:    resource.MustParse("1250m"),
-							corev1.ResourceMemory: resource.MustParse("64Mi"),
-						},
-					},
-					Env: env,
-				}},
-				RestartPolicy: corev1.RestartPolicyNever,
+		p := dapiPod(ns, podName, []string{"sh", "-c", "env"}, env)
+		p.Spec.Containers[0].Resources = corev1.ResourceRequirements{
+			Requests: corev1.ResourceList{
+				corev1.ResourceCPU:    resource.MustParse("250m"),
+				corev1.ResourceMemory: resource.MustParse("32Mi"),
+			},
+			Limits: corev1.ResourceList{
+				corev1.ResourceCPU:    resource.MustParse("1250m"),
+				corev1.ResourceMemory: resource.MustParse("64Mi"),
 			},
 		}
+		return p
 	}
 	// envPod is the pod of the tests that build their own: no resources.
 	envPod := func(podName string, env []corev1.EnvVar, command string) *corev1.Pod {
@@ -803,15 +811,7 @@ func applyDownward(t *testing.T, c kubernetes.Interface, v, manifest string) *co
 	ctx := t.Context()
 	// A previous subtest's pod of the same name may still be going.
 	framework.WaitGone(t, c, "default", "downward")
-	// ServiceAccount admission refuses pods until the controller manager
-	// made the namespace's default service account, as on a new cluster.
-	err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, framework.PodTimeout, true, func(ctx context.Context) (bool, error) {
-		_, err := c.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
-		return err == nil, nil
-	})
-	if err != nil {
-		t.Fatalf("no default service account: %v", err)
-	}
+	framework.WaitServiceAccount(t, c, "default")
 	if _, err := shared.KubectlStdin(ctx, v, manifest, "apply", "-f", "-"); err != nil {
 		t.Fatal(err)
 	}
@@ -820,17 +820,15 @@ func applyDownward(t *testing.T, c kubernetes.Interface, v, manifest string) *co
 		c.CoreV1().Pods("default").Delete(context.Background(), "downward", metav1.DeleteOptions{GracePeriodSeconds: new(int64)})
 		framework.WaitGone(t, c, "default", "downward")
 	})
-	var out string
-	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, framework.PodTimeout, true, func(ctx context.Context) (bool, error) {
-		out, _ = shared.Kubectl(ctx, v, "get", "pods")
+	out, err := shared.PollKubectl(ctx, v, framework.PodTimeout, func(out string, _ error) bool {
 		for _, line := range strings.Split(out, "\n") {
 			f := strings.Fields(line)
 			if len(f) >= 4 && f[0] == "downward" && f[1] == "1/1" && f[2] == "Running" && f[3] == "0" {
-				return true, nil
+				return true
 			}
 		}
-		return false, nil
-	})
+		return false
+	}, "get", "pods")
 	if err != nil {
 		p, _ := c.CoreV1().Pods("default").Get(ctx, "downward", metav1.GetOptions{})
 		t.Fatalf("kubectl get pods never showed downward 1/1 Running 0: %v\n%s\nstatus: %s", err, out, framework.PodStatus(p))
@@ -1039,11 +1037,8 @@ func walkthroughVolume(t *testing.T, c kubernetes.Interface, v string, variant w
 	if _, err := shared.Kubectl(ctx, v, "label", "pod", "downward", "foo=test", "--overwrite"); err != nil {
 		t.Fatal(err)
 	}
-	var labels string
-	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		labels, _ = shared.Kubectl(ctx, v, "exec", "downward", "--", "cat", "/etc/downward/labels")
-		return labels == `foo="test"`, nil
-	})
+	labels, err := shared.PollKubectl(ctx, v, 30*time.Second, func(labels string, _ error) bool { return labels == `foo="test"` },
+		"exec", "downward", "--", "cat", "/etc/downward/labels")
 	if err != nil {
 		t.Errorf("labels file %q after kubectl label, want %q", labels, `foo="test"`)
 	}

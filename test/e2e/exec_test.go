@@ -4,24 +4,28 @@ package e2e
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"net"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/pocketkube/pocketkube/test/framework"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/pocketkube/pocketkube/test/framework"
 )
 
 func TestPodRunsLogsAndExec(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	c := shared.Client(t)
-	shared.ApplyPod(t, "sleeper", fmt.Sprintf(sleeperPod, "sleeper"))
+	shared.ApplyPod(t, "sleeper", sleeperPod("sleeper"))
 	pod := framework.WaitPod(t, c, "default", "sleeper", "Running", framework.Running)
 	_, cidr, _ := net.ParseCIDR("10.244.0.0/16")
 	if ip := net.ParseIP(pod.Status.PodIP); ip == nil || !cidr.Contains(ip) {
@@ -36,11 +40,9 @@ func TestPodRunsLogsAndExec(t *testing.T) {
 	}
 	for _, v := range framework.KubectlVersions {
 		t.Run("kubectl-"+v, func(t *testing.T) {
-			var out string
-			err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 10*time.Second, true, func(ctx context.Context) (bool, error) {
-				out, _ = shared.Kubectl(ctx, v, "logs", "sleeper")
-				return strings.Contains(out, "to stderr"), nil
-			})
+			out, err := shared.PollKubectl(ctx, v, 10*time.Second, func(out string, _ error) bool {
+				return strings.Contains(out, "to stderr")
+			}, "logs", "sleeper")
 			if err != nil || out != "hello from sleeper\nto stderr\n" {
 				t.Errorf("logs = %q", out)
 			}
@@ -75,37 +77,25 @@ func TestAttach(t *testing.T) {
 	ctx := t.Context()
 	c := shared.Client(t)
 	ticker := "attach-ticker"
-	shared.ApplyPod(t, ticker, `apiVersion: v1
-kind: Pod
-metadata:
-  name: attach-ticker
-spec:
-  terminationGracePeriodSeconds: 1
-  containers:
+	shared.ApplyPod(t, ticker, podYAML("attach-ticker", 1, `  containers:
   - name: main
     image: busybox
     command: ["sh", "-c", "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done"]
-`)
+`))
 	for _, v := range framework.KubectlVersions {
 		t.Run("kubectl-"+v, func(t *testing.T) {
 			// attach -i: stdin reaches the container's read; with
 			// stdinOnce, kubectl's EOF closes the container's stdin, the
 			// loop ends, and attach ends with the container.
 			name := "attach-stdin-" + framework.Dashed(v)
-			shared.ApplyPod(t, name, fmt.Sprintf(`apiVersion: v1
-kind: Pod
-metadata:
-  name: %s
-spec:
-  restartPolicy: Never
-  terminationGracePeriodSeconds: 1
+			shared.ApplyPod(t, name, podYAML(name, 1, `  restartPolicy: Never
   containers:
   - name: main
     image: busybox
     stdin: true
     stdinOnce: true
     command: ["sh", "-c", "while read line; do echo got:$line; echo err:$line >&2; done; echo bye"]
-`, name))
+`))
 			framework.WaitPod(t, c, "default", name, "Running", framework.Running)
 			actx, cancel := context.WithTimeout(ctx, 60*time.Second)
 			defer cancel()
@@ -126,15 +116,13 @@ spec:
 			// Plain attach streams the output written from now on, not
 			// what was written before.
 			framework.WaitPod(t, c, "default", ticker, "Running", framework.Running)
-			var before int
-			err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 20*time.Second, true, func(ctx context.Context) (bool, error) {
-				logs, _ := shared.Kubectl(ctx, v, "logs", ticker)
-				before = strings.Count(logs, "tick ")
-				return before >= 3, nil
-			})
+			logs, err := shared.PollKubectl(ctx, v, 20*time.Second, func(logs string, _ error) bool {
+				return strings.Count(logs, "tick ") >= 3
+			}, "logs", ticker)
 			if err != nil {
 				t.Fatalf("ticker never ticked: %v", err)
 			}
+			before := strings.Count(logs, "tick ")
 			r := shared.StartKubectlLines(t, v, "attach", ticker)
 			prev := -1
 			for i := 0; i < 4; i++ {
@@ -159,7 +147,7 @@ func TestExecTTY(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	c := shared.Client(t)
-	shared.ApplyPod(t, "exec-tty", fmt.Sprintf(sleeperPod, "exec-tty"))
+	shared.ApplyPod(t, "exec-tty", sleeperPod("exec-tty"))
 	framework.WaitPod(t, c, "default", "exec-tty", "Running", framework.Running)
 	for _, v := range framework.KubectlVersions {
 		t.Run("kubectl-"+v, func(t *testing.T) {
@@ -205,4 +193,60 @@ func TestExecTTY(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestExecStdinReturnsWhenCommandExits runs `kubectl exec -i` with a stdin
+// that never closes: as with containerd, the session ends when the command
+// exits, with its exit code, not when stdin ends (issue 13).
+func TestExecStdinReturnsWhenCommandExits(t *testing.T) {
+	c, ns := busyboxNamespace(t, "exec-stdin-")
+	framework.RunPods(t, c, &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "sleeper", Namespace: ns},
+		Spec: corev1.PodSpec{
+			TerminationGracePeriodSeconds: new(int64),
+			Containers:                    []corev1.Container{{Name: "main", Image: "busybox", Command: []string{"sleep", "3600"}}},
+		},
+	})
+	forEachKubectl(t, func(t *testing.T, v string) {
+		for _, tc := range []struct {
+			name string
+			cmd  []string
+			code int
+		}{
+			{name: "true", cmd: []string{"true"}, code: 0},
+			{name: "exit 3", cmd: []string{"sh", "-c", "exit 3"}, code: 3},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				// The write end stays open until the test ends, so kubectl
+				// never sees the end of its stdin.
+				r, w, err := os.Pipe()
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer w.Close()
+				// A bound on returning at all, not on speed.
+				ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+				defer cancel()
+				args := append([]string{"--kubeconfig", shared.Kubeconfig, "-n", ns, "exec", "-i", "sleeper", "-c", "main", "--"}, tc.cmd...)
+				cmd := exec.CommandContext(ctx, framework.Kubectl(v), args...)
+				cmd.Stdin = r
+				out, err := cmd.CombinedOutput()
+				r.Close()
+				if ctx.Err() != nil {
+					t.Fatalf("kubectl exec -i %v did not return within 20s of a stdin that stays open; output: %s", tc.cmd, out)
+				}
+				code := 0
+				if err != nil {
+					var exitErr *exec.ExitError
+					if !errors.As(err, &exitErr) {
+						t.Fatalf("kubectl exec -i %v: %v; output: %s", tc.cmd, err, out)
+					}
+					code = exitErr.ExitCode()
+				}
+				if code != tc.code {
+					t.Fatalf("kubectl exec -i %v exited %d, want %d; output: %s", tc.cmd, code, tc.code, out)
+				}
+			})
+		}
+	})
 }

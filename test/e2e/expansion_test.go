@@ -14,22 +14,10 @@ import (
 
 // expansionPod is expansion.go's newPod.
 func expansionPod(ns string, command []string, envVars []corev1.EnvVar, mounts []corev1.VolumeMount, volumes []corev1.Volume) *corev1.Pod {
-	podName := uniqueName("var-expansion-")
-	return &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: podName, Namespace: ns, Labels: map[string]string{"name": podName}},
-		Spec: corev1.PodSpec{
-			Containers: []corev1.Container{{
-				Name:            "dapi-container",
-				Image:           e2eBusybox,
-				ImagePullPolicy: corev1.PullIfNotPresent,
-				Command:         command,
-				Env:             envVars,
-				VolumeMounts:    mounts,
-			}},
-			RestartPolicy: corev1.RestartPolicyNever,
-			Volumes:       volumes,
-		},
-	}
+	p := dapiPod(ns, uniqueName("var-expansion-"), command, envVars)
+	p.Spec.Containers[0].VolumeMounts = mounts
+	p.Spec.Volumes = volumes
+	return p
 }
 
 func TestExpansion(t *testing.T) {

@@ -3,32 +3,27 @@
 package e2e
 
 import (
-	"errors"
-	"os/exec"
 	"strconv"
 	"testing"
 
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/client-go/kubernetes"
-
 	"github.com/pocketkube/pocketkube/test/framework"
+	"k8s.io/client-go/kubernetes"
 )
 
-// The helpers below only serve node_lifecycle_test.go, lifecycle_test.go
-// and services_test.go, which predate test/framework's versions; new code
-// calls those (Cluster.ApplyPod, framework.WaitPod, framework.PhaseIs,
-// framework.ExitCode, strconv.Itoa) directly.
-
-func applyPod(t *testing.T, c *framework.Cluster, name, manifest string) {
-	t.Helper()
-	c.ApplyPod(t, name, manifest)
+// podYAML is the manifest of pod name in the default namespace, with
+// terminationGracePeriodSeconds grace and the rest of its spec: spec is
+// YAML indented as under "spec:" (containers, volumes, restartPolicy…).
+func podYAML(name string, grace int, spec string) string {
+	return "apiVersion: v1\nkind: Pod\nmetadata:\n  name: " + name + "\nspec:\n  terminationGracePeriodSeconds: " + strconv.Itoa(grace) + "\n" + spec
 }
 
-func waitPod(t *testing.T, c kubernetes.Interface, name string, what string, cond func(*corev1.Pod) bool) *corev1.Pod {
+// busyboxNamespace readies the shared cluster for a test's own pods: it
+// imports the busybox image and makes a namespace for the test
+// (framework.NewNamespace with prefix). It returns an admin client and
+// the namespace.
+func busyboxNamespace(t *testing.T, prefix string) (kubernetes.Interface, string) {
 	t.Helper()
-	return framework.WaitPod(t, c, "default", name, what, cond)
+	c := shared.Client(t)
+	shared.ImportBusybox(t, "busybox")
+	return c, framework.NewNamespace(t, c, prefix)
 }
-
-func asExit(err error, target **exec.ExitError) bool { return errors.As(err, target) }
-
-func itoa(i int) string { return strconv.Itoa(i) }

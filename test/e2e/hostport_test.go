@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -44,15 +45,13 @@ func pollCurl(t *testing.T, url, want string) {
 
 func TestHostPort(t *testing.T) {
 	t.Parallel()
-	c := shared.Client(t)
-	shared.ImportBusybox(t, "busybox")
-	ns := framework.NewNamespace(t, c, "hostport-")
+	c, ns := busyboxNamespace(t, "hostport-")
 	nodeIP := nodeInternalIP(t, c)
 	port, err := framework.FreePort(nodeIP)
 	if err != nil {
 		t.Fatal(err)
 	}
-	url := "http://" + net.JoinHostPort(nodeIP, itoa(port)) + "/"
+	url := "http://" + net.JoinHostPort(nodeIP, strconv.Itoa(port)) + "/"
 
 	framework.RunPods(t, c, withHostPort(httpdPod(ns, "first", nil, []int32{8080}), port), busyboxSleeper(ns, "client"))
 	pollCurl(t, url, "first:8080")

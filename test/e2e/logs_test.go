@@ -3,8 +3,6 @@
 package e2e
 
 import (
-	"context"
-	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -12,7 +10,6 @@ import (
 
 	"github.com/pocketkube/pocketkube/test/framework"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 func TestLogsFollow(t *testing.T) {
@@ -22,18 +19,12 @@ func TestLogsFollow(t *testing.T) {
 	for _, v := range framework.KubectlVersions {
 		t.Run("kubectl-"+v, func(t *testing.T) {
 			name := "logs-follow-" + framework.Dashed(v)
-			shared.ApplyPod(t, name, fmt.Sprintf(`apiVersion: v1
-kind: Pod
-metadata:
-  name: %s
-spec:
-  restartPolicy: Never
-  terminationGracePeriodSeconds: 1
+			shared.ApplyPod(t, name, podYAML(name, 1, `  restartPolicy: Never
   containers:
   - name: main
     image: busybox
     command: ["sh", "-c", "echo first; until [ -e /tmp/go ]; do sleep 0.1; done; echo second; until [ -e /tmp/end ]; do sleep 0.1; done; echo last"]
-`, name))
+`))
 			framework.WaitPod(t, c, "default", name, "Running", framework.Running)
 			r := shared.StartKubectlLines(t, v, "logs", "-f", name)
 			if l := r.Next(t, 20*time.Second); l != "first" {
@@ -63,13 +54,7 @@ func TestLogsFollowPreviousSinceContainersTail(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	c := shared.Client(t)
-	shared.ApplyPod(t, "logs-restarts", `apiVersion: v1
-kind: Pod
-metadata:
-  name: logs-restarts
-spec:
-  terminationGracePeriodSeconds: 1
-  containers:
+	shared.ApplyPod(t, "logs-restarts", podYAML("logs-restarts", 1, `  containers:
   - name: main
     image: busybox
     command: ["sh", "-c", "n=$(cat /data/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > /data/n; echo attempt $n; if [ $n -ge 2 ]; then exec sleep 3600; fi; exit 1"]
@@ -77,21 +62,15 @@ spec:
   volumes:
   - name: data
     emptyDir: {}
-`)
-	shared.ApplyPod(t, "logs-multi", `apiVersion: v1
-kind: Pod
-metadata:
-  name: logs-multi
-spec:
-  terminationGracePeriodSeconds: 1
-  containers:
+`))
+	shared.ApplyPod(t, "logs-multi", podYAML("logs-multi", 1, `  containers:
   - name: a
     image: busybox
     command: ["sh", "-c", "echo from a; exec sleep 3600"]
   - name: b
     image: busybox
     command: ["sh", "-c", "for i in 1 2 3 4 5; do echo b$i; done; exec sleep 3600"]
-`)
+`))
 	framework.WaitPod(t, c, "default", "logs-multi", "Running", framework.Running)
 	// The first restart comes at once; kubelet's 10 s back-off starts after it.
 	pod := framework.WaitPod(t, c, "default", "logs-restarts", "restarted and running", func(p *corev1.Pod) bool {
@@ -100,10 +79,9 @@ spec:
 	if last := pod.Status.ContainerStatuses[0].LastTerminationState.Terminated; last == nil || last.ExitCode != 1 {
 		t.Errorf("lastState %+v", pod.Status.ContainerStatuses[0].LastTerminationState)
 	}
-	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 20*time.Second, true, func(ctx context.Context) (bool, error) {
-		out, _ := shared.Kubectl(ctx, framework.Newest(), "logs", "logs-multi", "-c", "b")
-		return strings.Contains(out, "b5"), nil
-	})
+	_, err := shared.PollKubectl(ctx, framework.Newest(), 20*time.Second, func(out string, _ error) bool {
+		return strings.Contains(out, "b5")
+	}, "logs", "logs-multi", "-c", "b")
 	if err != nil {
 		t.Fatalf("logs of b never complete: %v", err)
 	}

@@ -5,7 +5,6 @@ package e2e
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -24,32 +23,15 @@ func TestMain(m *testing.M) {
 }
 
 func runMain(m *testing.M) int {
-	tmp, err := os.MkdirTemp("", "pk-e2e-")
+	env, err := framework.NewEnv("../..", "pk-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer os.RemoveAll(tmp)
-	Binary = os.Getenv("POCKETKUBE_BIN")
-	if Binary == "" {
-		Binary = filepath.Join(tmp, "pocketkube")
-		// The Makefile holds the -ldflags that set the versions.
-		build := exec.Command("make", "-C", "../..", "build", "BIN="+Binary)
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
-			fmt.Fprintln(os.Stderr, "build pocketkube:", err)
-			return 1
-		}
-	}
-	host, removeLink, err := framework.ListenAddress()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer removeLink()
-	ListenHost = host
+	defer env.Close()
+	Binary, ListenHost = env.Binary, env.Host
 	start := time.Now()
-	shared, err = StartCluster(filepath.Join(tmp, "shared"))
+	shared, err = StartCluster(filepath.Join(env.Dir, "shared"))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "start shared cluster:", err)
 		return 1
@@ -62,6 +44,11 @@ func runMain(m *testing.M) int {
 	}
 	if code != 0 {
 		fmt.Fprintf(os.Stderr, "--- shared cluster output ---\n%s\n", framework.Tail(shared.Output(), 200))
+		// The whole of it, for what the tail cut off.
+		log := filepath.Join(os.TempDir(), fmt.Sprintf("pk-e2e-shared-%d.log", os.Getpid()))
+		if err := os.WriteFile(log, []byte(shared.Output()), 0o600); err == nil {
+			fmt.Fprintf(os.Stderr, "--- the shared cluster's whole output: %s\n", log)
+		}
 	}
 	return code
 }

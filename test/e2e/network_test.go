@@ -18,32 +18,23 @@ func TestContainersShareLocalhostAndPodsReachEachOther(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	c := shared.Client(t)
-	manifest := `apiVersion: v1
-kind: Pod
-metadata:
-  name: %s
-spec:
-  terminationGracePeriodSeconds: 1
-  containers:
+	manifest := func(name string) string {
+		return podYAML(name, 1, fmt.Sprintf(`  containers:
   - name: web
     image: busybox
     command: ["sh", "-c", "mkdir -p /www && echo served by %s > /www/index.html && exec httpd -f -p 8080 -h /www"]
   - name: client
     image: busybox
     command: ["sleep", "3600"]
-`
-	shared.ApplyPod(t, "web-a", fmt.Sprintf(manifest, "web-a", "web-a"))
-	shared.ApplyPod(t, "web-b", fmt.Sprintf(manifest, "web-b", "web-b"))
+`, name))
+	}
+	shared.ApplyPod(t, "web-a", manifest("web-a"))
+	shared.ApplyPod(t, "web-b", manifest("web-b"))
 	framework.WaitPod(t, c, "default", "web-a", "Running", framework.Running)
 	b := framework.WaitPod(t, c, "default", "web-b", "Running", framework.Running)
 	fetch := func(url string) (string, error) {
-		var out string
-		var err error
-		wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 10*time.Second, true, func(ctx context.Context) (bool, error) {
-			out, err = shared.Kubectl(ctx, framework.Newest(), "exec", "web-a", "-c", "client", "--", "wget", "-qO-", url)
-			return err == nil, nil
-		})
-		return out, err
+		return shared.PollKubectl(ctx, framework.Newest(), 10*time.Second, func(_ string, err error) bool { return err == nil },
+			"exec", "web-a", "-c", "client", "--", "wget", "-qO-", url)
 	}
 	if out, err := fetch("http://localhost:8080/"); err != nil || out != "served by web-a\n" {
 		t.Errorf("localhost from the other container: %q, %v", out, err)

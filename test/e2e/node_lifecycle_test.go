@@ -16,7 +16,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/pocketkube/pocketkube/test/framework"
 )
@@ -32,13 +31,7 @@ func shims(dataDir string) int {
 // grace period, so that Ctrl-C must cap it. It is ready while
 // /tmp/unready does not exist: touching that file makes the agent write
 // a new status, which only an agent that syncs the pod can do.
-const stubbornPod = `apiVersion: v1
-kind: Pod
-metadata:
-  name: survivor
-spec:
-  terminationGracePeriodSeconds: 30
-  containers:
+var stubbornPod = podYAML("survivor", 30, `  containers:
   - name: main
     image: busybox
     command: ["sh", "-c", "trap '' TERM; echo started; while true; do sleep 1; done"]
@@ -46,7 +39,7 @@ spec:
       exec:
         command: ["sh", "-c", "! test -e /tmp/unready"]
       periodSeconds: 1
-`
+`)
 
 // Ctrl-C stops the node's pods and leaves nothing behind; `up` again runs
 // them again, with the restart count kubelet reports after a node restart;
@@ -56,8 +49,8 @@ spec:
 func TestNodeRestartAndCrash(t *testing.T) {
 	ctx := context.Background()
 	c := startNodeCluster(t)
-	applyPod(t, c, "survivor", stubbornPod)
-	pod := waitPod(t, c.Client(t), "survivor", "Running", framework.Running)
+	c.ApplyPod(t, "survivor", stubbornPod)
+	pod := framework.WaitPod(t, c.Client(t), "default", "survivor", "Running", framework.Running)
 	uid := string(pod.UID)
 	before := pod.Status.ContainerStatuses[0].RestartCount
 
@@ -74,7 +67,7 @@ func TestNodeRestartAndCrash(t *testing.T) {
 	}
 
 	c = restartNode(t, c)
-	pod = waitPod(t, c.Client(t), "survivor", "Running again", func(p *corev1.Pod) bool {
+	pod = framework.WaitPod(t, c.Client(t), "default", "survivor", "Running again", func(p *corev1.Pod) bool {
 		return framework.Running(p) && p.Status.ContainerStatuses[0].RestartCount == before+1
 	})
 	if string(pod.UID) != uid {
@@ -93,14 +86,11 @@ func TestNodeRestartAndCrash(t *testing.T) {
 	// unready: the status that says so is written by the new agent, after
 	// it synced the pod and probed its container.
 	// The exec works once the new agent knows the pod again.
-	var execErr error
-	if err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, framework.PodTimeout, true, func(ctx context.Context) (bool, error) {
-		_, execErr = c.Kubectl(ctx, framework.Newest(), "exec", "survivor", "--", "touch", "/tmp/unready")
-		return execErr == nil, nil
-	}); err != nil {
-		t.Fatalf("exec after kill -9: %v", execErr)
+	if _, err := c.PollKubectl(ctx, framework.Newest(), framework.PodTimeout, func(_ string, err error) bool { return err == nil },
+		"exec", "survivor", "--", "touch", "/tmp/unready"); err != nil {
+		t.Fatalf("exec after kill -9: %v", err)
 	}
-	pod = waitPod(t, c.Client(t), "survivor", "unready after kill -9", func(p *corev1.Pod) bool {
+	pod = framework.WaitPod(t, c.Client(t), "default", "survivor", "unready after kill -9", func(p *corev1.Pod) bool {
 		return len(p.Status.ContainerStatuses) == 1 && !p.Status.ContainerStatuses[0].Ready && p.Status.Phase == corev1.PodRunning
 	})
 	cs := pod.Status.ContainerStatuses[0]
@@ -122,16 +112,8 @@ func runTwin(t *testing.T, c *framework.Cluster, keep bool) (*corev1.Pod, string
 	t.Helper()
 	ctx := context.Background()
 	c.ImportBusybox(t, "busybox")
-	// ServiceAccount admission refuses pods until the controller manager
-	// made the namespace's default service account.
-	err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, framework.PodTimeout, true, func(ctx context.Context) (bool, error) {
-		_, err := c.Client(t).CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
-		return err == nil, nil
-	})
-	if err != nil {
-		t.Fatalf("no default service account: %v", err)
-	}
-	manifest := fmt.Sprintf(webPod, "twin-web", "twin-web") + "---\n" + fmt.Sprintf(clientPod, "twin-client") +
+	framework.WaitServiceAccount(t, c.Client(t), "default")
+	manifest := fmt.Sprintf(webPod, "twin-web", "twin-web") + "---\n" + clientPod("twin-client") +
 		"---\n" + serviceManifest("twin-web", "twin-web", "ClusterIP")
 	if _, err := c.KubectlStdin(ctx, framework.Newest(), manifest, "apply", "-f", "-"); err != nil {
 		t.Fatal(err)
@@ -148,7 +130,7 @@ func runTwin(t *testing.T, c *framework.Cluster, keep bool) (*corev1.Pod, string
 		t.Fatal(err)
 	}
 	waitRunning(t, c.Client(t), "twin-client")
-	web := waitPod(t, c.Client(t), "twin-web", "Running and ready", framework.Running)
+	web := framework.WaitPod(t, c.Client(t), "default", "twin-web", "Running and ready", framework.Running)
 	checkTwinService(t, c, svc.Spec.ClusterIP)
 	return web, svc.Spec.ClusterIP
 }
@@ -205,7 +187,8 @@ func TestTwoNodeClustersAtOnce(t *testing.T) {
 	// of its own name, its bridge plugin sets up pk0) broke nothing of
 	// the shared cluster's.
 	if len(kubeProxyTables(t, nil)) == 0 {
-		t.Error("the shared cluster's kube-proxy table is gone while the second runs")
+		out, _ := exec.Command("nft", "list", "tables").CombinedOutput()
+		t.Errorf("the shared cluster's kube-proxy table is gone while the second runs; the host's tables:\n%s", out)
 	}
 	checkTwinService(t, shared, sharedIP)
 
@@ -236,7 +219,7 @@ func TestTwoNodeClustersAtOnce(t *testing.T) {
 
 	// The shared cluster works as before: same container, its table, its
 	// bridge, its Service.
-	web := waitPod(t, shared.Client(t), "twin-web", "Running and ready", framework.Running)
+	web := framework.WaitPod(t, shared.Client(t), "default", "twin-web", "Running and ready", framework.Running)
 	if id := web.Status.ContainerStatuses[0].ContainerID; id != sharedID {
 		t.Errorf("shared cluster's container %s became %s", sharedID, id)
 	}

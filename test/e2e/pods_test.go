@@ -14,13 +14,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 )
 
-const sleeperPod = `apiVersion: v1
-kind: Pod
-metadata:
-  name: %[1]s
-spec:
-  terminationGracePeriodSeconds: 2
-  containers:
+// sleeperPod prints its name to stdout and a line to stderr, then sleeps.
+func sleeperPod(name string) string {
+	return podYAML(name, 2, `  containers:
   - name: main
     image: busybox
     command: ["sh", "-c", "echo hello from $(POD_NAME); sleep 0.2; echo to stderr >&2; exec sleep 3600"]
@@ -29,31 +25,35 @@ spec:
       valueFrom:
         fieldRef:
           fieldPath: metadata.name
-`
+`)
+}
 
 func TestRestartPolicies(t *testing.T) {
 	t.Parallel()
 	c := shared.Client(t)
-	manifest := `apiVersion: v1
-kind: Pod
-metadata:
-  name: %s
-spec:
-  restartPolicy: %s
-  terminationGracePeriodSeconds: 1
+	manifest := func(name, policy string, code int) string {
+		return podYAML(name, 1, fmt.Sprintf(`  restartPolicy: %s
   containers:
   - name: main
     image: busybox
     imagePullPolicy: IfNotPresent
     command: ["sh", "-c", "echo done; exit %d"]
-`
-	t.Run("Never-fails", func(t *testing.T) {
-		shared.ApplyPod(t, "never-fails", fmt.Sprintf(manifest, "never-fails", "Never", 3))
-		pod := framework.WaitPod(t, c, "default", "never-fails", "Failed", framework.PhaseIs(corev1.PodFailed))
+`, policy, code))
+	}
+	// finished runs pod name until it is in phase and checks how its
+	// container terminated.
+	finished := func(t *testing.T, name, policy string, code int32, phase corev1.PodPhase, reason string) *corev1.Pod {
+		t.Helper()
+		shared.ApplyPod(t, name, manifest(name, policy, int(code)))
+		pod := framework.WaitPod(t, c, "default", name, string(phase), framework.PhaseIs(phase))
 		term := pod.Status.ContainerStatuses[0].State.Terminated
-		if term == nil || term.ExitCode != 3 || term.Reason != "Error" {
+		if term == nil || term.ExitCode != code || term.Reason != reason {
 			t.Errorf("terminated = %+v", term)
 		}
+		return pod
+	}
+	t.Run("Never-fails", func(t *testing.T) {
+		finished(t, "never-fails", "Never", 3, corev1.PodFailed, "Error")
 	})
 	t.Run("termination-messages", func(t *testing.T) {
 		shared.ApplyPod(t, "term-msg", `apiVersion: v1
@@ -80,12 +80,7 @@ spec:
 		}
 	})
 	t.Run("OnFailure-succeeds", func(t *testing.T) {
-		shared.ApplyPod(t, "onfailure-ok", fmt.Sprintf(manifest, "onfailure-ok", "OnFailure", 0))
-		pod := framework.WaitPod(t, c, "default", "onfailure-ok", "Succeeded", framework.PhaseIs(corev1.PodSucceeded))
-		term := pod.Status.ContainerStatuses[0].State.Terminated
-		if term == nil || term.ExitCode != 0 || term.Reason != "Completed" {
-			t.Errorf("terminated = %+v", term)
-		}
+		pod := finished(t, "onfailure-ok", "OnFailure", 0, corev1.PodSucceeded, "Completed")
 		for _, cond := range pod.Status.Conditions {
 			if cond.Type == corev1.PodReady && cond.Reason != "PodCompleted" {
 				t.Errorf("Ready condition %+v, want reason PodCompleted", cond)
@@ -93,7 +88,7 @@ spec:
 		}
 	})
 	t.Run("Always-crashloops", func(t *testing.T) {
-		shared.ApplyPod(t, "crashloop", fmt.Sprintf(manifest, "crashloop", "Always", 1))
+		shared.ApplyPod(t, "crashloop", manifest("crashloop", "Always", 1))
 		pod := framework.WaitPod(t, c, "default", "crashloop", "in CrashLoopBackOff", func(p *corev1.Pod) bool {
 			if len(p.Status.ContainerStatuses) == 0 {
 				return false
@@ -122,16 +117,9 @@ spec:
 func TestBadInputsGetUpstreamReasons(t *testing.T) {
 	t.Parallel()
 	c := shared.Client(t)
-	manifest := `apiVersion: v1
-kind: Pod
-metadata:
-  name: %s
-spec:
-  terminationGracePeriodSeconds: 1
-  containers:
-  - name: main
-%s
-`
+	manifest := func(name, spec string) string {
+		return podYAML(name, 1, "  containers:\n  - name: main\n"+spec+"\n")
+	}
 	for _, tc := range []struct {
 		name, spec string
 		reasons    []string
@@ -144,7 +132,7 @@ spec:
 		{"missing-configmap", "    image: busybox\n    envFrom: [{configMapRef: {name: no-such-cm}}]", []string{"CreateContainerConfigError"}, `configmap "no-such-cm" not found`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			shared.ApplyPod(t, tc.name, fmt.Sprintf(manifest, tc.name, tc.spec))
+			shared.ApplyPod(t, tc.name, manifest(tc.name, tc.spec))
 			pod := framework.WaitPod(t, c, "default", tc.name, "waiting with an upstream reason", func(p *corev1.Pod) bool {
 				if len(p.Status.ContainerStatuses) == 0 {
 					return false
@@ -166,7 +154,7 @@ spec:
 		})
 	}
 	// The agent is still healthy: a good pod runs.
-	shared.ApplyPod(t, "after-bad", fmt.Sprintf(sleeperPod, "after-bad"))
+	shared.ApplyPod(t, "after-bad", sleeperPod("after-bad"))
 	framework.WaitPod(t, c, "default", "after-bad", "Running", framework.Running)
 }
 
@@ -177,20 +165,14 @@ func TestOOMKilled(t *testing.T) {
 	// dd allocates its 64 MiB block and fills it from /dev/zero; the
 	// container's memory cgroup allows 16 MiB, so the kernel's OOM killer
 	// kills it (SIGKILL: exit code 137).
-	shared.ApplyPod(t, "oom", `apiVersion: v1
-kind: Pod
-metadata:
-  name: oom
-spec:
-  restartPolicy: Never
-  terminationGracePeriodSeconds: 1
+	shared.ApplyPod(t, "oom", podYAML("oom", 1, `  restartPolicy: Never
   containers:
   - name: main
     image: busybox
     command: ["dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"]
     resources:
       limits: {memory: 16Mi}
-`)
+`))
 	pod := framework.WaitPod(t, c, "default", "oom", "Failed", framework.PhaseIs(corev1.PodFailed))
 	term := pod.Status.ContainerStatuses[0].State.Terminated
 	if term == nil || term.Reason != "OOMKilled" || term.ExitCode != 137 {
@@ -216,17 +198,11 @@ func TestDeleteLeavesNothing(t *testing.T) {
 	t.Parallel()
 	c := shared.Client(t)
 	const grace = 3 * time.Second
-	shared.ApplyPod(t, "ephemeral", `apiVersion: v1
-kind: Pod
-metadata:
-  name: ephemeral
-spec:
-  terminationGracePeriodSeconds: 3
-  containers:
+	shared.ApplyPod(t, "ephemeral", podYAML("ephemeral", 3, `  containers:
   - name: main
     image: busybox
     command: ["sh", "-c", "trap '' TERM; while true; do sleep 1; done"]
-`)
+`))
 	pod := framework.WaitPod(t, c, "default", "ephemeral", "Running", framework.Running)
 	uid := string(pod.UID)
 	start := time.Now()

@@ -28,9 +28,7 @@ const cgroupV1NoLimit = "9223372036854771712"
 
 func TestContainerCgroupLimits(t *testing.T) {
 	t.Parallel()
-	c := shared.Client(t)
-	shared.ImportBusybox(t, "busybox")
-	ns := framework.NewNamespace(t, c, "resources-")
+	c, ns := busyboxNamespace(t, "resources-")
 
 	pod := busyboxSleeper(ns, "limited")
 	pod.Spec.Containers[0].Resources.Limits = corev1.ResourceList{

@@ -27,12 +27,7 @@ func TestLegacyServiceAccountTokenSecret(t *testing.T) {
 	c := shared.Client(t)
 	// The token controller deletes a token Secret whose service account
 	// does not exist (yet): wait for the namespace's default one.
-	if err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		_, err := c.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
-		return err == nil, nil
-	}); err != nil {
-		t.Fatal("no default service account")
-	}
+	framework.WaitServiceAccount(t, c, "default")
 	secrets := c.CoreV1().Secrets("default")
 	_, err := secrets.Create(ctx, &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: "legacy-token", Annotations: map[string]string{corev1.ServiceAccountNameKey: "default"}},
@@ -53,13 +48,7 @@ func TestLegacyServiceAccountTokenSecret(t *testing.T) {
 	}); err != nil {
 		t.Fatalf("the token controller did not fill the secret: %v", err)
 	}
-	shared.ApplyPod(t, "legacy-token", `apiVersion: v1
-kind: Pod
-metadata:
-  name: legacy-token
-spec:
-  terminationGracePeriodSeconds: 1
-  automountServiceAccountToken: false
+	shared.ApplyPod(t, "legacy-token", podYAML("legacy-token", 1, `  automountServiceAccountToken: false
   containers:
   - name: main
     image: busybox
@@ -69,7 +58,7 @@ spec:
   volumes:
   - name: token
     secret: {secretName: legacy-token}
-`)
+`))
 	framework.WaitPod(t, c, "default", "legacy-token", "Running", framework.Running)
 	out, err := shared.Kubectl(ctx, framework.Newest(), "exec", "legacy-token", "--", "cat", "/var/run/secrets/legacy/token")
 	if err != nil || out != token {
@@ -91,9 +80,7 @@ spec:
 // bound token stops authenticating once the pod is deleted.
 func TestServiceAccountFaults(t *testing.T) {
 	t.Parallel()
-	c := shared.Client(t)
-	shared.ImportBusybox(t, "busybox")
-	ns := framework.NewNamespace(t, c, "sa-faults-")
+	c, ns := busyboxNamespace(t, "sa-faults-")
 
 	for _, v := range framework.KubectlVersions {
 		t.Run("missing service account kubectl-"+v, func(t *testing.T) {

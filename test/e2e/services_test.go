@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"net"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 
@@ -45,17 +47,13 @@ spec:
 `
 
 // clientPod is a pod to run wget in.
-const clientPod = `apiVersion: v1
-kind: Pod
-metadata:
-  name: %s
-spec:
-  terminationGracePeriodSeconds: 1
-  containers:
+func clientPod(name string) string {
+	return podYAML(name, 1, `  containers:
   - name: main
     image: busybox
     command: ["sleep", "3600"]
-`
+`)
+}
 
 // applyService applies manifest and deletes the Service at the end of the
 // test.
@@ -94,6 +92,10 @@ spec:
 func execIn(ctx context.Context, pod, script string) (string, error) {
 	return shared.Kubectl(ctx, framework.Newest(), "exec", pod, "--", "sh", "-c", script)
 }
+
+// refused is a PollKubectl condition: the output says "Connection
+// refused", as wget does when the proxier rejects a connection.
+func refused(out string, _ error) bool { return strings.Contains(out, "Connection refused") }
 
 // answers fetches url n times in one exec in pod and returns who answered.
 // (Debian's static busybox wget crashes with -T; timeout bounds it.)
@@ -168,15 +170,15 @@ func contains(list []string, s string) bool {
 func waitRunning(t *testing.T, c kubernetes.Interface, names ...string) {
 	t.Helper()
 	for _, n := range names {
-		waitPod(t, c, n, "Running and ready", framework.Running)
+		framework.WaitPod(t, c, "default", n, "Running and ready", framework.Running)
 	}
 }
 
 func TestServiceClusterIPAndNodePort(t *testing.T) {
 	c := shared.Client(t)
-	applyPod(t, shared, "svc-web-1", fmt.Sprintf(webPod, "svc-web-1", "svc-web"))
-	applyPod(t, shared, "svc-web-2", fmt.Sprintf(webPod, "svc-web-2", "svc-web"))
-	applyPod(t, shared, "svc-client", fmt.Sprintf(clientPod, "svc-client"))
+	shared.ApplyPod(t, "svc-web-1", fmt.Sprintf(webPod, "svc-web-1", "svc-web"))
+	shared.ApplyPod(t, "svc-web-2", fmt.Sprintf(webPod, "svc-web-2", "svc-web"))
+	shared.ApplyPod(t, "svc-client", clientPod("svc-client"))
 	svc := applyService(t, "svc-web", serviceManifest("svc-web", "svc-web", "ClusterIP"))
 	np := applyService(t, "svc-web-np", serviceManifest("svc-web-np", "svc-web", "NodePort"))
 	waitRunning(t, c, "svc-web-1", "svc-web-2", "svc-client")
@@ -224,7 +226,7 @@ func TestServiceClusterIPAndNodePort(t *testing.T) {
 
 func TestServiceWithoutEndpointsRefuses(t *testing.T) {
 	c := shared.Client(t)
-	applyPod(t, shared, "svc-refuse-client", fmt.Sprintf(clientPod, "svc-refuse-client"))
+	shared.ApplyPod(t, "svc-refuse-client", clientPod("svc-refuse-client"))
 	svc := applyService(t, "svc-nobody", serviceManifest("svc-nobody", "nobody-has-this-label", "ClusterIP"))
 	waitRunning(t, c, "svc-refuse-client")
 	vip := "http://" + svc.Spec.ClusterIP + "/"
@@ -232,11 +234,8 @@ func TestServiceWithoutEndpointsRefuses(t *testing.T) {
 	// kube-proxy rejects with an ICMP port unreachable: the client sees
 	// "Connection refused", not a timeout (timeout kills a hanging wget
 	// with exit 143 and no message).
-	var out string
-	err := wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		out, _ = execIn(ctx, "svc-refuse-client", "timeout 20 wget -qO- "+vip+" 2>&1; echo exit=$?")
-		return strings.Contains(out, "Connection refused"), nil
-	})
+	out, err := shared.PollKubectl(context.Background(), framework.Newest(), 30*time.Second, refused,
+		"exec", "svc-refuse-client", "--", "sh", "-c", "timeout 20 wget -qO- "+vip+" 2>&1; echo exit=$?")
 	if err != nil {
 		t.Fatalf("wget %s from a pod said %q, want Connection refused", vip, out)
 	}
@@ -246,15 +245,14 @@ func TestServiceWithoutEndpointsRefuses(t *testing.T) {
 	// From the host: curl's exit code 7 is "failed to connect", 28 a
 	// timeout.
 	_, _, err = framework.Curl(context.Background(), "-m", "20", vip)
-	var exit *exec.ExitError
-	if !asExit(err, &exit) || exit.ExitCode() != 7 {
+	if framework.ExitCode(err) != 7 {
 		t.Errorf("curl %s from the host: %v, want exit code 7 (connection refused)", vip, err)
 	}
 }
 
 func TestKubernetesServiceFromPod(t *testing.T) {
 	c := shared.Client(t)
-	applyPod(t, shared, "svc-api-client", fmt.Sprintf(clientPod, "svc-api-client"))
+	shared.ApplyPod(t, "svc-api-client", clientPod("svc-api-client"))
 	waitRunning(t, c, "svc-api-client")
 	ctx := context.Background()
 
@@ -279,18 +277,15 @@ func TestKubernetesServiceFromPod(t *testing.T) {
 	// which only the API server behind the VIP can give.
 	const want = "Client sent an HTTP request to an HTTPS server."
 	for _, addr := range []string{"10.96.0.1 443", "$KUBERNETES_SERVICE_HOST $KUBERNETES_SERVICE_PORT"} {
-		var out string
-		err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-			out, _ = execIn(ctx, "svc-api-client", `printf 'GET /version HTTP/1.0\r\n\r\n' | nc -w 3 `+addr)
-			return strings.Contains(out, want), nil
-		})
+		out, err := shared.PollKubectl(ctx, framework.Newest(), 30*time.Second, func(out string, _ error) bool { return strings.Contains(out, want) },
+			"exec", "svc-api-client", "--", "sh", "-c", `printf 'GET /version HTTP/1.0\r\n\r\n' | nc -w 3 `+addr)
 		if err != nil {
 			t.Errorf("HTTP to %s from a pod: %q; want the API server's %q", addr, out, want)
 		}
 	}
 	// The same answer from the API server itself, so that the check above
 	// cannot pass on some other server's words.
-	body, status, _ := framework.Curl(ctx, "http://"+net.JoinHostPort(shared.Host, itoa(shared.Port))+"/version")
+	body, status, _ := framework.Curl(ctx, "http://"+net.JoinHostPort(shared.Host, strconv.Itoa(shared.Port))+"/version")
 	if status != 400 || !strings.Contains(body, want) {
 		t.Errorf("plain HTTP to the API server: %d %q", status, body)
 	}
@@ -338,5 +333,170 @@ func TestCtrlCRemovesServiceRules(t *testing.T) {
 	restartNode(t, c)
 	if err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 30*time.Second, true, hasTable); err != nil {
 		t.Errorf("no kube-proxy table after up again: %v", err)
+	}
+}
+
+// Service specs beyond one port to one pod, through the ClusterIP from a
+// pod: an update of port and selector, two ports, a named targetPort that
+// resolves to a different number in each pod, and ClientIP session
+// affinity. kube-proxy's nftables proxier is upstream's; what is checked
+// is that the agent's proxy follows the Service and its EndpointSlices.
+
+// newService creates a ClusterIP Service ns/name selecting selector with
+// ports (its namespace deletes it at the end).
+func newService(t *testing.T, c kubernetes.Interface, ns, name string, selector map[string]string, ports ...corev1.ServicePort) *corev1.Service {
+	t.Helper()
+	svc, err := c.CoreV1().Services(ns).Create(t.Context(), &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec:       corev1.ServiceSpec{Selector: selector, Ports: ports},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("create service %s/%s: %v", ns, name, err)
+	}
+	return svc
+}
+
+// vipURL is http://CLUSTERIP:PORT/.
+func vipURL(svc *corev1.Service, port int32) string {
+	return "http://" + net.JoinHostPort(svc.Spec.ClusterIP, strconv.Itoa(int(port))) + "/"
+}
+
+// updateService applies edit to the Service ns/name, retrying on conflicts.
+func updateService(t *testing.T, c kubernetes.Interface, ns, name string, edit func(*corev1.Service)) {
+	t.Helper()
+	err := wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, 10*time.Second, true, func(ctx context.Context) (bool, error) {
+		svc, err := c.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		edit(svc)
+		_, err = c.CoreV1().Services(ns).Update(ctx, svc, metav1.UpdateOptions{})
+		return err == nil, nil
+	})
+	if err != nil {
+		t.Fatalf("update service %s/%s: %v", ns, name, err)
+	}
+}
+
+func TestServicePortAndSelectorUpdate(t *testing.T) {
+	t.Parallel()
+	c, ns := busyboxNamespace(t, "svc-update-")
+	framework.RunPods(t, c,
+		httpdPod(ns, "blue", map[string]string{"app": "blue"}, []int32{8080}),
+		httpdPod(ns, "green", map[string]string{"app": "green"}, []int32{8080}),
+		busyboxSleeper(ns, "client"))
+	svc := newService(t, c, ns, "web", map[string]string{"app": "blue"},
+		corev1.ServicePort{Port: 80, TargetPort: intstr.FromInt32(8080)})
+	pollWget(t, ns, "client", vipURL(svc, 80), 10, "before the update", answeredBy("blue:8080"))
+
+	updateService(t, c, ns, "web", func(s *corev1.Service) {
+		s.Spec.Ports[0].Port = 81
+		s.Spec.Selector = map[string]string{"app": "green"}
+	})
+	pollWget(t, ns, "client", vipURL(svc, 81), 10, "the new port and selector", answeredBy("green:8080"))
+	// The old port is gone: the proxier's reject for the Service IP on
+	// any other port (connection refused, which wget reports as FAILED).
+	out, err := shared.PollKubectl(t.Context(), framework.Newest(), 30*time.Second, refused,
+		"-n", ns, "exec", "client", "-c", "main", "--", "sh", "-c", "timeout 5 wget -qO- "+vipURL(svc, 80)+" 2>&1; echo exit=$?")
+	if err != nil {
+		t.Errorf("old port %s after the update: %q, want Connection refused", vipURL(svc, 80), out)
+	}
+}
+
+func TestServiceTwoPorts(t *testing.T) {
+	t.Parallel()
+	c, ns := busyboxNamespace(t, "svc-ports-")
+	framework.RunPods(t, c,
+		httpdPod(ns, "web", map[string]string{"app": "web"}, []int32{8080, 9090}),
+		busyboxSleeper(ns, "client"))
+	svc := newService(t, c, ns, "web", map[string]string{"app": "web"},
+		corev1.ServicePort{Name: "http", Port: 80, TargetPort: intstr.FromInt32(8080)},
+		corev1.ServicePort{Name: "alt", Port: 90, TargetPort: intstr.FromInt32(9090)})
+	pollWget(t, ns, "client", vipURL(svc, 80), 5, "port http", answeredBy("web:8080"))
+	pollWget(t, ns, "client", vipURL(svc, 90), 5, "port alt", answeredBy("web:9090"))
+}
+
+func TestServiceNamedTargetPort(t *testing.T) {
+	t.Parallel()
+	c, ns := busyboxNamespace(t, "svc-named-")
+	// The port named "web" is 8080 in one pod and 9090 in the other; each
+	// also serves the other number, which the Service must not reach.
+	labels := map[string]string{"app": "web"}
+	framework.RunPods(t, c,
+		httpdPod(ns, "low", labels, []int32{8080, 9090}, "web", "other"),
+		httpdPod(ns, "high", labels, []int32{9090, 8080}, "web", "other"),
+		busyboxSleeper(ns, "client"))
+	svc := newService(t, c, ns, "web", labels,
+		corev1.ServicePort{Name: "http", Port: 80, TargetPort: intstr.FromString("web")})
+	// 40 fetches all landing on one of two endpoints happens once in
+	// 2^39 runs.
+	pollWget(t, ns, "client", vipURL(svc, 80), 40, "named targetPort", answeredBy("low:8080", "high:9090"))
+}
+
+func TestServiceSessionAffinity(t *testing.T) {
+	t.Parallel()
+	c, ns := busyboxNamespace(t, "svc-affinity-")
+	labels := map[string]string{"app": "web"}
+	// Both backends are ready before the Service exists, so the proxier's
+	// first rules for it already have both endpoints: a single answer is
+	// affinity, not a half-synced Service.
+	framework.RunPods(t, c,
+		httpdPod(ns, "one", labels, []int32{8080}),
+		httpdPod(ns, "two", labels, []int32{8080}),
+		busyboxSleeper(ns, "client"))
+	sticky, err := c.CoreV1().Services(ns).Create(t.Context(), &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "sticky", Namespace: ns},
+		Spec: corev1.ServiceSpec{
+			Selector:        labels,
+			Ports:           []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(8080)}},
+			SessionAffinity: corev1.ServiceAffinityClientIP,
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitEndpoints(t, c, ns, "sticky", 2)
+	// Every fetch of one client goes to the endpoint of its first.
+	got := pollWget(t, ns, "client", vipURL(sticky, 80), 1, "ClientIP affinity", func(got []string) bool {
+		return answeredBy("one:8080")(got) || answeredBy("two:8080")(got)
+	})
+	first := got[0]
+	for range 2 {
+		got, err := wgetAnswers(t.Context(), ns, "client", vipURL(sticky, 80), 20)
+		if err != nil || !answeredBy(first)(got) {
+			t.Fatalf("with sessionAffinity ClientIP, 20 fetches answered %q (%v), want all %s", got, err, first)
+		}
+	}
+
+	// Without affinity the same client is spread over both.
+	updateService(t, c, ns, "sticky", func(s *corev1.Service) {
+		s.Spec.SessionAffinity = corev1.ServiceAffinityNone
+		s.Spec.SessionAffinityConfig = nil
+	})
+	pollWget(t, ns, "client", vipURL(sticky, 80), 40, "sessionAffinity None", answeredBy("one:8080", "two:8080"))
+}
+
+// waitEndpoints waits until the EndpointSlices of Service ns/name have n
+// ready endpoints.
+func waitEndpoints(t *testing.T, c kubernetes.Interface, ns, name string, n int) {
+	t.Helper()
+	ready := 0
+	err := wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		list, err := c.DiscoveryV1().EndpointSlices(ns).List(ctx, metav1.ListOptions{LabelSelector: "kubernetes.io/service-name=" + name})
+		if err != nil {
+			return false, nil
+		}
+		ready = 0
+		for _, s := range list.Items {
+			for _, e := range s.Endpoints {
+				if e.Conditions.Ready == nil || *e.Conditions.Ready {
+					ready++
+				}
+			}
+		}
+		return ready == n, nil
+	})
+	if err != nil {
+		t.Fatalf("service %s/%s: %d ready endpoints, want %d: %v", ns, name, ready, n, err)
 	}
 }

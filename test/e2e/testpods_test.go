@@ -107,22 +107,16 @@ func distinct(list []string) []string {
 // accepts, and returns it; it fails t with the pod's events otherwise.
 func waitEvent(t *testing.T, c kubernetes.Interface, ns, name, reason string, timeout time.Duration, match func(*corev1.Event) bool) *corev1.Event {
 	t.Helper()
-	var seen []corev1.Event
 	var found *corev1.Event
 	sel := fields.Set{"involvedObject.kind": "Pod", "involvedObject.name": name}.AsSelector().String()
-	err := wait.PollUntilContextTimeout(t.Context(), 200*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
-		list, err := c.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: sel})
-		if err != nil {
-			return false, nil
-		}
-		seen = list.Items
-		for i := range list.Items {
-			if e := &list.Items[i]; e.Reason == reason && match(e) {
+	seen, err := framework.PollEvents(t.Context(), c, ns, sel, timeout, func(events []corev1.Event) bool {
+		for i := range events {
+			if e := &events[i]; e.Reason == reason && match(e) {
 				found = e
-				return true, nil
+				return true
 			}
 		}
-		return false, nil
+		return false
 	})
 	if err != nil {
 		var b strings.Builder

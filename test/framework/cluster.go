@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -397,6 +398,26 @@ func (c *Cluster) Kubectl(ctx context.Context, v string, args ...string) (string
 // KubectlStdin is Kubectl with stdin.
 func (c *Cluster) KubectlStdin(ctx context.Context, v string, stdin string, args ...string) (string, error) {
 	return Run(ctx, strings.NewReader(stdin), Kubectl(v), append([]string{"--kubeconfig", c.Kubeconfig}, args...)...)
+}
+
+// PollKubectl runs kubectl v with args against the cluster every 100 ms
+// until done accepts its stdout and error, or timeout passes. It returns
+// the last stdout, and nil once done accepted, else the last kubectl
+// error, or the poll's when kubectl itself succeeded.
+func (c *Cluster) PollKubectl(ctx context.Context, v string, timeout time.Duration, done func(out string, err error) bool, args ...string) (string, error) {
+	var out string
+	var err error
+	pollErr := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		out, err = c.Kubectl(ctx, v, args...)
+		return done(out, err), nil
+	})
+	switch {
+	case pollErr == nil:
+		return out, nil
+	case err != nil:
+		return out, err
+	}
+	return out, pollErr
 }
 
 // PodExec runs args in the container "main" of pod ns/pod with the newest

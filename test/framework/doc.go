@@ -1,7 +1,8 @@
 // Package framework runs the real pocketkube binary for the end-to-end
-// tests (test/e2e) and the system benchmarks (bench/): it starts clusters
-// (`pocketkube up` in a data directory, on free ports of an address pods
-// can reach), imports the busybox image built from the host's
+// tests (test/e2e) and the system benchmarks (bench/): it prepares what
+// their TestMain needs (env.go: the binary, the listen address), starts
+// clusters (`pocketkube up` in a data directory, on free ports of an
+// address pods can reach), imports the busybox image built from the host's
 // busybox-static, makes namespaces and creates, waits for and reads pods
 // (pods.go, wait.go), drives kubectl and terminals (exec.go, kubectl.go,
 // pty.go), serves a private registry (registry.go) and builds image root

@@ -98,17 +98,9 @@ func RunPods(t testing.TB, c kubernetes.Interface, pods ...*corev1.Pod) map[stri
 	}
 	got := map[string]*corev1.Pod{}
 	for _, p := range pods {
-		var last *corev1.Pod
-		err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, PodTimeout, true, func(ctx context.Context) (bool, error) {
-			q, err := c.CoreV1().Pods(p.Namespace).Get(ctx, p.Name, metav1.GetOptions{})
-			if err != nil {
-				return false, nil
-			}
-			last = q
-			return Running(q), nil
-		})
+		last, err := WaitPodIn(ctx, c, p.Namespace, p.Name, PodTimeout, func(q *corev1.Pod) (bool, error) { return Running(q), nil })
 		if err != nil {
-			t.Fatalf("pod %s/%s not running and ready: %v; status: %s", p.Namespace, p.Name, err, PodStatus(last))
+			t.Fatalf("pod %s/%s not running and ready: %v", p.Namespace, p.Name, err)
 		}
 		got[p.Name] = last
 	}

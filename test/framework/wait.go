@@ -19,19 +19,27 @@ import (
 // after PodTimeout, saying the pod never was what (e.g. "Running").
 func WaitPod(t testing.TB, c kubernetes.Interface, ns, name, what string, cond func(*corev1.Pod) bool) *corev1.Pod {
 	t.Helper()
-	var pod *corev1.Pod
-	err := wait.PollUntilContextTimeout(t.Context(), 50*time.Millisecond, PodTimeout, true, func(ctx context.Context) (bool, error) {
-		p, err := c.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+	pod, err := WaitPodIn(t.Context(), c, ns, name, PodTimeout, func(p *corev1.Pod) (bool, error) { return cond(p), nil })
+	if err != nil {
+		t.Fatalf("pod %s never %s: %v", name, what, err)
+	}
+	return pod
+}
+
+// PollEvents lists the events in namespace ns that fieldSelector selects
+// until done says they hold what the caller waits for, or timeout passes
+// (the error). It returns the last list it read, for failure messages.
+func PollEvents(ctx context.Context, c kubernetes.Interface, ns, fieldSelector string, timeout time.Duration, done func([]corev1.Event) bool) ([]corev1.Event, error) {
+	var last []corev1.Event
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		list, err := c.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: fieldSelector})
 		if err != nil {
 			return false, nil
 		}
-		pod = p
-		return cond(p), nil
+		last = list.Items
+		return done(last), nil
 	})
-	if err != nil {
-		t.Fatalf("pod %s never %s: %v\nstatus: %s", name, what, err, PodStatus(pod))
-	}
-	return pod
+	return last, err
 }
 
 // PhaseIs is a WaitPod condition: the pod is in phase ph.

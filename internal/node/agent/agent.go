@@ -194,9 +194,18 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer utilruntime.HandleCrash()
 	logger := klog.FromContext(ctx)
 
+	// Stopped while starting, a step fails with what the stop did to it
+	// (a command killed by ctx's end): a stop, with nothing to stop yet.
+	startErr := func(err error) error {
+		if ctx.Err() != nil {
+			logger.V(2).Info("Stopped while starting", "err", err)
+			return nil
+		}
+		return err
+	}
 	runtimeVersion, err := a.cfg.Runtime.Version(ctx)
 	if err != nil {
-		return fmt.Errorf("runtime version: %w", err)
+		return startErr(fmt.Errorf("runtime version: %w", err))
 	}
 	a.node = &nodeStatus{
 		client: a.cfg.Client,
@@ -238,7 +247,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		return nil
 	}
 	if a.network, err = a.cfg.NewNetwork(ctx, node.Spec.PodCIDR); err != nil {
-		return fmt.Errorf("set up pod network for %s: %w", node.Spec.PodCIDR, err)
+		return startErr(fmt.Errorf("set up pod network for %s: %w", node.Spec.PodCIDR, err))
 	}
 
 	a.informers.Start(ctx.Done())

@@ -2,8 +2,10 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"net"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -305,5 +307,28 @@ func TestPodRateLimiterCapsTheRetryDelay(t *testing.T) {
 	rl.Forget(key)
 	if d := rl.When(key); d > 10*time.Millisecond {
 		t.Errorf("first retry after Forget %s, want the 5 ms start", d)
+	}
+}
+
+// A step of Run's start that fails because Ctrl-C killed what it ran
+// (`runc --version: signal: killed`) is a stop, not a failure; the same
+// error without a stop is one.
+func TestRunStoppedWhileStarting(t *testing.T) {
+	for _, stop := range []bool{true, false} {
+		f := newFixture(t)
+		f.runtime.versionErr = errors.New("run runc --version: signal: killed")
+		a := f.newAgent()
+		ctx, cancel := context.WithCancel(context.Background())
+		if stop {
+			cancel()
+		}
+		err := a.Run(ctx)
+		cancel()
+		if stop && err != nil {
+			t.Errorf("stopped while starting: Run = %v, want nil", err)
+		}
+		if !stop && (err == nil || !strings.Contains(err.Error(), "runtime version: run runc --version: signal: killed")) {
+			t.Errorf("not stopped: Run = %v, want the runtime version error", err)
+		}
 	}
 }

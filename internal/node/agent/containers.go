@@ -45,6 +45,9 @@ const (
 // its cgroup and shared namespaces: kubelet's RunPodSandbox.
 func (a *Agent) setupSandbox(ctx context.Context, pod *v1.Pod, st *podState) error {
 	uid := string(pod.UID)
+	if err := a.sandboxRuntime(ctx, pod); err != nil {
+		return err
+	}
 	hostname, domain, _, err := network.PodHostname(pod, a.cfg.ClusterDomain)
 	if err != nil {
 		return err
@@ -86,6 +89,8 @@ func (a *Agent) setupSandbox(ctx context.Context, pod *v1.Pod, st *podState) err
 		HostPID:   pod.Spec.HostPID,
 		QOSClass:  string(qos.GetPodQOS(pod)),
 		Resources: runtime.PodResources(pod),
+		Sysctls:   podSysctls(pod),
+		SharePID:  pod.Spec.ShareProcessNamespace != nil && *pod.Spec.ShareProcessNamespace,
 	})
 	if err != nil {
 		return fmt.Errorf("run sandbox of pod %s: %w", klog.KObj(pod), err)

@@ -43,7 +43,7 @@ type fakeRuntime struct {
 	containers map[string]*runtime.ContainerStatus
 	nextID     int
 
-	createErr, startErr, stopErr error
+	versionErr, createErr, startErr, stopErr error
 }
 
 func newFakeRuntime(c clock.Clock) *fakeRuntime {
@@ -63,7 +63,12 @@ func (r *fakeRuntime) takeCalls() []string {
 	return calls
 }
 
-func (r *fakeRuntime) Version(context.Context) (string, error) { return "1.3.0-fake", nil }
+func (r *fakeRuntime) Version(context.Context) (string, error) {
+	if r.versionErr != nil {
+		return "", r.versionErr
+	}
+	return "1.3.0-fake", nil
+}
 
 func (r *fakeRuntime) RunPod(_ context.Context, cfg runtime.PodConfig) error {
 	r.mu.Lock()

@@ -9,7 +9,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"sort"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -111,6 +110,13 @@ func (a *Agent) syncPod(ctx context.Context, key cache.ObjectName) (time.Duratio
 		return 0, a.releaseTerminal(ctx, pod)
 	}
 	st := a.state(pod)
+	if !st.sandbox {
+		// Kubelet admits a pod before its pod worker starts it: a pod
+		// refused here is never set up.
+		if r := a.admit(ctx, pod); !r.Admit {
+			return 0, a.rejectPod(ctx, pod, st, r.Reason, r.Message)
+		}
+	}
 	a.watches.set(ctx, key, podRefs(pod))
 	status, requeue, syncErr := a.syncRunning(ctx, withLocalAnnotations(pod, st), st)
 	if status != nil {
@@ -151,6 +157,11 @@ func (a *Agent) terminatePod(ctx context.Context, pod *v1.Pod) error {
 	if err := a.writeStatus(ctx, pod, status); err != nil && !apierrors.IsNotFound(err) {
 		return err
 	}
+	// Logs go before the pod: whoever sees it deleted finds nothing of
+	// it left on the node.
+	if err := a.removeLogs(pod); err != nil {
+		return err
+	}
 	err := a.cfg.Client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
 		GracePeriodSeconds: new(int64),
 		Preconditions:      metav1.NewUIDPreconditions(string(pod.UID)),
@@ -159,7 +170,7 @@ func (a *Agent) terminatePod(ctx context.Context, pod *v1.Pod) error {
 		return fmt.Errorf("delete pod %s: %w", klog.KObj(pod), err)
 	}
 	a.forgetState(string(pod.UID))
-	return a.removeLogs(pod)
+	return nil
 }
 
 // releaseTerminal frees the sandbox of a pod that reached Succeeded or
@@ -438,15 +449,6 @@ func allContainers(pod *v1.Pod) []*v1.Container {
 		out = append(out, &pod.Spec.Containers[i])
 	}
 	return out
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 func ipStrings(ips []net.IP) []string {

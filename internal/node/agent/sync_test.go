@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -626,6 +628,18 @@ func TestSyncPodDeleteWithGrace(t *testing.T) {
 		p.DeletionTimestamp = &metav1.Time{Time: f.clock.Now()}
 		p.DeletionGracePeriodSeconds = new(int64(5))
 		p.ResourceVersion = "2"
+	})
+	// The pod's logs are gone before the pod is: a client that sees the
+	// pod deleted finds nothing of it on the node.
+	logs := filepath.Dir(filepath.Dir(f.agent.logPath(pod, "c", 0)))
+	if err := os.MkdirAll(filepath.Join(logs, "c"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f.client.PrependReactor("delete", "pods", func(core.Action) (bool, k8sruntime.Object, error) {
+		if _, err := os.Stat(logs); err == nil {
+			t.Errorf("logs %s still there when the pod is deleted", logs)
+		}
+		return false, nil, nil
 	})
 	before := len(f.client.Actions())
 	f.mustSync(ctx, "web")

@@ -3,6 +3,7 @@ package downward
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -123,7 +124,7 @@ func Environment(ctx context.Context, in Input) ([]v1.EnvVar, error) {
 				}
 				return nil, err
 			}
-			for _, k := range sortedKeys(cm.Data) {
+			for _, k := range slices.Sorted(maps.Keys(cm.Data)) {
 				set(from.Prefix+k, cm.Data[k])
 			}
 		case from.SecretRef != nil:
@@ -135,7 +136,7 @@ func Environment(ctx context.Context, in Input) ([]v1.EnvVar, error) {
 				}
 				return nil, err
 			}
-			for _, k := range sortedKeys(s.Data) {
+			for _, k := range slices.Sorted(maps.Keys(s.Data)) {
 				set(from.Prefix+k, string(s.Data[k]))
 			}
 		}
@@ -215,7 +216,7 @@ func Environment(ctx context.Context, in Input) ([]v1.EnvVar, error) {
 	}
 	// The container's own value wins over a service variable of the same
 	// name; kubelet skips the service one so that no name appears twice.
-	for _, k := range sortedKeys(serviceEnv) {
+	for _, k := range slices.Sorted(maps.Keys(serviceEnv)) {
 		if _, ok := tmpEnv[k]; !ok {
 			env = append(env, v1.EnvVar{Name: k, Value: serviceEnv[k]})
 		}
@@ -252,7 +253,7 @@ func serviceEnvironment(ctx context.Context, lister corelisters.ServiceLister, n
 		}
 	}
 	list := make([]*v1.Service, 0, len(byName))
-	for _, k := range sortedKeys(byName) {
+	for _, k := range slices.Sorted(maps.Keys(byName)) {
 		list = append(list, byName[k])
 	}
 	for _, e := range envvars.FromServices(list) {
@@ -353,13 +354,4 @@ func fileValue(ctx context.Context, ref *v1.FileKeySelector, pod *v1.Pod, volume
 		return "", false, fmt.Errorf("environment variable key %q not found in file %q", ref.Key, path)
 	}
 	return value, false, nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

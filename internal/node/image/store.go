@@ -158,6 +158,21 @@ func (s *Store) lock() (func(), error) {
 	return flock(s.path("lock"))
 }
 
+// lockIndex takes the store's lock and reads the index, for a change of
+// it; the caller calls unlock when done.
+func (s *Store) lockIndex() (im *v1.IndexManifest, unlock func(), err error) {
+	unlock, err = s.lock()
+	if err != nil {
+		return nil, nil, err
+	}
+	im, err = s.readIndex()
+	if err != nil {
+		unlock()
+		return nil, nil, err
+	}
+	return im, unlock, nil
+}
+
 func flock(path string) (func(), error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
@@ -409,15 +424,11 @@ func (s *Store) Remove(ctx context.Context, ref string) error {
 		return fmt.Errorf("remove image: %w", err)
 	}
 	byID := strings.TrimPrefix(ref, "sha256:") != ref || strings.HasPrefix(img.ID, "sha256:"+ref)
-	unlock, err := s.lock()
+	im, unlock, err := s.lockIndex()
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	im, err := s.readIndex()
-	if err != nil {
-		return err
-	}
 	next := *im
 	next.Manifests = nil
 	for _, d := range im.Manifests {
@@ -459,15 +470,11 @@ func (s *Store) checkUnused(img Image, im *v1.IndexManifest) error {
 // removed while containers used them. The node calls it after removing
 // containers, as containerd collects garbage after deletions.
 func (s *Store) Collect(ctx context.Context) error {
-	unlock, err := s.lock()
+	im, unlock, err := s.lockIndex()
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	im, err := s.readIndex()
-	if err != nil {
-		return err
-	}
 	return s.gc(ctx, im)
 }
 

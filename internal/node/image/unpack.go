@@ -337,15 +337,7 @@ func (x *extractor) apply(hdr *tar.Header, r io.Reader) error {
 			return err
 		}
 	case tar.TypeReg, tar.TypeRegA: //nolint:staticcheck // TypeRegA is still written by old tars
-		f, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o600)
-		if err != nil {
-			return err
-		}
-		_, err = io.Copy(f, r)
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
+		if err := copyToFile(target, os.O_EXCL|unix.O_NOFOLLOW, 0o600, r); err != nil {
 			return err
 		}
 	case tar.TypeSymlink:
@@ -512,4 +504,18 @@ func (x *extractor) resolveDir(rel string, create bool) (string, error) {
 		cur = append(cur, c)
 	}
 	return filepath.Join(x.root, filepath.Join(cur...)), nil
+}
+
+// copyToFile creates the file path for writing, with the extra open flags
+// and perm, and copies r into it.
+func copyToFile(path string, flag int, perm os.FileMode, r io.Reader) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|flag, perm)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(f, r)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }

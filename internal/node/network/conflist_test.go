@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/containernetworking/cni/libcni"
+	"github.com/pocketkube/pocketkube/internal/golden"
 )
 
 func TestConfList(t *testing.T) {
@@ -32,7 +33,7 @@ func TestConfList(t *testing.T) {
 			if _, err := libcni.ConfListFromBytes(raw); err != nil {
 				t.Fatalf("libcni rejects the conflist: %v", err)
 			}
-			golden(t, "conflist/"+tt.name+".json", raw)
+			golden.Check(t, "conflist/"+tt.name+".json", raw)
 		})
 	}
 }

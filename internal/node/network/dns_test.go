@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pocketkube/pocketkube/internal/golden"
 	v1 "k8s.io/api/core/v1"
 )
 
@@ -150,7 +151,7 @@ func TestResolvConf(t *testing.T) {
 			if err != nil {
 				t.Fatalf("ResolvConf: %v", err)
 			}
-			golden(t, "resolv/"+tt.name+".conf", got)
+			golden.Check(t, "resolv/"+tt.name+".conf", got)
 		})
 	}
 }

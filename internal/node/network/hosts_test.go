@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pocketkube/pocketkube/internal/golden"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -30,7 +31,7 @@ func TestHostsFile(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			golden(t, "hosts/"+tt.name+".hosts", HostsFile(tt.cfg))
+			golden.Check(t, "hosts/"+tt.name+".hosts", HostsFile(tt.cfg))
 		})
 	}
 }
@@ -49,7 +50,7 @@ func TestHostNetworkHostsFile(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			golden(t, "hosts/host-network-"+tt.name+".hosts", HostNetworkHostsFile([]byte(node), tt.aliases))
+			golden.Check(t, "hosts/host-network-"+tt.name+".hosts", HostNetworkHostsFile([]byte(node), tt.aliases))
 		})
 	}
 }

@@ -78,6 +78,7 @@ func (r *Runtime) buildSpec(pod *podState, cfg ContainerConfig, id, rootfs, term
 		WithPrivileged(cfg.Privileged, r.allCaps(), devices),
 		WithMounts(mounts),
 		WithResources(cfg.Resources),
+		WithSysctls(pod.Config.Sysctls),
 		WithCgroupsPath(filepath.Join(pod.CgroupPath, id)),
 	}
 	if pod.Config.NetNS != "" {
@@ -91,6 +92,8 @@ func (r *Runtime) buildSpec(pod *podState, cfg ContainerConfig, id, rootfs, term
 	}
 	if pod.Config.HostPID {
 		opts = append(opts, WithoutNamespace(specs.PIDNamespace))
+	} else if pod.PIDNS != "" {
+		opts = append(opts, WithNamespace(specs.PIDNamespace, pod.PIDNS))
 	}
 	if r.cgroups.v2 {
 		opts = append(opts, WithNamespace(specs.CgroupNamespace, ""))
@@ -117,6 +120,14 @@ func (r *Runtime) CreateContainer(ctx context.Context, cfg ContainerConfig) (id 
 	}
 	if cfg.Rootfs == "" {
 		return "", fmt.Errorf("create container %s: Rootfs is required", cfg.Name)
+	}
+	if pod.Config.SharePID && !pod.Config.HostPID {
+		r.mu.Lock()
+		pod.PIDNS, err = r.ensurePause(ctx, pod)
+		r.mu.Unlock()
+		if err != nil {
+			return "", fmt.Errorf("create container %s: pause process of pod %s: %w", cfg.Name, cfg.PodUID, err)
+		}
 	}
 	newid, err := newID()
 	if err != nil {

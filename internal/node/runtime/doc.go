@@ -8,7 +8,13 @@
 // /kubepods, then [/burstable|/besteffort]/pod<uid>),
 // an IPC and a UTS namespace kept alive as bind mounts of nsfs files under
 // StateDir/pods/<uid>/ns, and a /dev/shm tmpfs shared by its containers. There
-// is no pause process: the network namespace comes from internal/node/network.
+// is no pause process, except for a pod that shares its PID namespace
+// (PodConfig.SharePID): a pause container (the static shim binary run as
+// `pause`, alone in an empty root, unprivileged, under a shim of its own) is
+// PID 1 of the namespace its containers join, as with containerd. The
+// network namespace comes from internal/node/network. The pod's sysctls
+// (PodConfig.Sysctls) go in each container's spec; runc sets them in the
+// shared namespaces.
 //
 // A container is an OCI runtime bundle (StateDir/containers/<id>: config.json,
 // an overlayfs rootfs whose lowerdir is the unpacked image) created by
@@ -44,7 +50,8 @@
 //   - Privileged containers get all capabilities, all device access and a
 //     writable /sys, but host devices are not added to /dev (containerd does).
 //   - Seccomp and AppArmor are not applied (kubelet's default is Unconfined).
-//   - There is one PID namespace per container (no shareProcessNamespace).
+//   - A SharePID pod needs the embedded shim (make build): without one,
+//     RunPod fails with ErrNoPause.
 //   - OnExit only reports exits seen while a Runtime is watching: after a
 //     restart, call ListContainers to find containers that exited meanwhile.
 //   - If a shim is killed, its container's exit is never recorded: the

@@ -22,6 +22,10 @@ type podState struct {
 	IPCNS      string // "" = host
 	UTSNS      string // "" = host
 	Shm        string // host directory bind-mounted on /dev/shm
+	// PIDNS is the pause process's PID namespace (/proc/<pid>/ns/pid)
+	// for a SharePID pod, found again for each container: a pause that
+	// died is replaced, with a new PID.
+	PIDNS string `json:"-"`
 }
 
 func (r *Runtime) loadPod(uid string) (*podState, error) {
@@ -82,6 +86,11 @@ func (r *Runtime) RunPod(ctx context.Context, cfg PodConfig) error {
 	}
 	if err := writeJSONAtomic(filepath.Join(dir, "pod.json"), st); err != nil {
 		return fmt.Errorf("record pod %s: %w", cfg.UID, err)
+	}
+	if cfg.SharePID && !cfg.HostPID {
+		if _, err := r.ensurePause(ctx, st); err != nil {
+			return fmt.Errorf("run pause process of pod %s: %w", cfg.UID, err)
+		}
 	}
 	klog.FromContext(ctx).V(4).Info("Pod sandbox ready", "podUID", cfg.UID, "cgroup", st.CgroupPath)
 	return nil
@@ -184,6 +193,9 @@ func (r *Runtime) RemovePod(ctx context.Context, uid string) error {
 		for _, q := range []string{qosGuaranteed, qosBurstable, qosBestEffort} {
 			paths = append(paths, podCgroup(r.cfg.CgroupRoot, q, uid))
 		}
+	}
+	if err := r.removePause(ctx, uid); err != nil {
+		errs = append(errs, err)
 	}
 	for _, m := range []string{filepath.Join(dir, "ns", "ipc"), filepath.Join(dir, "ns", "uts"), filepath.Join(dir, "shm")} {
 		if err := unmountAll(m); err != nil {

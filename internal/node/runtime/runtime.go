@@ -53,6 +53,9 @@ type Runtime struct {
 	cfg     Config
 	cgroups *cgroupFS
 	caps    []string // bounding set of this process: "all capabilities"
+	// pauseBin is the static shim binary that SharePID pods' pause
+	// containers run; "" when none is embedded.
+	pauseBin string
 
 	mu    sync.Mutex // serialises pod setup and teardown
 	metas sync.Map   // container ID → *containerMeta, read once
@@ -104,6 +107,12 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 		return nil, err
 	}
 	r := &Runtime{cfg: cfg, cgroups: cg, caps: caps, done: make(chan struct{}), hostDevices: hostDevices}
+	if bin := embeddedShim(); len(bin) > 0 {
+		// The same file as the default shim's (installShim keeps it).
+		if r.pauseBin, err = installShim(filepath.Join(cfg.StateDir, "bin"), bin); err != nil {
+			return nil, err
+		}
+	}
 	if err := r.startWatch(ctx); err != nil {
 		return nil, err
 	}

@@ -70,6 +70,31 @@ func TestSecurity(t *testing.T) {
 	}
 }
 
+// TestSysctls runs a container in a pod with sysctls: runc sets them in
+// the pod's IPC namespace, so the container reads them, and another pod
+// (and the host) keeps the kernel's value.
+func TestSysctls(t *testing.T) {
+	e := newTestEnv(t)
+	withSysctls := e.pod(t, "sysctls", func(p *PodConfig) {
+		p.Sysctls = map[string]string{"kernel.shm_rmid_forced": "1"}
+	})
+	plain := e.pod(t, "plain")
+	for _, tt := range []struct {
+		pod  PodConfig
+		want string
+	}{{withSysctls, "1"}, {plain, "0"}} {
+		cfg := e.container(tt.pod, "c", "cat", "/proc/sys/kernel/shm_rmid_forced")
+		id := e.run(t, cfg)
+		if st := e.waitState(t, id, StateExited); st.ExitCode != 0 {
+			t.Fatalf("pod %s: exit code %d", tt.pod.Name, st.ExitCode)
+		}
+		b, _ := os.ReadFile(cfg.LogPath)
+		if !strings.Contains(string(b), " stdout F "+tt.want+"\n") {
+			t.Errorf("pod %s: kernel.shm_rmid_forced log %q, want %s", tt.pod.Name, b, tt.want)
+		}
+	}
+}
+
 func hostCapBnd(t *testing.T) string {
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {

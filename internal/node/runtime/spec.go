@@ -291,6 +291,23 @@ func WithResources(r Resources) SpecOpts {
 	}
 }
 
+// WithSysctls sets kernel parameters in the container's namespaces; runc
+// writes them under /proc/sys once it has joined them.
+func WithSysctls(sysctls map[string]string) SpecOpts {
+	return func(s *specs.Spec) error {
+		if len(sysctls) == 0 {
+			return nil
+		}
+		if s.Linux.Sysctl == nil {
+			s.Linux.Sysctl = map[string]string{}
+		}
+		for k, v := range sysctls {
+			s.Linux.Sysctl[k] = v
+		}
+		return nil
+	}
+}
+
 // WithCgroupsPath sets the container's cgroup (cgroupfs driver path).
 func WithCgroupsPath(p string) SpecOpts {
 	return func(s *specs.Spec) error {

@@ -54,6 +54,11 @@ func TestSpecGolden(t *testing.T) {
 			c.Resources = Resources{CPUShares: 256, CPUQuota: 125000, CPUPeriod: 100000, MemoryLimit: 128 << 20, PidsLimit: 100}
 		})},
 		{name: "host-network-ipc-pid", pod: PodConfig{UID: "$POD_UID", Name: "host", Namespace: "kube-system", HostIPC: true, HostPID: true, QOSClass: "Guaranteed"}, cfg: base(nil)},
+		{name: "sysctls", pod: func() PodConfig {
+			p := podNet
+			p.Sysctls = map[string]string{"kernel.shm_rmid_forced": "1", "net.ipv4.ip_unprivileged_port_start": "80"}
+			return p
+		}(), cfg: base(nil)},
 		{name: "mounts", pod: podNet, cfg: base(func(c *ContainerConfig) {
 			c.TerminationMessagePath = "/tmp/term"
 			c.Mounts = []Mount{

@@ -28,6 +28,14 @@ type PodConfig struct {
 	QOSClass             string    // "Guaranteed" | "Burstable" | "BestEffort" (default BestEffort)
 	Resources            Resources // pod cgroup values (see PodResources)
 	ShmSize              int64     // bytes of the shared /dev/shm tmpfs; 0 = 64 MiB
+	// Sysctls are set in every container's namespaces (the OCI spec's
+	// linux.sysctl), names with dots: the agent admits only namespaced
+	// ones, as kubelet's allowlist does, and runc refuses the others.
+	Sysctls map[string]string
+	// SharePID gives the pod's containers one PID namespace
+	// (shareProcessNamespace), whose PID 1 is the pod's pause process, as
+	// with kubelet and containerd. Ignored with HostPID.
+	SharePID bool
 }
 
 // Mount is a bind mount prepared by the agent.

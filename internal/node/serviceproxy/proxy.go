@@ -78,6 +78,9 @@ func Run(ctx context.Context, cfg Config) error {
 	// A table left by a run that was killed: start from nothing, as
 	// kube-proxy --cleanup would.
 	if nftables.CleanupLeftovers(ctx) {
+		if ctx.Err() != nil {
+			return nil // stopped while starting: `nft` was killed
+		}
 		return errors.New("delete leftover kube-proxy nftables table")
 	}
 
@@ -89,6 +92,9 @@ func Run(ctx context.Context, cfg Config) error {
 	proxier, err := nftables.NewProxier(ctx, kpc, v1.IPv4Protocol,
 		proxyutil.NewDetectLocalByCIDR(cfg.ClusterCIDR), cfg.NodeName, nodeIP, recorder, nil, false)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while starting
+		}
 		return fmt.Errorf("create nftables proxier: %w", err)
 	}
 	g := &gate{Provider: proxier}

@@ -22,11 +22,14 @@ import (
 )
 
 // Main is the main of the shim binary: args are the command-line arguments
-// without the program name (`--bundle DIR`). It runs [Run] until the
+// without the program name (`--bundle DIR`, or `pause` for [Pause]). It runs [Run] until the
 // container exits (or until SIGINT/SIGTERM while `runc create` runs) and
 // returns the process exit code: 0, 1 on an error (printed on stderr) or 2
 // on bad arguments.
 func Main(args []string) int {
+	if len(args) == 1 && args[0] == PauseArg {
+		return Pause()
+	}
 	fs := flag.NewFlagSet("pocketkube-shim", flag.ContinueOnError)
 	bundle := fs.String("bundle", "", "container bundle directory written by the runtime")
 	if err := fs.Parse(args); err != nil {
