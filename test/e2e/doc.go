@@ -19,7 +19,6 @@
 //
 // One file per feature:
 //
-//	api_outage_test.go       the API server out of the node agent's reach: pods keep running and restarting, status catches up
 //	apiaccess_test.go        the API server from inside pods: curl through the kubernetes Service, ambassadors (walkthrough 4-5)
 //	clients_test.go          client libraries (client-go, Python, Node) on the host and client-go in a pod
 //	controllers_test.go      controller manager and scheduler: namespaces' defaults, Jobs
@@ -30,10 +29,11 @@
 //	hostport_test.go         hostPort on the node address; a clash leaves the second pod Pending
 //	images_test.go           images: pull secrets against a private registry, the offline chapter images, re-import under running pods
 //	kubectl_test.go          kubectl against the cluster; pocketkube proxy against kubectl proxy
-//	lifecycle_test.go        `pocketkube up`: restart, second up refused, bad flags, external etcd, Ctrl-C early after up
+//	lifecycle_test.go        `pocketkube up`: restart, second up refused, bad flags, external etcd, Ctrl-C early after up,
+//	                         --node-name, --kubelet-port, --cluster-dns
 //	logs_test.go             kubectl logs: follow, previous, containers, tail, since, limit
 //	network_test.go          pod networking: localhost between containers, pod to pod, port-forward
-//	node_lifecycle_test.go   the node across Ctrl-C and kill -9 of `up`
+//	node_lifecycle_test.go   the node across Ctrl-C and kill -9 of `up`, and the API server out of its reach
 //	node_test.go             the Node object, its lease and labels
 //	pods_test.go             pod lifecycle: restart policies, termination messages, bad inputs, OOM, deletion
 //	resources_test.go        CPU and memory limits as the container reads them in its cgroup
@@ -45,7 +45,6 @@
 //	serviceaccounts_test.go  service account tokens and admission
 //	services_test.go         Services: ClusterIP, NodePort, no endpoints, nftables rules; spec updates, named
 //	                         targetPorts, session affinity
-//	up_flags_test.go         `pocketkube up --node-name, --kubelet-port, --cluster-dns`: the Node, the kubelet API, pods' resolv.conf
 //	volumes_test.go          init containers and volumes (emptyDir, configMap, secret, hostPath); FailedMount
 //	helpers_test.go          podYAML (the manifest kubectl-applied pods build on), busyboxNamespace
 //	testpods_test.go         busybox pods and checks of the mount, resource, hostPort, Service and kubelet API tests
