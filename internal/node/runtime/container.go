@@ -132,6 +132,12 @@ func (r *Runtime) CreateContainer(ctx context.Context, cfg ContainerConfig) (id 
 			}
 		}
 	}()
+	// The bundle is root's only, as containerd's (CVE-2021-41103):
+	// config.json holds the env, secrets included, and upper/ what the
+	// container wrote.
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return "", fmt.Errorf("create bundle of %s: %w", cfg.Name, err)
+	}
 	for _, d := range []string{"rootfs", "upper", "work"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			return "", fmt.Errorf("create bundle of %s: %w", cfg.Name, err)

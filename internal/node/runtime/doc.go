@@ -10,8 +10,9 @@
 // StateDir/pods/<uid>/ns, and a /dev/shm tmpfs shared by its containers. There
 // is no pause process: the network namespace comes from internal/node/network.
 //
-// A container is an OCI runtime bundle (StateDir/containers/<id>: config.json,
-// an overlayfs rootfs whose lowerdir is the unpacked image) created by
+// A container is an OCI runtime bundle (StateDir/containers/<id>, 0700 as
+// containerd's: config.json, which holds the env and is 0600 like every
+// state file, an overlayfs rootfs whose lowerdir is the unpacked image) created by
 // `runc create` under a shim (package shim): a small process, one per
 // container, that leaves pocketkube's session, becomes the child subreaper of the container, writes the
 // container's stdout/stderr to a CRI-format log file and, when the container's
