@@ -68,3 +68,18 @@ func TestBundleIsOwnerOnly(t *testing.T) {
 		return nil
 	})
 }
+
+// A container of a non-root user writes its termination message: the
+// file is 0666 whatever the umask, as kubelet makes it.
+func TestTerminationMessageAsNonRoot(t *testing.T) {
+	e := newTestEnv(t)
+	pod := e.pod(t, "termmsg")
+	cfg := e.container(pod, "c", "sh", "-c", `echo -n bye > /dev/termination-log`)
+	cfg.User = User{UID: 1000, GID: 1000}
+	id := e.run(t, cfg)
+	st := e.waitState(t, id, StateExited)
+	if st.ExitCode != 0 || st.Message != "bye" {
+		log, _ := os.ReadFile(cfg.LogPath)
+		t.Errorf("exit %d message %q, want 0 \"bye\"; log:\n%s", st.ExitCode, st.Message, log)
+	}
+}

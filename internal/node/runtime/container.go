@@ -160,6 +160,11 @@ func (r *Runtime) CreateContainer(ctx context.Context, cfg ContainerConfig) (id 
 	if err := os.WriteFile(termLog, nil, 0o666); err != nil {
 		return "", fmt.Errorf("create termination log of %s: %w", cfg.Name, err)
 	}
+	// As kubelet: the umask took bits off, and a container of any user
+	// must be able to write its termination message.
+	if err := os.Chmod(termLog, 0o666); err != nil {
+		return "", fmt.Errorf("create termination log of %s: %w", cfg.Name, err)
+	}
 	spec, err := r.buildSpec(pod, cfg, id, rootfs, termLog)
 	if err != nil {
 		return "", fmt.Errorf("build spec of %s: %w", cfg.Name, err)
