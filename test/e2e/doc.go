@@ -27,6 +27,7 @@
 //	expansion_test.go        $(VAR) expansion in env, command and subPathExpr
 //	images_test.go           images: pull secrets against a private registry, the offline chapter images
 //	kubectl_test.go          kubectl against the cluster; pocketkube proxy against kubectl proxy
+//	kubelet_serving_test.go  the API server verifies the kubelet's serving certificate (no impostor kubelet)
 //	lifecycle_test.go        `pocketkube up`: restart, second up refused, bad flags, external etcd
 //	logs_test.go             kubectl logs: follow, previous, containers, tail, since, limit
 //	network_test.go          pod networking: localhost between containers, pod to pod, port-forward
