@@ -21,6 +21,7 @@
 //	apiaccess_test.go        the API server from inside pods: curl through the kubernetes Service, ambassadors (walkthrough 4-5)
 //	clients_test.go          client libraries (client-go, Python, Node) on the host and client-go in a pod
 //	controllers_test.go      controller manager and scheduler: namespaces' defaults, Jobs
+//	datadir_test.go          an existing data dir: private dirs made 0700, logs of deleted pods removed, a lost CA key refused
 //	dns_test.go              cluster DNS records and pods' resolv.conf
 //	downward_test.go         Downward API: env, volume, projected volume, the walkthrough's manifests
 //	exec_test.go             kubectl exec (also -it on a terminal) and attach
