@@ -10,6 +10,7 @@
 // Layout under DataDir: images/ (the image store, shared with `pocketkube
 // images`), node/runtime (bundles, runc state), node/network (netns, CNI
 // state), node/pods (volumes, /etc files), node/logs (container logs).
+// node/ is kept 0700: Run makes it so when it is looser.
 //
 // Outside DataDir a node uses the pods' cgroups under CgroupRoot/kubepods
 // and, in the network namespace it runs in, names that upstream or the
@@ -27,6 +28,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"path"
 	"path/filepath"
 	"strconv"
@@ -82,6 +84,27 @@ type Config struct {
 	DNSListen net.IP
 }
 
+// privateDir creates dir 0700, or makes it 0700 when it exists with a
+// looser mode: it holds the pods' secrets (volumes, bundles with their
+// env), their logs and the runtime's sockets, which no other local user
+// may read. MkdirAll alone keeps the mode of a directory that exists.
+// As etcd's data directory (internal/controlplane/etcd) and kubelet's.
+func privateDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create %s: %w", dir, err)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return fmt.Errorf("restrict %s: %w", dir, err)
+		}
+	}
+	return nil
+}
+
 // podsCgroup is the cgroup under Config.CgroupRoot that holds the pods,
 // kubelet's node allocatable cgroup (pkg/kubelet/cm,
 // defaultNodeAllocatableCgroupName).
@@ -96,6 +119,9 @@ func Run(ctx context.Context, cfg Config) error {
 		cfg.KubeletPort = 10250
 	}
 	logger := klog.FromContext(ctx)
+	if err := privateDir(filepath.Join(cfg.DataDir, "node")); err != nil {
+		return err
+	}
 	// Stopped while starting, a step fails with what the stop did to it
 	// (a command killed by ctx's end): a stop, with nothing to stop yet.
 	startErr := func(err error) error {

@@ -10,9 +10,12 @@
 // A leaf certificate is issued again when it is missing, unreadable, not
 // signed by the current CA, close to expiry, or lacks a name the caller now
 // asks for (a new --listen host, say). CAs and the service-account key are
-// never replaced: doing so would invalidate every token and kubeconfig.
+// never replaced: doing so would invalidate every token and kubeconfig. A CA
+// whose certificate or key alone is missing is an error (ErrCAIncomplete),
+// not a reason to make a new one.
 //
-// Caveats: private keys are written 0600 and every file is replaced by
+// Caveats: the directory is kept 0700 (made so when it is looser) and
+// private keys are written 0600; every file is replaced by
 // rename, so a crash leaves either the old file or the new one. The package
 // does not lock the directory; its caller holds the data directory's lock.
 package pki

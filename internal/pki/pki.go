@@ -37,7 +37,8 @@ const (
 
 // Config says where the PKI lives and which names the API server answers to.
 type Config struct {
-	// Dir holds every file. Required; created 0700 when missing.
+	// Dir holds every file. Required; created 0700 when missing, and
+	// made 0700 when it is looser.
 	Dir string
 	// ServingDNSNames and ServingIPs are added to the API server's serving
 	// certificate, after the names every cluster has (localhost, 127.0.0.1,
@@ -130,6 +131,12 @@ func Ensure(cfg Config) (Paths, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return Paths{}, fmt.Errorf("create pki dir: %w", err)
 	}
+	// MkdirAll keeps the mode of a directory that exists: one made looser
+	// (by hand, a restore, an archive) would show every key to local
+	// users. kubeadm creates its pki directory 0700.
+	if err := restrictDir(cfg.Dir); err != nil {
+		return Paths{}, err
+	}
 	paths := PathsFor(cfg.Dir)
 	now := cfg.Now()
 
@@ -220,11 +227,28 @@ func LoadAuthority(certFile, keyFile string) (*Authority, error) {
 	return &Authority{Cert: certs[0], Key: signer}, nil
 }
 
+// ErrCAIncomplete is returned by Ensure when a CA's certificate is on disk
+// but its private key is not, or the other way round. Ensure never mints a
+// new CA over half of an old one: every certificate and kubeconfig issued
+// so far, and every client that trusts the old CA, would stop working
+// without a word.
+var ErrCAIncomplete = errors.New("CA incomplete")
+
 func ensureCA(certFile, keyFile, commonName string, now time.Time) (*Authority, error) {
-	if ca, err := LoadAuthority(certFile, keyFile); err == nil {
-		return ca, nil
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return nil, err
+	certExists, keyExists := exists(certFile), exists(keyFile)
+	if certExists != keyExists {
+		// kubeadm's certs phase loads a CA when either file exists and
+		// fails when that fails. pocketkube has no external-CA mode: a
+		// CA without its key cannot issue what the cluster needs.
+		missing, present := keyFile, certFile
+		if !certExists {
+			missing, present = certFile, keyFile
+		}
+		return nil, fmt.Errorf("%w: %s exists but %s is missing; refusing to create a new %s CA, which would invalidate every certificate and kubeconfig issued so far: restore the missing file, or move %s away to start a cluster with a new identity",
+			ErrCAIncomplete, present, missing, commonName, filepath.Dir(certFile))
+	}
+	if certExists {
+		return LoadAuthority(certFile, keyFile)
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -383,6 +407,30 @@ func ensureServiceAccountKey(keyFile, pubFile string) error {
 		return nil
 	}
 	return atomicfile.Write(pubFile, pubPEM, 0o644)
+}
+
+// exists reports whether anything is at path; an error other than "not
+// found" (a permission problem) counts as existing, so that LoadAuthority
+// reports it.
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return !errors.Is(err, os.ErrNotExist)
+}
+
+// restrictDir makes dir 0700 when its mode gives anything to group or
+// others.
+func restrictDir(dir string) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("restrict %s: %w", dir, err)
+	}
+	if fi.Mode().Perm()&0o077 == 0 {
+		return nil
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return fmt.Errorf("restrict %s: %w", dir, err)
+	}
+	return nil
 }
 
 func writeKey(path string, key crypto.Signer) error {

@@ -3,9 +3,11 @@ package pki
 import (
 	"bytes"
 	"crypto/x509"
+	"errors"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -262,5 +264,76 @@ func TestNoNodeWithoutNodeName(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(cfg.Dir, "kube-proxy.crt")); !os.IsNotExist(err) {
 		t.Errorf("kube-proxy.crt written without NodeName: %v", err)
+	}
+}
+
+// A CA whose key (or certificate) is gone is refused with ErrCAIncomplete,
+// as kubeadm's certs phase refuses a CA it cannot load; nothing is
+// replaced, so restoring the file brings the cluster back.
+func TestEnsureRefusesHalfCA(t *testing.T) {
+	tests := []struct {
+		name   string
+		remove func(p Paths) string
+	}{
+		{"CA key", func(p Paths) string { return p.CAKey }},
+		{"CA certificate", func(p Paths) string { return p.CA }},
+		{"front-proxy CA key", func(p Paths) string { return p.FrontProxyCAKey }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := testConfig(t)
+			p, err := Ensure(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			gone := tt.remove(p)
+			saved, err := os.ReadFile(gone)
+			if err != nil {
+				t.Fatal(err)
+			}
+			os.Remove(gone)
+			before := snapshot(t, cfg.Dir)
+			_, err = Ensure(cfg)
+			if !errors.Is(err, ErrCAIncomplete) || !strings.Contains(err.Error(), gone+" is missing") {
+				t.Fatalf("Ensure with %s removed: %v, want ErrCAIncomplete naming it", gone, err)
+			}
+			t.Logf("error: %v", err)
+			after := snapshot(t, cfg.Dir)
+			for name, data := range after {
+				if !bytes.Equal(before[name], data) {
+					t.Errorf("%s changed", name)
+				}
+			}
+			if len(after) != len(before) {
+				t.Errorf("files: %d, want %d", len(after), len(before))
+			}
+			if err := os.WriteFile(gone, saved, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := Ensure(cfg); err != nil {
+				t.Errorf("Ensure after restoring %s: %v", gone, err)
+			}
+		})
+	}
+}
+
+// A pki directory that exists with a looser mode is made 0700 again.
+func TestEnsureRestrictsExistingDir(t *testing.T) {
+	cfg := testConfig(t)
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(cfg.Dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Ensure(cfg); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(cfg.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o700 {
+		t.Errorf("pki dir mode %v, want 0700", fi.Mode().Perm())
 	}
 }

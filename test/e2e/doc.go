@@ -30,7 +30,8 @@
 //	images_test.go           images: pull secrets against a private registry, the offline chapter images, re-import under running pods
 //	kubectl_test.go          kubectl against the cluster; pocketkube proxy against kubectl proxy
 //	lifecycle_test.go        `pocketkube up`: restart, second up refused, bad flags, external etcd, Ctrl-C early after up,
-//	                         --node-name, --kubelet-port, --cluster-dns
+//	                         --node-name, --kubelet-port, --cluster-dns; an existing data dir (private dirs made
+//	                         0700, logs of deleted pods removed, a lost CA key refused)
 //	logs_test.go             kubectl logs: follow, previous, containers, tail, since, limit
 //	network_test.go          pod networking: localhost between containers, pod to pod, port-forward
 //	node_lifecycle_test.go   the node across Ctrl-C and kill -9 of `up`, and the API server out of its reach
@@ -40,7 +41,8 @@
 //	probes_test.go           probes and lifecycle hooks; exec probes' output and time bounded
 //	rest_test.go             the REST API through pocketkube proxy, authn and TLS
 //	security_test.go         securityContext: users, capabilities, read-only root, privileged; every listening port
-//	                         authenticated; the kubelet API's 401s and 403s;
+//	                         authenticated; the kubelet API's 401s and 403s, and the
+//	                         API server verifies its serving certificate;
 //	                         sysctls, runtimeClassName, procMount, shareProcessNamespace
 //	serviceaccounts_test.go  service account tokens and admission
 //	services_test.go         Services: ClusterIP, NodePort, no endpoints, nftables rules; spec updates, named

@@ -86,6 +86,12 @@ func Args(c Config) []string {
 		"--enable-admission-plugins=NodeRestriction",
 		"--enable-bootstrap-token-auth=true",
 		"--etcd-servers=" + strings.Join(c.EtcdServers, ","),
+		// The node's kubelet serving certificate is issued by the
+		// cluster CA with the node's name and addresses (pki.Config
+		// NodeName, NodeIPs): the API server verifies the kubelet it
+		// hands logs, exec and port-forward to, instead of trusting
+		// whatever answers at a Node's address.
+		"--kubelet-certificate-authority=" + c.PKI.CA,
 		"--kubelet-client-certificate=" + c.PKI.KubeletClient,
 		"--kubelet-client-key=" + c.PKI.KubeletClientKey,
 		"--kubelet-preferred-address-types=InternalIP,ExternalIP,Hostname",

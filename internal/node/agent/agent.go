@@ -335,7 +335,8 @@ func (a *Agent) waitPodCIDR(ctx context.Context) (*v1.Node, error) {
 }
 
 // adoptLeftovers queues the pods the manager still has state for after a
-// restart: syncPod then either keeps running them or kills them.
+// restart: syncPod then either keeps running them or kills them. The logs
+// of pods no longer bound here go.
 func (a *Agent) adoptLeftovers(ctx context.Context) error {
 	uids, err := a.leftoverUIDs(ctx)
 	if err != nil {
@@ -359,7 +360,7 @@ func (a *Agent) adoptLeftovers(ctx context.Context) error {
 			klog.FromContext(ctx).Error(err, "Removing leftover pod", "podUID", uid)
 		}
 	}
-	return nil
+	return a.removeOrphanedLogs(ctx, pods)
 }
 
 func (a *Agent) remember(pod *v1.Pod) {

@@ -389,6 +389,64 @@ func (a *Agent) removeLogs(pod *v1.Pod) error {
 	return os.RemoveAll(filepath.Dir(filepath.Dir(a.logPath(pod, "x", 0))))
 }
 
+// removeContainerLogs deletes a removed container's log and the files the
+// shim rotated it to (<path>.<timestamp>), as kubelet's container log
+// manager (Clean, pattern <path>*) does when its container GC removes a
+// container.
+func removeContainerLogs(path string) error {
+	entries, err := os.ReadDir(filepath.Dir(path))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	base := filepath.Base(path)
+	var errs []error
+	for _, e := range entries {
+		if n := e.Name(); n == base || strings.HasPrefix(n, base+".") {
+			if err := os.Remove(filepath.Join(filepath.Dir(path), n)); err != nil && !errors.Is(err, os.ErrNotExist) {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// removeOrphanedLogs deletes the log directories of pods not bound to this
+// node any more (deleted while the agent was down), as kubelet's container
+// GC removes the /var/log/pods directories of pods it does not know
+// (evictPodLogsDirectories). The directory name ends in the pod's UID
+// (<namespace>_<name>_<uid>). It runs once the pod informer has synced and
+// before the workers start: no directory of a new pod appears meanwhile.
+func (a *Agent) removeOrphanedLogs(ctx context.Context, pods []*v1.Pod) error {
+	dir := filepath.Join(a.cfg.DataDir, "logs")
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	bound := map[string]bool{}
+	for _, p := range pods {
+		bound[string(p.UID)] = true
+	}
+	var errs []error
+	for _, e := range entries {
+		name := e.Name()
+		uid := name[strings.LastIndex(name, "_")+1:]
+		if bound[uid] {
+			continue
+		}
+		klog.FromContext(ctx).V(2).Info("Removing logs of a pod no longer on this node", "podUID", uid, "dir", name)
+		if err := os.RemoveAll(filepath.Join(dir, name)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // defaultPathEnv is the PATH containerd (and Docker) give a container whose
 // image sets none, e.g. one made by `docker import`.
 const defaultPathEnv = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

@@ -344,7 +344,9 @@ func (a *Agent) removeOldAttempts(ctx context.Context, pod *v1.Pod, containers [
 			if err := a.cfg.Runtime.RemoveContainer(ctx, c.ID); err != nil {
 				klog.FromContext(ctx).Error(err, "Removing old container", "pod", klog.KObj(pod), "container", c.Name, "attempt", c.Attempt)
 			} else {
-				os.Remove(c.LogPath)
+				if err := removeContainerLogs(c.LogPath); err != nil {
+					klog.FromContext(ctx).Error(err, "Removing logs of old container", "pod", klog.KObj(pod), "container", c.Name, "attempt", c.Attempt)
+				}
 				continue
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -768,4 +769,86 @@ func TestStopAll(t *testing.T) {
 	f.runtime.takeCalls()
 	f.agent.stopAll(ctx)
 	f.expectCalls("StopContainer web-uid/c grace 3s", "RemovePod web-uid", "StopContainer old-uid/c grace 3s", "RemovePod old-uid")
+}
+
+// writeLogs creates each file (relative to the agent's logs directory).
+func (f *fixture) writeLogs(files ...string) {
+	f.t.Helper()
+	for _, name := range files {
+		p := filepath.Join(f.agent.cfg.DataDir, "logs", name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			f.t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("log\n"), 0o640); err != nil {
+			f.t.Fatal(err)
+		}
+	}
+}
+
+// logFiles lists the files under the agent's logs directory.
+func (f *fixture) logFiles() []string {
+	f.t.Helper()
+	root := filepath.Join(f.agent.cfg.DataDir, "logs")
+	var files []string
+	filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			rel, _ := filepath.Rel(root, path)
+			files = append(files, rel)
+		}
+		return nil
+	})
+	slices.Sort(files)
+	return files
+}
+
+// When an old attempt's container is removed, its log goes with the
+// files the shim rotated it to (<n>.log.<timestamp>), as kubelet's log
+// manager cleans <path>*; the later attempts' logs stay.
+func TestRemovedContainerTakesRotatedLogs(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	f := newFixture(t)
+	f.pods = append(f.pods, newPod("web", "c"))
+	f.newAgent()
+	f.mustSync(ctx, "web")
+	dir := "ns_web_web-uid/c/"
+	f.writeLogs(dir+"0.log", dir+"0.log.20261201-100000.000000001", dir+"0.log.20261201-100001.000000002")
+	f.runtime.exit("web-uid", "c", 1)
+	f.mustSync(ctx, "web") // attempt 1, at once
+	f.writeLogs(dir+"1.log", dir+"1.log.20261201-100002.000000003")
+	f.runtime.exit("web-uid", "c", 1)
+	f.mustSync(ctx, "web") // back-off
+	f.clock.Step(backOffInitial)
+	f.mustSync(ctx, "web") // attempt 2; attempt 0 is removed
+	f.writeLogs(dir + "2.log")
+	f.expectCalls("CreateContainer web-uid/c attempt 0", "StartContainer web-uid/c", "RunPod web-uid",
+		"CreateContainer web-uid/c attempt 1", "StartContainer web-uid/c",
+		"CreateContainer web-uid/c attempt 2", "StartContainer web-uid/c", "RemoveContainer web-uid/c attempt 0")
+	want := []string{dir + "1.log", dir + "1.log.20261201-100002.000000003", dir + "2.log"}
+	if diff := cmp.Diff(want, f.logFiles()); diff != "" {
+		t.Errorf("log files (-want +got):\n%s", diff)
+	}
+}
+
+// The logs of pods deleted while the node was down (directories whose UID
+// no pod bound here has) go when the agent starts, as kubelet's container
+// GC evicts pod log directories; those of the pods still here stay,
+// rotated files included.
+func TestLeftoverLogsAfterRestart(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	f := newFixture(t)
+	f.pods = append(f.pods, newPod("kept", "c"))
+	f.newAgent()
+	f.writeLogs(
+		"ns_kept_kept-uid/c/0.log", "ns_kept_kept-uid/c/0.log.20261201-100000.000000001",
+		"ns_gone_gone-uid/c/0.log", "ns_gone_gone-uid/c/0.log.20261201-100000.000000001",
+		// The same name, an earlier incarnation.
+		"ns_kept_old-kept-uid/c/3.log",
+	)
+	if err := f.agent.adoptLeftovers(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"ns_kept_kept-uid/c/0.log", "ns_kept_kept-uid/c/0.log.20261201-100000.000000001"}
+	if diff := cmp.Diff(want, f.logFiles()); diff != "" {
+		t.Errorf("log files (-want +got):\n%s", diff)
+	}
 }

@@ -143,6 +143,12 @@ func (r *Runtime) CreateContainer(ctx context.Context, cfg ContainerConfig) (id 
 			}
 		}
 	}()
+	// The bundle is root's only, as containerd's (CVE-2021-41103):
+	// config.json holds the env, secrets included, and upper/ what the
+	// container wrote.
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return "", fmt.Errorf("create bundle of %s: %w", cfg.Name, err)
+	}
 	for _, d := range []string{"rootfs", "upper", "work"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			return "", fmt.Errorf("create bundle of %s: %w", cfg.Name, err)
@@ -163,6 +169,11 @@ func (r *Runtime) CreateContainer(ctx context.Context, cfg ContainerConfig) (id 
 	}
 	termLog := filepath.Join(dir, "termination-log")
 	if err := os.WriteFile(termLog, nil, 0o666); err != nil {
+		return "", fmt.Errorf("create termination log of %s: %w", cfg.Name, err)
+	}
+	// As kubelet: the umask took bits off, and a container of any user
+	// must be able to write its termination message.
+	if err := os.Chmod(termLog, 0o666); err != nil {
 		return "", fmt.Errorf("create termination log of %s: %w", cfg.Name, err)
 	}
 	spec, err := r.buildSpec(pod, cfg, id, rootfs, termLog)

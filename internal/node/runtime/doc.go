@@ -16,8 +16,9 @@
 // (PodConfig.Sysctls) go in each container's spec; runc sets them in the
 // shared namespaces.
 //
-// A container is an OCI runtime bundle (StateDir/containers/<id>: config.json,
-// an overlayfs rootfs whose lowerdir is the unpacked image) created by
+// A container is an OCI runtime bundle (StateDir/containers/<id>, 0700 as
+// containerd's: config.json, which holds the env and is 0600 like every
+// state file, an overlayfs rootfs whose lowerdir is the unpacked image) created by
 // `runc create` under a shim (package shim): a small process, one per
 // container, that leaves pocketkube's session, becomes the child subreaper of the container, writes the
 // container's stdout/stderr to a CRI-format log file and, when the container's

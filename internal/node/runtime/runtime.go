@@ -319,9 +319,11 @@ func writeJSONAtomic(path string, v any) error {
 }
 
 // writeFileAtomic writes the runtime's state files unsynced: they are written
-// on every container start, and no container outlives a reboot.
+// on every container start, and no container outlives a reboot. They are
+// the owner's only: a bundle's config.json holds the container's env,
+// secret values included.
 func writeFileAtomic(path string, b []byte) error {
-	return atomicfile.WriteUnsynced(path, b, 0o644)
+	return atomicfile.WriteUnsynced(path, b, 0o600)
 }
 
 func readJSON(path string, v any) error {
