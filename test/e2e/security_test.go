@@ -31,6 +31,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/retry"
 
 	"github.com/pocketkube/pocketkube/internal/pki"
 	"github.com/pocketkube/pocketkube/test/framework"
@@ -975,9 +976,18 @@ func TestAPIServerVerifiesKubelet(t *testing.T) {
 		c.CoreV1().Pods("default").Delete(ctx, "impostor-logs", metav1.DeleteOptions{GracePeriodSeconds: &zero})
 		c.CoreV1().Nodes().Delete(ctx, "impostor-node", metav1.DeleteOptions{})
 	})
-	fake.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "127.0.0.1"}}
-	fake.Status.DaemonEndpoints.KubeletEndpoint.Port = int32(portNum)
-	if _, err := c.CoreV1().Nodes().UpdateStatus(ctx, fake, metav1.UpdateOptions{}); err != nil {
+	// The controller manager writes the new Node too (its taints): the
+	// update retries on a conflict.
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		n, err := c.CoreV1().Nodes().Get(ctx, fake.Name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		n.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "127.0.0.1"}}
+		n.Status.DaemonEndpoints.KubeletEndpoint.Port = int32(portNum)
+		_, err = c.CoreV1().Nodes().UpdateStatus(ctx, n, metav1.UpdateOptions{})
+		return err
+	}); err != nil {
 		t.Fatal(err)
 	}
 	pod := &corev1.Pod{
