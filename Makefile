@@ -50,12 +50,14 @@ testreport:
 	go build -o $(TESTREPORT) ./hack/testreport
 
 # unit.json and e2e.json keep the whole `go test -json` stream; e2e.log is
-# the e2e run as go test -v prints it.
+# the e2e run as go test -v prints it. The e2e run holds /tmp/pk-e2e.lock:
+# its shared cluster is on the host's network (bridge, nftables table, port
+# 53), one per machine, so a second run on the machine waits for the first.
 unit: testreport
 	set -o pipefail; go test -json ./... 2>&1 | tee unit.json | $(TESTREPORT)
 
 e2e: build testreport
-	set -o pipefail; POCKETKUBE_BIN=$(abspath $(BIN)) go test -json -tags e2e -count=1 -timeout 30m -v ./test/e2e/... 2>&1 \
+	set -o pipefail; flock /tmp/pk-e2e.lock env POCKETKUBE_BIN=$(abspath $(BIN)) go test -json -tags e2e -count=1 -timeout 30m -v ./test/e2e/... 2>&1 \
 	  | tee e2e.json | $(TESTREPORT) -v | tee e2e.log
 
 # The whole suite, as CI runs it.
