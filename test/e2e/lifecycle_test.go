@@ -568,6 +568,11 @@ spec:
 	}
 
 	c = restartNode(t, c)
+	// `up` says it is up before its node has started: the node's dir is
+	// looked at once the node has run the pod again.
+	framework.WaitPod(t, c.Client(t), "default", "logger", "Running again", func(p *corev1.Pod) bool {
+		return framework.Running(p) && p.Status.ContainerStatuses[0].RestartCount == 1
+	})
 	for _, d := range private {
 		fi, err := os.Stat(filepath.Join(c.DataDir, d))
 		if err != nil {
@@ -577,9 +582,6 @@ spec:
 			t.Errorf("%s/ is %v after up, want 0700", d, fi.Mode().Perm())
 		}
 	}
-	framework.WaitPod(t, c.Client(t), "default", "logger", "Running again", func(p *corev1.Pod) bool {
-		return framework.Running(p) && p.Status.ContainerStatuses[0].RestartCount == 1
-	})
 	if _, err := os.Stat(ghost); !os.IsNotExist(err) {
 		t.Errorf("logs of a pod deleted while the node was down: %v, want removed", err)
 	}
