@@ -38,6 +38,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
+	kubeletqos "k8s.io/kubernetes/pkg/kubelet/qos"
+	"k8s.io/kubernetes/pkg/util/oom"
 
 	"github.com/pocketkube/pocketkube/internal/node/agent"
 	"github.com/pocketkube/pocketkube/internal/node/image"
@@ -121,6 +123,13 @@ func Run(ctx context.Context, cfg Config) error {
 	logger := klog.FromContext(ctx)
 	if err := privateDir(filepath.Join(cfg.DataDir, "node")); err != nil {
 		return err
+	}
+	// The node is kubelet here: the OOM killer takes any pod before it
+	// (kubelet's own score; pods get theirs per QoS class). As kubelet, a
+	// failure is logged, not fatal: without CAP_SYS_RESOURCE the runtime
+	// then gives no container a score below this process's.
+	if err := oom.NewOOMAdjuster().ApplyOOMScoreAdj(0, kubeletqos.KubeletOOMScoreAdj); err != nil {
+		logger.Info("Failed to apply the node's oom_score_adj", "err", err, "oomScoreAdj", kubeletqos.KubeletOOMScoreAdj)
 	}
 	// Stopped while starting, a step fails with what the stop did to it
 	// (a command killed by ctx's end): a stop, with nothing to stop yet.

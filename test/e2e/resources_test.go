@@ -3,12 +3,16 @@
 package e2e
 
 import (
+	"fmt"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/pocketkube/pocketkube/test/framework"
 )
@@ -74,4 +78,86 @@ func TestContainerCgroupLimits(t *testing.T) {
 			}
 		}
 	}
+}
+
+// oom_score_adj as kubelet sets it (pkg/kubelet/qos/policy.go): the node
+// -999, so the OOM killer takes a pod first; a container 1000 when its pod
+// is BestEffort, -997 when Guaranteed, and for Burstable 1000 − 1000 ×
+// memory request / node memory capacity. A process kubectl exec runs in a
+// container has its container's value; before, every container and exec
+// ran with whatever pocketkube had.
+func TestOOMScoreAdj(t *testing.T) {
+	t.Parallel()
+	c, ns := busyboxNamespace(t, "oomscore-")
+
+	best := busyboxSleeper(ns, "besteffort")
+	guaranteed := busyboxSleeper(ns, "guaranteed")
+	guaranteed.Spec.Containers[0].Resources.Limits = corev1.ResourceList{
+		corev1.ResourceCPU:    resource.MustParse("100m"),
+		corev1.ResourceMemory: resource.MustParse("64Mi"),
+	}
+	burstable := busyboxSleeper(ns, "burstable")
+	request := resource.MustParse("1Gi")
+	burstable.Spec.Containers[0].Resources.Requests = corev1.ResourceList{corev1.ResourceMemory: request}
+	framework.RunPods(t, c, best, guaranteed, burstable)
+
+	node, err := c.CoreV1().Nodes().Get(t.Context(), burstable.Spec.NodeName, metav1.GetOptions{})
+	if err != nil || burstable.Spec.NodeName == "" {
+		nodes, lerr := c.CoreV1().Nodes().List(t.Context(), metav1.ListOptions{})
+		if lerr != nil || len(nodes.Items) == 0 {
+			t.Fatalf("the node: %v, %v", err, lerr)
+		}
+		node = &nodes.Items[0]
+	}
+	capacity := node.Status.Capacity.Memory().Value()
+	// Without CAP_SYS_RESOURCE (as on the project's VMs) no process may
+	// lower its score: pocketkube keeps its own, and no container goes
+	// below it (containerd's restrict_oom_score_adj).
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/oom_score_adj", shared.Pid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	own, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	floor := -1000
+	if hasCapSysResource(t) {
+		if own != -999 {
+			t.Errorf("pocketkube's oom_score_adj = %d, want -999 as kubelet's", own)
+		}
+	} else {
+		t.Logf("no CAP_SYS_RESOURCE here: pocketkube keeps oom_score_adj %d, containers get at least that", own)
+		floor = own
+	}
+	want := map[string]int{
+		"besteffort": 1000,
+		"guaranteed": max(-997, floor),
+		"burstable":  max(int(1000-(1000*request.Value())/capacity), floor),
+	}
+	for name, w := range want {
+		for _, what := range []string{"/proc/1/oom_score_adj", "/proc/self/oom_score_adj"} {
+			out, err := shared.Kubectl(t.Context(), framework.Newest(), "-n", ns, "exec", name, "--", "cat", what)
+			if got := strings.TrimSpace(out); err != nil || got != strconv.Itoa(w) {
+				t.Errorf("pod %s: %s = %q (%v), want %d", name, what, got, err, w)
+			}
+		}
+	}
+}
+
+// hasCapSysResource says whether this process (root, as pocketkube) has
+// CAP_SYS_RESOURCE (bit 24) in its effective set.
+func hasCapSysResource(t *testing.T) bool {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "CapEff:"); ok {
+			mask, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return mask&(1<<24) != 0
+		}
+	}
+	t.Fatal("no CapEff in /proc/self/status")
+	return false
 }

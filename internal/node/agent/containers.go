@@ -13,6 +13,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/klog/v2"
 	"k8s.io/kubernetes/pkg/apis/core/v1/helper/qos"
+	kubeletqos "k8s.io/kubernetes/pkg/kubelet/qos"
 
 	"github.com/pocketkube/pocketkube/internal/atomicfile"
 	"github.com/pocketkube/pocketkube/internal/node/downward"
@@ -339,6 +340,7 @@ func (a *Agent) containerConfig(ctx context.Context, pod *v1.Pod, c *v1.Containe
 		NoNewPrivileges:        sc.AllowPrivilegeEscalation != nil && !*sc.AllowPrivilegeEscalation,
 		RunAsNonRoot:           runAsNonRoot(pod, c),
 		Resources:              runtime.ContainerResources(c),
+		OOMScoreAdj:            new(kubeletqos.GetContainerOOMScoreAdjust(pod, c, a.cfg.Machine.MemoryBytes)),
 		LogPath:                a.logPath(pod, c.Name, attempt),
 		TerminationMessagePath: c.TerminationMessagePath,
 		Labels: map[string]string{

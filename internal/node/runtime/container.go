@@ -79,6 +79,7 @@ func (r *Runtime) buildSpec(pod *podState, cfg ContainerConfig, id, rootfs, term
 		WithMounts(mounts),
 		WithResources(cfg.Resources),
 		WithSysctls(pod.Config.Sysctls),
+		WithOOMScoreAdj(r.restrictOOMScoreAdj(cfg.OOMScoreAdj)),
 		WithCgroupsPath(filepath.Join(pod.CgroupPath, id)),
 	}
 	if pod.Config.NetNS != "" {

@@ -23,6 +23,10 @@ const pauseUID, pauseGID = 65535, 65535
 
 func pauseID(podUID string) string { return "pause-" + podUID }
 
+// podInfraOOMScoreAdj is the pause container's oom_score_adj, kubelet's
+// for the sandbox (pkg/kubelet/qos: PodInfraOOMAdj).
+const podInfraOOMScoreAdj = -998
+
 // pauseSpec is the pod's pause container, as the sandbox containerd makes
 // from the pause image: the static shim binary alone (read-only, at
 // /pause) in an empty read-only root, as an unprivileged user with no
@@ -38,6 +42,7 @@ func pauseSpec(st *podState, bin, rootfs, cgroup string, cgroupNS bool) *specs.S
 			User:            specs.User{UID: pauseUID, GID: pauseGID},
 			NoNewPrivileges: true,
 			Capabilities:    &specs.LinuxCapabilities{},
+			OOMScoreAdj:     new(podInfraOOMScoreAdj),
 		},
 		Mounts: []specs.Mount{
 			// runc reads /proc/self/fd in there before it execs pause.
@@ -90,6 +95,7 @@ func (r *Runtime) ensurePause(ctx context.Context, st *podState) (string, error)
 		return "", fmt.Errorf("create pause bundle: %w", err)
 	}
 	spec := pauseSpec(st, r.pauseBin, rootfs, filepath.Join(st.CgroupPath, "pause"), r.cgroups.v2)
+	spec.Process.OOMScoreAdj = r.restrictOOMScoreAdj(spec.Process.OOMScoreAdj)
 	if err := writeJSONAtomic(filepath.Join(dir, "config.json"), spec); err != nil {
 		return "", fmt.Errorf("write pause spec: %w", err)
 	}

@@ -53,6 +53,12 @@ type Runtime struct {
 	cfg     Config
 	cgroups *cgroupFS
 	caps    []string // bounding set of this process: "all capabilities"
+	// minOOMScoreAdj is the lowest oom_score_adj containers get: without
+	// CAP_SYS_RESOURCE no process may go below its parent's score, so
+	// containers then get at least this process's own (containerd's
+	// restrict_oom_score_adj, as in kind and rootless nodes); -1000
+	// otherwise.
+	minOOMScoreAdj int
 	// pauseBin is the static shim binary that SharePID pods' pause
 	// containers run; "" when none is embedded.
 	pauseBin string
@@ -106,7 +112,11 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Runtime{cfg: cfg, cgroups: cg, caps: caps, done: make(chan struct{}), hostDevices: hostDevices}
+	minOOM, err := minOOMScoreAdj(caps)
+	if err != nil {
+		return nil, err
+	}
+	r := &Runtime{cfg: cfg, cgroups: cg, caps: caps, minOOMScoreAdj: minOOM, done: make(chan struct{}), hostDevices: hostDevices}
 	if bin := embeddedShim(); len(bin) > 0 {
 		// The same file as the default shim's (installShim keeps it).
 		if r.pauseBin, err = installShim(filepath.Join(cfg.StateDir, "bin"), bin); err != nil {

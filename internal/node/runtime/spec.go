@@ -291,6 +291,17 @@ func WithResources(r Resources) SpecOpts {
 	}
 }
 
+// WithOOMScoreAdj sets the oom_score_adj runc gives the container's
+// processes (its init and what exec runs in it); nil leaves it unset.
+func WithOOMScoreAdj(adj *int) SpecOpts {
+	return func(s *specs.Spec) error {
+		if adj != nil {
+			s.Process.OOMScoreAdj = new(*adj)
+		}
+		return nil
+	}
+}
+
 // WithSysctls sets kernel parameters in the container's namespaces; runc
 // writes them under /proc/sys once it has joined them.
 func WithSysctls(sysctls map[string]string) SpecOpts {
@@ -445,4 +456,31 @@ func hostDevices() ([]specs.LinuxDevice, error) {
 		return nil, fmt.Errorf("list host devices: %w", err)
 	}
 	return out, nil
+}
+
+// minOOMScoreAdj is the lowest oom_score_adj this process may give its
+// children: any with CAP_SYS_RESOURCE in caps, else its own.
+func minOOMScoreAdj(caps []string) (int, error) {
+	if slices.Contains(caps, "CAP_SYS_RESOURCE") {
+		return -1000, nil
+	}
+	b, err := os.ReadFile("/proc/self/oom_score_adj")
+	if err != nil {
+		return 0, fmt.Errorf("read oom_score_adj: %w", err)
+	}
+	v, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return 0, fmt.Errorf("parse oom_score_adj %q: %w", b, err)
+	}
+	return v, nil
+}
+
+// restrictOOMScoreAdj raises adj to the lowest score this process may
+// give (containerd's restrictOOMScoreAdj): runc fails to create a
+// container whose score it may not write.
+func (r *Runtime) restrictOOMScoreAdj(adj *int) *int {
+	if adj == nil || *adj >= r.minOOMScoreAdj {
+		return adj
+	}
+	return new(r.minOOMScoreAdj)
 }

@@ -129,3 +129,21 @@ func TestSpecErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestRestrictOOMScoreAdj(t *testing.T) {
+	for _, tc := range []struct {
+		min      int
+		adj, out *int
+	}{
+		{min: -1000, adj: new(-997), out: new(-997)},
+		{min: 0, adj: new(-997), out: new(0)},
+		{min: 0, adj: new(1000), out: new(1000)},
+		{min: 0, adj: nil, out: nil},
+	} {
+		r := &Runtime{minOOMScoreAdj: tc.min}
+		got := r.restrictOOMScoreAdj(tc.adj)
+		if (got == nil) != (tc.out == nil) || got != nil && *got != *tc.out {
+			t.Errorf("min %d, adj %v: got %v, want %v", tc.min, tc.adj, got, tc.out)
+		}
+	}
+}

@@ -65,6 +65,10 @@ type ContainerConfig struct {
 	RunAsNonRoot                                bool
 
 	Resources Resources
+	// OOMScoreAdj is the container processes' oom_score_adj (kubelet's
+	// GetContainerOOMScoreAdjust); nil leaves what they inherit, which
+	// is the node's own -999.
+	OOMScoreAdj *int
 	// LogPath is the CRI-format log file the shim writes; "" = no log.
 	LogPath string
 	// TerminationMessagePath is the in-container path of the termination
