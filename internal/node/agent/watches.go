@@ -7,7 +7,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/runtime"
+	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
@@ -166,13 +166,13 @@ func (w *objectWatches) start(ctx context.Context, r objectRef) (context.CancelF
 	// ctx is the workers': the watch ends when the agent stops, so no
 	// watch holds the API server's graceful shutdown open.
 	ctx, cancel := context.WithCancel(ctx)
-	var obj runtime.Object = &v1.ConfigMap{}
+	var obj k8sruntime.Object = &v1.ConfigMap{}
 	if r.resource == "secrets" {
 		obj = &v1.Secret{}
 	}
 	selector := fields.OneTermEqualSelector("metadata.name", r.name).String()
 	lw := &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (k8sruntime.Object, error) {
 			o.FieldSelector = selector
 			if r.resource == "secrets" {
 				return w.client.CoreV1().Secrets(r.namespace).List(ctx, o)
