@@ -17,12 +17,15 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 	utilnet "k8s.io/apimachinery/pkg/util/net"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
 	"github.com/pocketkube/pocketkube/internal/controlplane/apiserver"
 	"github.com/pocketkube/pocketkube/internal/controlplane/controllermanager"
 	"github.com/pocketkube/pocketkube/internal/controlplane/etcd"
 	"github.com/pocketkube/pocketkube/internal/controlplane/scheduler"
+	"github.com/pocketkube/pocketkube/internal/controlplane/servicelb"
 	"github.com/pocketkube/pocketkube/internal/pki"
 )
 
@@ -87,6 +90,9 @@ type Config struct {
 	// OnReady, when set, is called once the API server is ready and the
 	// admin kubeconfig is written.
 	OnReady func(Ready)
+	// DisableServiceLB leaves LoadBalancer Services without an address
+	// (no servicelb controller), for a user who brings their own.
+	DisableServiceLB bool
 }
 
 // Ready tells a caller how to reach a running control plane.
@@ -274,8 +280,8 @@ func (p *prepared) run(ctx context.Context) error {
 		return err
 	}
 
-	controllers := startStage(base,
-		component{name: "kube-controller-manager", logName: "controller-manager", run: func(ctx context.Context) error {
+	components := []component{
+		{name: "kube-controller-manager", logName: "controller-manager", run: func(ctx context.Context) error {
 			return controllermanager.Run(ctx, controllermanager.Config{
 				Kubeconfig:            p.cmKubeconfig,
 				PKI:                   p.paths,
@@ -284,10 +290,23 @@ func (p *prepared) run(ctx context.Context) error {
 				FlexVolumeDir:         filepath.Join(p.dataDir, "flexvolume"),
 			})
 		}},
-		component{name: "kube-scheduler", logName: "scheduler", run: func(ctx context.Context) error {
+		{name: "kube-scheduler", logName: "scheduler", run: func(ctx context.Context) error {
 			return scheduler.Run(ctx, scheduler.Config{Kubeconfig: p.schedKubeconfig})
 		}},
-	)
+	}
+	if !p.cfg.DisableServiceLB {
+		// A controller of the cluster's own, with the admin's
+		// credentials as the bootstrap objects: the service controller's
+		// bootstrap role cannot add its finalizer to a Service.
+		components = append(components, component{name: "servicelb", logName: "controller-manager", run: func(ctx context.Context) error {
+			client, err := adminClient(admin)
+			if err != nil {
+				return err
+			}
+			return servicelb.Run(ctx, client)
+		}})
+	}
+	controllers := startStage(base, components...)
 	defer controllers.stop(logger, stopControllersTimeout)
 
 	if p.cfg.OnReady != nil {
@@ -305,6 +324,15 @@ func (p *prepared) run(ctx context.Context) error {
 	case <-controllers.done:
 		return controllers.err
 	}
+}
+
+// adminClient is a clientset with the credentials of the kubeconfig at path.
+func adminClient(path string) (kubernetes.Interface, error) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", path)
+	if err != nil {
+		return nil, fmt.Errorf("load admin kubeconfig: %w", err)
+	}
+	return kubernetes.NewForConfig(cfg)
 }
 
 // component is one upstream component as a stage runs it.

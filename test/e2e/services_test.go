@@ -500,3 +500,122 @@ func waitEndpoints(t *testing.T, c kubernetes.Interface, ns, name string, n int)
 		t.Fatalf("service %s/%s: %d ready endpoints, want %d: %v", ns, name, ready, n, err)
 	}
 }
+
+// lbServiceManifest is a LoadBalancer Service on port selecting app,
+// with an optional loadBalancerClass.
+func lbServiceManifest(name, app string, port int, class string) string {
+	spec := ""
+	if class != "" {
+		spec = "\n  loadBalancerClass: " + class
+	}
+	return fmt.Sprintf(`apiVersion: v1
+kind: Service
+metadata:
+  name: %s
+spec:
+  type: LoadBalancer%s
+  selector:
+    app: %s
+  ports:
+  - port: %d
+    targetPort: 8080
+`, name, spec, app, port)
+}
+
+// TestLoadBalancerService: a LoadBalancer Service gets the node's address
+// (upstream's service controller with pocketkube's servicelb), kubectl
+// shows it as EXTERNAL-IP, and the host reaches the pods at that address
+// and the Service port through kube-proxy. A second Service asking for
+// the same port is refused with the controller's SyncLoadBalancerFailed
+// event naming the holder, and gets the address once the holder is gone;
+// a Service with another loadBalancerClass is left alone.
+func TestLoadBalancerService(t *testing.T) {
+	t.Parallel()
+	c := shared.Client(t)
+	ctx := t.Context()
+	shared.ApplyPod(t, "lb-web-1", fmt.Sprintf(webPod, "lb-web-1", "lb-web"))
+	classed := applyService(t, "lb-classed", lbServiceManifest("lb-classed", "lb-web", 18082, "example.com/not-pocketkube"))
+	applyService(t, "lb-web", lbServiceManifest("lb-web", "lb-web", 18081, ""))
+	waitRunning(t, c, "lb-web-1")
+	nodes, err := c.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil || len(nodes.Items) != 1 {
+		t.Fatalf("nodes: %v, %v", nodes, err)
+	}
+	var nodeIP string
+	for _, a := range nodes.Items[0].Status.Addresses {
+		if a.Type == corev1.NodeInternalIP {
+			nodeIP = a.Address
+		}
+	}
+
+	ingress := func(name string) []string {
+		svc, err := c.CoreV1().Services("default").Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatalf("get service %s: %v", name, err)
+		}
+		var ips []string
+		for _, in := range svc.Status.LoadBalancer.Ingress {
+			ips = append(ips, in.IP)
+		}
+		return ips
+	}
+	waitIngress := func(name string, timeout time.Duration) {
+		t.Helper()
+		var got []string
+		err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, timeout, true, func(context.Context) (bool, error) {
+			got = ingress(name)
+			return len(got) > 0, nil
+		})
+		if err != nil || len(got) != 1 || got[0] != nodeIP {
+			t.Fatalf("service %s: ingress %v, want [%s] (the node's InternalIP)", name, got, nodeIP)
+		}
+	}
+	waitIngress("lb-web", 30*time.Second)
+	for _, v := range framework.KubectlVersions {
+		out, err := shared.Kubectl(ctx, v, "get", "service", "lb-web")
+		if err != nil || !strings.Contains(out, nodeIP) || !strings.Contains(out, "LoadBalancer") {
+			t.Errorf("kubectl %s get service lb-web: %v\n%s\nwant EXTERNAL-IP %s", v, err, out, nodeIP)
+		}
+	}
+	url := fmt.Sprintf("http://%s:18081/", nodeIP)
+	pollAnswers(t, "LoadBalancer "+url+" from the host", func(ctx context.Context) ([]string, error) {
+		return hostAnswers(ctx, url, 5), nil
+	}, only("lb-web-1"))
+
+	// The same port again: refused, with the controller's event.
+	applyService(t, "lb-clash", lbServiceManifest("lb-clash", "lb-web", 18081, ""))
+	want := "port 18081/TCP is already used by LoadBalancer Service default/lb-web"
+	var msgs []string
+	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		evs, err := c.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=lb-clash"})
+		if err != nil {
+			return false, err
+		}
+		msgs = msgs[:0]
+		for _, e := range evs.Items {
+			msgs = append(msgs, e.Reason+": "+e.Message)
+			if e.Reason == "SyncLoadBalancerFailed" && strings.Contains(e.Message, want) {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		t.Fatalf("lb-clash events %q, want SyncLoadBalancerFailed with %q", msgs, want)
+	}
+	if got := ingress("lb-clash"); len(got) != 0 {
+		t.Errorf("lb-clash got ingress %v while lb-web holds the port", got)
+	}
+	if got := ingress(classed.Name); len(got) != 0 {
+		t.Errorf("a Service of another loadBalancerClass got ingress %v", got)
+	}
+
+	// The holder goes: the controller's retry gives the port to lb-clash.
+	if err := c.CoreV1().Services("default").Delete(ctx, "lb-web", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitIngress("lb-clash", 60*time.Second)
+	pollAnswers(t, "LoadBalancer "+url+" of lb-clash from the host", func(ctx context.Context) ([]string, error) {
+		return hostAnswers(ctx, url, 5), nil
+	}, only("lb-web-1"))
+}

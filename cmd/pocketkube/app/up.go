@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -38,7 +39,12 @@ type upOptions struct {
 	kubeletPort      int32
 	clusterDNS       []net.IP
 	cgroupRoot       string
+	disable          []string
 }
+
+// disableable are the parts of `up` that --disable turns off (k3s's flag:
+// a user who brings their own leaves ours out).
+var disableable = []string{"servicelb"}
 
 func (o *upOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.dataDir, "data-dir", DefaultDataDir, "Directory that holds the cluster: PKI, etcd data, kubeconfigs.")
@@ -52,6 +58,7 @@ func (o *upOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.nodeName, "node-name", "", "Name of this machine's Node. Defaults to the lowercase hostname.")
 	fs.Int32Var(&o.kubeletPort, "kubelet-port", 10250, "Port of the node agent's kubelet API.")
 	fs.StringVar(&o.cgroupRoot, "cgroup-root", "/", "Root cgroup of the pods' cgroups, which go in ROOT/kubepods. Two nodes on one machine need different roots.")
+	fs.StringSliceVar(&o.disable, "disable", nil, "Parts not to run (comma-separated): servicelb (addresses for LoadBalancer Services).")
 	fs.IPSliceVar(&o.clusterDNS, "cluster-dns", nil, "Cluster DNS server addresses written into pods' resolv.conf. Empty: the node serves cluster DNS itself, behind the kube-dns Service at 10.96.0.10.")
 }
 
@@ -73,6 +80,11 @@ func (o *upOptions) Validate(_ []string) error {
 	}
 	if !path.IsAbs(o.cgroupRoot) || path.Clean(o.cgroupRoot) != o.cgroupRoot {
 		return fmt.Errorf("--cgroup-root %q is not a clean absolute cgroup path", o.cgroupRoot)
+	}
+	for _, d := range o.disable {
+		if !slices.Contains(disableable, d) {
+			return fmt.Errorf("--disable %q: not a part of pocketkube that can be disabled (%s)", d, strings.Join(disableable, ", "))
+		}
 	}
 	if o.nodeName != "" {
 		if errs := validation.IsDNS1123Subdomain(o.nodeName); len(errs) > 0 {
@@ -111,6 +123,7 @@ func (o *upOptions) Run(cmd *cobra.Command, _ []string) error {
 			EtcdCertFile:     o.etcdCertFile,
 			EtcdKeyFile:      o.etcdKeyFile,
 			EtcdLogger:       logs.Zap(cmd.ErrOrStderr(), verbosity),
+			DisableServiceLB: slices.Contains(o.disable, "servicelb"),
 		},
 		OnReady: func(r controlplane.Ready) { printReady(cmd.OutOrStdout(), r) },
 	}

@@ -1,0 +1,181 @@
+// Package servicelb gives Services of type LoadBalancer an address: the
+// addresses of the cluster's nodes, where kube-proxy's rules already serve
+// every Service port (as k3s's servicelb and cloud-provider-kind do for a
+// local cluster).
+//
+// The controller is upstream's: k8s.io/cloud-provider's service
+// controller, the one every cloud-controller-manager runs, with a
+// [cloudprovider.LoadBalancer] of ours that has no load balancer to set up.
+// EnsureLoadBalancer answers with the ready nodes' InternalIPs (the
+// controller passes the nodes it would balance over) and refuses a Service
+// that asks for a port and protocol an older LoadBalancer Service already
+// holds: both would be the same address and port, and kube-proxy would
+// send the traffic to only one. The controller then reports the refusal as
+// its SyncLoadBalancerFailed event and retries with back-off, so the
+// Service gets its address once the port is free. Services with a
+// loadBalancerClass are left to whoever implements that class, as the
+// service controller does for any cloud.
+//
+// Limits: a change of the nodes' addresses reaches a Service's status at
+// its next sync (UpdateLoadBalancer cannot write status), not at once.
+package servicelb
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	utilfeature "k8s.io/apiserver/pkg/util/feature"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	cloudprovider "k8s.io/cloud-provider"
+	servicecontroller "k8s.io/cloud-provider/controllers/service"
+	controllersmetrics "k8s.io/component-base/metrics/prometheus/controllers"
+	"k8s.io/klog/v2"
+)
+
+// ProviderName is the cloud provider name the service controller reports.
+const ProviderName = "pocketkube"
+
+// Run runs the service controller with client until ctx is done.
+func Run(ctx context.Context, client kubernetes.Interface) error {
+	factory := informers.NewSharedInformerFactory(client, 0)
+	services := factory.Core().V1().Services()
+	cloud := &provider{lb: &loadBalancer{services: services.Lister()}}
+	c, err := servicecontroller.New(cloud, client, services, factory.Core().V1().Nodes(), ProviderName, utilfeature.DefaultFeatureGate)
+	if err != nil {
+		return fmt.Errorf("create service controller: %w", err)
+	}
+	factory.Start(ctx.Done())
+	defer factory.Shutdown()
+	klog.FromContext(ctx).V(1).Info("Starting the LoadBalancer service controller")
+	c.Run(ctx, 1, controllersmetrics.NewControllerManagerMetrics("pocketkube"))
+	return nil
+}
+
+// loadBalancer is the node addresses as every LoadBalancer Service's
+// address.
+type loadBalancer struct {
+	services corelisters.ServiceLister
+}
+
+var _ cloudprovider.LoadBalancer = (*loadBalancer)(nil)
+
+func (l *loadBalancer) GetLoadBalancer(_ context.Context, _ string, svc *v1.Service) (*v1.LoadBalancerStatus, bool, error) {
+	return &svc.Status.LoadBalancer, len(svc.Status.LoadBalancer.Ingress) > 0, nil
+}
+
+func (l *loadBalancer) GetLoadBalancerName(_ context.Context, _ string, svc *v1.Service) string {
+	return cloudprovider.DefaultLoadBalancerName(svc)
+}
+
+func (l *loadBalancer) EnsureLoadBalancer(_ context.Context, _ string, svc *v1.Service, nodes []*v1.Node) (*v1.LoadBalancerStatus, error) {
+	if err := l.checkPorts(svc); err != nil {
+		return nil, err
+	}
+	return Status(nodes), nil
+}
+
+func (l *loadBalancer) UpdateLoadBalancer(_ context.Context, _ string, svc *v1.Service, _ []*v1.Node) error {
+	return l.checkPorts(svc)
+}
+
+func (l *loadBalancer) EnsureLoadBalancerDeleted(context.Context, string, *v1.Service) error {
+	return nil
+}
+
+// checkPorts refuses svc when an older LoadBalancer Service (the older one
+// by creation time, then by namespace/name) holds one of its ports.
+func (l *loadBalancer) checkPorts(svc *v1.Service) error {
+	all, err := l.services.List(labels.Everything())
+	if err != nil {
+		return err
+	}
+	for _, other := range all {
+		if other.UID == svc.UID || !servedHere(other) || other.DeletionTimestamp != nil || !older(other, svc) {
+			continue
+		}
+		for _, p := range svc.Spec.Ports {
+			for _, op := range other.Spec.Ports {
+				if p.Port == op.Port && protocol(p) == protocol(op) {
+					return fmt.Errorf("port %d/%s is already used by LoadBalancer Service %s/%s on the same node addresses",
+						p.Port, protocol(p), other.Namespace, other.Name)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// servedHere says whether svc is a LoadBalancer Service this controller
+// gives an address (no loadBalancerClass, as the service controller
+// decides).
+func servedHere(svc *v1.Service) bool {
+	return svc.Spec.Type == v1.ServiceTypeLoadBalancer && svc.Spec.LoadBalancerClass == nil
+}
+
+func older(a, b *v1.Service) bool {
+	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
+		return a.CreationTimestamp.Before(&b.CreationTimestamp)
+	}
+	return a.Namespace+"/"+a.Name < b.Namespace+"/"+b.Name
+}
+
+func protocol(p v1.ServicePort) v1.Protocol {
+	if p.Protocol == "" {
+		return v1.ProtocolTCP
+	}
+	return p.Protocol
+}
+
+// Status is the LoadBalancer status for a Service served on nodes: their
+// InternalIPs, IPv4 first, each once, mode VIP (kube-proxy also catches the
+// traffic pods send to them).
+func Status(nodes []*v1.Node) *v1.LoadBalancerStatus {
+	var ips []string
+	for _, n := range nodes {
+		for _, a := range n.Status.Addresses {
+			if a.Type == v1.NodeInternalIP && net.ParseIP(a.Address) != nil && !slices.Contains(ips, a.Address) {
+				ips = append(ips, a.Address)
+			}
+		}
+	}
+	slices.SortFunc(ips, func(a, b string) int {
+		a4, b4 := net.ParseIP(a).To4() != nil, net.ParseIP(b).To4() != nil
+		if a4 != b4 {
+			if a4 {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a, b)
+	})
+	st := &v1.LoadBalancerStatus{}
+	vip := v1.LoadBalancerIPModeVIP
+	for _, ip := range ips {
+		st.Ingress = append(st.Ingress, v1.LoadBalancerIngress{IP: ip, IPMode: &vip})
+	}
+	return st
+}
+
+// provider is a cloud with load balancers only.
+type provider struct {
+	lb *loadBalancer
+}
+
+var _ cloudprovider.Interface = (*provider)(nil)
+
+func (p *provider) Initialize(cloudprovider.ControllerClientBuilder, <-chan struct{}) {}
+func (p *provider) LoadBalancer() (cloudprovider.LoadBalancer, bool)                  { return p.lb, true }
+func (p *provider) Instances() (cloudprovider.Instances, bool)                        { return nil, false }
+func (p *provider) InstancesV2() (cloudprovider.InstancesV2, bool)                    { return nil, false }
+func (p *provider) Zones() (cloudprovider.Zones, bool)                                { return nil, false }
+func (p *provider) Clusters() (cloudprovider.Clusters, bool)                          { return nil, false }
+func (p *provider) Routes() (cloudprovider.Routes, bool)                              { return nil, false }
+func (p *provider) ProviderName() string                                              { return ProviderName }
+func (p *provider) HasClusterID() bool                                                { return true }
