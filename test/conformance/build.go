@@ -24,8 +24,9 @@ type tools struct {
 // goBuild is one program built from the module: out is built by args
 // (after `go`) unless it exists.
 type goBuild struct {
-	out  *string
-	args []string
+	out    *string
+	static bool
+	args   []string
 }
 
 // buildTools builds what is missing in cache/<version>. It runs in the
@@ -58,24 +59,30 @@ func buildTools(ctx context.Context, cache string) (tools, error) {
 			"-X", pkg+".gitMinor="+minor, "-X", pkg+".gitTreeState=clean")
 	}
 	ld := "-ldflags=-s -w " + strings.Join(ldflags, " ")
+	// The programs that go into images are static (CGO_ENABLED=0: the
+	// images have no libc for them). The others build as the product
+	// does, so that the packages they share with it (client-go, api,
+	// apimachinery…) come from the build cache.
 	builds := []goBuild{
-		{&t.pause, []string{"build", "-trimpath", "-ldflags=-s -w", "-o", t.pause, "./pause"}},
-		{&t.agnhost, []string{"build", "-trimpath", "-ldflags=-s -w", "-o", t.agnhost, "k8s.io/kubernetes/test/images/agnhost"}},
-		{&t.nnp, []string{"build", "-trimpath", "-ldflags=-s -w", "-o", t.nnp, "k8s.io/kubernetes/test/images/nonewprivs"}},
-		{&t.ginkgo, []string{"build", "-trimpath", "-o", t.ginkgo, "github.com/onsi/ginkgo/v2/ginkgo"}},
-		{&t.kubectl, []string{"build", "-trimpath", ld, "-o", t.kubectl, "k8s.io/kubernetes/cmd/kubectl"}},
+		{&t.pause, true, []string{"build", "-ldflags=-s -w", "-o", t.pause, "./pause"}},
+		{&t.agnhost, true, []string{"build", "-ldflags=-s -w", "-o", t.agnhost, "k8s.io/kubernetes/test/images/agnhost"}},
+		{&t.nnp, true, []string{"build", "-ldflags=-s -w", "-o", t.nnp, "k8s.io/kubernetes/test/images/nonewprivs"}},
+		{&t.ginkgo, false, []string{"build", "-o", t.ginkgo, "github.com/onsi/ginkgo/v2/ginkgo"}},
+		{&t.kubectl, false, []string{"build", ld, "-o", t.kubectl, "k8s.io/kubernetes/cmd/kubectl"}},
 		// Without -vet=off, go test -c of this package exits 0 and
 		// writes nothing.
-		{&t.e2e, []string{"test", "-c", "-vet=off", "-trimpath", ld, "-o", t.e2e, "k8s.io/kubernetes/test/e2e"}},
+		{&t.e2e, false, []string{"test", "-c", "-vet=off", ld, "-o", t.e2e, "k8s.io/kubernetes/test/e2e"}},
 	}
 	for _, b := range builds {
 		if _, err := os.Stat(*b.out); err == nil {
 			continue
 		}
 		fmt.Fprintf(os.Stderr, "conformance: building %s\n", filepath.Base(*b.out))
-		// Static programs: they run in images without a libc.
 		cmd := exec.CommandContext(ctx, "nice", append([]string{"-n", "19", "go"}, b.args...)...)
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		cmd.Env = os.Environ()
+		if b.static {
+			cmd.Env = append(cmd.Env, "CGO_ENABLED=0")
+		}
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		if err := cmd.Run(); err != nil {
 			return t, fmt.Errorf("build %s: %w", filepath.Base(*b.out), err)

@@ -57,7 +57,7 @@ if [[ ! -x $cache/busybox ]]; then
 		-e 's/^CONFIG_FEATURE_PREFER_APPLETS=y/# CONFIG_FEATURE_PREFER_APPLETS is not set/' \
 		-e 's/^# CONFIG_FEATURE_DI_ENV_HACK is not set/CONFIG_FEATURE_DI_ENV_HACK=y/' \
 		"$tree/debian/config/pkg/static" >"$tree/.config"
-	yes "" | make -C "$tree" oldconfig >/dev/null
+	{ yes "" || true; } | make -C "$tree" oldconfig >/dev/null
 	nice -n 19 make -C "$tree" -j"$(nproc)" busybox >&2
 	cp "$tree/busybox" "$cache/busybox.new" && mv "$cache/busybox.new" "$cache/busybox"
 	rm -rf "$src"
