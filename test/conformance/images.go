@@ -87,7 +87,7 @@ func testImages() []image {
 			config: agnhostConfig,
 		},
 		{
-			names:  []string{e2eRegistry + "/busybox:1.37.0-2"},
+			names:  []string{e2eRegistry + "/busybox:1.37.0-2", e2eRegistry + "/busybox:1.36.1-1"},
 			layers: []layer{{"busybox", busyboxRootfs}},
 			config: v1.Config{Cmd: []string{"sh"}, Env: []string{alpinePath}},
 		},

@@ -17,7 +17,7 @@ type result struct {
 	NotSelected int
 	// Failures are the failed specs' names, each with the first line of
 	// its failure; suite nodes ([SynchronizedBeforeSuite], …) that failed
-	// are among them.
+	// are among them and counted.
 	Failures []failure
 	// Skips are the specs that ran and skipped themselves, with the
 	// reason.
@@ -59,7 +59,9 @@ func readJUnit(path string) (result, error) {
 	for _, s := range doc.Suites {
 		for _, tc := range s.Cases {
 			name := strings.TrimPrefix(tc.Name, "[It] ")
-			suiteNode := strings.HasPrefix(tc.Name, "[") && strings.HasSuffix(tc.Name, "Suite]")
+			// Specs are It nodes; the others are suite nodes
+			// ([SynchronizedBeforeSuite], [ReportAfterSuite] …).
+			suiteNode := !strings.HasPrefix(tc.Name, "[It] ")
 			switch {
 			case tc.Status == "passed":
 				if !suiteNode {
