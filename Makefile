@@ -25,7 +25,7 @@ VERSION_VARS := gitVersion=$(K8S_VERSION) gitMajor=$(K8S_MAJOR) gitMinor=$(K8S_M
 LDFLAGS := -s -w -X github.com/pocketkube/pocketkube/internal/version.version=$(VERSION) \
 	$(foreach v,$(VERSION_VARS),-X k8s.io/component-base/version.$(v) -X k8s.io/client-go/pkg/version.$(v))
 
-.PHONY: deps build testreport up test unit e2e security vet bench clean
+.PHONY: deps build testreport up test unit e2e security vet bench conformance clean
 deps:
 	bash scripts/install-deps.sh
 
@@ -106,6 +106,25 @@ bench: deps build
 	{ echo; echo "| benchmark | figure | value |"; echo "|---|---|---|"; \
 	  awk '/^Benchmark/ { for (i = 3; i < NF; i += 2) printf "| %s | %s | %s |\n", $$1, $$(i + 1), $$i }' $$out; } >> $$out.md; \
 	cat $$out.md >> $$out; rm $$out.md; echo "results: $$out"
+
+# Upstream's conformance suite (e2e.test of the embedded k8s.io/kubernetes)
+# against `pocketkube up`, offline: test/conformance (a module of its own)
+# builds the suite and its images into CONFORMANCE_CACHE once, starts a
+# cluster in a network namespace of its own (no e2e lock needed: it does
+# not touch the host's network), and writes junit.xml, report.json,
+# ginkgo.log, pocketkube.log and summary.txt to CONFORMANCE_OUT. Not part
+# of `make test`: the non-serial suite takes ~45 minutes on 2 cores. See
+# docs/CONFORMANCE.md.
+CONFORMANCE_FOCUS ?= \[Conformance\]
+CONFORMANCE_SKIP ?= \[Serial\]|\[Disruptive\]|\[Slow\]
+CONFORMANCE_PROCS ?= 2
+CONFORMANCE_TIMEOUT ?= 2h
+CONFORMANCE_CACHE ?= /var/cache/pocketkube/conformance
+CONFORMANCE_OUT ?= $(abspath bin/conformance)
+conformance: build
+	cd test/conformance && nice -n 19 go build -o $(abspath bin/conformance-harness) . && \
+	  $(abspath bin/conformance-harness) -pocketkube $(abspath $(BIN)) -cache $(CONFORMANCE_CACHE) -out $(CONFORMANCE_OUT) \
+	    -focus '$(CONFORMANCE_FOCUS)' -skip '$(CONFORMANCE_SKIP)' -procs $(CONFORMANCE_PROCS) -timeout $(CONFORMANCE_TIMEOUT)
 
 clean:
 	rm -rf bin unit.json e2e.json e2e.log security.json security.log $(SHIM_BIN)
