@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"os"
 	"slices"
 	"strings"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
+	"golang.org/x/sys/unix"
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -21,6 +23,8 @@ import (
 	"k8s.io/kubernetes/pkg/kubelet/envvars"
 	envutil "k8s.io/kubernetes/pkg/kubelet/util/env"
 	"k8s.io/kubernetes/third_party/forked/golang/expansion"
+
+	"github.com/pocketkube/pocketkube/internal/inroot"
 )
 
 // ObjectGetter reads the ConfigMaps and Secrets a pod references. The Node
@@ -339,7 +343,7 @@ func fileValue(ctx context.Context, ref *v1.FileKeySelector, pod *v1.Pod, volume
 	if err != nil {
 		return "", false, err
 	}
-	value, err = envutil.ParseEnv(path, ref.Key)
+	value, err = parseEnvFile(dir, ref.Path, ref.Key)
 	if err != nil {
 		// Kubelet logs the parse error and reports a fixed text.
 		klog.FromContext(ctx).Error(err, "Failed to parse env file", "pod", klog.KObj(pod))
@@ -354,4 +358,32 @@ func fileValue(ctx context.Context, ref *v1.FileKeySelector, pod *v1.Pod, volume
 		return "", false, fmt.Errorf("environment variable key %q not found in file %q", ref.Key, path)
 	}
 	return value, false, nil
+}
+
+// maxEnvFile bounds what is read of a fileKeyRef's env file.
+const maxEnvFile = 16 << 20
+
+// parseEnvFile is kubelet's envutil.ParseEnv of the file name in the
+// volume dir, read so that the pod, which writes the volume, cannot make
+// the node read elsewhere or hang: name resolves inside dir even when a
+// container swaps a symlink in after SecureJoin looked (kubelet opens the
+// joined path again), a FIFO or anything but a regular file is refused
+// instead of blocking, and at most maxEnvFile bytes are read. ParseEnv
+// itself reads the bytes read once, from a memfd, so its parsing (and
+// messages) stay upstream's.
+func parseEnvFile(dir, name, key string) (string, error) {
+	data, err := inroot.ReadFile(dir, name, maxEnvFile)
+	if err != nil {
+		return "", err
+	}
+	fd, err := unix.MemfdCreate("env-file", unix.MFD_CLOEXEC)
+	if err != nil {
+		return "", fmt.Errorf("read env file %s: %w", name, err)
+	}
+	f := os.NewFile(uintptr(fd), "env-file")
+	defer f.Close()
+	if _, err := f.Write(data); err != nil {
+		return "", fmt.Errorf("read env file %s: %w", name, err)
+	}
+	return envutil.ParseEnv(fmt.Sprintf("/proc/self/fd/%d", f.Fd()), key)
 }

@@ -1,6 +1,7 @@
 package downward
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -267,6 +269,14 @@ func TestEnvironmentErrors(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(envDir, "bad.env"), []byte("A=unquoted\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// A container writes the volume: a FIFO would block kubelet's open
+	// forever, a huge file would be read whole.
+	if err := unix.Mkfifo(filepath.Join(envDir, "fifo.env"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(envDir, "huge.env"), append([]byte("A='1'\n"), bytes.Repeat([]byte("#\n"), 8<<20)...), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	objects := &fakeObjects{
 		cms:     map[string]*v1.ConfigMap{"cfg": {Data: map[string]string{"K": "v"}}},
 		secrets: map[string]*v1.Secret{"sec": {Data: map[string][]byte{"K": []byte("v")}}},
@@ -313,6 +323,12 @@ func TestEnvironmentErrors(t *testing.T) {
 			want: "couldn't parse env file"},
 		{name: "file missing", links: ptr.To(true),
 			env:  []v1.EnvVar{{Name: "X", ValueFrom: fileRef("absent.env", "A")}},
+			want: "couldn't parse env file"},
+		{name: "file is a FIFO", links: ptr.To(true),
+			env:  []v1.EnvVar{{Name: "X", ValueFrom: fileRef("fifo.env", "A")}},
+			want: "couldn't parse env file"},
+		{name: "file larger than 16 MiB", links: ptr.To(true),
+			env:  []v1.EnvVar{{Name: "X", ValueFrom: fileRef("huge.env", "A")}},
 			want: "couldn't parse env file"},
 		{name: "file path escapes the volume", links: ptr.To(true),
 			env:  []v1.EnvVar{{Name: "X", ValueFrom: fileRef("../outside.env", "A")}},

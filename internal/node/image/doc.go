@@ -35,14 +35,35 @@
 //
 // # Safety
 //
-// Layers are untrusted. Unpacking refuses entries with absolute paths or `..`
-// components that climb out of the root, hardlinks whose targets lie outside
-// it, and writes through symlinks (placed by earlier entries or layers) whose
-// relative targets climb out of it; absolute symlink targets are resolved
-// inside the root, as the container will see them. Device nodes are created
-// only when running as root. Every layer of an image is unpacked (and so
-// checked) before the image is added, so a refused archive leaves the store
-// as it was.
+// Archives, registries and layers are untrusted.
+//
+// Blobs are content-addressed and shared: the store keeps one blob per
+// digest and one root filesystem per image ID (the config's digest), so a
+// blob that merely claimed a digest would become the content of every image
+// naming it. Every blob of an image is therefore hashed and compared with
+// its digest (and every blob of a loaded OCI archive with the digest its
+// path names) before anything is unpacked or committed; a mismatch fails
+// the operation with a [*DigestError] naming the digest, and the store is
+// left as it was. Pulled blobs are also checked while they are downloaded.
+//
+// Unpacking refuses entries with absolute paths or `..` components that
+// climb out of the root, hardlinks whose targets lie outside it, writes
+// through symlinks (placed by earlier entries or layers) whose relative
+// targets climb out of it, the whiteout names containerd refuses (".wh.",
+// ".wh..", ".wh..."), and device numbers that do not fit; absolute symlink
+// targets are resolved inside the root, as the container will see them, and
+// modification times are never set through a symlink a later entry put in
+// a path. Device nodes are created only when running as root; trusted.*
+// extended attributes (overlayfs's own) are ignored, as containerd ignores
+// them. Every layer of an image is unpacked (and so checked) before the
+// image is added, so a refused archive leaves the store as it was.
+//
+// Nothing is written that would leave less than 5% of the store's
+// filesystem (at most 1 GiB) free: archives, blobs and every file of a
+// layer are checked against the free space before they are written (a
+// layer's files by the sizes their tar headers declare), and a write that
+// does not fit fails with a [*DiskSpaceError] (ENOSPC); what the operation
+// had written is removed with its staging directory.
 //
 // # Caveats
 //
@@ -55,4 +76,13 @@
 // an image in use ([InUseError]). A root filesystem used any other way (a
 // bind mount, a process's working directory) is not seen as in use. There is
 // no collection by disk usage (kubelet's image GC thresholds).
+//
+// The store does not know who may use an image. kubelet 1.37 records the
+// credentials each image was pulled with and makes a pod that lacks them
+// pull again with its own (KubeletEnsureSecretPulledImages, on by default,
+// with imagePullCredentialsVerificationPolicy NeverVerifyPreloadedImages);
+// the node does not: an image pulled with one pod's imagePullSecrets is
+// used by any pod that names it with pull policy IfNotPresent or Never,
+// which is kubelet's NeverVerify policy. Pods that must prove their own
+// access use imagePullPolicy: Always.
 package image

@@ -3,6 +3,7 @@ package image
 import (
 	"errors"
 	"fmt"
+	"syscall"
 )
 
 // Errors for errors.Is. Pull wraps exactly one of ErrNotFound,
@@ -55,3 +56,45 @@ type UnsafeEntryError struct {
 func (e *UnsafeEntryError) Error() string {
 	return fmt.Sprintf("refusing tar entry %q: %s", e.Entry, e.Reason)
 }
+
+// DigestError is a blob whose content does not match the digest it is
+// stored under: an archive claiming another image's digests. The store
+// refuses it before anything is written, as containerd's content store
+// refuses a commit ("unexpected commit digest").
+type DigestError struct {
+	// Digest is the digest the blob claims.
+	Digest string
+	// Actual is the digest of its content.
+	Actual string
+}
+
+func (e *DigestError) Error() string {
+	return fmt.Sprintf("blob %s does not match its digest: its content is %s", e.Digest, e.Actual)
+}
+
+// DiskSpaceError is a write the store refused because it would leave less
+// than the reserve free on the filesystem of Dir: an image larger than the
+// disk stops with this error instead of filling the disk the node, etcd
+// and the pods share. It wraps syscall.ENOSPC.
+type DiskSpaceError struct {
+	// What is being written ("layer sha256:...", "the archive").
+	What string
+	// Dir is a directory on the filesystem that is short of space.
+	Dir string
+	// Need is the number of bytes the write needs.
+	Need int64
+	// Free is the number of bytes free on the filesystem.
+	Free int64
+	// Reserve is the number of bytes the store leaves free.
+	Reserve int64
+}
+
+func (e *DiskSpaceError) Error() string {
+	return fmt.Sprintf("not enough disk space for %s: it needs %s, %s has %s free and the image store keeps %s free",
+		e.What, mib(e.Need), e.Dir, mib(e.Free), mib(e.Reserve))
+}
+
+// Unwrap returns syscall.ENOSPC.
+func (e *DiskSpaceError) Unwrap() error { return syscall.ENOSPC }
+
+func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }

@@ -117,7 +117,7 @@ func (st *staging) importLayer(r io.Reader) (importedLayer, error) {
 	}
 	defer f.Close()
 	compressed := &countingHash{h: sha256.New()}
-	zw, err := gzip.NewWriterLevel(io.MultiWriter(f, compressed), gzip.BestSpeed)
+	zw, err := gzip.NewWriterLevel(io.MultiWriter(st.space.writer(f, "the imported layer"), compressed), gzip.BestSpeed)
 	if err != nil {
 		return importedLayer{}, err
 	}
@@ -127,7 +127,7 @@ func (st *staging) importLayer(r io.Reader) (importedLayer, error) {
 	if err := os.Mkdir(rootfs, 0o755); err != nil {
 		return importedLayer{}, err
 	}
-	if err := applyLayer(rootfs, tee); err != nil {
+	if err := applyLayerIn(rootfs, tee, st.space); err != nil {
 		return importedLayer{}, err
 	}
 	if _, err := io.Copy(io.Discard, tee); err != nil {
@@ -148,6 +148,7 @@ func (st *staging) importLayer(r io.Reader) (importedLayer, error) {
 	if err := os.Rename(f.Name(), filepath.Join(st.blobs, l.digest.Hex)); err != nil {
 		return importedLayer{}, err
 	}
+	st.verified[l.digest.Hex] = true
 	return l, nil
 }
 
@@ -159,9 +160,13 @@ func (st *staging) writeJSON(v any, mt types.MediaType) (v1.Descriptor, error) {
 	}
 	sum := sha256.Sum256(data)
 	d := v1.Descriptor{MediaType: mt, Size: int64(len(data)), Digest: v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])}}
+	if err := st.space.take(d.Size, "blob "+d.Digest.String()); err != nil {
+		return v1.Descriptor{}, err
+	}
 	if err := os.WriteFile(filepath.Join(st.blobs, d.Digest.Hex), data, 0o644); err != nil {
 		return v1.Descriptor{}, err
 	}
+	st.verified[d.Digest.Hex] = true
 	return d, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -41,6 +42,13 @@ func (s *Store) Load(ctx context.Context, archive io.Reader) ([]Image, error) {
 	}
 	if len(named) == 0 {
 		return nil, errors.New("load images: the archive has no tagged images")
+	}
+	// The images' blobs are copied out of the archive: together they are
+	// about as large as it is (uncompressed layers are compressed).
+	if fi, err := os.Stat(path); err == nil {
+		if err := st.space.take(fi.Size(), "the archive's blobs"); err != nil {
+			return nil, fmt.Errorf("load images: %w", err)
+		}
 	}
 	lp := layout.Path(st.dir)
 	var imgs []Image
@@ -100,7 +108,7 @@ func (st *staging) spool(r io.Reader) (string, error) {
 		return "", err
 	}
 	defer f.Close()
-	if _, err := io.Copy(f, plain); err != nil {
+	if _, err := io.Copy(st.space.writer(f, "the archive"), plain); err != nil {
 		return "", err
 	}
 	return f.Name(), f.Close()
@@ -118,7 +126,11 @@ func (st *staging) readArchive(ctx context.Context, path string) ([]namedImage, 
 		return readDockerArchive(ctx, path)
 	case files["index.json"]:
 		dir := filepath.Join(st.dir, "oci")
-		if err := extractPlain(path, dir); err != nil {
+		if err := extractPlain(path, dir, st.space); err != nil {
+			return nil, err
+		}
+		// The layout reader takes blobs by the digests that name them.
+		if err := verifyLayoutBlobs(dir); err != nil {
 			return nil, err
 		}
 		return readOCILayout(ctx, dir)
@@ -219,6 +231,34 @@ func readOCILayout(ctx context.Context, dir string) ([]namedImage, error) {
 	return out, nil
 }
 
+// verifyLayoutBlobs checks that every blob of the OCI image layout in dir
+// has the digest its path names, so that no archive can claim the digest
+// of another image's blob.
+func verifyLayoutBlobs(dir string) error {
+	algs, err := os.ReadDir(filepath.Join(dir, "blobs"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, alg := range algs {
+		if alg.Name() != "sha256" {
+			return fmt.Errorf("OCI archive: unsupported digest algorithm %q", alg.Name())
+		}
+		blobs, err := os.ReadDir(filepath.Join(dir, "blobs", alg.Name()))
+		if err != nil {
+			return err
+		}
+		for _, b := range blobs {
+			if err := verifyBlob(filepath.Join(dir, "blobs", alg.Name(), b.Name()), v1.Hash{Algorithm: alg.Name(), Hex: b.Name()}); err != nil {
+				return fmt.Errorf("OCI archive: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
 func imageForPlatform(ii v1.ImageIndex, p v1.Platform) (v1.Image, error) {
 	im, err := ii.IndexManifest()
 	if err != nil {
@@ -233,8 +273,9 @@ func imageForPlatform(ii v1.ImageIndex, p v1.Platform) (v1.Image, error) {
 }
 
 // extractPlain extracts an archive holding only regular files and
-// directories, refusing any entry that would land outside dir.
-func extractPlain(path, dir string) error {
+// directories, refusing any entry that would land outside dir or fill the
+// disk.
+func extractPlain(path, dir string, sp *space) error {
 	r, closeFn, err := openDecompressed(path)
 	if err != nil {
 		return err
@@ -261,6 +302,9 @@ func extractPlain(path, dir string) error {
 			}
 		case tar.TypeReg:
 			if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+				return err
+			}
+			if err := sp.take(hdr.Size, fmt.Sprintf("file %s of the archive", hdr.Name)); err != nil {
 				return err
 			}
 			if err := copyToFile(target, os.O_TRUNC, 0o644, tr); err != nil {

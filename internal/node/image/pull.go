@@ -91,6 +91,13 @@ func (s *Store) Pull(ctx context.Context, ref string, opts PullOptions) (Image, 
 			}
 			continue
 		}
+		size, err := l.Size()
+		if err != nil {
+			return Image{}, pullError(norm, "failed to read layer", err)
+		}
+		if err := st.space.take(size, "layer "+dgst.String()); err != nil {
+			return Image{}, &PullError{Image: norm, Err: err}
+		}
 		rc, err := l.Compressed()
 		if err != nil {
 			return Image{}, pullError(norm, "failed to copy "+dgst.String(), err)

@@ -2,8 +2,11 @@ package image
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -24,6 +27,11 @@ type staging struct {
 	release func()
 	blobs   string // dir/blobs/sha256, an OCI layout's blob directory
 	images  []stagedImage
+	// verified holds the hex digests of the blobs in blobs whose content
+	// is known to match: checked by verify, or written by this operation
+	// with the digest computed on the way. Only those reach the store.
+	verified map[string]bool
+	space    *space
 }
 
 type stagedImage struct {
@@ -37,7 +45,10 @@ func (s *Store) newStaging(op string) (*staging, error) {
 	if err != nil {
 		return nil, err
 	}
-	st := &staging{s: s, dir: dir, release: release, blobs: filepath.Join(dir, "blobs", "sha256")}
+	st := &staging{
+		s: s, dir: dir, release: release, blobs: filepath.Join(dir, "blobs", "sha256"),
+		verified: map[string]bool{}, space: newSpace(dir),
+	}
 	if err := os.MkdirAll(st.blobs, 0o755); err != nil {
 		st.close()
 		return nil, fmt.Errorf("create staging directory: %w", err)
@@ -53,13 +64,25 @@ func (st *staging) rootfs(id v1.Hash) string { return filepath.Join(st.dir, "roo
 // to be named name, and unpacks it unless the store or st already has its
 // root filesystem. A layer the store refuses to unpack fails add.
 func (st *staging) add(ctx context.Context, name string, dgst v1.Hash, mediaType types.MediaType, size int64) (Image, error) {
+	if err := st.verify(dgst); err != nil {
+		return Image{}, fmt.Errorf("add image %s: %w", name, err)
+	}
 	man, cfg, err := readManifest(st.blobs, dgst)
 	if err != nil {
 		return Image{}, fmt.Errorf("add image %s: %w", name, err)
 	}
+	// Every blob is checked before anything is unpacked or committed: the
+	// store keeps one blob per digest and one root filesystem per image ID
+	// (the config's digest), so a blob that only claims a digest would
+	// become the content of every image that names it.
+	for _, d := range append([]v1.Descriptor{man.Config}, man.Layers...) {
+		if err := st.verify(d.Digest); err != nil {
+			return Image{}, fmt.Errorf("add image %s: %w", name, err)
+		}
+	}
 	id := man.Config.Digest
 	if !exists(st.s.path("rootfs", id.Hex)) && !exists(st.rootfs(id)) {
-		if err := unpack(ctx, st.blobs, man, cfg, st.rootfs(id)); err != nil {
+		if err := unpack(ctx, st.blobs, man, cfg, st.rootfs(id), st.space); err != nil {
 			return Image{}, fmt.Errorf("add image %s: %w", name, err)
 		}
 	}
@@ -91,7 +114,7 @@ func (st *staging) commit(ctx context.Context) error {
 	}
 	for _, e := range entries {
 		dst := filepath.Join(st.s.path("blobs", "sha256"), e.Name())
-		if exists(dst) {
+		if !st.verified[e.Name()] || exists(dst) {
 			continue
 		}
 		if err := os.Rename(filepath.Join(st.blobs, e.Name()), dst); err != nil {
@@ -132,6 +155,39 @@ func (st *staging) commit(ctx context.Context) error {
 	// disk space until the next collection.
 	if err := st.s.gc(ctx, &next); err != nil {
 		klog.FromContext(ctx).Error(err, "Collecting replaced images")
+	}
+	return nil
+}
+
+// verify checks that the staged blob dgst has that digest, and records it
+// as verified. A blob the operation wrote itself is not read again.
+func (st *staging) verify(dgst v1.Hash) error {
+	if dgst.Algorithm != "sha256" {
+		return fmt.Errorf("blob %s: unsupported digest algorithm %q", dgst, dgst.Algorithm)
+	}
+	if st.verified[dgst.Hex] {
+		return nil
+	}
+	if err := verifyBlob(filepath.Join(st.blobs, dgst.Hex), dgst); err != nil {
+		return err
+	}
+	st.verified[dgst.Hex] = true
+	return nil
+}
+
+// verifyBlob checks that the file path has the sha256 digest dgst.
+func verifyBlob(path string, dgst v1.Hash) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("verify blob %s: %w", dgst, err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return fmt.Errorf("verify blob %s: %w", dgst, err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != dgst.Hex {
+		return &DigestError{Digest: dgst.String(), Actual: "sha256:" + got}
 	}
 	return nil
 }

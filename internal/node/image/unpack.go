@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path"
 	"path/filepath"
@@ -100,7 +101,7 @@ func (s *Store) unpackOnce(ctx context.Context, img Image, id v1.Hash) (string, 
 	}
 	defer release()
 	start := time.Now()
-	if err := unpack(ctx, s.path("blobs", "sha256"), man, cfg, filepath.Join(tmp, "rootfs")); err != nil {
+	if err := unpack(ctx, s.path("blobs", "sha256"), man, cfg, filepath.Join(tmp, "rootfs"), newSpace(tmp)); err != nil {
 		return "", fmt.Errorf("unpack image %s: %w", img.Name, err)
 	}
 	unlockStore, err := s.lock()
@@ -145,7 +146,7 @@ func readManifest(blobs string, dgst v1.Hash) (*v1.Manifest, *v1.ConfigFile, err
 // unpack applies the layers of man, read from the blob directory blobs, to
 // a new directory dest. Each layer's uncompressed digest is checked against
 // the config's diff ID, so root filesystems of equal image IDs are equal.
-func unpack(ctx context.Context, blobs string, man *v1.Manifest, cfg *v1.ConfigFile, dest string) error {
+func unpack(ctx context.Context, blobs string, man *v1.Manifest, cfg *v1.ConfigFile, dest string, sp *space) error {
 	if err := os.Mkdir(dest, 0o755); err != nil {
 		return err
 	}
@@ -153,14 +154,14 @@ func unpack(ctx context.Context, blobs string, man *v1.Manifest, cfg *v1.ConfigF
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := unpackBlob(filepath.Join(blobs, l.Digest.Hex), cfg.RootFS.DiffIDs[i], dest); err != nil {
+		if err := unpackBlob(filepath.Join(blobs, l.Digest.Hex), cfg.RootFS.DiffIDs[i], dest, sp); err != nil {
 			return fmt.Errorf("apply layer %s: %w", l.Digest, err)
 		}
 	}
 	return nil
 }
 
-func unpackBlob(blob string, diffID v1.Hash, dest string) error {
+func unpackBlob(blob string, diffID v1.Hash, dest string, sp *space) error {
 	r, closeFn, err := openDecompressed(blob)
 	if err != nil {
 		return err
@@ -168,7 +169,7 @@ func unpackBlob(blob string, diffID v1.Hash, dest string) error {
 	defer closeFn()
 	h := sha256.New()
 	tr := io.TeeReader(r, h)
-	if err := applyLayer(dest, tr); err != nil {
+	if err := applyLayerIn(dest, tr, sp); err != nil {
 		return err
 	}
 	if _, err := io.Copy(io.Discard, tr); err != nil {
@@ -232,6 +233,7 @@ type extractor struct {
 	isRoot  bool
 	created map[string]bool // host paths created by this layer, and their parents
 	times   []entryTime
+	space   *space
 }
 
 type entryTime struct {
@@ -241,9 +243,16 @@ type entryTime struct {
 
 // applyLayer applies the uncompressed layer tar r to the directory root. It
 // refuses, with an UnsafeEntryError, any entry that would create or follow a
-// path outside root.
+// path outside root, and with a DiskSpaceError a file that would leave the
+// filesystem short of its reserve.
 func applyLayer(root string, r io.Reader) error {
-	x := &extractor{root: root, isRoot: os.Geteuid() == 0, created: map[string]bool{}}
+	return applyLayerIn(root, r, newSpace(root))
+}
+
+// applyLayerIn is applyLayer taking what it writes from sp, which the
+// operation's other writes share.
+func applyLayerIn(root string, r io.Reader, sp *space) error {
+	x := &extractor{root: root, isRoot: os.Geteuid() == 0, created: map[string]bool{}, space: sp}
 	tr := tar.NewReader(r)
 	for {
 		hdr, err := tr.Next()
@@ -255,15 +264,22 @@ func applyLayer(root string, r io.Reader) error {
 		}
 		if err := x.apply(hdr, tr); err != nil {
 			var unsafe *UnsafeEntryError
-			if errors.As(err, &unsafe) {
+			var short *DiskSpaceError
+			if errors.As(err, &unsafe) || errors.As(err, &short) {
 				return err
 			}
 			return fmt.Errorf("extract %q: %w", hdr.Name, err)
 		}
 	}
 	// Directories last, so adding their children does not change them.
+	// A later entry may have replaced a parent of an earlier one by a
+	// symlink: the kernel would follow it out of the root.
+	realDirs := map[string]bool{root: true}
 	for i := len(x.times) - 1; i >= 0; i-- {
 		t := x.times[i]
+		if !x.realDir(filepath.Dir(t.path), realDirs) {
+			continue
+		}
 		ts := []unix.Timespec{unix.NsecToTimespec(t.mtime.UnixNano()), unix.NsecToTimespec(t.mtime.UnixNano())}
 		if err := unix.UtimesNanoAt(unix.AT_FDCWD, t.path, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("set mtime of %s: %w", t.path, err)
@@ -301,6 +317,13 @@ func (x *extractor) apply(hdr *tar.Header, r io.Reader) error {
 	}
 	dir, base := path.Split(name)
 	isWhiteout := strings.HasPrefix(base, whiteoutPrefix)
+	if isWhiteout {
+		// containerd's validateWhiteout: ".wh.", ".wh.." and ".wh..." would
+		// delete the directory itself or its parent.
+		if orig := strings.TrimPrefix(base, whiteoutPrefix); orig == "" || orig == "." || orig == ".." {
+			return &UnsafeEntryError{Entry: hdr.Name, Reason: "invalid whiteout name: " + base}
+		}
+	}
 	parent, err := x.resolveDir(dir, !isWhiteout)
 	if errors.Is(err, errEscape) {
 		return &UnsafeEntryError{Entry: hdr.Name, Reason: "a symlink in its path escapes the root"}
@@ -337,6 +360,9 @@ func (x *extractor) apply(hdr *tar.Header, r io.Reader) error {
 			return err
 		}
 	case tar.TypeReg, tar.TypeRegA: //nolint:staticcheck // TypeRegA is still written by old tars
+		if err := x.space.take(hdr.Size, fmt.Sprintf("file %s of the layer", hdr.Name)); err != nil {
+			return err
+		}
 		if err := copyToFile(target, os.O_EXCL|unix.O_NOFOLLOW, 0o600, r); err != nil {
 			return err
 		}
@@ -365,6 +391,10 @@ func (x *extractor) apply(hdr *tar.Header, r io.Reader) error {
 		if typ != unix.S_IFIFO && !x.isRoot {
 			return &UnsafeEntryError{Entry: hdr.Name, Reason: "device nodes can only be created as root"}
 		}
+		// Mkdev would truncate them into another device (containerd).
+		if hdr.Devmajor < 0 || hdr.Devmajor > math.MaxUint32 || hdr.Devminor < 0 || hdr.Devminor > math.MaxUint32 {
+			return &UnsafeEntryError{Entry: hdr.Name, Reason: fmt.Sprintf("device number %d:%d out of range", hdr.Devmajor, hdr.Devminor)}
+		}
 		if err := unix.Mknod(target, typ|0o600, int(unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor)))); err != nil {
 			return err
 		}
@@ -379,6 +409,13 @@ func (x *extractor) apply(hdr *tar.Header, r io.Reader) error {
 		}
 		for k, v := range hdr.PAXRecords {
 			if attr, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok {
+				// trusted.overlay.* would steer the overlayfs the root
+				// filesystem becomes a lower directory of; containerd
+				// ignores every trusted.* attribute of a layer.
+				if strings.HasPrefix(attr, "trusted.") {
+					klog.Background().V(4).Info("Ignoring trusted xattr of tar entry", "entry", hdr.Name, "xattr", attr)
+					continue
+				}
 				if err := unix.Lsetxattr(target, attr, []byte(v), 0); err != nil && !errors.Is(err, unix.ENOTSUP) {
 					return fmt.Errorf("set xattr %s: %w", attr, err)
 				}
@@ -393,6 +430,21 @@ func (x *extractor) apply(hdr *tar.Header, r io.Reader) error {
 	}
 	x.times = append(x.times, entryTime{path: target, mtime: hdr.ModTime})
 	return nil
+}
+
+// realDir reports whether dir is a directory under the root reached without
+// symlinks, caching the answers for dir and its parents in known.
+func (x *extractor) realDir(dir string, known map[string]bool) bool {
+	if ok, found := known[dir]; found {
+		return ok
+	}
+	ok := false
+	if len(dir) > len(x.root) && x.realDir(filepath.Dir(dir), known) {
+		fi, err := os.Lstat(dir)
+		ok = err == nil && fi.IsDir()
+	}
+	known[dir] = ok
+	return ok
 }
 
 func (x *extractor) markCreated(p string) {

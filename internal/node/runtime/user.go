@@ -1,12 +1,13 @@
 package runtime
 
 import (
-	"bufio"
+	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
+	"io/fs"
 	"strconv"
 	"strings"
+
+	"github.com/pocketkube/pocketkube/internal/inroot"
 )
 
 // User is the identity a container process runs as.
@@ -26,18 +27,23 @@ type groupEntry struct {
 	members []string
 }
 
-func readColonFile(path string, fields int, fn func([]string)) error {
-	f, err := os.Open(path)
+// maxUserFile bounds what is read of an image's /etc/passwd and /etc/group.
+const maxUserFile = 4 << 20
+
+// readColonFile calls fn with the fields of each line of the file name in
+// rootfs, which is read as the container would see it: symlinks resolve
+// inside rootfs, never to the host's files, and a FIFO or an oversized file
+// is an error instead of a hang. A missing file has no lines.
+func readColonFile(rootfs, name string, fields int, fn func([]string)) error {
+	data, err := inroot.ReadFile(rootfs, name, maxUserFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
 	if err != nil {
-		if os.IsNotExist(err) {
-			return nil
-		}
 		return err
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
+	for line := range strings.Lines(string(data)) {
+		line = strings.TrimSpace(line)
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
@@ -47,12 +53,12 @@ func readColonFile(path string, fields int, fn func([]string)) error {
 		}
 		fn(parts)
 	}
-	return sc.Err()
+	return nil
 }
 
 func readPasswd(rootfs string) ([]passwdEntry, error) {
 	var out []passwdEntry
-	err := readColonFile(filepath.Join(rootfs, "etc/passwd"), 4, func(p []string) {
+	err := readColonFile(rootfs, "/etc/passwd", 4, func(p []string) {
 		uid, err1 := strconv.ParseUint(p[2], 10, 32)
 		gid, err2 := strconv.ParseUint(p[3], 10, 32)
 		if err1 == nil && err2 == nil {
@@ -64,7 +70,7 @@ func readPasswd(rootfs string) ([]passwdEntry, error) {
 
 func readGroup(rootfs string) ([]groupEntry, error) {
 	var out []groupEntry
-	err := readColonFile(filepath.Join(rootfs, "etc/group"), 3, func(p []string) {
+	err := readColonFile(rootfs, "/etc/group", 3, func(p []string) {
 		gid, err := strconv.ParseUint(p[2], 10, 32)
 		if err != nil {
 			return

@@ -4,7 +4,10 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestResolveUser(t *testing.T) {
@@ -40,4 +43,49 @@ func TestResolveUser(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestResolveUserStaysInRoot resolves user names against images whose
+// /etc/passwd or /etc are links to the host's files, or a FIFO: the host's
+// users are never seen and nothing blocks.
+func TestResolveUserStaysInRoot(t *testing.T) {
+	host := t.TempDir()
+	os.WriteFile(filepath.Join(host, "passwd"), []byte("hostuser:x:4242:4242::/:/bin/sh\n"), 0o644)
+	os.WriteFile(filepath.Join(host, "group"), []byte("hostgroup:x:4343:hostuser\n"), 0o644)
+	tests := []struct {
+		name  string
+		setup func(root string)
+	}{
+		{"passwd links to a host file", func(root string) {
+			os.MkdirAll(filepath.Join(root, "etc"), 0o755)
+			os.Symlink(filepath.Join(host, "passwd"), filepath.Join(root, "etc/passwd"))
+			os.Symlink("../../../../../../../../.."+filepath.Join(host, "group"), filepath.Join(root, "etc/group"))
+		}},
+		{"etc links to a host directory", func(root string) {
+			os.Symlink(host, filepath.Join(root, "etc"))
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := t.TempDir()
+			tt.setup(root)
+			if u, err := ResolveUser(root, "hostuser"); err == nil {
+				t.Errorf("ResolveUser(hostuser) = %+v, want no such user", u)
+			}
+			if u, err := ResolveUser(root, "0:hostgroup"); err == nil {
+				t.Errorf("ResolveUser(0:hostgroup) = %+v, want no such group", u)
+			}
+		})
+	}
+	t.Run("passwd is a FIFO", func(t *testing.T) {
+		root := t.TempDir()
+		os.MkdirAll(filepath.Join(root, "etc"), 0o755)
+		if err := unix.Mkfifo(filepath.Join(root, "etc/passwd"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		// Before, this blocked in open(2) until a writer came.
+		if u, err := ResolveUser(root, "app"); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+			t.Errorf("ResolveUser = %+v, %v; want a not-a-regular-file error", u, err)
+		}
+	})
 }
