@@ -38,6 +38,7 @@ type upOptions struct {
 	kubeletPort      int32
 	clusterDNS       []net.IP
 	cgroupRoot       string
+	seccompDefault   bool
 }
 
 func (o *upOptions) AddFlags(fs *pflag.FlagSet) {
@@ -52,6 +53,7 @@ func (o *upOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.nodeName, "node-name", "", "Name of this machine's Node. Defaults to the lowercase hostname.")
 	fs.Int32Var(&o.kubeletPort, "kubelet-port", 10250, "Port of the node agent's kubelet API.")
 	fs.StringVar(&o.cgroupRoot, "cgroup-root", "/", "Root cgroup of the pods' cgroups, which go in ROOT/kubepods. Two nodes on one machine need different roots.")
+	fs.BoolVar(&o.seccompDefault, "seccomp-default", false, "Give containers that set no seccompProfile the runtime's default profile (RuntimeDefault) instead of none, as kubelet's --seccomp-default.")
 	fs.IPSliceVar(&o.clusterDNS, "cluster-dns", nil, "Cluster DNS server addresses written into pods' resolv.conf. Empty: the node serves cluster DNS itself, behind the kube-dns Service at 10.96.0.10.")
 }
 
@@ -130,6 +132,7 @@ func (o *upOptions) Run(cmd *cobra.Command, _ []string) error {
 			KubeletVersion: version.Kubernetes(),
 			ClusterDNS:     o.clusterDNS,
 			CgroupRoot:     o.cgroupRoot,
+			SeccompDefault: o.seccompDefault,
 		}
 	}
 	klog.FromContext(ctx).Info("Starting pocketkube", "dataDir", o.dataDir, "listen", o.listen)
