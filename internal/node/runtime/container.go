@@ -180,10 +180,13 @@ func (r *Runtime) CreateContainer(ctx context.Context, cfg ContainerConfig) (id 
 	}
 	spec, err := r.buildSpec(pod, cfg, id, rootfs, termLog)
 	if err != nil {
-		// containerd's words: kubelet shows them as the container's
+		// containerd's words, which kubelet shows as the container's
 		// CreateContainerError (a Localhost seccomp profile that is
-		// missing or not JSON, for one).
-		return "", fmt.Errorf("failed to generate container %q spec: failed to generate spec: %w", id, err)
+		// missing or not JSON, for one), less the container ID that
+		// containerd quotes after "container": ours is new at each
+		// attempt, and a message that changes with every retry would make
+		// each one a status update that triggers the next.
+		return "", fmt.Errorf("failed to generate container spec: failed to generate spec: %w", err)
 	}
 	if err := writeJSONAtomic(filepath.Join(dir, "config.json"), spec); err != nil {
 		return "", fmt.Errorf("write spec of %s: %w", cfg.Name, err)
