@@ -9,7 +9,9 @@
 //
 // Layout under DataDir: images/ (the image store, shared with `pocketkube
 // images`), node/runtime (bundles, runc state), node/network (netns, CNI
-// state), node/pods (volumes, /etc files), node/logs (container logs).
+// state), node/pods (volumes, /etc files), node/logs (container logs),
+// node/seccomp (Localhost seccomp profiles, as kubelet's
+// <root-dir>/seccomp; the admin puts them there).
 // node/ is kept 0700: Run makes it so when it is looser.
 //
 // Outside DataDir a node uses the pods' cgroups under CgroupRoot/kubepods
@@ -73,6 +75,8 @@ type Config struct {
 	CgroupRoot string
 	// ClusterDNS goes into pods' resolv.conf.
 	ClusterDNS []net.IP
+	// SeccompDefault is kubelet's --seccomp-default (see agent.Config).
+	SeccompDefault bool
 	// ProxyKubeconfig holds the Service proxy's credentials
 	// (system:kube-proxy). Empty runs no Service proxy: ClusterIPs and
 	// NodePorts then lead nowhere.
@@ -200,7 +204,8 @@ func Run(ctx context.Context, cfg Config) error {
 		NewNetwork: func(ctx context.Context, podCIDR string) (agent.Network, error) {
 			return network.New(ctx, network.Config{StateDir: filepath.Join(cfg.DataDir, "node", "network"), PodCIDR: podCIDR})
 		},
-		ClusterDNS: cfg.ClusterDNS,
+		ClusterDNS:     cfg.ClusterDNS,
+		SeccompDefault: cfg.SeccompDefault,
 	})
 	if err != nil {
 		return err

@@ -40,6 +40,7 @@ type upOptions struct {
 	clusterDNS       []net.IP
 	cgroupRoot       string
 	disable          []string
+	seccompDefault   bool
 }
 
 // disableable are the parts of `up` that --disable turns off (k3s's flag:
@@ -59,6 +60,7 @@ func (o *upOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.Int32Var(&o.kubeletPort, "kubelet-port", 10250, "Port of the node agent's kubelet API.")
 	fs.StringVar(&o.cgroupRoot, "cgroup-root", "/", "Root cgroup of the pods' cgroups, which go in ROOT/kubepods. Two nodes on one machine need different roots.")
 	fs.StringSliceVar(&o.disable, "disable", nil, "Parts not to run (comma-separated): servicelb (addresses for LoadBalancer Services).")
+	fs.BoolVar(&o.seccompDefault, "seccomp-default", false, "Give containers that set no seccompProfile the runtime's default profile (RuntimeDefault) instead of none, as kubelet's --seccomp-default.")
 	fs.IPSliceVar(&o.clusterDNS, "cluster-dns", nil, "Cluster DNS server addresses written into pods' resolv.conf. Empty: the node serves cluster DNS itself, behind the kube-dns Service at 10.96.0.10.")
 }
 
@@ -143,6 +145,7 @@ func (o *upOptions) Run(cmd *cobra.Command, _ []string) error {
 			KubeletVersion: version.Kubernetes(),
 			ClusterDNS:     o.clusterDNS,
 			CgroupRoot:     o.cgroupRoot,
+			SeccompDefault: o.seccompDefault,
 		}
 	}
 	klog.FromContext(ctx).Info("Starting pocketkube", "dataDir", o.dataDir, "listen", o.listen)

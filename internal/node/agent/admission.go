@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -13,16 +14,30 @@ import (
 	"k8s.io/kubernetes/pkg/apis/core/v1/helper/qos"
 	"k8s.io/kubernetes/pkg/kubelet/lifecycle"
 	"k8s.io/kubernetes/pkg/kubelet/sysctl"
+	"k8s.io/kubernetes/pkg/security/apparmor"
+
+	"github.com/pocketkube/pocketkube/internal/node/runtime"
 )
 
-// admit runs kubelet's admit handlers that matter to a pod's security
-// before anything of the pod is set up: a pod they refuse never runs,
-// rather than running looser than it asked. Only the sysctl allowlist
-// is one today: kubelet's safe set for this kernel (upstream's
-// SafeSysctlAllowlist, with no --allowed-unsafe-sysctls), refusing any
-// other sysctl and a namespaced one in a namespace the pod shares with
-// the host.
+// admit runs kubelet's admit handlers that matter to a pod's security,
+// in kubelet's order, before anything of the pod is set up: a pod they
+// refuse never runs, rather than running looser than it asked. They are
+// the sysctl allowlist (kubelet's safe set for this kernel, upstream's
+// SafeSysctlAllowlist with no --allowed-unsafe-sysctls) and the AppArmor
+// handler, which refuses a pod asking for an AppArmor profile other than
+// Unconfined on a host that cannot enforce one.
 func (a *Agent) admit(ctx context.Context, pod *v1.Pod) lifecycle.PodAdmitResult {
+	attrs := &lifecycle.PodAdmitAttributes{Pod: pod, Operation: lifecycle.AddOperation}
+	if r := a.admitSysctls(ctx, attrs); !r.Admit {
+		return r
+	}
+	return lifecycle.NewAppArmorAdmitHandler(a.cfg.AppArmor).Admit(ctx, attrs)
+}
+
+// admitSysctls refuses any sysctl outside kubelet's safe set, and a
+// namespaced one in a namespace the pod shares with the host.
+func (a *Agent) admitSysctls(ctx context.Context, attrs *lifecycle.PodAdmitAttributes) lifecycle.PodAdmitResult {
+	pod := attrs.Pod
 	if pod.Spec.SecurityContext == nil || len(pod.Spec.SecurityContext.Sysctls) == 0 {
 		return lifecycle.PodAdmitResult{Admit: true}
 	}
@@ -32,7 +47,54 @@ func (a *Agent) admit(ctx context.Context, pod *v1.Pod) lifecycle.PodAdmitResult
 		// with sysctls nobody checked.
 		return lifecycle.PodAdmitResult{Reason: sysctl.ForbiddenReason, Message: fmt.Sprintf("forbidden sysctl: %v", err)}
 	}
-	return allowlist.Admit(ctx, &lifecycle.PodAdmitAttributes{Pod: pod, Operation: lifecycle.AddOperation})
+	return allowlist.Admit(ctx, attrs)
+}
+
+// errAppArmorUnsupported is containerd's error for a container asking for
+// an AppArmor profile when its CRI plugin does not apply AppArmor, which
+// is pocketkube's case on every host.
+var errAppArmorUnsupported = errors.New("failed to generate apparmor spec opts: apparmor is not supported")
+
+// appArmor is what containerd's CRI plugin checks for a container's
+// AppArmor profile (GenerateApparmorSpecOpts) when AppArmor is off in
+// containerd: anything but Unconfined fails the container's creation.
+// Kubelet's admission refuses such pods first on a host without AppArmor;
+// this refuses them on a host with it, where pocketkube would otherwise
+// run them unconfined.
+func appArmor(pod *v1.Pod, c *v1.Container) error {
+	if p := apparmor.GetProfile(pod, c); p != nil && p.Type != v1.AppArmorProfileTypeUnconfined {
+		return runtimeError{errAppArmorUnsupported}
+	}
+	return nil
+}
+
+// seccompProfile is kubelet's getSeccompProfile: the container's
+// seccompProfile, else the pod's, else RuntimeDefault with
+// --seccomp-default and Unconfined without; a Localhost profile is a file
+// under kubelet's seccomp root (DataDir/seccomp here), which the runtime
+// reads when it creates the container.
+func (a *Agent) seccompProfile(pod *v1.Pod, c *v1.Container) (runtime.Seccomp, error) {
+	var p *v1.SeccompProfile
+	if c.SecurityContext != nil && c.SecurityContext.SeccompProfile != nil {
+		p = c.SecurityContext.SeccompProfile
+	} else if pod.Spec.SecurityContext != nil && pod.Spec.SecurityContext.SeccompProfile != nil {
+		p = pod.Spec.SecurityContext.SeccompProfile
+	}
+	switch {
+	case p == nil && a.cfg.SeccompDefault, p != nil && p.Type == v1.SeccompProfileTypeRuntimeDefault:
+		return runtime.Seccomp{Type: runtime.SeccompRuntimeDefault}, nil
+	case p != nil && p.Type == v1.SeccompProfileTypeLocalhost:
+		if p.LocalhostProfile == nil || *p.LocalhostProfile == "" {
+			return runtime.Seccomp{}, errors.New("localhostProfile must be set if seccompProfile type is Localhost.")
+		}
+		return runtime.Seccomp{Type: runtime.SeccompLocalhost, Path: filepath.Join(a.seccompRoot(), *p.LocalhostProfile)}, nil
+	}
+	return runtime.Seccomp{Type: runtime.SeccompUnconfined}, nil
+}
+
+// seccompRoot is kubelet's seccomp profile root, <root-dir>/seccomp.
+func (a *Agent) seccompRoot() string {
+	return filepath.Join(a.cfg.DataDir, "seccomp")
 }
 
 // rejectPod is kubelet's rejectPod: a Warning event with the handler's

@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"errors"
+	"path/filepath"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -8,6 +10,9 @@ import (
 	nodev1 "k8s.io/api/node/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/klog/v2/ktesting"
+	"k8s.io/kubernetes/pkg/security/apparmor"
+
+	"github.com/pocketkube/pocketkube/internal/node/runtime"
 )
 
 // TestSyncPodSysctls: kubelet's safe sysctls reach the runtime in dot
@@ -155,5 +160,139 @@ func TestSyncPodShareProcessNamespace(t *testing.T) {
 		if got := f.runtime.pods["web-uid"].SharePID; got != want {
 			t.Errorf("shareProcessNamespace %v: SharePID %v, want %v", share, got, want)
 		}
+	}
+}
+
+// TestContainerSeccomp: the runtime gets kubelet's choice of seccomp
+// profile: the container's field, else the pod's, else RuntimeDefault
+// with --seccomp-default and Unconfined without; a Localhost profile is
+// a file under DataDir/seccomp.
+func TestContainerSeccomp(t *testing.T) {
+	local := func(name string) *v1.SeccompProfile {
+		return &v1.SeccompProfile{Type: v1.SeccompProfileTypeLocalhost, LocalhostProfile: &name}
+	}
+	runtimeDefault := &v1.SeccompProfile{Type: v1.SeccompProfileTypeRuntimeDefault}
+	unconfined := &v1.SeccompProfile{Type: v1.SeccompProfileTypeUnconfined}
+	for _, tc := range []struct {
+		name           string
+		pod, container *v1.SeccompProfile
+		seccompDefault bool
+		want           runtime.Seccomp // Path relative to DataDir
+	}{
+		{name: "unset", want: runtime.Seccomp{Type: runtime.SeccompUnconfined}},
+		{name: "unset with seccomp-default", seccompDefault: true, want: runtime.Seccomp{Type: runtime.SeccompRuntimeDefault}},
+		{name: "pod runtime default", pod: runtimeDefault, want: runtime.Seccomp{Type: runtime.SeccompRuntimeDefault}},
+		{name: "container unconfined wins over pod", pod: runtimeDefault, container: unconfined, want: runtime.Seccomp{Type: runtime.SeccompUnconfined}},
+		{name: "container runtime default wins over pod", pod: unconfined, container: runtimeDefault, want: runtime.Seccomp{Type: runtime.SeccompRuntimeDefault}},
+		{name: "pod unconfined with seccomp-default", pod: unconfined, seccompDefault: true, want: runtime.Seccomp{Type: runtime.SeccompUnconfined}},
+		{name: "container localhost", pod: runtimeDefault, container: local("profiles/audit.json"),
+			want: runtime.Seccomp{Type: runtime.SeccompLocalhost, Path: "seccomp/profiles/audit.json"}},
+		{name: "pod localhost", pod: local("deny.json"), want: runtime.Seccomp{Type: runtime.SeccompLocalhost, Path: "seccomp/deny.json"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, ctx := ktesting.NewTestContext(t)
+			f := newFixture(t)
+			f.config = func(c *Config) { c.SeccompDefault = tc.seccompDefault }
+			pod := newPod("web", "c")
+			pod.Spec.SecurityContext = &v1.PodSecurityContext{SeccompProfile: tc.pod}
+			pod.Spec.Containers[0].SecurityContext = &v1.SecurityContext{SeccompProfile: tc.container}
+			f.pods = append(f.pods, pod)
+			a := f.newAgent()
+			f.mustSync(ctx, "web")
+			f.expectCalls("RunPod web-uid", "CreateContainer web-uid/c attempt 0", "StartContainer web-uid/c")
+			want := tc.want
+			if want.Path != "" {
+				want.Path = filepath.Join(a.cfg.DataDir, want.Path)
+			}
+			if diff := cmp.Diff(want, f.runtime.configs["c"].Seccomp); diff != "" {
+				t.Errorf("seccomp (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestContainerSeccompLocalhostWithoutName: kubelet's own check, a
+// CreateContainerConfigError (the API server refuses such pods first).
+func TestContainerSeccompLocalhostWithoutName(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	f := newFixture(t)
+	pod := newPod("web", "c")
+	pod.Spec.Containers[0].SecurityContext = &v1.SecurityContext{SeccompProfile: &v1.SeccompProfile{Type: v1.SeccompProfileTypeLocalhost}}
+	f.pods = append(f.pods, pod)
+	f.newAgent()
+	f.mustSync(ctx, "web")
+	f.expectCalls("RunPod web-uid")
+	f.expectStatus(ctx, "web", v1.PodPending,
+		`c waiting CreateContainerConfigError "localhostProfile must be set if seccompProfile type is Localhost." restarts=0`)
+}
+
+// fakeAppArmor is kubelet's AppArmor validator on a host with
+// (hostErr nil) or without AppArmor.
+type fakeAppArmor struct{ hostErr error }
+
+func (v fakeAppArmor) ValidateHost() error { return v.hostErr }
+
+func (v fakeAppArmor) Validate(pod *v1.Pod) error {
+	for _, c := range pod.Spec.Containers {
+		if p := apparmor.GetProfile(pod, &c); p != nil && p.Type != v1.AppArmorProfileTypeUnconfined {
+			return v.hostErr
+		}
+	}
+	return nil
+}
+
+// TestSyncPodAppArmor: on a host without AppArmor, a pod asking for a
+// profile other than Unconfined is Failed by kubelet's AppArmor admission
+// before anything of it is set up; on a host with AppArmor, which
+// pocketkube does not apply, its container fails with containerd's
+// error when AppArmor is off in containerd. Unconfined runs on both.
+func TestSyncPodAppArmor(t *testing.T) {
+	noHost := errors.New("AppArmor is not enabled on the host")
+	runtimeDefault := &v1.AppArmorProfile{Type: v1.AppArmorProfileTypeRuntimeDefault}
+	for _, tc := range []struct {
+		name       string
+		hostErr    error
+		pod        *v1.AppArmorProfile
+		annotation string
+		want       string // "" runs; "rejected" is admission's refusal; else the container's waiting status
+	}{
+		{name: "unset without AppArmor", hostErr: noHost},
+		{name: "unconfined without AppArmor", hostErr: noHost, pod: &v1.AppArmorProfile{Type: v1.AppArmorProfileTypeUnconfined}},
+		{name: "runtime default without AppArmor", hostErr: noHost, pod: runtimeDefault, want: "rejected"},
+		{name: "annotation without AppArmor", hostErr: noHost, annotation: "runtime/default", want: "rejected"},
+		{name: "runtime default with AppArmor", pod: runtimeDefault,
+			want: `c waiting CreateContainerError "failed to generate apparmor spec opts: apparmor is not supported" restarts=0`},
+		{name: "unconfined annotation with AppArmor", annotation: "unconfined"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, ctx := ktesting.NewTestContext(t)
+			f := newFixture(t)
+			f.config = func(c *Config) { c.AppArmor = fakeAppArmor{tc.hostErr} }
+			pod := newPod("web", "c")
+			pod.Status.Phase = v1.PodPending
+			pod.Spec.SecurityContext = &v1.PodSecurityContext{AppArmorProfile: tc.pod}
+			if tc.annotation != "" {
+				pod.Annotations = map[string]string{v1.DeprecatedAppArmorBetaContainerAnnotationKeyPrefix + "c": tc.annotation}
+			}
+			f.pods = append(f.pods, pod)
+			f.newAgent()
+			f.mustSync(ctx, "web")
+			switch tc.want {
+			case "":
+				f.expectCalls("RunPod web-uid", "CreateContainer web-uid/c attempt 0", "StartContainer web-uid/c")
+				f.expectStatus(ctx, "web", v1.PodRunning, "c running restarts=0 ready")
+			case "rejected":
+				const message = "Cannot enforce AppArmor: AppArmor is not enabled on the host"
+				f.expectCalls()
+				f.expectEvents("Warning AppArmor " + message)
+				s := f.expectStatus(ctx, "web", v1.PodFailed)
+				if s.Reason != "AppArmor" || s.Message != "Pod was rejected: "+message {
+					t.Errorf("status reason %q message %q; want AppArmor, %q", s.Reason, s.Message, "Pod was rejected: "+message)
+				}
+			default:
+				f.expectCalls("RunPod web-uid")
+				f.expectStatus(ctx, "web", v1.PodPending, tc.want)
+			}
+		})
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"k8s.io/client-go/util/flowcontrol"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
+	"k8s.io/kubernetes/pkg/security/apparmor"
 	"k8s.io/utils/clock"
 
 	"github.com/pocketkube/pocketkube/internal/node/machine"
@@ -63,6 +64,14 @@ type Config struct {
 	ClusterDNS []net.IP
 	// ClusterDomain defaults to "cluster.local".
 	ClusterDomain string
+	// SeccompDefault is kubelet's --seccomp-default: containers that set
+	// no seccompProfile get RuntimeDefault instead of Unconfined.
+	// Localhost profiles are read from DataDir/seccomp, as kubelet reads
+	// them from <root-dir>/seccomp.
+	SeccompDefault bool
+	// AppArmor tells whether the host can enforce AppArmor profiles, as
+	// kubelet's validator. Defaults to apparmor.NewValidator().
+	AppArmor apparmor.Validator
 
 	// Workers is how many pods sync at once. Defaults to 4 (10 measured no faster on 2 cores).
 	Workers int
@@ -129,6 +138,9 @@ func New(cfg Config) (*Agent, error) {
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = clock.RealClock{}
+	}
+	if cfg.AppArmor == nil {
+		cfg.AppArmor = apparmor.NewValidator()
 	}
 	a := &Agent{
 		cfg:            cfg,

@@ -291,7 +291,8 @@ func (a *Agent) containerConfig(ctx context.Context, pod *v1.Pod, c *v1.Containe
 	}
 	argv = append(argv, args...)
 	// kubelet's order: the environment, the mounts (subPath errors), the
-	// runAsNonRoot check — all CreateContainerConfigError — and only then
+	// runAsNonRoot check, the seccomp profile — all
+	// CreateContainerConfigError — and only then
 	// the runtime's own checks (no command, unknown user), which
 	// containerd fails as CreateContainerError.
 	mounts, err := a.containerMounts(pod, c, st, env)
@@ -301,8 +302,16 @@ func (a *Agent) containerConfig(ctx context.Context, pod *v1.Pod, c *v1.Containe
 	if err := verifyRunAsNonRoot(pod, c, img.Config.User); err != nil {
 		return nil, err
 	}
+	// kubelet's determineEffectiveSecurityContext.
+	seccomp, err := a.seccompProfile(pod, c)
+	if err != nil {
+		return nil, err
+	}
 	if len(argv) == 0 {
 		return nil, runtimeError{errors.New("no command specified")}
+	}
+	if err := appArmor(pod, c); err != nil {
+		return nil, err
 	}
 	hostname, err := sandboxHostname(pod, a.cfg.ClusterDomain)
 	if err != nil {
@@ -339,6 +348,7 @@ func (a *Agent) containerConfig(ctx context.Context, pod *v1.Pod, c *v1.Containe
 		ReadOnlyRootfs:         sc.ReadOnlyRootFilesystem != nil && *sc.ReadOnlyRootFilesystem,
 		NoNewPrivileges:        sc.AllowPrivilegeEscalation != nil && !*sc.AllowPrivilegeEscalation,
 		RunAsNonRoot:           runAsNonRoot(pod, c),
+		Seccomp:                seccomp,
 		Resources:              runtime.ContainerResources(c),
 		OOMScoreAdj:            new(kubeletqos.GetContainerOOMScoreAdjust(pod, c, a.cfg.Machine.MemoryBytes)),
 		LogPath:                a.logPath(pod, c.Name, attempt),

@@ -16,6 +16,15 @@
 // There is no periodic full resync on the hot path; timers exist only for
 // back-off expiry.
 //
+// Before a pod is set up, kubelet's admit handlers that guard its security
+// run (admission.go): the sysctl allowlist and AppArmor, which this node
+// never applies, so a pod asking for a profile other than Unconfined is
+// Failed with kubelet's reason "AppArmor" (on a host with AppArmor, where
+// kubelet would admit it, its containers fail with containerd's "apparmor
+// is not supported" instead). Seccomp is resolved as kubelet resolves it
+// (Config.SeccompDefault is --seccomp-default; Localhost profiles live in
+// DataDir/seccomp) and applied by the runtime.
+//
 // # What it leaves to others
 //
 // Containers, images, networking, volumes and the kubelet API are separate

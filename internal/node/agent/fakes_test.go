@@ -41,13 +41,15 @@ type fakeRuntime struct {
 	calls      []string
 	pods       map[string]runtime.PodConfig
 	containers map[string]*runtime.ContainerStatus
+	configs    map[string]runtime.ContainerConfig // by container name, the last created
 	nextID     int
 
 	versionErr, createErr, startErr, stopErr error
 }
 
 func newFakeRuntime(c clock.Clock) *fakeRuntime {
-	return &fakeRuntime{clock: c, pods: map[string]runtime.PodConfig{}, containers: map[string]*runtime.ContainerStatus{}}
+	return &fakeRuntime{clock: c, pods: map[string]runtime.PodConfig{}, containers: map[string]*runtime.ContainerStatus{},
+		configs: map[string]runtime.ContainerConfig{}}
 }
 
 func (r *fakeRuntime) logf(format string, args ...any) {
@@ -101,6 +103,7 @@ func (r *fakeRuntime) CreateContainer(_ context.Context, cfg runtime.ContainerCo
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.logf("CreateContainer %s/%s attempt %d", cfg.PodUID, cfg.Name, cfg.Attempt)
+	r.configs[cfg.Name] = cfg
 	if r.createErr != nil {
 		return "", r.createErr
 	}

@@ -52,6 +52,8 @@ type fixture struct {
 	// the clientset only.
 	pods    []*v1.Pod
 	objects []k8sruntime.Object
+	// config, when set, changes the agent's Config before New.
+	config func(*Config)
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -76,7 +78,7 @@ func (f *fixture) newAgent() *Agent {
 		objects = append(objects, p)
 	}
 	f.client = fake.NewSimpleClientset(objects...)
-	a, err := New(Config{
+	cfg := Config{
 		Client:     f.client,
 		NodeName:   "node1",
 		NodeIPs:    []net.IP{net.ParseIP("192.0.2.2")},
@@ -86,7 +88,11 @@ func (f *fixture) newAgent() *Agent {
 		Volumes:    f.volumes,
 		NewNetwork: func(context.Context, string) (Network, error) { return f.network, nil },
 		Clock:      f.clock,
-	})
+	}
+	if f.config != nil {
+		f.config(&cfg)
+	}
+	a, err := New(cfg)
 	if err != nil {
 		f.t.Fatal(err)
 	}

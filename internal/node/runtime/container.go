@@ -76,6 +76,7 @@ func (r *Runtime) buildSpec(pod *podState, cfg ContainerConfig, id, rootfs, term
 		WithRootfsReadonly(cfg.ReadOnlyRootfs),
 		WithCapabilities(cfg.CapAdd, cfg.CapDrop, r.allCaps()),
 		WithPrivileged(cfg.Privileged, r.allCaps(), devices),
+		WithSeccomp(cfg.Seccomp, cfg.Privileged),
 		WithMounts(mounts),
 		WithResources(cfg.Resources),
 		WithSysctls(pod.Config.Sysctls),
@@ -179,7 +180,13 @@ func (r *Runtime) CreateContainer(ctx context.Context, cfg ContainerConfig) (id 
 	}
 	spec, err := r.buildSpec(pod, cfg, id, rootfs, termLog)
 	if err != nil {
-		return "", fmt.Errorf("build spec of %s: %w", cfg.Name, err)
+		// containerd's words, which kubelet shows as the container's
+		// CreateContainerError (a Localhost seccomp profile that is
+		// missing or not JSON, for one), less the container ID that
+		// containerd quotes after "container": ours is new at each
+		// attempt, and a message that changes with every retry would make
+		// each one a status update that triggers the next.
+		return "", fmt.Errorf("failed to generate container spec: failed to generate spec: %w", err)
 	}
 	if err := writeJSONAtomic(filepath.Join(dir, "config.json"), spec); err != nil {
 		return "", fmt.Errorf("write spec of %s: %w", cfg.Name, err)

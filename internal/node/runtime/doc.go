@@ -50,7 +50,24 @@
 //     exercised by the tests on our machines.
 //   - Privileged containers get all capabilities, all device access and a
 //     writable /sys, but host devices are not added to /dev (containerd does).
-//   - Seccomp and AppArmor are not applied (kubelet's default is Unconfined).
+//   - Seccomp (ContainerConfig.Seccomp) is applied as containerd's CRI
+//     plugin applies it: RuntimeDefault is containerd's default profile
+//     (package seccomp, containerd v2.4.2's, built for the container's
+//     capabilities, so CAP_SYS_ADMIN lets mount and unshare through),
+//     Localhost the OCI JSON profile in the given file, Unconfined (the
+//     zero value, kubelet's default without --seccomp-default) no filter,
+//     and a privileged container never gets one. A Localhost file that
+//     is missing or not JSON fails CreateContainer with containerd's
+//     message. The pause process of a SharePID pod runs without a filter
+//     (containerd gives it the pod-level profile).
+//   - AppArmor is never applied: the agent refuses pods that ask for a
+//     profile (see package agent). On a host with AppArmor, containerd
+//     would also confine every container that asks for nothing with its
+//     cri-containerd.apparmor.d profile; pocketkube does not. Doing so
+//     needs that profile generated and loaded (apparmor_parser) and
+//     process.apparmorProfile set in the spec.
+//   - The default capabilities, masked and read-only paths are those
+//     kubelet and containerd give a container (DefaultSpec).
 //   - A SharePID pod needs the embedded shim (make build): without one,
 //     RunPod fails with ErrNoPause.
 //   - OnExit only reports exits seen while a Runtime is watching: after a

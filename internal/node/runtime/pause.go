@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -53,8 +52,8 @@ func pauseSpec(st *podState, bin, rootfs, cgroup string, cgroupNS bool) *specs.S
 			CgroupsPath:   cgroup,
 			Resources:     &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}}},
 			Namespaces:    []specs.LinuxNamespace{{Type: specs.PIDNamespace}, {Type: specs.MountNamespace}},
-			MaskedPaths:   slices.Clone(defaultMaskedPaths),
-			ReadonlyPaths: slices.Clone(defaultReadonlyPaths),
+			MaskedPaths:   defaultMaskedPaths(),
+			ReadonlyPaths: defaultReadonlyPaths(),
 		},
 	}
 	if st.Config.NetNS != "" {

@@ -16,6 +16,17 @@ func TestSecurity(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(vol, "f"), []byte("vol"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// A Localhost profile that allows everything but mkdir.
+	profile := filepath.Join(t.TempDir(), "no-mkdir.json")
+	if err := os.WriteFile(profile, []byte(`{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":1}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The filter mode, then a syscall containerd's default profile denies
+	// without CAP_SYS_ADMIN (unshare of a user namespace, which needs no
+	// capability), then one the Localhost profile denies.
+	const seccompCmd = "grep ^Seccomp: /proc/self/status; " +
+		"unshare -U true 2>/dev/null && echo unshare allowed || echo unshare denied; " +
+		"mkdir /tmp/d 2>/dev/null && echo mkdir allowed || echo mkdir denied"
 	tests := []struct {
 		name string
 		mut  func(*ContainerConfig)
@@ -40,6 +51,17 @@ func TestSecurity(t *testing.T) {
 		{name: "mounts", mut: func(c *ContainerConfig) {
 			c.Mounts = []Mount{{Source: vol, Destination: "/vol", ReadOnly: true}, {Source: vol, Destination: "/rw"}}
 		}, cmd: "cat /vol/f; echo; touch /vol/y 2>/dev/null || echo ro; touch /rw/z && echo rw", want: "vol|ro|rw"},
+		{name: "seccomp unconfined", cmd: seccompCmd, want: "Seccomp:\t0|unshare allowed|mkdir allowed"},
+		{name: "seccomp runtime default", mut: func(c *ContainerConfig) { c.Seccomp = Seccomp{Type: SeccompRuntimeDefault} },
+			cmd: seccompCmd, want: "Seccomp:\t2|unshare denied|mkdir allowed"},
+		{name: "seccomp runtime default with SYS_ADMIN", mut: func(c *ContainerConfig) {
+			c.Seccomp, c.CapAdd = Seccomp{Type: SeccompRuntimeDefault}, []string{"SYS_ADMIN"}
+		}, cmd: seccompCmd, want: "Seccomp:\t2|unshare allowed|mkdir allowed"},
+		{name: "seccomp runtime default privileged", mut: func(c *ContainerConfig) {
+			c.Seccomp, c.Privileged = Seccomp{Type: SeccompRuntimeDefault}, true
+		}, cmd: seccompCmd, want: "Seccomp:\t0|unshare allowed|mkdir allowed"},
+		{name: "seccomp localhost", mut: func(c *ContainerConfig) { c.Seccomp = Seccomp{Type: SeccompLocalhost, Path: profile} },
+			cmd: seccompCmd, want: "Seccomp:\t2|unshare allowed|mkdir denied"},
 		{name: "env and workdir", mut: func(c *ContainerConfig) {
 			c.Env = append(c.Env, "A=1", "A=2")
 			c.WorkingDir = "/tmp"

@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -12,6 +13,9 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+	"k8s.io/kubernetes/pkg/securitycontext"
+
+	"github.com/pocketkube/pocketkube/internal/node/runtime/seccomp"
 )
 
 // SpecOpts changes one concern of an OCI spec, as containerd's oci.SpecOpts.
@@ -49,21 +53,23 @@ var knownCaps = []string{
 	"CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
 }
 
-// containerd's default masked and read-only paths (oci/spec.go).
-var (
-	defaultMaskedPaths = []string{
-		"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-		"/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware",
-		"/sys/devices/virtual/powercap", "/proc/scsi",
-	}
-	defaultReadonlyPaths = []string{
-		"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
-	}
-)
+// The masked and read-only paths are kubelet's (securitycontext's, for
+// procMount Default), which containerd's CRI plugin puts in place of its
+// own: the same /proc and /sys entries as containerd's pkg/oci defaults,
+// /proc/interrupts and each CPU's thermal_throttle directory (when the
+// host has one) included.
+func defaultMaskedPaths() []string {
+	return slices.Clone(securitycontext.ConvertToRuntimeMaskedPaths(nil))
+}
+
+func defaultReadonlyPaths() []string {
+	return slices.Clone(securitycontext.ConvertToRuntimeReadonlyPaths(nil))
+}
 
 // DefaultSpec returns containerd's populateDefaultUnixSpec with the CRI
 // plugin's changes: no /run tmpfs, a read-only cgroup mount, NoNewPrivileges
-// off (CRI sets it only on request), the default capability set,
+// off (CRI sets it only on request), the default capability set, the
+// masked and read-only paths kubelet sends,
 // RLIMIT_NOFILE 1024 (containerd 1.x), all devices denied (runc adds its
 // default allow list), and the given /dev/shm bind-mounted from the pod.
 func DefaultSpec(rootfs, devShm string) *specs.Spec {
@@ -89,8 +95,8 @@ func DefaultSpec(rootfs, devShm string) *specs.Spec {
 			{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup", Options: []string{"nosuid", "noexec", "nodev", "relatime", "ro"}},
 		},
 		Linux: &specs.Linux{
-			MaskedPaths:   slices.Clone(defaultMaskedPaths),
-			ReadonlyPaths: slices.Clone(defaultReadonlyPaths),
+			MaskedPaths:   defaultMaskedPaths(),
+			ReadonlyPaths: defaultReadonlyPaths(),
 			Resources: &specs.LinuxResources{
 				Devices: []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}},
 			},
@@ -262,6 +268,39 @@ func WithPrivileged(on bool, allCaps []string, devices []specs.LinuxDevice) Spec
 			}
 		}
 		return nil
+	}
+}
+
+// WithSeccomp sets the container's seccomp filter as containerd's CRI
+// plugin does (GenerateSeccompSpecOpts): none for a privileged container
+// or an Unconfined profile, containerd's default profile for
+// RuntimeDefault, and the JSON file's for Localhost, with containerd's
+// errors when it cannot be read or decoded. The default profile depends
+// on the capabilities: apply it after WithCapabilities.
+func WithSeccomp(sp Seccomp, privileged bool) SpecOpts {
+	return func(s *specs.Spec) error {
+		if privileged {
+			return nil
+		}
+		switch sp.Type {
+		case SeccompUnconfined:
+			return nil
+		case SeccompRuntimeDefault:
+			s.Linux.Seccomp = seccomp.DefaultProfile(s)
+			return nil
+		case SeccompLocalhost:
+			s.Linux.Seccomp = &specs.LinuxSeccomp{}
+			b, err := os.ReadFile(sp.Path)
+			if err != nil {
+				return fmt.Errorf("cannot load seccomp profile %q: %v", sp.Path, err)
+			}
+			if err := json.Unmarshal(b, s.Linux.Seccomp); err != nil {
+				return fmt.Errorf("decoding seccomp profile failed %q: %v", sp.Path, err)
+			}
+			return nil
+		default:
+			return errors.New("seccomp unknown ProfileType")
+		}
 	}
 }
 

@@ -38,6 +38,30 @@ type PodConfig struct {
 	SharePID bool
 }
 
+// SeccompType is the kind of a seccomp profile, as CRI's
+// SecurityProfile.ProfileType.
+type SeccompType string
+
+// Seccomp profile kinds.
+const (
+	// SeccompUnconfined runs the container without a seccomp filter.
+	SeccompUnconfined SeccompType = ""
+	// SeccompRuntimeDefault applies containerd's default profile (package
+	// seccomp), built for the container's capabilities.
+	SeccompRuntimeDefault SeccompType = "RuntimeDefault"
+	// SeccompLocalhost applies the JSON profile (an OCI linux.seccomp
+	// object) in the file Seccomp.Path.
+	SeccompLocalhost SeccompType = "Localhost"
+)
+
+// Seccomp is a container's seccomp profile.
+type Seccomp struct {
+	Type SeccompType
+	// Path is the profile file of a Localhost profile, on the host
+	// (kubelet's <root-dir>/seccomp/<localhostProfile>).
+	Path string
+}
+
 // Mount is a bind mount prepared by the agent.
 type Mount struct {
 	Source, Destination string
@@ -63,6 +87,10 @@ type ContainerConfig struct {
 	Privileged, ReadOnlyRootfs, NoNewPrivileges bool
 	CapAdd, CapDrop                             []string
 	RunAsNonRoot                                bool
+	// Seccomp is the container's seccomp profile, as kubelet resolved
+	// it; the zero value is Unconfined. A privileged container gets
+	// none, whatever it asks, as with containerd.
+	Seccomp Seccomp
 
 	Resources Resources
 	// OOMScoreAdj is the container processes' oom_score_adj (kubelet's
