@@ -20,7 +20,6 @@ import (
 	"github.com/pocketkube/pocketkube/internal/node/image"
 	"github.com/pocketkube/pocketkube/internal/node/network"
 	"github.com/pocketkube/pocketkube/internal/node/runtime"
-	"github.com/pocketkube/pocketkube/internal/node/volume"
 )
 
 // labelImageRef holds a container's image as status.imageID shows it:
@@ -295,7 +294,7 @@ func (a *Agent) containerConfig(ctx context.Context, pod *v1.Pod, c *v1.Containe
 	// CreateContainerConfigError — and only then
 	// the runtime's own checks (no command, unknown user), which
 	// containerd fails as CreateContainerError.
-	mounts, err := a.containerMounts(pod, c, st, env)
+	mounts, err := a.containerMounts(ctx, pod, c, st, env)
 	if err != nil {
 		return nil, err
 	}
@@ -596,10 +595,10 @@ func (a *Agent) containerUser(pod *v1.Pod, c *v1.Container, img *image.Image, ro
 // containerMounts is kubelet's makeMounts: the volume mounts with subPath
 // and subPathExpr, then /etc/hosts, /etc/resolv.conf and /etc/hostname
 // unless the container mounts them itself.
-func (a *Agent) containerMounts(pod *v1.Pod, c *v1.Container, st *podState, env []v1.EnvVar) ([]runtime.Mount, error) {
+func (a *Agent) containerMounts(ctx context.Context, pod *v1.Pod, c *v1.Container, st *podState, env []v1.EnvVar) ([]runtime.Mount, error) {
 	var mounts []runtime.Mount
 	taken := map[string]bool{}
-	for _, vm := range c.VolumeMounts {
+	for i, vm := range c.VolumeMounts {
 		m, ok := st.mounts[vm.Name]
 		if !ok {
 			return nil, fmt.Errorf("cannot find volume %q to mount into container %q", vm.Name, c.Name)
@@ -613,7 +612,7 @@ func (a *Agent) containerMounts(pod *v1.Pod, c *v1.Container, st *podState, env 
 			}
 		}
 		if sub != "" {
-			p, err := volume.SubPath(m.Path, sub)
+			p, err := a.subPathSource(ctx, pod, c, i, m, sub)
 			if err != nil {
 				return nil, err
 			}

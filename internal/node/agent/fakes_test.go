@@ -313,6 +313,11 @@ func (vs *fakeVolumes) Setup(_ context.Context, pod *v1.Pod, vol *v1.Volume, _ v
 	return &volume.Mounted{Path: filepath.Join(vs.dir, string(pod.UID), vol.Name), Managed: true}, nil
 }
 
+// PrepareSubPath returns the subPath's path, without a bind mount.
+func (vs *fakeVolumes) PrepareSubPath(_ context.Context, sp volume.SubPath) (string, error) {
+	return filepath.Join(sp.VolumePath, sp.Path), nil
+}
+
 func (vs *fakeVolumes) TeardownPod(_ context.Context, uid string) error {
 	vs.mu.Lock()
 	defer vs.mu.Unlock()

@@ -46,6 +46,9 @@ type Network interface {
 // Volumes prepares pods' volumes on the host (internal/node/volume).
 type Volumes interface {
 	Setup(ctx context.Context, pod *v1.Pod, vol *v1.Volume, src volume.Sources) (*volume.Mounted, error)
+	// PrepareSubPath returns the mount source of a volumeMount's subPath:
+	// a bind mount the container cannot redirect, removed by TeardownPod.
+	PrepareSubPath(ctx context.Context, sp volume.SubPath) (string, error)
 	TeardownPod(ctx context.Context, podUID string) error
 	Pods() ([]string, error)
 }

@@ -1,11 +1,16 @@
 package agent
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
 
+	"github.com/pocketkube/pocketkube/internal/node/volume"
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/klog/v2"
+	"k8s.io/kubernetes/pkg/volume/validation"
 	"k8s.io/kubernetes/third_party/forked/golang/expansion"
 )
 
@@ -31,4 +36,33 @@ func expandSubPath(expr string, env []v1.EnvVar) (string, error) {
 		return "", fmt.Errorf("error SubPath `%s` must not be an absolute path", out)
 	}
 	return out, nil
+}
+
+// subPathSource is the rest of kubelet's makeMounts for a volumeMount with
+// a subPath (already expanded): the checks that name the subPath, then
+// the volume manager's safe bind mount (volume.Manager.PrepareSubPath),
+// whose source is what the runtime mounts. As kubelet, it logs why a
+// subPath could not be prepared but tells the user only that it could
+// not, since the reason may describe the host's filesystem.
+func (a *Agent) subPathSource(ctx context.Context, pod *v1.Pod, c *v1.Container, index int, vol *volume.Mounted, sub string) (string, error) {
+	if filepath.IsAbs(sub) {
+		return "", fmt.Errorf("error SubPath `%s` must not be an absolute path", sub)
+	}
+	if err := validation.ValidatePathNoBacksteps(sub); err != nil {
+		return "", fmt.Errorf("unable to provision SubPath `%s`: %w", sub, err)
+	}
+	vm := c.VolumeMounts[index]
+	source, err := a.cfg.Volumes.PrepareSubPath(ctx, volume.SubPath{
+		PodUID: string(pod.UID), Container: c.Name, Index: index,
+		Volume: vm.Name, VolumePath: vol.Path, Path: sub,
+	})
+	switch {
+	case errors.Is(err, volume.ErrCreateSubPath):
+		klog.FromContext(ctx).Error(err, "Failed to create subPath directory for volumeMount of the container", "pod", klog.KObj(pod), "containerName", c.Name, "volumeMountName", vm.Name)
+		return "", fmt.Errorf("failed to create subPath directory for volumeMount %q of container %q", vm.Name, c.Name)
+	case err != nil:
+		klog.FromContext(ctx).Error(err, "Failed to prepare subPath for volumeMount of the container", "pod", klog.KObj(pod), "containerName", c.Name, "volumeMountName", vm.Name)
+		return "", fmt.Errorf("failed to prepare subPath for volumeMount %q of container %q", vm.Name, c.Name)
+	}
+	return source, nil
 }

@@ -12,8 +12,10 @@
 // changed), bind-mounts the returned [Mounted.Path] into the containers, and
 // calls [Manager.TeardownPod] when the pod is gone. [Manager.Pods] lists the pod
 // directories on disk so the agent can clean up leftovers after a crash.
-// [SubPath] resolves a volumeMount's subPath inside a volume as kubelet's
-// makeMounts does.
+// [Manager.PrepareSubPath] turns a volumeMount's subPath into a bind mount
+// under <PodsDir>/<podUID>/volume-subpaths that the container cannot
+// redirect with a symlink (CVE-2017-1002101, CVE-2021-25741), as kubelet's
+// makeMounts does with upstream's subpath package.
 //
 // Supported volume sources:
 //   - emptyDir: a directory (medium ""), or a tmpfs (medium Memory) whose size
@@ -55,9 +57,6 @@
 //     eviction, which pocketkube does not do yet); only tmpfs sizes are limits.
 //   - hugepages media and emptyDir.mode (alpha EmptyDirVolumeMode) are not
 //     supported.
-//   - [SubPath] returns a resolved path; unlike kubelet it does not bind-mount
-//     the subpath through /proc/self/fd, so a container that swaps a directory
-//     for a symlink between SubPath and the agent's bind mount can still race it.
 //   - As with kubelet's writer, a reader whose path walk resolved the old
 //     ..data target just before a swap can get ENOENT (never a partial file)
 //     while the old directory is removed; readers that must not see that

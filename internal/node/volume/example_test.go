@@ -12,9 +12,9 @@ import (
 	"github.com/pocketkube/pocketkube/internal/node/volume"
 )
 
-// The agent prepares each volume, resolves subPaths, bind-mounts the result,
-// and tears everything down when the pod is gone. Teardown unmounts, so
-// this needs root.
+// The agent prepares each volume, prepares subPaths (a bind mount the
+// container cannot redirect), bind-mounts the results into containers, and
+// tears everything down when the pod is gone. This mounts, so it needs root.
 func Example() {
 	ctx := context.Background()
 	root, _ := os.MkdirTemp("", "volume-example")
@@ -31,7 +31,10 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	hostPath, err := volume.SubPath(mnt.Path, "logs")
+	hostPath, err := m.PrepareSubPath(ctx, volume.SubPath{
+		PodUID: string(pod.UID), Container: "app", Index: 0,
+		Volume: vol.Name, VolumePath: mnt.Path, Path: "logs",
+	})
 	if err != nil {
 		panic(err)
 	}
@@ -40,5 +43,5 @@ func Example() {
 	if err := m.TeardownPod(ctx, string(pod.UID)); err != nil {
 		panic(err)
 	}
-	// Output: /pods/uid-1/volumes/kubernetes.io~empty-dir/scratch/logs
+	// Output: /pods/uid-1/volume-subpaths/scratch/app/0
 }

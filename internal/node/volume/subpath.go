@@ -1,57 +1,104 @@
 package volume
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 
+	"k8s.io/klog/v2"
 	"k8s.io/kubernetes/pkg/volume/util/subpath"
 	"k8s.io/kubernetes/pkg/volume/validation"
-	"k8s.io/mount-utils"
 )
 
-// SubPath resolves a volumeMount's subPath (already expanded by the agent)
-// inside volumePath as kubelet's makeMounts does, and returns the resolved
-// host path to bind-mount. An absolute subPath fails with
-// "error SubPath `p` must not be an absolute path", a ".." element with
-// "unable to provision SubPath `p`: must not contain '..'". A missing subPath
-// is created as a directory with the mode of the volume root, without
-// following symlinks out of the volume (upstream's SafeMakeDir). A subPath
-// that resolves outside the volume through symlinks is refused; kubelet shows
-// the user "failed to prepare subPath for volumeMount %q of container %q" for
-// that and for a failed creation, which the agent should do as well.
-func SubPath(volumePath, subPath string) (string, error) {
-	if subPath == "" {
-		return volumePath, nil
+// subPathsDir is kubelet's <pod>/volume-subpaths: the bind mounts of the
+// pod's subPaths, <volume>/<container>/<volumeMount index>.
+const subPathsDir = "volume-subpaths"
+
+// ErrCreateSubPath is wrapped by the errors of [Manager.PrepareSubPath]
+// that come from creating a missing subPath directory; kubelet tells the
+// user which of the two steps failed and nothing more.
+var ErrCreateSubPath = errors.New("create subPath directory")
+
+// SubPath is one volumeMount of a container with a subPath, as kubelet's
+// subpath.Subpath.
+type SubPath struct {
+	PodUID string
+	// Container and Index (the volumeMount's position in the container's
+	// volumeMounts) name the bind mount, so that each restart of the
+	// container finds its own again.
+	Container string
+	Index     int
+	// Volume is the volume's name and VolumePath its [Mounted.Path].
+	Volume     string
+	VolumePath string
+	// Path is the subPath, already expanded: relative, without "..".
+	Path string
+}
+
+// PrepareSubPath makes sp's subPath a mount source a container cannot
+// swap, as kubelet's makeMounts does with upstream's subpath package,
+// and returns the path to give the runtime as the source instead of the
+// subPath itself.
+//
+// A missing subPath is created as a directory with the mode of the volume
+// root, one openat/mkdirat at a time so that no symlink is followed
+// (SafeMakeDir). The subPath is then opened component by component from
+// the volume root with O_NOFOLLOW, must lie inside the volume, and the
+// opened file (/proc/<pid>/fd/N) is bind-mounted onto
+// <PodsDir>/<uid>/volume-subpaths/<volume>/<container>/<index>: what the
+// container does to the subPath's name afterwards no longer matters. That
+// mount stays for the next start of the container (it is replaced if the
+// subPath now names another file) and goes with [Manager.TeardownPod], as
+// kubelet's CleanSubPaths runs when the pod's volumes are unmounted.
+//
+// An absolute subPath fails with "error SubPath `p` must not be an
+// absolute path", a ".." element with "unable to provision SubPath `p`:
+// must not contain '..'". A failed creation wraps [ErrCreateSubPath]; a
+// subPath outside the volume fails with upstream's
+// `subpath "/x" not within volume path "/vol"`.
+func (m *Manager) PrepareSubPath(ctx context.Context, sp SubPath) (string, error) {
+	if filepath.IsAbs(sp.Path) {
+		return "", fmt.Errorf("error SubPath `%s` must not be an absolute path", sp.Path)
 	}
-	if filepath.IsAbs(subPath) {
-		return "", fmt.Errorf("error SubPath `%s` must not be an absolute path", subPath)
+	if err := validation.ValidatePathNoBacksteps(sp.Path); err != nil {
+		return "", fmt.Errorf("unable to provision SubPath `%s`: %w", sp.Path, err)
 	}
-	if err := validation.ValidatePathNoBacksteps(subPath); err != nil {
-		return "", fmt.Errorf("unable to provision SubPath `%s`: %w", subPath, err)
+	if err := validUID(sp.PodUID); err != nil {
+		return "", fmt.Errorf("prepare subPath: %w", err)
 	}
-	base, err := filepath.EvalSymlinks(volumePath)
-	if err != nil {
-		return "", fmt.Errorf("resolve volume path %s: %w", volumePath, err)
+	for _, name := range []string{sp.Volume, sp.Container} {
+		if name == "" || name == "." || name == ".." || filepath.Base(name) != name {
+			return "", fmt.Errorf("prepare subPath: invalid name %q", name)
+		}
 	}
-	full := filepath.Join(volumePath, subPath)
+	unlock := m.lockPod(sp.PodUID)
+	defer unlock()
+
+	full := filepath.Join(sp.VolumePath, sp.Path)
 	if _, err := os.Stat(full); os.IsNotExist(err) {
-		fi, err := os.Stat(volumePath)
+		fi, err := os.Stat(sp.VolumePath)
 		if err != nil {
-			return "", fmt.Errorf("read mode of volume %s: %w", volumePath, err)
+			return "", fmt.Errorf("read mode of volume %s: %w", sp.VolumePath, err)
 		}
-		// Upstream subpath.New ignores its mounter for SafeMakeDir.
-		if err := subpath.New(mount.NewWithoutSystemd("")).SafeMakeDir(subPath, volumePath, fi.Mode()); err != nil && !errors.Is(err, os.ErrExist) {
-			return "", fmt.Errorf("create subpath %q in volume %s: %w", subPath, volumePath, err)
+		// kubelet ignores EEXIST: the subPath may appear meanwhile, and
+		// the safe open below decides whether it may be used.
+		if err := m.subPaths.SafeMakeDir(sp.Path, sp.VolumePath, fi.Mode()); err != nil && !errors.Is(err, os.ErrExist) {
+			return "", fmt.Errorf("%w %s in volume %s: %w", ErrCreateSubPath, sp.Path, sp.VolumePath, err)
 		}
 	}
-	real, err := filepath.EvalSymlinks(full)
+	target, _, err := m.subPaths.PrepareSafeSubpath(subpath.Subpath{
+		VolumeMountIndex: sp.Index,
+		Path:             full,
+		VolumeName:       sp.Volume,
+		VolumePath:       sp.VolumePath,
+		PodDir:           m.podDir(sp.PodUID),
+		ContainerName:    sp.Container,
+	})
 	if err != nil {
-		return "", fmt.Errorf("resolve subpath %q in volume %s: %w", subPath, volumePath, err)
+		return "", err
 	}
-	if !mount.PathWithinBase(real, base) {
-		return "", fmt.Errorf("subpath %q not within volume path %q", real, base)
-	}
-	return real, nil
+	klog.FromContext(ctx).V(4).Info("Prepared subPath", "podUID", sp.PodUID, "container", sp.Container, "volume", sp.Volume, "subPath", sp.Path, "source", target)
+	return target, nil
 }

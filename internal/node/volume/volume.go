@@ -13,6 +13,8 @@ import (
 	"golang.org/x/sys/unix"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/klog/v2"
+	"k8s.io/kubernetes/pkg/volume/util/subpath"
+	"k8s.io/mount-utils"
 	"k8s.io/utils/keymutex"
 )
 
@@ -66,6 +68,8 @@ type Manager struct {
 	// podLocks serialises the work on one pod; pods hash to one of
 	// podLockBuckets locks, so unrelated pods rarely wait on each other.
 	podLocks keymutex.KeyMutex
+	// subPaths is upstream kubelet's subPath preparation.
+	subPaths subpath.Interface
 }
 
 // podLockBuckets is how many locks the pods share.
@@ -95,7 +99,8 @@ func New(cfg Config) (*Manager, error) {
 		}
 		cfg.NodeAllocatableMemory = int64(si.Totalram) * int64(si.Unit)
 	}
-	return &Manager{podsDir: dir, nodeAllocatable: cfg.NodeAllocatableMemory, podLocks: keymutex.NewHashed(podLockBuckets)}, nil
+	return &Manager{podsDir: dir, nodeAllocatable: cfg.NodeAllocatableMemory, podLocks: keymutex.NewHashed(podLockBuckets),
+		subPaths: subpath.New(mount.NewWithoutSystemd(""))}, nil
 }
 
 // lockPod serialises work on one pod's directory.
@@ -219,7 +224,8 @@ func sourceType(s *v1.VolumeSource) string {
 }
 
 // TeardownPod unmounts every mount under the pod's directory (tmpfs of
-// Memory emptyDirs and secrets, deepest first) and removes
+// Memory emptyDirs and secrets, the subPath bind mounts of
+// [Manager.PrepareSubPath] as kubelet's CleanSubPaths; deepest first) and removes
 // <PodsDir>/<podUID>. It reads the mount table, not memory, so it also cleans
 // up after a crash, and it is idempotent. It never removes anything while a
 // mount remains below the pod directory.
