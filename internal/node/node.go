@@ -73,6 +73,11 @@ type Config struct {
 	CgroupRoot string
 	// ClusterDNS goes into pods' resolv.conf.
 	ClusterDNS []net.IP
+	// PodPidsLimit is kubelet's podPidsLimit: the most processes and
+	// threads a pod's containers may run together (pids.max of the pod
+	// cgroup); zero or negative means no limit, as kubelet's default -1.
+	// `up` passes DefaultPodPidsLimit unless told otherwise.
+	PodPidsLimit int64
 	// ProxyKubeconfig holds the Service proxy's credentials
 	// (system:kube-proxy). Empty runs no Service proxy: ClusterIPs and
 	// NodePorts then lead nowhere.
@@ -106,6 +111,17 @@ func privateDir(dir string) error {
 	}
 	return nil
 }
+
+// DefaultPodPidsLimit is the PodPidsLimit of `up`. Kubelet's default is
+// no limit, for nodes whose pods are trusted; pocketkube assumes pods
+// that may be hostile on a shared machine, where a fork bomb in one pod
+// must not use up the host's PIDs (kernel.pid_max, often 32768 or
+// 4194304) and leave the node unable to start a process. 4096 is the
+// podPidsLimit OpenShift sets: far above what a pod usually runs (a JVM or
+// a Go server runs tens to hundreds of threads; a build with parallel
+// compilers a few hundred processes), and one pod cannot take more than
+// an eighth of a 32768 pid_max.
+const DefaultPodPidsLimit = 4096
 
 // podsCgroup is the cgroup under Config.CgroupRoot that holds the pods,
 // kubelet's node allocatable cgroup (pkg/kubelet/cm,
@@ -171,8 +187,9 @@ func Run(ctx context.Context, cfg Config) error {
 	var current atomic.Pointer[agent.Agent]
 	var rt *runtime.Runtime
 	rt, err = runtime.New(ctx, runtime.Config{
-		StateDir:   filepath.Join(cfg.DataDir, "node", "runtime"),
-		CgroupRoot: path.Join("/", cfg.CgroupRoot, podsCgroup),
+		StateDir:     filepath.Join(cfg.DataDir, "node", "runtime"),
+		CgroupRoot:   path.Join("/", cfg.CgroupRoot, podsCgroup),
+		PodPidsLimit: cfg.PodPidsLimit,
 		OnExit: func(containerID string) {
 			a := current.Load()
 			if a == nil {

@@ -38,6 +38,7 @@ type upOptions struct {
 	kubeletPort      int32
 	clusterDNS       []net.IP
 	cgroupRoot       string
+	podMaxPids       int64
 }
 
 func (o *upOptions) AddFlags(fs *pflag.FlagSet) {
@@ -52,6 +53,7 @@ func (o *upOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.nodeName, "node-name", "", "Name of this machine's Node. Defaults to the lowercase hostname.")
 	fs.Int32Var(&o.kubeletPort, "kubelet-port", 10250, "Port of the node agent's kubelet API.")
 	fs.StringVar(&o.cgroupRoot, "cgroup-root", "/", "Root cgroup of the pods' cgroups, which go in ROOT/kubepods. Two nodes on one machine need different roots.")
+	fs.Int64Var(&o.podMaxPids, "pod-max-pids", node.DefaultPodPidsLimit, "Most processes and threads the containers of one pod may run together (kubelet's --pod-max-pids, the pod cgroup's pids.max). -1 means no limit, kubelet's default; pocketkube limits by default so that a fork bomb in a pod cannot use up the machine's PIDs.")
 	fs.IPSliceVar(&o.clusterDNS, "cluster-dns", nil, "Cluster DNS server addresses written into pods' resolv.conf. Empty: the node serves cluster DNS itself, behind the kube-dns Service at 10.96.0.10.")
 }
 
@@ -73,6 +75,9 @@ func (o *upOptions) Validate(_ []string) error {
 	}
 	if !path.IsAbs(o.cgroupRoot) || path.Clean(o.cgroupRoot) != o.cgroupRoot {
 		return fmt.Errorf("--cgroup-root %q is not a clean absolute cgroup path", o.cgroupRoot)
+	}
+	if o.podMaxPids == 0 || o.podMaxPids < -1 {
+		return fmt.Errorf("--pod-max-pids %d: want a positive number, or -1 for no limit", o.podMaxPids)
 	}
 	if o.nodeName != "" {
 		if errs := validation.IsDNS1123Subdomain(o.nodeName); len(errs) > 0 {
@@ -130,6 +135,7 @@ func (o *upOptions) Run(cmd *cobra.Command, _ []string) error {
 			KubeletVersion: version.Kubernetes(),
 			ClusterDNS:     o.clusterDNS,
 			CgroupRoot:     o.cgroupRoot,
+			PodPidsLimit:   o.podMaxPids,
 		}
 	}
 	klog.FromContext(ctx).Info("Starting pocketkube", "dataDir", o.dataDir, "listen", o.listen)
