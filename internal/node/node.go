@@ -1,7 +1,7 @@
 // Package node runs one Kubernetes node in this process: the agent (a
 // small kubelet, internal/node/agent) over the runtime, image store, pod
-// network and volumes, the kubelet API (internal/node/kubeletapi) and the
-// node services: the Service proxy (internal/node/serviceproxy, upstream
+// network and volumes, the eviction manager (internal/node/eviction),
+// the kubelet API (internal/node/kubeletapi) and the node services: the Service proxy (internal/node/serviceproxy, upstream
 // kube-proxy, with system:kube-proxy's credentials) and, when DNSListen is
 // set, the cluster DNS server (internal/node/coredns). It talks to the
 // control plane only through the API server, so the same code runs the node
@@ -42,6 +42,7 @@ import (
 	"k8s.io/kubernetes/pkg/util/oom"
 
 	"github.com/pocketkube/pocketkube/internal/node/agent"
+	"github.com/pocketkube/pocketkube/internal/node/eviction"
 	"github.com/pocketkube/pocketkube/internal/node/image"
 	"github.com/pocketkube/pocketkube/internal/node/kubeletapi"
 	"github.com/pocketkube/pocketkube/internal/node/machine"
@@ -235,8 +236,16 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	evictions, err := eviction.New(eviction.Config{Pods: a.ActivePods, EmptyDirUsage: vols.EmptyDirUsage, Evicter: a})
+	if err != nil {
+		return err
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return a.Run(gctx) })
+	g.Go(func() error {
+		evictions.Run(klog.NewContext(gctx, klog.LoggerWithName(logger, "eviction")))
+		return nil
+	})
 	g.Go(func() error {
 		if err := api.Run(gctx); err != nil {
 			return fmt.Errorf("kubelet API: %w", err)
