@@ -1,7 +1,7 @@
 // Package node runs one Kubernetes node in this process: the agent (a
 // small kubelet, internal/node/agent) over the runtime, image store, pod
-// network and volumes, the kubelet API (internal/node/kubeletapi) and the
-// node services: the Service proxy (internal/node/serviceproxy, upstream
+// network and volumes, the eviction manager (internal/node/eviction),
+// the kubelet API (internal/node/kubeletapi) and the node services: the Service proxy (internal/node/serviceproxy, upstream
 // kube-proxy, with system:kube-proxy's credentials) and, when DNSListen is
 // set, the cluster DNS server (internal/node/coredns). It talks to the
 // control plane only through the API server, so the same code runs the node
@@ -44,6 +44,7 @@ import (
 	"k8s.io/kubernetes/pkg/util/oom"
 
 	"github.com/pocketkube/pocketkube/internal/node/agent"
+	"github.com/pocketkube/pocketkube/internal/node/eviction"
 	"github.com/pocketkube/pocketkube/internal/node/image"
 	"github.com/pocketkube/pocketkube/internal/node/kubeletapi"
 	"github.com/pocketkube/pocketkube/internal/node/machine"
@@ -77,6 +78,11 @@ type Config struct {
 	ClusterDNS []net.IP
 	// SeccompDefault is kubelet's --seccomp-default (see agent.Config).
 	SeccompDefault bool
+	// PodPidsLimit is kubelet's podPidsLimit: the most processes and
+	// threads a pod's containers may run together (pids.max of the pod
+	// cgroup); zero or negative means no limit, as kubelet's default -1.
+	// `up` passes DefaultPodPidsLimit unless told otherwise.
+	PodPidsLimit int64
 	// ProxyKubeconfig holds the Service proxy's credentials
 	// (system:kube-proxy). Empty runs no Service proxy: ClusterIPs and
 	// NodePorts then lead nowhere.
@@ -110,6 +116,17 @@ func privateDir(dir string) error {
 	}
 	return nil
 }
+
+// DefaultPodPidsLimit is the PodPidsLimit of `up`. Kubelet's default is
+// no limit, for nodes whose pods are trusted; pocketkube assumes pods
+// that may be hostile on a shared machine, where a fork bomb in one pod
+// must not use up the host's PIDs (kernel.pid_max, often 32768 or
+// 4194304) and leave the node unable to start a process. 4096 is the
+// podPidsLimit OpenShift sets: far above what a pod usually runs (a JVM or
+// a Go server runs tens to hundreds of threads; a build with parallel
+// compilers a few hundred processes), and one pod cannot take more than
+// an eighth of a 32768 pid_max.
+const DefaultPodPidsLimit = 4096
 
 // podsCgroup is the cgroup under Config.CgroupRoot that holds the pods,
 // kubelet's node allocatable cgroup (pkg/kubelet/cm,
@@ -175,8 +192,9 @@ func Run(ctx context.Context, cfg Config) error {
 	var current atomic.Pointer[agent.Agent]
 	var rt *runtime.Runtime
 	rt, err = runtime.New(ctx, runtime.Config{
-		StateDir:   filepath.Join(cfg.DataDir, "node", "runtime"),
-		CgroupRoot: path.Join("/", cfg.CgroupRoot, podsCgroup),
+		StateDir:     filepath.Join(cfg.DataDir, "node", "runtime"),
+		CgroupRoot:   path.Join("/", cfg.CgroupRoot, podsCgroup),
+		PodPidsLimit: cfg.PodPidsLimit,
 		OnExit: func(containerID string) {
 			a := current.Load()
 			if a == nil {
@@ -223,8 +241,16 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	evictions, err := eviction.New(eviction.Config{Pods: a.ActivePods, EmptyDirUsage: vols.EmptyDirUsage, Evicter: a})
+	if err != nil {
+		return err
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return a.Run(gctx) })
+	g.Go(func() error {
+		evictions.Run(klog.NewContext(gctx, klog.LoggerWithName(logger, "eviction")))
+		return nil
+	})
 	g.Go(func() error {
 		if err := api.Run(gctx); err != nil {
 			return fmt.Errorf("kubelet API: %w", err)

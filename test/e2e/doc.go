@@ -26,6 +26,8 @@
 //	downward_test.go         Downward API: env, volume, projected volume, the walkthrough's manifests
 //	exec_test.go             kubectl exec (also -it on a terminal, -i with stdin left open) and attach
 //	expansion_test.go        $(VAR) expansion in env, command and subPathExpr
+//	exhaustion_test.go       resource exhaustion: a fork bomb stops at --pod-max-pids; emptyDir sizeLimit eviction;
+//	                         medium: Memory emptyDir sizes
 //	hostport_test.go         hostPort on the node address; a clash leaves the second pod Pending
 //	images_test.go           images: pull secrets against a private registry, the offline chapter images, re-import under running pods
 //	imagestore_test.go       the image store against hostile images: poisoned archive blobs, /etc/passwd links out of the image

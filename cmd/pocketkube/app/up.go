@@ -41,6 +41,7 @@ type upOptions struct {
 	cgroupRoot       string
 	disable          []string
 	seccompDefault   bool
+	podMaxPids       int64
 }
 
 // disableable are the parts of `up` that --disable turns off (k3s's flag:
@@ -61,6 +62,7 @@ func (o *upOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.cgroupRoot, "cgroup-root", "/", "Root cgroup of the pods' cgroups, which go in ROOT/kubepods. Two nodes on one machine need different roots.")
 	fs.StringSliceVar(&o.disable, "disable", nil, "Parts not to run (comma-separated): servicelb (addresses for LoadBalancer Services).")
 	fs.BoolVar(&o.seccompDefault, "seccomp-default", false, "Give containers that set no seccompProfile the runtime's default profile (RuntimeDefault) instead of none, as kubelet's --seccomp-default.")
+	fs.Int64Var(&o.podMaxPids, "pod-max-pids", node.DefaultPodPidsLimit, "Most processes and threads the containers of one pod may run together (kubelet's --pod-max-pids, the pod cgroup's pids.max). -1 means no limit, kubelet's default; pocketkube limits by default so that a fork bomb in a pod cannot use up the machine's PIDs.")
 	fs.IPSliceVar(&o.clusterDNS, "cluster-dns", nil, "Cluster DNS server addresses written into pods' resolv.conf. Empty: the node serves cluster DNS itself, behind the kube-dns Service at 10.96.0.10.")
 }
 
@@ -87,6 +89,9 @@ func (o *upOptions) Validate(_ []string) error {
 		if !slices.Contains(disableable, d) {
 			return fmt.Errorf("--disable %q: not a part of pocketkube that can be disabled (%s)", d, strings.Join(disableable, ", "))
 		}
+	}
+	if o.podMaxPids == 0 || o.podMaxPids < -1 {
+		return fmt.Errorf("--pod-max-pids %d: want a positive number, or -1 for no limit", o.podMaxPids)
 	}
 	if o.nodeName != "" {
 		if errs := validation.IsDNS1123Subdomain(o.nodeName); len(errs) > 0 {
@@ -146,6 +151,7 @@ func (o *upOptions) Run(cmd *cobra.Command, _ []string) error {
 			ClusterDNS:     o.clusterDNS,
 			CgroupRoot:     o.cgroupRoot,
 			SeccompDefault: o.seccompDefault,
+			PodPidsLimit:   o.podMaxPids,
 		}
 	}
 	klog.FromContext(ctx).Info("Starting pocketkube", "dataDir", o.dataDir, "listen", o.listen)

@@ -102,6 +102,10 @@ type Agent struct {
 	pullBackoff    *flowcontrol.Backoff
 	prevPullErr    sync.Map // back-off key → "ErrImagePull: <last pull error>"
 
+	// evictions holds the pods the eviction manager asked to evict, by
+	// UID (*eviction), until the agent forgets the pod.
+	evictions sync.Map
+
 	// mu guards known and states: the pods the agent runs, by UID, with
 	// their key, so a deleted pod's containers can be found after it left
 	// the lister.

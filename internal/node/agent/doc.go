@@ -39,5 +39,7 @@
 // it the running containers on each sync and kills those whose liveness
 // probe failed. Ephemeral containers, static pods and resizing are not
 // implemented yet; see docs/ for the state of each. The host's facts the
-// node reports come from internal/node/machine.
+// node reports come from internal/node/machine. Evictions are decided by
+// internal/node/eviction, which calls Agent.Evict; the eviction itself
+// happens in the pod's sync, so that it never races one.
 package agent

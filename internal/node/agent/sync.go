@@ -110,6 +110,10 @@ func (a *Agent) syncPod(ctx context.Context, key cache.ObjectName) (time.Duratio
 		return 0, a.releaseTerminal(ctx, pod)
 	}
 	st := a.state(pod)
+	if e := a.evicting(string(pod.UID)); e != nil {
+		a.watches.remove(key)
+		return 0, a.evictPod(ctx, pod, st, e)
+	}
 	if !st.sandbox {
 		// Kubelet admits a pod before its pod worker starts it: a pod
 		// refused here is never set up.
@@ -253,6 +257,7 @@ func (a *Agent) forgetState(uid string) {
 	if a.prober != nil {
 		a.prober.RemovePod(uid)
 	}
+	a.evictions.Delete(uid)
 	a.mu.Lock()
 	delete(a.states, uid)
 	delete(a.known, uid)

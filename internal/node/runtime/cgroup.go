@@ -127,6 +127,17 @@ func sharesToWeight(shares uint64) uint64 {
 	return 1 + ((shares-2)*9999)/262142
 }
 
+// pidsMax is the pids.max value of a PidsLimit ("" leaves the file alone).
+func pidsMax(limit int64) string {
+	switch {
+	case limit > 0:
+		return strconv.FormatInt(limit, 10)
+	case limit < 0:
+		return "max"
+	}
+	return ""
+}
+
 func writeCgroupFile(dir, file, value string) error {
 	if err := os.WriteFile(filepath.Join(dir, file), []byte(value), 0o644); err != nil {
 		return fmt.Errorf("write cgroup file %s: %w", filepath.Join(dir, file), err)
@@ -168,8 +179,8 @@ func (c *cgroupFS) apply(path string, r Resources) error {
 				return err
 			}
 		}
-		if r.PidsLimit > 0 {
-			if err := writeCgroupFile(dir, "pids.max", strconv.FormatInt(r.PidsLimit, 10)); err != nil {
+		if v := pidsMax(r.PidsLimit); v != "" {
+			if err := writeCgroupFile(dir, "pids.max", v); err != nil {
 				return err
 			}
 		}
@@ -191,8 +202,8 @@ func (c *cgroupFS) apply(path string, r Resources) error {
 	if r.MemoryLimit > 0 {
 		writes = append(writes, kv{"memory", "memory.limit_in_bytes", strconv.FormatInt(r.MemoryLimit, 10)})
 	}
-	if r.PidsLimit > 0 {
-		writes = append(writes, kv{"pids", "pids.max", strconv.FormatInt(r.PidsLimit, 10)})
+	if v := pidsMax(r.PidsLimit); v != "" {
+		writes = append(writes, kv{"pids", "pids.max", v})
 	}
 	for _, ctl := range []string{"cpu", "memory", "pids"} {
 		m, ok := c.mounts[ctl]

@@ -44,13 +44,21 @@ func (r *Runtime) loadPod(uid string) (*podState, error) {
 // /kubepods/besteffort/pod<uid>) with cfg.Resources applied (again on every
 // call), an IPC namespace (unless HostIPC) and a UTS namespace with
 // cfg.Hostname (unless host network) kept as bind mounts under
-// StateDir/pods/<uid>/ns, and a /dev/shm tmpfs of cfg.ShmSize.
+// StateDir/pods/<uid>/ns, and a /dev/shm tmpfs of cfg.ShmSize. The pod
+// cgroup's pids.max is Config.PodPidsLimit unless cfg.Resources has one.
 func (r *Runtime) RunPod(ctx context.Context, cfg PodConfig) error {
 	if err := validID(cfg.UID); err != nil {
 		return fmt.Errorf("run pod: UID: %w", err)
 	}
 	if cfg.ShmSize == 0 {
 		cfg.ShmSize = defaultShmSize
+	}
+	if cfg.Resources.PidsLimit == 0 {
+		// Without a limit, "max": a limit an earlier run set goes.
+		cfg.Resources.PidsLimit = -1
+		if r.cfg.PodPidsLimit > 0 {
+			cfg.Resources.PidsLimit = r.cfg.PodPidsLimit
+		}
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()

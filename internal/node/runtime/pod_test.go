@@ -211,3 +211,75 @@ func TestAdoption(t *testing.T) {
 		t.Errorf("OnExit called %d times, want 1", n)
 	}
 }
+
+// podCgroupFile reads a file of a pod's cgroup in controller ctl's
+// hierarchy (the unified one on v2).
+func (e *testEnv) podCgroupFile(t *testing.T, uid, ctl, file string) string {
+	t.Helper()
+	st, err := e.r.loadPod(uid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(e.r.cgroups.root, st.CgroupPath)
+	if !e.r.cgroups.v2 {
+		dir = filepath.Join(e.r.cgroups.mounts[ctl], st.CgroupPath)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// The pod cgroup's pids.max is the node's PodPidsLimit (kubelet's
+// podPidsLimit) unless the pod's resources set one, and "max" without a
+// limit, also over a limit an earlier run left.
+func TestPodPidsLimit(t *testing.T) {
+	tests := []struct {
+		name      string
+		node, pod int64
+		want      string
+	}{
+		{name: "node limit", node: 32, want: "32"},
+		{name: "no node limit", node: -1, want: "max"},
+		{name: "zero is no limit", node: 0, want: "max"},
+		{name: "pod's own limit", node: 32, pod: 16, want: "16"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newTestEnv(t, func(c *Config) { c.PodPidsLimit = tt.node })
+			p := e.pod(t, "pids", func(p *PodConfig) { p.Resources.PidsLimit = tt.pod })
+			if got := e.podCgroupFile(t, p.UID, "pids", "pids.max"); got != tt.want {
+				t.Errorf("pids.max = %q, want %q", got, tt.want)
+			}
+		})
+	}
+	t.Run("limit lifted on the next RunPod", func(t *testing.T) {
+		e := newTestEnv(t, func(c *Config) { c.PodPidsLimit = 32 })
+		p := e.pod(t, "pids")
+		e.r.cfg.PodPidsLimit = -1 // as the next run of a node without a limit
+		if err := e.r.RunPod(e.ctx, p); err != nil {
+			t.Fatal(err)
+		}
+		if got := e.podCgroupFile(t, p.UID, "pids", "pids.max"); got != "max" {
+			t.Errorf("pids.max = %q, want max", got)
+		}
+	})
+}
+
+// A container forking sleepers in a loop stops at the pod's limit: the
+// fork past it fails in the container (busybox sh: "can't fork"). (The
+// kernel counts the refusal in pids.events of the container's cgroup or
+// the pod's, depending on its version.)
+func TestPodPidsLimitStopsForkLoop(t *testing.T) {
+	e := newTestEnv(t, func(c *Config) { c.PodPidsLimit = 16 })
+	p := e.pod(t, "forker")
+	// Bounded, so that a broken limit does not take the host's PIDs.
+	cfg := e.container(p, "forker", "sh", "-c", "i=0; while [ $i -lt 1000 ]; do sleep 1000 & i=$((i+1)); done")
+	id := e.run(t, cfg)
+	e.waitState(t, id, StateExited)
+	log, err := os.ReadFile(cfg.LogPath)
+	if err != nil || !strings.Contains(string(log), "can't fork") {
+		t.Errorf("container log = %q, %v; want busybox's \"can't fork\"", log, err)
+	}
+}

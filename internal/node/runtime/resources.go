@@ -14,7 +14,7 @@ type Resources struct {
 	CPUQuota    int64  // cpu.cfs_quota_us in µs per CPUPeriod; 0 = unlimited
 	CPUPeriod   uint64 // cpu.cfs_period_us in µs
 	MemoryLimit int64  // bytes; 0 = unlimited
-	PidsLimit   int64  // 0 = unlimited
+	PidsLimit   int64  // pids.max; 0 = not set, negative = "max" (unlimited)
 }
 
 // Values of kubelet's pkg/kubelet/cm (helpers_linux.go).

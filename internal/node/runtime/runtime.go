@@ -34,6 +34,12 @@ type Config struct {
 	// nodes on one machine need their own: the QoS-level cgroups under it
 	// are shared by the pods.
 	CgroupRoot string
+	// PodPidsLimit is the pids.max of every pod cgroup, kubelet's
+	// podPidsLimit (--pod-max-pids), applied as kubelet's pod container
+	// manager does unless PodConfig.Resources sets a PidsLimit: positive
+	// values limit the processes and threads of a pod's containers
+	// together; zero or negative sets none ("max"), kubelet's -1.
+	PodPidsLimit int64
 	// ShimPath and ShimArgs start the shim: ShimPath ShimArgs... --bundle DIR.
 	// Default: the shim binary embedded by `make build`, extracted to
 	// StateDir/bin/pocketkube-shim-<sha256 prefix>, with no ShimArgs; when

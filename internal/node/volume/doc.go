@@ -53,8 +53,10 @@
 //
 // # Caveats
 //
-//   - sizeLimit of an emptyDir on disk is not enforced (kubelet enforces it by
-//     eviction, which pocketkube does not do yet); only tmpfs sizes are limits.
+//   - sizeLimit of an emptyDir on disk is no limit here: as kubelet,
+//     pocketkube enforces it by eviction (internal/node/eviction), which
+//     measures the volume with [Manager.EmptyDirUsage] every 10 s, so a pod
+//     may write past it for that long. Only tmpfs sizes are hard limits.
 //   - hugepages media and emptyDir.mode (alpha EmptyDirVolumeMode) are not
 //     supported.
 //   - As with kubelet's writer, a reader whose path walk resolved the old
