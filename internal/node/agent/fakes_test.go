@@ -43,13 +43,16 @@ type fakeRuntime struct {
 	containers map[string]*runtime.ContainerStatus
 	configs    map[string]runtime.ContainerConfig // by container name, the last created
 	nextID     int
+	// notReady holds the pods whose sandbox a test broke (loseSandbox)
+	// until RunPod makes it again.
+	notReady map[string]bool
 
 	versionErr, createErr, startErr, stopErr error
 }
 
 func newFakeRuntime(c clock.Clock) *fakeRuntime {
 	return &fakeRuntime{clock: c, pods: map[string]runtime.PodConfig{}, containers: map[string]*runtime.ContainerStatus{},
-		configs: map[string]runtime.ContainerConfig{}}
+		configs: map[string]runtime.ContainerConfig{}, notReady: map[string]bool{}}
 }
 
 func (r *fakeRuntime) logf(format string, args ...any) {
@@ -77,7 +80,17 @@ func (r *fakeRuntime) RunPod(_ context.Context, cfg runtime.PodConfig) error {
 	defer r.mu.Unlock()
 	r.logf("RunPod %s", cfg.UID)
 	r.pods[cfg.UID] = cfg
+	delete(r.notReady, cfg.UID)
 	return nil
+}
+
+func (r *fakeRuntime) PodReady(_ context.Context, uid string) (bool, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.pods[uid]; !ok {
+		return false, runtime.ErrNotFound
+	}
+	return !r.notReady[uid], nil
 }
 
 func (r *fakeRuntime) RemovePod(_ context.Context, uid string) error {
@@ -186,6 +199,37 @@ func (r *fakeRuntime) exit(uid, name string, code int32) {
 		reason = "Error"
 	}
 	latest.State, latest.ExitCode, latest.Reason, latest.FinishedAt = runtime.StateExited, code, reason, r.clock.Now()
+}
+
+// loseShim ends the latest attempt of pod uid's container name as the
+// runtime reports a container whose shim died with it: exit code 255,
+// reason Unknown.
+func (r *fakeRuntime) loseShim(uid, name string) {
+	r.exit(uid, name, 255)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range r.containers {
+		if c.PodUID == uid && c.Name == name && c.ExitCode == 255 {
+			c.Reason = "Unknown"
+		}
+	}
+}
+
+// reboot is what a host reboot leaves of the pod uid: every container
+// exited as loseShim reports it, and a sandbox that is not ready.
+func (r *fakeRuntime) reboot(uid string) {
+	r.mu.Lock()
+	r.notReady[uid] = true
+	var names []string
+	for _, c := range r.containers {
+		if c.PodUID == uid && c.State != runtime.StateExited {
+			names = append(names, c.Name)
+		}
+	}
+	r.mu.Unlock()
+	for _, n := range names {
+		r.loseShim(uid, n)
+	}
 }
 
 // addRunning adds a running container, as one left by an earlier run.

@@ -18,6 +18,9 @@ import (
 type Runtime interface {
 	Version(ctx context.Context) (string, error)
 	RunPod(ctx context.Context, cfg runtime.PodConfig) error
+	// PodReady reports whether the pod's sandbox is whole (CRI's
+	// PodSandboxStatus); runtime.ErrNotFound for a pod without one.
+	PodReady(ctx context.Context, uid string) (bool, error)
 	RemovePod(ctx context.Context, uid string) error
 	ListPods(ctx context.Context) ([]string, error)
 	CreateContainer(ctx context.Context, cfg runtime.ContainerConfig) (string, error)

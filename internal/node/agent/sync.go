@@ -49,6 +49,10 @@ type podState struct {
 	// firstSeen is kubelet's kubernetes.io/config.seen: when this agent
 	// first saw the pod.
 	firstSeen string
+	// sandboxSince is when the pod's sandbox was last re-created after
+	// it changed (zero before): init containers that ran in the old one
+	// run again, as kubelet runs them in a new sandbox.
+	sandboxSince time.Time
 }
 
 func (a *Agent) state(pod *v1.Pod) *podState {
@@ -271,6 +275,18 @@ func (a *Agent) podDir(uid string) string { return filepath.Join(a.cfg.DataDir, 
 // should be running.
 func (a *Agent) syncRunning(ctx context.Context, pod *v1.Pod, st *podState) (*v1.PodStatus, time.Duration, error) {
 	uid := string(pod.UID)
+	recreate, err := a.checkSandbox(ctx, pod, st)
+	if err != nil {
+		containers, _ := a.cfg.Runtime.ListContainers(ctx, uid)
+		return a.podStatus(pod, st, containers, false), 0, err
+	}
+	if !recreate {
+		containers, err := a.cfg.Runtime.ListContainers(ctx, uid)
+		if err != nil {
+			return nil, 0, err
+		}
+		return a.podStatus(pod, st, containers, initSucceeded(pod, latestByName(containers))), 0, nil
+	}
 	if !st.sandbox {
 		if err := a.setupSandbox(ctx, pod, st); err != nil {
 			a.record(pod, v1.EventTypeWarning, "FailedCreatePodSandBox", "Failed to create pod sandbox: %v", err)
@@ -298,7 +314,7 @@ func (a *Agent) syncRunning(ctx context.Context, pod *v1.Pod, st *podState) (*v1
 	for i := range pod.Spec.InitContainers {
 		c := &pod.Spec.InitContainers[i]
 		cs := latest[c.Name]
-		if cs != nil && cs.State == runtime.StateExited && cs.ExitCode == 0 {
+		if cs != nil && cs.State == runtime.StateExited && cs.ExitCode == 0 && !cs.CreatedAt.Before(st.sandboxSince) {
 			continue
 		}
 		initDone = false
@@ -336,6 +352,74 @@ func (a *Agent) syncRunning(ctx context.Context, pod *v1.Pod, st *podState) (*v1
 		later(max(at.Sub(a.cfg.Clock.Now()), time.Second))
 	}
 	return a.podStatus(pod, st, containers, initDone), requeue, nil
+}
+
+// checkSandbox is kubelet's PodSandboxChanged step of SyncPod: when the
+// sandbox the pod had is no longer ready (a reboot took its namespaces,
+// its pause container died), it records SandboxChanged, kills the pod's
+// containers and releases its network, so that the sync makes a new
+// sandbox (a new IP, maybe) and starts the containers again in it, with
+// their restart counts going on. As kubelet, a pod that must not restart
+// (restartPolicy Never, containers already created) gets no new sandbox:
+// its containers are killed and it fails. It reports whether the sync may
+// go on to set the sandbox up.
+func (a *Agent) checkSandbox(ctx context.Context, pod *v1.Pod, st *podState) (bool, error) {
+	uid := string(pod.UID)
+	ready, err := a.cfg.Runtime.PodReady(ctx, uid)
+	if errors.Is(err, runtime.ErrNotFound) || (err == nil && ready) {
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("sandbox status of pod %s: %w", klog.KObj(pod), err)
+	}
+	containers, err := a.cfg.Runtime.ListContainers(ctx, uid)
+	if err != nil {
+		return false, err
+	}
+	recreate := pod.Spec.RestartPolicy != v1.RestartPolicyNever || len(containers) == 0
+	if recreate {
+		klog.FromContext(ctx).V(2).Info("Pod sandbox changed, it will be killed and re-created", "pod", klog.KObj(pod))
+		a.record(pod, v1.EventTypeNormal, "SandboxChanged", "Pod sandbox changed, it will be killed and re-created.")
+	}
+	for _, c := range containers {
+		var err error
+		switch c.State {
+		case runtime.StateRunning:
+			spec := specContainer(pod, c.Name)
+			if spec != nil {
+				a.recordContainer(pod, spec, v1.EventTypeNormal, "Killing", "Stopping container %s", c.Name)
+			}
+			err = a.stopContainer(ctx, pod, spec, c.ID, gracePeriod(pod))
+		case runtime.StateCreated:
+			err = a.cfg.Runtime.StopContainer(ctx, c.ID, gracePeriod(pod))
+		}
+		if err != nil {
+			return false, fmt.Errorf("kill pod %s for a new sandbox: %w", klog.KObj(pod), err)
+		}
+	}
+	if !recreate {
+		return false, nil
+	}
+	if !pod.Spec.HostNetwork {
+		if err := a.network.Teardown(ctx, uid); err != nil {
+			return false, fmt.Errorf("tear down network of pod %s: %w", klog.KObj(pod), err)
+		}
+	}
+	st.sandbox = false
+	st.sandboxSince = a.cfg.Clock.Now()
+	return true, nil
+}
+
+// initSucceeded reports whether every init container's latest attempt
+// exited 0.
+func initSucceeded(pod *v1.Pod, latest map[string]*runtime.ContainerStatus) bool {
+	for i := range pod.Spec.InitContainers {
+		cs := latest[pod.Spec.InitContainers[i].Name]
+		if cs == nil || cs.State != runtime.StateExited || cs.ExitCode != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // removeOldAttempts keeps, per container, the newest attempt and the one

@@ -239,6 +239,11 @@ func (r *Runtime) startShim(ctx context.Context, bundle string) error {
 		return fmt.Errorf("start shim: %w", err)
 	}
 	pw.Close()
+	// Before the shim is reaped, its PID cannot name another process.
+	if err := recordShim(bundle, cmd.Process.Pid); err != nil {
+		// Only a death of this shim would go unnoticed.
+		klog.FromContext(ctx).Error(err, "Recording the shim's PID", "bundle", bundle)
+	}
 	go func() { _ = cmd.Wait() }() // reap the shim when it exits
 	res := make(chan []byte, 1)
 	go func() {
@@ -416,9 +421,22 @@ func (r *Runtime) ContainerStatus(ctx context.Context, id string) (*ContainerSta
 		cs.StartedAt, _ = time.Parse(time.RFC3339Nano, string(b))
 	}
 	var ex shim.ExitStatus
-	if err := readJSON(r.exitFile(id), &ex); err == nil {
+	err = readJSON(r.exitFile(id), &ex)
+	if errors.Is(err, os.ErrNotExist) {
+		// No exit file: the container runs, or its shim died without
+		// writing one (see recordLostExit), which is found here at once
+		// rather than at the next check for lost shims.
+		if st, serr := r.runcStatus(ctx, id); serr == nil && st.Status != "running" && st.Status != "created" {
+			if ok, _ := r.recordLostExit(ctx, id); ok {
+				err = readJSON(r.exitFile(id), &ex)
+			}
+		}
+	}
+	if err == nil {
 		cs.State, cs.ExitCode, cs.FinishedAt = StateExited, ex.ExitCode, ex.FinishedAt
 		switch {
+		case ex.Reason != "":
+			cs.Reason = ex.Reason
 		case ex.OOMKilled:
 			cs.Reason = "OOMKilled"
 		case ex.ExitCode == 0:
@@ -445,7 +463,8 @@ func (r *Runtime) ContainerStatus(ctx context.Context, id string) (*ContainerSta
 	case "running", "paused":
 		cs.State = StateRunning
 	default:
-		// The init is gone but no exit file: the shim died or is about to write it.
+		// The init is gone but no exit file: the shim is about to write
+		// it (a dead one's was recorded above).
 		cs.State = StateUnknown
 	}
 	return cs, nil

@@ -72,8 +72,11 @@
 //     RunPod fails with ErrNoPause.
 //   - OnExit only reports exits seen while a Runtime is watching: after a
 //     restart, call ListContainers to find containers that exited meanwhile.
-//   - If a shim is killed, its container's exit is never recorded: the
-//     container shows as Unknown once runc sees it stopped.
+//   - If a shim dies (killed, or the host rebooted), the runtime records
+//     its container's exit as containerd does (see lost.go): exit code 255
+//     with reason "Unknown" when the init is gone too, else it kills the
+//     init (137). It notices within a second, or at the next status. A
+//     shim started by a pocketkube older than this check is not watched.
 //   - The shim rotates the CRI log at 10 MiB and keeps up to 5 files (the
 //     live one plus <log>.<YYYYmmdd-HHMMSS.nanoseconds>), kubelet's
 //     containerLogMaxSize/MaxFiles defaults; there is no separate log manager.

@@ -104,6 +104,34 @@ func (r *Runtime) RunPod(ctx context.Context, cfg PodConfig) error {
 	return nil
 }
 
+// PodReady reports whether the pod's sandbox is whole, as CRI's
+// PodSandboxStatus reports it ready: its network, IPC and UTS namespaces
+// still mounted and, for a SharePID pod, its pause container running. A
+// reboot, or a namespace removed behind pocketkube's back, leaves it not
+// ready: kubelet then kills the pod's containers and makes a new sandbox
+// (RunPod after the network's Setup). ErrNotFound for a pod that RunPod
+// never set up or RemovePod removed.
+func (r *Runtime) PodReady(ctx context.Context, uid string) (bool, error) {
+	if err := validID(uid); err != nil {
+		return false, fmt.Errorf("status of pod: %w", err)
+	}
+	st, err := r.loadPod(uid)
+	if err != nil {
+		return false, err
+	}
+	for _, ns := range []string{st.Config.NetNS, st.IPCNS, st.UTSNS} {
+		if ns != "" && !isNSMount(ns) {
+			return false, nil
+		}
+	}
+	if st.Config.SharePID && !st.Config.HostPID {
+		if s, err := r.runcStatus(ctx, pauseID(uid)); err != nil || s.Status != "running" {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
 func ensureShm(dir string, size int64) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err

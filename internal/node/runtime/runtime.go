@@ -132,6 +132,7 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	if err := r.startWatch(ctx); err != nil {
 		return nil, err
 	}
+	go r.watchLostShims(ctx)
 	return r, nil
 }
 

@@ -124,7 +124,7 @@ type ContainerStatus struct {
 	Pid                              int
 	CreatedAt, StartedAt, FinishedAt time.Time
 	ExitCode                         int32
-	Reason                           string // "Completed", "Error", "OOMKilled" once exited
+	Reason                           string // "Completed", "Error", "OOMKilled", "Unknown" (its shim died) once exited
 	Message                          string // termination message (at most 4096 bytes)
 	Image, LogPath                   string
 	Labels                           map[string]string

@@ -33,6 +33,9 @@ type ExitStatus struct {
 	ExitCode   int32     `json:"exitCode"`
 	FinishedAt time.Time `json:"finishedAt"`
 	OOMKilled  bool      `json:"oomKilled"`
+	// Reason is set by the runtime, not the shim, when it records the
+	// exit of a container whose shim died ("Unknown").
+	Reason string `json:"reason,omitempty"`
 }
 
 // writeJSONAtomic is internal/atomicfile.WriteUnsynced, repeated here
