@@ -153,7 +153,7 @@ func (a *Agent) terminatePod(ctx context.Context, pod *v1.Pod) error {
 		return err
 	}
 	containers, _ := a.cfg.Runtime.ListContainers(ctx, string(pod.UID))
-	status := a.podStatus(pod, st, containers, false)
+	status := a.podStatus(pod, st, containers)
 	if err := a.writeStatus(ctx, pod, status); err != nil && !apierrors.IsNotFound(err) {
 		return err
 	}
@@ -209,12 +209,22 @@ func (a *Agent) killPod(ctx context.Context, pod *v1.Pod, grace time.Duration) e
 	if err != nil {
 		return fmt.Errorf("list containers of pod %s: %w", klog.KObj(pod), err)
 	}
+	var order *terminationOrder
+	if hasSidecars(pod) {
+		var running []string
+		for _, c := range containers {
+			if c.State == runtime.StateRunning {
+				running = append(running, c.Name)
+			}
+		}
+		order = newTerminationOrder(pod, running)
+	}
 	errc := make(chan error, len(containers))
 	for _, c := range containers {
 		go func() {
 			switch c.State {
 			case runtime.StateRunning:
-				errc <- a.stopContainer(ctx, pod, specContainer(pod, c.Name), c.ID, grace)
+				errc <- a.stopInTurn(ctx, pod, specContainer(pod, c.Name), c.ID, grace, order)
 			case runtime.StateCreated:
 				errc <- a.cfg.Runtime.StopContainer(ctx, c.ID, grace)
 			default:
@@ -270,12 +280,12 @@ func (a *Agent) syncRunning(ctx context.Context, pod *v1.Pod, st *podState) (*v1
 		if err := a.setupSandbox(ctx, pod, st); err != nil {
 			a.record(pod, v1.EventTypeWarning, "FailedCreatePodSandBox", "Failed to create pod sandbox: %v", err)
 			containers, _ := a.cfg.Runtime.ListContainers(ctx, uid)
-			return a.podStatus(pod, st, containers, false), 0, err
+			return a.podStatus(pod, st, containers), 0, err
 		}
 	}
 	if err := a.setupVolumes(ctx, pod, st); err != nil {
 		containers, _ := a.cfg.Runtime.ListContainers(ctx, uid)
-		return a.podStatus(pod, st, containers, false), 0, err
+		return a.podStatus(pod, st, containers), 0, err
 	}
 	containers, err := a.cfg.Runtime.ListContainers(ctx, uid)
 	if err != nil {
@@ -288,33 +298,33 @@ func (a *Agent) syncRunning(ctx context.Context, pod *v1.Pod, st *podState) (*v1
 			requeue = d
 		}
 	}
-	started := false
-	initDone := true
-	for i := range pod.Spec.InitContainers {
-		c := &pod.Spec.InitContainers[i]
-		cs := latest[c.Name]
-		if cs != nil && cs.State == runtime.StateExited && cs.ExitCode == 0 {
-			continue
-		}
-		initDone = false
-		if cs != nil && cs.State != runtime.StateExited {
-			break // running: wait for its exit
-		}
-		if cs != nil && pod.Spec.RestartPolicy == v1.RestartPolicyNever {
-			break // failed for good: the pod fails
-		}
-		later(a.startContainer(ctx, pod, c, st, cs))
-		started = true
-		break
-	}
+	initStart, initDone, _ := a.initActions(pod, latest)
+	var appStart []*v1.Container
+	done := false
 	if initDone {
-		for i := range pod.Spec.Containers {
-			c := &pod.Spec.Containers[i]
-			cs := latest[c.Name]
-			if cs != nil && (cs.State != runtime.StateExited || !shouldRestart(pod.Spec.RestartPolicy, cs)) {
-				continue
+		var keep int
+		appStart, keep = appActions(pod, latest)
+		// Sidecars do not keep a pod whose app containers finished alive.
+		done = keep == 0 && len(appStart) == 0
+	}
+	started := false
+	if done {
+		a.stopSidecars(ctx, pod, containers)
+		started = true
+	} else {
+		for _, i := range initStart {
+			c := &pod.Spec.InitContainers[i]
+			later(a.startContainer(ctx, pod, c, st, latest[c.Name]))
+			if isSidecar(c) {
+				// Kubelet starts the next init container on the sync that
+				// its PLEG's ContainerStarted event brings; the runtime here
+				// reports exits only, so the pod asks for that sync itself.
+				later(time.Millisecond)
 			}
-			later(a.startContainer(ctx, pod, c, st, cs))
+			started = true
+		}
+		for _, c := range appStart {
+			later(a.startContainer(ctx, pod, c, st, latest[c.Name]))
 			started = true
 		}
 	}
@@ -330,7 +340,7 @@ func (a *Agent) syncRunning(ctx context.Context, pod *v1.Pod, st *podState) (*v1
 	if at := a.objects.tokens.NextRefresh(uid); !at.IsZero() {
 		later(max(at.Sub(a.cfg.Clock.Now()), time.Second))
 	}
-	return a.podStatus(pod, st, containers, initDone), requeue, nil
+	return a.podStatus(pod, st, containers), requeue, nil
 }
 
 // removeOldAttempts keeps, per container, the newest attempt and the one
