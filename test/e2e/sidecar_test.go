@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -285,5 +286,85 @@ func TestTerminationMessage(t *testing.T) {
 				t.Logf("%s: message %q", tc.name, s.Message)
 			}
 		}
+	}
+}
+
+// TestActiveDeadlineUpdate is pods.go's "should allow activeDeadlineSeconds
+// to be updated": set on a running pod, the deadline fails it with
+// kubelet's reason and message.
+func TestActiveDeadlineUpdate(t *testing.T) {
+	t.Parallel()
+	c, ns := busyboxNamespace(t, "active-deadline-")
+	pod := sidecarPod(ns, "pod-update-activedeadlineseconds", corev1.RestartPolicyAlways, nil,
+		corev1.Container{Name: "app", Image: "busybox", Command: loopUntilTerm("true")})
+	framework.RunPods(t, c, pod)
+	if err := framework.UpdatePod(t.Context(), c, ns, pod.Name, func(p *corev1.Pod) {
+		p.Spec.ActiveDeadlineSeconds = new(int64(5))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	got := framework.WaitPod(t, c, ns, pod.Name, "Failed", framework.PhaseIs(corev1.PodFailed))
+	if got.Status.Reason != "DeadlineExceeded" || got.Status.Message != "Pod was active on the node longer than the specified deadline" {
+		t.Errorf("reason %q, message %q", got.Status.Reason, got.Status.Message)
+	}
+}
+
+// TestPodGeneration is pods.go's "Pod Generation" spec: metadata.generation
+// starts at 1 and grows with each spec update, not with a label change,
+// and the node writes the generation it saw into status.observedGeneration
+// and into the conditions it owns.
+func TestPodGeneration(t *testing.T) {
+	t.Parallel()
+	c, ns := busyboxNamespace(t, "pod-generation-")
+	pod := sidecarPod(ns, "pod-generation", corev1.RestartPolicyAlways, nil,
+		corev1.Container{Name: "app", Image: "busybox", Command: loopUntilTerm("true")})
+	created := framework.RunPods(t, c, pod)[pod.Name]
+	if created.Generation != 1 {
+		t.Errorf("generation %d, want 1", created.Generation)
+	}
+	observed := func(gen int64) {
+		t.Helper()
+		_, err := framework.WaitPodIn(t.Context(), c, ns, pod.Name, 20*time.Second, func(p *corev1.Pod) (bool, error) {
+			if p.Status.ObservedGeneration != gen {
+				return false, nil
+			}
+			for _, typ := range []corev1.PodConditionType{corev1.PodReadyToStartContainers, corev1.PodInitialized, corev1.PodReady, corev1.ContainersReady, corev1.PodScheduled} {
+				found := false
+				for _, cond := range p.Status.Conditions {
+					found = found || (cond.Type == typ && cond.ObservedGeneration == gen)
+				}
+				if !found {
+					return false, nil
+				}
+			}
+			return true, nil
+		})
+		if err != nil {
+			t.Fatalf("observedGeneration of the status and its conditions never %d: %v", gen, err)
+		}
+	}
+	observed(1)
+	for _, step := range []struct {
+		name   string
+		change func(*corev1.Pod)
+		want   int64
+	}{
+		{"label", func(p *corev1.Pod) { p.Labels = map[string]string{"a": "b"} }, 1},
+		{"activeDeadlineSeconds", func(p *corev1.Pod) { p.Spec.ActiveDeadlineSeconds = new(int64(5000)) }, 2},
+		{"toleration", func(p *corev1.Pod) {
+			p.Spec.Tolerations = append(p.Spec.Tolerations, corev1.Toleration{Key: "k", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule})
+		}, 3},
+	} {
+		if err := framework.UpdatePod(t.Context(), c, ns, pod.Name, step.change); err != nil {
+			t.Fatalf("%s: %v", step.name, err)
+		}
+		got, err := c.CoreV1().Pods(ns).Get(t.Context(), pod.Name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Generation != step.want {
+			t.Errorf("%s: generation %d, want %d", step.name, got.Generation, step.want)
+		}
+		observed(step.want)
 	}
 }

@@ -24,10 +24,13 @@ const containerIDPrefix = "runc://"
 // reports: phase, conditions, IPs and container statuses.
 func (a *Agent) podStatus(pod *v1.Pod, st *podState, containers []*runtime.ContainerStatus) *v1.PodStatus {
 	latest := latestByName(containers)
+	// observedGeneration is the pod's generation this status answers
+	// (PodObservedGenerationTracking, GA and always on in kubelet 1.35+).
 	s := &v1.PodStatus{
-		HostIP:    a.hostIPs()[0],
-		StartTime: &st.startTime,
-		QOSClass:  qos.GetPodQOS(pod),
+		ObservedGeneration: pod.Generation,
+		HostIP:             a.hostIPs()[0],
+		StartTime:          &st.startTime,
+		QOSClass:           qos.GetPodQOS(pod),
 	}
 	for _, ip := range a.hostIPs() {
 		s.HostIPs = append(s.HostIPs, v1.HostIP{IP: ip})
@@ -248,7 +251,7 @@ func isInitContainer(pod *v1.Pod, c *v1.Container) bool {
 func podConditions(pod *v1.Pod, s *v1.PodStatus, st *podState, now time.Time) []v1.PodCondition {
 	t := metav1.NewTime(now)
 	cond := func(typ v1.PodConditionType, ok bool, reason, message string) v1.PodCondition {
-		c := v1.PodCondition{Type: typ, Status: v1.ConditionFalse, Reason: reason, Message: message, LastTransitionTime: t}
+		c := v1.PodCondition{Type: typ, ObservedGeneration: pod.Generation, Status: v1.ConditionFalse, Reason: reason, Message: message, LastTransitionTime: t}
 		if ok {
 			c.Status, c.Reason, c.Message = v1.ConditionTrue, "", ""
 		}
@@ -297,11 +300,14 @@ func podConditions(pod *v1.Pod, s *v1.PodStatus, st *podState, now time.Time) []
 			*c = cond(c.Type, false, reason, "")
 		}
 	}
+	// Kubelet writes PodScheduled too (True: the pod is on its node), so
+	// that its observedGeneration follows the pod's.
 	conditions := []v1.PodCondition{
 		cond(v1.PodReadyToStartContainers, st.sandbox && !st.terminated && !completed && s.Phase != v1.PodFailed, "", ""),
 		initialized, ready, containersReady,
+		cond(v1.PodScheduled, true, "", ""),
 	}
-	owned := []v1.PodConditionType{v1.PodReadyToStartContainers, v1.PodInitialized, v1.PodReady, v1.ContainersReady}
+	owned := []v1.PodConditionType{v1.PodReadyToStartContainers, v1.PodInitialized, v1.PodReady, v1.ContainersReady, v1.PodScheduled}
 	var out []v1.PodCondition
 	for _, old := range pod.Status.Conditions {
 		if !slices.Contains(owned, old.Type) {

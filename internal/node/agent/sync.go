@@ -117,8 +117,15 @@ func (a *Agent) syncPod(ctx context.Context, key cache.ObjectName) (time.Duratio
 			return 0, a.rejectPod(ctx, pod, st, r.Reason, r.Message)
 		}
 	}
+	exceeded, untilDeadline := a.untilDeadline(pod, st)
+	if exceeded {
+		return 0, a.failPastDeadline(ctx, pod, st)
+	}
 	a.watches.set(ctx, key, podRefs(pod))
 	status, requeue, syncErr := a.syncRunning(ctx, withLocalAnnotations(pod, st), st)
+	if untilDeadline > 0 && (requeue == 0 || untilDeadline < requeue) {
+		requeue = untilDeadline
+	}
 	if status != nil {
 		if err := a.writeStatus(ctx, pod, status); err != nil {
 			return 0, err
