@@ -3,6 +3,7 @@ package agent
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	v1 "k8s.io/api/core/v1"
@@ -108,7 +109,10 @@ func TestSyncPodSidecarReadiness(t *testing.T) {
 	f.runtime.exit("web-uid", "sc", 1)
 	f.mustSync(ctx, "web") // restarts at once
 	f.runtime.exit("web-uid", "sc", 1)
-	f.mustSync(ctx, "web") // backs off
+	// Backing off: the next sync is when the back-off ends, not at once.
+	if requeue := f.mustSync(ctx, "web"); requeue < time.Second {
+		t.Errorf("requeue %v while the sidecar backs off", requeue)
+	}
 	s := f.expectStatus(ctx, "web", v1.PodRunning,
 		`sc waiting CrashLoopBackOff "back-off 10s restarting failed container=sc pod=web_ns(web-uid)" restarts=1 last=1`, "c running restarts=0 ready")
 	if got := condition(s, v1.ContainersReady); got != "False ContainersNotReady containers with unready status: [sc]" {

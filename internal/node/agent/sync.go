@@ -321,8 +321,9 @@ func (a *Agent) syncRunning(ctx context.Context, pod *v1.Pod, st *podState) (*v1
 	} else {
 		for _, i := range initStart {
 			c := &pod.Spec.InitContainers[i]
-			later(a.startContainer(ctx, pod, c, st, latest[c.Name]))
-			if isSidecar(c) {
+			wait := a.startContainer(ctx, pod, c, st, latest[c.Name])
+			later(wait)
+			if _, failed := st.waiting[c.Name]; isSidecar(c) && wait == 0 && !failed {
 				// Kubelet starts the next init container on the sync that
 				// its PLEG's ContainerStarted event brings; the runtime here
 				// reports exits only, so the pod asks for that sync itself.
