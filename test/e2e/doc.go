@@ -48,6 +48,8 @@
 //	                         API server verifies its serving certificate;
 //	                         sysctls, runtimeClassName, procMount, shareProcessNamespace
 //	serviceaccounts_test.go  service account tokens and admission
+//	sidecar_test.go          native sidecars (hook target, completion, restarts, termination order); init
+//	                         container statuses; termination messages (upstream runtime.go)
 //	services_test.go         Services: ClusterIP, NodePort, no endpoints, nftables rules; spec updates, named
 //	                         targetPorts, session affinity
 //	volumes_test.go          init containers and volumes (emptyDir, configMap, secret, hostPath); FailedMount

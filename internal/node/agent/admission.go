@@ -104,11 +104,12 @@ func (a *Agent) rejectPod(ctx context.Context, pod *v1.Pod, st *podState, reason
 	klog.FromContext(ctx).V(2).Info("Pod rejected", "pod", klog.KObj(pod), "reason", reason, "message", message)
 	a.record(pod, v1.EventTypeWarning, reason, "%s", message)
 	status := &v1.PodStatus{
-		QOSClass:  qos.GetPodQOS(pod),
-		Phase:     v1.PodFailed,
-		Reason:    reason,
-		Message:   "Pod was rejected: " + message,
-		StartTime: &st.startTime,
+		ObservedGeneration: pod.Generation,
+		QOSClass:           qos.GetPodQOS(pod),
+		Phase:              v1.PodFailed,
+		Reason:             reason,
+		Message:            "Pod was rejected: " + message,
+		StartTime:          &st.startTime,
 	}
 	// The status manager keeps the conditions kubelet does not own
 	// (PodScheduled) and drops nothing else: a rejected pod has none of

@@ -125,6 +125,12 @@ func TestPodPhase(t *testing.T) {
 	creating := v1.ContainerStatus{State: v1.ContainerState{Waiting: &v1.ContainerStateWaiting{Reason: "ContainerCreating"}}}
 	backoff := v1.ContainerStatus{State: v1.ContainerState{Waiting: &v1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}},
 		LastTerminationState: v1.ContainerState{Terminated: &v1.ContainerStateTerminated{ExitCode: 1}}}
+	sidecar := running
+	sidecar.Name, sidecar.Started = "sidecar", new(true)
+	notStarted := sidecar
+	notStarted.Started = new(false)
+	sidecarBackoff, sidecarStopped := backoff, failed
+	sidecarBackoff.Name, sidecarStopped.Name = "sidecar", "sidecar"
 	for _, tc := range []struct {
 		name       string
 		policy     v1.RestartPolicy
@@ -146,9 +152,23 @@ func TestPodPhase(t *testing.T) {
 		{"init running", v1.RestartPolicyAlways, []v1.ContainerStatus{running}, false, []v1.ContainerStatus{creating}, v1.PodPending},
 		{"init failed, never", v1.RestartPolicyNever, []v1.ContainerStatus{failed}, false, []v1.ContainerStatus{creating}, v1.PodFailed},
 		{"init failed, onfailure", v1.RestartPolicyOnFailure, []v1.ContainerStatus{failed}, false, []v1.ContainerStatus{creating}, v1.PodPending},
+		// Init statuses named "sidecar" are restartable init containers.
+		{"sidecar not started", v1.RestartPolicyAlways, []v1.ContainerStatus{notStarted}, false, []v1.ContainerStatus{creating}, v1.PodPending},
+		{"sidecar started", v1.RestartPolicyAlways, []v1.ContainerStatus{sidecar}, false, []v1.ContainerStatus{running}, v1.PodRunning},
+		{"sidecar restarting after init", v1.RestartPolicyNever, []v1.ContainerStatus{sidecarBackoff}, true, []v1.ContainerStatus{running}, v1.PodRunning},
+		{"sidecar running, app done", v1.RestartPolicyNever, []v1.ContainerStatus{sidecar}, true, []v1.ContainerStatus{ok}, v1.PodRunning},
+		{"sidecar stopped, app done", v1.RestartPolicyNever, []v1.ContainerStatus{sidecarStopped}, true, []v1.ContainerStatus{ok}, v1.PodSucceeded},
+		{"sidecar stopped, app failed", v1.RestartPolicyNever, []v1.ContainerStatus{sidecarStopped}, true, []v1.ContainerStatus{failed}, v1.PodFailed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			pod := &v1.Pod{Spec: v1.PodSpec{RestartPolicy: tc.policy}}
+			for _, cs := range tc.init {
+				c := v1.Container{Name: cs.Name}
+				if cs.Name == "sidecar" {
+					c.RestartPolicy = new(v1.ContainerRestartPolicyAlways)
+				}
+				pod.Spec.InitContainers = append(pod.Spec.InitContainers, c)
+			}
 			s := &v1.PodStatus{InitContainerStatuses: tc.init, ContainerStatuses: tc.containers}
 			if got := podPhase(pod, s, tc.initDone); got != tc.want {
 				t.Errorf("phase %s, want %s", got, tc.want)
@@ -165,7 +185,7 @@ func TestPodConditions(t *testing.T) {
 		{Type: v1.PodInitialized, Status: v1.ConditionTrue, LastTransitionTime: earlier},
 	}}}
 	s := &v1.PodStatus{Phase: v1.PodPending, ContainerStatuses: []v1.ContainerStatus{{Name: "a"}, {Name: "b", Ready: true}, {Name: "c"}}}
-	got := podConditions(pod, s, &podState{sandbox: true}, true, now)
+	got := podConditions(pod, s, &podState{sandbox: true}, now)
 	want := map[v1.PodConditionType]v1.PodCondition{
 		v1.PodScheduled:              {Type: v1.PodScheduled, Status: v1.ConditionTrue, LastTransitionTime: earlier},
 		v1.PodReadyToStartContainers: {Type: v1.PodReadyToStartContainers, Status: v1.ConditionTrue, LastTransitionTime: metav1.NewTime(now)},

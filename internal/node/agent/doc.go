@@ -11,7 +11,8 @@
 // call syncPod, which reads the pod from the lister, compares it with what
 // the runtime reports, takes the next steps (sandbox, volumes, init
 // containers in order, app containers, restarts with kubelet's back-off),
-// and writes status on a copy. Container exits come back from the runtime
+// and writes status on a copy. Sidecars (init containers with
+// restartPolicy Always) are ported from kubelet in sidecars.go. Container exits come back from the runtime
 // as keys on the same queue: nothing writes status from a runtime callback.
 // There is no periodic full resync on the hot path; timers exist only for
 // back-off expiry.

@@ -10,7 +10,6 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
-	podutil "k8s.io/kubernetes/pkg/api/v1/pod"
 
 	"github.com/pocketkube/pocketkube/internal/node/runtime"
 )
@@ -101,14 +100,8 @@ func (a *Agent) evictPod(ctx context.Context, pod *v1.Pod, st *podState, e *evic
 	if err := a.cfg.Volumes.TeardownPod(ctx, string(pod.UID)); err != nil {
 		return fmt.Errorf("tear down volumes of evicted pod %s: %w", klog.KObj(pod), err)
 	}
-	initDone := isInitialized(pod)
-	status := a.podStatus(pod, st, containers, initDone)
+	status := a.podStatus(pod, st, containers)
 	status.Phase, status.Reason, status.Message = v1.PodFailed, reasonEvicted, e.message
-	status.Conditions = podConditions(pod, status, st, initDone, a.cfg.Clock.Now())
+	status.Conditions = podConditions(pod, status, st, a.cfg.Clock.Now())
 	return a.writeStatus(ctx, pod, status)
-}
-
-func isInitialized(pod *v1.Pod) bool {
-	_, c := podutil.GetPodCondition(&pod.Status, v1.PodInitialized)
-	return c != nil && c.Status == v1.ConditionTrue
 }

@@ -41,7 +41,8 @@ func TestEvictPod(t *testing.T) {
 	if s.Reason != "Evicted" || s.Message != msg {
 		t.Errorf("reason %q message %q, want Evicted, %q", s.Reason, s.Message, msg)
 	}
-	if got := condition(s, v1.PodReady); got != "False ContainersNotReady containers with unready status: [c]" {
+	// Kubelet's condition for a pod in a terminal phase.
+	if got := condition(s, v1.PodReady); got != "False PodFailed" {
 		t.Errorf("Ready = %q", got)
 	}
 	if !slices.Contains(f.volumes.torndown, "web-uid") {

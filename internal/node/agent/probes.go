@@ -113,6 +113,14 @@ func (a *Agent) updateProbes(ctx context.Context, pod *v1.Pod, st *podState, con
 // stops it with what is left of grace (kubelet's killContainer). c is nil
 // for a pod known only from leftovers, which has no spec and so no hook.
 func (a *Agent) stopContainer(ctx context.Context, pod *v1.Pod, c *v1.Container, id string, grace time.Duration) error {
+	return a.stopInTurn(ctx, pod, c, id, grace, nil)
+}
+
+// stopInTurn is stopContainer for a pod with sidecars: after the preStop
+// hook, the container waits for its turn in order (nil: no waiting), and
+// what is left of grace after both is its stop timeout, as in kubelet's
+// killContainer.
+func (a *Agent) stopInTurn(ctx context.Context, pod *v1.Pod, c *v1.Container, id string, grace time.Duration, order *terminationOrder) error {
 	start := a.cfg.Clock.Now()
 	if c != nil && c.Lifecycle != nil && c.Lifecycle.PreStop != nil && grace > 0 {
 		hctx, cancel := context.WithTimeout(ctx, grace)
@@ -123,11 +131,17 @@ func (a *Agent) stopContainer(ctx context.Context, pod *v1.Pod, c *v1.Container,
 		}
 	}
 	left := grace - a.cfg.Clock.Since(start)
+	if c != nil && left > 0 {
+		left -= order.waitForTurn(c.Name, left)
+	}
 	if left < 2*time.Second && grace >= 2*time.Second {
 		left = 2 * time.Second // kubelet's minimumGracePeriodInSeconds after a hook
 	}
 	if err := a.cfg.Runtime.StopContainer(ctx, id, max(left, 0)); err != nil {
 		return fmt.Errorf("stop container %s of pod %s: %w", id, klog.KObj(pod), err)
+	}
+	if c != nil {
+		order.stopped(c.Name)
 	}
 	return nil
 }

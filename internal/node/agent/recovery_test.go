@@ -88,12 +88,12 @@ func TestSyncPodRecreatesSandboxLostInReboot(t *testing.T) {
 	if !slices.Contains(f.network.torndown, "web-uid") {
 		t.Errorf("the old network was not torn down: %v", f.network.torndown)
 	}
-	f.expectStatus(ctx, "web", v1.PodPending, "i running restarts=1 last=0 ready", "c terminated 255 Unknown restarts=0")
+	f.expectStatus(ctx, "web", v1.PodPending, "i running restarts=1 last=0", "c terminated 255 Unknown restarts=0")
 
 	f.runtime.exit("web-uid", "i", 0)
 	f.mustSync(ctx, "web")
 	f.expectCalls("CreateContainer web-uid/c attempt 1", "StartContainer web-uid/c")
-	s := f.expectStatus(ctx, "web", v1.PodRunning, "i terminated 0 Completed restarts=1 last=0", "c running restarts=1 last=255 ready")
+	s := f.expectStatus(ctx, "web", v1.PodRunning, "i terminated 0 Completed restarts=1 last=0 ready", "c running restarts=1 last=255 ready")
 	if s.PodIP == ipBefore {
 		t.Errorf("pod IP %s kept: the new sandbox has a new network", s.PodIP)
 	}

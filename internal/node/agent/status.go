@@ -21,14 +21,16 @@ import (
 const containerIDPrefix = "runc://"
 
 // podStatus is kubelet's generateAPIPodStatus for what the runtime
-// reports: phase, conditions, IPs and container statuses. initDone says
-// whether every init container has succeeded.
-func (a *Agent) podStatus(pod *v1.Pod, st *podState, containers []*runtime.ContainerStatus, initDone bool) *v1.PodStatus {
+// reports: phase, conditions, IPs and container statuses.
+func (a *Agent) podStatus(pod *v1.Pod, st *podState, containers []*runtime.ContainerStatus) *v1.PodStatus {
 	latest := latestByName(containers)
+	// observedGeneration is the pod's generation this status answers
+	// (PodObservedGenerationTracking, GA and always on in kubelet 1.35+).
 	s := &v1.PodStatus{
-		HostIP:    a.hostIPs()[0],
-		StartTime: &st.startTime,
-		QOSClass:  qos.GetPodQOS(pod),
+		ObservedGeneration: pod.Generation,
+		HostIP:             a.hostIPs()[0],
+		StartTime:          &st.startTime,
+		QOSClass:           qos.GetPodQOS(pod),
 	}
 	for _, ip := range a.hostIPs() {
 		s.HostIPs = append(s.HostIPs, v1.HostIP{IP: ip})
@@ -39,23 +41,22 @@ func (a *Agent) podStatus(pod *v1.Pod, st *podState, containers []*runtime.Conta
 			s.PodIPs = append(s.PodIPs, v1.PodIP{IP: ip})
 		}
 	}
-	if len(pod.Spec.InitContainers) == 0 {
-		initDone = true
+	// Kubelet's default waiting reason, for init and app containers
+	// alike, is PodInitializing in a pod with init containers.
+	waiting := reasonContainerCreating
+	if len(pod.Spec.InitContainers) > 0 {
+		waiting = reasonPodInitializing
 	}
 	for i := range pod.Spec.InitContainers {
 		c := &pod.Spec.InitContainers[i]
-		s.InitContainerStatuses = append(s.InitContainerStatuses, a.containerStatus(pod, c, st, containers, latest[c.Name], reasonContainerCreating))
-	}
-	appWaiting := reasonContainerCreating
-	if !initDone {
-		appWaiting = reasonPodInitializing
+		s.InitContainerStatuses = append(s.InitContainerStatuses, a.containerStatus(pod, c, st, containers, latest[c.Name], waiting))
 	}
 	for i := range pod.Spec.Containers {
 		c := &pod.Spec.Containers[i]
-		s.ContainerStatuses = append(s.ContainerStatuses, a.containerStatus(pod, c, st, containers, latest[c.Name], appWaiting))
+		s.ContainerStatuses = append(s.ContainerStatuses, a.containerStatus(pod, c, st, containers, latest[c.Name], waiting))
 	}
-	s.Phase = podPhase(pod, s, initDone)
-	s.Conditions = podConditions(pod, s, st, initDone, a.cfg.Clock.Now())
+	s.Phase = podPhase(pod, s, appContainerStarted(pod, latest))
+	s.Conditions = podConditions(pod, s, st, a.cfg.Clock.Now())
 	return s
 }
 
@@ -75,17 +76,22 @@ func (a *Agent) containerStatus(pod *v1.Pod, c *v1.Container, st *podState, all 
 	out.ContainerID = containerIDPrefix + cs.ID
 	out.Image = cs.Image
 	out.ImageID = cs.Labels[labelImageRef]
+	// As kubelet's prober manager (UpdatePodStatus): an init container
+	// that is not a sidecar is never probed; it is started while it runs
+	// and ready once it succeeded.
+	regularInit := isInitContainer(pod, c) && !isSidecar(c)
 	switch cs.State {
 	case runtime.StateRunning:
 		out.State.Running = &v1.ContainerStateRunning{StartedAt: metav1.NewTime(cs.StartedAt)}
-		out.Ready, *out.Started = true, true
-		if a.prober != nil {
+		out.Ready, *out.Started = !regularInit, true
+		if a.prober != nil && !regularInit {
 			uid := string(pod.UID)
 			*out.Started = a.prober.Started(uid, c.Name)
 			out.Ready = *out.Started && a.prober.Ready(uid, c.Name)
 		}
 	case runtime.StateExited:
 		t := terminated(cs)
+		out.Ready = regularInit && t.ExitCode == 0
 		if c.TerminationMessagePolicy == v1.TerminationMessageFallbackToLogsOnError && t.ExitCode != 0 && t.Message == "" {
 			t.Message = lastLogs(cs.LogPath)
 		}
@@ -144,18 +150,47 @@ func terminated(cs *runtime.ContainerStatus) *v1.ContainerStateTerminated {
 	}
 }
 
-// podPhase is kubelet's getPhase (pkg/kubelet/kubelet_pods.go) without
-// sidecar containers.
-func podPhase(pod *v1.Pod, s *v1.PodStatus, initDone bool) v1.PodPhase {
-	if !initDone {
-		for _, cs := range s.InitContainerStatuses {
-			if t := cs.State.Terminated; t != nil && t.ExitCode != 0 && pod.Spec.RestartPolicy == v1.RestartPolicyNever {
-				return v1.PodFailed
+// podPhase is kubelet's getPhase (pkg/kubelet/kubelet_pods.go) for a pod
+// that is not terminating, with the pod's restartPolicy standing for each
+// container's (ContainerRestartRules without container rules).
+// initialized says whether an app container ran, so that a restarting
+// sidecar does not put the pod back to Pending.
+func podPhase(pod *v1.Pod, s *v1.PodStatus, initialized bool) v1.PodPhase {
+	var pendingInit, pendingSidecars, failedInit int
+	var unknown, running, waiting, stopped, succeeded int
+	for i, cs := range s.InitContainerStatuses {
+		c := &pod.Spec.InitContainers[i]
+		if isSidecar(c) {
+			switch {
+			case cs.State.Running != nil:
+				if cs.Started == nil || !*cs.Started {
+					pendingSidecars++
+				}
+				running++
+			case cs.State.Terminated != nil, cs.State.Waiting != nil && cs.LastTerminationState.Terminated != nil:
+				// A stopped sidecar does not count for the phase.
+			case cs.State.Waiting != nil:
+				pendingSidecars++
+				waiting++
+			default:
+				pendingSidecars++
+				unknown++
 			}
+			continue
 		}
-		return v1.PodPending
+		switch {
+		case cs.State.Terminated != nil:
+			if cs.State.Terminated.ExitCode != 0 {
+				failedInit++
+			}
+		case cs.State.Waiting != nil && cs.LastTerminationState.Terminated != nil:
+			if cs.LastTerminationState.Terminated.ExitCode != 0 {
+				failedInit++
+			}
+		default:
+			pendingInit++
+		}
 	}
-	var running, waiting, stopped, succeeded int
 	for _, cs := range s.ContainerStatuses {
 		switch {
 		case cs.State.Running != nil:
@@ -171,14 +206,19 @@ func podPhase(pod *v1.Pod, s *v1.PodStatus, initDone bool) v1.PodPhase {
 			} else {
 				waiting++
 			}
+		default:
+			unknown++
 		}
 	}
+	if failedInit > 0 && pod.Spec.RestartPolicy == v1.RestartPolicyNever {
+		return v1.PodFailed
+	}
 	switch {
-	case waiting > 0:
+	case pendingInit > 0 || (pendingSidecars > 0 && !initialized), waiting > 0:
 		return v1.PodPending
-	case running > 0:
+	case running > 0 && unknown == 0:
 		return v1.PodRunning
-	case stopped > 0:
+	case running == 0 && stopped > 0 && unknown == 0:
 		switch pod.Spec.RestartPolicy {
 		case v1.RestartPolicyAlways:
 			return v1.PodRunning
@@ -196,13 +236,22 @@ func podPhase(pod *v1.Pod, s *v1.PodStatus, initDone bool) v1.PodPhase {
 	return v1.PodPending
 }
 
+func isInitContainer(pod *v1.Pod, c *v1.Container) bool {
+	for i := range pod.Spec.InitContainers {
+		if &pod.Spec.InitContainers[i] == c || pod.Spec.InitContainers[i].Name == c.Name {
+			return true
+		}
+	}
+	return false
+}
+
 // podConditions is kubelet's pkg/kubelet/status/generate.go: the
 // conditions the kubelet owns, keeping the scheduler's and others', with
 // transition times kept while a condition's status does not change.
-func podConditions(pod *v1.Pod, s *v1.PodStatus, st *podState, initDone bool, now time.Time) []v1.PodCondition {
+func podConditions(pod *v1.Pod, s *v1.PodStatus, st *podState, now time.Time) []v1.PodCondition {
 	t := metav1.NewTime(now)
 	cond := func(typ v1.PodConditionType, ok bool, reason, message string) v1.PodCondition {
-		c := v1.PodCondition{Type: typ, Status: v1.ConditionFalse, Reason: reason, Message: message, LastTransitionTime: t}
+		c := v1.PodCondition{Type: typ, ObservedGeneration: pod.Generation, Status: v1.ConditionFalse, Reason: reason, Message: message, LastTransitionTime: t}
 		if ok {
 			c.Status, c.Reason, c.Message = v1.ConditionTrue, "", ""
 		}
@@ -214,9 +263,16 @@ func podConditions(pod *v1.Pod, s *v1.PodStatus, st *podState, initDone bool, no
 		return c
 	}
 	completed := s.Phase == v1.PodSucceeded
+	// As generate.go: sidecars count for readiness; an init container is
+	// done when it succeeded (ready), a sidecar once it started.
 	var notInit, notReady []string
-	for _, cs := range s.InitContainerStatuses {
-		if cs.State.Terminated == nil || cs.State.Terminated.ExitCode != 0 {
+	appStarted := false
+	for i, cs := range s.InitContainerStatuses {
+		sidecar := isSidecar(&pod.Spec.InitContainers[i])
+		if sidecar && !cs.Ready {
+			notReady = append(notReady, cs.Name)
+		}
+		if (sidecar && (cs.Started == nil || !*cs.Started)) || (!sidecar && !cs.Ready) {
 			notInit = append(notInit, cs.Name)
 		}
 	}
@@ -224,21 +280,34 @@ func podConditions(pod *v1.Pod, s *v1.PodStatus, st *podState, initDone bool, no
 		if !cs.Ready {
 			notReady = append(notReady, cs.Name)
 		}
+		if cs.State.Running != nil || cs.State.Terminated != nil {
+			appStarted = true
+		}
 	}
-	initialized := cond(v1.PodInitialized, initDone, "ContainersNotInitialized", fmt.Sprintf("containers with incomplete status: [%s]", strings.Join(notInit, " ")))
+	initialized := cond(v1.PodInitialized, appStarted || len(notInit) == 0, "ContainersNotInitialized", fmt.Sprintf("containers with incomplete status: [%s]", strings.Join(notInit, " ")))
 	containersReady := cond(v1.ContainersReady, len(notReady) == 0, "ContainersNotReady", fmt.Sprintf("containers with unready status: [%s]", strings.Join(notReady, " ")))
 	ready := cond(v1.PodReady, len(notReady) == 0, "ContainersNotReady", fmt.Sprintf("containers with unready status: [%s]", strings.Join(notReady, " ")))
 	if completed {
+		initialized = cond(v1.PodInitialized, true, "", "")
 		initialized.Reason = "PodCompleted"
+	}
+	if completed || s.Phase == v1.PodFailed {
+		reason := "PodCompleted"
+		if s.Phase == v1.PodFailed {
+			reason = "PodFailed"
+		}
 		for _, c := range []*v1.PodCondition{&containersReady, &ready} {
-			c.Status, c.Reason, c.Message = v1.ConditionFalse, "PodCompleted", ""
+			*c = cond(c.Type, false, reason, "")
 		}
 	}
+	// Kubelet writes PodScheduled too (True: the pod is on its node), so
+	// that its observedGeneration follows the pod's.
 	conditions := []v1.PodCondition{
 		cond(v1.PodReadyToStartContainers, st.sandbox && !st.terminated && !completed && s.Phase != v1.PodFailed, "", ""),
 		initialized, ready, containersReady,
+		cond(v1.PodScheduled, true, "", ""),
 	}
-	owned := []v1.PodConditionType{v1.PodReadyToStartContainers, v1.PodInitialized, v1.PodReady, v1.ContainersReady}
+	owned := []v1.PodConditionType{v1.PodReadyToStartContainers, v1.PodInitialized, v1.PodReady, v1.ContainersReady, v1.PodScheduled}
 	var out []v1.PodCondition
 	for _, old := range pod.Status.Conditions {
 		if !slices.Contains(owned, old.Type) {

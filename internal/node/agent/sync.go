@@ -125,8 +125,15 @@ func (a *Agent) syncPod(ctx context.Context, key cache.ObjectName) (time.Duratio
 			return 0, a.rejectPod(ctx, pod, st, r.Reason, r.Message)
 		}
 	}
+	exceeded, untilDeadline := a.untilDeadline(pod, st)
+	if exceeded {
+		return 0, a.failPastDeadline(ctx, pod, st)
+	}
 	a.watches.set(ctx, key, podRefs(pod))
 	status, requeue, syncErr := a.syncRunning(ctx, withLocalAnnotations(pod, st), st)
+	if untilDeadline > 0 && (requeue == 0 || untilDeadline < requeue) {
+		requeue = untilDeadline
+	}
 	if status != nil {
 		if err := a.writeStatus(ctx, pod, status); err != nil {
 			return 0, err
@@ -161,7 +168,7 @@ func (a *Agent) terminatePod(ctx context.Context, pod *v1.Pod) error {
 		return err
 	}
 	containers, _ := a.cfg.Runtime.ListContainers(ctx, string(pod.UID))
-	status := a.podStatus(pod, st, containers, false)
+	status := a.podStatus(pod, st, containers)
 	if err := a.writeStatus(ctx, pod, status); err != nil && !apierrors.IsNotFound(err) {
 		return err
 	}
@@ -217,12 +224,22 @@ func (a *Agent) killPod(ctx context.Context, pod *v1.Pod, grace time.Duration) e
 	if err != nil {
 		return fmt.Errorf("list containers of pod %s: %w", klog.KObj(pod), err)
 	}
+	var order *terminationOrder
+	if hasSidecars(pod) {
+		var running []string
+		for _, c := range containers {
+			if c.State == runtime.StateRunning {
+				running = append(running, c.Name)
+			}
+		}
+		order = newTerminationOrder(pod, running)
+	}
 	errc := make(chan error, len(containers))
 	for _, c := range containers {
 		go func() {
 			switch c.State {
 			case runtime.StateRunning:
-				errc <- a.stopContainer(ctx, pod, specContainer(pod, c.Name), c.ID, grace)
+				errc <- a.stopInTurn(ctx, pod, specContainer(pod, c.Name), c.ID, grace, order)
 			case runtime.StateCreated:
 				errc <- a.cfg.Runtime.StopContainer(ctx, c.ID, grace)
 			default:
@@ -278,25 +295,25 @@ func (a *Agent) syncRunning(ctx context.Context, pod *v1.Pod, st *podState) (*v1
 	recreate, err := a.checkSandbox(ctx, pod, st)
 	if err != nil {
 		containers, _ := a.cfg.Runtime.ListContainers(ctx, uid)
-		return a.podStatus(pod, st, containers, false), 0, err
+		return a.podStatus(pod, st, containers), 0, err
 	}
 	if !recreate {
 		containers, err := a.cfg.Runtime.ListContainers(ctx, uid)
 		if err != nil {
 			return nil, 0, err
 		}
-		return a.podStatus(pod, st, containers, initSucceeded(pod, latestByName(containers))), 0, nil
+		return a.podStatus(pod, st, containers), 0, nil
 	}
 	if !st.sandbox {
 		if err := a.setupSandbox(ctx, pod, st); err != nil {
 			a.record(pod, v1.EventTypeWarning, "FailedCreatePodSandBox", "Failed to create pod sandbox: %v", err)
 			containers, _ := a.cfg.Runtime.ListContainers(ctx, uid)
-			return a.podStatus(pod, st, containers, false), 0, err
+			return a.podStatus(pod, st, containers), 0, err
 		}
 	}
 	if err := a.setupVolumes(ctx, pod, st); err != nil {
 		containers, _ := a.cfg.Runtime.ListContainers(ctx, uid)
-		return a.podStatus(pod, st, containers, false), 0, err
+		return a.podStatus(pod, st, containers), 0, err
 	}
 	containers, err := a.cfg.Runtime.ListContainers(ctx, uid)
 	if err != nil {
@@ -309,33 +326,36 @@ func (a *Agent) syncRunning(ctx context.Context, pod *v1.Pod, st *podState) (*v1
 			requeue = d
 		}
 	}
-	started := false
-	initDone := true
-	for i := range pod.Spec.InitContainers {
-		c := &pod.Spec.InitContainers[i]
-		cs := latest[c.Name]
-		if cs != nil && cs.State == runtime.StateExited && cs.ExitCode == 0 && !cs.CreatedAt.Before(st.sandboxSince) {
-			continue
-		}
-		initDone = false
-		if cs != nil && cs.State != runtime.StateExited {
-			break // running: wait for its exit
-		}
-		if cs != nil && pod.Spec.RestartPolicy == v1.RestartPolicyNever {
-			break // failed for good: the pod fails
-		}
-		later(a.startContainer(ctx, pod, c, st, cs))
-		started = true
-		break
-	}
+	// After a new sandbox the init containers run again, as kubelet's
+	// computePodActions starts from the first one when it makes a sandbox.
+	initStart, initDone, _ := a.initActions(pod, createdSince(latest, st.sandboxSince))
+	var appStart []*v1.Container
+	done := false
 	if initDone {
-		for i := range pod.Spec.Containers {
-			c := &pod.Spec.Containers[i]
-			cs := latest[c.Name]
-			if cs != nil && (cs.State != runtime.StateExited || !shouldRestart(pod.Spec.RestartPolicy, cs)) {
-				continue
+		var keep int
+		appStart, keep = appActions(pod, latest)
+		// Sidecars do not keep a pod whose app containers finished alive.
+		done = keep == 0 && len(appStart) == 0
+	}
+	started := false
+	if done {
+		a.stopSidecars(ctx, pod, containers)
+		started = true
+	} else {
+		for _, i := range initStart {
+			c := &pod.Spec.InitContainers[i]
+			wait := a.startContainer(ctx, pod, c, st, latest[c.Name])
+			later(wait)
+			if _, failed := st.waiting[c.Name]; isSidecar(c) && wait == 0 && !failed {
+				// Kubelet starts the next init container on the sync that
+				// its PLEG's ContainerStarted event brings; the runtime here
+				// reports exits only, so the pod asks for that sync itself.
+				later(time.Millisecond)
 			}
-			later(a.startContainer(ctx, pod, c, st, cs))
+			started = true
+		}
+		for _, c := range appStart {
+			later(a.startContainer(ctx, pod, c, st, latest[c.Name]))
 			started = true
 		}
 	}
@@ -351,7 +371,7 @@ func (a *Agent) syncRunning(ctx context.Context, pod *v1.Pod, st *podState) (*v1
 	if at := a.objects.tokens.NextRefresh(uid); !at.IsZero() {
 		later(max(at.Sub(a.cfg.Clock.Now()), time.Second))
 	}
-	return a.podStatus(pod, st, containers, initDone), requeue, nil
+	return a.podStatus(pod, st, containers), requeue, nil
 }
 
 // checkSandbox is kubelet's PodSandboxChanged step of SyncPod: when the
@@ -410,16 +430,19 @@ func (a *Agent) checkSandbox(ctx context.Context, pod *v1.Pod, st *podState) (bo
 	return true, nil
 }
 
-// initSucceeded reports whether every init container's latest attempt
-// exited 0.
-func initSucceeded(pod *v1.Pod, latest map[string]*runtime.ContainerStatus) bool {
-	for i := range pod.Spec.InitContainers {
-		cs := latest[pod.Spec.InitContainers[i].Name]
-		if cs == nil || cs.State != runtime.StateExited || cs.ExitCode != 0 {
-			return false
+// createdSince is latest without the containers created before since (a
+// zero since keeps them all).
+func createdSince(latest map[string]*runtime.ContainerStatus, since time.Time) map[string]*runtime.ContainerStatus {
+	if since.IsZero() {
+		return latest
+	}
+	kept := make(map[string]*runtime.ContainerStatus, len(latest))
+	for name, cs := range latest {
+		if !cs.CreatedAt.Before(since) {
+			kept[name] = cs
 		}
 	}
-	return true
+	return kept
 }
 
 // removeOldAttempts keeps, per container, the newest attempt and the one

@@ -552,7 +552,7 @@ func TestSyncPodInitContainers(t *testing.T) {
 
 	f.mustSync(ctx, "web")
 	f.expectCalls("RunPod web-uid", "CreateContainer web-uid/i1 attempt 0", "StartContainer web-uid/i1")
-	s := f.expectStatus(ctx, "web", v1.PodPending, "i1 running restarts=0 ready", "i2 waiting ContainerCreating restarts=0", "c waiting PodInitializing restarts=0")
+	s := f.expectStatus(ctx, "web", v1.PodPending, "i1 running restarts=0", "i2 waiting PodInitializing restarts=0", "c waiting PodInitializing restarts=0")
 	if got := condition(s, v1.PodInitialized); got != "False ContainersNotInitialized containers with incomplete status: [i1 i2]" {
 		t.Errorf("Initialized = %q", got)
 	}
@@ -560,12 +560,12 @@ func TestSyncPodInitContainers(t *testing.T) {
 	f.runtime.exit("web-uid", "i1", 0)
 	f.mustSync(ctx, "web")
 	f.expectCalls("CreateContainer web-uid/i2 attempt 0", "StartContainer web-uid/i2")
-	f.expectStatus(ctx, "web", v1.PodPending, "i1 terminated 0 Completed restarts=0", "i2 running restarts=0 ready", "c waiting PodInitializing restarts=0")
+	f.expectStatus(ctx, "web", v1.PodPending, "i1 terminated 0 Completed restarts=0 ready", "i2 running restarts=0", "c waiting PodInitializing restarts=0")
 
 	f.runtime.exit("web-uid", "i2", 0)
 	f.mustSync(ctx, "web")
 	f.expectCalls("CreateContainer web-uid/c attempt 0", "StartContainer web-uid/c")
-	s = f.expectStatus(ctx, "web", v1.PodRunning, "i1 terminated 0 Completed restarts=0", "i2 terminated 0 Completed restarts=0", "c running restarts=0 ready")
+	s = f.expectStatus(ctx, "web", v1.PodRunning, "i1 terminated 0 Completed restarts=0 ready", "i2 terminated 0 Completed restarts=0 ready", "c running restarts=0 ready")
 	if got := condition(s, v1.PodInitialized); got != "True" {
 		t.Errorf("Initialized = %q", got)
 	}
@@ -580,7 +580,7 @@ func TestSyncPodFailedInitContainer(t *testing.T) {
 		wantInit  string
 	}{
 		{v1.RestartPolicyNever, nil, v1.PodFailed, "i1 terminated 1 Error restarts=0"},
-		{v1.RestartPolicyOnFailure, []string{"CreateContainer web-uid/i1 attempt 1", "StartContainer web-uid/i1"}, v1.PodPending, "i1 running restarts=1 last=1 ready"},
+		{v1.RestartPolicyOnFailure, []string{"CreateContainer web-uid/i1 attempt 1", "StartContainer web-uid/i1"}, v1.PodPending, "i1 running restarts=1 last=1"},
 	} {
 		t.Run(string(tc.policy), func(t *testing.T) {
 			_, ctx := ktesting.NewTestContext(t)

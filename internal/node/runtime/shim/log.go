@@ -10,22 +10,49 @@ import (
 	"time"
 )
 
-// copyLog copies r into the CRI log line by line. Lines longer than
-// maxLogLineSize are split into partial ("P") entries, as containerd does.
-// A pty master returns EIO once the terminal is closed: that is EOF.
+// copyLog copies r into the CRI log line by line, as containerd's
+// redirectLogs does. Lines longer than maxLogLineSize are split into
+// partial ("P") entries, and so is a last line the stream ends without a
+// newline: readers (kubectl logs, kubelet's termination message from the
+// logs) then add no newline the container never wrote. A pty master
+// returns EIO once the terminal is closed: that is EOF.
 func copyLog(lw *logWriter, stream string, r io.Reader) {
 	br := bufio.NewReaderSize(r, maxLogLineSize)
 	for {
-		line, isPrefix, err := br.ReadLine()
-		if len(line) > 0 || (err == nil && !isPrefix) {
+		line, isPrefix, err := readLine(br)
+		if len(line) > 0 || err == nil {
 			if lw != nil {
-				lw.WriteEntry(stream, isPrefix, line)
+				lw.WriteEntry(stream, isPrefix || err != nil, line)
 			}
 		}
 		if err != nil {
 			return
 		}
 	}
+}
+
+// readLine is containerd's (internal/cri/io/logger.go): a line without its
+// "\n" or "\r\n", or as much of it as fills the buffer (isPrefix), or at
+// the end of the stream what is left with the error.
+func readLine(b *bufio.Reader) (line []byte, isPrefix bool, err error) {
+	line, err = b.ReadSlice('\n')
+	if err == bufio.ErrBufferFull {
+		// A "\r\n" that straddles the buffer stays whole for the next read.
+		if len(line) > 0 && line[len(line)-1] == '\r' {
+			if err := b.UnreadByte(); err == nil {
+				line = line[:len(line)-1]
+			}
+		}
+		return line, true, nil
+	}
+	if len(line) > 0 && line[len(line)-1] == '\n' {
+		drop := 1
+		if len(line) > 1 && line[len(line)-2] == '\r' {
+			drop = 2
+		}
+		line = line[:len(line)-drop]
+	}
+	return line, false, err
 }
 
 // Log rotation, as kubelet's containerLogMaxSize / containerLogMaxFiles

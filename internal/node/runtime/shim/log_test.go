@@ -17,7 +17,10 @@ func TestCopyLog(t *testing.T) {
 	}{
 		{name: "lines", input: "a\nb\n", want: []string{"stdout F a", "stdout F b"}},
 		{name: "empty line", input: "\n", want: []string{"stdout F "}},
-		{name: "no final newline", input: "a\nb", want: []string{"stdout F a", "stdout F b"}},
+		// containerd: a last line without a newline is partial, so that
+		// `echo -n DONE` reads back as "DONE", not "DONE\n".
+		{name: "no final newline", input: "a\nb", want: []string{"stdout F a", "stdout P b"}},
+		{name: "crlf", input: "a\r\nb\n", want: []string{"stdout F a", "stdout F b"}},
 		{name: "long line is split", input: long + "\n", want: []string{"stdout P " + long[:maxLogLineSize], "stdout F " + long[maxLogLineSize:]}},
 	}
 	ts := regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d) `)
