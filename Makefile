@@ -68,7 +68,11 @@ e2e: build testreport
 SECURITY_TEST_NAMES := TestListeningPorts TestKubeletAPIAuth TestAPIServerVerifiesKubelet TestDNSNotOpenResolver \
 	TestDataDirAcrossRestart TestSecurityContext TestSysctls TestRuntimeClass TestProcMount TestShareProcessNamespace \
 	TestExecProbeLimits TestExecStdinReturnsWhenCommandExits TestImageReimportKeepsRunningContainers \
-	TestOOMScoreAdj TestContainerCgroupLimits TestNodeRestartAndCrash TestAPIOutageAgentCatchesUp
+	TestOOMScoreAdj TestContainerCgroupLimits TestNodeRestartAndCrash TestAPIOutageAgentCatchesUp \
+	TestSeccompRuntimeDefaultBlocksSyscalls TestSeccompLocalhostProfile TestAppArmorRefusedWithoutHostSupport \
+	TestSubPathSymlinkSwapNeverEscapes TestSubPathSymlinkOutsideRefused TestImageLoadRefusesPoisonedBlob \
+	TestImagePasswdIsReadInsideTheImage TestPodPidsLimitForkBomb TestPodPidsLimitDefault TestEmptyDirSizeLimitEviction \
+	TestKilledShimContainerRestarts TestRebootResumesPods
 empty :=
 SECURITY_TESTS := $(subst $(empty) $(empty),|,$(strip $(SECURITY_TEST_NAMES)))
 security: build testreport

@@ -40,9 +40,12 @@
 //	node_lifecycle_test.go   the node across Ctrl-C and kill -9 of `up`, and the API server out of its reach
 //	node_test.go             the Node object, its lease and labels
 //	pods_test.go             pod lifecycle: restart policies, termination messages, bad inputs, OOM, deletion
+//	reboot_test.go           a reboot (sandboxes and shims gone) resumes pods with SandboxChanged; a killed shim's
+//	                         container restarts with exit 255 Unknown
 //	resources_test.go        CPU and memory limits as the container reads them in its cgroup
 //	probes_test.go           probes and lifecycle hooks; exec probes' output and time bounded
 //	rest_test.go             the REST API through pocketkube proxy, authn and TLS
+//	seccomp_test.go          seccompProfile RuntimeDefault and Localhost seen from inside; AppArmor refused as kubelet
 //	security_test.go         securityContext: users, capabilities, read-only root, privileged; every listening port
 //	                         authenticated; the kubelet API's 401s and 403s, and the
 //	                         API server verifies its serving certificate;
@@ -51,7 +54,9 @@
 //	sidecar_test.go          native sidecars (hook target, completion, restarts, termination order); init
 //	                         container statuses; termination messages (upstream runtime.go)
 //	services_test.go         Services: ClusterIP, NodePort, no endpoints, nftables rules; spec updates, named
-//	                         targetPorts, session affinity
+//	                         targetPorts, session affinity; LoadBalancer addresses and port clashes (servicelb)
+//	subpath_test.go          subPath against symlink swaps and links out of the volume; configMap and emptyDir subPaths;
+//	                         the bind mounts go with Ctrl-C
 //	volumes_test.go          init containers and volumes (emptyDir, configMap, secret, hostPath); FailedMount
 //	helpers_test.go          podYAML (the manifest kubectl-applied pods build on), busyboxNamespace
 //	testpods_test.go         busybox pods and checks of the mount, resource, hostPort, Service and kubelet API tests
