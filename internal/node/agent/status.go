@@ -55,6 +55,15 @@ func (a *Agent) podStatus(pod *v1.Pod, st *podState, containers []*runtime.Conta
 		c := &pod.Spec.Containers[i]
 		s.ContainerStatuses = append(s.ContainerStatuses, a.containerStatus(pod, c, st, containers, latest[c.Name], waiting))
 	}
+	// As kubelet: ephemeral containers have no probes, so they are
+	// never ready and their started stays unset; they count neither
+	// for the phase nor for the conditions.
+	for i := range pod.Spec.EphemeralContainers {
+		c := ephemeralContainer(&pod.Spec.EphemeralContainers[i])
+		cs := a.containerStatus(pod, c, st, containers, latest[c.Name], waiting)
+		cs.Ready, cs.Started = false, nil
+		s.EphemeralContainerStatuses = append(s.EphemeralContainerStatuses, cs)
+	}
 	s.Phase = podPhase(pod, s, appContainerStarted(pod, latest))
 	s.Conditions = podConditions(pod, s, st, a.cfg.Clock.Now())
 	return s
