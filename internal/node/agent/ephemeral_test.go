@@ -87,3 +87,32 @@ func TestSyncPodEphemeralTarget(t *testing.T) {
 		t.Errorf("target ID %q without a target", id)
 	}
 }
+
+// An ephemeral container the runtime no longer has (its pod is being
+// killed) keeps its terminated status, and a running one ends as
+// ContainerStatusUnknown: the API refuses an ephemeral container that
+// goes back to waiting. One that never ran stays waiting.
+func TestEphemeralStatusWithoutContainer(t *testing.T) {
+	f := newFixture(t)
+	pod := newPod("web", "app")
+	pod.Spec.EphemeralContainers = []v1.EphemeralContainer{debugContainer("done", ""), debugContainer("running", ""), debugContainer("new", "")}
+	pod.Status.EphemeralContainerStatuses = []v1.ContainerStatus{
+		{Name: "done", ContainerID: "runc://d", State: v1.ContainerState{Terminated: &v1.ContainerStateTerminated{ExitCode: 3, Reason: "Error"}}},
+		{Name: "running", ContainerID: "runc://r", State: v1.ContainerState{Running: &v1.ContainerStateRunning{}}},
+	}
+	a := f.newAgent()
+	s := a.podStatus(pod, a.state(pod), nil)
+	var got []string
+	for _, cs := range s.EphemeralContainerStatuses {
+		got = append(got, describe(cs)+" "+cs.ContainerID)
+	}
+	want := []string{"done terminated 3 Error restarts=0 runc://d", "running terminated 137 ContainerStatusUnknown restarts=0 runc://r", "new waiting ContainerCreating restarts=0 "}
+	if len(got) != len(want) {
+		t.Fatalf("statuses %q, want %q", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("status %q, want %q", got[i], want[i])
+		}
+	}
+}
