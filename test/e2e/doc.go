@@ -22,6 +22,8 @@
 //	apiaccess_test.go        the API server from inside pods: curl through the kubernetes Service, ambassadors (walkthrough 4-5)
 //	clients_test.go          client libraries (client-go, Python, Node) on the host and client-go in a pod
 //	controllers_test.go      controller manager and scheduler: namespaces' defaults, Jobs
+//	debug_test.go            kubectl debug: ephemeral containers (--target, -it, never restarted), upstream's
+//	                         ephemeral_containers.go specs, --copy-to, node/NAME
 //	dns_test.go              cluster DNS records and pods' resolv.conf; no open resolver for strangers
 //	downward_test.go         Downward API: env, volume, projected volume, the walkthrough's manifests
 //	exec_test.go             kubectl exec (also -it on a terminal, -i with stdin left open) and attach

@@ -265,6 +265,10 @@ func (a *Agent) ensureImage(ctx context.Context, pod *v1.Pod, c *v1.Container, s
 // containerConfig is kubelet's generateContainerConfig: the container's
 // final environment, argv, user, mounts and resources.
 func (a *Agent) containerConfig(ctx context.Context, pod *v1.Pod, c *v1.Container, st *podState, img *image.Image, rootfs string, attempt uint32) (*runtime.ContainerConfig, error) {
+	target, err := a.ephemeralTarget(ctx, pod, c.Name)
+	if err != nil {
+		return nil, err
+	}
 	volumePaths := make(map[string]string, len(st.mounts))
 	for name, m := range st.mounts {
 		volumePaths[name] = m.Path
@@ -352,6 +356,7 @@ func (a *Agent) containerConfig(ctx context.Context, pod *v1.Pod, c *v1.Containe
 		OOMScoreAdj:            new(kubeletqos.GetContainerOOMScoreAdjust(pod, c, a.cfg.Machine.MemoryBytes)),
 		LogPath:                a.logPath(pod, c.Name, attempt),
 		TerminationMessagePath: c.TerminationMessagePath,
+		TargetContainerID:      target,
 		Labels: map[string]string{
 			"io.kubernetes.pod.name":       pod.Name,
 			"io.kubernetes.pod.namespace":  pod.Namespace,

@@ -170,11 +170,15 @@ func firstIP(a *Agent, pod *v1.Pod) string {
 	return ""
 }
 
+// specContainer finds the init, app or ephemeral container called name.
 func specContainer(pod *v1.Pod, name string) *v1.Container {
 	for _, c := range allContainers(pod) {
 		if c.Name == name {
 			return c
 		}
+	}
+	if ec := ephemeralSpec(pod, name); ec != nil {
+		return ephemeralContainer(ec)
 	}
 	return nil
 }

@@ -109,16 +109,11 @@ func (p *Provider) ContainerLogPath(ctx context.Context, namespace, name, contai
 }
 
 func hasContainerSpec(pod *v1.Pod, name string) bool {
-	for _, c := range allContainers(pod) {
-		if c.Name == name {
-			return true
-		}
-	}
-	return false
+	return specContainer(pod, name) != nil
 }
 
 func statusOf(pod *v1.Pod, name string) *v1.ContainerStatus {
-	for _, list := range [][]v1.ContainerStatus{pod.Status.InitContainerStatuses, pod.Status.ContainerStatuses} {
+	for _, list := range [][]v1.ContainerStatus{pod.Status.InitContainerStatuses, pod.Status.ContainerStatuses, pod.Status.EphemeralContainerStatuses} {
 		for i := range list {
 			if list[i].Name == name {
 				return &list[i]

@@ -55,6 +55,18 @@ func (a *Agent) podStatus(pod *v1.Pod, st *podState, containers []*runtime.Conta
 		c := &pod.Spec.Containers[i]
 		s.ContainerStatuses = append(s.ContainerStatuses, a.containerStatus(pod, c, st, containers, latest[c.Name], waiting))
 	}
+	// As kubelet: ephemeral containers have no probes, so they are
+	// never ready and their started stays unset; they count neither
+	// for the phase nor for the conditions.
+	for i := range pod.Spec.EphemeralContainers {
+		c := ephemeralContainer(&pod.Spec.EphemeralContainers[i])
+		cs := a.containerStatus(pod, c, st, containers, latest[c.Name], waiting)
+		cs.Ready, cs.Started = false, nil
+		if latest[c.Name] == nil {
+			cs = ephemeralGone(pod, cs)
+		}
+		s.EphemeralContainerStatuses = append(s.EphemeralContainerStatuses, cs)
+	}
 	s.Phase = podPhase(pod, s, appContainerStarted(pod, latest))
 	s.Conditions = podConditions(pod, s, st, a.cfg.Clock.Now())
 	return s
@@ -315,4 +327,30 @@ func podConditions(pod *v1.Pod, s *v1.PodStatus, st *podState, now time.Time) []
 		}
 	}
 	return append(out, conditions...)
+}
+
+// ephemeralGone is the status of an ephemeral container the runtime no
+// longer has (its pod is being deleted, or the node lost it): the API
+// refuses an ephemeral container that goes back from running or
+// terminated to waiting. As kubelet's convertToAPIContainerStatuses, a
+// terminated status stays as it was; as its status manager for a pod
+// that terminates, a running one ends with ContainerStatusUnknown.
+func ephemeralGone(pod *v1.Pod, cs v1.ContainerStatus) v1.ContainerStatus {
+	for _, old := range pod.Status.EphemeralContainerStatuses {
+		if old.Name != cs.Name {
+			continue
+		}
+		switch {
+		case old.State.Terminated != nil:
+			return old
+		case old.State.Running != nil:
+			old.State = v1.ContainerState{Terminated: &v1.ContainerStateTerminated{
+				Reason:   "ContainerStatusUnknown",
+				Message:  "The container could not be located when the pod was terminated",
+				ExitCode: 137,
+			}}
+			return old
+		}
+	}
+	return cs
 }

@@ -342,6 +342,11 @@ func (a *Agent) syncRunning(ctx context.Context, pod *v1.Pod, st *podState) (*v1
 		a.stopSidecars(ctx, pod, containers)
 		started = true
 	} else {
+		// Kubelet starts ephemeral containers before init containers, so
+		// that a debug container runs even in a pod whose init fails.
+		wait, ephemeral := a.startEphemeral(ctx, pod, st, latest)
+		later(wait)
+		started = ephemeral
 		for _, i := range initStart {
 			c := &pod.Spec.InitContainers[i]
 			wait := a.startContainer(ctx, pod, c, st, latest[c.Name])

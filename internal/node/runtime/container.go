@@ -131,6 +131,18 @@ func (r *Runtime) CreateContainer(ctx context.Context, cfg ContainerConfig) (id 
 			return "", fmt.Errorf("create container %s: pause process of pod %s: %w", cfg.Name, cfg.PodUID, err)
 		}
 	}
+	if cfg.TargetContainerID != "" && !pod.Config.SharePID && !pod.Config.HostPID {
+		target, err := r.ContainerStatus(ctx, cfg.TargetContainerID)
+		if err != nil {
+			return "", fmt.Errorf("create container %s: target container: %w", cfg.Name, err)
+		}
+		if target.State != StateRunning || target.Pid == 0 {
+			return "", fmt.Errorf("create container %s: target container %s is not running", cfg.Name, target.Name)
+		}
+		// pod is this call's own copy, read from disk: the target's
+		// namespace goes in this container's spec only.
+		pod.PIDNS = fmt.Sprintf("/proc/%d/ns/pid", target.Pid)
+	}
 	newid, err := newID()
 	if err != nil {
 		return "", fmt.Errorf("create container %s: %w", cfg.Name, err)

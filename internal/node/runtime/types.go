@@ -102,7 +102,14 @@ type ContainerConfig struct {
 	// TerminationMessagePath is the in-container path of the termination
 	// message file ("" = /dev/termination-log).
 	TerminationMessagePath string
-	Labels                 map[string]string
+	// TargetContainerID, for an ephemeral container with a
+	// targetContainerName, is the ID of the running container whose PID
+	// namespace it joins (CRI's NamespaceMode TARGET): containerd's
+	// /proc/<target pid>/ns/pid. Ignored when the pod shares the host's
+	// or the pod's PID namespace, as kubelet asks TARGET only of a
+	// container that would otherwise get its own.
+	TargetContainerID string
+	Labels            map[string]string
 }
 
 // State is a container's state, as CRI's ContainerState.
