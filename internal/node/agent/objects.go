@@ -34,6 +34,7 @@ var (
 	_ volume.Sources           = (*apiObjects)(nil)
 	_ volume.TokenSource       = (*apiObjects)(nil)
 	_ volume.AllocatableSource = (*apiObjects)(nil)
+	_ volume.ClaimSource       = (*apiObjects)(nil)
 )
 
 // ConfigMap gets a ConfigMap; a missing one is kubelet's error
@@ -75,4 +76,19 @@ func (o *apiObjects) NodeAllocatable() v1.ResourceList { return o.allocatable() 
 // ServiceAccountToken returns the token manager's token for req.
 func (o *apiObjects) ServiceAccountToken(ctx context.Context, namespace, sa string, req *authenticationv1.TokenRequest) (*authenticationv1.TokenRequest, error) {
 	return o.tokens.Get(ctx, namespace, sa, req)
+}
+
+// PersistentVolumeClaim gets a claim from the API server, as kubelet's
+// volume manager does (no watch); errors are the API server's.
+func (o *apiObjects) PersistentVolumeClaim(ctx context.Context, namespace, name string) (*v1.PersistentVolumeClaim, error) {
+	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
+	defer cancel()
+	return o.client.CoreV1().PersistentVolumeClaims(namespace).Get(ctx, name, metav1.GetOptions{})
+}
+
+// PersistentVolume gets a PV from the API server; errors are the API server's.
+func (o *apiObjects) PersistentVolume(ctx context.Context, name string) (*v1.PersistentVolume, error) {
+	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
+	defer cancel()
+	return o.client.CoreV1().PersistentVolumes().Get(ctx, name, metav1.GetOptions{})
 }

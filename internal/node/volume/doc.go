@@ -28,6 +28,21 @@
 //     atomic writer ([WriteAtomic]) from upstream's payload builders, and
 //     always returned read-only.
 //
+//   - persistentVolumeClaim and ephemeral (the claim the controller
+//     manager's ephemeral-volume controller made for the pod): kubelet's
+//     volume manager resolves the claim to its bound PV, read from a
+//     [ClaimSource] the Sources implement, failing with its texts while
+//     the claim is missing, not bound (Pending, Lost), being deleted, or
+//     its PV does not point back at it (a [ProcessError], which the agent
+//     retries until the claim binds). A hostPath PV is the host path, type
+//     checked as a hostPath volume; a local PV's directory must exist and
+//     is bind-mounted at <pod>/volumes/kubernetes.io~local-volume/<pv>,
+//     fsGroup applied on the first pod's writable mount, as kubelet's
+//     local plugin does. readOnly comes from the claim volume (kubelet's
+//     volume.Spec.ReadOnly: neither PV kind has its own). Errors name the
+//     PV, as kubelet names a PV-backed volume. Other PV kinds, local block
+//     devices and volumeMode Block are not supported.
+//
 // A volume with no source set is an emptyDir, as in kubelet. Any other source
 // fails with `unsupported volume type "<json name>" in volume "<name>"`.
 //

@@ -1,0 +1,321 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/pocketkube/pocketkube/test/framework"
+)
+
+// claimTimeout bounds a wait that includes the PV controller's binding,
+// which can take one claim resync (15 s) after a PV appears, plus the
+// agent's retry (at most 10 s).
+const claimTimeout = 90 * time.Second
+
+// createPV creates the PV, deleted when the test ends. Its storage class is
+// the test's namespace, so no other test's claim can bind it.
+func createPV(t *testing.T, c kubernetes.Interface, name, class string, src corev1.PersistentVolumeSource, affinity *corev1.VolumeNodeAffinity) {
+	t.Helper()
+	pv := &corev1.PersistentVolume{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: corev1.PersistentVolumeSpec{
+			Capacity:                      corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")},
+			AccessModes:                   []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			PersistentVolumeReclaimPolicy: corev1.PersistentVolumeReclaimRetain,
+			StorageClassName:              class,
+			PersistentVolumeSource:        src,
+			NodeAffinity:                  affinity,
+		},
+	}
+	if _, err := c.CoreV1().PersistentVolumes().Create(t.Context(), pv, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create PV %s: %v", name, err)
+	}
+	t.Cleanup(func() { c.CoreV1().PersistentVolumes().Delete(context.Background(), name, metav1.DeleteOptions{}) })
+}
+
+func claimSpec(class string) corev1.PersistentVolumeClaimSpec {
+	return corev1.PersistentVolumeClaimSpec{
+		AccessModes:      []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+		StorageClassName: &class,
+		Resources:        corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("100Mi")}},
+	}
+}
+
+func createPVC(t *testing.T, c kubernetes.Interface, ns, name, class string) {
+	t.Helper()
+	pvc := &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Spec: claimSpec(class)}
+	if _, err := c.CoreV1().PersistentVolumeClaims(ns).Create(t.Context(), pvc, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create PVC %s: %v", name, err)
+	}
+}
+
+// claimPod is a busybox sleeper with claim mounted at /data (readOnly as
+// the claim volume says).
+func claimPod(ns, name, claim string, readOnly bool) *corev1.Pod {
+	p := busyboxSleeper(ns, name)
+	p.Spec.Volumes = []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{
+		PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: claim, ReadOnly: readOnly}}}}
+	p.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/data"}}
+	return p
+}
+
+func nodeName(t *testing.T, c kubernetes.Interface) string {
+	t.Helper()
+	nodes, err := c.CoreV1().Nodes().List(t.Context(), metav1.ListOptions{})
+	if err != nil || len(nodes.Items) != 1 {
+		t.Fatalf("nodes: %v (%v)", nodes, err)
+	}
+	return nodes.Items[0].Name
+}
+
+// A hostPath PV bound to a claim: a pod writes through it to the host
+// directory, a second pod reads it through a subPath, a read-only claim
+// volume refuses writes; the PV's type is checked as a hostPath volume's.
+func TestPersistentVolumeHostPath(t *testing.T) {
+	t.Parallel()
+	c, ns := busyboxNamespace(t, "pv-hostpath-")
+	hostDir := filepath.Join(t.TempDir(), "pv")
+	createPV(t, c, ns+"-hostpath", ns, corev1.PersistentVolumeSource{HostPath: &corev1.HostPathVolumeSource{
+		Path: hostDir, Type: ptrTo(corev1.HostPathDirectoryOrCreate)}}, nil)
+	createPVC(t, c, ns, "claim", ns)
+
+	writer := claimPod(ns, "writer", "claim", false)
+	writer.Spec.Containers[0].Command = []string{"sh", "-c", "mkdir -p /data/sub && echo written > /data/sub/file && sleep 3600"}
+	framework.RunPods(t, c, writer)
+	if _, err := framework.WaitPodIn(t.Context(), c, ns, "writer", framework.PodTimeout, func(*corev1.Pod) (bool, error) {
+		b, err := os.ReadFile(filepath.Join(hostDir, "sub", "file"))
+		return err == nil && string(b) == "written\n", nil
+	}); err != nil {
+		t.Fatalf("the pod's write never reached %s: %v", hostDir, err)
+	}
+
+	reader := claimPod(ns, "reader", "claim", true)
+	reader.Spec.Containers[0].VolumeMounts = append(reader.Spec.Containers[0].VolumeMounts,
+		corev1.VolumeMount{Name: "data", MountPath: "/sub", SubPath: "sub"})
+	framework.RunPods(t, c, reader)
+	for _, tc := range []struct{ cmd, want string }{
+		{"cat /data/sub/file", "written\n"},
+		{"cat /sub/file", "written\n"},
+		{"touch /data/x 2>/dev/null && echo writable || echo read-only", "read-only\n"},
+	} {
+		out, err := shared.PodExec(t.Context(), ns, "reader", "sh", "-c", tc.cmd)
+		if err != nil || out != tc.want {
+			t.Errorf("%s: %q (%v), want %q", tc.cmd, out, err, tc.want)
+		}
+	}
+
+	// A PV whose hostPath type does not match: the hostPath plugin's
+	// check and text, named after the PV.
+	file := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(file, nil, 0o644)
+	createPV(t, c, ns+"-notdir", ns+"-notdir", corev1.PersistentVolumeSource{HostPath: &corev1.HostPathVolumeSource{
+		Path: file, Type: ptrTo(corev1.HostPathDirectory)}}, nil)
+	createPVC(t, c, ns, "notdir", ns+"-notdir")
+	framework.CreatePod(t, c, claimPod(ns, "notdir", "notdir", false))
+	want := `MountVolume.SetUp failed for volume "` + ns + `-notdir" : hostPath type check failed: ` + file + ` is not a directory, it's a File`
+	ev := waitEvent(t, c, ns, "notdir", "FailedMount", claimTimeout, func(e *corev1.Event) bool { return e.Message == want })
+	if ev.Type != corev1.EventTypeWarning || ev.Source.Component != "kubelet" {
+		t.Errorf("event %s from %q, want Warning from kubelet", ev.Type, ev.Source.Component)
+	}
+}
+
+// A local PV with node affinity to the node, behind a WaitForFirstConsumer
+// class: the scheduler binds the claim when it places the pod, the agent
+// bind-mounts the directory, and the data stays on the host after the pod.
+// A local PV whose directory is gone fails as kubelet's local plugin does.
+func TestPersistentVolumeLocal(t *testing.T) {
+	t.Parallel()
+	c, ns := busyboxNamespace(t, "pv-local-")
+	node := nodeName(t, c)
+	wffc := storagev1.VolumeBindingWaitForFirstConsumer
+	class := &storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: ns},
+		Provisioner: "kubernetes.io/no-provisioner", VolumeBindingMode: &wffc}
+	if _, err := c.StorageV1().StorageClasses().Create(t.Context(), class, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.StorageV1().StorageClasses().Delete(context.Background(), ns, metav1.DeleteOptions{}) })
+	affinity := func(node string) *corev1.VolumeNodeAffinity {
+		return &corev1.VolumeNodeAffinity{Required: &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{{
+			MatchExpressions: []corev1.NodeSelectorRequirement{{Key: "kubernetes.io/hostname", Operator: corev1.NodeSelectorOpIn, Values: []string{node}}},
+		}}}}
+	}
+	dir := t.TempDir()
+	createPV(t, c, ns+"-local", ns, corev1.PersistentVolumeSource{Local: &corev1.LocalVolumeSource{Path: dir}}, affinity(node))
+	createPVC(t, c, ns, "claim", ns)
+	// WaitForFirstConsumer: no binding before a pod uses the claim.
+	time.Sleep(2 * time.Second)
+	if pvc, err := c.CoreV1().PersistentVolumeClaims(ns).Get(t.Context(), "claim", metav1.GetOptions{}); err != nil || pvc.Status.Phase != corev1.ClaimPending {
+		t.Fatalf("claim before any pod: %v (%v), want Pending", pvc.Status.Phase, err)
+	}
+
+	p := claimPod(ns, "writer", "claim", false)
+	p.Spec.SecurityContext = &corev1.PodSecurityContext{FSGroup: ptrTo(int64(2345))}
+	p.Spec.Containers[0].Command = []string{"sh", "-c", "echo local > /data/file && sleep 3600"}
+	framework.RunPods(t, c, p)
+	out, err := shared.PodExec(t.Context(), ns, "writer", "sh", "-c", "cat /data/file; grep ' /data ' /proc/mounts | cut -d' ' -f4 | cut -d, -f1; stat -c %g /data")
+	if err != nil || out != "local\nrw\n2345\n" {
+		t.Errorf("in the pod: %q (%v), want the file, a rw mount and the fsGroup", out, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "file")); err != nil || string(b) != "local\n" {
+		t.Errorf("host directory: %q (%v)", b, err)
+	}
+	pvc, err := c.CoreV1().PersistentVolumeClaims(ns).Get(t.Context(), "claim", metav1.GetOptions{})
+	if err != nil || pvc.Spec.VolumeName != ns+"-local" {
+		t.Errorf("claim bound to %q (%v), want %s", pvc.Spec.VolumeName, err, ns+"-local")
+	}
+
+	// A local PV with affinity to no node: the scheduler leaves its pod
+	// Pending (upstream's volume binding plugin).
+	createPV(t, c, ns+"-elsewhere", ns, corev1.PersistentVolumeSource{Local: &corev1.LocalVolumeSource{Path: dir}}, affinity("no-such-node"))
+	createPVC(t, c, ns, "elsewhere", ns)
+	framework.CreatePod(t, c, claimPod(ns, "elsewhere", "elsewhere", false))
+	waitEvent(t, c, ns, "elsewhere", "FailedScheduling", framework.PodTimeout, func(e *corev1.Event) bool {
+		return strings.Contains(e.Message, "didn't find available persistent volumes to bind")
+	})
+
+	// A local PV whose directory does not exist, bound by hand.
+	missing := filepath.Join(t.TempDir(), "missing")
+	createPV(t, c, ns+"-missing", ns+"-missing", corev1.PersistentVolumeSource{Local: &corev1.LocalVolumeSource{Path: missing}}, affinity(node))
+	createPVC(t, c, ns, "missing", ns+"-missing")
+	framework.CreatePod(t, c, claimPod(ns, "missing", "missing", false))
+	want := `MountVolume.GetDeviceMountPath failed for volume "` + ns + `-missing" : path "` + missing + `" does not exist`
+	waitEvent(t, c, ns, "missing", "FailedMount", claimTimeout, func(e *corev1.Event) bool { return e.Message == want })
+}
+
+// A pod placed on the node by hand (spec.nodeName) whose claim does not
+// exist, then is not bound: kubelet's volume manager events, the pod
+// ContainerCreating; it starts once a PV binds the claim.
+func TestPersistentVolumeClaimUnbound(t *testing.T) {
+	t.Parallel()
+	c, ns := busyboxNamespace(t, "pvc-unbound-")
+	p := claimPod(ns, "waiter", "late", false)
+	p.Spec.NodeName = nodeName(t, c)
+	framework.CreatePod(t, c, p)
+	prefix := "Unable to attach or mount volumes: unmounted volumes=[data], unattached volumes=[], failed to process volumes=[data]: error processing PVC " + ns + "/late: "
+	want := prefix + `failed to fetch PVC from API server: persistentvolumeclaims "late" not found`
+	waitEvent(t, c, ns, "waiter", "FailedMount", framework.PodTimeout, func(e *corev1.Event) bool { return e.Message == want })
+
+	createPVC(t, c, ns, "late", ns)
+	want = prefix + "PVC is not bound"
+	ev := waitEvent(t, c, ns, "waiter", "FailedMount", claimTimeout, func(e *corev1.Event) bool { return e.Message == want })
+	if ev.Type != corev1.EventTypeWarning || ev.Source.Component != "kubelet" {
+		t.Errorf("event %s from %q, want Warning from kubelet", ev.Type, ev.Source.Component)
+	}
+	stillPending(t, c, ns, "waiter", "ContainerCreating", 2*time.Second)
+
+	hostDir := t.TempDir()
+	os.WriteFile(filepath.Join(hostDir, "ready"), []byte("bound\n"), 0o644)
+	createPV(t, c, ns+"-late", ns, corev1.PersistentVolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: hostDir}}, nil)
+	if _, err := framework.WaitPodIn(t.Context(), c, ns, "waiter", claimTimeout, func(p *corev1.Pod) (bool, error) {
+		return framework.Running(p), nil
+	}); err != nil {
+		t.Fatalf("after the PV: %v", err)
+	}
+	if out, err := shared.PodExec(t.Context(), ns, "waiter", "cat", "/data/ready"); err != nil || out != "bound\n" {
+		t.Errorf("cat /data/ready: %q (%v)", out, err)
+	}
+}
+
+// A generic ephemeral volume: the controller manager's ephemeral-volume
+// controller creates the pod's claim (owned by the pod), it binds to a
+// pre-made PV, the agent mounts it; the claim goes with the pod.
+func TestEphemeralVolume(t *testing.T) {
+	t.Parallel()
+	c, ns := busyboxNamespace(t, "ephemeral-")
+	hostDir := t.TempDir()
+	createPV(t, c, ns+"-eph", ns, corev1.PersistentVolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: hostDir}}, nil)
+	p := busyboxSleeper(ns, "eph")
+	p.Spec.Volumes = []corev1.Volume{{Name: "scratch", VolumeSource: corev1.VolumeSource{Ephemeral: &corev1.EphemeralVolumeSource{
+		VolumeClaimTemplate: &corev1.PersistentVolumeClaimTemplate{Spec: claimSpec(ns)}}}}}
+	p.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "scratch", MountPath: "/scratch"}}
+	p.Spec.Containers[0].Command = []string{"sh", "-c", "echo ephemeral > /scratch/f && sleep 3600"}
+	if _, err := c.CoreV1().Pods(ns).Create(t.Context(), p, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pod, err := framework.WaitPodIn(t.Context(), c, ns, "eph", claimTimeout, func(p *corev1.Pod) (bool, error) { return framework.Running(p), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(hostDir, "f")); err != nil || string(b) != "ephemeral\n" {
+		t.Errorf("host directory of the PV: %q (%v)", b, err)
+	}
+	pvc, err := c.CoreV1().PersistentVolumeClaims(ns).Get(t.Context(), "eph-scratch", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !metav1.IsControlledBy(pvc, pod) || pvc.Spec.VolumeName != ns+"-eph" {
+		t.Errorf("claim %s: owners %v, volume %q; want controlled by the pod, bound to %s", pvc.Name, pvc.OwnerReferences, pvc.Spec.VolumeName, ns+"-eph")
+	}
+}
+
+// A StatefulSet whose volumeClaimTemplates bind pre-made PVs: each
+// replica's data survives its pod's deletion, since the replacement pod
+// mounts the same claim.
+func TestStatefulSetVolumeClaims(t *testing.T) {
+	t.Parallel()
+	c, ns := busyboxNamespace(t, "sts-claims-")
+	for _, i := range []string{"0", "1"} {
+		createPV(t, c, ns+"-"+i, ns, corev1.PersistentVolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: t.TempDir()}}, nil)
+	}
+	labels := map[string]string{"app": "web"}
+	tmpl := busyboxSleeper(ns, "")
+	tmpl.Labels = labels
+	// The first start of each replica stamps the volume with its
+	// hostname; later starts only append.
+	tmpl.Spec.Containers[0].Command = []string{"sh", "-c", "test -f /data/first || hostname > /data/first; echo start >> /data/starts; sleep 3600"}
+	tmpl.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/data"}}
+	sts := &appsv1.StatefulSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns},
+		Spec: appsv1.StatefulSetSpec{
+			Replicas:    ptrTo(int32(2)),
+			Selector:    &metav1.LabelSelector{MatchLabels: labels},
+			ServiceName: "web",
+			Template:    corev1.PodTemplateSpec{ObjectMeta: tmpl.ObjectMeta, Spec: tmpl.Spec},
+			VolumeClaimTemplates: []corev1.PersistentVolumeClaim{{
+				ObjectMeta: metav1.ObjectMeta{Name: "data"}, Spec: claimSpec(ns)}},
+		},
+	}
+	if _, err := c.AppsV1().StatefulSets(ns).Create(t.Context(), sts, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	uids := map[string]string{}
+	for _, name := range []string{"web-0", "web-1"} {
+		p, err := framework.WaitPodIn(t.Context(), c, ns, name, claimTimeout, func(p *corev1.Pod) (bool, error) { return framework.Running(p), nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		uids[name] = string(p.UID)
+	}
+	if err := c.CoreV1().Pods(ns).Delete(t.Context(), "web-0", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	err := wait.PollUntilContextTimeout(t.Context(), 200*time.Millisecond, claimTimeout, true, func(ctx context.Context) (bool, error) {
+		p, err := c.CoreV1().Pods(ns).Get(ctx, "web-0", metav1.GetOptions{})
+		return err == nil && string(p.UID) != uids["web-0"] && framework.Running(p), nil
+	})
+	if err != nil {
+		t.Fatalf("web-0 not replaced: %v", err)
+	}
+	for name, want := range map[string]string{"web-0": "web-0\nstart\nstart\n", "web-1": "web-1\nstart\n"} {
+		out, err := shared.PodExec(t.Context(), ns, name, "sh", "-c", "cat /data/first /data/starts")
+		if err != nil || out != want {
+			t.Errorf("%s: %q (%v), want %q", name, out, err, want)
+		}
+	}
+}
+
+func ptrTo[T any](v T) *T { return &v }
