@@ -18,12 +18,15 @@
 // makeMounts does with upstream's subpath package.
 //
 // Supported volume sources:
+//
 //   - emptyDir: a directory (medium ""), or a tmpfs (medium Memory) whose size
 //     is sizeLimit, capped by the pod's memory limit and node allocatable memory
 //     (kubelet's calculateEmptyDirMemorySize).
+//
 //   - hostPath: the host path itself, with kubelet's type checks
 //     (DirectoryOrCreate, FileOrCreate, Directory, File, Socket, CharDevice,
 //     BlockDevice) and error texts; nothing is created under PodsDir.
+//
 //   - configMap (a directory) and secret (a tmpfs), written with upstream's
 //     atomic writer ([WriteAtomic]) from upstream's payload builders, and
 //     always returned read-only.
