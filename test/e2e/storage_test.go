@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -319,3 +320,130 @@ func TestStatefulSetVolumeClaims(t *testing.T) {
 }
 
 func ptrTo[T any](v T) *T { return &v }
+
+// imageVolumeImage is the image the image volume tests mount: busybox
+// with the files upstream's test image (kitten) is checked for, imported
+// under a name at an unreachable registry so that pullPolicy Always falls
+// back to it offline.
+const imageVolumeImage = "127.0.0.1:1/e2e/image-volume:v1"
+
+func importImageVolumeImage(t *testing.T) {
+	t.Helper()
+	dir := t.TempDir()
+	files := map[string]string{"data.json": `{"file": "kitten.jpg"}` + "\n", "etc/os-release": "NAME=\"Alpine Linux\"\nID=alpine\n"}
+	extra := map[string]string{}
+	for name, data := range files {
+		p := filepath.Join(dir, filepath.Base(name))
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		extra[name] = p
+	}
+	tar := filepath.Join(dir, "image.tar")
+	if err := framework.BusyboxTar(tar, extra); err != nil {
+		t.Fatal(err)
+	}
+	if err := shared.ImportImage(t.Context(), imageVolumeImage, tar); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// imageVolumePod is upstream's ImageVolume test pod (test/e2e_node/image_volume.go):
+// a busybox sleeper with the volumes and mounts given.
+func imageVolumePod(ns, name string, volumes []corev1.Volume, mounts []corev1.VolumeMount) *corev1.Pod {
+	p := busyboxSleeper(ns, name)
+	p.Spec.Volumes = volumes
+	p.Spec.Containers[0].VolumeMounts = mounts
+	return p
+}
+
+func imageVolume(name, ref string, policy corev1.PullPolicy) corev1.Volume {
+	return corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{Image: &corev1.ImageVolumeSource{Reference: ref, PullPolicy: policy}}}
+}
+
+// verifyImageVolume is upstream's verifyFileContents.
+func verifyImageVolume(t *testing.T, ns, pod, dir string) {
+	t.Helper()
+	for file, want := range map[string]string{"data.json": "kitten.jpg", "etc/os-release": "Alpine Linux"} {
+		out, err := shared.PodExec(t.Context(), ns, pod, "cat", dir+"/"+file)
+		if err != nil || !strings.Contains(out, want) {
+			t.Errorf("pod %s: cat %s/%s: %q (%v), want it to contain %q", pod, dir, file, out, err, want)
+		}
+	}
+}
+
+// waitContainerWaiting waits until the pod's first container waits with reason.
+func waitContainerWaiting(t *testing.T, c kubernetes.Interface, ns, name, reason string) *corev1.Pod {
+	t.Helper()
+	p, err := framework.WaitPodIn(t.Context(), c, ns, name, framework.PodTimeout, func(p *corev1.Pod) (bool, error) {
+		cs := p.Status.ContainerStatuses
+		return len(cs) == 1 && cs[0].State.Waiting != nil && cs[0].State.Waiting.Reason == reason, nil
+	})
+	if err != nil {
+		t.Fatalf("container never waited with %s: %v", reason, err)
+	}
+	return p
+}
+
+// Upstream's ImageVolume node e2e cases that run on one node
+// (test/e2e_node/image_volume.go), with an image imported offline.
+func TestImageVolume(t *testing.T) {
+	t.Parallel()
+	c, ns := busyboxNamespace(t, "image-volume-")
+	importImageVolumeImage(t)
+	const volumeName, volumePath = "volume", "/volume"
+	mount := []corev1.VolumeMount{{Name: volumeName, MountPath: volumePath}}
+
+	t.Run("should succeed with pod and pull policy of Always", func(t *testing.T) {
+		framework.RunPods(t, c, imageVolumePod(ns, "always", []corev1.Volume{imageVolume(volumeName, imageVolumeImage, corev1.PullAlways)}, mount))
+		verifyImageVolume(t, ns, "always", volumePath)
+		// Read-only (the API's contract), whatever the volumeMount says.
+		out, err := shared.PodExec(t.Context(), ns, "always", "sh", "-c", "touch /volume/x 2>/dev/null && echo writable || echo read-only; grep ' /volume ' /proc/mounts | cut -d' ' -f4 | cut -d, -f1")
+		if err != nil || out != "read-only\nro\n" {
+			t.Errorf("write into the image volume: %q (%v), want read-only and an ro mount", out, err)
+		}
+	})
+	t.Run("should succeed with pod and multiple volumes", func(t *testing.T) {
+		framework.RunPods(t, c, imageVolumePod(ns, "multiple",
+			[]corev1.Volume{imageVolume(volumeName+"-0", imageVolumeImage, ""), imageVolume(volumeName+"-1", imageVolumeImage, "")},
+			[]corev1.VolumeMount{{Name: volumeName + "-0", MountPath: volumePath + "-0"}, {Name: volumeName + "-1", MountPath: volumePath + "-1"}}))
+		for i := range 2 {
+			verifyImageVolume(t, ns, "multiple", fmt.Sprintf("%s-%d", volumePath, i))
+		}
+	})
+	t.Run("should fail if image volume is not existing", func(t *testing.T) {
+		framework.CreatePod(t, c, imageVolumePod(ns, "invalid", []corev1.Volume{imageVolume(volumeName, "localhost/invalid", "")}, mount))
+		waitContainerWaiting(t, c, ns, "invalid", "ImagePullBackOff")
+		waitEvent(t, c, ns, "invalid", "Failed", framework.PodTimeout, func(e *corev1.Event) bool {
+			return strings.HasPrefix(e.Message, `Failed to pull image "localhost/invalid": `)
+		})
+	})
+	t.Run("should succeed if image volume is not existing but unused", func(t *testing.T) {
+		framework.RunPods(t, c, imageVolumePod(ns, "unused", []corev1.Volume{imageVolume(volumeName, "localhost/invalid", "")}, nil))
+		out, err := shared.PodExec(t.Context(), ns, "unused", "ls", "/")
+		if err != nil || strings.Contains(out, "volume") {
+			t.Errorf("ls /: %q (%v), want no volume", out, err)
+		}
+	})
+	t.Run("should succeed with multiple pods and same image on the same node", func(t *testing.T) {
+		for i := range 2 {
+			name := fmt.Sprintf("same-%d", i)
+			framework.RunPods(t, c, imageVolumePod(ns, name, []corev1.Volume{imageVolume(volumeName, imageVolumeImage, "")}, mount))
+			verifyImageVolume(t, ns, name, volumePath)
+		}
+		verifyImageVolume(t, ns, "same-0", volumePath)
+	})
+	t.Run("subPath should succeed when using a valid subPath", func(t *testing.T) {
+		framework.RunPods(t, c, imageVolumePod(ns, "subpath", []corev1.Volume{imageVolume(volumeName, imageVolumeImage, "")},
+			[]corev1.VolumeMount{{Name: volumeName, MountPath: volumePath, SubPath: "etc"}}))
+		out, err := shared.PodExec(t.Context(), ns, "subpath", "cat", volumePath+"/passwd")
+		if err != nil || !strings.Contains(out, "root:") {
+			t.Errorf("cat %s/passwd: %q (%v)", volumePath, out, err)
+		}
+	})
+	t.Run("subPath should fail if subPath in volume is not existing", func(t *testing.T) {
+		framework.CreatePod(t, c, imageVolumePod(ns, "subpath-missing", []corev1.Volume{imageVolume(volumeName, imageVolumeImage, "")},
+			[]corev1.VolumeMount{{Name: volumeName, MountPath: volumePath, SubPath: "not-existing"}}))
+		waitContainerWaiting(t, c, ns, "subpath-missing", "CreateContainerError")
+	})
+}

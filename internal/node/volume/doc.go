@@ -46,6 +46,15 @@
 //     PV, as kubelet names a PV-backed volume. Other PV kinds, local block
 //     devices and volumeMode Block are not supported.
 //
+//   - image (KEP-4639, GA and locked on in 1.37): the agent pulls the image
+//     as the volume's pullPolicy says and gives its unpacked root
+//     filesystem through an [ImageSource]; the volume is a read-only
+//     overlayfs over it at <pod>/volumes/kubernetes.io~image/<name>, so
+//     the image store counts it as in use. Read-only is the 1.37 API's
+//     contract (ro; the early "noexec" of the KEP's alpha is gone from the
+//     API text, and kubelet passes no such option). A subPath must exist
+//     in the image ([ErrImageSubPath], the runtime's error in kubelet).
+//
 // A volume with no source set is an emptyDir, as in kubelet. Any other source
 // fails with `unsupported volume type "<json name>" in volume "<name>"`.
 //

@@ -191,6 +191,13 @@ func (m *Manager) Setup(ctx context.Context, pod *v1.Pod, vol *v1.Volume, src So
 		unlock := m.lockPod(uid)
 		defer unlock()
 		mnt, err = m.setupDownwardAPI(ctx, pod, vol, src)
+	case s.Image != nil:
+		if src == nil {
+			return nil, fmt.Errorf("set up volume %q of pod %s: no object sources", vol.Name, klog.KObj(pod))
+		}
+		unlock := m.lockPod(uid)
+		defer unlock()
+		mnt, err = m.setupImage(ctx, pod, vol, src)
 	case s.Projected != nil:
 		if src == nil {
 			return nil, fmt.Errorf("set up volume %q of pod %s: no object sources", vol.Name, klog.KObj(pod))
