@@ -4,7 +4,13 @@ package e2e
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
+	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,10 +18,12 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 
@@ -445,5 +453,194 @@ func TestImageVolume(t *testing.T) {
 		framework.CreatePod(t, c, imageVolumePod(ns, "subpath-missing", []corev1.Volume{imageVolume(volumeName, imageVolumeImage, "")},
 			[]corev1.VolumeMount{{Name: volumeName, MountPath: volumePath, SubPath: "not-existing"}}))
 		waitContainerWaiting(t, c, ns, "subpath-missing", "CreateContainerError")
+	})
+}
+
+// makeCAPEM is upstream's mustMakeCAPEM: a self-signed CA certificate.
+func makeCAPEM(t *testing.T, cn string) string {
+	t.Helper()
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(0), Subject: pkix.Name{CommonName: cn}, IsCA: true, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, pub, priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+}
+
+// pemSet splits concatenated PEM certificates into a set.
+func pemSet(s string) sets.Set[string] {
+	out := sets.New[string]()
+	rest := []byte(s)
+	for {
+		var b *pem.Block
+		if b, rest = pem.Decode(rest); b == nil {
+			return out
+		}
+		out.Insert(string(pem.EncodeToMemory(b)))
+	}
+}
+
+// ctbPod is upstream's podForCTBProjection with busybox in place of
+// agnhost mounttest: container i prints volume i's file, then its mode.
+func ctbPod(ns, name string, projections ...corev1.VolumeProjection) *corev1.Pod {
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, TerminationGracePeriodSeconds: new(int64)}}
+	for i, proj := range projections {
+		vol := fmt.Sprintf("ctb-volume-%d", i)
+		file := "/var/run/ctbtest/" + proj.ClusterTrustBundle.Path
+		p.Spec.Containers = append(p.Spec.Containers, corev1.Container{
+			Name: fmt.Sprintf("projected-ctb-volume-test-%d", i), Image: e2eBusybox, ImagePullPolicy: corev1.PullIfNotPresent,
+			Command:      []string{"sh", "-c", "cat " + file + "; echo mode $(stat -L -c %a " + file + ")"},
+			VolumeMounts: []corev1.VolumeMount{{Name: vol, MountPath: "/var/run/ctbtest"}},
+		})
+		p.Spec.Volumes = append(p.Spec.Volumes, corev1.Volume{Name: vol, VolumeSource: corev1.VolumeSource{
+			Projected: &corev1.ProjectedVolumeSource{Sources: []corev1.VolumeProjection{proj}}}})
+	}
+	return p
+}
+
+// Upstream's projected ClusterTrustBundle conformance cases
+// (test/e2e/auth/projected_clustertrustbundle.go): certificates.k8s.io/v1
+// is served (ClusterTrustBundle and ClusterTrustBundleProjection are GA,
+// on by default, in 1.37) and kubelet's manager fills the files.
+func TestProjectedClusterTrustBundle(t *testing.T) {
+	t.Parallel()
+	c, ns := busyboxNamespace(t, "projected-ctb-")
+	signerOne, signerTwo := "test.test/signer-one"+ns, "test.test/signer-two"+ns
+	// upstream's initCTBData: which PEMs belong to which query.
+	pems := map[string]sets.Set[string]{"one": sets.New[string](), "two": sets.New[string](), "alive": sets.New[string](), "dead": sets.New[string](), "none": sets.New[string]()}
+	create := func(name, signer, caPEM string, labels map[string]string) {
+		ctb := &certificatesv1.ClusterTrustBundle{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels},
+			Spec: certificatesv1.ClusterTrustBundleSpec{SignerName: signer, TrustBundle: caPEM}}
+		if _, err := c.CertificatesV1().ClusterTrustBundles().Create(t.Context(), ctb, metav1.CreateOptions{}); err != nil {
+			t.Fatalf("create ClusterTrustBundle %s: %v", name, err)
+		}
+		t.Cleanup(func() { c.CertificatesV1().ClusterTrustBundles().Delete(context.Background(), name, metav1.DeleteOptions{}) })
+	}
+	ctbName := func(signer string, i int) string { return fmt.Sprintf("%s:%d", strings.ReplaceAll(signer, "/", ":"), i) }
+	for i := range 10 {
+		caPEM := makeCAPEM(t, fmt.Sprintf("root%d", i))
+		switch i {
+		case 1, 2, 3:
+			create(ctbName(signerOne, i), signerOne, caPEM, map[string]string{"signer.alive": "true"})
+			pems["one"].Insert(caPEM)
+			pems["alive"].Insert(caPEM)
+		case 4:
+			create("test.test.signer-one.4"+ns, "", caPEM, map[string]string{"signer.alive": "true"})
+			pems["none"].Insert(caPEM)
+		case 5:
+			create(ctbName(signerTwo, i), signerTwo, caPEM, map[string]string{"signer.alive": "true"})
+			pems["two"].Insert(caPEM)
+			pems["alive"].Insert(caPEM)
+		case 6, 7:
+			create(ctbName(signerOne, i), signerOne, caPEM, map[string]string{"signer.alive": "false"})
+			pems["one"].Insert(caPEM)
+			pems["dead"].Insert(caPEM)
+		default:
+			create(ctbName(signerOne, i), signerOne, caPEM, nil)
+			pems["one"].Insert(caPEM)
+		}
+	}
+	// run runs the pod to completion and checks each container printed
+	// exactly the PEMs want[i] (in any order: kubelet shuffles them once
+	// per process) and mode 644.
+	n := 0
+	run := func(t *testing.T, want []sets.Set[string], projections ...corev1.VolumeProjection) {
+		t.Helper()
+		n++
+		name := fmt.Sprintf("ctb-%d", n)
+		framework.CreatePod(t, c, ctbPod(ns, name, projections...))
+		if _, err := framework.WaitPodIn(t.Context(), c, ns, name, framework.PodTimeout, func(p *corev1.Pod) (bool, error) {
+			return p.Status.Phase == corev1.PodSucceeded, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		for i, w := range want {
+			out, err := framework.PodLogs(t.Context(), c, ns, name, fmt.Sprintf("projected-ctb-volume-test-%d", i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			content, mode, _ := strings.Cut(out, "mode ")
+			if got := pemSet(content); !got.Equal(w) || mode != "644\n" {
+				t.Errorf("container %d printed %d certificates (want %d; equal sets: %v), mode %q (want 644)\n%s", i, got.Len(), w.Len(), got.Equal(w), mode, out)
+			}
+		}
+	}
+	byName := func(name string, optional *bool) corev1.VolumeProjection {
+		return corev1.VolumeProjection{ClusterTrustBundle: &corev1.ClusterTrustBundleProjection{Name: &name, Path: "trust-anchors.pem", Optional: optional}}
+	}
+	bySigner := func(signer string, sel *metav1.LabelSelector, optional *bool) corev1.VolumeProjection {
+		return corev1.VolumeProjection{ClusterTrustBundle: &corev1.ClusterTrustBundleProjection{SignerName: &signer, LabelSelector: sel, Path: "trust-bundle.crt", Optional: optional}}
+	}
+	empty := sets.New[string]()
+
+	t.Run("should be able to mount a single ClusterTrustBundle by name", func(t *testing.T) {
+		run(t, []sets.Set[string]{pems["none"]}, byName("test.test.signer-one.4"+ns, nil))
+		run(t, []sets.Set[string]{empty}, byName("does-not-exist.at.all", ptrTo(true)))
+	})
+	t.Run("can combine multiple CTBs with signer name and label selector", func(t *testing.T) {
+		run(t, []sets.Set[string]{pems["one"].Intersection(pems["alive"])},
+			bySigner(signerOne, &metav1.LabelSelector{MatchLabels: map[string]string{"signer.alive": "true"}}, nil))
+	})
+	t.Run("should start if only signer name and nil label selector + optional=true", func(t *testing.T) {
+		run(t, []sets.Set[string]{empty}, bySigner(signerOne, nil, ptrTo(true)))
+	})
+	t.Run("should start if only signer name and explicit label selector matches nothing + optional=true", func(t *testing.T) {
+		run(t, []sets.Set[string]{empty}, bySigner(signerOne, &metav1.LabelSelector{MatchLabels: map[string]string{"thismatches": "nothing"}}, ptrTo(true)))
+	})
+	t.Run("can combine all signer CTBs with an empty label selector", func(t *testing.T) {
+		run(t, []sets.Set[string]{pems["one"]}, bySigner(signerOne, &metav1.LabelSelector{}, nil))
+	})
+	t.Run("should be able to specify multiple CTB volumes", func(t *testing.T) {
+		run(t, []sets.Set[string]{pems["none"], pems["one"].Intersection(pems["dead"])},
+			byName("test.test.signer-one.4"+ns, nil),
+			bySigner(signerOne, &metav1.LabelSelector{MatchLabels: map[string]string{"signer.alive": "false"}}, nil))
+	})
+	// should prevent a pod from starting if: the pod stays Pending, not
+	// ready for that container, with a FailedMount event.
+	for _, tc := range []struct {
+		name string
+		proj corev1.VolumeProjection
+		want string
+	}{
+		{"sets optional=false and no trust bundle matches query",
+			bySigner(signerOne, &metav1.LabelSelector{MatchLabels: map[string]string{"signer.alive": "unknown"}}, ptrTo(false)),
+			`MountVolume.SetUp failed for volume "ctb-volume-0" : combination of signerName and labelSelector matched zero ClusterTrustBundles`},
+		{"sets optional=false and the configured CTB does not exist", byName("does-not-exist", ptrTo(false)),
+			`MountVolume.SetUp failed for volume "ctb-volume-0" : while getting ClusterTrustBundle: clustertrustbundle.certificates.k8s.io "does-not-exist" not found`},
+	} {
+		t.Run("should prevent a pod from starting if "+tc.name, func(t *testing.T) {
+			n++
+			name := fmt.Sprintf("ctb-%d", n)
+			framework.CreatePod(t, c, ctbPod(ns, name, tc.proj))
+			waitEvent(t, c, ns, name, "FailedMount", framework.PodTimeout, func(e *corev1.Event) bool { return e.Message == tc.want })
+			p, err := framework.WaitPodIn(t.Context(), c, ns, name, framework.PodTimeout, func(p *corev1.Pod) (bool, error) {
+				for _, cond := range p.Status.Conditions {
+					if cond.Type == corev1.PodReady {
+						return cond.Status == corev1.ConditionFalse && cond.Reason == "ContainersNotReady" &&
+							cond.Message == "containers with unready status: [projected-ctb-volume-test-0]", nil
+					}
+				}
+				return false, nil
+			})
+			if err != nil {
+				t.Fatalf("Ready condition: %v; %+v", err, p.Status.Conditions)
+			}
+			stillPending(t, c, ns, name, "ContainerCreating", 2*time.Second)
+		})
+	}
+	t.Run("should be able to mount a big number (>100) of CTBs", func(t *testing.T) {
+		signer := "test.test/signer-hundreds" + ns
+		all := sets.New[string]()
+		for i := range 150 {
+			caPEM := makeCAPEM(t, fmt.Sprintf("root%d", i))
+			create(ctbName(signer, i), signer, caPEM, nil)
+			all.Insert(caPEM)
+		}
+		run(t, []sets.Set[string]{all}, bySigner(signer, &metav1.LabelSelector{}, nil))
 	})
 }
