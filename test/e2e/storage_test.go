@@ -519,9 +519,13 @@ func TestProjectedClusterTrustBundle(t *testing.T) {
 		if _, err := c.CertificatesV1().ClusterTrustBundles().Create(t.Context(), ctb, metav1.CreateOptions{}); err != nil {
 			t.Fatalf("create ClusterTrustBundle %s: %v", name, err)
 		}
-		t.Cleanup(func() { c.CertificatesV1().ClusterTrustBundles().Delete(context.Background(), name, metav1.DeleteOptions{}) })
+		t.Cleanup(func() {
+			c.CertificatesV1().ClusterTrustBundles().Delete(context.Background(), name, metav1.DeleteOptions{})
+		})
 	}
-	ctbName := func(signer string, i int) string { return fmt.Sprintf("%s:%d", strings.ReplaceAll(signer, "/", ":"), i) }
+	ctbName := func(signer string, i int) string {
+		return fmt.Sprintf("%s:%d", strings.ReplaceAll(signer, "/", ":"), i)
+	}
 	for i := range 10 {
 		caPEM := makeCAPEM(t, fmt.Sprintf("root%d", i))
 		switch i {
