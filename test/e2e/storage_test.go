@@ -237,6 +237,13 @@ func TestPersistentVolumeClaimUnbound(t *testing.T) {
 	if out, err := shared.PodExec(t.Context(), ns, "waiter", "cat", "/data/ready"); err != nil || out != "bound\n" {
 		t.Errorf("cat /data/ready: %q (%v)", out, err)
 	}
+
+	// A claim no container mounts is skipped, as kubelet's volume manager
+	// skips unused volumes: the pod runs although the claim is missing.
+	unused := claimPod(ns, "unused", "absent", false)
+	unused.Spec.NodeName = p.Spec.NodeName
+	unused.Spec.Containers[0].VolumeMounts = nil
+	framework.RunPods(t, c, unused)
 }
 
 // A generic ephemeral volume: the controller manager's ephemeral-volume

@@ -15,7 +15,12 @@ import (
 // volumeSources returns what Volumes.Setup reads for vol: the API objects,
 // and for an image volume the root filesystem of its image, pulled first
 // (once per pod, and only when a container mounts the volume: skip).
+// As kubelet's volume manager, a claim no container mounts is skipped
+// too: its pod runs whatever the claim's state.
 func (a *Agent) volumeSources(ctx context.Context, pod *v1.Pod, vol *v1.Volume, st *podState) (src volume.Sources, skip bool, err error) {
+	if vol.PersistentVolumeClaim != nil || vol.Ephemeral != nil {
+		return a.objects, !mountsVolume(pod, vol.Name), nil
+	}
 	if vol.Image == nil {
 		return a.objects, false, nil
 	}
@@ -128,9 +133,17 @@ func (a *Agent) ensureImageVolume(ctx context.Context, pod *v1.Pod, src *v1.Imag
 	return "", "", rootfs
 }
 
-// mountsVolume reports whether a container of pod mounts volume name.
+// mountsVolume reports whether a container of pod, ephemeral ones
+// included, mounts volume name (kubelet's GetPodVolumeNames).
 func mountsVolume(pod *v1.Pod, name string) bool {
 	for _, c := range allContainers(pod) {
+		for _, vm := range c.VolumeMounts {
+			if vm.Name == name {
+				return true
+			}
+		}
+	}
+	for _, c := range pod.Spec.EphemeralContainers {
 		for _, vm := range c.VolumeMounts {
 			if vm.Name == name {
 				return true
