@@ -67,7 +67,7 @@ func (m *Manager) setupClaim(ctx context.Context, pod *v1.Pod, vol *v1.Volume, s
 	} else {
 		claimName = ephemeral.VolumeClaimName(pod, vol)
 	}
-	pvc, pv, err := claimVolume(ctx, claims, pod, vol, claimName, readOnly)
+	pvc, pv, err := claimVolume(ctx, claims, pod, vol, claimName)
 	if err != nil {
 		return nil, &ProcessError{Volume: vol.Name, Err: err}
 	}
@@ -97,7 +97,7 @@ func (m *Manager) setupClaim(ctx context.Context, pod *v1.Pod, vol *v1.Volume, s
 // claimVolume is kubelet's getPVCExtractPV and getPVSpec: the claim, bound
 // and not being deleted (unless protected), and its PV, whose claimRef
 // points back at it; for an ephemeral volume, the claim must be the pod's.
-func claimVolume(ctx context.Context, claims ClaimSource, pod *v1.Pod, vol *v1.Volume, claimName string, readOnly bool) (*v1.PersistentVolumeClaim, *v1.PersistentVolume, error) {
+func claimVolume(ctx context.Context, claims ClaimSource, pod *v1.Pod, vol *v1.Volume, claimName string) (*v1.PersistentVolumeClaim, *v1.PersistentVolume, error) {
 	pvc, err := claims.PersistentVolumeClaim(ctx, pod.Namespace, claimName)
 	if err == nil && pvc == nil {
 		err = errors.New("no claim")
