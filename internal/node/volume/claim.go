@@ -33,23 +33,23 @@ type ClaimSource interface {
 	PersistentVolume(ctx context.Context, name string) (*v1.PersistentVolume, error)
 }
 
-// ProcessError is kubelet's volume manager failing to turn a pod volume into
+// processError is kubelet's volume manager failing to turn a pod volume into
 // a volume it can mount (an unbound, lost, missing or deleted claim, a PV not
 // bound back to it): its text is that of kubelet's FailedMount event, and
 // the agent retries until the claim binds.
-type ProcessError struct {
+type processError struct {
 	Volume string
 	Err    error
 }
 
-func (e *ProcessError) Error() string {
+func (e *processError) Error() string {
 	// kubelet's WaitForAttachAndMount, with the one volume the agent was
 	// setting up: pocketkube has no attachable volumes.
 	return fmt.Sprintf("Unable to attach or mount volumes: unmounted volumes=[%s], unattached volumes=[], failed to process volumes=[%s]: %v",
 		e.Volume, e.Volume, e.Err)
 }
 
-func (e *ProcessError) Unwrap() error { return e.Err }
+func (e *processError) Unwrap() error { return e.Err }
 
 // setupClaim is kubelet's path for a persistentVolumeClaim or generic
 // ephemeral volume: the desired-state populator's createVolumeSpec (claim →
@@ -59,7 +59,7 @@ func (e *ProcessError) Unwrap() error { return e.Err }
 func (m *Manager) setupClaim(ctx context.Context, pod *v1.Pod, vol *v1.Volume, src Sources) (*Mounted, error) {
 	claims, ok := src.(ClaimSource)
 	if !ok {
-		return nil, &ProcessError{Volume: vol.Name, Err: errors.New("persistent volume claims are not available on this node")}
+		return nil, &processError{Volume: vol.Name, Err: errors.New("persistent volume claims are not available on this node")}
 	}
 	claimName, readOnly := "", false
 	if s := vol.PersistentVolumeClaim; s != nil {
@@ -69,11 +69,11 @@ func (m *Manager) setupClaim(ctx context.Context, pod *v1.Pod, vol *v1.Volume, s
 	}
 	pvc, pv, err := claimVolume(ctx, claims, pod, vol, claimName)
 	if err != nil {
-		return nil, &ProcessError{Volume: vol.Name, Err: err}
+		return nil, &processError{Volume: vol.Name, Err: err}
 	}
 	if pv.Spec.VolumeMode != nil && *pv.Spec.VolumeMode != v1.PersistentVolumeFilesystem {
 		// The agent mounts every volume; volumeDevices are not supported.
-		return nil, &ProcessError{Volume: vol.Name, Err: fmt.Errorf("volume %s has volumeMode %s, but is specified in volumeMounts", vol.Name, *pv.Spec.VolumeMode)}
+		return nil, &processError{Volume: vol.Name, Err: fmt.Errorf("volume %s has volumeMode %s, but is specified in volumeMounts", vol.Name, *pv.Spec.VolumeMode)}
 	}
 	logger := klog.FromContext(ctx)
 	logger.V(5).Info("Found bound PV for PVC", "PVC", klog.KObj(pvc), "PVCUID", pvc.UID, "PVName", pv.Name)
@@ -90,7 +90,7 @@ func (m *Manager) setupClaim(ctx context.Context, pod *v1.Pod, vol *v1.Volume, s
 	case pv.Spec.Local != nil:
 		return m.setupLocal(ctx, pod, pv, readOnly)
 	default:
-		return nil, &ProcessError{Volume: vol.Name, Err: fmt.Errorf("failed to get Plugin from volumeSpec for volume %q err=no volume plugin matched", pv.Name)}
+		return nil, &processError{Volume: vol.Name, Err: fmt.Errorf("failed to get Plugin from volumeSpec for volume %q err=no volume plugin matched", pv.Name)}
 	}
 }
 

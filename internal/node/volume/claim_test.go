@@ -148,8 +148,8 @@ func TestSetupClaimErrors(t *testing.T) {
 			if err.Error() != tt.want {
 				t.Errorf("error:\n got %s\nwant %s", err, tt.want)
 			}
-			if got := errors.As(err, new(*ProcessError)); got != tt.process {
-				t.Errorf("ProcessError = %v, want %v", got, tt.process)
+			if got := errors.As(err, new(*processError)); got != tt.process {
+				t.Errorf("processError = %v, want %v", got, tt.process)
 			}
 		})
 	}

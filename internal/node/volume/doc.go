@@ -36,8 +36,8 @@
 //     volume manager resolves the claim to its bound PV, read from a
 //     [ClaimSource] the Sources implement, failing with its texts while
 //     the claim is missing, not bound (Pending, Lost), being deleted, or
-//     its PV does not point back at it (a [ProcessError], which the agent
-//     retries until the claim binds). A hostPath PV is the host path, type
+//     its PV does not point back at it (kubelet's "Unable to attach or
+//     mount volumes: ..." event; the agent retries until the claim binds). A hostPath PV is the host path, type
 //     checked as a hostPath volume; a local PV's directory must exist and
 //     is bind-mounted at <pod>/volumes/kubernetes.io~local-volume/<pv>,
 //     fsGroup applied on the first pod's writable mount, as kubelet's
