@@ -1,7 +1,7 @@
 // Package volume prepares a pod's volumes on the host before its containers
 // start, following upstream kubelet's volume plugins (k8s.io/kubernetes
-// pkg/volume/{emptydir,hostpath,configmap,secret,downwardapi,projected} and
-// pkg/volume/util).
+// pkg/volume/{emptydir,hostpath,local,configmap,secret,downwardapi,projected},
+// pkg/volume/util and pkg/kubelet/volumemanager).
 //
 // # Basics
 //
@@ -37,8 +37,10 @@
 //     [ClaimSource] the Sources implement, failing with its texts while
 //     the claim is missing, not bound (Pending, Lost), being deleted, or
 //     its PV does not point back at it (kubelet's "Unable to attach or
-//     mount volumes: ..." event; the agent retries until the claim binds). A hostPath PV is the host path, type
-//     checked as a hostPath volume; a local PV's directory must exist and
+//     mount volumes: ..." event; the agent retries until the claim binds,
+//     and skips a claim no container mounts, as kubelet does). A hostPath
+//     PV is the host path, type checked as a hostPath volume; a local PV's
+//     directory must exist and
 //     is bind-mounted at <pod>/volumes/kubernetes.io~local-volume/<pv>,
 //     fsGroup applied on the first pod's writable mount, as kubelet's
 //     local plugin does. readOnly comes from the claim volume (kubelet's
@@ -51,8 +53,8 @@
 //     filesystem through an [ImageSource]; the volume is a read-only
 //     overlayfs over it at <pod>/volumes/kubernetes.io~image/<name>, so
 //     the image store counts it as in use. Read-only is the 1.37 API's
-//     contract (ro; the early "noexec" of the KEP's alpha is gone from the
-//     API text, and kubelet passes no such option). A subPath must exist
+//     contract (ro; the 1.37 API text no longer promises noexec, and
+//     kubelet passes the runtime no such option). A subPath must exist
 //     in the image ([ErrImageSubPath], the runtime's error in kubelet).
 //
 // A volume with no source set is an emptyDir, as in kubelet. Any other source
