@@ -40,10 +40,9 @@
 //     mount volumes: ..." event; the agent retries until the claim binds,
 //     and skips a claim no container mounts, as kubelet does). A hostPath
 //     PV is the host path, type checked as a hostPath volume; a local PV's
-//     directory must exist and
-//     is bind-mounted at <pod>/volumes/kubernetes.io~local-volume/<pv>,
-//     fsGroup applied on the first pod's writable mount, as kubelet's
-//     local plugin does. readOnly comes from the claim volume (kubelet's
+//     directory must exist and is bind-mounted at
+//     <pod>/volumes/kubernetes.io~local-volume/<pv>, fsGroup applied on
+//     the first pod's writable mount, as kubelet's local plugin does. readOnly comes from the claim volume (kubelet's
 //     volume.Spec.ReadOnly: neither PV kind has its own). Errors name the
 //     PV, as kubelet names a PV-backed volume. Other PV kinds, local block
 //     devices and volumeMode Block are not supported.
