@@ -344,6 +344,11 @@ const imageVolumeImage = "127.0.0.1:1/e2e/image-volume:v1"
 
 func importImageVolumeImage(t *testing.T) {
 	t.Helper()
+	importImageVolumeImageInto(t, shared)
+}
+
+func importImageVolumeImageInto(t *testing.T, c *framework.Cluster) {
+	t.Helper()
 	dir := t.TempDir()
 	files := map[string]string{"data.json": `{"file": "kitten.jpg"}` + "\n", "etc/os-release": "NAME=\"Alpine Linux\"\nID=alpine\n"}
 	extra := map[string]string{}
@@ -358,7 +363,7 @@ func importImageVolumeImage(t *testing.T) {
 	if err := framework.BusyboxTar(tar, extra); err != nil {
 		t.Fatal(err)
 	}
-	if err := shared.ImportImage(t.Context(), imageVolumeImage, tar); err != nil {
+	if err := c.ImportImage(t.Context(), imageVolumeImage, tar); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -654,4 +659,69 @@ func TestProjectedClusterTrustBundle(t *testing.T) {
 		}
 		run(t, []sets.Set[string]{all}, bySigner(signer, &metav1.LabelSelector{}, nil))
 	})
+}
+
+// A StatefulSet whose replica mounts a local PV and an image volume, on a
+// cluster of its own: Ctrl-C takes the local volume's bind mount and the
+// image volume's overlay with the pod (stopCleanly checks every mount of
+// it), the data stays in the PV's directory, and after the restart the
+// replica runs again on the same claim with its data.
+func TestStorageAcrossRestart(t *testing.T) {
+	c := startNodeCluster(t)
+	client := c.Client(t)
+	c.ImportBusybox(t, e2eBusybox)
+	importImageVolumeImageInto(t, c)
+	framework.WaitServiceAccount(t, client, "default")
+	nodes, err := client.CoreV1().Nodes().List(t.Context(), metav1.ListOptions{})
+	if err != nil || len(nodes.Items) != 1 {
+		t.Fatalf("nodes: %v (%v)", nodes, err)
+	}
+	dir := t.TempDir()
+	createPV(t, client, "restart-local", "restart", corev1.PersistentVolumeSource{Local: &corev1.LocalVolumeSource{Path: dir}},
+		&corev1.VolumeNodeAffinity{Required: &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{{
+			MatchExpressions: []corev1.NodeSelectorRequirement{{Key: "kubernetes.io/hostname", Operator: corev1.NodeSelectorOpIn, Values: []string{nodes.Items[0].Name}}},
+		}}}})
+	labels := map[string]string{"app": "db"}
+	tmpl := busyboxSleeper("default", "")
+	tmpl.Labels = labels
+	tmpl.Spec.Containers[0].Command = []string{"sh", "-c", "cat /image/data.json > /data/from-image; echo start >> /data/starts; sleep 3600"}
+	tmpl.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/data"}, {Name: "image", MountPath: "/image"}}
+	tmpl.Spec.Volumes = []corev1.Volume{imageVolume("image", imageVolumeImage, "")}
+	sts := &appsv1.StatefulSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: "default"},
+		Spec: appsv1.StatefulSetSpec{
+			Replicas: ptrTo(int32(1)), Selector: &metav1.LabelSelector{MatchLabels: labels}, ServiceName: "db",
+			Template:             corev1.PodTemplateSpec{ObjectMeta: tmpl.ObjectMeta, Spec: tmpl.Spec},
+			VolumeClaimTemplates: []corev1.PersistentVolumeClaim{{ObjectMeta: metav1.ObjectMeta{Name: "data"}, Spec: claimSpec("restart")}},
+		},
+	}
+	if _, err := client.AppsV1().StatefulSets("default").Create(t.Context(), sts, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	running := func(client kubernetes.Interface) {
+		t.Helper()
+		if _, err := framework.WaitPodIn(t.Context(), client, "default", "db-0", claimTimeout, func(p *corev1.Pod) (bool, error) {
+			return framework.Running(p), nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	running(client)
+	stopCleanly(t, c)
+	if b, err := os.ReadFile(filepath.Join(dir, "from-image")); err != nil || !strings.Contains(string(b), "kitten.jpg") {
+		t.Errorf("PV directory after Ctrl-C: from-image %q (%v)", b, err)
+	}
+
+	c = restartNode(t, c)
+	client = c.Client(t)
+	running(client)
+	err = wait.PollUntilContextTimeout(t.Context(), 200*time.Millisecond, framework.PodTimeout, true, func(context.Context) (bool, error) {
+		b, err := os.ReadFile(filepath.Join(dir, "starts"))
+		return err == nil && string(b) == "start\nstart\n", nil
+	})
+	if err != nil {
+		b, _ := os.ReadFile(filepath.Join(dir, "starts"))
+		t.Errorf("starts in the PV after the restart: %q, want two", b)
+	}
+	stopCleanly(t, c)
 }
