@@ -57,6 +57,12 @@
 //	                         container statuses; termination messages (upstream runtime.go)
 //	services_test.go         Services: ClusterIP, NodePort, no endpoints, nftables rules; spec updates, named
 //	                         targetPorts, session affinity; LoadBalancer addresses and port clashes (servicelb)
+//	storage_test.go          persistentVolumeClaim volumes on hostPath and local PVs (node affinity, WaitForFirstConsumer),
+//	                         kubelet's events for missing and unbound claims, generic ephemeral volumes,
+//	                         StatefulSet volumeClaimTemplates keeping data across pod deletion; image volumes
+//	                         (upstream's e2e_node ImageVolume cases); projected clusterTrustBundle sources
+//	                         (upstream's conformance cases); a StatefulSet's local PV and image volume across
+//	                         Ctrl-C (mounts gone, data kept) and a restart
 //	subpath_test.go          subPath against symlink swaps and links out of the volume; configMap and emptyDir subPaths;
 //	                         the bind mounts go with Ctrl-C
 //	volumes_test.go          init containers and volumes (emptyDir, configMap, secret, hostPath); FailedMount

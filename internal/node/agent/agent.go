@@ -24,6 +24,7 @@ import (
 	"k8s.io/client-go/util/flowcontrol"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
+	"k8s.io/kubernetes/pkg/kubelet/clustertrustbundle"
 	"k8s.io/kubernetes/pkg/security/apparmor"
 	"k8s.io/utils/clock"
 
@@ -223,6 +224,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		return startErr(fmt.Errorf("runtime version: %w", err))
 	}
+	// kubelet's: its informer starts on first use, for the API version
+	// the server has; cache size as kubelet's (2 × max pods).
+	a.objects.trustBundles = clustertrustbundle.NewLazyInformerManager(ctx, a.cfg.Client, 2*maxPods)
 	a.node = &nodeStatus{
 		client: a.cfg.Client,
 		clock:  a.cfg.Clock,

@@ -117,7 +117,14 @@ func hostPorts(pod *v1.Pod) []network.PortMapping {
 func (a *Agent) setupVolumes(ctx context.Context, pod *v1.Pod, st *podState) error {
 	for i := range pod.Spec.Volumes {
 		vol := &pod.Spec.Volumes[i]
-		m, err := a.cfg.Volumes.Setup(ctx, pod, vol, a.objects)
+		src, skip, err := a.volumeSources(ctx, pod, vol, st)
+		if err != nil {
+			return err
+		}
+		if skip {
+			continue
+		}
+		m, err := a.cfg.Volumes.Setup(ctx, pod, vol, src)
 		if err != nil {
 			// Setup's errors are already kubelet's FailedMount text
 			// (`MountVolume.SetUp failed for volume "x" : ...`).

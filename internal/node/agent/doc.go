@@ -34,6 +34,13 @@
 // uses them. Upstream kubelet (k8s.io/kubernetes/pkg/kubelet) is the
 // specification for every value written to the API.
 //
+// Image volumes are pulled here (imagevolume.go), with the volume's
+// pullPolicy, kubelet's events and the waiting reasons of the containers
+// that mount them, as kubelet's runtime manager pulls them before it starts
+// containers; the volume package mounts the root filesystem it is given.
+// The volume package reads claims, PVs and ClusterTrustBundles through
+// apiObjects (objects.go), the last with kubelet's own manager.
+//
 // # Caveats
 //
 // Probes and lifecycle hooks run in internal/node/prober; the agent hands

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
@@ -9,6 +10,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/kubernetes/pkg/kubelet/clustertrustbundle"
 
 	"github.com/pocketkube/pocketkube/internal/node/token"
 	"github.com/pocketkube/pocketkube/internal/node/volume"
@@ -28,12 +30,17 @@ type apiObjects struct {
 	allocatable func() v1.ResourceList
 
 	tokens *token.Manager
+	// trustBundles is kubelet's ClusterTrustBundle manager, set by Run
+	// (its informer lives as long as Run's context).
+	trustBundles clustertrustbundle.Manager
 }
 
 var (
 	_ volume.Sources           = (*apiObjects)(nil)
 	_ volume.TokenSource       = (*apiObjects)(nil)
 	_ volume.AllocatableSource = (*apiObjects)(nil)
+	_ volume.ClaimSource       = (*apiObjects)(nil)
+	_ volume.TrustBundleSource = (*apiObjects)(nil)
 )
 
 // ConfigMap gets a ConfigMap; a missing one is kubelet's error
@@ -75,4 +82,38 @@ func (o *apiObjects) NodeAllocatable() v1.ResourceList { return o.allocatable() 
 // ServiceAccountToken returns the token manager's token for req.
 func (o *apiObjects) ServiceAccountToken(ctx context.Context, namespace, sa string, req *authenticationv1.TokenRequest) (*authenticationv1.TokenRequest, error) {
 	return o.tokens.Get(ctx, namespace, sa, req)
+}
+
+// PersistentVolumeClaim gets a claim from the API server, as kubelet's
+// volume manager does (no watch); errors are the API server's.
+func (o *apiObjects) PersistentVolumeClaim(ctx context.Context, namespace, name string) (*v1.PersistentVolumeClaim, error) {
+	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
+	defer cancel()
+	return o.client.CoreV1().PersistentVolumeClaims(namespace).Get(ctx, name, metav1.GetOptions{})
+}
+
+// PersistentVolume gets a PV from the API server; errors are the API server's.
+func (o *apiObjects) PersistentVolume(ctx context.Context, name string) (*v1.PersistentVolume, error) {
+	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
+	defer cancel()
+	return o.client.CoreV1().PersistentVolumes().Get(ctx, name, metav1.GetOptions{})
+}
+
+// errNoTrustBundles is the answer before Run set the manager up.
+var errNoTrustBundles = errors.New("ClusterTrustBundle manager is not running")
+
+// GetTrustAnchorsByName is kubelet's ClusterTrustBundle manager's.
+func (o *apiObjects) GetTrustAnchorsByName(ctx context.Context, name string, allowMissing bool) ([]byte, error) {
+	if o.trustBundles == nil {
+		return nil, errNoTrustBundles
+	}
+	return o.trustBundles.GetTrustAnchorsByName(ctx, name, allowMissing)
+}
+
+// GetTrustAnchorsBySigner is kubelet's ClusterTrustBundle manager's.
+func (o *apiObjects) GetTrustAnchorsBySigner(ctx context.Context, signerName string, labelSelector *metav1.LabelSelector, allowMissing bool) ([]byte, error) {
+	if o.trustBundles == nil {
+		return nil, errNoTrustBundles
+	}
+	return o.trustBundles.GetTrustAnchorsBySigner(ctx, signerName, labelSelector, allowMissing)
 }

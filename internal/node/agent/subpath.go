@@ -54,9 +54,12 @@ func (a *Agent) subPathSource(ctx context.Context, pod *v1.Pod, c *v1.Container,
 	vm := c.VolumeMounts[index]
 	source, err := a.cfg.Volumes.PrepareSubPath(ctx, volume.SubPath{
 		PodUID: string(pod.UID), Container: c.Name, Index: index,
-		Volume: vm.Name, VolumePath: vol.Path, Path: sub,
+		Volume: vm.Name, VolumePath: vol.Path, Path: sub, Image: isImageVolume(pod, vm.Name),
 	})
 	switch {
+	case errors.Is(err, volume.ErrImageSubPath):
+		// The runtime's error in kubelet (CreateContainerError).
+		return "", runtimeError{err}
 	case errors.Is(err, volume.ErrCreateSubPath):
 		klog.FromContext(ctx).Error(err, "Failed to create subPath directory for volumeMount of the container", "pod", klog.KObj(pod), "containerName", c.Name, "volumeMountName", vm.Name)
 		return "", fmt.Errorf("failed to create subPath directory for volumeMount %q of container %q", vm.Name, c.Name)
@@ -65,4 +68,14 @@ func (a *Agent) subPathSource(ctx context.Context, pod *v1.Pod, c *v1.Container,
 		return "", fmt.Errorf("failed to prepare subPath for volumeMount %q of container %q", vm.Name, c.Name)
 	}
 	return source, nil
+}
+
+// isImageVolume reports whether pod's volume name is an image volume.
+func isImageVolume(pod *v1.Pod, name string) bool {
+	for i := range pod.Spec.Volumes {
+		if pod.Spec.Volumes[i].Name == name {
+			return pod.Spec.Volumes[i].Image != nil
+		}
+	}
+	return false
 }

@@ -1,7 +1,7 @@
 // Package volume prepares a pod's volumes on the host before its containers
 // start, following upstream kubelet's volume plugins (k8s.io/kubernetes
-// pkg/volume/{emptydir,hostpath,configmap,secret,downwardapi,projected} and
-// pkg/volume/util).
+// pkg/volume/{emptydir,hostpath,local,configmap,secret,downwardapi,projected},
+// pkg/volume/util and pkg/kubelet/volumemanager).
 //
 // # Basics
 //
@@ -18,15 +18,43 @@
 // makeMounts does with upstream's subpath package.
 //
 // Supported volume sources:
+//
 //   - emptyDir: a directory (medium ""), or a tmpfs (medium Memory) whose size
 //     is sizeLimit, capped by the pod's memory limit and node allocatable memory
 //     (kubelet's calculateEmptyDirMemorySize).
+//
 //   - hostPath: the host path itself, with kubelet's type checks
 //     (DirectoryOrCreate, FileOrCreate, Directory, File, Socket, CharDevice,
 //     BlockDevice) and error texts; nothing is created under PodsDir.
+//
 //   - configMap (a directory) and secret (a tmpfs), written with upstream's
 //     atomic writer ([WriteAtomic]) from upstream's payload builders, and
 //     always returned read-only.
+//
+//   - persistentVolumeClaim and ephemeral (the claim the controller
+//     manager's ephemeral-volume controller made for the pod): kubelet's
+//     volume manager resolves the claim to its bound PV, read from a
+//     [ClaimSource] the Sources implement, failing with its texts while
+//     the claim is missing, not bound (Pending, Lost), being deleted, or
+//     its PV does not point back at it (kubelet's "Unable to attach or
+//     mount volumes: ..." event; the agent retries until the claim binds,
+//     and skips a claim no container mounts, as kubelet does). A hostPath
+//     PV is the host path, type checked as a hostPath volume; a local PV's
+//     directory must exist and is bind-mounted at
+//     <pod>/volumes/kubernetes.io~local-volume/<pv>, fsGroup applied on
+//     the first pod's writable mount, as kubelet's local plugin does. readOnly comes from the claim volume (kubelet's
+//     volume.Spec.ReadOnly: neither PV kind has its own). Errors name the
+//     PV, as kubelet names a PV-backed volume. Other PV kinds, local block
+//     devices and volumeMode Block are not supported.
+//
+//   - image (KEP-4639, GA and locked on in 1.37): the agent pulls the image
+//     as the volume's pullPolicy says and gives its unpacked root
+//     filesystem through an [ImageSource]; the volume is a read-only
+//     overlayfs over it at <pod>/volumes/kubernetes.io~image/<name>, so
+//     the image store counts it as in use. Read-only is the 1.37 API's
+//     contract (ro; the 1.37 API text no longer promises noexec, and
+//     kubelet passes the runtime no such option). A subPath must exist
+//     in the image ([ErrImageSubPath], the runtime's error in kubelet).
 //
 // A volume with no source set is an emptyDir, as in kubelet. Any other source
 // fails with `unsupported volume type "<json name>" in volume "<name>"`.
@@ -41,12 +69,16 @@
 // files of each new timestamped directory.
 //
 //   - downwardAPI (upstream's downwardapi.CollectData) and projected
-//     (configMap, secret, downwardAPI and serviceAccountToken sources,
-//     merged as kubelet's projected plugin merges them): written with
-//     [WriteAtomic] into a tmpfs, always read-only, and rewritten on every
-//     pod update so that label and annotation files follow the pod. Tokens
-//     come from a [TokenSource] and node allocatable from an
-//     [AllocatableSource], which the Sources given to Setup may implement.
+//     (configMap, secret, downwardAPI, serviceAccountToken and
+//     clusterTrustBundle sources, merged as kubelet's projected plugin
+//     merges them): written with [WriteAtomic] into a tmpfs, always
+//     read-only, and rewritten on every pod update so that label and
+//     annotation files follow the pod. Tokens come from a [TokenSource],
+//     node allocatable from an [AllocatableSource] and trust anchors (by
+//     name, or by signerName and labelSelector; optional) from a
+//     [TrustBundleSource], which the agent backs with kubelet's own
+//     ClusterTrustBundle manager (deduplicated PEM blocks, shuffled once
+//     per process). podCertificate sources are not supported.
 //
 // Errors of Setup read like kubelet's FailedMount events:
 // `MountVolume.SetUp failed for volume "cfg" : configmap "x" not found`.

@@ -28,6 +28,15 @@ type TokenSource interface {
 	ServiceAccountToken(ctx context.Context, namespace, serviceAccount string, req *authenticationv1.TokenRequest) (*authenticationv1.TokenRequest, error)
 }
 
+// TrustBundleSource gives clusterTrustBundle projections their PEM trust
+// anchors: kubelet's clustertrustbundle.Manager (deduplicated, in an order
+// fixed per process; allowMissing gives no anchors instead of an error).
+// Sources that can implement it.
+type TrustBundleSource interface {
+	GetTrustAnchorsByName(ctx context.Context, name string, allowMissing bool) ([]byte, error)
+	GetTrustAnchorsBySigner(ctx context.Context, signerName string, labelSelector *metav1.LabelSelector, allowMissing bool) ([]byte, error)
+}
+
 // AllocatableSource gives the node's allocatable resources, which
 // resourceFieldRef items read for limits a container does not set. Sources
 // that can implement it.
@@ -146,8 +155,39 @@ func (m *Manager) setupProjected(ctx context.Context, pod *v1.Pod, vol *v1.Volum
 				continue
 			}
 			payload[tp.Path] = FileProjection{Data: []byte(tr.Status.Token), Mode: mode, FsUser: fsUser}
-		case source.ClusterTrustBundle != nil, source.PodCertificate != nil:
-			errs = append(errs, fmt.Errorf("projected volume %q: clusterTrustBundle and podCertificate sources are not supported", vol.Name))
+		case source.ClusterTrustBundle != nil:
+			// kubelet's projected plugin: the trust anchors of one bundle
+			// by name, or of every bundle of a signer its label selector
+			// matches, from kubelet's ClusterTrustBundle manager.
+			ctb := source.ClusterTrustBundle
+			bundles, ok := src.(TrustBundleSource)
+			if !ok {
+				errs = append(errs, errors.New("ClusterTrustBundles are not available on this node"))
+				continue
+			}
+			allowEmpty := ctb.Optional != nil && *ctb.Optional
+			var anchors []byte
+			var err error
+			switch {
+			case ctb.Name != nil:
+				anchors, err = bundles.GetTrustAnchorsByName(ctx, *ctb.Name, allowEmpty)
+			case ctb.SignerName != nil:
+				anchors, err = bundles.GetTrustAnchorsBySigner(ctx, *ctb.SignerName, ctb.LabelSelector, allowEmpty)
+			default:
+				err = errors.New("ClusterTrustBundle projection requires either name or signerName to be set")
+			}
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			fsUser := volumeutil.FsUserFrom(pod)
+			mode := *defaultMode
+			if fsUser != nil || (pod.Spec.SecurityContext != nil && pod.Spec.SecurityContext.FSGroup != nil) {
+				mode = 0o600
+			}
+			payload[ctb.Path] = FileProjection{Data: anchors, Mode: mode, FsUser: fsUser}
+		case source.PodCertificate != nil:
+			errs = append(errs, fmt.Errorf("projected volume %q: podCertificate sources are not supported", vol.Name))
 		}
 	}
 	if len(errs) > 0 {

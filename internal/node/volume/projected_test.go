@@ -2,6 +2,8 @@ package volume
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -9,7 +11,9 @@ import (
 	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
+	certificatesv1 "k8s.io/api/certificates/v1"
 	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/klog/v2/ktesting"
@@ -127,5 +131,95 @@ func TestDownwardAPIVolume(t *testing.T) {
 	}
 	if got := readFile(t, filepath.Join(mnt.Path, "labels")); got != "a=\"x\\\"y\"\nb=\"3\"" {
 		t.Errorf("labels after update = %q", got)
+	}
+}
+
+// bundleSources answers trust anchors as kubelet's manager would: by name
+// from bundles, by signer the concatenation of the signer's bundles.
+type bundleSources struct {
+	fakeSources
+	bundles map[string]string // name → PEM
+	signers map[string]string // signerName → PEM
+}
+
+func (s *bundleSources) GetTrustAnchorsByName(_ context.Context, name string, allowMissing bool) ([]byte, error) {
+	if pem, ok := s.bundles[name]; ok {
+		return []byte(pem), nil
+	}
+	if allowMissing {
+		return []byte{}, nil
+	}
+	return nil, fmt.Errorf("while getting ClusterTrustBundle: %w", apierrors.NewNotFound(certificatesv1.Resource("clustertrustbundles"), name))
+}
+
+func (s *bundleSources) GetTrustAnchorsBySigner(_ context.Context, signer string, sel *metav1.LabelSelector, allowMissing bool) ([]byte, error) {
+	if pem, ok := s.signers[signer]; ok && sel != nil {
+		return []byte(pem), nil
+	}
+	if allowMissing {
+		return []byte{}, nil
+	}
+	return nil, errors.New("combination of signerName and labelSelector matched zero ClusterTrustBundles")
+}
+
+// TestProjectedClusterTrustBundle checks clusterTrustBundle sources: by
+// name and by signer, optional ones empty when missing, a required one
+// failing the volume with the manager's error, the file modes of kubelet's
+// projected plugin.
+func TestProjectedClusterTrustBundle(t *testing.T) {
+	requireRoot(t)
+	_, ctx := ktesting.NewTestContext(t)
+	m := newTestManager(t, Config{})
+	src := &bundleSources{bundles: map[string]string{"named": "NAMED PEM\n"}, signers: map[string]string{"example.com/signer": "SIGNER PEM\n"}}
+	projected := func(sources ...v1.VolumeProjection) *v1.Volume {
+		return &v1.Volume{Name: "ctb", VolumeSource: v1.VolumeSource{Projected: &v1.ProjectedVolumeSource{DefaultMode: ptr(int32(0o644)), Sources: sources}}}
+	}
+	vol := projected(
+		v1.VolumeProjection{ClusterTrustBundle: &v1.ClusterTrustBundleProjection{Name: ptr("named"), Path: "by-name.pem"}},
+		v1.VolumeProjection{ClusterTrustBundle: &v1.ClusterTrustBundleProjection{SignerName: ptr("example.com/signer"), LabelSelector: &metav1.LabelSelector{}, Path: "by-signer.pem"}},
+		v1.VolumeProjection{ClusterTrustBundle: &v1.ClusterTrustBundleProjection{Name: ptr("absent"), Optional: ptr(true), Path: "optional.pem"}},
+	)
+	pod := testPod("uid-ctb")
+	mnt, err := m.Setup(ctx, pod, vol, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{"by-name.pem": "NAMED PEM\n", "by-signer.pem": "SIGNER PEM\n", "optional.pem": ""} {
+		if got := readFile(t, filepath.Join(mnt.Path, name)); got != want {
+			t.Errorf("%s = %q, want %q", name, got, want)
+		}
+		if fi, _ := os.Stat(filepath.Join(mnt.Path, name)); fi.Mode().Perm() != 0o644 {
+			t.Errorf("%s mode %v, want 0644", name, fi.Mode().Perm())
+		}
+	}
+	// fsGroup makes the files 0600, as kubelet's projected plugin does,
+	// then group-readable by the ownership change (0640).
+	pod2 := testPod("uid-ctb2")
+	pod2.Spec.SecurityContext = &v1.PodSecurityContext{FSGroup: ptr(int64(1234))}
+	mnt2, err := m.Setup(ctx, pod2, vol, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(filepath.Join(mnt2.Path, "by-name.pem")); fi.Mode().Perm() != 0o640 {
+		t.Errorf("by-name.pem with fsGroup: mode %v, want 0640", fi.Mode().Perm())
+	}
+	for _, tc := range []struct {
+		name string
+		src  v1.ClusterTrustBundleProjection
+		want string
+	}{
+		{"missing bundle", v1.ClusterTrustBundleProjection{Name: ptr("absent"), Path: "x"},
+			`MountVolume.SetUp failed for volume "ctb" : while getting ClusterTrustBundle: clustertrustbundles.certificates.k8s.io "absent" not found`},
+		{"signer without bundles", v1.ClusterTrustBundleProjection{SignerName: ptr("example.com/none"), LabelSelector: &metav1.LabelSelector{}, Path: "x"},
+			`MountVolume.SetUp failed for volume "ctb" : combination of signerName and labelSelector matched zero ClusterTrustBundles`},
+		{"neither name nor signer", v1.ClusterTrustBundleProjection{Path: "x"},
+			`MountVolume.SetUp failed for volume "ctb" : ClusterTrustBundle projection requires either name or signerName to be set`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := m.Setup(ctx, testPod("uid-ctb-err"), projected(v1.VolumeProjection{ClusterTrustBundle: &tc.src}), src)
+			if err == nil || err.Error() != tc.want {
+				t.Errorf("error %v\nwant %s", err, tc.want)
+			}
+		})
 	}
 }

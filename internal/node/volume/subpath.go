@@ -21,6 +21,11 @@ const subPathsDir = "volume-subpaths"
 // user which of the two steps failed and nothing more.
 var ErrCreateSubPath = errors.New("create subPath directory")
 
+// ErrImageSubPath is wrapped by the error of [Manager.PrepareSubPath] for
+// a subPath missing from an image volume, which is never created: the
+// runtime fails such a container (kubelet leaves image subPaths to it).
+var ErrImageSubPath = errors.New("image volume subPath does not exist")
+
 // SubPath is one volumeMount of a container with a subPath, as kubelet's
 // subpath.Subpath.
 type SubPath struct {
@@ -35,6 +40,9 @@ type SubPath struct {
 	VolumePath string
 	// Path is the subPath, already expanded: relative, without "..".
 	Path string
+	// Image is true for an image volume: a missing subPath is an error
+	// wrapping ErrImageSubPath rather than a directory to create.
+	Image bool
 }
 
 // PrepareSubPath makes sp's subPath a mount source a container cannot
@@ -77,7 +85,9 @@ func (m *Manager) PrepareSubPath(ctx context.Context, sp SubPath) (string, error
 	defer unlock()
 
 	full := filepath.Join(sp.VolumePath, sp.Path)
-	if _, err := os.Stat(full); os.IsNotExist(err) {
+	if _, err := os.Stat(full); os.IsNotExist(err) && sp.Image {
+		return "", fmt.Errorf("%w: %s", ErrImageSubPath, sp.Path)
+	} else if os.IsNotExist(err) {
 		fi, err := os.Stat(sp.VolumePath)
 		if err != nil {
 			return "", fmt.Errorf("read mode of volume %s: %w", sp.VolumePath, err)

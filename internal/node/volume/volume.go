@@ -158,6 +158,17 @@ func (m *Manager) Setup(ctx context.Context, pod *v1.Pod, vol *v1.Volume, src So
 	case s.HostPath != nil:
 		// No pod directory is needed: the host path is the volume.
 		mnt, err = setupHostPath(s.HostPath)
+	case s.PersistentVolumeClaim != nil || s.Ephemeral != nil:
+		if src == nil {
+			return nil, fmt.Errorf("set up volume %q of pod %s: no object sources", vol.Name, klog.KObj(pod))
+		}
+		// Its errors are whole event texts already: kubelet names a
+		// PV-backed volume after the PV.
+		if mnt, err = m.setupClaim(ctx, pod, vol, src); err != nil {
+			return nil, err
+		}
+		logger.V(4).Info("Set up volume", "path", mnt.Path, "readOnly", mnt.ReadOnly)
+		return mnt, nil
 	case s.EmptyDir != nil || isEmptySource(&s):
 		unlock := m.lockPod(uid)
 		defer unlock()
@@ -180,6 +191,13 @@ func (m *Manager) Setup(ctx context.Context, pod *v1.Pod, vol *v1.Volume, src So
 		unlock := m.lockPod(uid)
 		defer unlock()
 		mnt, err = m.setupDownwardAPI(ctx, pod, vol, src)
+	case s.Image != nil:
+		if src == nil {
+			return nil, fmt.Errorf("set up volume %q of pod %s: no object sources", vol.Name, klog.KObj(pod))
+		}
+		unlock := m.lockPod(uid)
+		defer unlock()
+		mnt, err = m.setupImage(ctx, pod, vol, src)
 	case s.Projected != nil:
 		if src == nil {
 			return nil, fmt.Errorf("set up volume %q of pod %s: no object sources", vol.Name, klog.KObj(pod))

@@ -220,7 +220,7 @@ func TestUnsupportedVolume(t *testing.T) {
 		want string
 	}{
 		{v1.VolumeSource{NFS: &v1.NFSVolumeSource{Server: "s", Path: "/"}}, `unsupported volume type "nfs" in volume "data"`},
-		{v1.VolumeSource{PersistentVolumeClaim: &v1.PersistentVolumeClaimVolumeSource{ClaimName: "c"}}, `unsupported volume type "persistentVolumeClaim" in volume "data"`},
+		{v1.VolumeSource{CSI: &v1.CSIVolumeSource{Driver: "d"}}, `unsupported volume type "csi" in volume "data"`},
 		{v1.VolumeSource{ISCSI: &v1.ISCSIVolumeSource{}}, `unsupported volume type "iscsi" in volume "data"`},
 	}
 	for _, tc := range tests {
