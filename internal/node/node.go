@@ -257,6 +257,15 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		return nil
 	})
+	g.Go(func() error {
+		// As kubelet, which logs a healthz listener it cannot open and
+		// runs on: the node does not depend on it.
+		hctx := klog.NewContext(gctx, klog.LoggerWithName(logger, "healthz"))
+		if err := kubeletapi.RunHealthz(hctx, kubeletapi.DefaultHealthzAddr); err != nil {
+			logger.Error(err, "Failed to start healthz server")
+		}
+		return nil
+	})
 	if cfg.ProxyKubeconfig != "" {
 		g.Go(func() error {
 			pctx := klog.NewContext(gctx, klog.LoggerWithName(logger, "kube-proxy"))

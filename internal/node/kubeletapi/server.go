@@ -232,6 +232,7 @@ func (s *Server) routes() http.Handler {
 
 	mux.HandleFunc("/pods", getOnly(s.getPods))
 	mux.HandleFunc("/runningpods/", getOnly(s.getPods))
+	mux.Handle("/metrics", metricsHandler(newMetricsRegistry()))
 	mux.HandleFunc("/containerLogs/{namespace}/{pod}/{container}", getOnly(s.getContainerLogs))
 	for _, m := range []string{http.MethodGet, http.MethodPost} {
 		mux.HandleFunc(m+" /exec/{namespace}/{pod}/{container}", s.getExec)
