@@ -237,6 +237,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Client:       client,
 		NodeName:     cfg.NodeName,
 		Provider:     a.Provider(rt),
+		Stats:        cgroupStats{rt},
 	})
 	if err != nil {
 		return err
@@ -293,4 +294,24 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	logger.Info("Node stopped", "node", cfg.NodeName)
 	return err
+}
+
+// cgroupStats reads the runtime's cgroups for the kubelet API's
+// /metrics/resource.
+type cgroupStats struct{ rt *runtime.Runtime }
+
+func cpuMemory(s runtime.CgroupStats, err error) (kubeletapi.CPUMemory, error) {
+	return kubeletapi.CPUMemory{Time: s.Time, CPUUsageNanoSeconds: s.CPUUsageNanoSeconds, MemoryWorkingSetBytes: s.MemoryWorkingSetBytes}, err
+}
+
+func (c cgroupStats) NodeCPUMemory() (kubeletapi.CPUMemory, error) {
+	return cpuMemory(c.rt.NodeStats())
+}
+
+func (c cgroupStats) PodCPUMemory(podUID string) (kubeletapi.CPUMemory, error) {
+	return cpuMemory(c.rt.PodStats(podUID))
+}
+
+func (c cgroupStats) ContainerCPUMemory(podUID, id string) (kubeletapi.CPUMemory, error) {
+	return cpuMemory(c.rt.ContainerStats(podUID, id))
 }

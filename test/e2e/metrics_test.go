@@ -6,10 +6,13 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 
@@ -18,11 +21,16 @@ import (
 
 // TestKubeletMetrics: the kubelet API's /metrics, through the API server's
 // node proxy as `kubectl get --raw` reaches it, serves the node agent's Go
-// and process metrics; without credentials the kubelet port answers 401 on
+// and process metrics, and /metrics/resource a busy pod's CPU and memory
+// series from its cgroups; without credentials the kubelet port answers 401 on
 // /metrics and /stats/; the healthz port 10248 answers "ok" on loopback.
 func TestKubeletMetrics(t *testing.T) {
 	t.Parallel()
-	c := shared.Client(t)
+	c, ns := busyboxNamespace(t, "metrics-")
+	busy := busyboxSleeper(ns, "busy")
+	busy.Spec.Containers[0].Command = []string{"sh", "-c", "while :; do :; done"}
+	busy.Spec.Containers[0].Resources.Limits = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("200m")}
+	framework.RunPods(t, c, busy)
 	// Alone, this test may run before the node has registered.
 	var node string
 	err := wait.PollUntilContextTimeout(t.Context(), time.Second, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
@@ -45,6 +53,47 @@ func TestKubeletMetrics(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("/metrics lacks %q:\n%.2000s", want, out)
 		}
+	}
+
+	// /metrics/resource: the busy container's series from its cgroup.
+	// Its CPU time grows from the start; poll (bounded) until the
+	// counter is above 0.
+	series := func(out, prefix string) (float64, bool) {
+		for _, line := range strings.Split(out, "\n") {
+			if rest, ok := strings.CutPrefix(line, prefix+" "); ok {
+				v, err := strconv.ParseFloat(strings.Fields(rest)[0], 64)
+				return v, err == nil
+			}
+		}
+		return 0, false
+	}
+	labels := `{container="main",namespace="` + ns + `",pod="busy"}`
+	podLabels := `{namespace="` + ns + `",pod="busy"}`
+	out, err = shared.PollKubectl(t.Context(), framework.Newest(), time.Minute, func(out string, err error) bool {
+		v, ok := series(out, "container_cpu_usage_seconds_total"+labels)
+		return err == nil && ok && v > 0
+	}, "get", "--raw", "/api/v1/nodes/"+node+"/proxy/metrics/resource")
+	if err != nil {
+		t.Fatalf("/metrics/resource: %v\n%s", err, out)
+	}
+	for _, name := range []string{
+		"container_cpu_usage_seconds_total" + labels, "container_memory_working_set_bytes" + labels,
+		"container_start_time_seconds" + labels, "pod_cpu_usage_seconds_total" + podLabels,
+		"pod_memory_working_set_bytes" + podLabels, "node_cpu_usage_seconds_total", "node_memory_working_set_bytes",
+	} {
+		if v, ok := series(out, name); !ok || v <= 0 {
+			t.Errorf("/metrics/resource: %s = %v (present %v), want > 0", name, v, ok)
+		}
+	}
+	// scrape_error, deprecated in 1.29, is hidden, as kubelet's.
+	if v, ok := series(out, "resource_scrape_error"); !ok || v != 0 {
+		t.Errorf("/metrics/resource: resource_scrape_error = %v (present %v), want 0", v, ok)
+	}
+	v, _ := series(out, "container_cpu_usage_seconds_total"+labels)
+	w, _ := series(out, "container_memory_working_set_bytes"+labels)
+	t.Logf("busy container: %.3f CPU seconds, working set %.0f bytes", v, w)
+	if !strings.Contains(out, "# HELP container_cpu_usage_seconds_total [STABLE] Cumulative cpu time consumed by the container in core-seconds") {
+		t.Errorf("/metrics/resource lacks kubelet's HELP line:\n%.3000s", out)
 	}
 
 	client, base := kubeletClient(t, nodeInternalIP(t, c), nil)
