@@ -237,6 +237,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Client:       client,
 		NodeName:     cfg.NodeName,
 		Provider:     a.Provider(rt),
+		Stats:        cgroupStats{rt},
 	})
 	if err != nil {
 		return err
@@ -254,6 +255,15 @@ func Run(ctx context.Context, cfg Config) error {
 	g.Go(func() error {
 		if err := api.Run(gctx); err != nil {
 			return fmt.Errorf("kubelet API: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		// As kubelet, which logs a healthz listener it cannot open and
+		// runs on: the node does not depend on it.
+		hctx := klog.NewContext(gctx, klog.LoggerWithName(logger, "healthz"))
+		if err := kubeletapi.RunHealthz(hctx, kubeletapi.DefaultHealthzAddr); err != nil {
+			logger.Error(err, "Failed to start healthz server")
 		}
 		return nil
 	})
@@ -284,4 +294,24 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	logger.Info("Node stopped", "node", cfg.NodeName)
 	return err
+}
+
+// cgroupStats reads the runtime's cgroups for the kubelet API's
+// /metrics/resource.
+type cgroupStats struct{ rt *runtime.Runtime }
+
+func cpuMemory(s runtime.CgroupStats, err error) (kubeletapi.CPUMemory, error) {
+	return kubeletapi.CPUMemory{Time: s.Time, CPUUsageNanoSeconds: s.CPUUsageNanoSeconds, MemoryWorkingSetBytes: s.MemoryWorkingSetBytes}, err
+}
+
+func (c cgroupStats) NodeCPUMemory() (kubeletapi.CPUMemory, error) {
+	return cpuMemory(c.rt.NodeStats())
+}
+
+func (c cgroupStats) PodCPUMemory(podUID string) (kubeletapi.CPUMemory, error) {
+	return cpuMemory(c.rt.PodStats(podUID))
+}
+
+func (c cgroupStats) ContainerCPUMemory(podUID, id string) (kubeletapi.CPUMemory, error) {
+	return cpuMemory(c.rt.ContainerStats(podUID, id))
 }

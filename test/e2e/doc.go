@@ -38,6 +38,8 @@
 //	                         --node-name, --kubelet-port, --cluster-dns; an existing data dir (private dirs made
 //	                         0700, logs of deleted pods removed, a lost CA key refused)
 //	logs_test.go             kubectl logs: follow, previous, containers, tail, since, limit
+//	metrics_test.go          kubelet /metrics and a busy pod's /metrics/resource through the node proxy; 401 without
+//	                         credentials; healthz on 127.0.0.1:10248
 //	network_test.go          pod networking: localhost between containers, pod to pod, port-forward
 //	node_lifecycle_test.go   the node across Ctrl-C and kill -9 of `up`, and the API server out of its reach
 //	node_test.go             the Node object, its lease and labels

@@ -195,7 +195,7 @@ func TestListeningPorts(t *testing.T) {
 	udp := listeners(t, "-lunp", pid)
 	t.Logf("pocketkube (pid %d) listens on TCP %v, UDP %v", pid, tcp, udp)
 
-	known := map[int]string{shared.Port: "API server", shared.KubeletPort: "kubelet API", 53: "cluster DNS"}
+	known := map[int]string{shared.Port: "API server", shared.KubeletPort: "kubelet API", 10248: "kubelet healthz", 53: "cluster DNS"}
 	for _, addr := range udp {
 		if _, port := splitAddr(t, addr); port != 53 {
 			t.Errorf("UDP %s: not cluster DNS; README.md lists no such port", addr)

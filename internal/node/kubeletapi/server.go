@@ -97,6 +97,9 @@ type Config struct {
 	NodeName string
 	// Provider serves the pods.
 	Provider Provider
+	// Stats reads the cgroups /metrics/resource reports; without it that
+	// path is not served.
+	Stats StatsProvider
 	// StreamIdleTimeout ends an exec, attach or port-forward session that
 	// has moved no data for this long; default 4h, as kubelet.
 	StreamIdleTimeout time.Duration
@@ -232,6 +235,10 @@ func (s *Server) routes() http.Handler {
 
 	mux.HandleFunc("/pods", getOnly(s.getPods))
 	mux.HandleFunc("/runningpods/", getOnly(s.getPods))
+	mux.Handle("/metrics", metricsHandler(newMetricsRegistry()))
+	if s.cfg.Stats != nil {
+		mux.Handle("/metrics/resource", s.resourceMetricsHandler())
+	}
 	mux.HandleFunc("/containerLogs/{namespace}/{pod}/{container}", getOnly(s.getContainerLogs))
 	for _, m := range []string{http.MethodGet, http.MethodPost} {
 		mux.HandleFunc(m+" /exec/{namespace}/{pod}/{container}", s.getExec)
