@@ -59,7 +59,9 @@ type fakeCgroups struct{ ws map[string]uint64 } // pod UID → bytes
 
 var _ Cgroups = fakeCgroups{}
 
-func (f fakeCgroups) PodsCgroupStats() (runtime.CgroupStats, error) { return runtime.CgroupStats{}, nil }
+func (f fakeCgroups) PodsCgroupStats() (runtime.CgroupStats, error) {
+	return runtime.CgroupStats{}, nil
+}
 func (f fakeCgroups) PodCgroupStats(uid, _ string) (runtime.CgroupStats, error) {
 	n, ok := f.ws[uid]
 	if !ok {
