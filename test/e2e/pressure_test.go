@@ -4,10 +4,12 @@ package e2e
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 )
@@ -71,5 +73,86 @@ func TestDiskPressureCondition(t *testing.T) {
 	}
 	if want := "Pod was rejected: The node had condition: [DiskPressure]. "; got.Status.Reason != "Evicted" || got.Status.Message != want {
 		t.Errorf("pod reason %q message %q, want Evicted, %q", got.Status.Reason, got.Status.Message, want)
+	}
+}
+
+// TestMemoryPressureEviction starts a node whose memory threshold is
+// above what the machine has (memory.available<1000Gi): MemoryPressure
+// turns True with kubelet's reason; a BestEffort pod is refused as
+// kubelet's admission refuses it; a Guaranteed pod is admitted, then
+// evicted by the eviction manager with kubelet's message and the
+// DisruptionTarget condition.
+func TestMemoryPressureEviction(t *testing.T) {
+	c := startNodeCluster(t, "--eviction-hard=memory.available<1000Gi")
+	client := c.Client(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	var node *v1.Node
+	var cond v1.NodeCondition
+	if err := wait.PollUntilContextCancel(ctx, time.Second, true, func(ctx context.Context) (bool, error) {
+		nodes, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		if err != nil || len(nodes.Items) == 0 {
+			return false, nil
+		}
+		node = &nodes.Items[0]
+		for _, cd := range node.Status.Conditions {
+			if cd.Type == v1.NodeMemoryPressure {
+				cond = cd
+			}
+		}
+		return cond.Status == v1.ConditionTrue, nil
+	}); err != nil {
+		t.Fatalf("MemoryPressure never True: %+v", cond)
+	}
+	if cond.Reason != "KubeletHasInsufficientMemory" || cond.Message != "kubelet has insufficient memory available" {
+		t.Errorf("MemoryPressure reason %q message %q, want kubelet's", cond.Reason, cond.Message)
+	}
+
+	mkPod := func(name string, res v1.ResourceList) *v1.Pod {
+		p := &v1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
+			Spec: v1.PodSpec{
+				NodeName: node.Name,
+				Containers: []v1.Container{{Name: "c", Image: "busybox", Command: []string{"sleep", "3600"},
+					Resources: v1.ResourceRequirements{Requests: res, Limits: res}}},
+			},
+		}
+		if _, err := client.CoreV1().Pods("default").Create(ctx, p, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	failed := func(name string) *v1.Pod {
+		var got *v1.Pod
+		if err := wait.PollUntilContextCancel(ctx, time.Second, true, func(ctx context.Context) (bool, error) {
+			var err error
+			got, err = client.CoreV1().Pods("default").Get(ctx, name, metav1.GetOptions{})
+			return err == nil && got.Status.Phase == v1.PodFailed, nil
+		}); err != nil {
+			t.Fatalf("pod %s never Failed: %+v", name, got.Status)
+		}
+		return got
+	}
+
+	mkPod("besteffort", nil)
+	got := failed("besteffort")
+	if want := "Pod was rejected: The node had condition: [MemoryPressure]. "; got.Status.Reason != "Evicted" || got.Status.Message != want {
+		t.Errorf("BestEffort pod reason %q message %q, want Evicted, %q", got.Status.Reason, got.Status.Message, want)
+	}
+
+	mkPod("guaranteed", v1.ResourceList{v1.ResourceCPU: resource.MustParse("10m"), v1.ResourceMemory: resource.MustParse("64Mi")})
+	got = failed("guaranteed")
+	if prefix := "The node was low on resource: memory. Threshold quantity: 1000Gi, available: "; got.Status.Reason != "Evicted" || !strings.HasPrefix(got.Status.Message, prefix) {
+		t.Errorf("Guaranteed pod reason %q message %q, want Evicted, %q...", got.Status.Reason, got.Status.Message, prefix)
+	}
+	var disruption *v1.PodCondition
+	for i := range got.Status.Conditions {
+		if got.Status.Conditions[i].Type == v1.DisruptionTarget {
+			disruption = &got.Status.Conditions[i]
+		}
+	}
+	if disruption == nil || disruption.Status != v1.ConditionTrue || disruption.Reason != v1.PodReasonTerminationByKubelet {
+		t.Errorf("DisruptionTarget condition %+v, want True TerminationByKubelet", disruption)
 	}
 }
