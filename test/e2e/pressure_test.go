@@ -18,7 +18,8 @@ import (
 // machine crosses now (nodefs.available<99.9% of the data dir's
 // filesystem): kubelet's eviction manager sets DiskPressure True with
 // kubelet's reason, and its admission refuses a pod bound to the node
-// with kubelet's reason and message.
+// with kubelet's reason and message. Restarted with kubelet's default
+// thresholds, which the machine does not cross, the condition is False.
 func TestDiskPressureCondition(t *testing.T) {
 	c := startNodeCluster(t, "--eviction-hard=nodefs.available<99.9%")
 	client := c.Client(t)
@@ -73,6 +74,32 @@ func TestDiskPressureCondition(t *testing.T) {
 	}
 	if want := "Pod was rejected: The node had condition: [DiskPressure]. "; got.Status.Reason != "Evicted" || got.Status.Message != want {
 		t.Errorf("pod reason %q message %q, want Evicted, %q", got.Status.Reason, got.Status.Message, want)
+	}
+
+	if _, err := c.Stop(30 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	c, err := c.RestartWith()
+	if err != nil {
+		t.Fatal(err)
+	}
+	client = c.Client(t)
+	if err := wait.PollUntilContextCancel(ctx, time.Second, true, func(ctx context.Context) (bool, error) {
+		n, err := client.CoreV1().Nodes().Get(ctx, node.Name, metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		for _, cd := range n.Status.Conditions {
+			if cd.Type == v1.NodeDiskPressure {
+				cond = cd
+			}
+		}
+		return cond.Status == v1.ConditionFalse, nil
+	}); err != nil {
+		t.Fatalf("DiskPressure never False after a restart with the default thresholds: %+v", cond)
+	}
+	if cond.Reason != "KubeletHasNoDiskPressure" || cond.Message != "kubelet has no disk pressure" {
+		t.Errorf("DiskPressure reason %q message %q, want kubelet's KubeletHasNoDiskPressure, kubelet has no disk pressure", cond.Reason, cond.Message)
 	}
 }
 
