@@ -37,9 +37,11 @@ import (
 	"sync/atomic"
 
 	"golang.org/x/sync/errgroup"
+	v1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
+	evictionapi "k8s.io/kubernetes/pkg/kubelet/eviction/api"
 	kubeletqos "k8s.io/kubernetes/pkg/kubelet/qos"
 	"k8s.io/kubernetes/pkg/util/oom"
 
@@ -90,6 +92,11 @@ type Config struct {
 	// ClusterCIDR is the cluster's pod address range; required with
 	// ProxyKubeconfig.
 	ClusterCIDR string
+	// EvictionHard are kubelet's hard eviction thresholds
+	// (eviction.ParseHard of --eviction-hard); none means no node-pressure
+	// eviction and no pressure condition ever True. `up` passes kubelet's
+	// defaults unless told otherwise.
+	EvictionHard []evictionapi.Threshold
 	// DNSListen, with ProxyKubeconfig, is the address this node serves
 	// cluster DNS on (port 53), the endpoint of the kube-dns Service. nil
 	// serves none.
@@ -127,6 +134,46 @@ func privateDir(dir string) error {
 // compilers a few hundred processes), and one pod cannot take more than
 // an eighth of a 32768 pid_max.
 const DefaultPodPidsLimit = 4096
+
+// lateAgent is the agent for the eviction manager, which is made before
+// it: the agent asks the manager about pressure, the manager asks the
+// agent for pods and to kill them, and does so only once it runs.
+type lateAgent struct{ p *atomic.Pointer[agent.Agent] }
+
+func (l lateAgent) ActivePods() ([]*v1.Pod, error) {
+	if a := l.p.Load(); a != nil {
+		return a.ActivePods()
+	}
+	return nil, nil
+}
+
+func (l lateAgent) KillEvicted(ctx context.Context, pod *v1.Pod, message string, condition *v1.PodCondition) {
+	if a := l.p.Load(); a != nil {
+		a.KillEvicted(ctx, pod, message, condition)
+	}
+}
+
+func (l lateAgent) PodCleanedUp(pod *v1.Pod) bool {
+	a := l.p.Load()
+	return a == nil || a.PodCleanedUp(pod)
+}
+
+// runningContainers lists a pod's running containers, name → ID.
+func runningContainers(rt *runtime.Runtime) func(ctx context.Context, podUID string) (map[string]string, error) {
+	return func(ctx context.Context, podUID string) (map[string]string, error) {
+		cs, err := rt.ListContainers(ctx, podUID)
+		if err != nil {
+			return nil, err
+		}
+		out := map[string]string{}
+		for _, c := range cs {
+			if c.State == runtime.StateRunning {
+				out[c.Name] = c.ID
+			}
+		}
+		return out, nil
+	}
+}
 
 // podsCgroup is the cgroup under Config.CgroupRoot that holds the pods,
 // kubelet's node allocatable cgroup (pkg/kubelet/cm,
@@ -208,6 +255,26 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return startErr(err)
 	}
+	late := lateAgent{&current}
+	pressure, err := eviction.NewPressure(eviction.PressureConfig{
+		Thresholds: cfg.EvictionHard,
+		NodeName:   cfg.NodeName,
+		Client:     client,
+		Summary: &eviction.Summary{
+			NodeName:      cfg.NodeName,
+			NodeFsDir:     filepath.Join(cfg.DataDir, "node"),
+			ImageFsDir:    images.Dir(),
+			Cgroups:       rt,
+			Pods:          late.ActivePods,
+			Containers:    runningContainers(rt),
+			EmptyDirUsage: vols.EmptyDirUsage,
+		},
+		Killer:  late,
+		ImageGC: images.Collect,
+	})
+	if err != nil {
+		return err
+	}
 	a, err := agent.New(agent.Config{
 		Client:         client,
 		NodeName:       cfg.NodeName,
@@ -224,6 +291,7 @@ func Run(ctx context.Context, cfg Config) error {
 		},
 		ClusterDNS:     cfg.ClusterDNS,
 		SeccompDefault: cfg.SeccompDefault,
+		Pressure:       pressure,
 	})
 	if err != nil {
 		return err
@@ -250,6 +318,10 @@ func Run(ctx context.Context, cfg Config) error {
 	g.Go(func() error { return a.Run(gctx) })
 	g.Go(func() error {
 		evictions.Run(klog.NewContext(gctx, klog.LoggerWithName(logger, "eviction")))
+		return nil
+	})
+	g.Go(func() error {
+		pressure.Run(klog.NewContext(gctx, klog.LoggerWithName(logger, "eviction")))
 		return nil
 	})
 	g.Go(func() error {

@@ -28,6 +28,9 @@
 //	downward_test.go         Downward API: env, volume, projected volume, the walkthrough's manifests
 //	exec_test.go             kubectl exec (also -it on a terminal, -i with stdin left open) and attach
 //	expansion_test.go        $(VAR) expansion in env, command and subPathExpr
+//	pressure_test.go         node pressure (--eviction-hard): DiskPressure (False again after a restart with the defaults) and
+//	                         MemoryPressure with kubelet's reasons; pods refused
+//	                         under them; a Guaranteed pod evicted with kubelet's message and DisruptionTarget
 //	exhaustion_test.go       resource exhaustion: a fork bomb stops at --pod-max-pids; emptyDir sizeLimit eviction;
 //	                         medium: Memory emptyDir sizes
 //	hostport_test.go         hostPort on the node address; a clash leaves the second pod Pending

@@ -233,12 +233,18 @@ func startCluster(cfg ClusterConfig) (*Cluster, error) {
 // Restart starts the cluster again on the same data dir, address, ports
 // and flags; c must have exited (Stop or Kill).
 func (c *Cluster) Restart() (*Cluster, error) {
+	return c.RestartWith(c.cfg.Args...)
+}
+
+// RestartWith is Restart with args as the extra flags of `up` instead.
+func (c *Cluster) RestartWith(args ...string) (*Cluster, error) {
 	select {
 	case <-c.done:
 	default:
 		return nil, errors.New("restart cluster: it still runs")
 	}
 	cfg := c.cfg
+	cfg.Args = args
 	cfg.Port, cfg.KubeletPort = c.Port, c.KubeletPort
 	n, err := StartCluster(cfg)
 	if err != nil {

@@ -44,6 +44,8 @@ func TestCommands(t *testing.T) {
 		{"up unclean cgroup root", []string{"up", "--data-dir", dir, "--cgroup-root", "/pk/"}, `--cgroup-root "/pk/" is not a clean absolute cgroup path`, true},
 		{"up disable unknown part", []string{"up", "--data-dir", dir, "--disable", "servicelb,traefik"}, `--disable "traefik": not a part of pocketkube that can be disabled (servicelb)`, true},
 		{"up zero pod pids", []string{"up", "--data-dir", dir, "--pod-max-pids", "0"}, "--pod-max-pids 0: want a positive number, or -1 for no limit", true},
+		{"up eviction threshold without <", []string{"up", "--data-dir", dir, "--eviction-hard", "memory.available=100Mi"}, `--eviction-hard "memory.available=100Mi": malformed pair "memory.available=100Mi", expect 'key<value'`, true},
+		{"up eviction unknown signal", []string{"up", "--data-dir", dir, "--eviction-hard", "cpu.available<1"}, `--eviction-hard "cpu.available<1": unsupported eviction signal cpu.available`, true},
 		{"up takes no arguments", []string{"up", "now"}, `unknown command "now"`, true},
 		{"proxy has kubectl's flags", []string{"proxy", "--help"}, "--reject-paths", false},
 		{"proxy has connection flags", []string{"proxy", "--help"}, "--kubeconfig", false},

@@ -15,11 +15,13 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	nodeutil "k8s.io/component-helpers/node/util"
 	"k8s.io/klog/v2"
+	evictionapi "k8s.io/kubernetes/pkg/kubelet/eviction/api"
 
 	"github.com/pocketkube/pocketkube/internal/cluster"
 	"github.com/pocketkube/pocketkube/internal/controlplane"
 	"github.com/pocketkube/pocketkube/internal/logs"
 	"github.com/pocketkube/pocketkube/internal/node"
+	"github.com/pocketkube/pocketkube/internal/node/eviction"
 	"github.com/pocketkube/pocketkube/internal/version"
 )
 
@@ -42,6 +44,9 @@ type upOptions struct {
 	disable          []string
 	seccompDefault   bool
 	podMaxPids       int64
+	evictionHard     string
+	// thresholds is evictionHard parsed by Validate.
+	thresholds []evictionapi.Threshold
 }
 
 // disableable are the parts of `up` that --disable turns off (k3s's flag:
@@ -63,6 +68,7 @@ func (o *upOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&o.disable, "disable", nil, "Parts not to run (comma-separated): servicelb (addresses for LoadBalancer Services).")
 	fs.BoolVar(&o.seccompDefault, "seccomp-default", false, "Give containers that set no seccompProfile the runtime's default profile (RuntimeDefault) instead of none, as kubelet's --seccomp-default.")
 	fs.Int64Var(&o.podMaxPids, "pod-max-pids", node.DefaultPodPidsLimit, "Most processes and threads the containers of one pod may run together (kubelet's --pod-max-pids, the pod cgroup's pids.max). -1 means no limit, kubelet's default; pocketkube limits by default so that a fork bomb in a pod cannot use up the machine's PIDs.")
+	fs.StringVar(&o.evictionHard, "eviction-hard", eviction.DefaultHard, "Hard eviction thresholds, as kubelet's --eviction-hard: comma-separated signal<quantity or signal<percent% (signals memory.available, nodefs.available, nodefs.inodesFree, imagefs.available, imagefs.inodesFree, pid.available). Crossing one sets the node's MemoryPressure, DiskPressure or PIDPressure condition and evicts pods, one every 10 s. Signals left out have no threshold; an empty value sets none.")
 	fs.IPSliceVar(&o.clusterDNS, "cluster-dns", nil, "Cluster DNS server addresses written into pods' resolv.conf. Empty: the node serves cluster DNS itself, behind the kube-dns Service at 10.96.0.10.")
 }
 
@@ -93,6 +99,11 @@ func (o *upOptions) Validate(_ []string) error {
 	if o.podMaxPids == 0 || o.podMaxPids < -1 {
 		return fmt.Errorf("--pod-max-pids %d: want a positive number, or -1 for no limit", o.podMaxPids)
 	}
+	thresholds, err := eviction.ParseHard(o.evictionHard)
+	if err != nil {
+		return fmt.Errorf("--eviction-hard %q: %w", o.evictionHard, err)
+	}
+	o.thresholds = thresholds
 	if o.nodeName != "" {
 		if errs := validation.IsDNS1123Subdomain(o.nodeName); len(errs) > 0 {
 			return fmt.Errorf("--node-name %q: %s", o.nodeName, strings.Join(errs, "; "))
@@ -152,6 +163,7 @@ func (o *upOptions) Run(cmd *cobra.Command, _ []string) error {
 			CgroupRoot:     o.cgroupRoot,
 			SeccompDefault: o.seccompDefault,
 			PodPidsLimit:   o.podMaxPids,
+			EvictionHard:   o.thresholds,
 		}
 	}
 	klog.FromContext(ctx).Info("Starting pocketkube", "dataDir", o.dataDir, "listen", o.listen)

@@ -19,15 +19,21 @@ import (
 	"github.com/pocketkube/pocketkube/internal/node/runtime"
 )
 
-// admit runs kubelet's admit handlers that matter to a pod's security,
-// in kubelet's order, before anything of the pod is set up: a pod they
-// refuse never runs, rather than running looser than it asked. They are
-// the sysctl allowlist (kubelet's safe set for this kernel, upstream's
+// admit runs kubelet's admit handlers, in kubelet's order, before
+// anything of the pod is set up: a pod they refuse never runs. First the
+// eviction manager's, which refuses pods while the node is under
+// pressure; then those that matter to a pod's security, so that it never
+// runs looser than it asked: the sysctl allowlist (kubelet's safe set for this kernel, upstream's
 // SafeSysctlAllowlist with no --allowed-unsafe-sysctls) and the AppArmor
 // handler, which refuses a pod asking for an AppArmor profile other than
 // Unconfined on a host that cannot enforce one.
 func (a *Agent) admit(ctx context.Context, pod *v1.Pod) lifecycle.PodAdmitResult {
 	attrs := &lifecycle.PodAdmitAttributes{Pod: pod, Operation: lifecycle.AddOperation}
+	if a.cfg.Pressure != nil {
+		if r := a.cfg.Pressure.Admit(ctx, attrs); !r.Admit {
+			return r
+		}
+	}
 	if r := a.admitSysctls(ctx, attrs); !r.Admit {
 		return r
 	}

@@ -74,6 +74,12 @@ type Config struct {
 	// kubelet's validator. Defaults to apparmor.NewValidator().
 	AppArmor apparmor.Validator
 
+	// Pressure is kubelet's eviction manager (internal/node/eviction's
+	// Pressure): it sets the node's MemoryPressure, DiskPressure and
+	// PIDPressure conditions and admits pods first. nil: no pressure
+	// conditions are ever True, every pod is admitted.
+	Pressure Pressure
+
 	// Workers is how many pods sync at once. Defaults to 4 (10 measured no faster on 2 cores).
 	Workers int
 	// Clock defaults to the real clock.
@@ -239,6 +245,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			runtimeVersion: "runc://" + runtimeVersion,
 			machine:        a.cfg.Machine,
 		},
+		pressure: a.cfg.Pressure,
 	}
 	if err := wait.PollUntilContextCancel(ctx, time.Second, true, func(ctx context.Context) (bool, error) {
 		if err := a.node.register(ctx); err != nil {
@@ -253,6 +260,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	broadcaster, recorder := newRecorder(ctx, a.cfg.Client, a.cfg.NodeName)
 	defer broadcaster.Shutdown()
 	a.recorder = recorder
+	a.node.recorder = recorder
 	if a.prober, err = prober.New(prober.Config{Exec: execSync{a.cfg.Runtime}, OnChange: a.EnqueueUID, Recorder: recorder}); err != nil {
 		return err
 	}

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
+	podutil "k8s.io/kubernetes/pkg/api/v1/pod"
 
 	"github.com/pocketkube/pocketkube/internal/node/runtime"
 )
@@ -25,9 +27,15 @@ const (
 // eviction is a pod the eviction manager asked to evict.
 type eviction struct {
 	message string
+	// condition is the DisruptionTarget condition kubelet's node-pressure
+	// eviction adds to the status; nil for other evictions.
+	condition *v1.PodCondition
 	// recorded is set once the Evicted event went out; only the worker
 	// syncing the pod touches it.
 	recorded bool
+	// done is set once the containers are stopped, the volumes released
+	// and the status written.
+	done atomic.Bool
 }
 
 // ActivePods returns the pods bound to this node that run or will: not
@@ -58,6 +66,26 @@ func (a *Agent) Evict(ctx context.Context, pod *v1.Pod, message string) {
 		klog.FromContext(ctx).V(3).Info("Evicting pod", "pod", klog.KObj(pod), "podUID", uid, "message", message)
 	}
 	a.queue.Add(cache.MetaObjectToName(pod))
+}
+
+// KillEvicted is Evict for kubelet's eviction manager
+// (internal/node/eviction's Pressure), which records the Evicted event
+// itself: the pod's status also gets condition (DisruptionTarget).
+func (a *Agent) KillEvicted(ctx context.Context, pod *v1.Pod, message string, condition *v1.PodCondition) {
+	uid := string(pod.UID)
+	if _, loaded := a.evictions.LoadOrStore(uid, &eviction{message: message, condition: condition, recorded: true}); !loaded {
+		klog.FromContext(ctx).V(3).Info("Evicting pod", "pod", klog.KObj(pod), "podUID", uid, "message", message)
+	}
+	a.queue.Add(cache.MetaObjectToName(pod))
+}
+
+// PodCleanedUp reports whether an evicted pod is down: its containers
+// stopped, its sandbox and volumes released, its status written (kubelet's
+// podResourcesAreReclaimed, which the eviction manager waits for before
+// it looks at the node again). A pod not being evicted is cleaned up.
+func (a *Agent) PodCleanedUp(pod *v1.Pod) bool {
+	e := a.evicting(string(pod.UID))
+	return e == nil || e.done.Load()
 }
 
 // evicting returns the eviction asked for the pod, or nil.
@@ -103,5 +131,12 @@ func (a *Agent) evictPod(ctx context.Context, pod *v1.Pod, st *podState, e *evic
 	status := a.podStatus(pod, st, containers)
 	status.Phase, status.Reason, status.Message = v1.PodFailed, reasonEvicted, e.message
 	status.Conditions = podConditions(pod, status, st, a.cfg.Clock.Now())
-	return a.writeStatus(ctx, pod, status)
+	if e.condition != nil {
+		podutil.UpdatePodCondition(status, e.condition)
+	}
+	if err := a.writeStatus(ctx, pod, status); err != nil {
+		return err
+	}
+	e.done.Store(true)
+	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/kubernetes/pkg/kubelet/lifecycle"
 
 	"github.com/pocketkube/pocketkube/internal/node/image"
 	"github.com/pocketkube/pocketkube/internal/node/network"
@@ -54,4 +55,14 @@ type Volumes interface {
 	PrepareSubPath(ctx context.Context, sp volume.SubPath) (string, error)
 	TeardownPod(ctx context.Context, podUID string) error
 	Pods() ([]string, error)
+}
+
+// Pressure is what the agent asks kubelet's eviction manager: the node's
+// pressure conditions, and whether a pod may start (lifecycle's
+// PodAdmitHandler).
+type Pressure interface {
+	IsUnderMemoryPressure() bool
+	IsUnderDiskPressure() bool
+	IsUnderPIDPressure() bool
+	Admit(ctx context.Context, attrs *lifecycle.PodAdmitAttributes) lifecycle.PodAdmitResult
 }

@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/record"
 	"k8s.io/component-helpers/apimachinery/lease"
 	nodeutil "k8s.io/component-helpers/node/util"
 	"k8s.io/klog/v2"
@@ -69,14 +70,44 @@ func initialNode(info nodeInfo, now time.Time) *v1.Node {
 			Annotations: map[string]string{controllerManagedAttachAnnotation: "true"},
 		},
 	}
-	setNodeStatus(node, info, now)
+	setNodeStatus(node, info, pressureState{}, now)
 	return node
+}
+
+// pressureState is the eviction manager's view of the node.
+type pressureState struct{ memory, disk, pid bool }
+
+// pressureConditions are kubelet's MemoryPressure, DiskPressure and
+// PIDPressure conditions for p (pkg/kubelet/nodestatus/setters.go), and
+// the node event each one's transition records.
+func pressureConditions(p pressureState) []struct {
+	v1.NodeCondition
+	event string
+} {
+	type cond = struct {
+		v1.NodeCondition
+		event string
+	}
+	mem := cond{v1.NodeCondition{Type: v1.NodeMemoryPressure, Status: v1.ConditionFalse, Reason: "KubeletHasSufficientMemory", Message: "kubelet has sufficient memory available"}, "NodeHasSufficientMemory"}
+	if p.memory {
+		mem = cond{v1.NodeCondition{Type: v1.NodeMemoryPressure, Status: v1.ConditionTrue, Reason: "KubeletHasInsufficientMemory", Message: "kubelet has insufficient memory available"}, "NodeHasInsufficientMemory"}
+	}
+	disk := cond{v1.NodeCondition{Type: v1.NodeDiskPressure, Status: v1.ConditionFalse, Reason: "KubeletHasNoDiskPressure", Message: "kubelet has no disk pressure"}, "NodeHasNoDiskPressure"}
+	if p.disk {
+		disk = cond{v1.NodeCondition{Type: v1.NodeDiskPressure, Status: v1.ConditionTrue, Reason: "KubeletHasDiskPressure", Message: "kubelet has disk pressure"}, "NodeHasDiskPressure"}
+	}
+	pid := cond{v1.NodeCondition{Type: v1.NodePIDPressure, Status: v1.ConditionFalse, Reason: "KubeletHasSufficientPID", Message: "kubelet has sufficient PID available"}, "NodeHasSufficientPID"}
+	if p.pid {
+		pid = cond{v1.NodeCondition{Type: v1.NodePIDPressure, Status: v1.ConditionTrue, Reason: "KubeletHasInsufficientPID", Message: "kubelet has insufficient PID available"}, "NodeHasInsufficientPID"}
+	}
+	return []cond{mem, disk, pid}
 }
 
 // setNodeStatus fills node.Status as kubelet's setters do
 // (pkg/kubelet/nodestatus/setters.go), keeping condition transition times
-// that did not change.
-func setNodeStatus(node *v1.Node, info nodeInfo, now time.Time) {
+// that did not change, and returns the events of the pressure conditions
+// that changed (or are new), as kubelet's setters record them.
+func setNodeStatus(node *v1.Node, info nodeInfo, p pressureState, now time.Time) (events []string) {
 	m := info.machine
 	capacity := v1.ResourceList{
 		v1.ResourceCPU:              *resource.NewMilliQuantity(int64(m.NumCPU)*1000, resource.DecimalSI),
@@ -115,20 +146,26 @@ func setNodeStatus(node *v1.Node, info nodeInfo, now time.Time) {
 		Architecture:            goruntime.GOARCH,
 	}
 	nowT := metav1.NewTime(now)
-	want := []v1.NodeCondition{
-		{Type: v1.NodeMemoryPressure, Status: v1.ConditionFalse, Reason: "KubeletHasSufficientMemory", Message: "kubelet has sufficient memory available"},
-		{Type: v1.NodeDiskPressure, Status: v1.ConditionFalse, Reason: "KubeletHasNoDiskPressure", Message: "kubelet has no disk pressure"},
-		{Type: v1.NodePIDPressure, Status: v1.ConditionFalse, Reason: "KubeletHasSufficientPID", Message: "kubelet has sufficient PID available"},
-		{Type: v1.NodeReady, Status: v1.ConditionTrue, Reason: "KubeletReady", Message: "kubelet is posting ready status"},
+	var want []v1.NodeCondition
+	eventOf := map[v1.NodeConditionType]string{}
+	for _, c := range pressureConditions(p) {
+		want = append(want, c.NodeCondition)
+		eventOf[c.Type] = c.event
 	}
+	want = append(want, v1.NodeCondition{Type: v1.NodeReady, Status: v1.ConditionTrue, Reason: "KubeletReady", Message: "kubelet is posting ready status"})
 	var conditions []v1.NodeCondition
 	for _, c := range want {
 		c.LastHeartbeatTime = nowT
 		c.LastTransitionTime = nowT
+		changed := true
 		for _, old := range node.Status.Conditions {
 			if old.Type == c.Type && old.Status == c.Status {
 				c.LastTransitionTime = old.LastTransitionTime
+				changed = false
 			}
+		}
+		if changed && eventOf[c.Type] != "" {
+			events = append(events, eventOf[c.Type])
 		}
 		conditions = append(conditions, c)
 	}
@@ -141,6 +178,7 @@ func setNodeStatus(node *v1.Node, info nodeInfo, now time.Time) {
 		}
 	}
 	node.Status.Conditions = conditions
+	return events
 }
 
 // nodeStatusChanged reports whether a status differs in more than
@@ -161,6 +199,10 @@ type nodeStatus struct {
 	client kubernetes.Interface
 	info   nodeInfo
 	clock  clock.Clock
+	// pressure is the eviction manager; nil means no pressure.
+	pressure Pressure
+	// recorder records the node's events once the agent has one.
+	recorder record.EventRecorder
 	// last is the node as last written; only the run loop touches it.
 	last       *v1.Node
 	lastReport time.Time
@@ -215,7 +257,11 @@ func setKey(m map[string]string, k, v string) map[string]string {
 func (n *nodeStatus) update(ctx context.Context, force bool) error {
 	now := n.clock.Now()
 	node := n.last.DeepCopy()
-	setNodeStatus(node, n.info, now)
+	var p pressureState
+	if n.pressure != nil {
+		p = pressureState{memory: n.pressure.IsUnderMemoryPressure(), disk: n.pressure.IsUnderDiskPressure(), pid: n.pressure.IsUnderPIDPressure()}
+	}
+	events := setNodeStatus(node, n.info, p, now)
 	if !force && !nodeStatusChanged(&n.last.Status, &node.Status) && now.Sub(n.lastReport) < nodeStatusReportFrequency {
 		return nil
 	}
@@ -224,6 +270,13 @@ func (n *nodeStatus) update(ctx context.Context, force bool) error {
 		return fmt.Errorf("patch status of node %s: %w", n.info.name, err)
 	}
 	n.last, n.lastReport = updated, now
+	if n.recorder != nil {
+		// Kubelet's recordNodeStatusEvent, about its nodeRef (UID: the name).
+		ref := &v1.ObjectReference{Kind: "Node", Name: n.info.name, UID: types.UID(n.info.name)}
+		for _, e := range events {
+			n.recorder.Eventf(ref, v1.EventTypeNormal, e, "Node %s status is now: %s", n.info.name, e)
+		}
+	}
 	return nil
 }
 

@@ -1,5 +1,18 @@
-// Package eviction is the part of kubelet's eviction manager
-// (k8s.io/kubernetes pkg/kubelet/eviction) that pocketkube has: every
+// Package eviction is kubelet's eviction manager (k8s.io/kubernetes
+// pkg/kubelet/eviction) for this node, in two parts.
+//
+// [Pressure] is upstream's manager itself, fed by [Summary]: the node's
+// memory as cadvisor reads the root cgroup (/proc/meminfo: available is
+// MemFree + Inactive(file)), nodefs and imagefs as statfs of the node's
+// and the image store's directories, kubelet's pid.available (the lower
+// of pid_max and threads-max less the running tasks), and per pod its
+// cgroup's working set and processes, its containers' working sets and
+// its emptyDir usage. It gives the node's MemoryPressure, DiskPressure
+// and PIDPressure (kept True for the 5 min transition period), evicts one
+// pod per Period while a hard threshold (--eviction-hard) is crossed,
+// ranked and with messages as kubelet, and admits pods as kubelet does.
+//
+// [Manager] is the local-storage part: every
 // Period (kubelet's evictionMonitoringPeriod, 10 s) a [Manager] measures
 // the local storage of the node's pods and has the node agent evict a pod
 // whose emptyDir on disk uses more than its sizeLimit, with kubelet's
@@ -20,5 +33,10 @@
 //     filesystem quotas: a volume of many small files costs a walk of them
 //     every Period.
 //   - Container and pod ephemeral-storage limits (writable layer and
-//     logs) are not enforced.
+//     logs) are not enforced, and pods are ranked for disk pressure
+//     without them.
+//   - Hard thresholds only: no soft thresholds, no minimum reclaim, no
+//     memcg notification. Image GC under disk pressure collects blobs no
+//     image references (image.Store.Collect); it never removes an unused
+//     image, as kubelet's image GC would.
 package eviction

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -11,22 +12,30 @@ import (
 	"time"
 )
 
-// CgroupStats is the CPU and memory usage of one cgroup, as cAdvisor reads
-// it for kubelet.
+// CgroupStats are a cgroup's figures as cAdvisor reads them for kubelet:
+// the resource metrics (/metrics/resource) and the eviction manager's
+// summary both read them.
 type CgroupStats struct {
 	// Time is when the files were read.
 	Time time.Time
 	// CPUUsageNanoSeconds is the cumulative CPU time of the cgroup
-	// (cgroup v1 cpuacct.usage; v2 cpu.stat usage_usec × 1000).
+	// (cgroup v1 cpuacct.usage; v2 cpu.stat usage_usec × 1000); 0 when the
+	// host has no CPU accounting for it.
 	CPUUsageNanoSeconds uint64
 	// MemoryUsageBytes is memory.usage_in_bytes (v1) or memory.current (v2).
 	MemoryUsageBytes uint64
 	// MemoryWorkingSetBytes is kubelet's working set: the usage less the
 	// inactive file cache (total_inactive_file in v1, inactive_file in
-	// v2), floored at 0.
+	// v2), which the kernel reclaims first; floored at 0.
 	MemoryWorkingSetBytes uint64
 	// MemoryRSSBytes is total_rss (v1) or anon (v2) of memory.stat.
 	MemoryRSSBytes uint64
+	// MemoryLimitBytes is memory.limit_in_bytes (v1) or memory.max (v2);
+	// 0 when the cgroup has none.
+	MemoryLimitBytes uint64
+	// Pids is pids.current: the processes and threads in the cgroup; 0
+	// when the host has no pids controller for it.
+	Pids uint64
 }
 
 // NodeStats returns the usage of the root cgroup, which kubelet reports as
@@ -36,7 +45,8 @@ func (r *Runtime) NodeStats() (CgroupStats, error) {
 	return r.cgroups.stats("/")
 }
 
-// PodStats returns the usage of the pod cgroup of podUID.
+// PodStats returns the usage of the pod cgroup of podUID, as its state
+// file records it.
 func (r *Runtime) PodStats(podUID string) (CgroupStats, error) {
 	st, err := r.loadPod(podUID)
 	if err != nil {
@@ -55,48 +65,75 @@ func (r *Runtime) ContainerStats(podUID, id string) (CgroupStats, error) {
 	return r.cgroups.stats(filepath.Join(st.CgroupPath, id))
 }
 
-// stats reads the CPU and memory files of cgroup path.
+// PodsCgroupStats returns the figures of the cgroup every pod is in
+// (Config.CgroupRoot, kubelet's node allocatable cgroup).
+func (r *Runtime) PodsCgroupStats() (CgroupStats, error) {
+	return r.cgroups.stats(r.cfg.CgroupRoot)
+}
+
+// PodCgroupStats returns the figures of a pod's cgroup; qos is the pod's
+// QoS class (v1.PodQOSClass as a string), which names the cgroup's parent.
+func (r *Runtime) PodCgroupStats(podUID, qos string) (CgroupStats, error) {
+	return r.cgroups.stats(podCgroup(r.cfg.CgroupRoot, qos, podUID))
+}
+
+// ContainerCgroupStats returns the figures of a container's cgroup, which
+// is under its pod's.
+func (r *Runtime) ContainerCgroupStats(podUID, qos, containerID string) (CgroupStats, error) {
+	return r.cgroups.stats(filepath.Join(podCgroup(r.cfg.CgroupRoot, qos, podUID), containerID))
+}
+
+// stats reads the CPU, memory and pids files of cgroup path.
 func (c *cgroupFS) stats(path string) (CgroupStats, error) {
 	s := CgroupStats{Time: time.Now()}
-	if c.v2 {
-		dir := filepath.Join(c.root, path)
-		cpu, err := readKeyed(filepath.Join(dir, "cpu.stat"))
-		if err != nil {
-			return s, err
+	cpuFile := filepath.Join(c.root, path, "cpu.stat")
+	memDir, pidsDir := filepath.Join(c.root, path), filepath.Join(c.root, path)
+	usageFile, limitFile, inactiveKey, rssKey := "memory.current", "memory.max", "inactive_file", "anon"
+	if !c.v2 {
+		cpuFile = ""
+		if dir, ok := c.mounts["cpuacct"]; ok {
+			cpuFile = filepath.Join(dir, path, "cpuacct.usage")
 		}
-		s.CPUUsageNanoSeconds = cpu["usage_usec"] * 1000
-		if s.MemoryUsageBytes, err = readUint(filepath.Join(dir, "memory.current")); err != nil {
-			return s, err
+		mem, ok := c.mounts["memory"]
+		if !ok {
+			return s, errors.New("cgroup v1: no memory hierarchy")
 		}
-		mem, err := readKeyed(filepath.Join(dir, "memory.stat"))
-		if err != nil {
-			return s, err
-		}
-		s.MemoryRSSBytes = mem["anon"]
-		s.MemoryWorkingSetBytes = workingSet(s.MemoryUsageBytes, mem["inactive_file"])
-		return s, nil
-	}
-	cpuacct, ok := c.mounts["cpuacct"]
-	if !ok {
-		return s, errors.New("cgroup v1: no cpuacct hierarchy")
-	}
-	memory, ok := c.mounts["memory"]
-	if !ok {
-		return s, errors.New("cgroup v1: no memory hierarchy")
+		memDir, pidsDir = filepath.Join(mem, path), filepath.Join(c.mounts["pids"], path)
+		usageFile, limitFile, inactiveKey, rssKey = "memory.usage_in_bytes", "memory.limit_in_bytes", "total_inactive_file", "total_rss"
 	}
 	var err error
-	if s.CPUUsageNanoSeconds, err = readUint(filepath.Join(cpuacct, path, "cpuacct.usage")); err != nil {
+	switch {
+	case cpuFile == "":
+	case c.v2:
+		var cpu map[string]uint64
+		if cpu, err = readKeyed(cpuFile); err == nil {
+			s.CPUUsageNanoSeconds = cpu["usage_usec"] * 1000
+		}
+	default:
+		s.CPUUsageNanoSeconds, err = readCgroupUint(cpuFile)
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return s, err
 	}
-	if s.MemoryUsageBytes, err = readUint(filepath.Join(memory, path, "memory.usage_in_bytes")); err != nil {
+	if s.MemoryUsageBytes, err = readCgroupUint(filepath.Join(memDir, usageFile)); err != nil {
 		return s, err
 	}
-	mem, err := readKeyed(filepath.Join(memory, path, "memory.stat"))
+	mem, err := readKeyed(filepath.Join(memDir, "memory.stat"))
 	if err != nil {
 		return s, err
 	}
-	s.MemoryRSSBytes = mem["total_rss"]
-	s.MemoryWorkingSetBytes = workingSet(s.MemoryUsageBytes, mem["total_inactive_file"])
+	s.MemoryRSSBytes = mem[rssKey]
+	s.MemoryWorkingSetBytes = workingSet(s.MemoryUsageBytes, mem[inactiveKey])
+	if s.MemoryLimitBytes, err = readCgroupUint(filepath.Join(memDir, limitFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return s, err // the root cgroup has no limit file on v2
+	}
+	// cgroup v1 says "no limit" with the largest page-aligned int64.
+	if s.MemoryLimitBytes >= math.MaxInt64-4096*2 {
+		s.MemoryLimitBytes = 0
+	}
+	if s.Pids, err = readCgroupUint(filepath.Join(pidsDir, "pids.current")); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return s, err
+	}
 	return s, nil
 }
 
@@ -108,16 +145,21 @@ func workingSet(usage, inactiveFile uint64) uint64 {
 	return usage - inactiveFile
 }
 
-func readUint(file string) (uint64, error) {
+// readCgroupUint reads a file holding one number, or "max" (read as 0).
+func readCgroupUint(file string) (uint64, error) {
 	b, err := os.ReadFile(file)
 	if err != nil {
 		return 0, err
 	}
-	v, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+	v := strings.TrimSpace(string(b))
+	if v == "max" {
+		return 0, nil
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
 	if err != nil {
 		return 0, fmt.Errorf("parse %s: %w", file, err)
 	}
-	return v, nil
+	return n, nil
 }
 
 // readKeyed reads a flat keyed file ("key value" lines) such as memory.stat.
@@ -134,7 +176,7 @@ func readKeyed(file string) (map[string]uint64, error) {
 		if !ok {
 			continue
 		}
-		if n, err := strconv.ParseUint(v, 10, 64); err == nil {
+		if n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64); err == nil {
 			out[k] = n
 		}
 	}

@@ -1,0 +1,185 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+)
+
+// TestDiskPressureCondition starts a node whose nodefs threshold the
+// machine crosses now (nodefs.available<99.9% of the data dir's
+// filesystem): kubelet's eviction manager sets DiskPressure True with
+// kubelet's reason, and its admission refuses a pod bound to the node
+// with kubelet's reason and message. Restarted with kubelet's default
+// thresholds, which the machine does not cross, the condition is False.
+func TestDiskPressureCondition(t *testing.T) {
+	c := startNodeCluster(t, "--eviction-hard=nodefs.available<99.9%")
+	client := c.Client(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	var node *v1.Node
+	var cond v1.NodeCondition
+	if err := wait.PollUntilContextCancel(ctx, time.Second, true, func(ctx context.Context) (bool, error) {
+		nodes, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		if err != nil || len(nodes.Items) == 0 {
+			return false, nil
+		}
+		node = &nodes.Items[0]
+		for _, cd := range node.Status.Conditions {
+			if cd.Type == v1.NodeDiskPressure {
+				cond = cd
+			}
+		}
+		return cond.Status == v1.ConditionTrue, nil
+	}); err != nil {
+		t.Fatalf("DiskPressure never True: %+v", cond)
+	}
+	if cond.Reason != "KubeletHasDiskPressure" || cond.Message != "kubelet has disk pressure" {
+		t.Errorf("DiskPressure reason %q message %q, want kubelet's KubeletHasDiskPressure, kubelet has disk pressure", cond.Reason, cond.Message)
+	}
+	for _, cd := range node.Status.Conditions {
+		if cd.Type == v1.NodeMemoryPressure && (cd.Status != v1.ConditionFalse || cd.Reason != "KubeletHasSufficientMemory") {
+			t.Errorf("MemoryPressure %s %s, want False KubeletHasSufficientMemory", cd.Status, cd.Reason)
+		}
+	}
+
+	// The scheduler keeps pods off the node (its disk-pressure taint);
+	// a pod bound to it directly meets kubelet's admission.
+	pod := &v1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "under-pressure", Namespace: "default"},
+		Spec: v1.PodSpec{
+			NodeName:   node.Name,
+			Containers: []v1.Container{{Name: "c", Image: "registry.k8s.io/pause:3.10"}},
+		},
+	}
+	if _, err := client.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var got *v1.Pod
+	if err := wait.PollUntilContextCancel(ctx, time.Second, true, func(ctx context.Context) (bool, error) {
+		var err error
+		got, err = client.CoreV1().Pods("default").Get(ctx, pod.Name, metav1.GetOptions{})
+		return err == nil && got.Status.Phase == v1.PodFailed, nil
+	}); err != nil {
+		t.Fatalf("pod never refused: %+v", got.Status)
+	}
+	if want := "Pod was rejected: The node had condition: [DiskPressure]. "; got.Status.Reason != "Evicted" || got.Status.Message != want {
+		t.Errorf("pod reason %q message %q, want Evicted, %q", got.Status.Reason, got.Status.Message, want)
+	}
+
+	if _, err := c.Stop(30 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	c, err := c.RestartWith()
+	if err != nil {
+		t.Fatal(err)
+	}
+	client = c.Client(t)
+	if err := wait.PollUntilContextCancel(ctx, time.Second, true, func(ctx context.Context) (bool, error) {
+		n, err := client.CoreV1().Nodes().Get(ctx, node.Name, metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		for _, cd := range n.Status.Conditions {
+			if cd.Type == v1.NodeDiskPressure {
+				cond = cd
+			}
+		}
+		return cond.Status == v1.ConditionFalse, nil
+	}); err != nil {
+		t.Fatalf("DiskPressure never False after a restart with the default thresholds: %+v", cond)
+	}
+	if cond.Reason != "KubeletHasNoDiskPressure" || cond.Message != "kubelet has no disk pressure" {
+		t.Errorf("DiskPressure reason %q message %q, want kubelet's KubeletHasNoDiskPressure, kubelet has no disk pressure", cond.Reason, cond.Message)
+	}
+}
+
+// TestMemoryPressureEviction starts a node whose memory threshold is
+// above what the machine has (memory.available<1000Gi): MemoryPressure
+// turns True with kubelet's reason; a BestEffort pod is refused as
+// kubelet's admission refuses it; a Guaranteed pod is admitted, then
+// evicted by the eviction manager with kubelet's message and the
+// DisruptionTarget condition.
+func TestMemoryPressureEviction(t *testing.T) {
+	c := startNodeCluster(t, "--eviction-hard=memory.available<1000Gi")
+	client := c.Client(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	var node *v1.Node
+	var cond v1.NodeCondition
+	if err := wait.PollUntilContextCancel(ctx, time.Second, true, func(ctx context.Context) (bool, error) {
+		nodes, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		if err != nil || len(nodes.Items) == 0 {
+			return false, nil
+		}
+		node = &nodes.Items[0]
+		for _, cd := range node.Status.Conditions {
+			if cd.Type == v1.NodeMemoryPressure {
+				cond = cd
+			}
+		}
+		return cond.Status == v1.ConditionTrue, nil
+	}); err != nil {
+		t.Fatalf("MemoryPressure never True: %+v", cond)
+	}
+	if cond.Reason != "KubeletHasInsufficientMemory" || cond.Message != "kubelet has insufficient memory available" {
+		t.Errorf("MemoryPressure reason %q message %q, want kubelet's", cond.Reason, cond.Message)
+	}
+
+	mkPod := func(name string, res v1.ResourceList) *v1.Pod {
+		p := &v1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
+			Spec: v1.PodSpec{
+				NodeName: node.Name,
+				Containers: []v1.Container{{Name: "c", Image: "busybox", Command: []string{"sleep", "3600"},
+					Resources: v1.ResourceRequirements{Requests: res, Limits: res}}},
+			},
+		}
+		if _, err := client.CoreV1().Pods("default").Create(ctx, p, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	failed := func(name string) *v1.Pod {
+		var got *v1.Pod
+		if err := wait.PollUntilContextCancel(ctx, time.Second, true, func(ctx context.Context) (bool, error) {
+			var err error
+			got, err = client.CoreV1().Pods("default").Get(ctx, name, metav1.GetOptions{})
+			return err == nil && got.Status.Phase == v1.PodFailed, nil
+		}); err != nil {
+			t.Fatalf("pod %s never Failed: %+v", name, got.Status)
+		}
+		return got
+	}
+
+	mkPod("besteffort", nil)
+	got := failed("besteffort")
+	if want := "Pod was rejected: The node had condition: [MemoryPressure]. "; got.Status.Reason != "Evicted" || got.Status.Message != want {
+		t.Errorf("BestEffort pod reason %q message %q, want Evicted, %q", got.Status.Reason, got.Status.Message, want)
+	}
+
+	mkPod("guaranteed", v1.ResourceList{v1.ResourceCPU: resource.MustParse("10m"), v1.ResourceMemory: resource.MustParse("64Mi")})
+	got = failed("guaranteed")
+	if prefix := "The node was low on resource: memory. Threshold quantity: 1000Gi, available: "; got.Status.Reason != "Evicted" || !strings.HasPrefix(got.Status.Message, prefix) {
+		t.Errorf("Guaranteed pod reason %q message %q, want Evicted, %q...", got.Status.Reason, got.Status.Message, prefix)
+	}
+	var disruption *v1.PodCondition
+	for i := range got.Status.Conditions {
+		if got.Status.Conditions[i].Type == v1.DisruptionTarget {
+			disruption = &got.Status.Conditions[i]
+		}
+	}
+	if disruption == nil || disruption.Status != v1.ConditionTrue || disruption.Reason != v1.PodReasonTerminationByKubelet {
+		t.Errorf("DisruptionTarget condition %+v, want True TerminationByKubelet", disruption)
+	}
+}
