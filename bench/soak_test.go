@@ -181,6 +181,11 @@ func soak(b *testing.B, duration time.Duration, csvPath string) {
 	} else {
 		b.Logf("samples: %s", csvPath)
 	}
+	if steady, err := r.client.CoreV1().Pods(r.ns).Get(ctx, "steady", metav1.GetOptions{}); err != nil {
+		r.fail("steady-get", err)
+	} else if len(steady.Status.ContainerStatuses) == 1 {
+		b.ReportMetric(float64(steady.Status.ContainerStatuses[0].RestartCount), "steady-restarts")
+	}
 	b.ReportMetric(float64(loops), "loops")
 	b.ReportMetric(float64(created), "pods")
 	b.ReportMetric(time.Since(start).Minutes(), "minutes")
@@ -259,10 +264,13 @@ func (r *soakRun) churnPod(ctx context.Context, name string, loop int) {
 		if err != nil {
 			return err
 		}
-		_, err = framework.WaitPodIn(ctx, r.client, r.ns, name, 2*time.Minute, func(p *corev1.Pod) (bool, error) {
+		pod, err := framework.WaitPodIn(ctx, r.client, r.ns, name, 2*time.Minute, func(p *corev1.Pod) (bool, error) {
 			return framework.Running(p), nil
 		})
-		return err
+		if err != nil {
+			return fmt.Errorf("%w%s", err, r.whyNotRunning(ctx, pod))
+		}
+		return nil
 	})
 	if !ok {
 		return
@@ -298,6 +306,27 @@ func (r *soakRun) churnPod(ctx context.Context, name string, loop int) {
 		}
 		return nil
 	})
+}
+
+// whyNotRunning describes the container's last termination and the
+// pod's events, for a pod that did not become Ready.
+func (r *soakRun) whyNotRunning(ctx context.Context, pod *corev1.Pod) string {
+	if pod == nil {
+		return ""
+	}
+	var b strings.Builder
+	for _, cs := range pod.Status.ContainerStatuses {
+		if t := cs.LastTerminationState.Terminated; t != nil {
+			fmt.Fprintf(&b, "; last termination: %s exit %d %q", t.Reason, t.ExitCode, t.Message)
+		}
+	}
+	events, err := r.client.CoreV1().Events(r.ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=" + pod.Name})
+	if err == nil {
+		for _, e := range events.Items {
+			fmt.Fprintf(&b, "; event %s %s x%d: %s", e.Type, e.Reason, e.Count, e.Message)
+		}
+	}
+	return b.String()
 }
 
 // execExpect runs cmd in pod's container "main" through client-go
@@ -388,7 +417,7 @@ type soakSample struct {
 
 // soakResources names the values of a sample, in order, with their units.
 var soakResources = []string{
-	"rss-MiB", "fds", "threads", "goroutines", "mounts", "mounts-datadir",
+	"rss-MiB", "rss-anon-MiB", "rss-file-MiB", "fds", "threads", "goroutines", "mounts", "mounts-datadir",
 	"pod-netns", "host-netns", "cgroups", "shims",
 }
 
@@ -422,6 +451,16 @@ func (s *soakSampler) sample(ctx context.Context) (soakSample, error) {
 		return out, err
 	}
 	threads, err := statusField(proc+"/status", "Threads:")
+	if err != nil {
+		return out, err
+	}
+	// RssFile is mostly the binary's text and embedded etcd's bbolt
+	// mmap; RssAnon the Go heap and stacks.
+	rssAnon, err := statusField(proc+"/status", "RssAnon:")
+	if err != nil {
+		return out, err
+	}
+	rssFile, err := statusField(proc+"/status", "RssFile:")
 	if err != nil {
 		return out, err
 	}
@@ -459,7 +498,7 @@ func (s *soakSampler) sample(ctx context.Context) (soakSample, error) {
 			shims++
 		}
 	}
-	out.values = []float64{float64(rss) / 1024, float64(len(fds)), float64(threads), float64(goroutines),
+	out.values = []float64{float64(rss) / 1024, float64(rssAnon) / 1024, float64(rssFile) / 1024, float64(len(fds)), float64(threads), float64(goroutines),
 		float64(mounts), float64(underData), float64(len(podNetns)), float64(len(hostNetns)), float64(cgroups), float64(shims)}
 	return out, nil
 }
