@@ -366,8 +366,10 @@ func (r *soakRun) execExpect(ctx context.Context, pod string, cmd []string, want
 func soakContainer(name string) corev1.Container {
 	return corev1.Container{
 		Name: "main", Image: "busybox", ImagePullPolicy: corev1.PullIfNotPresent,
+		// The setup ends with ";": "a && b & c" would put the whole
+		// and-list in the background and race httpd against mkdir.
 		Command: []string{"sh", "-c", "mkdir -p /www && echo ok > /www/index.html && touch /tmp/healthy && echo started " + name +
-			" && (while true; do echo tick; sleep 1; done) & exec httpd -f -p 8080 -h /www"},
+			"; (while true; do echo tick; sleep 1; done) & exec httpd -f -p 8080 -h /www"},
 		VolumeMounts: []corev1.VolumeMount{{Name: "podinfo", MountPath: "/etc/podinfo"}},
 	}
 }
