@@ -25,7 +25,7 @@ VERSION_VARS := gitVersion=$(K8S_VERSION) gitMajor=$(K8S_MAJOR) gitMinor=$(K8S_M
 LDFLAGS := -s -w -X github.com/pocketkube/pocketkube/internal/version.version=$(VERSION) \
 	$(foreach v,$(VERSION_VARS),-X k8s.io/component-base/version.$(v) -X k8s.io/client-go/pkg/version.$(v))
 
-.PHONY: deps build testreport up test unit e2e security vet bench conformance clean
+.PHONY: deps build testreport up test unit e2e security vet bench soak conformance clean
 deps:
 	bash scripts/install-deps.sh
 
@@ -110,6 +110,31 @@ bench: deps build
 	{ echo; echo "| benchmark | figure | value |"; echo "|---|---|---|"; \
 	  awk '/^Benchmark/ { for (i = 3; i < NF; i += 2) printf "| %s | %s | %s |\n", $$1, $$(i + 1), $$i }' $$out; } >> $$out.md; \
 	cat $$out.md >> $$out; rm $$out.md; echo "results: $$out"
+
+# The soak (BenchmarkSoak, docs/BENCHMARKS.md "Soak"): SOAK_MINUTES of pod
+# churn (probes, exec, logs, label patches into downwardAPI volumes) while
+# pocketkube's RSS, fds, threads, goroutines, mounts, network namespaces,
+# cgroups and shims are sampled; reports each one's first/last value and
+# slope per hour after SOAK_WARMUP. Its cluster runs in a network namespace
+# of its own, so it takes no e2e lock and runs beside other clusters. Not
+# part of `make bench` (BenchmarkSoak skips unless SOAK_MINUTES or
+# -soak-minutes is set). Writes bench/results/DATE-COMMIT-soak.txt (the
+# machine, the benchmark output, the summary table) and the samples as
+# DATE-COMMIT-soak.csv beside it.
+SOAK_MINUTES ?= 30
+SOAK_WARMUP ?= 5m
+SOAK_INTERVAL ?= 15s
+soak: deps build
+	mkdir -p bench/results
+	out=bench/results/$$(date -u +%Y-%m-%d)-$$(git rev-parse --short HEAD)-soak; \
+	{ echo "# $$(date -u +%Y-%m-%dT%H:%MZ) commit $$(git describe --always --dirty)"; \
+	  echo "# $$(nproc) cores ($$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $$(free -g | awk '/Mem:/ {print $$2}') GiB, Linux $$(uname -r)"; \
+	  echo "# load average before: $$(cut -d' ' -f1-3 /proc/loadavg)"; } > $$out.txt; \
+	env POCKETKUBE_BIN=$(abspath $(BIN)) SOAK_MINUTES=$(SOAK_MINUTES) go test -tags bench -run '^$$' \
+	  -bench '^BenchmarkSoak$$' -benchtime 1x -timeout $$(( $(SOAK_MINUTES) + 20 ))m ./bench/ \
+	  -soak-warmup $(SOAK_WARMUP) -soak-interval $(SOAK_INTERVAL) -soak-csv $(abspath .)/$$out.csv 2>&1 | tee -a $$out.txt; \
+	rc=$${PIPESTATUS[0]}; echo "# load average after: $$(cut -d' ' -f1-3 /proc/loadavg)" >> $$out.txt; \
+	echo "results: $$out.txt $$out.csv"; exit $$rc
 
 # Upstream's conformance suite (e2e.test of the embedded k8s.io/kubernetes)
 # against `pocketkube up`, offline: test/conformance (a module of its own)

@@ -17,6 +17,11 @@
 // iteration, is suppressed: it mixes the measured interval with the setup
 // and cleanup around it.
 //
+// BenchmarkSoak is not one of them: it runs only when SOAK_MINUTES (or
+// -soak-minutes) is set, for that long (`make soak`, 30 minutes by
+// default), in a cluster in a network namespace of its own that needs no
+// lock, and writes its samples as CSV.
+//
 // Needs root, runc, the CNI plugins, nftables, busybox-static, kubectl
 // (test/framework.KubectlDir), curl; BenchmarkStartupBare also etcd and
 // a kube-apiserver binary (KUBE_APISERVER, built with `go build
