@@ -72,7 +72,7 @@ SECURITY_TEST_NAMES := TestListeningPorts TestKubeletAPIAuth TestAPIServerVerifi
 	TestSeccompRuntimeDefaultBlocksSyscalls TestSeccompLocalhostProfile TestAppArmorRefusedWithoutHostSupport \
 	TestSubPathSymlinkSwapNeverEscapes TestSubPathSymlinkOutsideRefused TestImageLoadRefusesPoisonedBlob \
 	TestImagePasswdIsReadInsideTheImage TestPodPidsLimitForkBomb TestPodPidsLimitDefault TestEmptyDirSizeLimitEviction \
-	TestKilledShimContainerRestarts TestRebootResumesPods
+	TestKilledShimContainerRestarts TestRebootResumesPods TestMemoryPressureEviction TestDiskPressureCondition
 empty :=
 SECURITY_TESTS := $(subst $(empty) $(empty),|,$(strip $(SECURITY_TEST_NAMES)))
 security: build testreport
