@@ -256,7 +256,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return startErr(err)
 	}
 	late := lateAgent{&current}
-	pressure, err := eviction.NewPressure(eviction.PressureConfig{
+	pressure, err := eviction.NewPressure(ctx, eviction.PressureConfig{
 		Thresholds: cfg.EvictionHard,
 		NodeName:   cfg.NodeName,
 		Client:     client,

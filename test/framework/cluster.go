@@ -366,9 +366,30 @@ func (c *Cluster) Stop(timeout time.Duration) (time.Duration, error) {
 	case <-c.done:
 		return time.Since(start), c.err
 	case <-time.After(timeout):
-		c.Kill()
-		return time.Since(start), fmt.Errorf("pocketkube up still running %s after SIGINT", timeout)
+		return time.Since(start), fmt.Errorf("pocketkube up still running %s after SIGINT%s", timeout, c.dumpStuck())
 	}
+}
+
+// dumpStuck ends a process that did not stop: SIGQUIT makes the Go
+// runtime print every goroutine's stack before it exits, which says where
+// the stop hangs. The whole output goes to a file (thousands of
+// goroutines), whose name it returns for the error.
+func (c *Cluster) dumpStuck() string {
+	c.cmd.Process.Signal(syscall.SIGQUIT)
+	select {
+	case <-c.done:
+	case <-time.After(10 * time.Second):
+		c.Kill()
+	}
+	f, err := os.CreateTemp("", "pk-stuck-*.log")
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	if _, err := f.WriteString(c.Output()); err != nil {
+		return ""
+	}
+	return "; its goroutines at SIGQUIT are in " + f.Name()
 }
 
 // Kill kills the process and waits for it.

@@ -115,8 +115,10 @@ type Pressure struct {
 	broadcaster record.EventBroadcaster
 }
 
-// NewPressure checks cfg and builds the manager; Run starts it.
-func NewPressure(cfg PressureConfig) (*Pressure, error) {
+// NewPressure checks cfg and builds the manager; Run starts it. Its
+// events stop being retried once ctx is done, so that a stop does not
+// wait on a retry to an API server that is gone (as the agent's).
+func NewPressure(ctx context.Context, cfg PressureConfig) (*Pressure, error) {
 	if cfg.NodeName == "" || cfg.Client == nil || cfg.Summary == nil || cfg.Killer == nil {
 		return nil, errors.New("eviction: NodeName, Client, Summary and Killer are required")
 	}
@@ -130,7 +132,7 @@ func NewPressure(cfg PressureConfig) (*Pressure, error) {
 		cfg.Clock = clock.RealClock{}
 	}
 	p := &Pressure{cfg: cfg, ctx: context.Background()}
-	p.broadcaster = record.NewBroadcaster()
+	p.broadcaster = record.NewBroadcaster(record.WithContext(ctx))
 	recorder := p.broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: "kubelet", Host: cfg.NodeName})
 	// Kubelet's nodeRef: the UID is the node's name.
 	nodeRef := &v1.ObjectReference{Kind: "Node", Name: cfg.NodeName, UID: types.UID(cfg.NodeName)}

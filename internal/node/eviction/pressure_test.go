@@ -119,7 +119,7 @@ func TestPressureMemory(t *testing.T) {
 	}
 	guaranteed, bestEffort := pod("guaranteed", "200Mi"), pod("besteffort", "")
 	k := &fakeKiller{msgs: map[string]string{}, conds: map[string]*v1.PodCondition{}}
-	p, err := NewPressure(PressureConfig{
+	p, err := NewPressure(ctx, PressureConfig{
 		Thresholds: thresholds,
 		NodeName:   "n",
 		Client:     fake.NewClientset(),
