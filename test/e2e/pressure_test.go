@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
 )
 
 // TestDiskPressureCondition starts a node whose nodefs threshold the
@@ -26,23 +27,7 @@ func TestDiskPressureCondition(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
-	var node *v1.Node
-	var cond v1.NodeCondition
-	if err := wait.PollUntilContextCancel(ctx, time.Second, true, func(ctx context.Context) (bool, error) {
-		nodes, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
-		if err != nil || len(nodes.Items) == 0 {
-			return false, nil
-		}
-		node = &nodes.Items[0]
-		for _, cd := range node.Status.Conditions {
-			if cd.Type == v1.NodeDiskPressure {
-				cond = cd
-			}
-		}
-		return cond.Status == v1.ConditionTrue, nil
-	}); err != nil {
-		t.Fatalf("DiskPressure never True: %+v", cond)
-	}
+	node, cond := waitNodeCondition(ctx, t, client, v1.NodeDiskPressure, v1.ConditionTrue)
 	if cond.Reason != "KubeletHasDiskPressure" || cond.Message != "kubelet has disk pressure" {
 		t.Errorf("DiskPressure reason %q message %q, want kubelet's KubeletHasDiskPressure, kubelet has disk pressure", cond.Reason, cond.Message)
 	}
@@ -84,20 +69,7 @@ func TestDiskPressureCondition(t *testing.T) {
 		t.Fatal(err)
 	}
 	client = c.Client(t)
-	if err := wait.PollUntilContextCancel(ctx, time.Second, true, func(ctx context.Context) (bool, error) {
-		n, err := client.CoreV1().Nodes().Get(ctx, node.Name, metav1.GetOptions{})
-		if err != nil {
-			return false, nil
-		}
-		for _, cd := range n.Status.Conditions {
-			if cd.Type == v1.NodeDiskPressure {
-				cond = cd
-			}
-		}
-		return cond.Status == v1.ConditionFalse, nil
-	}); err != nil {
-		t.Fatalf("DiskPressure never False after a restart with the default thresholds: %+v", cond)
-	}
+	_, cond = waitNodeCondition(ctx, t, client, v1.NodeDiskPressure, v1.ConditionFalse)
 	if cond.Reason != "KubeletHasNoDiskPressure" || cond.Message != "kubelet has no disk pressure" {
 		t.Errorf("DiskPressure reason %q message %q, want kubelet's KubeletHasNoDiskPressure, kubelet has no disk pressure", cond.Reason, cond.Message)
 	}
@@ -115,23 +87,7 @@ func TestMemoryPressureEviction(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
-	var node *v1.Node
-	var cond v1.NodeCondition
-	if err := wait.PollUntilContextCancel(ctx, time.Second, true, func(ctx context.Context) (bool, error) {
-		nodes, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
-		if err != nil || len(nodes.Items) == 0 {
-			return false, nil
-		}
-		node = &nodes.Items[0]
-		for _, cd := range node.Status.Conditions {
-			if cd.Type == v1.NodeMemoryPressure {
-				cond = cd
-			}
-		}
-		return cond.Status == v1.ConditionTrue, nil
-	}); err != nil {
-		t.Fatalf("MemoryPressure never True: %+v", cond)
-	}
+	node, cond := waitNodeCondition(ctx, t, client, v1.NodeMemoryPressure, v1.ConditionTrue)
 	if cond.Reason != "KubeletHasInsufficientMemory" || cond.Message != "kubelet has insufficient memory available" {
 		t.Errorf("MemoryPressure reason %q message %q, want kubelet's", cond.Reason, cond.Message)
 	}
@@ -182,4 +138,28 @@ func TestMemoryPressureEviction(t *testing.T) {
 	if disruption == nil || disruption.Status != v1.ConditionTrue || disruption.Reason != v1.PodReasonTerminationByKubelet {
 		t.Errorf("DisruptionTarget condition %+v, want True TerminationByKubelet", disruption)
 	}
+}
+
+// waitNodeCondition polls until the cluster's one node has condition typ
+// with status, and returns the node and the condition.
+func waitNodeCondition(ctx context.Context, t *testing.T, client kubernetes.Interface, typ v1.NodeConditionType, status v1.ConditionStatus) (*v1.Node, v1.NodeCondition) {
+	t.Helper()
+	var node *v1.Node
+	var cond v1.NodeCondition
+	if err := wait.PollUntilContextCancel(ctx, time.Second, true, func(ctx context.Context) (bool, error) {
+		nodes, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		if err != nil || len(nodes.Items) == 0 {
+			return false, nil
+		}
+		node = &nodes.Items[0]
+		for _, cd := range node.Status.Conditions {
+			if cd.Type == typ {
+				cond = cd
+			}
+		}
+		return cond.Status == status, nil
+	}); err != nil {
+		t.Fatalf("%s never %s: %+v", typ, status, cond)
+	}
+	return node, cond
 }
