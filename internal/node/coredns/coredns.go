@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/coredns/caddy"
 	"github.com/coredns/coredns/core/dnsserver"
@@ -167,10 +168,23 @@ func Run(ctx context.Context, cfg Config) error {
 	return nil
 }
 
+// stopWait bounds how long stop waits for CoreDNS's servers: a Ctrl-C
+// soon after start was seen to hang in caddy's Instance.Wait past the
+// node's stop limit.
+const stopWait = 2 * time.Second
+
 // stop closes inst's listeners, stops its plugins' informers and waits
-// for its servers to return.
+// for its servers to return, at most stopWait (the process is ending).
 func stop(inst *caddy.Instance) {
 	inst.ShutdownCallbacks()
 	inst.Stop()
-	inst.Wait()
+	done := make(chan struct{})
+	go func() {
+		inst.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(stopWait):
+	}
 }
