@@ -200,6 +200,11 @@ const (
 	alpinePasswd = "root:x:0:0:root:/root:/bin/sh\nbin:x:1:1:bin:/bin:/sbin/nologin\ndaemon:x:2:2:daemon:/sbin:/sbin/nologin\n" +
 		"nobody:x:65534:65534:nobody:/:/sbin/nologin\n"
 	alpineGroup = "root:x:0:root\nbin:x:1:root,bin,daemon\ndaemon:x:2:root,bin,daemon\nnobody:x:65534:\n"
+	// alpineOSRelease is alpine:3.21's /etc/os-release, the base of
+	// agnhost and the images built on it (kitten, nautilus): the
+	// ImageVolume spec reads it through an image volume.
+	alpineOSRelease = "NAME=\"Alpine Linux\"\nID=alpine\nVERSION_ID=3.21.3\nPRETTY_NAME=\"Alpine Linux v3.21\"\n" +
+		"HOME_URL=\"https://alpinelinux.org/\"\nBUG_REPORT_URL=\"https://gitlab.alpinelinux.org/alpine/aports/-/issues\"\n"
 )
 
 // busybox adds /bin/busybox, an applet link in /bin for each applet
@@ -237,6 +242,7 @@ func busyboxRootfs(t tools, r *framework.RootfsTar) error {
 
 // alpineRootfs stands in for an Alpine base: busybox and Alpine's users.
 func alpineRootfs(t tools, r *framework.RootfsTar) error {
+	r.File("etc/os-release", 0o644, []byte(alpineOSRelease))
 	r.File("etc/passwd", 0o644, []byte(alpinePasswd))
 	r.File("etc/group", 0o644, []byte(alpineGroup))
 	return busybox(t, r)
@@ -264,6 +270,7 @@ func hostTools(r *framework.RootfsTar, dir string, names ...string) error {
 // the specs run in it with sh -c (Alpine's bind-tools, curl,
 // netcat-openbsd, iproute2, bash, socat, util-linux-misc), here Debian's.
 func agnhostRootfs(t tools, r *framework.RootfsTar) error {
+	r.File("etc/os-release", 0o644, []byte(alpineOSRelease))
 	r.File("etc/passwd", 0o644, []byte(alpinePasswd+"user-defined-in-image:x:1000:1000::/home/user-defined-in-image:/bin/sh\n"))
 	r.File("etc/group", 0o644, []byte(alpineGroup+"user-defined-in-image:x:1000:\ngroup-defined-in-image:x:50000:user-defined-in-image\n"))
 	r.Dir("home/user-defined-in-image", 0o755)
