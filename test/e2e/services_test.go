@@ -13,6 +13,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -606,6 +607,16 @@ func TestLoadBalancerService(t *testing.T) {
 	if got := ingress("lb-clash"); len(got) != 0 {
 		t.Errorf("lb-clash got ingress %v while lb-web holds the port", got)
 	}
+	portsError := func() *metav1.Condition {
+		svc, err := c.CoreV1().Services("default").Get(ctx, "lb-clash", metav1.GetOptions{})
+		if err != nil {
+			t.Fatalf("get service lb-clash: %v", err)
+		}
+		return apimeta.FindStatusCondition(svc.Status.Conditions, corev1.LoadBalancerPortsError)
+	}
+	if cond := portsError(); cond == nil || cond.Status != metav1.ConditionTrue || cond.Reason != "PortInUse" || !strings.Contains(cond.Message, want) {
+		t.Errorf("lb-clash condition %+v, want %s True PortInUse %q", cond, corev1.LoadBalancerPortsError, want)
+	}
 	if got := ingress(classed.Name); len(got) != 0 {
 		t.Errorf("a Service of another loadBalancerClass got ingress %v", got)
 	}
@@ -615,6 +626,9 @@ func TestLoadBalancerService(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitIngress("lb-clash", 60*time.Second)
+	if cond := portsError(); cond != nil {
+		t.Errorf("lb-clash has its address and still the condition %+v", cond)
+	}
 	pollAnswers(t, "LoadBalancer "+url+" of lb-clash from the host", func(ctx context.Context) ([]string, error) {
 		return hostAnswers(ctx, url, 5), nil
 	}, only("lb-web-1"))

@@ -12,7 +12,11 @@
 // holds: both would be the same address and port, and kube-proxy would
 // send the traffic to only one. The controller then reports the refusal as
 // its SyncLoadBalancerFailed event and retries with back-off, so the
-// Service gets its address once the port is free. Services with a
+// Service gets its address once the port is free. The refused Service
+// also carries the condition LoadBalancerPortsError (True, reason
+// PortInUse, the same message), which `kubectl get -o yaml` and a chart's
+// readiness check can see without reading events; it is removed once the
+// port is free. Services with a
 // loadBalancerClass are left to whoever implements that class, as the
 // service controller does for any cloud.
 //
@@ -28,8 +32,12 @@ import (
 	"strings"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	utilfeature "k8s.io/apiserver/pkg/util/feature"
+	corev1apply "k8s.io/client-go/applyconfigurations/core/v1"
+	metav1apply "k8s.io/client-go/applyconfigurations/meta/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
@@ -42,11 +50,18 @@ import (
 // ProviderName is the cloud provider name the service controller reports.
 const ProviderName = "pocketkube"
 
+// PortInUseReason is the reason of the LoadBalancerPortsError condition of
+// a Service refused for a port an older LoadBalancer Service holds.
+const PortInUseReason = "PortInUse"
+
+// fieldManager owns the condition in the Services' status.
+const fieldManager = "pocketkube-servicelb"
+
 // Run runs the service controller with client until ctx is done.
 func Run(ctx context.Context, client kubernetes.Interface) error {
 	factory := informers.NewSharedInformerFactory(client, 0)
 	services := factory.Core().V1().Services()
-	cloud := &provider{lb: &loadBalancer{services: services.Lister()}}
+	cloud := &provider{lb: &loadBalancer{services: services.Lister(), client: client}}
 	c, err := servicecontroller.New(cloud, client, services, factory.Core().V1().Nodes(), ProviderName, utilfeature.DefaultFeatureGate)
 	if err != nil {
 		return fmt.Errorf("create service controller: %w", err)
@@ -62,6 +77,7 @@ func Run(ctx context.Context, client kubernetes.Interface) error {
 // address.
 type loadBalancer struct {
 	services corelisters.ServiceLister
+	client   kubernetes.Interface
 }
 
 var _ cloudprovider.LoadBalancer = (*loadBalancer)(nil)
@@ -74,18 +90,58 @@ func (l *loadBalancer) GetLoadBalancerName(_ context.Context, _ string, svc *v1.
 	return cloudprovider.DefaultLoadBalancerName(svc)
 }
 
-func (l *loadBalancer) EnsureLoadBalancer(_ context.Context, _ string, svc *v1.Service, nodes []*v1.Node) (*v1.LoadBalancerStatus, error) {
-	if err := l.checkPorts(svc); err != nil {
+func (l *loadBalancer) EnsureLoadBalancer(ctx context.Context, _ string, svc *v1.Service, nodes []*v1.Node) (*v1.LoadBalancerStatus, error) {
+	if err := l.ensurePorts(ctx, svc); err != nil {
 		return nil, err
 	}
 	return Status(nodes), nil
 }
 
-func (l *loadBalancer) UpdateLoadBalancer(_ context.Context, _ string, svc *v1.Service, _ []*v1.Node) error {
-	return l.checkPorts(svc)
+func (l *loadBalancer) UpdateLoadBalancer(ctx context.Context, _ string, svc *v1.Service, _ []*v1.Node) error {
+	return l.ensurePorts(ctx, svc)
 }
 
-func (l *loadBalancer) EnsureLoadBalancerDeleted(context.Context, string, *v1.Service) error {
+func (l *loadBalancer) EnsureLoadBalancerDeleted(ctx context.Context, _ string, svc *v1.Service) error {
+	// A Service that stops being a LoadBalancer keeps no condition of ours.
+	return l.setPortsCondition(ctx, svc, nil)
+}
+
+// ensurePorts checks svc's ports and keeps its LoadBalancerPortsError
+// condition in step: set while refused, gone once the ports are free.
+func (l *loadBalancer) ensurePorts(ctx context.Context, svc *v1.Service) error {
+	clash := l.checkPorts(svc)
+	if err := l.setPortsCondition(ctx, svc, clash); err != nil {
+		return err
+	}
+	return clash
+}
+
+// setPortsCondition writes svc's LoadBalancerPortsError condition for
+// clash (nil: no condition) when it differs from what svc has, with
+// server-side apply: the service controller's patches of
+// status.loadBalancer and other owners' conditions are left alone.
+func (l *loadBalancer) setPortsCondition(ctx context.Context, svc *v1.Service, clash error) error {
+	have := meta.FindStatusCondition(svc.Status.Conditions, v1.LoadBalancerPortsError)
+	if clash == nil && (have == nil || have.Reason != PortInUseReason) {
+		return nil
+	}
+	if clash != nil && have != nil && have.Status == metav1.ConditionTrue && have.Reason == PortInUseReason && have.Message == clash.Error() {
+		return nil
+	}
+	status := corev1apply.ServiceStatus()
+	if clash != nil {
+		status.WithConditions(metav1apply.Condition().
+			WithType(v1.LoadBalancerPortsError).
+			WithStatus(metav1.ConditionTrue).
+			WithReason(PortInUseReason).
+			WithMessage(clash.Error()).
+			WithObservedGeneration(svc.Generation).
+			WithLastTransitionTime(metav1.Now()))
+	}
+	apply := corev1apply.Service(svc.Name, svc.Namespace).WithStatus(status)
+	if _, err := l.client.CoreV1().Services(svc.Namespace).ApplyStatus(ctx, apply, metav1.ApplyOptions{FieldManager: fieldManager, Force: true}); err != nil {
+		return fmt.Errorf("set condition %s of Service %s/%s: %w", v1.LoadBalancerPortsError, svc.Namespace, svc.Name, err)
+	}
 	return nil
 }
 

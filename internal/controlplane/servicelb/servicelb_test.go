@@ -6,8 +6,10 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes/fake"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 )
@@ -62,7 +64,16 @@ func TestEnsureRefusesAPortAnOlderServiceHolds(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	lb := &loadBalancer{services: corelisters.NewServiceLister(idx)}
+	client := fake.NewClientset(web, other, udp, classed, cluster, late)
+	lb := &loadBalancer{services: corelisters.NewServiceLister(idx), client: client}
+	condition := func(svc *v1.Service) *metav1.Condition {
+		t.Helper()
+		got, err := client.CoreV1().Services(svc.Namespace).Get(t.Context(), svc.Name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return meta.FindStatusCondition(got.Status.Conditions, v1.LoadBalancerPortsError)
+	}
 	nodes := []*v1.Node{node("n", v1.NodeAddress{Type: v1.NodeInternalIP, Address: "192.0.2.1"})}
 	for _, tt := range []struct {
 		svc     *v1.Service
@@ -78,10 +89,16 @@ func TestEnsureRefusesAPortAnOlderServiceHolds(t *testing.T) {
 			if err != nil || len(st.Ingress) != 1 || st.Ingress[0].IP != "192.0.2.1" {
 				t.Errorf("%s: status %v, err %v; want the node's address", tt.svc.Name, st, err)
 			}
+			if c := condition(tt.svc); c != nil {
+				t.Errorf("%s: condition %v on a Service that got its address", tt.svc.Name, c)
+			}
 			continue
 		}
 		if err == nil || err.Error() != tt.wantErr {
 			t.Errorf("%s: err %v, want %q", tt.svc.Name, err, tt.wantErr)
+		}
+		if c := condition(tt.svc); c == nil || c.Status != metav1.ConditionTrue || c.Reason != PortInUseReason || c.Message != tt.wantErr {
+			t.Errorf("%s: condition %v, want %s True %s %q", tt.svc.Name, c, v1.LoadBalancerPortsError, PortInUseReason, tt.wantErr)
 		}
 		if err := lb.UpdateLoadBalancer(t.Context(), "c", tt.svc, nodes); err == nil {
 			t.Errorf("%s: UpdateLoadBalancer accepted the port in use", tt.svc.Name)
@@ -93,7 +110,14 @@ func TestEnsureRefusesAPortAnOlderServiceHolds(t *testing.T) {
 	if err := idx.Update(gone); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := lb.EnsureLoadBalancer(t.Context(), "c", other, nodes); err != nil {
+	refused, err := client.CoreV1().Services(other.Namespace).Get(t.Context(), other.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lb.EnsureLoadBalancer(t.Context(), "c", refused, nodes); err != nil {
 		t.Errorf("after the holder's deletion: %v", err)
+	}
+	if c := condition(other); c != nil {
+		t.Errorf("after the holder's deletion: condition %v is still there", c)
 	}
 }
