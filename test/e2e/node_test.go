@@ -16,6 +16,16 @@ import (
 	"github.com/pocketkube/pocketkube/test/framework"
 )
 
+// nodeReady says whether node is Ready as kubelet reports it.
+func nodeReady(node *corev1.Node) bool {
+	for _, cond := range node.Status.Conditions {
+		if cond.Type == corev1.NodeReady {
+			return cond.Status == corev1.ConditionTrue && cond.Reason == "KubeletReady"
+		}
+	}
+	return false
+}
+
 func TestNodeRegistered(t *testing.T) {
 	t.Parallel()
 	c := shared.Client(t)
@@ -26,10 +36,12 @@ func TestNodeRegistered(t *testing.T) {
 			return false, nil
 		}
 		node = &nodes.Items[0]
-		return node.Labels["node-role.kubernetes.io/control-plane"] == "true", nil
+		// The label, the pod CIDR (node-ipam controller) and Ready come
+		// from three writers: wait for all three, then check the rest.
+		return node.Labels["node-role.kubernetes.io/control-plane"] == "true" && node.Spec.PodCIDR != "" && nodeReady(node), nil
 	})
 	if err != nil {
-		t.Fatalf("no labelled node: %v (%+v)", err, node)
+		t.Fatalf("no labelled, Ready node with a pod CIDR: %v (%+v)", err, node)
 	}
 	hostname, _ := os.Hostname()
 	if node.Name != strings.ToLower(hostname) || node.Labels["kubernetes.io/hostname"] != node.Name {
@@ -44,18 +56,7 @@ func TestNodeRegistered(t *testing.T) {
 	if info.KubeletVersion != "v1.37.2" || !strings.HasPrefix(info.ContainerRuntimeVersion, "runc://") || info.OperatingSystem != "linux" {
 		t.Errorf("nodeInfo = %+v", info)
 	}
-	if node.Spec.PodCIDR == "" {
-		t.Error("node has no pod CIDR")
-	}
-	ready := false
-	for _, cond := range node.Status.Conditions {
-		if cond.Type == corev1.NodeReady {
-			ready = cond.Status == corev1.ConditionTrue && cond.Reason == "KubeletReady"
-		}
-	}
-	if !ready {
-		t.Errorf("node not Ready: %+v", node.Status.Conditions)
-	}
+
 	if pods := node.Status.Allocatable[corev1.ResourcePods]; pods.Value() != 110 {
 		t.Errorf("allocatable pods = %s", pods.String())
 	}

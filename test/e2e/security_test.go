@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -191,11 +192,31 @@ func TestSecurityContext(t *testing.T) {
 // to anyone. README.md's table of ports lists the same sockets.
 func TestListeningPorts(t *testing.T) {
 	pid := shared.Pid()
-	tcp := listeners(t, "-ltnp", pid)
-	udp := listeners(t, "-lunp", pid)
+	known := map[int]string{shared.Port: "API server", shared.KubeletPort: "kubelet API", 10248: "kubelet healthz", 53: "cluster DNS"}
+	// Run alone, the test may start before the node listens: wait until
+	// every listed port is open, so that the check covers all of them.
+	var tcp, udp []string
+	missing := func() []int {
+		var out []int
+		for port := range known {
+			if !slices.ContainsFunc(tcp, func(a string) bool { _, p := splitAddr(t, a); return p == port }) {
+				out = append(out, port)
+			}
+		}
+		if !slices.ContainsFunc(udp, func(a string) bool { _, p := splitAddr(t, a); return p == 53 }) {
+			out = append(out, 53)
+		}
+		return out
+	}
+	err := wait.PollUntilContextTimeout(t.Context(), 200*time.Millisecond, framework.PodTimeout, true, func(context.Context) (bool, error) {
+		tcp, udp = listeners(t, "-ltnp", pid), listeners(t, "-lunp", pid)
+		return len(missing()) == 0, nil
+	})
+	if err != nil {
+		t.Errorf("pocketkube does not listen on the README's ports %v (TCP %v, UDP %v)", missing(), tcp, udp)
+	}
 	t.Logf("pocketkube (pid %d) listens on TCP %v, UDP %v", pid, tcp, udp)
 
-	known := map[int]string{shared.Port: "API server", shared.KubeletPort: "kubelet API", 10248: "kubelet healthz", 53: "cluster DNS"}
 	for _, addr := range udp {
 		if _, port := splitAddr(t, addr); port != 53 {
 			t.Errorf("UDP %s: not cluster DNS; README.md lists no such port", addr)
