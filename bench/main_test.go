@@ -104,6 +104,7 @@ func podsCluster(b *testing.B) *framework.Cluster {
 }
 
 func stopPodsCluster() {
+	stopPeerCluster()
 	if sharedPods.c == nil {
 		return
 	}
