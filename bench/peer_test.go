@@ -87,6 +87,10 @@ type peerNode struct {
 	bins                peerBins
 	sock                string
 	containerd, kubelet *process
+	// netnsBefore are the network namespaces named like containerd's
+	// (/run/netns/cni-*) before containerd started: those it makes
+	// after are this node's.
+	netnsBefore map[string]bool
 }
 
 var sharedPeer *peerNode
@@ -221,6 +225,10 @@ imports = []
 		if err := os.WriteFile(p.path(f), []byte(data), 0o600); err != nil {
 			return err
 		}
+	}
+	p.netnsBefore = map[string]bool{}
+	for _, n := range containerdNetNS() {
+		p.netnsBefore[n] = true
 	}
 	// containerd finds its shim on PATH.
 	env := []string{"PATH=" + filepath.Dir(p.bins.shim) + ":" + os.Getenv("PATH")}
@@ -513,6 +521,13 @@ func stopPeerCluster() {
 	for _, d := range cgroupMounts() {
 		removeCgroupTree(filepath.Join(d, peerCgroupRoot))
 	}
+	// The network namespaces of sandboxes kubelet had not removed yet
+	// (it removes those of deleted pods in its garbage collection).
+	for _, n := range containerdNetNS() {
+		if p.netnsBefore != nil && !p.netnsBefore[n] {
+			exec.Command("ip", "netns", "del", n).Run()
+		}
+	}
 	exec.Command("ip", "link", "del", peerBridge).Run()
 	// kubelet links each container's log into /var/log/containers (not
 	// configurable); the links of containers it did not remove point
@@ -528,6 +543,19 @@ func stopPeerCluster() {
 	if err := removeUnlessMounted(p.dir); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 	}
+}
+
+// containerdNetNS are the network namespaces named as containerd's CRI
+// names its sandboxes' (cni-UUID).
+func containerdNetNS() []string {
+	entries, _ := os.ReadDir("/run/netns")
+	var names []string
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), "cni-") {
+			names = append(names, e.Name())
+		}
+	}
+	return names
 }
 
 // removeCgroupTree removes the cgroup dir and those below it, deepest
