@@ -25,7 +25,7 @@ VERSION_VARS := gitVersion=$(K8S_VERSION) gitMajor=$(K8S_MAJOR) gitMinor=$(K8S_M
 LDFLAGS := -s -w -X github.com/pocketkube/pocketkube/internal/version.version=$(VERSION) \
 	$(foreach v,$(VERSION_VARS),-X k8s.io/component-base/version.$(v) -X k8s.io/client-go/pkg/version.$(v))
 
-.PHONY: deps build testreport up test unit e2e security vet bench soak conformance clean
+.PHONY: deps build testreport up test unit e2e security vet bench peers soak conformance clean
 deps:
 	bash scripts/install-deps.sh
 
@@ -94,8 +94,16 @@ test: deps build vet unit security e2e
 BENCH_COUNT ?= 1
 BENCH_RUNS := 'BenchmarkPodStart/pods=1$$:20x' 'BenchmarkPodStart/pods=(30|100)$$:1x' BenchmarkPodMemory:1x \
 	BenchmarkLabelToFile:200x BenchmarkDNS:1x BenchmarkServiceChange:20x BenchmarkTimeToK8s:5x \
-	'BenchmarkStartup$$:5x' BenchmarkStartupBare:5x BenchmarkIdleRSS:1x
-bench: deps build
+	'BenchmarkStartup$$:5x' BenchmarkStartupBare:5x BenchmarkIdleRSS:1x \
+	'BenchmarkPeerPodStart/pods=1$$:20x' 'BenchmarkPeerPodStart/pods=(30|100)$$:1x' BenchmarkPeerPodMemory:1x
+# The peer lane's kubelet and containerd (bench/peer_test.go), built once
+# from the module cache into PEERS_DIR by hack/peers/build.sh.
+PEERS_DIR ?= /var/cache/pocketkube/peers
+export PEERS_DIR
+peers:
+	bash hack/peers/build.sh $(PEERS_DIR)
+
+bench: deps build peers
 	mkdir -p bench/results
 	out=bench/results/$$(date -u +%Y-%m-%d)-$$(git rev-parse --short HEAD).txt; \
 	{ echo "# $$(date -u +%Y-%m-%dT%H:%MZ) commit $$(git describe --always --dirty)"; \
@@ -108,7 +116,8 @@ bench: deps build
 	done; \
 	echo "# load average after: $$(cut -d' ' -f1-3 /proc/loadavg)" >> $$out; \
 	{ echo; echo "| benchmark | figure | value |"; echo "|---|---|---|"; \
-	  awk '/^Benchmark/ { for (i = 3; i < NF; i += 2) printf "| %s | %s | %s |\n", $$1, $$(i + 1), $$i }' $$out; } >> $$out.md; \
+	  awk '/^Benchmark/ { for (i = 3; i < NF; i += 2) printf "| %s | %s | %s |\n", $$1, $$(i + 1), $$i }' $$out; \
+	  awk -f bench/peer-ratios.awk $$out; } >> $$out.md; \
 	cat $$out.md >> $$out; rm $$out.md; echo "results: $$out"
 
 # The soak (BenchmarkSoak, docs/BENCHMARKS.md "Soak"): SOAK_MINUTES of pod

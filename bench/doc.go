@@ -22,6 +22,14 @@
 // default), in a cluster in a network namespace of its own that needs no
 // lock, and writes its samples as CSV.
 //
+// The peer lane (BenchmarkPeerPodStart, BenchmarkPeerPodMemory; issue 16)
+// runs the pod benchmarks on kubelet + containerd + runc under the same
+// control plane (`pocketkube up --disable-agent`), with the same image and
+// CNI bridge; hack/peers/build.sh builds kubelet and containerd into
+// PEERS_DIR (/var/cache/pocketkube/peers) first, and `make bench` prints
+// pocketkube / peer for the figures both lanes have
+// (bench/peer-ratios.awk).
+//
 // Needs root, runc, the CNI plugins, nftables, busybox-static, kubectl
 // (test/framework.KubectlDir), curl; BenchmarkStartupBare also etcd and
 // a kube-apiserver binary (KUBE_APISERVER, built with `go build

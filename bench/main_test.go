@@ -4,6 +4,7 @@ package bench
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -70,6 +71,11 @@ func stopCluster(tb testing.TB, c *framework.Cluster) {
 	}
 }
 
+// podsNetNS runs the pod benchmarks' cluster in a network namespace of
+// its own (framework.ClusterConfig.NetNS, as BenchmarkSoak's), beside
+// whatever else runs on the machine, without the e2e lock.
+var podsNetNS = flag.Bool("pods-netns", false, "BenchmarkPodStart, BenchmarkPodMemory: run the cluster in a network namespace of its own (no e2e lock needed)")
+
 // sharedPods is the one cluster the pod benchmarks share, in the order
 // bench/pods.sh measured on one cluster: starts, then memory.
 var sharedPods struct {
@@ -90,9 +96,11 @@ func podsCluster(b *testing.B) *framework.Cluster {
 	if err != nil {
 		b.Fatal(err)
 	}
-	c, err := framework.StartCluster(framework.ClusterConfig{
-		Binary: binary, DataDir: filepath.Join(dir, "data"), Host: listenHost,
-	})
+	cfg := framework.ClusterConfig{Binary: binary, DataDir: filepath.Join(dir, "data"), Host: listenHost}
+	if *podsNetNS {
+		cfg.Host, cfg.NetNS = "", true
+	}
+	c, err := framework.StartCluster(cfg)
 	if err != nil {
 		os.RemoveAll(dir)
 		b.Fatal(err)
@@ -104,11 +112,17 @@ func podsCluster(b *testing.B) *framework.Cluster {
 }
 
 func stopPodsCluster() {
+	stopPeerCluster()
 	if sharedPods.c == nil {
 		return
 	}
 	if sharedPods.c.Exited() == nil {
 		sharedPods.c.Stop(30 * time.Second)
+	}
+	if sharedPods.c.NetNS != nil {
+		if err := sharedPods.c.Cleanup(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+		}
 	}
 	if err := removeUnlessMounted(sharedPods.dir); err != nil {
 		fmt.Fprintln(os.Stderr, err)
