@@ -30,6 +30,8 @@ type Config struct {
 	ServerNode string
 	// DNS, when set, publishes a cluster DNS server as kube-system/kube-dns.
 	DNS *DNS
+	// Join, when set, lets other machines join the cluster as nodes.
+	Join *Join
 }
 
 // DNS is a cluster DNS server to publish. Every field is required.
@@ -52,7 +54,10 @@ func Run(ctx context.Context, client kubernetes.Interface, cfg Config) error {
 		return errors.New("bootstrap: DNS needs ServiceIP, Endpoint and User")
 	}
 	var wg sync.WaitGroup
-	var labelErr, dnsErr error
+	if j := cfg.Join; j != nil && (j.Server == "" || j.CAFile == "" || j.TokenFile == "") {
+		return errors.New("bootstrap: Join needs Server, CAFile and TokenFile")
+	}
+	var labelErr, dnsErr, joinErr error
 	if cfg.ServerNode != "" {
 		wg.Go(func() {
 			if err := labelServerNode(ctx, client, cfg.ServerNode); err != nil {
@@ -67,8 +72,22 @@ func Run(ctx context.Context, client kubernetes.Interface, cfg Config) error {
 			}
 		})
 	}
+	if cfg.Join != nil {
+		wg.Go(func() {
+			err := wait.PollUntilContextCancel(ctx, retryInterval, true, func(ctx context.Context) (bool, error) {
+				err := setUpJoin(ctx, client, *cfg.Join)
+				if err != nil {
+					klog.FromContext(ctx).V(2).Info("Setting up the join token, will retry", "err", err)
+				}
+				return err == nil, nil
+			})
+			if err != nil {
+				joinErr = fmt.Errorf("set up joining: %w", err)
+			}
+		})
+	}
 	wg.Wait()
-	return errors.Join(labelErr, dnsErr)
+	return errors.Join(labelErr, dnsErr, joinErr)
 }
 
 // publishDNS creates kube-system/kube-dns, pointing at d.Endpoint:53, and

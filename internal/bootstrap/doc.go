@@ -7,7 +7,10 @@
 //   - the ClusterRole and ClusterRoleBinding system:coredns, which let the
 //     cluster DNS server read what it serves;
 //   - the Service kube-system/kube-dns (ClusterIP DNSServiceIP) and the
-//     EndpointSlice that sends it to the node's DNS server.
+//     EndpointSlice that sends it to the node's DNS server;
+//   - what other machines join with ([Join]): a bootstrap token, the RBAC
+//     of kubelet's TLS bootstrap and kube-public/cluster-info, as `kubeadm
+//     init` sets them up.
 //
 // [Run] creates what is missing and restores what was changed, with the
 // client it is given (internal/cluster gives it the admin's), and returns

@@ -29,54 +29,66 @@ var dnsRules = []rbacv1.PolicyRule{
 // no write when both are in place.
 func ensureDNSRBAC(ctx context.Context, client kubernetes.Interface, user string) error {
 	labels := map[string]string{"kubernetes.io/bootstrapping": "rbac-defaults"}
-	role := &rbacv1.ClusterRole{
+	if err := ensureClusterRole(ctx, client, &rbacv1.ClusterRole{
 		ObjectMeta: metav1.ObjectMeta{Name: DNSRoleName, Labels: labels},
 		Rules:      dnsRules,
+	}); err != nil {
+		return err
 	}
-	roles := client.RbacV1().ClusterRoles()
-	got, err := roles.Get(ctx, DNSRoleName, metav1.GetOptions{})
-	switch {
-	case apierrors.IsNotFound(err):
-		if _, err := roles.Create(ctx, role, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("create ClusterRole %s: %w", DNSRoleName, err)
-		}
-	case err != nil:
-		return fmt.Errorf("get ClusterRole %s: %w", DNSRoleName, err)
-	case !reflect.DeepEqual(got.Rules, dnsRules):
-		got = got.DeepCopy()
-		got.Rules = dnsRules
-		if _, err := roles.Update(ctx, got, metav1.UpdateOptions{}); err != nil {
-			return fmt.Errorf("update ClusterRole %s: %w", DNSRoleName, err)
-		}
-	}
-
-	binding := &rbacv1.ClusterRoleBinding{
+	return ensureClusterRoleBinding(ctx, client, &rbacv1.ClusterRoleBinding{
 		ObjectMeta: metav1.ObjectMeta{Name: DNSRoleName, Labels: labels},
 		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: DNSRoleName},
 		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: user}},
+	})
+}
+
+// ensureClusterRole creates role, or restores its rules; no write when
+// they are in place.
+func ensureClusterRole(ctx context.Context, client kubernetes.Interface, role *rbacv1.ClusterRole) error {
+	roles := client.RbacV1().ClusterRoles()
+	got, err := roles.Get(ctx, role.Name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		if _, err := roles.Create(ctx, role, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("create ClusterRole %s: %w", role.Name, err)
+		}
+	case err != nil:
+		return fmt.Errorf("get ClusterRole %s: %w", role.Name, err)
+	case !reflect.DeepEqual(got.Rules, role.Rules):
+		got = got.DeepCopy()
+		got.Rules = role.Rules
+		if _, err := roles.Update(ctx, got, metav1.UpdateOptions{}); err != nil {
+			return fmt.Errorf("update ClusterRole %s: %w", role.Name, err)
+		}
 	}
+	return nil
+}
+
+// ensureClusterRoleBinding creates binding, or restores its roleRef (by
+// making it again: roleRef is immutable) and its subjects; no write when
+// they are in place.
+func ensureClusterRoleBinding(ctx context.Context, client kubernetes.Interface, binding *rbacv1.ClusterRoleBinding) error {
 	bindings := client.RbacV1().ClusterRoleBindings()
-	gotBinding, err := bindings.Get(ctx, DNSRoleName, metav1.GetOptions{})
+	got, err := bindings.Get(ctx, binding.Name, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
 		if _, err := bindings.Create(ctx, binding, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("create ClusterRoleBinding %s: %w", DNSRoleName, err)
+			return fmt.Errorf("create ClusterRoleBinding %s: %w", binding.Name, err)
 		}
 	case err != nil:
-		return fmt.Errorf("get ClusterRoleBinding %s: %w", DNSRoleName, err)
-	case gotBinding.RoleRef != binding.RoleRef:
-		// roleRef is immutable.
-		if err := bindings.Delete(ctx, DNSRoleName, metav1.DeleteOptions{}); err != nil {
-			return fmt.Errorf("delete ClusterRoleBinding %s: %w", DNSRoleName, err)
+		return fmt.Errorf("get ClusterRoleBinding %s: %w", binding.Name, err)
+	case got.RoleRef != binding.RoleRef:
+		if err := bindings.Delete(ctx, binding.Name, metav1.DeleteOptions{}); err != nil {
+			return fmt.Errorf("delete ClusterRoleBinding %s: %w", binding.Name, err)
 		}
 		if _, err := bindings.Create(ctx, binding, metav1.CreateOptions{}); err != nil {
-			return fmt.Errorf("create ClusterRoleBinding %s: %w", DNSRoleName, err)
+			return fmt.Errorf("create ClusterRoleBinding %s: %w", binding.Name, err)
 		}
-	case !reflect.DeepEqual(gotBinding.Subjects, binding.Subjects):
-		gotBinding = gotBinding.DeepCopy()
-		gotBinding.Subjects = binding.Subjects
-		if _, err := bindings.Update(ctx, gotBinding, metav1.UpdateOptions{}); err != nil {
-			return fmt.Errorf("update ClusterRoleBinding %s: %w", DNSRoleName, err)
+	case !reflect.DeepEqual(got.Subjects, binding.Subjects):
+		got = got.DeepCopy()
+		got.Subjects = binding.Subjects
+		if _, err := bindings.Update(ctx, got, metav1.UpdateOptions{}); err != nil {
+			return fmt.Errorf("update ClusterRoleBinding %s: %w", binding.Name, err)
 		}
 	}
 	return nil

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"path/filepath"
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -65,11 +66,20 @@ func Run(ctx context.Context, cfg Config) error {
 		// cancellation it was waiting in.
 		return stopped(cp.stop())
 	}
+	objects := bootstrap.Config{Join: joinConfig(cfg.ControlPlane, r)}
 	if cfg.Node == nil {
+		boot := start(ctx, func(ctx context.Context) error {
+			if err := runBootstrap(ctx, r.Kubeconfig, objects); err != nil && ctx.Err() == nil {
+				logger.Error(err, "Setting up the cluster's objects")
+			}
+			return nil
+		})
 		select {
 		case <-cp.done:
+			boot.stop()
 			return cp.err
 		case <-ctx.Done():
+			boot.stop()
 			return stopped(cp.stop())
 		}
 	}
@@ -79,7 +89,7 @@ func Run(ctx context.Context, cfg Config) error {
 	n.NodeIPs = []net.IP{r.AdvertiseAddress}
 	n.ServingCert, n.ServingKey, n.ClientCA = r.NodeServingCert, r.NodeServingKey, r.CA
 	n.ProxyKubeconfig, n.ClusterCIDR = r.ProxyKubeconfig, controlplane.ClusterCIDR
-	objects := bootstrap.Config{ServerNode: n.NodeName}
+	objects.ServerNode = n.NodeName
 	if len(n.ClusterDNS) == 0 {
 		// No DNS server of the user's: this node serves cluster DNS at
 		// the advertised address, behind the kube-dns Service, as
@@ -163,3 +173,28 @@ func (p *part) stop() error {
 	<-p.done
 	return p.err
 }
+
+// joinConfig is where other machines join the cluster: the advertised
+// address at the API server's port, with DIR/node-token. nil when the API
+// server listens on loopback only, where no other machine can reach it.
+func joinConfig(cp controlplane.Config, r controlplane.Ready) *bootstrap.Join {
+	listen := cp.Listen
+	if listen == "" {
+		listen = controlplane.DefaultListen
+	}
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() || r.AdvertiseAddress == nil || r.AdvertiseAddress.IsLoopback() {
+		return nil
+	}
+	return &bootstrap.Join{
+		Server:    "https://" + net.JoinHostPort(r.AdvertiseAddress.String(), port),
+		CAFile:    r.CA,
+		TokenFile: NodeTokenPath(cp.DataDir),
+	}
+}
+
+// NodeTokenPath is where `pocketkube up` writes how to join its cluster.
+func NodeTokenPath(dataDir string) string { return filepath.Join(dataDir, "node-token") }

@@ -36,6 +36,7 @@
 //	hostport_test.go         hostPort on the node address; a clash leaves the second pod Pending
 //	images_test.go           images: pull secrets against a private registry, the offline chapter images, re-import under running pods
 //	imagestore_test.go       the image store against hostile images: poisoned archive blobs, /etc/passwd links out of the image
+//	join_test.go             joining: kubeadm's token discovery and kubelet's TLS bootstrap with DIR/node-token
 //	kubectl_test.go          kubectl against the cluster; pocketkube proxy against kubectl proxy
 //	lifecycle_test.go        `pocketkube up`: restart, second up refused, bad flags, external etcd, Ctrl-C early after up,
 //	                         --node-name, --kubelet-port, --cluster-dns; an existing data dir (private dirs made

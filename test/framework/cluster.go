@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -20,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -127,6 +129,13 @@ func StartCluster(cfg ClusterConfig) (*Cluster, error) {
 	}
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 2 * time.Minute
+	}
+	// The test binary runs under `flock /tmp/pk-e2e.lock`, whose open
+	// lock file it inherited; without close-on-exec the cluster inherits
+	// it too, and a cluster a crashed test leaves running holds every
+	// other run's lock.
+	if err := unix.CloseRange(3, math.MaxUint32, unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		return nil, fmt.Errorf("start cluster: close-on-exec: %w", err)
 	}
 	var err error
 	if cfg.NetNS {
