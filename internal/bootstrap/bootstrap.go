@@ -23,13 +23,17 @@ var DNSServiceIP = net.ParseIP("10.96.0.10")
 const retryInterval = 200 * time.Millisecond
 
 // Config says which of the cluster's objects Run sets up. A zero Config sets
-// up nothing.
+// up nothing (and deletes the default StorageClass Run made before).
 type Config struct {
 	// ServerNode, when set, is the node that runs the control plane; Run
 	// waits for it to register and labels it with ServerNodeLabels.
 	ServerNode string
 	// DNS, when set, publishes a cluster DNS server as kube-system/kube-dns.
 	DNS *DNS
+	// StorageProvisioner, when set, is the provisioner of the default
+	// StorageClass DefaultStorageClassName, which Run creates when it is
+	// missing. Unset, Run deletes that class if it created it before.
+	StorageProvisioner string
 }
 
 // DNS is a cluster DNS server to publish. Every field is required.
@@ -52,7 +56,7 @@ func Run(ctx context.Context, client kubernetes.Interface, cfg Config) error {
 		return errors.New("bootstrap: DNS needs ServiceIP, Endpoint and User")
 	}
 	var wg sync.WaitGroup
-	var labelErr, dnsErr error
+	var labelErr, dnsErr, storageErr error
 	if cfg.ServerNode != "" {
 		wg.Go(func() {
 			if err := labelServerNode(ctx, client, cfg.ServerNode); err != nil {
@@ -67,8 +71,9 @@ func Run(ctx context.Context, client kubernetes.Interface, cfg Config) error {
 			}
 		})
 	}
+	wg.Go(func() { storageErr = storageClass(ctx, client, cfg.StorageProvisioner) })
 	wg.Wait()
-	return errors.Join(labelErr, dnsErr)
+	return errors.Join(labelErr, dnsErr, storageErr)
 }
 
 // publishDNS creates kube-system/kube-dns, pointing at d.Endpoint:53, and

@@ -7,12 +7,18 @@
 //   - the ClusterRole and ClusterRoleBinding system:coredns, which let the
 //     cluster DNS server read what it serves;
 //   - the Service kube-system/kube-dns (ClusterIP DNSServiceIP) and the
-//     EndpointSlice that sends it to the node's DNS server.
+//     EndpointSlice that sends it to the node's DNS server;
+//   - the default StorageClass local-path (DefaultStorageClassName), whose
+//     provisioner the control plane runs (internal/controlplane/localpath):
+//     volumeBindingMode WaitForFirstConsumer, reclaimPolicy Delete.
 //
 // [Run] creates what is missing and restores what was changed, with the
 // client it is given (internal/cluster gives it the admin's), and returns
 // once everything is in place. It makes no write when everything already is,
-// so it runs on every start.
+// so it runs on every start. The StorageClass is the exception to
+// restoring: Run creates it when missing and otherwise leaves it as it is
+// (a user may take the default annotation off), and deletes it, if it
+// carries Run's label, when the cluster runs without its provisioner.
 //
 // It does not run the DNS server (internal/node/coredns does) or create
 // anything a node creates for itself (its Node object, its Lease).
