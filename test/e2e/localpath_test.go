@@ -100,8 +100,10 @@ func TestLocalPathProvisioner(t *testing.T) {
 			sc.Name, sc.Annotations, sc.Provisioner, *sc.VolumeBindingMode, *sc.ReclaimPolicy, localPathProvisioner)
 	}
 	for _, v := range framework.KubectlVersions {
-		out, err := shared.Kubectl(ctx, v, "get", "storageclass", localPathClass)
-		if err != nil || !strings.Contains(out, "local-path (default)") || !strings.Contains(out, "WaitForFirstConsumer") {
+		// The API server marks the default in lists only (the
+		// effective default among the classes).
+		out, err := shared.Kubectl(ctx, v, "get", "storageclass")
+		if err != nil || !strings.Contains(out, "local-path (default)   rancher.io/local-path   Delete          WaitForFirstConsumer") {
 			t.Errorf("kubectl %s get storageclass: %v\n%s", v, err, out)
 		}
 	}
