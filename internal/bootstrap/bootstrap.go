@@ -23,7 +23,7 @@ var DNSServiceIP = net.ParseIP("10.96.0.10")
 const retryInterval = 200 * time.Millisecond
 
 // Config says which of the cluster's objects Run sets up. A zero Config sets
-// up nothing.
+// up nothing (and deletes the default StorageClass Run made before).
 type Config struct {
 	// ServerNode, when set, is the node that runs the control plane; Run
 	// waits for it to register and labels it with ServerNodeLabels.
@@ -32,6 +32,10 @@ type Config struct {
 	DNS *DNS
 	// Join, when set, lets other machines join the cluster as nodes.
 	Join *Join
+	// StorageProvisioner, when set, is the provisioner of the default
+	// StorageClass DefaultStorageClassName, which Run creates when it is
+	// missing. Unset, Run deletes that class if it created it before.
+	StorageProvisioner string
 }
 
 // DNS is a cluster DNS server to publish. Every field is required.
@@ -57,7 +61,7 @@ func Run(ctx context.Context, client kubernetes.Interface, cfg Config) error {
 	if j := cfg.Join; j != nil && (j.Server == "" || j.CAFile == "" || j.TokenFile == "") {
 		return errors.New("bootstrap: Join needs Server, CAFile and TokenFile")
 	}
-	var labelErr, dnsErr, joinErr error
+	var labelErr, dnsErr, joinErr, storageErr error
 	if cfg.ServerNode != "" {
 		wg.Go(func() {
 			if err := labelServerNode(ctx, client, cfg.ServerNode); err != nil {
@@ -86,8 +90,9 @@ func Run(ctx context.Context, client kubernetes.Interface, cfg Config) error {
 			}
 		})
 	}
+	wg.Go(func() { storageErr = storageClass(ctx, client, cfg.StorageProvisioner) })
 	wg.Wait()
-	return errors.Join(labelErr, dnsErr, joinErr)
+	return errors.Join(labelErr, dnsErr, joinErr, storageErr)
 }
 
 // publishDNS creates kube-system/kube-dns, pointing at d.Endpoint:53, and

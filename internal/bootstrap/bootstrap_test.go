@@ -9,6 +9,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	storagev1 "k8s.io/api/storage/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
@@ -160,5 +162,52 @@ func TestRunRejectsIncompleteDNS(t *testing.T) {
 	err := Run(ctx, fake.NewClientset(), Config{DNS: &DNS{ServiceIP: DNSServiceIP, User: "system:kube-proxy"}})
 	if err == nil {
 		t.Fatal("Run with a DNS without Endpoint succeeded")
+	}
+}
+
+func TestRunStorageClass(t *testing.T) {
+	// A class of the same name that a user brought, without Run's label.
+	foreign := desiredStorageClass("example.com/theirs")
+	foreign.Labels = nil
+	// Run's class, from which a user took the default annotation.
+	notDefault := desiredStorageClass("rancher.io/local-path")
+	notDefault.Annotations = nil
+	tests := []struct {
+		name        string
+		existing    []runtime.Object
+		provisioner string
+		wantWrites  []string
+		// wantClass is the class left afterwards; nil for none.
+		wantClass *storagev1.StorageClass
+	}{
+		{name: "first start", provisioner: "rancher.io/local-path", wantWrites: []string{"create storageclasses"}, wantClass: desiredStorageClass("rancher.io/local-path")},
+		{name: "an edited class is left alone", existing: []runtime.Object{notDefault}, provisioner: "rancher.io/local-path", wantClass: notDefault},
+		{name: "disabled removes Run's class", existing: []runtime.Object{desiredStorageClass("rancher.io/local-path")}, wantWrites: []string{"delete storageclasses"}},
+		{name: "disabled keeps a user's class", existing: []runtime.Object{foreign}, wantClass: foreign},
+		{name: "disabled without a class", wantWrites: nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, ctx := ktesting.NewTestContext(t)
+			client := fake.NewClientset(tt.existing...)
+			if err := Run(ctx, client, Config{StorageProvisioner: tt.provisioner}); err != nil {
+				t.Fatalf("Run(): %v", err)
+			}
+			if got := writes(client); !slices.Equal(got, tt.wantWrites) {
+				t.Errorf("writes = %q, want %q", got, tt.wantWrites)
+			}
+			sc, err := client.StorageV1().StorageClasses().Get(ctx, DefaultStorageClassName, metav1.GetOptions{})
+			switch {
+			case tt.wantClass == nil && err == nil:
+				t.Errorf("StorageClass %s left in place", sc.Name)
+			case tt.wantClass != nil && err != nil:
+				t.Errorf("get StorageClass: %v", err)
+			case tt.wantClass != nil:
+				sc.ManagedFields, sc.ResourceVersion, sc.TypeMeta = nil, "", metav1.TypeMeta{}
+				if !equality.Semantic.DeepEqual(sc, tt.wantClass) {
+					t.Errorf("StorageClass = %+v, want %+v", sc, tt.wantClass)
+				}
+			}
+		})
 	}
 }

@@ -10,12 +10,18 @@
 //     EndpointSlice that sends it to the node's DNS server;
 //   - what other machines join with ([Join]): a bootstrap token, the RBAC
 //     of kubelet's TLS bootstrap and kube-public/cluster-info, as `kubeadm
-//     init` sets them up.
+//     init` sets them up;
+//   - the default StorageClass local-path (DefaultStorageClassName), whose
+//     provisioner the control plane runs (internal/controlplane/localpath):
+//     volumeBindingMode WaitForFirstConsumer, reclaimPolicy Delete.
 //
 // [Run] creates what is missing and restores what was changed, with the
 // client it is given (internal/cluster gives it the admin's), and returns
 // once everything is in place. It makes no write when everything already is,
-// so it runs on every start.
+// so it runs on every start. The StorageClass is the exception to
+// restoring: Run creates it when missing and otherwise leaves it as it is
+// (a user may take the default annotation off), and deletes it, if it
+// carries Run's label, when the cluster runs without its provisioner.
 //
 // It does not run the DNS server (internal/node/coredns does) or create
 // anything a node creates for itself (its Node object, its Lease).

@@ -23,6 +23,7 @@ import (
 
 	"github.com/pocketkube/pocketkube/internal/bootstrap"
 	"github.com/pocketkube/pocketkube/internal/controlplane"
+	"github.com/pocketkube/pocketkube/internal/controlplane/localpath"
 	"github.com/pocketkube/pocketkube/internal/node"
 	"github.com/pocketkube/pocketkube/internal/pki"
 )
@@ -90,6 +91,9 @@ func Run(ctx context.Context, cfg Config) error {
 	n.ServingCert, n.ServingKey, n.ClientCA = r.NodeServingCert, r.NodeServingKey, r.CA
 	n.ProxyKubeconfig, n.ClusterCIDR = r.ProxyKubeconfig, controlplane.ClusterCIDR
 	objects.ServerNode = n.NodeName
+	if !cfg.ControlPlane.DisableStorage {
+		objects.StorageProvisioner = localpath.ProvisionerName
+	}
 	if len(n.ClusterDNS) == 0 {
 		// No DNS server of the user's: this node serves cluster DNS at
 		// the advertised address, behind the kube-dns Service, as

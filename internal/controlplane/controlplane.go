@@ -24,6 +24,7 @@ import (
 	"github.com/pocketkube/pocketkube/internal/controlplane/apiserver"
 	"github.com/pocketkube/pocketkube/internal/controlplane/controllermanager"
 	"github.com/pocketkube/pocketkube/internal/controlplane/etcd"
+	"github.com/pocketkube/pocketkube/internal/controlplane/localpath"
 	"github.com/pocketkube/pocketkube/internal/controlplane/scheduler"
 	"github.com/pocketkube/pocketkube/internal/controlplane/servicelb"
 	"github.com/pocketkube/pocketkube/internal/pki"
@@ -93,7 +94,15 @@ type Config struct {
 	// DisableServiceLB leaves LoadBalancer Services without an address
 	// (no servicelb controller), for a user who brings their own.
 	DisableServiceLB bool
+	// DisableStorage runs no local-path provisioner, so claims of the
+	// local-path StorageClass stay Pending, for a user who brings their
+	// own (internal/cluster then creates no default StorageClass either).
+	DisableStorage bool
 }
+
+// StorageDir returns where the local-path provisioner keeps volumes for
+// dataDir.
+func StorageDir(dataDir string) string { return filepath.Join(dataDir, "storage") }
 
 // Ready tells a caller how to reach a running control plane.
 type Ready struct {
@@ -304,6 +313,18 @@ func (p *prepared) run(ctx context.Context) error {
 				return err
 			}
 			return servicelb.Run(ctx, client)
+		}})
+	}
+	if !p.cfg.DisableStorage {
+		// The PVs' directories are made and removed by this process,
+		// on the one node it runs (localpath's doc says what several
+		// nodes need); with the admin's credentials, as servicelb.
+		components = append(components, component{name: "local-path provisioner", logName: "controller-manager", run: func(ctx context.Context) error {
+			client, err := adminClient(admin)
+			if err != nil {
+				return err
+			}
+			return localpath.Run(ctx, client, localpath.Config{Dir: StorageDir(p.dataDir), Node: p.cfg.NodeName})
 		}})
 	}
 	controllers := startStage(base, components...)

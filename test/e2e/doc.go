@@ -41,6 +41,9 @@
 //	lifecycle_test.go        `pocketkube up`: restart, second up refused, bad flags, external etcd, Ctrl-C early after up,
 //	                         --node-name, --kubelet-port, --cluster-dns; an existing data dir (private dirs made
 //	                         0700, logs of deleted pods removed, a lost CA key refused)
+//	localpath_test.go        the default StorageClass local-path: WaitForFirstConsumer, provisioned hostPath PVs under
+//	                         DATA_DIR/storage, data across pods, Delete and Retain; a StatefulSet without a class;
+//	                         data across `up` restarts; --disable storage removes the class
 //	logs_test.go             kubectl logs: follow, previous, containers, tail, since, limit
 //	metrics_test.go          kubelet /metrics and a busy pod's /metrics/resource through the node proxy; 401 without
 //	                         credentials; healthz on 127.0.0.1:10248

@@ -23,6 +23,7 @@ import (
 	"k8s.io/kubernetes/pkg/serviceaccount"
 	"k8s.io/kubernetes/plugin/pkg/admission/admit"
 	"sigs.k8s.io/knftables"
+	provisioncontroller "sigs.k8s.io/sig-storage-lib-external-provisioner/v13/controller"
 
 	"github.com/pocketkube/pocketkube/internal/cluster"
 	"github.com/pocketkube/pocketkube/internal/logs"
@@ -68,6 +69,7 @@ var logComponents = []logs.Component{
 		logs.PackageOf(controller.NewControllerExpectations), // k8s.io/kubernetes/pkg/controller
 		logs.ModuleOf(controllermanager.IsControllerEnabled),
 		logs.ModuleOf(cloudprovider.GetCloudProvider),
+		logs.ModuleOf(provisioncontroller.NewProvisionController), // the local-path provisioner's
 	}},
 	{Tag: "scheduler", Packages: []logs.Packages{
 		logs.PackageOf(schedulerapp.NewSchedulerCommand),
