@@ -30,6 +30,10 @@ type Config struct {
 	ServerNode string
 	// DNS, when set, publishes a cluster DNS server as kube-system/kube-dns.
 	DNS *DNS
+	// NetworkPolicyUser, when set, is the user the node's NetworkPolicy
+	// enforcer authenticates as; it is bound to the ClusterRole
+	// NetworkPolicyRoleName.
+	NetworkPolicyUser string
 }
 
 // DNS is a cluster DNS server to publish. Every field is required.
@@ -52,7 +56,7 @@ func Run(ctx context.Context, client kubernetes.Interface, cfg Config) error {
 		return errors.New("bootstrap: DNS needs ServiceIP, Endpoint and User")
 	}
 	var wg sync.WaitGroup
-	var labelErr, dnsErr error
+	var labelErr, dnsErr, netpolErr error
 	if cfg.ServerNode != "" {
 		wg.Go(func() {
 			if err := labelServerNode(ctx, client, cfg.ServerNode); err != nil {
@@ -67,8 +71,22 @@ func Run(ctx context.Context, client kubernetes.Interface, cfg Config) error {
 			}
 		})
 	}
+	if cfg.NetworkPolicyUser != "" {
+		wg.Go(func() {
+			err := wait.PollUntilContextCancel(ctx, retryInterval, true, func(ctx context.Context) (bool, error) {
+				err := ensureRBAC(ctx, client, NetworkPolicyRoleName, networkPolicyRules, cfg.NetworkPolicyUser)
+				if err != nil {
+					klog.FromContext(ctx).V(2).Info("Granting the NetworkPolicy enforcer its access, will retry", "err", err)
+				}
+				return err == nil, nil
+			})
+			if err != nil {
+				netpolErr = fmt.Errorf("grant the NetworkPolicy enforcer its access: %w", err)
+			}
+		})
+	}
 	wg.Wait()
-	return errors.Join(labelErr, dnsErr)
+	return errors.Join(labelErr, dnsErr, netpolErr)
 }
 
 // publishDNS creates kube-system/kube-dns, pointing at d.Endpoint:53, and

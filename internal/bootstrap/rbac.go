@@ -24,59 +24,78 @@ var dnsRules = []rbacv1.PolicyRule{
 	{APIGroups: []string{"discovery.k8s.io"}, Resources: []string{"endpointslices"}, Verbs: []string{"list", "watch"}},
 }
 
+// NetworkPolicyRoleName names the ClusterRole and ClusterRoleBinding that
+// let the node's NetworkPolicy enforcer read what it enforces, after
+// kube-network-policies' ClusterRole.
+const NetworkPolicyRoleName = "system:kube-network-policies"
+
+// networkPolicyRules are what the enforcer (internal/node/netpol) lists
+// and watches.
+var networkPolicyRules = []rbacv1.PolicyRule{
+	{APIGroups: []string{""}, Resources: []string{"pods", "namespaces"}, Verbs: []string{"list", "watch"}},
+	{APIGroups: []string{"networking.k8s.io"}, Resources: []string{"networkpolicies"}, Verbs: []string{"list", "watch"}},
+}
+
 // ensureDNSRBAC creates or restores the ClusterRole system:coredns and a
 // ClusterRoleBinding of it to the user CoreDNS authenticates as. It makes
 // no write when both are in place.
 func ensureDNSRBAC(ctx context.Context, client kubernetes.Interface, user string) error {
+	return ensureRBAC(ctx, client, DNSRoleName, dnsRules, user)
+}
+
+// ensureRBAC creates or restores the ClusterRole name with rules and a
+// ClusterRoleBinding of the same name of it to user. It makes no write when
+// both are in place.
+func ensureRBAC(ctx context.Context, client kubernetes.Interface, name string, rules []rbacv1.PolicyRule, user string) error {
 	labels := map[string]string{"kubernetes.io/bootstrapping": "rbac-defaults"}
 	role := &rbacv1.ClusterRole{
-		ObjectMeta: metav1.ObjectMeta{Name: DNSRoleName, Labels: labels},
-		Rules:      dnsRules,
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels},
+		Rules:      rules,
 	}
 	roles := client.RbacV1().ClusterRoles()
-	got, err := roles.Get(ctx, DNSRoleName, metav1.GetOptions{})
+	got, err := roles.Get(ctx, name, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
 		if _, err := roles.Create(ctx, role, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("create ClusterRole %s: %w", DNSRoleName, err)
+			return fmt.Errorf("create ClusterRole %s: %w", name, err)
 		}
 	case err != nil:
-		return fmt.Errorf("get ClusterRole %s: %w", DNSRoleName, err)
-	case !reflect.DeepEqual(got.Rules, dnsRules):
+		return fmt.Errorf("get ClusterRole %s: %w", name, err)
+	case !reflect.DeepEqual(got.Rules, rules):
 		got = got.DeepCopy()
-		got.Rules = dnsRules
+		got.Rules = rules
 		if _, err := roles.Update(ctx, got, metav1.UpdateOptions{}); err != nil {
-			return fmt.Errorf("update ClusterRole %s: %w", DNSRoleName, err)
+			return fmt.Errorf("update ClusterRole %s: %w", name, err)
 		}
 	}
 
 	binding := &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: DNSRoleName, Labels: labels},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: DNSRoleName},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: name},
 		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: user}},
 	}
 	bindings := client.RbacV1().ClusterRoleBindings()
-	gotBinding, err := bindings.Get(ctx, DNSRoleName, metav1.GetOptions{})
+	gotBinding, err := bindings.Get(ctx, name, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
 		if _, err := bindings.Create(ctx, binding, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("create ClusterRoleBinding %s: %w", DNSRoleName, err)
+			return fmt.Errorf("create ClusterRoleBinding %s: %w", name, err)
 		}
 	case err != nil:
-		return fmt.Errorf("get ClusterRoleBinding %s: %w", DNSRoleName, err)
+		return fmt.Errorf("get ClusterRoleBinding %s: %w", name, err)
 	case gotBinding.RoleRef != binding.RoleRef:
 		// roleRef is immutable.
-		if err := bindings.Delete(ctx, DNSRoleName, metav1.DeleteOptions{}); err != nil {
-			return fmt.Errorf("delete ClusterRoleBinding %s: %w", DNSRoleName, err)
+		if err := bindings.Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
+			return fmt.Errorf("delete ClusterRoleBinding %s: %w", name, err)
 		}
 		if _, err := bindings.Create(ctx, binding, metav1.CreateOptions{}); err != nil {
-			return fmt.Errorf("create ClusterRoleBinding %s: %w", DNSRoleName, err)
+			return fmt.Errorf("create ClusterRoleBinding %s: %w", name, err)
 		}
 	case !reflect.DeepEqual(gotBinding.Subjects, binding.Subjects):
 		gotBinding = gotBinding.DeepCopy()
 		gotBinding.Subjects = binding.Subjects
 		if _, err := bindings.Update(ctx, gotBinding, metav1.UpdateOptions{}); err != nil {
-			return fmt.Errorf("update ClusterRoleBinding %s: %w", DNSRoleName, err)
+			return fmt.Errorf("update ClusterRoleBinding %s: %w", name, err)
 		}
 	}
 	return nil

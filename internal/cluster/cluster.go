@@ -80,6 +80,11 @@ func Run(ctx context.Context, cfg Config) error {
 	n.ServingCert, n.ServingKey, n.ClientCA = r.NodeServingCert, r.NodeServingKey, r.CA
 	n.ProxyKubeconfig, n.ClusterCIDR = r.ProxyKubeconfig, controlplane.ClusterCIDR
 	objects := bootstrap.Config{ServerNode: n.NodeName}
+	if n.NetworkPolicy {
+		// The node's NetworkPolicy enforcer uses the Service proxy's
+		// credentials.
+		objects.NetworkPolicyUser = pki.KubeProxyUser
+	}
 	if len(n.ClusterDNS) == 0 {
 		// No DNS server of the user's: this node serves cluster DNS at
 		// the advertised address, behind the kube-dns Service, as
