@@ -44,7 +44,7 @@ func (p netpolProbe) String() string {
 // reach runs one probe from its client pod: a new TCP connection with
 // busybox wget, or a DNS lookup with nslookup; either is given 2 s,
 // which a dropped SYN or query never beats.
-func (p netpolProbe) reach(ctx context.Context) bool {
+func (p netpolProbe) reach(ctx context.Context, c *framework.Cluster) bool {
 	if p.from == "" {
 		body, _, err := framework.Curl(ctx, "-sf", "-m", "2", p.url)
 		return err == nil && body != ""
@@ -53,20 +53,21 @@ func (p netpolProbe) reach(ctx context.Context) bool {
 	if name, ok := strings.CutPrefix(p.url, "dns:"); ok {
 		cmd = "timeout 2 nslookup " + name
 	}
-	out, err := shared.PodExec(ctx, p.ns, p.from, "sh", "-c", cmd)
+	out, err := c.PodExec(ctx, p.ns, p.from, "sh", "-c", cmd)
 	return err == nil && out != ""
 }
 
-// expectReach polls every probe until each gives what it wants, all in
-// the same round, and fails t with the ones that did not otherwise.
-func expectReach(t *testing.T, what string, probes ...netpolProbe) {
+// expectReach polls every probe on cluster c until each gives what it
+// wants, all in the same round, and fails t with the ones that did not
+// otherwise.
+func expectReach(t *testing.T, c *framework.Cluster, what string, probes ...netpolProbe) {
 	t.Helper()
 	var wrong []string
 	err := wait.PollUntilContextTimeout(t.Context(), 200*time.Millisecond, 45*time.Second, true, func(ctx context.Context) (bool, error) {
 		got := make([]bool, len(probes))
 		var wg sync.WaitGroup
 		for i, p := range probes {
-			wg.Go(func() { got[i] = p.reach(ctx) })
+			wg.Go(func() { got[i] = p.reach(ctx, c) })
 		}
 		wg.Wait()
 		wrong = nil
@@ -132,7 +133,7 @@ func TestNetworkPolicy(t *testing.T) {
 	// Without policies, everything flows: the baseline every case
 	// starts from and goes back to once its policy is deleted.
 	baseline := []netpolProbe{probe(x, "b", 80, true), probe(x, "c", 81, true), probe(y, "b", 82, true)}
-	expectReach(t, "no policy", baseline...)
+	expectReach(t, shared, "no policy", baseline...)
 
 	cases := []struct {
 		name     string
@@ -284,9 +285,47 @@ func TestNetworkPolicy(t *testing.T) {
 			for _, np := range tc.policies {
 				applyPolicy(t, c, np)
 			}
-			expectReach(t, "with the policy", tc.probes...)
+			expectReach(t, shared, "with the policy", tc.probes...)
 		})
 		// "should stop enforcing policies after they are deleted"
-		expectReach(t, "after "+tc.name+" was deleted", baseline...)
+		expectReach(t, shared, "after "+tc.name+" was deleted", baseline...)
+	}
+}
+
+// With --disable networkpolicy, policies are not enforced, and a table
+// that a killed `up` left behind is deleted: traffic a policy blocked
+// flows again. The cluster is the test's own, in a network namespace of
+// its own.
+func TestNetworkPolicyDisabled(t *testing.T) {
+	c := startNodeCluster(t)
+	c.ImportBusybox(t, "busybox")
+	client := c.Client(t)
+	framework.WaitServiceAccount(t, client, "default")
+	pods := framework.RunPods(t, client, httpdPod("default", "a", map[string]string{"pod": "a"}, []int32{80}), busyboxSleeper("default", "b"))
+	blocked := netpolProbe{ns: "default", from: "b", url: "http://" + pods["a"].Status.PodIP + ":80/"}
+	flows := blocked
+	flows.want = true
+	expectReach(t, c, "no policy", flows)
+	_, err := client.NetworkingV1().NetworkPolicies("default").Create(t.Context(), &networkingv1.NetworkPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "deny-all"},
+		Spec:       networkingv1.NetworkPolicySpec{PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectReach(t, c, "deny-all, enforced", blocked)
+
+	c.Kill()
+	table := []string{"nft", "list", "table", "inet", "pocketkube-netpol"}
+	if _, err := c.NetNS.Exec(table...); err != nil {
+		t.Fatalf("no table left by kill -9: %v", err)
+	}
+	c, err = c.RestartWith("--disable", "networkpolicy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectReach(t, c, "deny-all, --disable networkpolicy", flows)
+	if out, err := c.NetNS.Exec(table...); err == nil {
+		t.Errorf("the table is still there:\n%s", out)
 	}
 }
