@@ -328,4 +328,16 @@ func TestNetworkPolicyDisabled(t *testing.T) {
 	if out, err := c.NetNS.Exec(table...); err == nil {
 		t.Errorf("the table is still there:\n%s", out)
 	}
+	// The pods go before the cluster stops: a Ctrl-C seconds after a
+	// restart that follows kill -9 can come before the new agent took
+	// the old containers over.
+	client = c.Client(t)
+	for _, name := range []string{"a", "b"} {
+		if err := client.CoreV1().Pods("default").Delete(t.Context(), name, metav1.DeleteOptions{}); err != nil {
+			t.Errorf("delete pod %s: %v", name, err)
+		}
+	}
+	for _, name := range []string{"a", "b"} {
+		framework.WaitGone(t, client, "default", name)
+	}
 }
