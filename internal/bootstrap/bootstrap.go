@@ -36,6 +36,10 @@ type Config struct {
 	// StorageClass DefaultStorageClassName, which Run creates when it is
 	// missing. Unset, Run deletes that class if it created it before.
 	StorageProvisioner string
+	// NetworkPolicyUser, when set, is the user the node's NetworkPolicy
+	// enforcer authenticates as; it is bound to the ClusterRole
+	// NetworkPolicyRoleName.
+	NetworkPolicyUser string
 }
 
 // DNS is a cluster DNS server to publish. Every field is required.
@@ -57,11 +61,11 @@ func Run(ctx context.Context, client kubernetes.Interface, cfg Config) error {
 	if d := cfg.DNS; d != nil && (d.ServiceIP == nil || d.Endpoint == nil || d.User == "") {
 		return errors.New("bootstrap: DNS needs ServiceIP, Endpoint and User")
 	}
-	var wg sync.WaitGroup
 	if j := cfg.Join; j != nil && (j.Server == "" || j.CAFile == "" || j.TokenFile == "") {
 		return errors.New("bootstrap: Join needs Server, CAFile and TokenFile")
 	}
-	var labelErr, dnsErr, joinErr, storageErr error
+	var wg sync.WaitGroup
+	var labelErr, dnsErr, joinErr, storageErr, netpolErr error
 	if cfg.ServerNode != "" {
 		wg.Go(func() {
 			if err := labelServerNode(ctx, client, cfg.ServerNode); err != nil {
@@ -78,21 +82,37 @@ func Run(ctx context.Context, client kubernetes.Interface, cfg Config) error {
 	}
 	if cfg.Join != nil {
 		wg.Go(func() {
-			err := wait.PollUntilContextCancel(ctx, retryInterval, true, func(ctx context.Context) (bool, error) {
-				err := setUpJoin(ctx, client, *cfg.Join)
-				if err != nil {
-					klog.FromContext(ctx).V(2).Info("Setting up the join token, will retry", "err", err)
-				}
-				return err == nil, nil
-			})
-			if err != nil {
+			if err := retry(ctx, "Setting up the join token", func(ctx context.Context) error {
+				return setUpJoin(ctx, client, *cfg.Join)
+			}); err != nil {
 				joinErr = fmt.Errorf("set up joining: %w", err)
+			}
+		})
+	}
+	if cfg.NetworkPolicyUser != "" {
+		wg.Go(func() {
+			if err := retry(ctx, "Granting the NetworkPolicy enforcer its access", func(ctx context.Context) error {
+				return ensureRBAC(ctx, client, NetworkPolicyRoleName, networkPolicyRules, cfg.NetworkPolicyUser)
+			}); err != nil {
+				netpolErr = fmt.Errorf("grant the NetworkPolicy enforcer its access: %w", err)
 			}
 		})
 	}
 	wg.Go(func() { storageErr = storageClass(ctx, client, cfg.StorageProvisioner) })
 	wg.Wait()
-	return errors.Join(labelErr, dnsErr, joinErr, storageErr)
+	return errors.Join(labelErr, dnsErr, joinErr, storageErr, netpolErr)
+}
+
+// retry runs step every retryInterval until it succeeds or ctx is done,
+// logging each failure as what, will retry.
+func retry(ctx context.Context, what string, step func(context.Context) error) error {
+	return wait.PollUntilContextCancel(ctx, retryInterval, true, func(ctx context.Context) (bool, error) {
+		err := step(ctx)
+		if err != nil {
+			klog.FromContext(ctx).V(2).Info(what+", will retry", "err", err)
+		}
+		return err == nil, nil
+	})
 }
 
 // publishDNS creates kube-system/kube-dns, pointing at d.Endpoint:53, and

@@ -211,3 +211,40 @@ func TestRunStorageClass(t *testing.T) {
 		})
 	}
 }
+
+// TestRunNetworkPolicyRBAC checks that the NetworkPolicy enforcer's user
+// is bound to its ClusterRole, and that a second start writes nothing.
+func TestRunNetworkPolicyRBAC(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	client := fake.NewClientset()
+	cfg := Config{NetworkPolicyUser: "system:kube-proxy"}
+	if err := Run(ctx, client, cfg); err != nil {
+		t.Fatalf("Run(): %v", err)
+	}
+	if got, want := writes(client), []string{"create clusterrolebindings", "create clusterroles"}; !slices.Equal(got, want) {
+		t.Errorf("writes = %q, want %q", got, want)
+	}
+	role, err := client.RbacV1().ClusterRoles().Get(ctx, NetworkPolicyRoleName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(role.Rules, func(r rbacv1.PolicyRule) bool {
+		return slices.Contains(r.Resources, "networkpolicies") && slices.Equal(r.Verbs, []string{"list", "watch"})
+	}) {
+		t.Errorf("ClusterRole %s rules = %+v, want list and watch of networkpolicies", NetworkPolicyRoleName, role.Rules)
+	}
+	binding, err := client.RbacV1().ClusterRoleBindings().Get(ctx, NetworkPolicyRoleName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(binding.Subjects) != 1 || binding.Subjects[0].Name != "system:kube-proxy" || binding.RoleRef.Name != NetworkPolicyRoleName {
+		t.Errorf("ClusterRoleBinding %s = %+v", NetworkPolicyRoleName, binding)
+	}
+	client.ClearActions()
+	if err := Run(ctx, client, cfg); err != nil {
+		t.Fatalf("second Run(): %v", err)
+	}
+	if got := writes(client); len(got) != 0 {
+		t.Errorf("second Run writes = %q, want none", got)
+	}
+}

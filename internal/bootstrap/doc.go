@@ -6,6 +6,9 @@
 //     which NodeRestriction forbids the node to set on itself;
 //   - the ClusterRole and ClusterRoleBinding system:coredns, which let the
 //     cluster DNS server read what it serves;
+//   - the ClusterRole and ClusterRoleBinding system:kube-network-policies,
+//     which let the node's NetworkPolicy enforcer read pods, namespaces
+//     and NetworkPolicies;
 //   - the Service kube-system/kube-dns (ClusterIP DNSServiceIP) and the
 //     EndpointSlice that sends it to the node's DNS server;
 //   - what other machines join with ([Join]): a bootstrap token, the RBAC

@@ -24,20 +24,39 @@ var dnsRules = []rbacv1.PolicyRule{
 	{APIGroups: []string{"discovery.k8s.io"}, Resources: []string{"endpointslices"}, Verbs: []string{"list", "watch"}},
 }
 
+// NetworkPolicyRoleName names the ClusterRole and ClusterRoleBinding that
+// let the node's NetworkPolicy enforcer read what it enforces, after
+// kube-network-policies' ClusterRole.
+const NetworkPolicyRoleName = "system:kube-network-policies"
+
+// networkPolicyRules are what the enforcer (internal/node/netpol) lists
+// and watches.
+var networkPolicyRules = []rbacv1.PolicyRule{
+	{APIGroups: []string{""}, Resources: []string{"pods", "namespaces"}, Verbs: []string{"list", "watch"}},
+	{APIGroups: []string{"networking.k8s.io"}, Resources: []string{"networkpolicies"}, Verbs: []string{"list", "watch"}},
+}
+
 // ensureDNSRBAC creates or restores the ClusterRole system:coredns and a
 // ClusterRoleBinding of it to the user CoreDNS authenticates as. It makes
 // no write when both are in place.
 func ensureDNSRBAC(ctx context.Context, client kubernetes.Interface, user string) error {
+	return ensureRBAC(ctx, client, DNSRoleName, dnsRules, user)
+}
+
+// ensureRBAC creates or restores the ClusterRole name with rules and a
+// ClusterRoleBinding of the same name of it to user. It makes no write when
+// both are in place.
+func ensureRBAC(ctx context.Context, client kubernetes.Interface, name string, rules []rbacv1.PolicyRule, user string) error {
 	labels := map[string]string{"kubernetes.io/bootstrapping": "rbac-defaults"}
 	if err := ensureClusterRole(ctx, client, &rbacv1.ClusterRole{
-		ObjectMeta: metav1.ObjectMeta{Name: DNSRoleName, Labels: labels},
-		Rules:      dnsRules,
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels},
+		Rules:      rules,
 	}); err != nil {
 		return err
 	}
 	return ensureClusterRoleBinding(ctx, client, &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: DNSRoleName, Labels: labels},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: DNSRoleName},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: name},
 		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: user}},
 	})
 }

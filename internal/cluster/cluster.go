@@ -94,6 +94,11 @@ func Run(ctx context.Context, cfg Config) error {
 	if !cfg.ControlPlane.DisableStorage {
 		objects.StorageProvisioner = localpath.ProvisionerName
 	}
+	if n.NetworkPolicy {
+		// The node's NetworkPolicy enforcer uses the Service proxy's
+		// credentials.
+		objects.NetworkPolicyUser = pki.KubeProxyUser
+	}
 	if len(n.ClusterDNS) == 0 {
 		// No DNS server of the user's: this node serves cluster DNS at
 		// the advertised address, behind the kube-dns Service, as

@@ -2,7 +2,8 @@
 // small kubelet, internal/node/agent) over the runtime, image store, pod
 // network and volumes, the eviction manager (internal/node/eviction),
 // the kubelet API (internal/node/kubeletapi) and the node services: the Service proxy (internal/node/serviceproxy, upstream
-// kube-proxy, with system:kube-proxy's credentials) and, when DNSListen is
+// kube-proxy, with system:kube-proxy's credentials), the NetworkPolicy
+// enforcer (internal/node/netpol, same credentials) and, when DNSListen is
 // set, the cluster DNS server (internal/node/coredns). It talks to the
 // control plane only through the API server, so the same code runs the node
 // of `pocketkube up` and, later, a node on another machine.
@@ -18,7 +19,8 @@
 // and, in the network namespace it runs in, names that upstream or the
 // plugins fix: the pod bridge pk0 with its iptables masquerade rule and
 // CNI chains, kube-proxy's nftables table "kube-proxy" (which a starting
-// node deletes as a leftover), the kubelet port, cluster DNS on port 53
+// node deletes as a leftover), the NetworkPolicy table "inet
+// pocketkube-netpol" (likewise), the kubelet port, cluster DNS on port 53
 // of the node address, hostPorts and NodePorts. Two nodes on one machine
 // therefore need a network namespace and a CgroupRoot each; the pod
 // network namespaces, the CNI cache and IPAM state, runc's state and the
@@ -50,6 +52,7 @@ import (
 	"github.com/pocketkube/pocketkube/internal/node/image"
 	"github.com/pocketkube/pocketkube/internal/node/kubeletapi"
 	"github.com/pocketkube/pocketkube/internal/node/machine"
+	"github.com/pocketkube/pocketkube/internal/node/netpol"
 	"github.com/pocketkube/pocketkube/internal/node/network"
 	"github.com/pocketkube/pocketkube/internal/node/runtime"
 	"github.com/pocketkube/pocketkube/internal/node/volume"
@@ -101,6 +104,12 @@ type Config struct {
 	// cluster DNS on (port 53), the endpoint of the kube-dns Service. nil
 	// serves none.
 	DNSListen net.IP
+	// NetworkPolicy, with ProxyKubeconfig, enforces NetworkPolicies on
+	// the node's pods (internal/node/netpol), with the Service proxy's
+	// credentials, which the control plane binds to the ClusterRole
+	// system:kube-network-policies. Off, the node deletes a table a
+	// run with it on may have left.
+	NetworkPolicy bool
 }
 
 // privateDir creates dir 0700, or makes it 0700 when it exists with a
@@ -347,6 +356,17 @@ func Run(ctx context.Context, cfg Config) error {
 			}
 			return nil
 		})
+	}
+	if cfg.ProxyKubeconfig != "" && cfg.NetworkPolicy {
+		g.Go(func() error {
+			nctx := klog.NewContext(gctx, klog.LoggerWithName(logger, "netpol"))
+			if err := netpol.Run(nctx, netpol.Config{Kubeconfig: cfg.ProxyKubeconfig, NodeName: cfg.NodeName}); err != nil {
+				return fmt.Errorf("NetworkPolicy enforcer: %w", err)
+			}
+			return nil
+		})
+	} else if err := netpol.Cleanup(ctx); err != nil {
+		logger.Info("Failed to delete a leftover NetworkPolicy table", "err", err, "table", "inet "+netpol.TableName)
 	}
 	if cfg.ProxyKubeconfig != "" && cfg.DNSListen != nil {
 		g.Go(func() error {

@@ -48,6 +48,9 @@
 //	metrics_test.go          kubelet /metrics and a busy pod's /metrics/resource through the node proxy; 401 without
 //	                         credentials; healthz on 127.0.0.1:10248
 //	network_test.go          pod networking: localhost between containers, pod to pod, port-forward
+//	netpol_test.go           NetworkPolicy, upstream's one-node netpol cases: default-deny ingress and egress, podSelector,
+//	                         namespaceSelector (and both), ipBlock with except, ports, named ports, endPort, egress to DNS;
+//	                         the node still reaches its pods; traffic flows again once a policy is deleted
 //	node_lifecycle_test.go   the node across Ctrl-C and kill -9 of `up`, and the API server out of its reach
 //	node_test.go             the Node object, its lease and labels
 //	pods_test.go             pod lifecycle: restart policies, termination messages, bad inputs, OOM, deletion

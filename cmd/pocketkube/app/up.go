@@ -51,7 +51,7 @@ type upOptions struct {
 
 // disableable are the parts of `up` that --disable turns off (k3s's flag:
 // a user who brings their own leaves ours out).
-var disableable = []string{"servicelb", "storage"}
+var disableable = []string{"servicelb", "storage", "networkpolicy"}
 
 func (o *upOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.dataDir, "data-dir", DefaultDataDir, "Directory that holds the cluster: PKI, etcd data, kubeconfigs.")
@@ -65,7 +65,7 @@ func (o *upOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.nodeName, "node-name", "", "Name of this machine's Node. Defaults to the lowercase hostname.")
 	fs.Int32Var(&o.kubeletPort, "kubelet-port", 10250, "Port of the node agent's kubelet API.")
 	fs.StringVar(&o.cgroupRoot, "cgroup-root", "/", "Root cgroup of the pods' cgroups, which go in ROOT/kubepods. Two nodes on one machine need different roots.")
-	fs.StringSliceVar(&o.disable, "disable", nil, "Parts not to run (comma-separated): servicelb (addresses for LoadBalancer Services), storage (the local-path StorageClass and its provisioner).")
+	fs.StringSliceVar(&o.disable, "disable", nil, "Parts not to run (comma-separated): servicelb (addresses for LoadBalancer Services), storage (the local-path StorageClass and its provisioner), networkpolicy (NetworkPolicy enforcement).")
 	fs.BoolVar(&o.seccompDefault, "seccomp-default", false, "Give containers that set no seccompProfile the runtime's default profile (RuntimeDefault) instead of none, as kubelet's --seccomp-default.")
 	fs.Int64Var(&o.podMaxPids, "pod-max-pids", node.DefaultPodPidsLimit, "Most processes and threads the containers of one pod may run together (kubelet's --pod-max-pids, the pod cgroup's pids.max). -1 means no limit, kubelet's default; pocketkube limits by default so that a fork bomb in a pod cannot use up the machine's PIDs.")
 	fs.StringVar(&o.evictionHard, "eviction-hard", eviction.DefaultHard, "Hard eviction thresholds, as kubelet's --eviction-hard: comma-separated signal<quantity or signal<percent% (signals memory.available, nodefs.available, nodefs.inodesFree, imagefs.available, imagefs.inodesFree, pid.available). Crossing one sets the node's MemoryPressure, DiskPressure or PIDPressure condition and evicts pods, one every 10 s. Signals left out have no threshold; an empty value sets none.")
@@ -165,6 +165,7 @@ func (o *upOptions) Run(cmd *cobra.Command, _ []string) error {
 			SeccompDefault: o.seccompDefault,
 			PodPidsLimit:   o.podMaxPids,
 			EvictionHard:   o.thresholds,
+			NetworkPolicy:  !slices.Contains(o.disable, "networkpolicy"),
 		}
 	}
 	klog.FromContext(ctx).Info("Starting pocketkube", "dataDir", o.dataDir, "listen", o.listen)
