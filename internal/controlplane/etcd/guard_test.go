@@ -1,0 +1,156 @@
+package etcd
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"golang.org/x/sys/unix"
+)
+
+// smallFS mounts a tmpfs of size bytes for the test.
+func smallFS(t *testing.T, size string) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a tmpfs needs root")
+	}
+	dir := t.TempDir()
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size="+size+",mode=0700"); err != nil {
+		t.Skipf("mount tmpfs: %v", err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(dir, unix.MNT_DETACH) })
+	return dir
+}
+
+// fillTo fills dir's filesystem until free bytes are left.
+func fillTo(t *testing.T, file string, free int64) {
+	t.Helper()
+	have, err := freeBytes(filepath.Dir(file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(file, os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if n := have - free; n > 0 {
+		if err := unix.Fallocate(int(f.Fd()), 0, 0, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestDiskGuardRefusesWritesBelowReserve fills the data directory's
+// filesystem past the reserve: etcd refuses writes with its NOSPACE error
+// and serves reads, never exits, and accepts writes again once the space
+// is freed, with everything it acknowledged.
+func TestDiskGuardRefusesWritesBelowReserve(t *testing.T) {
+	ctx := context.Background()
+	mnt := smallFS(t, "256m")
+	dir := filepath.Join(mnt, "etcd")
+	s, err := Start(ctx, Config{DataDir: dir, ReserveBytes: 96 << 20, GuardPeriod: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c := startClient(t, s)
+	if _, err := c.Put(ctx, "/registry/before", "v"); err != nil {
+		t.Fatal(err)
+	}
+	filler := filepath.Join(mnt, "filler")
+	fillTo(t, filler, 32<<20)
+
+	// Writes go on until the guard sees the space; then none is taken.
+	var putErr error
+	for i := 0; i < 200; i++ {
+		if _, putErr = c.Put(ctx, "/registry/until-alarm", strings.Repeat("x", 1000)); putErr != nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if putErr == nil || !strings.Contains(putErr.Error(), NoSpaceError) {
+		t.Fatalf("put with the disk past the reserve: %v, want %q", putErr, NoSpaceError)
+	}
+	// Many more writes are refused, none is applied, etcd stays up.
+	for i := 0; i < 500; i++ {
+		if _, err := c.Put(ctx, "/registry/during", strings.Repeat("x", 100000)); err == nil {
+			t.Fatal("a put was accepted under the NOSPACE alarm")
+		}
+	}
+	select {
+	case err := <-s.Err():
+		t.Fatalf("etcd failed: %v", err)
+	default:
+	}
+	got, err := c.Get(ctx, "/registry/before")
+	if err != nil || len(got.Kvs) != 1 {
+		t.Fatalf("read under the alarm: %v %v", got, err)
+	}
+	if _, err := c.Delete(ctx, "/registry/before"); err != nil {
+		t.Fatalf("delete under the alarm: %v", err)
+	}
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		if _, putErr = c.Put(ctx, "/registry/after", "v"); putErr == nil {
+			break
+		}
+		if i == 200 {
+			t.Fatalf("put after freeing space: %v", putErr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if len(s.etcd.Server.Alarms()) != 0 {
+		t.Errorf("alarms after freeing space: %v", s.etcd.Server.Alarms())
+	}
+
+	// A restart keeps what was acknowledged and nothing that was refused.
+	c.Close()
+	s.Close()
+	s, err = Start(ctx, Config{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c = startClient(t, s)
+	for key, want := range map[string]int{"/registry/before": 0, "/registry/during": 0, "/registry/after": 1} {
+		got, err := c.Get(ctx, key)
+		if err != nil || len(got.Kvs) != want {
+			t.Errorf("after restart %s: %v %v, want %d keys", key, got, err, want)
+		}
+	}
+}
+
+// TestDiskGuardLeavesQuotaAlarm: an alarm etcd raised because its
+// database reached its quota is not disarmed by the guard, however much
+// disk is free.
+func TestDiskGuardLeavesQuotaAlarm(t *testing.T) {
+	ctx := context.Background()
+	s, err := Start(ctx, Config{DataDir: filepath.Join(t.TempDir(), "etcd"), GuardPeriod: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	g := &diskGuard{server: s.etcd.Server, dir: t.TempDir(), reserve: 1, logger: s.etcd.GetLogger()}
+	// An alarm the guard did not raise, with the database over a quota
+	// of one byte, stays.
+	s.etcd.Server.Cfg.QuotaBackendBytes = 1
+	if err := g.alarm(ctx, pb.AlarmRequest_ACTIVATE); err != nil {
+		t.Fatal(err)
+	}
+	g.check(ctx)
+	if !g.noSpaceAlarm() {
+		t.Error("the guard disarmed a quota alarm")
+	}
+	_, err = startClient(t, s).Put(ctx, "/registry/x", "v")
+	if err == nil || !strings.Contains(err.Error(), NoSpaceError) {
+		t.Errorf("put under the quota alarm: %v", err)
+	}
+}
