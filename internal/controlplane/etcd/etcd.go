@@ -72,6 +72,10 @@ type Config struct {
 	// GuardPeriod is how often the free space is read; default one
 	// second (a statfs).
 	GuardPeriod time.Duration
+	// QuotaBackendBytes is etcd's --quota-backend-bytes: the database
+	// size at which etcd raises its NOSPACE alarm itself. Zero is etcd's
+	// default, 2 GiB.
+	QuotaBackendBytes int64
 }
 
 // DefaultReserveBytes is Config.ReserveBytes' default: room for the next
@@ -177,6 +181,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(cfg.Logger.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
 		return quietWhileClosing{Core: c, closing: closing}
 	})))
+	ec.QuotaBackendBytes = cfg.QuotaBackendBytes
 	ec.EnablePprof = false
 	ec.Metrics = "basic"
 

@@ -2,13 +2,13 @@ package etcd
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"golang.org/x/sys/unix"
 )
 
@@ -128,29 +128,30 @@ func TestDiskGuardRefusesWritesBelowReserve(t *testing.T) {
 	}
 }
 
-// TestDiskGuardLeavesQuotaAlarm: an alarm etcd raised because its
-// database reached its quota is not disarmed by the guard, however much
-// disk is free.
+// TestDiskGuardLeavesQuotaAlarm: the alarm etcd raises itself when its
+// database reaches its quota is not disarmed by the guard, however much
+// disk is free: it needs a compaction and defragmentation first.
 func TestDiskGuardLeavesQuotaAlarm(t *testing.T) {
 	ctx := context.Background()
-	s, err := Start(ctx, Config{DataDir: filepath.Join(t.TempDir(), "etcd"), GuardPeriod: 20 * time.Millisecond})
+	s, err := Start(ctx, Config{DataDir: filepath.Join(t.TempDir(), "etcd"), GuardPeriod: 10 * time.Millisecond, QuotaBackendBytes: 1 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	g := &diskGuard{server: s.etcd.Server, dir: t.TempDir(), reserve: 1, logger: s.etcd.GetLogger()}
-	// An alarm the guard did not raise, with the database over a quota
-	// of one byte, stays.
-	s.etcd.Server.Cfg.QuotaBackendBytes = 1
-	if err := g.alarm(ctx, pb.AlarmRequest_ACTIVATE); err != nil {
-		t.Fatal(err)
+	c := startClient(t, s)
+	var putErr error
+	for i := 0; i < 100 && putErr == nil; i++ {
+		_, putErr = c.Put(ctx, fmt.Sprintf("/registry/%d", i), strings.Repeat("x", 100000))
 	}
-	g.check(ctx)
-	if !g.noSpaceAlarm() {
-		t.Error("the guard disarmed a quota alarm")
+	if putErr == nil || !strings.Contains(putErr.Error(), NoSpaceError) {
+		t.Fatalf("puts past the quota: %v, want %q", putErr, NoSpaceError)
 	}
-	_, err = startClient(t, s).Put(ctx, "/registry/x", "v")
-	if err == nil || !strings.Contains(err.Error(), NoSpaceError) {
+	// The guard looks many times; the alarm stays.
+	time.Sleep(200 * time.Millisecond)
+	if len(s.etcd.Server.Alarms()) != 1 {
+		t.Fatalf("alarms %v, want etcd's NOSPACE", s.etcd.Server.Alarms())
+	}
+	if _, err := c.Put(ctx, "/registry/x", "v"); err == nil || !strings.Contains(err.Error(), NoSpaceError) {
 		t.Errorf("put under the quota alarm: %v", err)
 	}
 }
