@@ -151,9 +151,7 @@ func (o *upOptions) Validate(_ []string) error {
 	if o.imageGCLow > o.imageGCHigh {
 		return fmt.Errorf("--image-gc-low-threshold %d must be less than or equal to --image-gc-high-threshold %d", o.imageGCLow, o.imageGCHigh)
 	}
-	if o.imageMinAge == 0 {
-		o.imageMinAge = -1 // no minimum age; zero means the default below
-	} else if o.imageMinAge < 0 {
+	if o.imageMinAge < 0 {
 		return fmt.Errorf("--minimum-image-ttl-duration %s: must not be negative", o.imageMinAge)
 	}
 	if o.nodeName != "" {
@@ -206,6 +204,12 @@ func (o *upOptions) Run(cmd *cobra.Command, _ []string) error {
 			}
 			name = hostname
 		}
+		// --minimum-image-ttl-duration=0 is no minimum age, which
+		// image.GCConfig spells as a negative one (its zero is the default).
+		minAge := o.imageMinAge
+		if minAge == 0 {
+			minAge = -1
+		}
 		cfg.Node = &node.Config{
 			DataDir:                     o.dataDir,
 			NodeName:                    name,
@@ -219,7 +223,7 @@ func (o *upOptions) Run(cmd *cobra.Command, _ []string) error {
 			EvictionMaxPodGracePeriod:   int64(o.evictionMaxGrace),
 			ImageGCHighThresholdPercent: int(o.imageGCHigh),
 			ImageGCLowThresholdPercent:  int(o.imageGCLow),
-			ImageMinimumGCAge:           o.imageMinAge,
+			ImageMinimumGCAge:           minAge,
 		}
 	}
 	klog.FromContext(ctx).Info("Starting pocketkube", "dataDir", o.dataDir, "listen", o.listen)
