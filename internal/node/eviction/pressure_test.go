@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -422,6 +423,79 @@ func TestPressureMinimumReclaim(t *testing.T) {
 			}
 			if got := k.kills(); !slices.Equal(got, tt.want) {
 				t.Errorf("evicted %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestPressureImageGCBeforeEviction: under imagefs pressure kubelet's
+// manager first has image GC free space (here, on a real 16 MiB tmpfs,
+// by deleting a file), and evicts no pod when that resolves the pressure;
+// when GC frees nothing, it evicts.
+func TestPressureImageGCBeforeEviction(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		frees     bool
+		wantKills int
+	}{
+		{name: "GC frees enough", frees: true, wantKills: 0},
+		{name: "GC frees nothing", frees: false, wantKills: 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, ctx := ktesting.NewTestContext(t)
+			ctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			imageFs := t.TempDir()
+			if err := unix.Mount("tmpfs", imageFs, "tmpfs", 0, "size=16m"); err != nil {
+				t.Skipf("mount tmpfs (needs root): %v", err)
+			}
+			t.Cleanup(func() { _ = unix.Unmount(imageFs, unix.MNT_DETACH) })
+			filler := filepath.Join(imageFs, "unused-image")
+			f, err := os.Create(filler)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := unix.Fallocate(int(f.Fd()), 0, 0, 15<<20); err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+			thresholds, err := ParseHard("imagefs.available<15%")
+			if err != nil {
+				t.Fatal(err)
+			}
+			k := newFakeKiller()
+			var syncs, gcs atomic.Int32
+			active := k.active(pod("p", ""))
+			summary, _ := memoryNode(t, 500, map[string]uint64{"uid-p": 10 << 20}, func() ([]*v1.Pod, error) {
+				syncs.Add(1)
+				return active()
+			})
+			summary.ImageFsDir = imageFs
+			p, err := NewPressure(ctx, PressureConfig{
+				Thresholds: thresholds, NodeName: "n", Client: fake.NewClientset(), Summary: summary, Killer: k,
+				Period: 10 * time.Millisecond,
+				ImageGC: func(context.Context) error {
+					gcs.Add(1)
+					if tt.frees {
+						return os.Remove(filler)
+					}
+					return nil
+				},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			go p.Run(ctx)
+			if err := wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
+				return gcs.Load() >= 1 && len(k.kills()) >= tt.wantKills && syncs.Load() >= 10, nil
+			}); err != nil {
+				t.Fatalf("image GC calls %d, evicted %v", gcs.Load(), k.kills())
+			}
+			if got := len(k.kills()); got != tt.wantKills {
+				t.Errorf("evicted %v, want %d pods", k.kills(), tt.wantKills)
+			}
+			if !p.IsUnderDiskPressure() {
+				t.Error("no DiskPressure with imagefs past its threshold")
 			}
 		})
 	}
