@@ -37,6 +37,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 	v1 "k8s.io/api/core/v1"
@@ -95,11 +96,22 @@ type Config struct {
 	// ClusterCIDR is the cluster's pod address range; required with
 	// ProxyKubeconfig.
 	ClusterCIDR string
-	// EvictionHard are kubelet's hard eviction thresholds
-	// (eviction.ParseHard of --eviction-hard); none means no node-pressure
-	// eviction and no pressure condition ever True. `up` passes kubelet's
-	// defaults unless told otherwise.
-	EvictionHard []evictionapi.Threshold
+	// EvictionThresholds are kubelet's eviction thresholds
+	// (eviction.ParseThresholds of --eviction-hard, --eviction-soft,
+	// --eviction-soft-grace-period and --eviction-minimum-reclaim); none
+	// means no node-pressure eviction and no pressure condition ever
+	// True. `up` passes kubelet's hard defaults unless told otherwise.
+	EvictionThresholds []evictionapi.Threshold
+	// ImageGCHighThresholdPercent, ImageGCLowThresholdPercent and
+	// ImageMinimumGCAge are kubelet's --image-gc-high-threshold,
+	// --image-gc-low-threshold and --minimum-image-ttl-duration (see
+	// image.GCConfig: zero takes kubelet's defaults, a negative age none).
+	ImageGCHighThresholdPercent, ImageGCLowThresholdPercent int
+	ImageMinimumGCAge                                       time.Duration
+	// EvictionMaxPodGracePeriod is kubelet's --eviction-max-pod-grace-period
+	// (seconds): the longest grace period of a pod evicted for a soft
+	// threshold.
+	EvictionMaxPodGracePeriod int64
 	// DNSListen, with ProxyKubeconfig, is the address this node serves
 	// cluster DNS on (port 53), the endpoint of the kube-dns Service. nil
 	// serves none.
@@ -156,9 +168,39 @@ func (l lateAgent) ActivePods() ([]*v1.Pod, error) {
 	return nil, nil
 }
 
-func (l lateAgent) KillEvicted(ctx context.Context, pod *v1.Pod, message string, condition *v1.PodCondition) {
+// podImages returns the images the active pods' containers name: they
+// are in use for image GC even while no container of theirs runs.
+func (l lateAgent) podImages() ([]string, error) {
+	if l.p.Load() == nil {
+		return nil, errors.New("node agent not started")
+	}
+	pods, err := l.ActivePods()
+	if err != nil {
+		return nil, err
+	}
+	var refs []string
+	for _, p := range pods {
+		for _, c := range p.Spec.InitContainers {
+			refs = append(refs, c.Image)
+		}
+		for _, c := range p.Spec.Containers {
+			refs = append(refs, c.Image)
+		}
+		for _, c := range p.Spec.EphemeralContainers {
+			refs = append(refs, c.Image)
+		}
+		for _, v := range p.Spec.Volumes {
+			if v.Image != nil {
+				refs = append(refs, v.Image.Reference)
+			}
+		}
+	}
+	return refs, nil
+}
+
+func (l lateAgent) KillEvicted(ctx context.Context, pod *v1.Pod, message string, condition *v1.PodCondition, grace time.Duration) {
 	if a := l.p.Load(); a != nil {
-		a.KillEvicted(ctx, pod, message, condition)
+		a.KillEvicted(ctx, pod, message, condition, grace)
 	}
 }
 
@@ -265,10 +307,22 @@ func Run(ctx context.Context, cfg Config) error {
 		return startErr(err)
 	}
 	late := lateAgent{&current}
+	// kubelet's image GC: every 5 min above 85 % of the image
+	// filesystem, and for the eviction manager under imagefs pressure.
+	imageGC, err := image.NewGC(images, image.GCConfig{
+		HighThresholdPercent: cfg.ImageGCHighThresholdPercent,
+		LowThresholdPercent:  cfg.ImageGCLowThresholdPercent,
+		MinAge:               cfg.ImageMinimumGCAge,
+		PodImages:            late.podImages,
+	})
+	if err != nil {
+		return err
+	}
 	pressure, err := eviction.NewPressure(ctx, eviction.PressureConfig{
-		Thresholds: cfg.EvictionHard,
-		NodeName:   cfg.NodeName,
-		Client:     client,
+		Thresholds:               cfg.EvictionThresholds,
+		MaxPodGracePeriodSeconds: cfg.EvictionMaxPodGracePeriod,
+		NodeName:                 cfg.NodeName,
+		Client:                   client,
 		Summary: &eviction.Summary{
 			NodeName:      cfg.NodeName,
 			NodeFsDir:     filepath.Join(cfg.DataDir, "node"),
@@ -279,7 +333,7 @@ func Run(ctx context.Context, cfg Config) error {
 			EmptyDirUsage: vols.EmptyDirUsage,
 		},
 		Killer:  late,
-		ImageGC: images.Collect,
+		ImageGC: imageGC.DeleteUnusedImages,
 	})
 	if err != nil {
 		return err
@@ -331,6 +385,10 @@ func Run(ctx context.Context, cfg Config) error {
 	})
 	g.Go(func() error {
 		pressure.Run(klog.NewContext(gctx, klog.LoggerWithName(logger, "eviction")))
+		return nil
+	})
+	g.Go(func() error {
+		imageGC.Run(klog.NewContext(gctx, klog.LoggerWithName(logger, "image-gc")), image.DefaultGCPeriod)
 		return nil
 	})
 	g.Go(func() error {

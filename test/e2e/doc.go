@@ -24,6 +24,8 @@
 //	controllers_test.go      controller manager and scheduler: namespaces' defaults, Jobs
 //	debug_test.go            kubectl debug: ephemeral containers (--target, -it, never restarted), upstream's
 //	                         ephemeral_containers.go specs, --copy-to, node/NAME
+//	diskfull_test.go         etcd's filesystem filled: writes refused with "database space exceeded", reads served,
+//	                         writes back once space is freed, nothing acknowledged lost across a restart
 //	dns_test.go              cluster DNS records and pods' resolv.conf; no open resolver for strangers
 //	downward_test.go         Downward API: env, volume, projected volume, the walkthrough's manifests
 //	exec_test.go             kubectl exec (also -it on a terminal, -i with stdin left open) and attach
@@ -35,6 +37,7 @@
 //	                         medium: Memory emptyDir sizes
 //	hostport_test.go         hostPort on the node address; a clash leaves the second pod Pending
 //	images_test.go           images: pull secrets against a private registry, the offline chapter images, re-import under running pods
+//	imagegc_test.go          image GC under imagefs pressure on a small image filesystem: unused images go, no pod evicted
 //	imagestore_test.go       the image store against hostile images: poisoned archive blobs, /etc/passwd links out of the image
 //	join_test.go             joining: kubeadm's token discovery and kubelet's TLS bootstrap with DIR/node-token
 //	kubectl_test.go          kubectl against the cluster; pocketkube proxy against kubectl proxy

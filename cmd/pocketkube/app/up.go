@@ -9,6 +9,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -22,6 +23,7 @@ import (
 	"github.com/pocketkube/pocketkube/internal/logs"
 	"github.com/pocketkube/pocketkube/internal/node"
 	"github.com/pocketkube/pocketkube/internal/node/eviction"
+	"github.com/pocketkube/pocketkube/internal/node/image"
 	"github.com/pocketkube/pocketkube/internal/version"
 )
 
@@ -45,7 +47,14 @@ type upOptions struct {
 	seccompDefault   bool
 	podMaxPids       int64
 	evictionHard     string
-	// thresholds is evictionHard parsed by Validate.
+	evictionSoft     string
+	evictionSoftGP   string
+	evictionReclaim  string
+	evictionMaxGrace int32
+	imageGCHigh      int32
+	imageGCLow       int32
+	imageMinAge      time.Duration
+	// thresholds are the eviction flags parsed by Validate.
 	thresholds []evictionapi.Threshold
 }
 
@@ -69,6 +78,13 @@ func (o *upOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.seccompDefault, "seccomp-default", false, "Give containers that set no seccompProfile the runtime's default profile (RuntimeDefault) instead of none, as kubelet's --seccomp-default.")
 	fs.Int64Var(&o.podMaxPids, "pod-max-pids", node.DefaultPodPidsLimit, "Most processes and threads the containers of one pod may run together (kubelet's --pod-max-pids, the pod cgroup's pids.max). -1 means no limit, kubelet's default; pocketkube limits by default so that a fork bomb in a pod cannot use up the machine's PIDs.")
 	fs.StringVar(&o.evictionHard, "eviction-hard", eviction.DefaultHard, "Hard eviction thresholds, as kubelet's --eviction-hard: comma-separated signal<quantity or signal<percent% (signals memory.available, nodefs.available, nodefs.inodesFree, imagefs.available, imagefs.inodesFree, pid.available). Crossing one sets the node's MemoryPressure, DiskPressure or PIDPressure condition and evicts pods, one every 10 s. Signals left out have no threshold; an empty value sets none.")
+	fs.StringVar(&o.evictionSoft, "eviction-soft", "", "Soft eviction thresholds, as kubelet's --eviction-soft (e.g. memory.available<1.5Gi): crossed for as long as --eviction-soft-grace-period gives their signal, they evict pods as hard ones do, with the pod's terminationGracePeriodSeconds capped at --eviction-max-pod-grace-period.")
+	fs.StringVar(&o.evictionSoftGP, "eviction-soft-grace-period", "", "How long each soft eviction threshold must hold before a pod is evicted, as kubelet's --eviction-soft-grace-period (e.g. memory.available=1m30s); every signal of --eviction-soft needs one.")
+	fs.StringVar(&o.evictionReclaim, "eviction-minimum-reclaim", "", "How much of a resource under pressure eviction frees beyond its threshold, as kubelet's --eviction-minimum-reclaim (e.g. imagefs.available=2Gi): the condition stays and pods are evicted until the signal is past threshold + minimum.")
+	fs.Int32Var(&o.evictionMaxGrace, "eviction-max-pod-grace-period", 0, "Longest grace period (seconds) of a pod evicted for a soft threshold, as kubelet's --eviction-max-pod-grace-period; pods evicted for a hard threshold get 1 s.")
+	fs.Int32Var(&o.imageGCHigh, "image-gc-high-threshold", image.DefaultGCHighThresholdPercent, "Percent of the image filesystem's space in use from which image garbage collection runs (every 5 min), as kubelet's --image-gc-high-threshold: unused images are removed, least recently used first, down to --image-gc-low-threshold. 100 turns it off.")
+	fs.Int32Var(&o.imageGCLow, "image-gc-low-threshold", image.DefaultGCLowThresholdPercent, "Percent of the image filesystem's space in use that image garbage collection frees down to, as kubelet's --image-gc-low-threshold.")
+	fs.DurationVar(&o.imageMinAge, "minimum-image-ttl-duration", image.DefaultGCMinAge, "Minimum age of an unused image (since the node first saw it) before garbage collection, or the eviction manager under imagefs pressure, may remove it, as kubelet's --minimum-image-ttl-duration.")
 	fs.IPSliceVar(&o.clusterDNS, "cluster-dns", nil, "Cluster DNS server addresses written into pods' resolv.conf. Empty: the node serves cluster DNS itself, behind the kube-dns Service at 10.96.0.10.")
 }
 
@@ -99,11 +115,45 @@ func (o *upOptions) Validate(_ []string) error {
 	if o.podMaxPids == 0 || o.podMaxPids < -1 {
 		return fmt.Errorf("--pod-max-pids %d: want a positive number, or -1 for no limit", o.podMaxPids)
 	}
-	thresholds, err := eviction.ParseHard(o.evictionHard)
-	if err != nil {
+	maps := make([]map[string]string, 4)
+	for i, f := range []struct{ name, value, sep string }{
+		{"eviction-hard", o.evictionHard, "<"},
+		{"eviction-soft", o.evictionSoft, "<"},
+		{"eviction-soft-grace-period", o.evictionSoftGP, "="},
+		{"eviction-minimum-reclaim", o.evictionReclaim, "="},
+	} {
+		m, err := eviction.ParseMap(f.value, f.sep)
+		if err != nil {
+			return fmt.Errorf("--%s %q: %w", f.name, f.value, err)
+		}
+		maps[i] = m
+	}
+	// Each flag's errors name it: the hard thresholds alone, then with
+	// the soft ones and their grace periods, then with the reclaims.
+	if _, err := eviction.ParseThresholds(maps[0], nil, nil, nil); err != nil {
 		return fmt.Errorf("--eviction-hard %q: %w", o.evictionHard, err)
 	}
+	if _, err := eviction.ParseThresholds(maps[0], maps[1], maps[2], nil); err != nil {
+		return fmt.Errorf("--eviction-soft %q, --eviction-soft-grace-period %q: %w", o.evictionSoft, o.evictionSoftGP, err)
+	}
+	thresholds, err := eviction.ParseThresholds(maps[0], maps[1], maps[2], maps[3])
+	if err != nil {
+		return fmt.Errorf("--eviction-minimum-reclaim %q: %w", o.evictionReclaim, err)
+	}
 	o.thresholds = thresholds
+	// kubelet's ValidateKubeletConfiguration.
+	if o.imageGCHigh < 0 || o.imageGCHigh > 100 {
+		return fmt.Errorf("--image-gc-high-threshold %d: must be between 0 and 100, inclusive", o.imageGCHigh)
+	}
+	if o.imageGCLow < 0 || o.imageGCLow > 100 {
+		return fmt.Errorf("--image-gc-low-threshold %d: must be between 0 and 100, inclusive", o.imageGCLow)
+	}
+	if o.imageGCLow > o.imageGCHigh {
+		return fmt.Errorf("--image-gc-low-threshold %d must be less than or equal to --image-gc-high-threshold %d", o.imageGCLow, o.imageGCHigh)
+	}
+	if o.imageMinAge < 0 {
+		return fmt.Errorf("--minimum-image-ttl-duration %s: must not be negative", o.imageMinAge)
+	}
 	if o.nodeName != "" {
 		if errs := validation.IsDNS1123Subdomain(o.nodeName); len(errs) > 0 {
 			return fmt.Errorf("--node-name %q: %s", o.nodeName, strings.Join(errs, "; "))
@@ -155,17 +205,27 @@ func (o *upOptions) Run(cmd *cobra.Command, _ []string) error {
 			}
 			name = hostname
 		}
+		// --minimum-image-ttl-duration=0 is no minimum age, which
+		// image.GCConfig spells as a negative one (its zero is the default).
+		minAge := o.imageMinAge
+		if minAge == 0 {
+			minAge = -1
+		}
 		cfg.Node = &node.Config{
-			DataDir:        o.dataDir,
-			NodeName:       name,
-			KubeletPort:    o.kubeletPort,
-			KubeletVersion: version.Kubernetes(),
-			ClusterDNS:     o.clusterDNS,
-			CgroupRoot:     o.cgroupRoot,
-			SeccompDefault: o.seccompDefault,
-			PodPidsLimit:   o.podMaxPids,
-			EvictionHard:   o.thresholds,
-			NetworkPolicy:  !slices.Contains(o.disable, "networkpolicy"),
+			DataDir:                     o.dataDir,
+			NodeName:                    name,
+			KubeletPort:                 o.kubeletPort,
+			KubeletVersion:              version.Kubernetes(),
+			ClusterDNS:                  o.clusterDNS,
+			CgroupRoot:                  o.cgroupRoot,
+			SeccompDefault:              o.seccompDefault,
+			PodPidsLimit:                o.podMaxPids,
+			EvictionThresholds:          o.thresholds,
+			EvictionMaxPodGracePeriod:   int64(o.evictionMaxGrace),
+			ImageGCHighThresholdPercent: int(o.imageGCHigh),
+			ImageGCLowThresholdPercent:  int(o.imageGCLow),
+			ImageMinimumGCAge:           minAge,
+			NetworkPolicy:               !slices.Contains(o.disable, "networkpolicy"),
 		}
 	}
 	klog.FromContext(ctx).Info("Starting pocketkube", "dataDir", o.dataDir, "listen", o.listen)

@@ -10,8 +10,30 @@
 // certificates, would let anyone who reaches it send raft messages or a
 // snapshot that replace the cluster's data.
 //
+// # Disk space
+//
+// etcd stops the whole process (a zap Fatal, os.Exit) when a write of its
+// WAL or its database fails for want of space. So that a disk filling up
+// (logs, images, emptyDirs on the same filesystem) does not take the
+// cluster down with it, Start watches the free space of the data
+// directory's filesystem and raises etcd's own NOSPACE alarm, the one
+// etcd raises when its database reaches its space quota
+// (--quota-backend-bytes, etcd's default 2 GiB), while less than
+// Config.ReserveBytes is free: etcd then refuses every write that adds
+// data with "etcdserver: mvcc: database space exceeded", which the API
+// server passes on to its clients, and keeps serving reads, deletes and
+// everything it acknowledged. Once the space is back (a quarter of the
+// reserve more, so that the alarm does not flap), the guard disarms the
+// alarm it raised and writes work again, without a restart; an alarm
+// etcd raised for its quota is left to the administrator (compact,
+// defragment, `etcdctl alarm disarm`), as etcd documents.
+//
 // Caveats: Start must be called at most once per data directory at a time;
-// the caller holds the data directory's lock.
+// the caller holds the data directory's lock. The guard looks every
+// Config.GuardPeriod: a writer that fills the reserve faster than that
+// still gets etcd to exit (with etcd's "no space left on device" as its
+// last log); everything it acknowledged is in its WAL and `up` resumes it
+// once there is space.
 package etcd
 
 import (
@@ -21,6 +43,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -42,7 +65,29 @@ type Config struct {
 	// ReadyTimeout bounds how long Start waits for the member to serve.
 	// Defaults to one minute (a slow disk replaying a large WAL).
 	ReadyTimeout time.Duration
+	// ReserveBytes is how much free space the data directory's
+	// filesystem keeps: below it etcd refuses writes (NOSPACE alarm).
+	// Defaults to DefaultReserveBytes; negative turns the guard off.
+	ReserveBytes int64
+	// GuardPeriod is how often the free space is read; default one
+	// second (a statfs).
+	GuardPeriod time.Duration
+	// QuotaBackendBytes is etcd's --quota-backend-bytes: the database
+	// size at which etcd raises its NOSPACE alarm itself. Zero is etcd's
+	// default, 2 GiB.
+	QuotaBackendBytes int64
 }
+
+// DefaultReserveBytes is Config.ReserveBytes' default: room for the next
+// WAL segment, which etcd preallocates whole (64 MiB, wal.SegmentSizeBytes)
+// and cannot do without, and as much again for its database to grow into
+// while the alarm is raised.
+const DefaultReserveBytes = 128 << 20
+
+// NoSpaceError is what etcd answers a write while the NOSPACE alarm is
+// raised (rpctypes.ErrGRPCNoSpace), and what the API server's clients
+// read.
+const NoSpaceError = "etcdserver: mvcc: database space exceeded"
 
 // Server is a running embedded etcd.
 type Server struct {
@@ -51,6 +96,10 @@ type Server struct {
 	// closing silences the errors etcd logs about its own listeners
 	// closing while Close runs.
 	closing *atomic.Bool
+	// stopGuard stops the disk guard; guardDone is closed once it has.
+	stopGuard context.CancelFunc
+	guardDone chan struct{}
+	closeOnce sync.Once
 }
 
 // quietWhileClosing drops log entries below Fatal once closing is set.
@@ -81,6 +130,12 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if cfg.ReadyTimeout == 0 {
 		cfg.ReadyTimeout = time.Minute
+	}
+	if cfg.ReserveBytes == 0 {
+		cfg.ReserveBytes = DefaultReserveBytes
+	}
+	if cfg.GuardPeriod == 0 {
+		cfg.GuardPeriod = time.Second
 	}
 	dir, err := filepath.Abs(cfg.DataDir)
 	if err != nil {
@@ -126,6 +181,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(cfg.Logger.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
 		return quietWhileClosing{Core: c, closing: closing}
 	})))
+	ec.QuotaBackendBytes = cfg.QuotaBackendBytes
 	ec.EnablePprof = false
 	ec.Metrics = "basic"
 
@@ -147,7 +203,19 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		e.Close()
 		return nil, ctx.Err()
 	}
-	return &Server{etcd: e, endpoint: clientURL.String(), closing: closing}, nil
+	s := &Server{etcd: e, endpoint: clientURL.String(), closing: closing, stopGuard: func() {}, guardDone: make(chan struct{})}
+	if cfg.ReserveBytes < 0 {
+		close(s.guardDone)
+		return s, nil
+	}
+	gctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.stopGuard = cancel
+	g := &diskGuard{server: e.Server, dir: dir, reserve: cfg.ReserveBytes, logger: cfg.Logger}
+	go func() {
+		defer close(s.guardDone)
+		g.run(gctx, cfg.GuardPeriod)
+	}()
+	return s, nil
 }
 
 // Endpoint is the URL clients connect to (unix:///…/etcd.sock).
@@ -157,8 +225,12 @@ func (s *Server) Endpoint() string { return s.endpoint }
 func (s *Server) Err() <-chan error { return s.etcd.Err() }
 
 // Close stops etcd gracefully: in-flight requests finish, the WAL is
-// synced and the socket removed.
+// synced and the socket removed. A second call does nothing.
 func (s *Server) Close() {
-	s.closing.Store(true)
-	s.etcd.Close()
+	s.closeOnce.Do(func() {
+		s.stopGuard()
+		<-s.guardDone
+		s.closing.Store(true)
+		s.etcd.Close()
+	})
 }

@@ -30,6 +30,9 @@ type eviction struct {
 	// condition is the DisruptionTarget condition kubelet's node-pressure
 	// eviction adds to the status; nil for other evictions.
 	condition *v1.PodCondition
+	// grace is what the containers get after SIGTERM; at least
+	// evictionGrace.
+	grace time.Duration
 	// recorded is set once the Evicted event went out; only the worker
 	// syncing the pod touches it.
 	recorded bool
@@ -62,7 +65,7 @@ func (a *Agent) ActivePods() ([]*v1.Pod, error) {
 // the work is the pod's next sync, so that it never races one.
 func (a *Agent) Evict(ctx context.Context, pod *v1.Pod, message string) {
 	uid := string(pod.UID)
-	if _, loaded := a.evictions.LoadOrStore(uid, &eviction{message: message}); !loaded {
+	if _, loaded := a.evictions.LoadOrStore(uid, &eviction{message: message, grace: evictionGrace}); !loaded {
 		klog.FromContext(ctx).V(3).Info("Evicting pod", "pod", klog.KObj(pod), "podUID", uid, "message", message)
 	}
 	a.queue.Add(cache.MetaObjectToName(pod))
@@ -70,10 +73,13 @@ func (a *Agent) Evict(ctx context.Context, pod *v1.Pod, message string) {
 
 // KillEvicted is Evict for kubelet's eviction manager
 // (internal/node/eviction's Pressure), which records the Evicted event
-// itself: the pod's status also gets condition (DisruptionTarget).
-func (a *Agent) KillEvicted(ctx context.Context, pod *v1.Pod, message string, condition *v1.PodCondition) {
+// itself: the pod's status also gets condition (DisruptionTarget), and
+// the containers get grace after SIGTERM (a soft threshold's), at least
+// the 1 s of a hard one.
+func (a *Agent) KillEvicted(ctx context.Context, pod *v1.Pod, message string, condition *v1.PodCondition, grace time.Duration) {
 	uid := string(pod.UID)
-	if _, loaded := a.evictions.LoadOrStore(uid, &eviction{message: message, condition: condition, recorded: true}); !loaded {
+	grace = max(grace, evictionGrace)
+	if _, loaded := a.evictions.LoadOrStore(uid, &eviction{message: message, condition: condition, recorded: true, grace: grace}); !loaded {
 		klog.FromContext(ctx).V(3).Info("Evicting pod", "pod", klog.KObj(pod), "podUID", uid, "message", message)
 	}
 	a.queue.Add(cache.MetaObjectToName(pod))
@@ -113,7 +119,7 @@ func (a *Agent) evictPod(ctx context.Context, pod *v1.Pod, st *podState, e *evic
 			if sc := specContainer(pod, c.Name); sc != nil {
 				a.recordContainer(pod, sc, v1.EventTypeNormal, "Killing", "Stopping container %s", c.Name)
 			}
-			errs = append(errs, a.cfg.Runtime.StopContainer(ctx, c.ID, evictionGrace))
+			errs = append(errs, a.cfg.Runtime.StopContainer(ctx, c.ID, e.grace))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {

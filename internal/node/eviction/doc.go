@@ -9,8 +9,12 @@
 // cgroup's working set and processes, its containers' working sets and
 // its emptyDir usage. It gives the node's MemoryPressure, DiskPressure
 // and PIDPressure (kept True for the 5 min transition period), evicts one
-// pod per Period while a hard threshold (--eviction-hard) is crossed,
-// ranked and with messages as kubelet, and admits pods as kubelet does.
+// pod per Period while a hard threshold (--eviction-hard) is crossed, or a
+// soft one (--eviction-soft) has been for its grace period, until the
+// signal is past its minimum reclaim (--eviction-minimum-reclaim), ranked
+// and with messages as kubelet, and admits pods as kubelet does. Under
+// imagefs pressure it first has the image store's GC (image.GC) remove
+// every unused image, as kubelet's image GC.
 //
 // [Manager] is the local-storage part: every
 // Period (kubelet's evictionMonitoringPeriod, 10 s) a [Manager] measures
@@ -35,8 +39,7 @@
 //   - Container and pod ephemeral-storage limits (writable layer and
 //     logs) are not enforced, and pods are ranked for disk pressure
 //     without them.
-//   - Hard thresholds only: no soft thresholds, no minimum reclaim, no
-//     memcg notification. Image GC under disk pressure collects blobs no
-//     image references (image.Store.Collect); it never removes an unused
-//     image, as kubelet's image GC would.
+//   - No memcg notification (memory is read every Period) and no
+//     container GC (an ended pod's writable layers stay until it is
+//     deleted).
 package eviction

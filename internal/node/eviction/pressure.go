@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -35,34 +36,88 @@ const DefaultPressureTransitionPeriod = 5 * time.Minute
 // "memory.available<100Mi,nodefs.available<10%". Signals it leaves out
 // have no threshold, as with kubelet; "" has none at all.
 func ParseHard(s string) ([]evictionapi.Threshold, error) {
-	hard := map[string]string{}
+	hard, err := ParseMap(s, "<")
+	if err != nil {
+		return nil, err
+	}
+	return ParseThresholds(hard, nil, nil, nil)
+}
+
+// ParseMap parses one of kubelet's map flags: comma-separated key<value
+// pairs (sep "<": --eviction-hard and --eviction-soft, kubelet's
+// LangleSeparatedMapStringString) or key=value pairs (sep "=":
+// --eviction-soft-grace-period and --eviction-minimum-reclaim,
+// MapStringString).
+func ParseMap(s, sep string) (map[string]string, error) {
+	m := map[string]string{}
 	for stmt := range strings.SplitSeq(s, ",") {
 		stmt = strings.TrimSpace(stmt)
 		if stmt == "" {
 			continue
 		}
-		k, v, ok := strings.Cut(stmt, "<")
+		k, v, ok := strings.Cut(stmt, sep)
 		if !ok {
-			return nil, fmt.Errorf("malformed pair %q, expect 'key<value'", stmt)
+			return nil, fmt.Errorf("malformed pair %q, expect 'key%svalue'", stmt, sep)
 		}
-		hard[strings.TrimSpace(k)] = strings.TrimSpace(v)
+		m[strings.TrimSpace(k)] = strings.TrimSpace(v)
 	}
-	return kubeleteviction.ParseThresholdConfig(nil, hard, nil, nil, nil)
+	return m, nil
 }
 
-// FormatThresholds writes thresholds back in --eviction-hard's syntax,
-// sorted by signal, for logs.
+// ParseThresholds is kubelet's ParseThresholdConfig over its four flags,
+// each parsed by ParseMap: the hard thresholds, then the soft ones, each
+// with the grace period it must hold for before a pod is evicted (a soft
+// threshold without one is an error, as with kubelet), and the minimum
+// reclaim of any signal.
+func ParseThresholds(hard, soft, softGracePeriod, minimumReclaim map[string]string) ([]evictionapi.Threshold, error) {
+	return kubeleteviction.ParseThresholdConfig(nil, hard, soft, softGracePeriod, minimumReclaim)
+}
+
+// FormatThresholds writes the hard thresholds of ts back in
+// --eviction-hard's syntax, sorted by signal, for logs.
 func FormatThresholds(ts []evictionapi.Threshold) string {
 	var out []string
 	for _, t := range ts {
-		v := fmt.Sprintf("%.6g%%", t.Value.Percentage*100)
-		if t.Value.Quantity != nil {
-			v = t.Value.Quantity.String()
+		if t.GracePeriod == 0 {
+			out = append(out, formatThreshold(t))
 		}
-		out = append(out, string(t.Signal)+"<"+v)
 	}
 	sort.Strings(out)
 	return strings.Join(out, ",")
+}
+
+// FormatSoft writes the soft thresholds of ts as --eviction-soft and
+// --eviction-soft-grace-period would give them, and the minimum reclaims
+// of all as --eviction-minimum-reclaim, for logs.
+func FormatSoft(ts []evictionapi.Threshold) (soft, gracePeriods, minimumReclaims string) {
+	var s, g, r []string
+	for _, t := range ts {
+		if t.GracePeriod != 0 {
+			s = append(s, formatThreshold(t))
+			g = append(g, string(t.Signal)+"="+t.GracePeriod.String())
+		}
+		if t.MinReclaim != nil {
+			v := fmt.Sprintf("%.6g%%", t.MinReclaim.Percentage*100)
+			if t.MinReclaim.Quantity != nil {
+				v = t.MinReclaim.Quantity.String()
+			}
+			if e := string(t.Signal) + "=" + v; !slices.Contains(r, e) {
+				r = append(r, e)
+			}
+		}
+	}
+	sort.Strings(s)
+	sort.Strings(g)
+	sort.Strings(r)
+	return strings.Join(s, ","), strings.Join(g, ","), strings.Join(r, ",")
+}
+
+func formatThreshold(t evictionapi.Threshold) string {
+	v := fmt.Sprintf("%.6g%%", t.Value.Percentage*100)
+	if t.Value.Quantity != nil {
+		v = t.Value.Quantity.String()
+	}
+	return string(t.Signal) + "<" + v
 }
 
 // Killer ends a pod the pressure manager evicts; the manager has recorded
@@ -70,8 +125,11 @@ func FormatThresholds(ts []evictionapi.Threshold) string {
 type Killer interface {
 	// KillEvicted ends the pod as Evicter.Evict does, with the status
 	// reason Evicted, message and the DisruptionTarget condition kubelet
-	// gives it, and without a second Evicted event.
-	KillEvicted(ctx context.Context, pod *v1.Pod, message string, condition *v1.PodCondition)
+	// gives it, and without a second Evicted event. grace is what its
+	// containers get between SIGTERM and SIGKILL: kubelet's 1 s for a
+	// hard threshold, for a soft one the pod's terminationGracePeriodSeconds
+	// capped at MaxPodGracePeriodSeconds.
+	KillEvicted(ctx context.Context, pod *v1.Pod, message string, condition *v1.PodCondition, grace time.Duration)
 	// PodCleanedUp reports whether an evicted pod's containers are
 	// stopped and its volumes released (kubelet's podResourcesAreReclaimed).
 	PodCleanedUp(pod *v1.Pod) bool
@@ -80,8 +138,13 @@ type Killer interface {
 // PressureConfig configures a Pressure manager. Every field but Period,
 // TransitionPeriod, ImageGC and Clock is required.
 type PressureConfig struct {
-	// Thresholds are the hard eviction thresholds (ParseHard).
+	// Thresholds are the eviction thresholds (ParseThresholds): hard
+	// ones, soft ones with their grace periods, minimum reclaims.
 	Thresholds []evictionapi.Threshold
+	// MaxPodGracePeriodSeconds is kubelet's --eviction-max-pod-grace-period:
+	// the longest grace period a pod evicted for a soft threshold gets
+	// (0, kubelet's default, means none beyond kubelet's minimum).
+	MaxPodGracePeriodSeconds int64
 	// NodeName names the node events are about.
 	NodeName string
 	// Client records events.
@@ -139,13 +202,15 @@ func NewPressure(ctx context.Context, cfg PressureConfig) (*Pressure, error) {
 	p.mgr, p.admit = kubeleteviction.NewManager(cfg.Summary, kubeleteviction.Config{
 		PressureTransitionPeriod: cfg.TransitionPeriod,
 		Thresholds:               cfg.Thresholds,
+		MaxPodGracePeriodSeconds: cfg.MaxPodGracePeriodSeconds,
 	}, p.kill, imageGC(cfg.ImageGC), containerGC{}, recorder, nodeRef, cfg.Clock, false)
 	return p, nil
 }
 
 // kill is kubelet's killPodFunc: the status function upstream passes
-// holds the message and the DisruptionTarget condition.
-func (p *Pressure) kill(pod *v1.Pod, _ bool, _ *int64, fn func(*v1.PodStatus)) error {
+// holds the message and the DisruptionTarget condition, gracePeriod the
+// seconds the containers get.
+func (p *Pressure) kill(pod *v1.Pod, _ bool, gracePeriod *int64, fn func(*v1.PodStatus)) error {
 	status := pod.Status.DeepCopy()
 	fn(status)
 	var cond *v1.PodCondition
@@ -154,7 +219,11 @@ func (p *Pressure) kill(pod *v1.Pod, _ bool, _ *int64, fn func(*v1.PodStatus)) e
 			cond = &status.Conditions[i]
 		}
 	}
-	p.cfg.Killer.KillEvicted(p.ctx, pod, status.Message, cond)
+	grace := time.Duration(0)
+	if gracePeriod != nil && *gracePeriod > 0 {
+		grace = time.Duration(*gracePeriod) * time.Second
+	}
+	p.cfg.Killer.KillEvicted(p.ctx, pod, status.Message, cond, grace)
 	return nil
 }
 
@@ -164,7 +233,10 @@ func (p *Pressure) Run(ctx context.Context) {
 	p.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: p.cfg.Client.CoreV1().Events("")})
 	defer p.broadcaster.Shutdown()
 	logger := klog.FromContext(ctx)
-	logger.Info("Eviction manager: hard thresholds", "evictionHard", FormatThresholds(p.cfg.Thresholds))
+	soft, grace, reclaim := FormatSoft(p.cfg.Thresholds)
+	logger.Info("Eviction manager: thresholds", "evictionHard", FormatThresholds(p.cfg.Thresholds),
+		"evictionSoft", soft, "evictionSoftGracePeriod", grace, "evictionMinimumReclaim", reclaim,
+		"evictionMaxPodGracePeriod", p.cfg.MaxPodGracePeriodSeconds)
 	pods := func() []*v1.Pod {
 		pods, err := p.cfg.Summary.Pods()
 		if err != nil {

@@ -3,13 +3,17 @@ package eviction
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -18,6 +22,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/klog/v2/ktesting"
 	"k8s.io/kubernetes/pkg/kubelet/lifecycle"
+	testingclock "k8s.io/utils/clock/testing"
 
 	"github.com/pocketkube/pocketkube/internal/node/runtime"
 )
@@ -78,13 +83,44 @@ type fakeKiller struct {
 	killed []string
 	msgs   map[string]string
 	conds  map[string]*v1.PodCondition
+	grace  map[string]time.Duration
+	// onKill, if set, runs for each kill with mu held.
+	onKill func(pod *v1.Pod)
 }
 
-func (k *fakeKiller) KillEvicted(_ context.Context, pod *v1.Pod, message string, c *v1.PodCondition) {
+func newFakeKiller() *fakeKiller {
+	return &fakeKiller{msgs: map[string]string{}, conds: map[string]*v1.PodCondition{}, grace: map[string]time.Duration{}}
+}
+
+func (k *fakeKiller) KillEvicted(_ context.Context, pod *v1.Pod, message string, c *v1.PodCondition, grace time.Duration) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.killed = append(k.killed, pod.Name)
-	k.msgs[pod.Name], k.conds[pod.Name] = message, c
+	k.msgs[pod.Name], k.conds[pod.Name], k.grace[pod.Name] = message, c, grace
+	if k.onKill != nil {
+		k.onKill(pod)
+	}
+}
+
+func (k *fakeKiller) kills() []string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return slices.Clone(k.killed)
+}
+
+// active returns the pods of pods that k has not killed.
+func (k *fakeKiller) active(pods ...*v1.Pod) func() ([]*v1.Pod, error) {
+	return func() ([]*v1.Pod, error) {
+		k.mu.Lock()
+		defer k.mu.Unlock()
+		var out []*v1.Pod
+		for _, p := range pods {
+			if _, gone := k.msgs[p.Name]; !gone {
+				out = append(out, p)
+			}
+		}
+		return out, nil
+	}
 }
 func (k *fakeKiller) PodCleanedUp(*v1.Pod) bool { return true }
 
@@ -118,7 +154,7 @@ func TestPressureMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	guaranteed, bestEffort := pod("guaranteed", "200Mi"), pod("besteffort", "")
-	k := &fakeKiller{msgs: map[string]string{}, conds: map[string]*v1.PodCondition{}}
+	k := newFakeKiller()
 	p, err := NewPressure(ctx, PressureConfig{
 		Thresholds: thresholds,
 		NodeName:   "n",
@@ -166,6 +202,9 @@ func TestPressureMemory(t *testing.T) {
 		t.Errorf("evicted %v, want besteffort first", k.killed)
 	}
 	want := "The node was low on resource: memory. Threshold quantity: 100Mi, available: 50Mi. Container c was using 10Mi, request is 0, has larger consumption of memory. "
+	if k.grace["besteffort"] != time.Second {
+		t.Errorf("grace period of a hard eviction %s, want kubelet's 1s", k.grace["besteffort"])
+	}
 	if got := k.msgs["besteffort"]; got != want {
 		t.Errorf("message\n got %q\nwant %q", got, want)
 	}
@@ -191,5 +230,273 @@ func TestNodeMemory(t *testing.T) {
 	}
 	if *m.AvailableBytes != 500*1024 || *m.WorkingSetBytes != 500*1024 || *m.UsageBytes != 700*1024 {
 		t.Errorf("available %d, working set %d, usage %d; want 512000, 512000, 716800", *m.AvailableBytes, *m.WorkingSetBytes, *m.UsageBytes)
+	}
+}
+
+func TestParseThresholds(t *testing.T) {
+	tests := []struct {
+		name                          string
+		hard, soft, grace, reclaim    string
+		wantHard, wantSoft, wantGrace string
+		wantReclaim, err              string
+	}{
+		{name: "soft with grace", soft: "memory.available<1.5Gi,nodefs.available<20%", grace: "memory.available=1m30s,nodefs.available=2m",
+			wantSoft: "memory.available<1536Mi,nodefs.available<20%", wantGrace: "memory.available=1m30s,nodefs.available=2m0s"},
+		{name: "hard and soft of one signal", hard: "memory.available<100Mi", soft: "memory.available<300Mi", grace: "memory.available=10s",
+			wantHard: "memory.available<100Mi", wantSoft: "memory.available<300Mi", wantGrace: "memory.available=10s"},
+		{name: "minimum reclaim", hard: "imagefs.available<15%", reclaim: "imagefs.available=2Gi",
+			wantHard: "imagefs.available<15%", wantReclaim: "imagefs.available=2Gi"},
+		{name: "soft without grace", soft: "memory.available<1Gi", err: "grace period must be specified for the soft eviction threshold memory.available"},
+		{name: "bad grace", soft: "memory.available<1Gi", grace: "memory.available=soon", err: "soon"},
+		{name: "bad reclaim", reclaim: "memory.available=-1Gi", err: "negative"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var maps []map[string]string
+			for _, f := range []struct{ v, sep string }{{tt.hard, "<"}, {tt.soft, "<"}, {tt.grace, "="}, {tt.reclaim, "="}} {
+				m, err := ParseMap(f.v, f.sep)
+				if err != nil {
+					t.Fatal(err)
+				}
+				maps = append(maps, m)
+			}
+			got, err := ParseThresholds(maps[0], maps[1], maps[2], maps[3])
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("error %v, want one with %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			soft, grace, reclaim := FormatSoft(got)
+			if h := FormatThresholds(got); h != tt.wantHard || soft != tt.wantSoft || grace != tt.wantGrace || reclaim != tt.wantReclaim {
+				t.Errorf("got hard %q soft %q grace %q reclaim %q, want %q %q %q %q", h, soft, grace, reclaim, tt.wantHard, tt.wantSoft, tt.wantGrace, tt.wantReclaim)
+			}
+		})
+	}
+}
+
+// memoryNode is a Summary of a 1 GiB machine whose available memory is
+// in the meminfo file it returns, with pods' working sets ws.
+func memoryNode(t *testing.T, availMiB int, ws map[string]uint64, pods func() ([]*v1.Pod, error)) (*Summary, func(availMiB int)) {
+	dir := t.TempDir()
+	meminfo := filepath.Join(dir, "meminfo")
+	set := func(availMiB int) {
+		if err := os.WriteFile(meminfo, fmt.Appendf(nil, "MemTotal: 1048576 kB\nMemFree: %d kB\nInactive(file): 0 kB\n", availMiB*1024), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set(availMiB)
+	return &Summary{
+		NodeName: "n", NodeFsDir: dir, ImageFsDir: dir, Meminfo: meminfo,
+		Cgroups: fakeCgroups{ws: ws}, Pods: pods,
+		Containers: func(_ context.Context, uid string) (map[string]string, error) {
+			return map[string]string{"c": "id-" + uid}, nil
+		},
+		EmptyDirUsage: func(string, string) (int64, error) { return 0, nil },
+	}, set
+}
+
+// TestPressureSoftThreshold: a soft threshold sets its condition at once
+// (as kubelet, which reports conditions ignoring grace periods) but
+// evicts nobody until it has held for its grace period (the manager's
+// clock is a fake one that only the test moves); then it evicts as a hard
+// one does, giving the pod its terminationGracePeriodSeconds capped at
+// --eviction-max-pod-grace-period, as kubelet.
+func TestPressureSoftThreshold(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	maps := []map[string]string{{"memory.available": "100Mi"}, {"memory.available": "300Mi"}, {"memory.available": "1m"}}
+	thresholds, err := ParseThresholds(maps[0], maps[1], maps[2], nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	long, short := pod("long", ""), pod("short", "200Mi")
+	long.Spec.TerminationGracePeriodSeconds = new(int64(30))
+	short.Spec.TerminationGracePeriodSeconds = new(int64(2))
+	k := newFakeKiller()
+	var syncs atomic.Int32
+	active := k.active(long, short)
+	summary, _ := memoryNode(t, 200, map[string]uint64{"uid-long": 50 << 20, "uid-short": 100 << 20}, func() ([]*v1.Pod, error) {
+		syncs.Add(1)
+		return active()
+	})
+	clk := testingclock.NewFakeClock(time.Now())
+	p, err := NewPressure(ctx, PressureConfig{
+		Thresholds: thresholds, MaxPodGracePeriodSeconds: 5,
+		NodeName: "n", Client: fake.NewClientset(), Summary: summary, Killer: k,
+		Period: 10 * time.Millisecond, Clock: clk,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go p.Run(ctx)
+	// 200Mi available: past the soft threshold, not the hard one. The
+	// manager looks many times; the grace period never passes.
+	if err := wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
+		return syncs.Load() >= 20, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got := k.kills(); len(got) != 0 || !p.IsUnderMemoryPressure() {
+		t.Fatalf("before the grace period: evicted %v, MemoryPressure %v; want none, true", got, p.IsUnderMemoryPressure())
+	}
+	// Past the grace period: both pods go (evicting one leaves the
+	// available memory as it is).
+	clk.Step(61 * time.Second)
+	if err := wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
+		clk.Step(time.Second) // the manager's wait for the evicted pod's cleanup
+		return len(k.kills()) >= 2, nil
+	}); err != nil {
+		t.Fatalf("pods evicted past the grace period: %v", k.kills())
+	}
+	if !p.IsUnderMemoryPressure() {
+		t.Error("no MemoryPressure past the soft threshold's grace period")
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.grace["long"] != 5*time.Second || k.grace["short"] != 2*time.Second {
+		t.Errorf("grace periods long %s short %s, want 5s (capped by --eviction-max-pod-grace-period) and 2s (the pod's)", k.grace["long"], k.grace["short"])
+	}
+	want := "The node was low on resource: memory. Threshold quantity: 300Mi, available: 200Mi. Container c was using 50Mi, request is 0, has larger consumption of memory. "
+	if k.msgs["long"] != want {
+		t.Errorf("message\n got %q\nwant %q", k.msgs["long"], want)
+	}
+}
+
+// TestPressureMinimumReclaim: once a threshold is crossed, kubelet keeps
+// evicting until the signal is past the threshold plus its minimum
+// reclaim. Without --eviction-minimum-reclaim the first eviction, which
+// brings memory.available above the threshold, is the only one.
+func TestPressureMinimumReclaim(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		reclaim map[string]string
+		want    []string
+	}{
+		{name: "none", want: []string{"besteffort"}},
+		{name: "200Mi", reclaim: map[string]string{"memory.available": "200Mi"}, want: []string{"besteffort", "guaranteed"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, ctx := ktesting.NewTestContext(t)
+			ctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			thresholds, err := ParseThresholds(map[string]string{"memory.available": "100Mi"}, nil, nil, tt.reclaim)
+			if err != nil {
+				t.Fatal(err)
+			}
+			guaranteed, bestEffort := pod("guaranteed", "200Mi"), pod("besteffort", "")
+			k := newFakeKiller()
+			var syncs atomic.Int32
+			active := k.active(guaranteed, bestEffort)
+			summary, setAvail := memoryNode(t, 50, map[string]uint64{"uid-guaranteed": 100 << 20, "uid-besteffort": 100 << 20}, func() ([]*v1.Pod, error) {
+				syncs.Add(1)
+				return active()
+			})
+			// Each eviction frees what the pod used: 150Mi after the
+			// first, above the threshold, below threshold + 200Mi.
+			avail := 50
+			k.onKill = func(*v1.Pod) { avail += 100; setAvail(avail) }
+			p, err := NewPressure(ctx, PressureConfig{
+				Thresholds: thresholds, NodeName: "n", Client: fake.NewClientset(), Summary: summary, Killer: k,
+				Period: 10 * time.Millisecond,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			go p.Run(ctx)
+			if err := wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
+				return len(k.kills()) >= len(tt.want), nil
+			}); err != nil {
+				t.Fatalf("evicted %v, want %v", k.kills(), tt.want)
+			}
+			// The manager looks again several times after the last
+			// eviction it should make.
+			n := syncs.Load()
+			if err := wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
+				return syncs.Load() >= n+10, nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if got := k.kills(); !slices.Equal(got, tt.want) {
+				t.Errorf("evicted %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestPressureImageGCBeforeEviction: under imagefs pressure kubelet's
+// manager first has image GC free space (here, on a real 16 MiB tmpfs,
+// by deleting a file), and evicts no pod when that resolves the pressure;
+// when GC frees nothing, it evicts.
+func TestPressureImageGCBeforeEviction(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		frees     bool
+		wantKills int
+	}{
+		{name: "GC frees enough", frees: true, wantKills: 0},
+		{name: "GC frees nothing", frees: false, wantKills: 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, ctx := ktesting.NewTestContext(t)
+			ctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			imageFs := t.TempDir()
+			if err := unix.Mount("tmpfs", imageFs, "tmpfs", 0, "size=16m"); err != nil {
+				t.Skipf("mount tmpfs (needs root): %v", err)
+			}
+			t.Cleanup(func() { _ = unix.Unmount(imageFs, unix.MNT_DETACH) })
+			filler := filepath.Join(imageFs, "unused-image")
+			f, err := os.Create(filler)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := unix.Fallocate(int(f.Fd()), 0, 0, 15<<20); err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+			thresholds, err := ParseHard("imagefs.available<15%")
+			if err != nil {
+				t.Fatal(err)
+			}
+			k := newFakeKiller()
+			var syncs, gcs atomic.Int32
+			active := k.active(pod("p", ""))
+			summary, _ := memoryNode(t, 500, map[string]uint64{"uid-p": 10 << 20}, func() ([]*v1.Pod, error) {
+				syncs.Add(1)
+				return active()
+			})
+			summary.ImageFsDir = imageFs
+			p, err := NewPressure(ctx, PressureConfig{
+				Thresholds: thresholds, NodeName: "n", Client: fake.NewClientset(), Summary: summary, Killer: k,
+				Period: 10 * time.Millisecond,
+				ImageGC: func(context.Context) error {
+					gcs.Add(1)
+					if tt.frees {
+						return os.Remove(filler)
+					}
+					return nil
+				},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			go p.Run(ctx)
+			if err := wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
+				return gcs.Load() >= 1 && len(k.kills()) >= tt.wantKills && syncs.Load() >= 10, nil
+			}); err != nil {
+				t.Fatalf("image GC calls %d, evicted %v", gcs.Load(), k.kills())
+			}
+			if got := len(k.kills()); got != tt.wantKills {
+				t.Errorf("evicted %v, want %d pods", k.kills(), tt.wantKills)
+			}
+			if !p.IsUnderDiskPressure() {
+				t.Error("no DiskPressure with imagefs past its threshold")
+			}
+		})
 	}
 }

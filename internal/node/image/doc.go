@@ -74,8 +74,16 @@
 // image is replaced (an import or pull of its tag) until [Store.Collect] runs
 // after its last container went, and [Store.Remove] refuses the last name of
 // an image in use ([InUseError]). A root filesystem used any other way (a
-// bind mount, a process's working directory) is not seen as in use. There is
-// no collection by disk usage (kubelet's image GC thresholds).
+// bind mount, a process's working directory) is not seen as in use.
+//
+// [GC] is kubelet's image garbage collector over a Store: above
+// HighThresholdPercent of the filesystem it removes images that no
+// container mounts and no pod names, least recently used first, down to
+// LowThresholdPercent, never one it first saw less than MinAge ago; the
+// eviction manager calls its DeleteUnusedImages under imagefs pressure.
+// It learns use from the mount table when it looks, as kubelet from the
+// runtime: what it knows of last use is lost with the process, so after a
+// restart every image is new again.
 //
 // The store does not know who may use an image. kubelet 1.37 records the
 // credentials each image was pulled with and makes a pod that lacks them
