@@ -53,6 +53,8 @@ type podState struct {
 	// it changed (zero before): init containers that ran in the old one
 	// run again, as kubelet runs them in a new sandbox.
 	sandboxSince time.Time
+	// resize is the pod's allocation and in-place resize state.
+	resize resizeState
 }
 
 func (a *Agent) state(pod *v1.Pod) *podState {
@@ -130,7 +132,13 @@ func (a *Agent) syncPod(ctx context.Context, key cache.ObjectName) (time.Duratio
 		return 0, a.failPastDeadline(ctx, pod, st)
 	}
 	a.watches.set(ctx, key, podRefs(pod))
-	status, requeue, syncErr := a.syncRunning(ctx, withLocalAnnotations(pod, st), st)
+	// From here on the pod is what the node allocated to it: a resize
+	// that is not admitted yet does not change what its containers get.
+	allocated, retry := a.allocate(ctx, pod, st)
+	status, requeue, syncErr := a.syncRunning(ctx, withLocalAnnotations(allocated, st), st)
+	if retry > 0 && (requeue == 0 || retry < requeue) {
+		requeue = retry
+	}
 	if untilDeadline > 0 && (requeue == 0 || untilDeadline < requeue) {
 		requeue = untilDeadline
 	}
@@ -320,6 +328,12 @@ func (a *Agent) syncRunning(ctx context.Context, pod *v1.Pod, st *podState) (*v1
 		return nil, 0, err
 	}
 	latest := latestByName(containers)
+	if a.syncResize(ctx, pod, st, latest) {
+		if containers, err = a.cfg.Runtime.ListContainers(ctx, uid); err != nil {
+			return nil, 0, err
+		}
+		latest = latestByName(containers)
+	}
 	var requeue time.Duration
 	later := func(d time.Duration) {
 		if d > 0 && (requeue == 0 || d < requeue) {
