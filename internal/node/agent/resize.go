@@ -47,6 +47,9 @@ type resizeState struct {
 	podCgroup  *runtime.Resources
 	pending    *v1.PodCondition
 	inProgress *v1.PodCondition
+	// retryAt is when a resize that failed is tried again; its status
+	// write must not start the next attempt at once.
+	retryAt time.Time
 }
 
 // allContainerSpecs lists the pod's init and app containers, which are
@@ -131,6 +134,7 @@ func (a *Agent) allocate(ctx context.Context, pod *v1.Pod, st *podState) (*v1.Po
 			rs.allocated[c.Name] = *c.Resources.DeepCopy()
 		}
 		rs.pending = nil
+		rs.retryAt = time.Time{}
 		rs.inProgress = resizeCondition(v1.PodResizeInProgress, nil, "", "", pod.Generation, a.cfg.Clock.Now())
 		logger.V(2).Info("Pod resize allocated", "pod", klog.KObj(pod), "generation", pod.Generation)
 		a.record(pod, v1.EventTypeNormal, events.ResizeStarted, "%s", events.PodResizeStartedMsg(logger, pod, pod.Generation))
@@ -157,8 +161,14 @@ func (a *Agent) allocate(ctx context.Context, pod *v1.Pod, st *podState) (*v1.Po
 }
 
 // resizeCondition is kubelet's updatedPodResizeCondition: the transition
-// time moves when the reason changes.
+// time moves when the reason changes. A condition that says what old says
+// is old, probe time included: kubelet sets these conditions only when a
+// resize is tried, and a time that moved at each sync would make each sync
+// a status write, and the write's watch event the next sync.
 func resizeCondition(typ v1.PodConditionType, old *v1.PodCondition, reason, message string, generation int64, now time.Time) *v1.PodCondition {
+	if old != nil && old.Reason == reason && old.Message == message && old.ObservedGeneration == generation {
+		return old
+	}
 	t := metav1.NewTime(now)
 	c := &v1.PodCondition{Type: typ, Status: v1.ConditionTrue, LastProbeTime: t, LastTransitionTime: t,
 		ObservedGeneration: generation, Reason: reason, Message: message}
@@ -508,36 +518,42 @@ func resizeInProgress(pod *v1.Pod, st *podState, latest map[string]*runtime.Cont
 // syncResize actuates the allocation of a running pod and keeps
 // PodResizeInProgress as kubelet's SyncPod does: set while a container
 // runs with other values than allocated (reason Error and the error's
-// text when the resize failed), cleared with a ResizeCompleted event once
-// they match. It reports whether it changed containers, whose status
-// must then be read again.
-func (a *Agent) syncResize(ctx context.Context, pod *v1.Pod, st *podState, latest map[string]*runtime.ContainerStatus) bool {
+// text when the resize failed; it is tried again after resizeRetry),
+// cleared with a ResizeCompleted event once they match. It reports
+// whether it changed containers, whose status must then be read again,
+// and when to try again.
+func (a *Agent) syncResize(ctx context.Context, pod *v1.Pod, st *podState, latest map[string]*runtime.ContainerStatus) (bool, time.Duration) {
 	logger := klog.FromContext(ctx)
-	changed, err := a.resizePod(ctx, pod, st, latest)
 	rs := &st.resize
+	if now := a.cfg.Clock.Now(); now.Before(rs.retryAt) {
+		return false, rs.retryAt.Sub(now)
+	}
+	changed, err := a.resizePod(ctx, pod, st, latest)
 	if err != nil {
 		logger.Error(err, "Pod resize failed", "pod", klog.KObj(pod))
 		old := rs.inProgress
-		c := resizeCondition(v1.PodResizeInProgress, old, v1.PodReasonError, err.Error(), pod.Generation, a.cfg.Clock.Now())
+		gen := pod.Generation
 		if old != nil {
-			c.ObservedGeneration = old.ObservedGeneration
+			gen = old.ObservedGeneration
 		}
-		rs.inProgress = c
-		if old == nil || old.Reason != c.Reason || old.Message != c.Message {
-			a.record(pod, v1.EventTypeWarning, events.ResizeError, "%s", events.PodResizeErrorMsg(logger, pod, c.ObservedGeneration, err.Error()))
+		rs.inProgress = resizeCondition(v1.PodResizeInProgress, old, v1.PodReasonError, err.Error(), gen, a.cfg.Clock.Now())
+		if rs.inProgress != old {
+			a.record(pod, v1.EventTypeWarning, events.ResizeError, "%s", events.PodResizeErrorMsg(logger, pod, gen, err.Error()))
 		}
-		return changed
+		rs.retryAt = a.cfg.Clock.Now().Add(resizeRetry)
+		return changed, resizeRetry
 	}
+	rs.retryAt = time.Time{}
 	if resizeInProgress(pod, st, latest) {
 		if rs.inProgress == nil {
 			rs.inProgress = resizeCondition(v1.PodResizeInProgress, nil, "", "", pod.Generation, a.cfg.Clock.Now())
 		}
-		return changed
+		return changed, 0
 	}
 	if rs.inProgress != nil {
 		gen := rs.inProgress.ObservedGeneration
 		rs.inProgress = nil
 		a.record(pod, v1.EventTypeNormal, events.ResizeCompleted, "%s", events.PodResizeCompletedMsg(logger, pod, gen))
 	}
-	return changed
+	return changed, 0
 }

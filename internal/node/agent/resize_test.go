@@ -210,8 +210,14 @@ func TestResizeMemoryBelowUsage(t *testing.T) {
 	}
 	equalResources(t, "status resources", s.ContainerStatuses[0].Resources, resources("memory=64Mi", "memory=64Mi"))
 
-	// Once the container uses less, the resize goes through.
+	// A sync before the retry time (the status write's own) leaves it.
 	f.runtime.memoryUsage["c"] = 10 << 20
+	if requeue := f.mustSync(ctx, "web"); requeue != resizeRetry {
+		t.Errorf("requeue after %s, want %s", requeue, resizeRetry)
+	}
+	f.expectCalls()
+	// Once the container uses less, the resize goes through.
+	f.clock.Step(resizeRetry)
 	f.mustSync(ctx, "web")
 	f.expectCalls(
 		"UpdateContainerResources web-uid/c {CPUShares:0 CPUQuota:0 CPUPeriod:0 MemoryLimit:33554432 PidsLimit:0}",

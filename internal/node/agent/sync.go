@@ -328,17 +328,19 @@ func (a *Agent) syncRunning(ctx context.Context, pod *v1.Pod, st *podState) (*v1
 		return nil, 0, err
 	}
 	latest := latestByName(containers)
-	if a.syncResize(ctx, pod, st, latest) {
-		if containers, err = a.cfg.Runtime.ListContainers(ctx, uid); err != nil {
-			return nil, 0, err
-		}
-		latest = latestByName(containers)
-	}
 	var requeue time.Duration
 	later := func(d time.Duration) {
 		if d > 0 && (requeue == 0 || d < requeue) {
 			requeue = d
 		}
+	}
+	resized, retry := a.syncResize(ctx, pod, st, latest)
+	later(retry)
+	if resized {
+		if containers, err = a.cfg.Runtime.ListContainers(ctx, uid); err != nil {
+			return nil, 0, err
+		}
+		latest = latestByName(containers)
 	}
 	// After a new sandbox the init containers run again, as kubelet's
 	// computePodActions starts from the first one when it makes a sandbox.

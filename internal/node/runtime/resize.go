@@ -80,8 +80,7 @@ func (r *Runtime) UpdateContainerResources(ctx context.Context, id string, res R
 // pod container manager (SetPodCgroupConfig) does: zero fields stay as
 // they are, so a pod without a memory limit keeps none, and one whose
 // containers do not all have a CPU limit keeps its quota. The pod's
-// record keeps the new values, so a RunPod after a restart of the agent
-// starts from them.
+// record (pod.json) keeps the new values.
 func (r *Runtime) UpdatePodResources(ctx context.Context, uid string, res Resources) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -107,14 +106,4 @@ func (r *Runtime) UpdatePodResources(ctx context.Context, uid string, res Resour
 	}
 	klog.FromContext(ctx).V(4).Info("Updated pod cgroup", "podUID", uid, "cgroup", st.CgroupPath, "resources", res)
 	return nil
-}
-
-// PodCgroupResources returns the values last written to the pod cgroup of
-// uid (kubelet's GetPodCgroupConfig).
-func (r *Runtime) PodCgroupResources(uid string) (Resources, error) {
-	st, err := r.loadPod(uid)
-	if err != nil {
-		return Resources{}, err
-	}
-	return st.Config.Resources, nil
 }
