@@ -4,8 +4,10 @@ package e2e
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -106,11 +108,14 @@ func checkCgroups(t *testing.T, ns, name, container string, want map[string]stri
 
 // resizePatch asks for res on each named container through the resize
 // subresource, with kubectl's strategic merge patch (containers merged by
-// name).
+// name); the names must sort in the pod's order.
 func resizePatch(t *testing.T, ns, name string, res map[string]corev1.ResourceRequirements) (string, error) {
 	t.Helper()
+	// In the pod's order: a strategic merge patch orders the list as
+	// the patch does, and a resize must not reorder containers.
 	var cs []string
-	for c, r := range res {
+	for _, c := range slices.Sorted(maps.Keys(res)) {
+		r := res[c]
 		var parts []string
 		for _, l := range []struct {
 			key  string
@@ -200,6 +205,12 @@ func TestInPlacePodResize(t *testing.T) {
 	}
 	checkCgroups(t, ns, "resize", "live", cgroupWant(v2, pod.Spec.Containers[0].Resources))
 	checkCgroups(t, ns, "resize", "restart", cgroupWant(v2, restart.Resources))
+	// Upstream's specs tell v2 from v1 by `mount -t cgroup2` in the
+	// container: a hybrid host's unified hierarchy must not show there.
+	out, err := shared.Kubectl(t.Context(), framework.Newest(), "-n", ns, "exec", "resize", "-c", "live", "--", "mount", "-t", "cgroup2")
+	if err != nil || strings.Contains(out, "/sys/fs/cgroup") != v2 {
+		t.Errorf("mount -t cgroup2 in the container: %q (%v); the host is cgroup v2: %v", out, err, v2)
+	}
 	uid := string(got.UID)
 	if v := podCgroupFile(t, v2, "cpu", uid, map[bool]string{false: "cpu.shares", true: "cpu.weight"}[v2]); !v2 && v != "153" {
 		t.Errorf("pod cgroup cpu.shares = %s, want 153 (150m)", v)
