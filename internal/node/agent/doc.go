@@ -38,8 +38,8 @@
 // until every running container has its allocation (reason Error with
 // kubelet's message when a memory limit would go below the usage), and
 // containerStatuses report resources and allocatedResources as kubelet
-// does. The allocation lives in memory: after a restart of the agent a
-// pod's spec is taken as admitted.
+// does. The allocation is kept in the pod's directory, as kubelet's
+// checkpoint, so a restarted agent keeps a deferred resize deferred.
 //
 // # What it leaves to others
 //

@@ -2,7 +2,10 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -14,6 +17,7 @@ import (
 	"k8s.io/kubernetes/pkg/kubelet/lifecycle"
 	schedulerframework "k8s.io/kubernetes/pkg/scheduler/framework"
 
+	"github.com/pocketkube/pocketkube/internal/atomicfile"
 	"github.com/pocketkube/pocketkube/internal/node/runtime"
 )
 
@@ -38,8 +42,8 @@ type Resizer interface {
 // kubelet's allocation manager (allocated: what the node admitted) and
 // its actuated-resources record (actuated: what was applied to each
 // running container), and the two resize conditions of its status
-// manager. It lives in memory only: an agent that restarts takes the pod's
-// spec as admitted.
+// manager. The allocation is also on disk (allocationFile), as kubelet
+// checkpoints it; the rest lives in memory.
 type resizeState struct {
 	allocated map[string]v1.ResourceRequirements
 	actuated  map[string]v1.ResourceRequirements
@@ -117,11 +121,14 @@ func (a *Agent) allocate(ctx context.Context, pod *v1.Pod, st *podState) (*v1.Po
 	logger := klog.FromContext(ctx)
 	rs := &st.resize
 	if rs.allocated == nil {
-		rs.allocated = map[string]v1.ResourceRequirements{}
-		for _, c := range allContainerSpecs(pod) {
-			rs.allocated[c.Name] = *c.Resources.DeepCopy()
+		saved, err := a.loadAllocation(pod)
+		if err != nil {
+			a.setAllocation(ctx, pod, st)
+			return pod, 0
 		}
-		return pod, 0
+		a.mu.Lock()
+		rs.allocated = saved
+		a.mu.Unlock()
 	}
 	allocatedPod, changed := withAllocation(pod, rs.allocated)
 	if !changed {
@@ -130,9 +137,7 @@ func (a *Agent) allocate(ctx context.Context, pod *v1.Pod, st *podState) (*v1.Po
 	}
 	r := a.admitResize(ctx, pod)
 	if r.Admit {
-		for _, c := range allContainerSpecs(pod) {
-			rs.allocated[c.Name] = *c.Resources.DeepCopy()
-		}
+		a.setAllocation(ctx, pod, st)
 		rs.pending = nil
 		rs.retryAt = time.Time{}
 		rs.inProgress = resizeCondition(v1.PodResizeInProgress, nil, "", "", pod.Generation, a.cfg.Clock.Now())
@@ -158,6 +163,47 @@ func (a *Agent) allocate(ctx context.Context, pod *v1.Pod, st *podState) (*v1.Po
 		return allocatedPod, 0
 	}
 	return allocatedPod, resizeRetry
+}
+
+// allocationFile holds a pod's allocation in its directory, as kubelet's
+// allocation checkpoint, so that a restarted agent does not take a resize
+// it deferred as admitted.
+const allocationFile = "allocated.json"
+
+// setAllocation makes pod's spec its allocation, in memory and on disk. The
+// map is replaced, never changed: other pods' workers read it
+// (admitResize) under a.mu.
+func (a *Agent) setAllocation(ctx context.Context, pod *v1.Pod, st *podState) {
+	next := map[string]v1.ResourceRequirements{}
+	for _, c := range allContainerSpecs(pod) {
+		next[c.Name] = *c.Resources.DeepCopy()
+	}
+	a.mu.Lock()
+	st.resize.allocated = next
+	a.mu.Unlock()
+	b, err := json.Marshal(next)
+	if err == nil {
+		dir := a.podDir(string(pod.UID))
+		if err = os.MkdirAll(dir, 0o750); err == nil {
+			err = atomicfile.Write(filepath.Join(dir, allocationFile), b, 0o600)
+		}
+	}
+	if err != nil {
+		klog.FromContext(ctx).Error(err, "Record pod allocation", "pod", klog.KObj(pod))
+	}
+}
+
+// loadAllocation reads the allocation setAllocation recorded for pod.
+func (a *Agent) loadAllocation(pod *v1.Pod) (map[string]v1.ResourceRequirements, error) {
+	b, err := os.ReadFile(filepath.Join(a.podDir(string(pod.UID)), allocationFile))
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]v1.ResourceRequirements
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, err
+	}
+	return m, nil
 }
 
 // resizeCondition is kubelet's updatedPodResizeCondition: the transition

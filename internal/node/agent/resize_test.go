@@ -244,3 +244,41 @@ func TestStatusResourcesEquivalents(t *testing.T) {
 		t.Errorf("PodResizeInProgress = %q, want none", got)
 	}
 }
+
+// TestResizeDeferredAfterRestart: the allocation is on disk, so an agent
+// that restarts keeps a deferred resize deferred instead of applying it.
+func TestResizeDeferredAfterRestart(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	f := newResizeFixture(t, ctx, resources("cpu=500m", "cpu=500m"))
+	node := &v1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: "node1"},
+		Status: v1.NodeStatus{Allocatable: v1.ResourceList{
+			v1.ResourceCPU: resource.MustParse("1"), v1.ResourceMemory: resource.MustParse("1Gi"), v1.ResourcePods: resource.MustParse("110"),
+		}},
+	}
+	f.agent.node = &nodeStatus{last: node}
+	f.resize(ctx, resources("cpu=1500m", "cpu=1500m"))
+	f.mustSync(ctx, "web")
+	f.recorder.Events = make(chan string, 1000)
+
+	pod, err := f.client.CoreV1().Pods("ns").Get(ctx, "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dataDir := f.agent.cfg.DataDir
+	f.pods = []*v1.Pod{pod}
+	f.config = func(c *Config) { c.Machine, c.DataDir = testMachine, dataDir }
+	f.newAgent()
+	f.agent.node = &nodeStatus{last: node}
+	f.mustSync(ctx, "web")
+	// The sandbox is set up again, with what the node allocated.
+	f.expectCalls("RunPod web-uid")
+	if got := f.runtime.pods["web-uid"].Resources.CPUQuota; got != 50000 {
+		t.Errorf("pod cgroup quota %d after a restart, want the allocated 50000", got)
+	}
+	s := f.status(ctx, "web")
+	if got := condition(s, v1.PodResizePending); !strings.HasPrefix(got, "True Deferred Node didn't have enough resource: cpu") {
+		t.Errorf("PodResizePending = %q after a restart, want Deferred", got)
+	}
+	equalResources(t, "status resources", s.ContainerStatuses[0].Resources, resources("cpu=500m", "cpu=500m"))
+}
