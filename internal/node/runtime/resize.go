@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -88,6 +89,9 @@ func (r *Runtime) UpdatePodResources(ctx context.Context, uid string, res Resour
 	if err != nil {
 		return fmt.Errorf("update resources of pod %s: %w", uid, err)
 	}
+	if !r.cgroups.v2 && res.CPUPeriod != 0 {
+		r.unlimitEmptyChildren(ctx, st.CgroupPath)
+	}
 	if err := r.cgroups.apply(st.CgroupPath, res); err != nil {
 		return fmt.Errorf("update resources of pod %s: %w", uid, err)
 	}
@@ -106,4 +110,33 @@ func (r *Runtime) UpdatePodResources(ctx context.Context, uid string, res Resour
 	}
 	klog.FromContext(ctx).V(4).Info("Updated pod cgroup", "podUID", uid, "cgroup", st.CgroupPath, "resources", res)
 	return nil
+}
+
+// unlimitEmptyChildren lifts the CPU quota of the cgroups under the pod
+// cgroup that no process is left in: those of exited containers, which
+// runc keeps until the container is deleted (containerd removes them when
+// the task exits). On cgroup v1 the kernel refuses (EINVAL) a pod quota
+// below that of any child cgroup, so a resize that shrinks the quota of a
+// container that restarted for it would fail on its previous attempt's
+// cgroup. (Removing the cgroup is not enough: the kernel frees its task
+// group after an RCU grace period and checks it until then.)
+func (r *Runtime) unlimitEmptyChildren(ctx context.Context, podPath string) {
+	m, ok := r.cgroups.mounts["cpu"]
+	if !ok {
+		return
+	}
+	entries, _ := os.ReadDir(filepath.Join(m, podPath))
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		dir := filepath.Join(m, podPath, e.Name())
+		procs, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+		if err != nil || len(bytes.TrimSpace(procs)) > 0 {
+			continue
+		}
+		if err := writeCgroupFile(dir, "cpu.cfs_quota_us", "-1"); err != nil {
+			klog.FromContext(ctx).V(2).Info("Cannot lift the CPU quota of an exited container", "cgroup", dir, "err", err)
+		}
+	}
 }

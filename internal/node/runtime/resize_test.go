@@ -54,3 +54,32 @@ func TestUpdateResources(t *testing.T) {
 		t.Errorf("status resources %+v, want %+v", cs.Resources, w)
 	}
 }
+
+// TestUpdatePodQuotaBelowExitedContainer: on cgroup v1 the kernel refuses
+// a pod quota below a child's; an exited container's cgroup (a container
+// that restarted for a resize) must not stand in the way, and the
+// container is still removed cleanly afterwards.
+func TestUpdatePodQuotaBelowExitedContainer(t *testing.T) {
+	e := newTestEnv(t)
+	p := e.pod(t, "shrink", func(p *PodConfig) {
+		p.QOSClass = "Burstable"
+		p.Resources = Resources{CPUShares: 512, CPUQuota: 50000, CPUPeriod: 100000}
+	})
+	cfg := e.container(p, "old", "true")
+	cfg.Resources = Resources{CPUShares: 512, CPUQuota: 50000, CPUPeriod: 100000}
+	old := e.run(t, cfg)
+	e.waitState(t, old, StateExited)
+	cfg = e.container(p, "new", "sleep", "60")
+	cfg.Resources = Resources{CPUShares: 102, CPUQuota: 10000, CPUPeriod: 100000}
+	e.waitState(t, e.run(t, cfg), StateRunning)
+
+	if err := e.r.UpdatePodResources(e.ctx, p.UID, Resources{CPUShares: 102, CPUQuota: 10000, CPUPeriod: 100000}); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.podCgroupFile(t, p.UID, "cpu", map[bool]string{false: "cpu.cfs_quota_us", true: "cpu.max"}[e.r.cgroups.v2]); got != "10000" && got != "10000 100000" {
+		t.Errorf("pod quota %q, want 10000", got)
+	}
+	if err := e.r.RemoveContainer(e.ctx, old); err != nil {
+		t.Errorf("remove the exited container: %v", err)
+	}
+}
