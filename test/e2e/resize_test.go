@@ -282,6 +282,27 @@ func TestInPlacePodResize(t *testing.T) {
 		t.Fatalf("kubectl patch --subresource resize: %v\n%s", err, out)
 	}
 	framework.WaitPod(t, c, ns, "resize", "back to its resources", resized)
+
+	// A one-container pod shrinks with a restart: on cgroup v1 the pod's
+	// quota goes below the one the previous attempt's cgroup still has.
+	shrink := busyboxSleeper(ns, "shrink")
+	shrink.Spec.Containers[0].Resources = resizeReqs("cpu=200m,memory=64Mi", "cpu=200m,memory=64Mi")
+	shrink.Spec.Containers[0].ResizePolicy = restart.ResizePolicy
+	framework.RunPods(t, c, shrink)
+	small = resizeReqs("cpu=100m,memory=48Mi", "cpu=100m,memory=48Mi")
+	if out, err := resizePatch(t, ns, "shrink", map[string]corev1.ResourceRequirements{"main": small}); err != nil {
+		t.Fatalf("kubectl patch --subresource resize: %v\n%s", err, out)
+	}
+	got = framework.WaitPod(t, c, ns, "shrink", "resized", resized)
+	if n := got.Status.ContainerStatuses[0].RestartCount; n != 1 {
+		t.Errorf("shrink restarted %d times, want 1", n)
+	}
+	checkCgroups(t, ns, "shrink", "main", cgroupWant(v2, small))
+	if !v2 {
+		if v := podCgroupFile(t, v2, "cpu", string(got.UID), "cpu.cfs_quota_us"); v != "10000" {
+			t.Errorf("pod cgroup cpu.cfs_quota_us = %s, want 10000", v)
+		}
+	}
 }
 
 // TestPodResizeDeferred: a resize that fits the node's allocatable but
