@@ -59,6 +59,9 @@ import (
 	"github.com/pocketkube/pocketkube/internal/node/volume"
 )
 
+// The runtime resizes pods in place for the agent.
+var _ agent.Resizer = (*runtime.Runtime)(nil)
+
 // Config is what a node needs. Every field but ClusterDNS, KubeletPort,
 // CgroupRoot, ProxyKubeconfig and ClusterCIDR is required.
 type Config struct {

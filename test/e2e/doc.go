@@ -60,6 +60,8 @@
 //	reboot_test.go           a reboot (sandboxes and shims gone) resumes pods with SandboxChanged; a killed shim's
 //	                         container restarts with exit 255 Unknown
 //	resources_test.go        CPU and memory limits as the container reads them in its cgroup
+//	resize_test.go           in-place pod resize: cgroups from inside, RestartContainer policy, memory limit below
+//	                         usage (Error), Deferred beside another pod and retried, beyond allocatable refused
 //	probes_test.go           probes and lifecycle hooks; exec probes' output and time bounded
 //	rest_test.go             the REST API through pocketkube proxy, authn and TLS
 //	seccomp_test.go          seccompProfile RuntimeDefault and Localhost seen from inside; AppArmor refused as kubelet

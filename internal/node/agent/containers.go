@@ -95,6 +95,7 @@ func (a *Agent) setupSandbox(ctx context.Context, pod *v1.Pod, st *podState) err
 	if err != nil {
 		return fmt.Errorf("run sandbox of pod %s: %w", klog.KObj(pod), err)
 	}
+	st.resize.podCgroup = new(runtime.PodResources(pod))
 	st.sandbox = true
 	return nil
 }
@@ -191,6 +192,7 @@ func (a *Agent) startContainer(ctx context.Context, pod *v1.Pod, c *v1.Container
 		return 0 // the runtime reports the attempt as exited: restarts back off
 	}
 	a.recordContainer(pod, c, v1.EventTypeNormal, "Started", "Container started")
+	st.resize.setActuated(c.Name, c.Resources)
 	delete(st.waiting, c.Name)
 	a.runPostStart(ctx, pod, c, id)
 	logger.V(2).Info("Started container", "pod", klog.KObj(pod), "container", c.Name, "attempt", attempt, "id", id)

@@ -26,6 +26,21 @@
 // (Config.SeccompDefault is --seccomp-default; Localhost profiles live in
 // DataDir/seccomp) and applied by the runtime.
 //
+// In-place pod resize (resize.go) is kubelet's: the allocation manager
+// admits a changed spec against the node's allocatable with kubelet's
+// predicate admit handler (else PodResizePending, reason Deferred, with
+// the handler's message, retried every 5 s; a resize beyond the node's
+// allocatable never reaches the node, the API server's PodResizeValidator
+// refuses it), the runtime manager applies the allocation to
+// the pod cgroup and, through the runtime's UpdateContainerResources
+// (`runc update`), to the running containers, in kubelet's order, or
+// restarts those whose resizePolicy asks for it; PodResizeInProgress stays
+// until every running container has its allocation (reason Error with
+// kubelet's message when a memory limit would go below the usage), and
+// containerStatuses report resources and allocatedResources as kubelet
+// does. The allocation is kept in the pod's directory, as kubelet's
+// checkpoint, so a restarted agent keeps a deferred resize deferred.
+//
 // # What it leaves to others
 //
 // Containers, images, networking, volumes and the kubelet API are separate
@@ -45,8 +60,8 @@
 //
 // Probes and lifecycle hooks run in internal/node/prober; the agent hands
 // it the running containers on each sync and kills those whose liveness
-// probe failed. Ephemeral containers, static pods and resizing are not
-// implemented yet; see docs/ for the state of each. The host's facts the
+// probe failed. Static pods and pod-level resources (spec.resources) are
+// not implemented yet; see docs/ for the state of each. The host's facts the
 // node reports come from internal/node/machine. Evictions are decided by
 // internal/node/eviction, which calls Agent.Evict; the eviction itself
 // happens in the pod's sync, so that it never races one.

@@ -48,11 +48,13 @@ type fakeRuntime struct {
 	notReady map[string]bool
 
 	versionErr, createErr, startErr, stopErr error
+	// memoryUsage is what ContainerStats reports, by container name.
+	memoryUsage map[string]uint64
 }
 
 func newFakeRuntime(c clock.Clock) *fakeRuntime {
 	return &fakeRuntime{clock: c, pods: map[string]runtime.PodConfig{}, containers: map[string]*runtime.ContainerStatus{},
-		configs: map[string]runtime.ContainerConfig{}, notReady: map[string]bool{}}
+		configs: map[string]runtime.ContainerConfig{}, notReady: map[string]bool{}, memoryUsage: map[string]uint64{}}
 }
 
 func (r *fakeRuntime) logf(format string, args ...any) {
@@ -125,6 +127,7 @@ func (r *fakeRuntime) CreateContainer(_ context.Context, cfg runtime.ContainerCo
 	r.containers[id] = &runtime.ContainerStatus{
 		ID: id, PodUID: cfg.PodUID, Name: cfg.Name, Attempt: cfg.Attempt, State: runtime.StateCreated,
 		CreatedAt: r.clock.Now(), Image: cfg.Image, LogPath: cfg.LogPath, Labels: cfg.Labels,
+		Resources: new(cfg.Resources),
 	}
 	return id, nil
 }
@@ -374,4 +377,54 @@ func (vs *fakeVolumes) Pods() ([]string, error) {
 	vs.mu.Lock()
 	defer vs.mu.Unlock()
 	return slices.Sorted(maps.Keys(vs.pods)), nil
+}
+
+var _ Resizer = (*fakeRuntime)(nil)
+
+// UpdateContainerResources records the new values as the container's.
+func (r *fakeRuntime) UpdateContainerResources(_ context.Context, id string, res runtime.Resources) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := r.containers[id]
+	r.logf("UpdateContainerResources %s/%s %+v", c.PodUID, c.Name, res)
+	cur := runtime.Resources{}
+	if c.Resources != nil {
+		cur = *c.Resources
+	}
+	if res.CPUShares != 0 {
+		cur.CPUShares = res.CPUShares
+	}
+	if res.CPUPeriod != 0 {
+		cur.CPUPeriod, cur.CPUQuota = res.CPUPeriod, res.CPUQuota
+	}
+	if res.MemoryLimit != 0 {
+		cur.MemoryLimit = res.MemoryLimit
+	}
+	c.Resources = &cur
+	return nil
+}
+
+func (r *fakeRuntime) UpdatePodResources(_ context.Context, uid string, res runtime.Resources) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.logf("UpdatePodResources %s %+v", uid, res)
+	return nil
+}
+
+// ContainerStats reports the memory a test set with setMemoryUsage.
+func (r *fakeRuntime) ContainerStats(_, id string) (runtime.CgroupStats, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return runtime.CgroupStats{MemoryUsageBytes: r.memoryUsage[r.containers[id].Name]}, nil
+}
+
+// PodStats reports the memory of every container set with memoryUsage.
+func (r *fakeRuntime) PodStats(string) (runtime.CgroupStats, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var sum uint64
+	for _, u := range r.memoryUsage {
+		sum += u
+	}
+	return runtime.CgroupStats{MemoryUsageBytes: sum}, nil
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/kubernetes/pkg/apis/core/v1/helper/qos"
 
@@ -125,8 +126,99 @@ func (a *Agent) containerStatus(pod *v1.Pod, c *v1.Container, st *podState, all 
 			out.LastTerminationState.Terminated = terminated(prev)
 		}
 	}
+	if !isEphemeral(pod, c.Name) {
+		// As kubelet (InPlacePodVerticalScaling, GA): what the cgroups
+		// have, and what the node allocated (pod is the allocated pod).
+		var memRequest *resource.Quantity
+		if act, ok := st.resize.actuated[c.Name]; ok {
+			if q, ok := act.Requests[v1.ResourceMemory]; ok && !q.IsZero() {
+				memRequest = &q
+			}
+		}
+		out.Resources = statusResources(pod, c, cs, &out, memRequest)
+		out.AllocatedResources = c.Resources.Requests
+	}
 	return out
 }
+
+// statusResources is kubelet's convertContainerStatusResources: the
+// allocated resources of c, with the limits and the CPU request a running
+// container's cgroups have (as the CRI reports them: milli-CPU from the
+// quota and from the shares, the memory limit in bytes). Values at or below
+// the smallest the cgroups can hold (10m of quota, 2 shares) stay as
+// allocated, so an allocation of 1m or 5m reads back as it was asked.
+// The memory request, which no cgroup holds, is the one the container was
+// last given (memRequest; kubelet's actuated resources).
+func statusResources(pod *v1.Pod, c *v1.Container, cs *runtime.ContainerStatus, status *v1.ContainerStatus, memRequest *resource.Quantity) *v1.ResourceRequirements {
+	res := c.Resources.DeepCopy()
+	if cs.State != runtime.StateRunning {
+		return res
+	}
+	var old *v1.ContainerStatus
+	for _, list := range [][]v1.ContainerStatus{pod.Status.InitContainerStatuses, pod.Status.ContainerStatuses} {
+		for i := range list {
+			if list[i].Name == c.Name {
+				old = &list[i]
+			}
+		}
+	}
+	// A value the runtime does not report stays what the running
+	// container reported before.
+	preserve := func(name v1.ResourceName, oldList func(*v1.ResourceRequirements) v1.ResourceList, list v1.ResourceList) {
+		if old == nil || old.State.Running == nil || old.ContainerID != status.ContainerID || old.Resources == nil {
+			return
+		}
+		if q, ok := oldList(old.Resources)[name]; ok {
+			list[name] = q.DeepCopy()
+		}
+	}
+	limits := func(r *v1.ResourceRequirements) v1.ResourceList { return r.Limits }
+	requests := func(r *v1.ResourceRequirements) v1.ResourceList { return r.Requests }
+	actual := cs.Resources
+	if res.Limits != nil {
+		var milli int64
+		if actual != nil && actual.CPUPeriod > 0 {
+			milli = runtime.QuotaToMilliCPU(actual.CPUQuota, int64(actual.CPUPeriod))
+		}
+		if milli > 0 {
+			if milli > minMilliCPULimit || res.Limits.Cpu().MilliValue() > minMilliCPULimit {
+				res.Limits[v1.ResourceCPU] = *resource.NewMilliQuantity(milli, resource.DecimalSI)
+			}
+		} else {
+			preserve(v1.ResourceCPU, limits, res.Limits)
+		}
+		if actual != nil && actual.MemoryLimit > 0 {
+			res.Limits[v1.ResourceMemory] = *resource.NewQuantity(actual.MemoryLimit, resource.BinarySI)
+		} else {
+			preserve(v1.ResourceMemory, limits, res.Limits)
+		}
+	}
+	if res.Requests != nil {
+		var milli int64
+		if actual != nil && actual.CPUShares > 0 {
+			milli = runtime.SharesToMilliCPU(int64(actual.CPUShares))
+		}
+		if milli > 0 {
+			if milli > minShares || res.Requests.Cpu().MilliValue() > minShares {
+				res.Requests[v1.ResourceCPU] = *resource.NewMilliQuantity(milli, resource.DecimalSI)
+			}
+		} else {
+			preserve(v1.ResourceCPU, requests, res.Requests)
+		}
+		if memRequest != nil {
+			res.Requests[v1.ResourceMemory] = memRequest.DeepCopy()
+		} else {
+			preserve(v1.ResourceMemory, requests, res.Requests)
+		}
+	}
+	return res
+}
+
+// Kubelet's pkg/kubelet/cm MinMilliCPULimit and MinShares.
+const (
+	minMilliCPULimit = 10
+	minShares        = 2
+)
 
 // Kubelet's limits on a termination message taken from the logs
 // (FallbackToLogsOnError).
@@ -319,7 +411,15 @@ func podConditions(pod *v1.Pod, s *v1.PodStatus, st *podState, now time.Time) []
 		initialized, ready, containersReady,
 		cond(v1.PodScheduled, true, "", ""),
 	}
-	owned := []v1.PodConditionType{v1.PodReadyToStartContainers, v1.PodInitialized, v1.PodReady, v1.ContainersReady, v1.PodScheduled}
+	// As kubelet's status manager, the resize conditions are the ones
+	// the allocation and the resize left, not derived from the status.
+	for _, c := range []*v1.PodCondition{st.resize.pending, st.resize.inProgress} {
+		if c != nil {
+			conditions = append(conditions, *c)
+		}
+	}
+	owned := []v1.PodConditionType{v1.PodReadyToStartContainers, v1.PodInitialized, v1.PodReady, v1.ContainersReady, v1.PodScheduled,
+		v1.PodResizePending, v1.PodResizeInProgress}
 	var out []v1.PodCondition
 	for _, old := range pod.Status.Conditions {
 		if !slices.Contains(owned, old.Type) {

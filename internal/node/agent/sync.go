@@ -53,6 +53,8 @@ type podState struct {
 	// it changed (zero before): init containers that ran in the old one
 	// run again, as kubelet runs them in a new sandbox.
 	sandboxSince time.Time
+	// resize is the pod's allocation and in-place resize state.
+	resize resizeState
 }
 
 func (a *Agent) state(pod *v1.Pod) *podState {
@@ -130,7 +132,13 @@ func (a *Agent) syncPod(ctx context.Context, key cache.ObjectName) (time.Duratio
 		return 0, a.failPastDeadline(ctx, pod, st)
 	}
 	a.watches.set(ctx, key, podRefs(pod))
-	status, requeue, syncErr := a.syncRunning(ctx, withLocalAnnotations(pod, st), st)
+	// From here on the pod is what the node allocated to it: a resize
+	// that is not admitted yet does not change what its containers get.
+	allocated, retry := a.allocate(ctx, pod, st)
+	status, requeue, syncErr := a.syncRunning(ctx, withLocalAnnotations(allocated, st), st)
+	if retry > 0 && (requeue == 0 || retry < requeue) {
+		requeue = retry
+	}
 	if untilDeadline > 0 && (requeue == 0 || untilDeadline < requeue) {
 		requeue = untilDeadline
 	}
@@ -325,6 +333,14 @@ func (a *Agent) syncRunning(ctx context.Context, pod *v1.Pod, st *podState) (*v1
 		if d > 0 && (requeue == 0 || d < requeue) {
 			requeue = d
 		}
+	}
+	resized, retry := a.syncResize(ctx, pod, st, latest)
+	later(retry)
+	if resized {
+		if containers, err = a.cfg.Runtime.ListContainers(ctx, uid); err != nil {
+			return nil, 0, err
+		}
+		latest = latestByName(containers)
 	}
 	// After a new sandbox the init containers run again, as kubelet's
 	// computePodActions starts from the first one when it makes a sandbox.

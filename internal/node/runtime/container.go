@@ -34,6 +34,9 @@ type containerMeta struct {
 	Labels           map[string]string
 	CreatedAt        time.Time
 	CgroupPath       string
+	// Resources are the cgroup values last applied: at creation, then
+	// by each UpdateContainerResources (CRI's ContainerStatus resources).
+	Resources *Resources `json:",omitempty"`
 }
 
 func newID() (string, error) {
@@ -172,6 +175,7 @@ func (r *Runtime) CreateContainer(ctx context.Context, cfg ContainerConfig) (id 
 		ID: id, PodUID: cfg.PodUID, Name: cfg.Name, Attempt: cfg.Attempt, Image: cfg.Image,
 		LogPath: cfg.LogPath, Labels: cfg.Labels, CreatedAt: time.Now(),
 		CgroupPath: filepath.Join(pod.CgroupPath, id),
+		Resources:  new(cfg.Resources),
 	}
 	if err := writeJSONAtomic(filepath.Join(dir, "meta.json"), meta); err != nil {
 		return "", fmt.Errorf("record container %s: %w", cfg.Name, err)
@@ -307,9 +311,10 @@ func (r *Runtime) loadMeta(id string) (*containerMeta, error) {
 	if err := validID(id); err != nil {
 		return nil, err
 	}
-	// meta.json is written once, by CreateContainer, and goes with the
-	// container's directory: what was read once stays true until
-	// RemoveContainer forgets it.
+	// meta.json is written by CreateContainer, and again only by
+	// UpdateContainerResources, which replaces the cached copy too; it
+	// goes with the container's directory: what was read once stays true
+	// until RemoveContainer forgets it.
 	if m, ok := r.metas.Load(id); ok {
 		return m.(*containerMeta), nil
 	}
@@ -427,7 +432,7 @@ func (r *Runtime) ContainerStatus(ctx context.Context, id string) (*ContainerSta
 	dir := r.containerDir(id)
 	cs := &ContainerStatus{
 		ID: id, PodUID: m.PodUID, Name: m.Name, Attempt: m.Attempt, CreatedAt: m.CreatedAt,
-		Image: m.Image, LogPath: m.LogPath, Labels: m.Labels,
+		Image: m.Image, LogPath: m.LogPath, Labels: m.Labels, Resources: m.Resources,
 	}
 	if b, err := os.ReadFile(filepath.Join(dir, "started")); err == nil {
 		cs.StartedAt, _ = time.Parse(time.RFC3339Nano, string(b))

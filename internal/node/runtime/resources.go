@@ -135,3 +135,22 @@ func PodResources(pod *v1.Pod) Resources {
 		return Resources{CPUShares: minShares}
 	}
 }
+
+// SharesToMilliCPU converts cpu.shares back to milli-CPU as kubelet does
+// for a container's reported resources (pkg/kubelet/cm
+// SharesToMilliCPU): rounded up, 0 below the minimum of 2 shares.
+func SharesToMilliCPU(shares int64) int64 {
+	if shares < minShares {
+		return 0
+	}
+	return (shares*milliCPUToCPU + sharesPerCPU - 1) / sharesPerCPU
+}
+
+// QuotaToMilliCPU converts a CFS quota and period back to milli-CPU as
+// kubelet does (pkg/kubelet/cm QuotaToMilliCPU); no quota (0 or -1) is 0.
+func QuotaToMilliCPU(quota, period int64) int64 {
+	if quota <= 0 || period <= 0 {
+		return 0
+	}
+	return quota * milliCPUToCPU / period
+}

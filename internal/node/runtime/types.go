@@ -135,6 +135,9 @@ type ContainerStatus struct {
 	Message                          string // termination message (at most 4096 bytes)
 	Image, LogPath                   string
 	Labels                           map[string]string
+	// Resources are the container's cgroup values as last applied (nil
+	// for a container created before they were recorded).
+	Resources *Resources
 }
 
 // TerminalSize is a terminal's size in characters.
