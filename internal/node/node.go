@@ -256,21 +256,24 @@ func Run(ctx context.Context, cfg Config) error {
 		return startErr(err)
 	}
 	late := lateAgent{&current}
+	// One summary for the eviction manager and /stats/summary, as
+	// kubelet's: they share its CPU samples.
+	summary := &eviction.Summary{
+		NodeName:      cfg.NodeName,
+		NodeFsDir:     filepath.Join(cfg.DataDir, "node"),
+		ImageFsDir:    images.Dir(),
+		Cgroups:       rt,
+		Pods:          late.ActivePods,
+		Containers:    runningContainers(rt),
+		EmptyDirUsage: vols.EmptyDirUsage,
+	}
 	pressure, err := eviction.NewPressure(ctx, eviction.PressureConfig{
 		Thresholds: cfg.EvictionHard,
 		NodeName:   cfg.NodeName,
 		Client:     client,
-		Summary: &eviction.Summary{
-			NodeName:      cfg.NodeName,
-			NodeFsDir:     filepath.Join(cfg.DataDir, "node"),
-			ImageFsDir:    images.Dir(),
-			Cgroups:       rt,
-			Pods:          late.ActivePods,
-			Containers:    runningContainers(rt),
-			EmptyDirUsage: vols.EmptyDirUsage,
-		},
-		Killer:  late,
-		ImageGC: images.Collect,
+		Summary:    summary,
+		Killer:     late,
+		ImageGC:    images.Collect,
 	})
 	if err != nil {
 		return err
@@ -306,6 +309,7 @@ func Run(ctx context.Context, cfg Config) error {
 		NodeName:     cfg.NodeName,
 		Provider:     a.Provider(rt),
 		Stats:        cgroupStats{rt},
+		Summary:      summary,
 	})
 	if err != nil {
 		return err
