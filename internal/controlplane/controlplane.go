@@ -24,6 +24,7 @@ import (
 	"github.com/pocketkube/pocketkube/internal/controlplane/apiserver"
 	"github.com/pocketkube/pocketkube/internal/controlplane/controllermanager"
 	"github.com/pocketkube/pocketkube/internal/controlplane/etcd"
+	"github.com/pocketkube/pocketkube/internal/controlplane/metricsserver"
 	"github.com/pocketkube/pocketkube/internal/controlplane/scheduler"
 	"github.com/pocketkube/pocketkube/internal/controlplane/servicelb"
 	"github.com/pocketkube/pocketkube/internal/pki"
@@ -93,6 +94,12 @@ type Config struct {
 	// DisableServiceLB leaves LoadBalancer Services without an address
 	// (no servicelb controller), for a user who brings their own.
 	DisableServiceLB bool
+	// DisableMetrics leaves metrics.k8s.io unserved (no metrics-server),
+	// and removes the APIService an earlier run registered.
+	DisableMetrics bool
+	// MetricsPort is the host port metrics-server serves on, at
+	// AdvertiseAddress; default metricsserver.DefaultPort.
+	MetricsPort int
 }
 
 // Ready tells a caller how to reach a running control plane.
@@ -305,6 +312,20 @@ func (p *prepared) run(ctx context.Context) error {
 			}
 			return servicelb.Run(ctx, client)
 		}})
+	}
+	if !p.cfg.DisableMetrics {
+		components = append(components, component{name: "metrics-server", logName: "metrics-server", run: func(ctx context.Context) error {
+			return metricsserver.Run(ctx, metricsserver.Config{
+				Kubeconfig: admin,
+				Address:    p.cfg.AdvertiseAddress,
+				Port:       p.cfg.MetricsPort,
+				CertFile:   p.paths.MetricsServing,
+				KeyFile:    p.paths.MetricsServingKey,
+				CAFile:     p.paths.CA,
+			})
+		}})
+	} else if err := metricsserver.RemoveAPIService(ctx, admin); err != nil {
+		return err
 	}
 	controllers := startStage(base, components...)
 	defer controllers.stop(logger, stopControllersTimeout)
