@@ -13,6 +13,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	openapinamer "k8s.io/apiserver/pkg/endpoints/openapi"
+	genericapiserver "k8s.io/apiserver/pkg/server"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
@@ -21,6 +23,7 @@ import (
 	kubeopenapi "k8s.io/kubernetes/pkg/generated/openapi"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/metrics-server/cmd/metrics-server/app/options"
+	"sigs.k8s.io/metrics-server/pkg/api"
 )
 
 // The objects Run keeps, as metrics-server's own manifests name them.
@@ -95,8 +98,11 @@ func Run(ctx context.Context, cfg Config) error {
 	// package path; the v0.37 types name their models by
 	// OpenAPIModelName (io.k8s.metrics...), which only k8s.io/kubernetes'
 	// definitions of the same release are keyed by.
-	serverCfg.Apiserver.OpenAPIConfig.GetDefinitions = kubeopenapi.GetOpenAPIDefinitions
-	serverCfg.Apiserver.OpenAPIV3Config.GetDefinitions = kubeopenapi.GetOpenAPIDefinitions
+	apiCfg := serverCfg.Apiserver
+	namer := openapinamer.NewDefinitionNamer(api.Scheme)
+	v2, v3 := genericapiserver.DefaultOpenAPIConfig(kubeopenapi.GetOpenAPIDefinitions, namer), genericapiserver.DefaultOpenAPIV3Config(kubeopenapi.GetOpenAPIDefinitions, namer)
+	v2.Info, v3.Info = apiCfg.OpenAPIConfig.Info, apiCfg.OpenAPIV3Config.Info
+	apiCfg.OpenAPIConfig, apiCfg.OpenAPIV3Config = v2, v3
 	srv, err := serverCfg.Complete()
 	if err != nil {
 		return fmt.Errorf("build metrics-server: %w", err)
