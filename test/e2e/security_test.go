@@ -195,7 +195,7 @@ func TestListeningPorts(t *testing.T) {
 	udp := listeners(t, "-lunp", pid)
 	t.Logf("pocketkube (pid %d) listens on TCP %v, UDP %v", pid, tcp, udp)
 
-	known := map[int]string{shared.Port: "API server", shared.KubeletPort: "kubelet API", 10248: "kubelet healthz", 53: "cluster DNS"}
+	known := map[int]string{shared.Port: "API server", shared.KubeletPort: "kubelet API", shared.MetricsPort: "metrics-server", 10248: "kubelet healthz", 53: "cluster DNS"}
 	for _, addr := range udp {
 		if _, port := splitAddr(t, addr); port != 53 {
 			t.Errorf("UDP %s: not cluster DNS; README.md lists no such port", addr)
@@ -223,6 +223,7 @@ func TestListeningPorts(t *testing.T) {
 var dataPaths = []string{
 	"/members", "/version", "/v2/keys/", "/raft", "/raft/probing", "/raft/snapshot", "/members/promote/1",
 	"/api/v1/namespaces/kube-system/secrets", "/apis", "/pods", "/runningpods/", "/configz", "/metrics", "/stats/summary",
+	"/apis/metrics.k8s.io/v1beta1/pods", "/apis/metrics.k8s.io/v1beta1/nodes",
 }
 
 // unauthenticated returns what addr serves on dataPaths to a client
