@@ -158,18 +158,23 @@ func (l lateAgent) PodCleanedUp(pod *v1.Pod) bool {
 	return a == nil || a.PodCleanedUp(pod)
 }
 
-// runningContainers lists a pod's running containers, name → ID.
-func runningContainers(rt *runtime.Runtime) func(ctx context.Context, podUID string) (map[string]string, error) {
-	return func(ctx context.Context, podUID string) (map[string]string, error) {
-		cs, err := rt.ListContainers(ctx, podUID)
+// runningContainers lists the running containers of every pod: pod UID →
+// name → ID, from one listing of the runtime.
+func runningContainers(rt *runtime.Runtime) func(ctx context.Context) (map[string]map[string]string, error) {
+	return func(ctx context.Context) (map[string]map[string]string, error) {
+		cs, err := rt.ListContainers(ctx, "")
 		if err != nil {
 			return nil, err
 		}
-		out := map[string]string{}
+		out := map[string]map[string]string{}
 		for _, c := range cs {
-			if c.State == runtime.StateRunning {
-				out[c.Name] = c.ID
+			if c.State != runtime.StateRunning || c.PodUID == "" {
+				continue
 			}
+			if out[c.PodUID] == nil {
+				out[c.PodUID] = map[string]string{}
+			}
+			out[c.PodUID][c.Name] = c.ID
 		}
 		return out, nil
 	}

@@ -138,8 +138,8 @@ func TestPressureMemory(t *testing.T) {
 				}
 				return out, nil
 			},
-			Containers: func(_ context.Context, uid string) (map[string]string, error) {
-				return map[string]string{"c": "id-" + uid}, nil
+			Containers: func(context.Context) (map[string]map[string]string, error) {
+				return map[string]map[string]string{"uid-guaranteed": {"c": "id-uid-guaranteed"}, "uid-besteffort": {"c": "id-uid-besteffort"}}, nil
 			},
 			EmptyDirUsage: func(string, string) (int64, error) { return 0, nil },
 		},

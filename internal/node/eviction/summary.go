@@ -55,8 +55,10 @@ type Summary struct {
 	Cgroups Cgroups
 	// Pods returns the pods to measure.
 	Pods func() ([]*v1.Pod, error)
-	// Containers returns the running containers of a pod, name → ID.
-	Containers func(ctx context.Context, podUID string) (map[string]string, error)
+	// Containers returns the running containers of every pod: pod UID →
+	// name → ID. Get calls it once: a listing per pod would read every
+	// container's state once per pod.
+	Containers func(ctx context.Context) (map[string]map[string]string, error)
 	// EmptyDirUsage returns the bytes an emptyDir volume takes on disk.
 	EmptyDirUsage func(podUID, volume string) (int64, error)
 	// Meminfo is /proc/meminfo unless a test says otherwise.
@@ -125,9 +127,13 @@ func (s *Summary) Get(ctx context.Context, _ bool) (*statsapi.Summary, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list pods: %w", err)
 	}
+	containers, err := s.Containers(ctx)
+	if err != nil {
+		logger.V(4).Info("Cannot list the containers", "err", err)
+	}
 	seen := map[string]bool{"/": true, statsapi.SystemContainerPods: true}
 	for _, pod := range pods {
-		if ps, ok := s.podStats(ctx, pod, now, seen); ok {
+		if ps, ok := s.podStats(pod, containers[string(pod.UID)], now, seen); ok {
 			summary.Pods = append(summary.Pods, ps)
 		}
 	}
@@ -141,7 +147,9 @@ func (s *Summary) GetCPUAndMemoryStats(ctx context.Context) (*statsapi.Summary, 
 	return s.Get(ctx, false)
 }
 
-func (s *Summary) podStats(ctx context.Context, pod *v1.Pod, now metav1.Time, seen map[string]bool) (statsapi.PodStats, bool) {
+// podStats measures pod, whose running containers are containers (name →
+// ID), and records the cgroups it read in seen.
+func (s *Summary) podStats(pod *v1.Pod, containers map[string]string, now metav1.Time, seen map[string]bool) (statsapi.PodStats, bool) {
 	uid, class := string(pod.UID), string(qos.GetPodQOS(pod))
 	cg, err := s.Cgroups.PodCgroupStats(uid, class)
 	if err != nil {
@@ -160,32 +168,30 @@ func (s *Summary) podStats(ctx context.Context, pod *v1.Pod, now metav1.Time, se
 		Memory:       memoryStats(cg, now),
 		ProcessStats: &statsapi.ProcessStats{ProcessCount: &pids},
 	}
-	if containers, err := s.Containers(ctx, uid); err == nil {
-		started := map[string]metav1.Time{}
-		for _, st := range pod.Status.ContainerStatuses {
-			if st.State.Running != nil {
-				started[st.Name] = st.State.Running.StartedAt
-			}
+	started := map[string]metav1.Time{}
+	for _, st := range pod.Status.ContainerStatuses {
+		if st.State.Running != nil {
+			started[st.Name] = st.State.Running.StartedAt
 		}
-		names := make([]string, 0, len(containers))
-		for name := range containers {
-			names = append(names, name)
+	}
+	names := make([]string, 0, len(containers))
+	for name := range containers {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		id := containers[name]
+		c, err := s.Cgroups.ContainerCgroupStats(uid, class, id)
+		if err != nil {
+			continue
 		}
-		slices.Sort(names)
-		for _, name := range names {
-			id := containers[name]
-			c, err := s.Cgroups.ContainerCgroupStats(uid, class, id)
-			if err != nil {
-				continue
-			}
-			key := uid + "/" + id
-			seen[key] = true
-			cs := statsapi.ContainerStats{Name: name, StartTime: start, CPU: s.cpu.stats(key, c), Memory: memoryStats(c, now)}
-			if t, ok := started[name]; ok {
-				cs.StartTime = t
-			}
-			ps.Containers = append(ps.Containers, cs)
+		key := uid + "/" + id
+		seen[key] = true
+		cs := statsapi.ContainerStats{Name: name, StartTime: start, CPU: s.cpu.stats(key, c), Memory: memoryStats(c, now)}
+		if t, ok := started[name]; ok {
+			cs.StartTime = t
 		}
+		ps.Containers = append(ps.Containers, cs)
 	}
 	var ephemeral uint64
 	for _, vol := range pod.Spec.Volumes {

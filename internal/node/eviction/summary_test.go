@@ -116,8 +116,8 @@ func TestSummaryGet(t *testing.T) {
 		Meminfo: filepath.Join(proc, "meminfo"), ProcDir: proc,
 		Cgroups: cpuCgroups{fakeCgroups{ws: map[string]uint64{"uid-web": 100}}},
 		Pods:    func() ([]*v1.Pod, error) { return []*v1.Pod{pod, unknown}, nil },
-		Containers: func(_ context.Context, uid string) (map[string]string, error) {
-			return map[string]string{"main": "c1", "old": "gone"}, nil
+		Containers: func(context.Context) (map[string]map[string]string, error) {
+			return map[string]map[string]string{"uid-web": {"main": "c1", "old": "gone"}}, nil
 		},
 		EmptyDirUsage: func(uid, vol string) (int64, error) { return 4096, nil },
 	}
