@@ -16,6 +16,13 @@
 // the EndpointSlice's address (--enable-aggregator-routing), so no
 // Service proxy is needed on the way.
 //
+// metrics-server v0.8.0 is built against k8s.io v0.33 and compiles
+// unchanged against the v0.37.2 modules pocketkube pins; one difference
+// shows at run time: its generated OpenAPI definitions are keyed by Go
+// package path while the v0.37 types name their models by
+// OpenAPIModelName, so Run gives its API server k8s.io/kubernetes'
+// definitions of the same release instead.
+//
 // # Caveats
 //
 //   - metrics-server talks to the API server and the kubelets with the
