@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"net"
 	"net/http"
 	"path/filepath"
 	"strconv"
@@ -16,11 +17,14 @@ import (
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
+	apiregistrationv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
+	aggregator "k8s.io/kube-aggregator/pkg/client/clientset_generated/clientset"
 	statsapi "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
 
 	"github.com/pocketkube/pocketkube/test/framework"
@@ -299,4 +303,56 @@ func TestHPAScalesUp(t *testing.T) {
 	if err != nil {
 		t.Errorf("the Deployment's replicas did not follow the HPA's %d: %v", got.Status.DesiredReplicas, err)
 	}
+}
+
+// TestDisableMetrics: a control plane registers the APIService
+// v1beta1.metrics.k8s.io and the aggregator finds metrics-server behind
+// it (Available); `up --disable metrics` on the same data dir removes the
+// APIService (so discovery reports no unavailable group) and opens no
+// metrics port.
+func TestDisableMetrics(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "c")
+	c := startOwnCluster(t, dir)
+	rc, err := c.RESTConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	agg, err := aggregator.NewForConfig(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conds []apiregistrationv1.APIServiceCondition
+	err = wait.PollUntilContextTimeout(t.Context(), 500*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		a, err := agg.ApiregistrationV1().APIServices().Get(ctx, "v1beta1.metrics.k8s.io", metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		conds = a.Status.Conditions
+		for _, cond := range conds {
+			if cond.Type == apiregistrationv1.Available && cond.Status == apiregistrationv1.ConditionTrue {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		t.Fatalf("APIService v1beta1.metrics.k8s.io not Available: %v, conditions %+v", err, conds)
+	}
+	stopCleanly(t, c)
+
+	c = startOwnClusterOnPort(t, dir, c.Port, "--disable", "metrics")
+	if rc, err = c.RESTConfig(); err != nil {
+		t.Fatal(err)
+	}
+	if agg, err = aggregator.NewForConfig(rc); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := agg.ApiregistrationV1().APIServices().Get(t.Context(), "v1beta1.metrics.k8s.io", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("APIService v1beta1.metrics.k8s.io with --disable metrics: %v, want NotFound", err)
+	}
+	if conn, err := net.DialTimeout("tcp", net.JoinHostPort(c.Host, strconv.Itoa(c.MetricsPort)), 3*time.Second); err == nil {
+		conn.Close()
+		t.Errorf("something listens on the metrics port %d with --disable metrics", c.MetricsPort)
+	}
+	stopCleanly(t, c)
 }
