@@ -25,6 +25,7 @@ import (
 	"github.com/pocketkube/pocketkube/internal/controlplane/controllermanager"
 	"github.com/pocketkube/pocketkube/internal/controlplane/etcd"
 	"github.com/pocketkube/pocketkube/internal/controlplane/localpath"
+	"github.com/pocketkube/pocketkube/internal/controlplane/metricsserver"
 	"github.com/pocketkube/pocketkube/internal/controlplane/scheduler"
 	"github.com/pocketkube/pocketkube/internal/controlplane/servicelb"
 	"github.com/pocketkube/pocketkube/internal/pki"
@@ -98,6 +99,12 @@ type Config struct {
 	// local-path StorageClass stay Pending, for a user who brings their
 	// own (internal/cluster then creates no default StorageClass either).
 	DisableStorage bool
+	// DisableMetrics leaves metrics.k8s.io unserved (no metrics-server),
+	// and removes the APIService an earlier run registered.
+	DisableMetrics bool
+	// MetricsPort is the host port metrics-server serves on, at
+	// AdvertiseAddress; default metricsserver.DefaultPort.
+	MetricsPort int
 }
 
 // StorageDir returns where the local-path provisioner keeps volumes for
@@ -326,6 +333,20 @@ func (p *prepared) run(ctx context.Context) error {
 			}
 			return localpath.Run(ctx, client, localpath.Config{Dir: StorageDir(p.dataDir), Node: p.cfg.NodeName})
 		}})
+	}
+	if !p.cfg.DisableMetrics {
+		components = append(components, component{name: "metrics-server", logName: "metrics-server", run: func(ctx context.Context) error {
+			return metricsserver.Run(ctx, metricsserver.Config{
+				Kubeconfig: admin,
+				Address:    p.cfg.AdvertiseAddress,
+				Port:       p.cfg.MetricsPort,
+				CertFile:   p.paths.MetricsServing,
+				KeyFile:    p.paths.MetricsServingKey,
+				CAFile:     p.paths.CA,
+			})
+		}})
+	} else if err := metricsserver.RemoveAPIService(ctx, admin); err != nil {
+		return err
 	}
 	controllers := startStage(base, components...)
 	defer controllers.stop(logger, stopControllersTimeout)

@@ -212,18 +212,23 @@ func (l lateAgent) PodCleanedUp(pod *v1.Pod) bool {
 	return a == nil || a.PodCleanedUp(pod)
 }
 
-// runningContainers lists a pod's running containers, name → ID.
-func runningContainers(rt *runtime.Runtime) func(ctx context.Context, podUID string) (map[string]string, error) {
-	return func(ctx context.Context, podUID string) (map[string]string, error) {
-		cs, err := rt.ListContainers(ctx, podUID)
+// runningContainers lists the running containers of every pod: pod UID →
+// name → ID, from one listing of the runtime.
+func runningContainers(rt *runtime.Runtime) func(ctx context.Context) (map[string]map[string]string, error) {
+	return func(ctx context.Context) (map[string]map[string]string, error) {
+		cs, err := rt.ListContainers(ctx, "")
 		if err != nil {
 			return nil, err
 		}
-		out := map[string]string{}
+		out := map[string]map[string]string{}
 		for _, c := range cs {
-			if c.State == runtime.StateRunning {
-				out[c.Name] = c.ID
+			if c.State != runtime.StateRunning || c.PodUID == "" {
+				continue
 			}
+			if out[c.PodUID] == nil {
+				out[c.PodUID] = map[string]string{}
+			}
+			out[c.PodUID][c.Name] = c.ID
 		}
 		return out, nil
 	}
@@ -321,22 +326,25 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	// One summary for the eviction manager and /stats/summary, as
+	// kubelet's: they share its CPU samples.
+	summary := &eviction.Summary{
+		NodeName:      cfg.NodeName,
+		NodeFsDir:     filepath.Join(cfg.DataDir, "node"),
+		ImageFsDir:    images.Dir(),
+		Cgroups:       rt,
+		Pods:          late.ActivePods,
+		Containers:    runningContainers(rt),
+		EmptyDirUsage: vols.EmptyDirUsage,
+	}
 	pressure, err := eviction.NewPressure(ctx, eviction.PressureConfig{
 		Thresholds:               cfg.EvictionThresholds,
 		MaxPodGracePeriodSeconds: cfg.EvictionMaxPodGracePeriod,
 		NodeName:                 cfg.NodeName,
 		Client:                   client,
-		Summary: &eviction.Summary{
-			NodeName:      cfg.NodeName,
-			NodeFsDir:     filepath.Join(cfg.DataDir, "node"),
-			ImageFsDir:    images.Dir(),
-			Cgroups:       rt,
-			Pods:          late.ActivePods,
-			Containers:    runningContainers(rt),
-			EmptyDirUsage: vols.EmptyDirUsage,
-		},
-		Killer:  late,
-		ImageGC: imageGC.DeleteUnusedImages,
+		Summary:                  summary,
+		Killer:                   late,
+		ImageGC:                  imageGC.DeleteUnusedImages,
 	})
 	if err != nil {
 		return err
@@ -372,6 +380,7 @@ func Run(ctx context.Context, cfg Config) error {
 		NodeName:     cfg.NodeName,
 		Provider:     a.Provider(rt),
 		Stats:        cgroupStats{rt},
+		Summary:      summary,
 	})
 	if err != nil {
 		return err

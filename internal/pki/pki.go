@@ -78,6 +78,9 @@ type Paths struct {
 	NodeClient, NodeClientKey   string
 	NodeServing, NodeServingKey string
 	KubeProxy, KubeProxyKey     string
+	// MetricsServing is metrics-server's serving certificate, for
+	// MetricsServerDNSName.
+	MetricsServing, MetricsServingKey string
 }
 
 // PathsFor returns the file names Ensure uses in dir.
@@ -96,6 +99,7 @@ func PathsFor(dir string) Paths {
 		NodeClient: p("node-client.crt"), NodeClientKey: p("node-client.key"),
 		NodeServing: p("node-serving.crt"), NodeServingKey: p("node-serving.key"),
 		KubeProxy: p("kube-proxy.crt"), KubeProxyKey: p("kube-proxy.key"),
+		MetricsServing: p("metrics-server.crt"), MetricsServingKey: p("metrics-server.key"),
 	}
 }
 
@@ -114,6 +118,10 @@ const (
 	NodeUserPrefix = "system:node:"
 	// KubeProxyUser is a node's service proxy (kube-proxy).
 	KubeProxyUser = "system:kube-proxy"
+	// MetricsServerDNSName is the name the API server's aggregator checks
+	// metrics-server's certificate against: its Service's
+	// <name>.<namespace>.svc.
+	MetricsServerDNSName = "metrics-server.kube-system.svc"
 )
 
 // Ensure makes every file in Paths exist and be valid for cfg, generating
@@ -157,6 +165,7 @@ func Ensure(cfg Config) (Paths, error) {
 		{paths.ControllerManager, paths.ControllerManagerKey, ca, Spec{CommonName: ControllerManagerUser}},
 		{paths.Scheduler, paths.SchedulerKey, ca, Spec{CommonName: SchedulerUser}},
 		{paths.FrontProxyClient, paths.FrontProxyClientKey, frontProxyCA, Spec{CommonName: FrontProxyClientUser}},
+		{paths.MetricsServing, paths.MetricsServingKey, ca, Spec{CommonName: "metrics-server", DNSNames: []string{MetricsServerDNSName}, Server: true}},
 	}
 	if cfg.NodeName != "" {
 		leaves = append(leaves,

@@ -171,7 +171,7 @@ func TestEnsureReissues(t *testing.T) {
 			change: func(cfg *Config, _ Paths) {
 				cfg.Now = func() time.Time { return time.Now().Add(leafValidity - renewBefore/2) }
 			},
-			changed: []string{"apiserver.crt", "apiserver.key", "admin.crt", "admin.key", "controller-manager.crt", "controller-manager.key", "scheduler.crt", "scheduler.key", "apiserver-kubelet-client.crt", "apiserver-kubelet-client.key", "front-proxy-client.crt", "front-proxy-client.key", "node-client.crt", "node-client.key", "node-serving.crt", "node-serving.key", "kube-proxy.crt", "kube-proxy.key"},
+			changed: []string{"apiserver.crt", "apiserver.key", "admin.crt", "admin.key", "controller-manager.crt", "controller-manager.key", "scheduler.crt", "scheduler.key", "apiserver-kubelet-client.crt", "apiserver-kubelet-client.key", "front-proxy-client.crt", "front-proxy-client.key", "node-client.crt", "node-client.key", "node-serving.crt", "node-serving.key", "kube-proxy.crt", "kube-proxy.key", "metrics-server.crt", "metrics-server.key"},
 		},
 		{
 			name:    "new node address",

@@ -84,5 +84,8 @@
 //	                         the bind mounts go with Ctrl-C
 //	volumes_test.go          init containers and volumes (emptyDir, configMap, secret, hostPath); FailedMount
 //	helpers_test.go          podYAML (the manifest kubectl-applied pods build on), busyboxNamespace
+//	top_test.go              /stats/summary with and without nodes/stats; kubectl top node and pod --containers through
+//	                         metrics-server (metrics.k8s.io); an HPA on CPU utilization scales a busy Deployment up;
+//	                         --disable metrics removes the APIService
 //	testpods_test.go         busybox pods and checks of the mount, resource, hostPort, Service and kubelet API tests
 package e2e

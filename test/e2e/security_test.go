@@ -192,7 +192,7 @@ func TestSecurityContext(t *testing.T) {
 // to anyone. README.md's table of ports lists the same sockets.
 func TestListeningPorts(t *testing.T) {
 	pid := shared.Pid()
-	known := map[int]string{shared.Port: "API server", shared.KubeletPort: "kubelet API", 10248: "kubelet healthz", 53: "cluster DNS"}
+	known := map[int]string{shared.Port: "API server", shared.KubeletPort: "kubelet API", shared.MetricsPort: "metrics-server", 10248: "kubelet healthz", 53: "cluster DNS"}
 	// Run alone, the test may start before the node listens: wait until
 	// every listed port is open, so that the check covers all of them.
 	var tcp, udp []string
@@ -244,6 +244,7 @@ func TestListeningPorts(t *testing.T) {
 var dataPaths = []string{
 	"/members", "/version", "/v2/keys/", "/raft", "/raft/probing", "/raft/snapshot", "/members/promote/1",
 	"/api/v1/namespaces/kube-system/secrets", "/apis", "/pods", "/runningpods/", "/configz", "/metrics", "/stats/summary",
+	"/apis/metrics.k8s.io/v1beta1/pods", "/apis/metrics.k8s.io/v1beta1/nodes",
 }
 
 // unauthenticated returns what addr serves on dataPaths to a client

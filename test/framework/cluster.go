@@ -42,6 +42,9 @@ type ClusterConfig struct {
 	// KubeletPort is the node agent's --kubelet-port; 0 means a free
 	// port, so that the cluster never takes the machine's 10250.
 	KubeletPort int
+	// MetricsPort is `up`'s --metrics-port; 0 means a free port, so that
+	// the cluster never takes the machine's 4443.
+	MetricsPort int
 	// Args are more flags of `up`.
 	Args []string
 	// Timeout bounds the wait for "pocketkube is up"; 0 means 2 minutes.
@@ -65,6 +68,7 @@ type Cluster struct {
 	Host        string // the --listen address
 	Port        int
 	KubeletPort int
+	MetricsPort int
 	// NetNS is the cluster's network namespace (ClusterConfig.NetNS), or
 	// nil.
 	NetNS *NetNS
@@ -161,6 +165,7 @@ func startCluster(cfg ClusterConfig) (*Cluster, error) {
 		cfg.Host = cmp.Or(cfg.Host, ns.Addr)
 		cfg.Port = cmp.Or(cfg.Port, 6443)
 		cfg.KubeletPort = cmp.Or(cfg.KubeletPort, 10250)
+		cfg.MetricsPort = cmp.Or(cfg.MetricsPort, 4443)
 	}
 	if cfg.Host == "" {
 		cfg.Host = "127.0.0.1"
@@ -176,13 +181,19 @@ func startCluster(cfg ClusterConfig) (*Cluster, error) {
 			return nil, err
 		}
 	}
+	if cfg.MetricsPort == 0 {
+		if cfg.MetricsPort, err = FreePort(""); err != nil {
+			return nil, err
+		}
+	}
 	c := &Cluster{
-		DataDir: cfg.DataDir, Host: cfg.Host, Port: cfg.Port, KubeletPort: cfg.KubeletPort,
+		DataDir: cfg.DataDir, Host: cfg.Host, Port: cfg.Port, KubeletPort: cfg.KubeletPort, MetricsPort: cfg.MetricsPort,
 		NetNS: cfg.netns, cfg: cfg, done: make(chan struct{}),
 	}
 	args := []string{"up", "--data-dir", cfg.DataDir,
 		"--listen", net.JoinHostPort(c.Host, strconv.Itoa(c.Port)),
-		"--kubelet-port", strconv.Itoa(c.KubeletPort)}
+		"--kubelet-port", strconv.Itoa(c.KubeletPort),
+		"--metrics-port", strconv.Itoa(c.MetricsPort)}
 	if c.NetNS != nil {
 		args = append(args, "--cgroup-root", c.NetNS.CgroupRoot)
 	}
@@ -254,7 +265,7 @@ func (c *Cluster) RestartWith(args ...string) (*Cluster, error) {
 	}
 	cfg := c.cfg
 	cfg.Args = args
-	cfg.Port, cfg.KubeletPort = c.Port, c.KubeletPort
+	cfg.Port, cfg.KubeletPort, cfg.MetricsPort = c.Port, c.KubeletPort, c.MetricsPort
 	n, err := StartCluster(cfg)
 	if err != nil {
 		return nil, err

@@ -20,6 +20,7 @@ import (
 
 	"github.com/pocketkube/pocketkube/internal/cluster"
 	"github.com/pocketkube/pocketkube/internal/controlplane"
+	"github.com/pocketkube/pocketkube/internal/controlplane/metricsserver"
 	"github.com/pocketkube/pocketkube/internal/logs"
 	"github.com/pocketkube/pocketkube/internal/node"
 	"github.com/pocketkube/pocketkube/internal/node/eviction"
@@ -44,6 +45,7 @@ type upOptions struct {
 	clusterDNS       []net.IP
 	cgroupRoot       string
 	disable          []string
+	metricsPort      int
 	seccompDefault   bool
 	podMaxPids       int64
 	evictionHard     string
@@ -60,7 +62,7 @@ type upOptions struct {
 
 // disableable are the parts of `up` that --disable turns off (k3s's flag:
 // a user who brings their own leaves ours out).
-var disableable = []string{"servicelb", "storage", "networkpolicy"}
+var disableable = []string{"servicelb", "storage", "networkpolicy", "metrics"}
 
 func (o *upOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.dataDir, "data-dir", DefaultDataDir, "Directory that holds the cluster: PKI, etcd data, kubeconfigs.")
@@ -74,7 +76,8 @@ func (o *upOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.nodeName, "node-name", "", "Name of this machine's Node. Defaults to the lowercase hostname.")
 	fs.Int32Var(&o.kubeletPort, "kubelet-port", 10250, "Port of the node agent's kubelet API.")
 	fs.StringVar(&o.cgroupRoot, "cgroup-root", "/", "Root cgroup of the pods' cgroups, which go in ROOT/kubepods. Two nodes on one machine need different roots.")
-	fs.StringSliceVar(&o.disable, "disable", nil, "Parts not to run (comma-separated): servicelb (addresses for LoadBalancer Services), storage (the local-path StorageClass and its provisioner), networkpolicy (NetworkPolicy enforcement).")
+	fs.StringSliceVar(&o.disable, "disable", nil, "Parts not to run (comma-separated): servicelb (addresses for LoadBalancer Services), storage (the local-path StorageClass and its provisioner), networkpolicy (NetworkPolicy enforcement), metrics (metrics-server: metrics.k8s.io for kubectl top and the HorizontalPodAutoscaler).")
+	fs.IntVar(&o.metricsPort, "metrics-port", metricsserver.DefaultPort, "Port metrics-server serves metrics.k8s.io on, at the advertise address, for the API server's aggregator.")
 	fs.BoolVar(&o.seccompDefault, "seccomp-default", false, "Give containers that set no seccompProfile the runtime's default profile (RuntimeDefault) instead of none, as kubelet's --seccomp-default.")
 	fs.Int64Var(&o.podMaxPids, "pod-max-pids", node.DefaultPodPidsLimit, "Most processes and threads the containers of one pod may run together (kubelet's --pod-max-pids, the pod cgroup's pids.max). -1 means no limit, kubelet's default; pocketkube limits by default so that a fork bomb in a pod cannot use up the machine's PIDs.")
 	fs.StringVar(&o.evictionHard, "eviction-hard", eviction.DefaultHard, "Hard eviction thresholds, as kubelet's --eviction-hard: comma-separated signal<quantity or signal<percent% (signals memory.available, nodefs.available, nodefs.inodesFree, imagefs.available, imagefs.inodesFree, pid.available). Crossing one sets the node's MemoryPressure, DiskPressure or PIDPressure condition and evicts pods, one every 10 s. Signals left out have no threshold; an empty value sets none.")
@@ -103,6 +106,9 @@ func (o *upOptions) Validate(_ []string) error {
 	}
 	if o.kubeletPort <= 0 || o.kubeletPort > 65535 {
 		return fmt.Errorf("--kubelet-port %d is not a port", o.kubeletPort)
+	}
+	if o.metricsPort <= 0 || o.metricsPort > 65535 {
+		return fmt.Errorf("--metrics-port %d is not a port", o.metricsPort)
 	}
 	if !path.IsAbs(o.cgroupRoot) || path.Clean(o.cgroupRoot) != o.cgroupRoot {
 		return fmt.Errorf("--cgroup-root %q is not a clean absolute cgroup path", o.cgroupRoot)
@@ -193,6 +199,8 @@ func (o *upOptions) Run(cmd *cobra.Command, _ []string) error {
 			EtcdLogger:       logs.Zap(cmd.ErrOrStderr(), verbosity),
 			DisableServiceLB: slices.Contains(o.disable, "servicelb"),
 			DisableStorage:   slices.Contains(o.disable, "storage"),
+			DisableMetrics:   slices.Contains(o.disable, "metrics"),
+			MetricsPort:      o.metricsPort,
 		},
 		OnReady: func(r controlplane.Ready) { printReady(cmd.OutOrStdout(), r) },
 	}

@@ -84,6 +84,10 @@ func Args(c Config) []string {
 		"--authorization-mode=Node,RBAC",
 		"--client-ca-file=" + c.PKI.CA,
 		"--enable-admission-plugins=NodeRestriction",
+		// The aggregated APIs (metrics-server) run on the host, behind
+		// selector-less Services: dial their endpoints, not the ClusterIP,
+		// which only the node's Service proxy routes.
+		"--enable-aggregator-routing=true",
 		"--enable-bootstrap-token-auth=true",
 		"--etcd-servers=" + strings.Join(c.EtcdServers, ","),
 		// The node's kubelet serving certificate is issued by the

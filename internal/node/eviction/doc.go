@@ -1,6 +1,10 @@
 // Package eviction is kubelet's eviction manager (k8s.io/kubernetes
 // pkg/kubelet/eviction) for this node, in two parts.
 //
+// [Summary] is also what the kubelet API serves as /stats/summary: one
+// place builds kubelet's statsapi.Summary, and its CPU samples (for
+// usageNanoCores) are shared by both readers.
+//
 // [Pressure] is upstream's manager itself, fed by [Summary]: the node's
 // memory as cadvisor reads the root cgroup (/proc/meminfo: available is
 // MemFree + Inactive(file)), nodefs and imagefs as statfs of the node's

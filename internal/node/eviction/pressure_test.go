@@ -174,8 +174,8 @@ func TestPressureMemory(t *testing.T) {
 				}
 				return out, nil
 			},
-			Containers: func(_ context.Context, uid string) (map[string]string, error) {
-				return map[string]string{"c": "id-" + uid}, nil
+			Containers: func(context.Context) (map[string]map[string]string, error) {
+				return map[string]map[string]string{"uid-guaranteed": {"c": "id-uid-guaranteed"}, "uid-besteffort": {"c": "id-uid-besteffort"}}, nil
 			},
 			EmptyDirUsage: func(string, string) (int64, error) { return 0, nil },
 		},
@@ -292,8 +292,13 @@ func memoryNode(t *testing.T, availMiB int, ws map[string]uint64, pods func() ([
 	return &Summary{
 		NodeName: "n", NodeFsDir: dir, ImageFsDir: dir, Meminfo: meminfo,
 		Cgroups: fakeCgroups{ws: ws}, Pods: pods,
-		Containers: func(_ context.Context, uid string) (map[string]string, error) {
-			return map[string]string{"c": "id-" + uid}, nil
+		Containers: func(context.Context) (map[string]map[string]string, error) {
+			all, err := pods()
+			out := map[string]map[string]string{}
+			for _, p := range all {
+				out[string(p.UID)] = map[string]string{"c": "id-" + string(p.UID)}
+			}
+			return out, err
 		},
 		EmptyDirUsage: func(string, string) (int64, error) { return 0, nil },
 	}, set

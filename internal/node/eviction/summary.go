@@ -5,8 +5,11 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -27,11 +30,18 @@ type Cgroups interface {
 	ContainerCgroupStats(podUID, qos, containerID string) (runtime.CgroupStats, error)
 }
 
-// Summary is the part of kubelet's stats summary (pkg/kubelet/server/stats)
-// that the eviction manager reads, measured on this machine: the node's
-// memory, the filesystems of the node's and the images' directories, the
-// kernel's task limit, and per pod its cgroup's memory and processes,
-// its containers' memory and its emptyDir volumes.
+// Summary is kubelet's stats summary (pkg/kubelet/server/stats): the one
+// place the node's statsapi.Summary is built, read by the eviction
+// manager and served by the kubelet API's /stats/summary. It measures this
+// machine: the node's CPU (the root cgroup), memory (/proc/meminfo),
+// network (the host's interfaces), the filesystems of the node's and the
+// images' directories and the kernel's task limit; the "pods" system
+// container (the cgroup every pod is in, which allocatableMemory.available
+// reads); per pod its cgroup's CPU, memory and processes, its containers'
+// CPU and memory and its emptyDir volumes, which make its
+// ephemeral-storage.
+//
+// Its methods may be called concurrently.
 type Summary struct {
 	// NodeName names the node in the summary.
 	NodeName string
@@ -39,35 +49,67 @@ type Summary struct {
 	NodeFsDir string
 	// ImageFsDir is on kubelet's imagefs: the image store's directory.
 	ImageFsDir string
-	// Cgroups reads the pods' cgroups.
+	// Cgroups reads the pods' cgroups; when it also has
+	// NodeStats() (runtime.CgroupStats, error), as the runtime does, the
+	// node's CPU is the root cgroup's.
 	Cgroups Cgroups
 	// Pods returns the pods to measure.
 	Pods func() ([]*v1.Pod, error)
-	// Containers returns the running containers of a pod, name → ID.
-	Containers func(ctx context.Context, podUID string) (map[string]string, error)
+	// Containers returns the running containers of every pod: pod UID →
+	// name → ID. Get calls it once: a listing per pod would read every
+	// container's state once per pod.
+	Containers func(ctx context.Context) (map[string]map[string]string, error)
 	// EmptyDirUsage returns the bytes an emptyDir volume takes on disk.
 	EmptyDirUsage func(podUID, volume string) (int64, error)
 	// Meminfo is /proc/meminfo unless a test says otherwise.
 	Meminfo string
+	// ProcDir is /proc unless a test says otherwise: its stat gives the
+	// boot time, its net/dev the host's interfaces.
+	ProcDir string
+
+	cpu cpuSampler
+}
+
+// nodeCgroup is the optional ability of Cgroups to read the root cgroup.
+type nodeCgroup interface {
+	NodeStats() (runtime.CgroupStats, error)
 }
 
 // Get measures the node and its pods now, as kubelet's summary provider
 // does with cadvisor; a pod whose cgroup cannot be read has no stats, as
-// a pod cadvisor does not know.
+// a pod cadvisor does not know. usageNanoCores is the rate since the
+// previous sample of the same cgroup at least a second older; a cgroup's
+// first summary has none (cadvisor's first housekeeping has none either).
 func (s *Summary) Get(ctx context.Context, _ bool) (*statsapi.Summary, error) {
+	logger := klog.FromContext(ctx)
 	now := metav1.NewTime(time.Now())
-	node := statsapi.NodeStats{NodeName: s.NodeName, StartTime: now}
+	node := statsapi.NodeStats{NodeName: s.NodeName, StartTime: s.bootTime(now)}
 	mem, err := s.nodeMemory(now)
 	if err != nil {
 		return nil, err
 	}
 	node.Memory = mem
+	if nc, ok := s.Cgroups.(nodeCgroup); ok {
+		if root, err := nc.NodeStats(); err == nil {
+			node.CPU = s.cpu.stats("/", root)
+		} else {
+			logger.V(4).Info("Cannot read the root cgroup", "err", err)
+		}
+	}
 	if pods, err := s.Cgroups.PodsCgroupStats(); err == nil {
 		node.SystemContainers = append(node.SystemContainers, statsapi.ContainerStats{
-			Name: statsapi.SystemContainerPods, StartTime: now, Memory: memoryStats(pods, now),
+			Name: statsapi.SystemContainerPods, StartTime: node.StartTime,
+			CPU: s.cpu.stats(statsapi.SystemContainerPods, pods), Memory: memoryStats(pods, now),
 		})
 	} else {
-		klog.FromContext(ctx).V(4).Info("Cannot read the pods' cgroup", "err", err)
+		// Without it the eviction manager logs "system container pods
+		// not found in metrics" and has no allocatableMemory.available.
+		logger.Error(err, "Failed to get system container stats", "containerName", statsapi.SystemContainerPods)
+	}
+	if net, err := s.hostNetwork(now); err == nil {
+		node.Network = net
+	} else {
+		logger.V(4).Info("Cannot read the host's interfaces", "err", err)
 	}
 	if node.Fs, err = fsStats(s.NodeFsDir, now); err != nil {
 		return nil, err
@@ -85,49 +127,203 @@ func (s *Summary) Get(ctx context.Context, _ bool) (*statsapi.Summary, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list pods: %w", err)
 	}
+	containers, err := s.Containers(ctx)
+	if err != nil {
+		logger.V(4).Info("Cannot list the containers", "err", err)
+	}
+	seen := map[string]bool{"/": true, statsapi.SystemContainerPods: true}
 	for _, pod := range pods {
-		if ps, ok := s.podStats(ctx, pod, now); ok {
+		if ps, ok := s.podStats(pod, containers[string(pod.UID)], now, seen); ok {
 			summary.Pods = append(summary.Pods, ps)
 		}
 	}
+	s.cpu.forget(seen)
 	return summary, nil
 }
 
-// GetCPUAndMemoryStats is Get: the eviction manager does not call it.
+// GetCPUAndMemoryStats is Get: the eviction manager does not call it, and
+// the other figures cost little more.
 func (s *Summary) GetCPUAndMemoryStats(ctx context.Context) (*statsapi.Summary, error) {
 	return s.Get(ctx, false)
 }
 
-func (s *Summary) podStats(ctx context.Context, pod *v1.Pod, now metav1.Time) (statsapi.PodStats, bool) {
+// podStats measures pod, whose running containers are containers (name →
+// ID), and records the cgroups it read in seen.
+func (s *Summary) podStats(pod *v1.Pod, containers map[string]string, now metav1.Time, seen map[string]bool) (statsapi.PodStats, bool) {
 	uid, class := string(pod.UID), string(qos.GetPodQOS(pod))
 	cg, err := s.Cgroups.PodCgroupStats(uid, class)
 	if err != nil {
 		return statsapi.PodStats{}, false
 	}
+	seen[uid] = true
 	pids := cg.Pids
+	start := now
+	if pod.Status.StartTime != nil {
+		start = *pod.Status.StartTime
+	}
 	ps := statsapi.PodStats{
 		PodRef:       statsapi.PodReference{Name: pod.Name, Namespace: pod.Namespace, UID: uid},
-		StartTime:    now,
+		StartTime:    start,
+		CPU:          s.cpu.stats(uid, cg),
 		Memory:       memoryStats(cg, now),
 		ProcessStats: &statsapi.ProcessStats{ProcessCount: &pids},
 	}
-	if containers, err := s.Containers(ctx, uid); err == nil {
-		for name, id := range containers {
-			if c, err := s.Cgroups.ContainerCgroupStats(uid, class, id); err == nil {
-				ps.Containers = append(ps.Containers, statsapi.ContainerStats{Name: name, StartTime: now, Memory: memoryStats(c, now)})
-			}
+	started := map[string]metav1.Time{}
+	for _, st := range pod.Status.ContainerStatuses {
+		if st.State.Running != nil {
+			started[st.Name] = st.State.Running.StartedAt
 		}
 	}
+	names := make([]string, 0, len(containers))
+	for name := range containers {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		id := containers[name]
+		c, err := s.Cgroups.ContainerCgroupStats(uid, class, id)
+		if err != nil {
+			continue
+		}
+		key := uid + "/" + id
+		seen[key] = true
+		cs := statsapi.ContainerStats{Name: name, StartTime: start, CPU: s.cpu.stats(key, c), Memory: memoryStats(c, now)}
+		if t, ok := started[name]; ok {
+			cs.StartTime = t
+		}
+		ps.Containers = append(ps.Containers, cs)
+	}
+	var ephemeral uint64
 	for _, vol := range pod.Spec.Volumes {
 		if vol.EmptyDir == nil || vol.EmptyDir.Medium == v1.StorageMediumMemory {
 			continue
 		}
 		if n, err := s.EmptyDirUsage(uid, vol.Name); err == nil {
 			used := uint64(n)
+			ephemeral += used
 			ps.VolumeStats = append(ps.VolumeStats, statsapi.VolumeStats{Name: vol.Name, FsStats: statsapi.FsStats{Time: now, UsedBytes: &used}})
 		}
 	}
+	// Kubelet's ephemeral-storage is the writable layers, logs and local
+	// volumes; here the emptyDir volumes (see the package's caveats).
+	ps.EphemeralStorage = &statsapi.FsStats{Time: now, UsedBytes: &ephemeral}
 	return ps, true
+}
+
+// cpuSampler keeps one sample of each cgroup's cumulative CPU time, the
+// last one at least minCPUInterval older than the one before, to give
+// usageNanoCores as kubelet's CRI stats provider keeps its cache.
+type cpuSampler struct {
+	mu      sync.Mutex
+	samples map[string]cpuSample
+}
+
+type cpuSample struct {
+	time  time.Time
+	usage uint64
+	// rate is the last usageNanoCores, nil before two samples.
+	rate *uint64
+}
+
+// minCPUInterval is the shortest interval a rate is computed over; reads
+// closer together reuse the last rate, so that a burst of requests does
+// not make it noisy.
+const minCPUInterval = time.Second
+
+// stats records cg's CPU time under key and returns its CPUStats; nil
+// when the host has no CPU accounting for it.
+func (c *cpuSampler) stats(key string, cg runtime.CgroupStats) *statsapi.CPUStats {
+	if cg.CPUUsageNanoSeconds == 0 {
+		return nil
+	}
+	usage := cg.CPUUsageNanoSeconds
+	out := &statsapi.CPUStats{Time: metav1.NewTime(cg.Time), UsageCoreNanoSeconds: &usage}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.samples == nil {
+		c.samples = map[string]cpuSample{}
+	}
+	prev, ok := c.samples[key]
+	switch {
+	case !ok || usage < prev.usage:
+		// New, or a cgroup of the same name that started over.
+		c.samples[key] = cpuSample{time: cg.Time, usage: usage}
+	case cg.Time.Sub(prev.time) >= minCPUInterval:
+		rate := uint64(float64(usage-prev.usage) / float64(cg.Time.Sub(prev.time).Nanoseconds()) * float64(time.Second))
+		c.samples[key] = cpuSample{time: cg.Time, usage: usage, rate: &rate}
+		out.UsageNanoCores = &rate
+	default:
+		out.UsageNanoCores = prev.rate
+	}
+	return out
+}
+
+// forget drops the samples of cgroups not in seen: gone pods and containers.
+func (c *cpuSampler) forget(seen map[string]bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k := range c.samples {
+		if !seen[k] {
+			delete(c.samples, k)
+		}
+	}
+}
+
+func (s *Summary) procDir() string {
+	if s.ProcDir == "" {
+		return "/proc"
+	}
+	return s.ProcDir
+}
+
+// bootTime is the node's start time, as kubelet's (the system's boot
+// time, /proc/stat btime); now if it cannot be read.
+func (s *Summary) bootTime(now metav1.Time) metav1.Time {
+	b, err := os.ReadFile(filepath.Join(s.procDir(), "stat"))
+	if err != nil {
+		return now
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "btime "); ok {
+			if n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil {
+				return metav1.NewTime(time.Unix(n, 0))
+			}
+		}
+	}
+	return now
+}
+
+// hostNetwork is the host's interfaces from /proc/net/dev, loopback left
+// out, as cadvisor's root container; the default interface is eth0, as
+// kubelet's (network.DefaultInterfaceName), when there is one.
+func (s *Summary) hostNetwork(now metav1.Time) (*statsapi.NetworkStats, error) {
+	file := filepath.Join(s.procDir(), "net", "dev")
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	net := &statsapi.NetworkStats{Time: now}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		name, rest, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		name = strings.TrimSpace(name)
+		f := strings.Fields(rest)
+		if name == "lo" || len(f) < 16 {
+			continue
+		}
+		n := func(i int) *uint64 {
+			v, _ := strconv.ParseUint(f[i], 10, 64)
+			return &v
+		}
+		iface := statsapi.InterfaceStats{Name: name, RxBytes: n(0), RxErrors: n(2), TxBytes: n(8), TxErrors: n(10)}
+		net.Interfaces = append(net.Interfaces, iface)
+		if name == "eth0" {
+			net.InterfaceStats = iface
+		}
+	}
+	return net, nil
 }
 
 // memoryStats is cadvisor's view of a cgroup's memory: the available

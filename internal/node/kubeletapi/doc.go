@@ -1,6 +1,8 @@
 // Package kubeletapi is the node agent's kubelet API: the HTTPS server on
 // :10250 that the API server calls for `kubectl logs`, `exec`, `attach`,
-// `port-forward` and `kubectl get --raw /api/v1/nodes/<node>/proxy/...`.
+// `port-forward` and `kubectl get --raw /api/v1/nodes/<node>/proxy/...`,
+// and that metrics-server scrapes (/metrics/resource); /stats/summary is
+// served from a SummaryProvider (the node's eviction.Summary).
 //
 // Upstream kubelet's pkg/kubelet/server is the specification: the same
 // paths, query parameters, status codes and error texts, and the same

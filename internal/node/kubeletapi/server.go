@@ -100,6 +100,8 @@ type Config struct {
 	// Stats reads the cgroups /metrics/resource reports; without it that
 	// path is not served.
 	Stats StatsProvider
+	// Summary builds /stats/summary; without it that path is not served.
+	Summary SummaryProvider
 	// StreamIdleTimeout ends an exec, attach or port-forward session that
 	// has moved no data for this long; default 4h, as kubelet.
 	StreamIdleTimeout time.Duration
@@ -238,6 +240,9 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("/metrics", metricsHandler(newMetricsRegistry()))
 	if s.cfg.Stats != nil {
 		mux.Handle("/metrics/resource", s.resourceMetricsHandler())
+	}
+	if s.cfg.Summary != nil {
+		mux.HandleFunc("/stats/summary", getOnly(s.getSummary))
 	}
 	mux.HandleFunc("/containerLogs/{namespace}/{pod}/{container}", getOnly(s.getContainerLogs))
 	for _, m := range []string{http.MethodGet, http.MethodPost} {
