@@ -374,6 +374,11 @@ func adminClient(path string) (kubernetes.Interface, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load admin kubeconfig: %w", err)
 	}
+	// The controllers run with this client as the controller-manager's
+	// do (--kube-api-qps, --kube-api-burst): client-go's default of 5
+	// requests a second kept a new LoadBalancer Service waiting ~1 s
+	// for its address behind the controller's events.
+	cfg.QPS, cfg.Burst = controllermanager.KubeAPIQPS, controllermanager.KubeAPIBurst
 	return kubernetes.NewForConfig(cfg)
 }
 

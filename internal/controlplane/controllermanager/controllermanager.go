@@ -23,6 +23,14 @@ import (
 	"github.com/pocketkube/pocketkube/internal/pki"
 )
 
+// KubeAPIQPS and KubeAPIBurst bound the controllers' requests to the API
+// server (--kube-api-qps, --kube-api-burst): far above client-go's default
+// of 5 a second, which throttles a burst of pods on one node.
+const (
+	KubeAPIQPS   = 200
+	KubeAPIBurst = 300
+)
+
 // Config is what pocketkube decides about the controller manager.
 type Config struct {
 	// Kubeconfig authenticates it as system:kube-controller-manager.
@@ -80,8 +88,8 @@ func Args(c Config) []string {
 		// requests a token before any controller starts, which took 5.5 s
 		// on 2 cores and held back the default service account (and so
 		// every first pod). One machine's API server takes far more.
-		"--kube-api-burst=300",
-		"--kube-api-qps=200",
+		fmt.Sprintf("--kube-api-burst=%d", KubeAPIBurst),
+		fmt.Sprintf("--kube-api-qps=%d", KubeAPIQPS),
 		"--kubeconfig=" + c.Kubeconfig,
 		"--leader-elect=false",
 		fmt.Sprintf("--node-cidr-mask-size=%d", mask),
