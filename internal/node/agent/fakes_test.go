@@ -391,15 +391,7 @@ func (r *fakeRuntime) UpdateContainerResources(_ context.Context, id string, res
 	if c.Resources != nil {
 		cur = *c.Resources
 	}
-	if res.CPUShares != 0 {
-		cur.CPUShares = res.CPUShares
-	}
-	if res.CPUPeriod != 0 {
-		cur.CPUPeriod, cur.CPUQuota = res.CPUPeriod, res.CPUQuota
-	}
-	if res.MemoryLimit != 0 {
-		cur.MemoryLimit = res.MemoryLimit
-	}
+	cur = cur.Updated(res)
 	c.Resources = &cur
 	return nil
 }

@@ -56,26 +56,13 @@ type resizeState struct {
 	retryAt time.Time
 }
 
-// allContainerSpecs lists the pod's init and app containers, which are
-// all resizable (InPlacePodVerticalScalingInitContainers is GA in 1.37).
-func allContainerSpecs(pod *v1.Pod) []*v1.Container {
-	var out []*v1.Container
-	for i := range pod.Spec.InitContainers {
-		out = append(out, &pod.Spec.InitContainers[i])
-	}
-	for i := range pod.Spec.Containers {
-		out = append(out, &pod.Spec.Containers[i])
-	}
-	return out
-}
-
 // withAllocation returns a copy of pod whose containers have their
 // allocated resources (kubelet's UpdatePodFromAllocation), and whether it
 // differs from pod.
 func withAllocation(pod *v1.Pod, allocated map[string]v1.ResourceRequirements) (*v1.Pod, bool) {
 	out := pod.DeepCopy()
 	changed := false
-	for _, c := range allContainerSpecs(out) {
+	for _, c := range allContainers(out) {
 		r, ok := allocated[c.Name]
 		if !ok {
 			continue
@@ -175,7 +162,7 @@ const allocationFile = "allocated.json"
 // (admitResize) under a.mu.
 func (a *Agent) setAllocation(ctx context.Context, pod *v1.Pod, st *podState) {
 	next := map[string]v1.ResourceRequirements{}
-	for _, c := range allContainerSpecs(pod) {
+	for _, c := range allContainers(pod) {
 		next[c.Name] = *c.Resources.DeepCopy()
 	}
 	a.mu.Lock()
@@ -293,7 +280,7 @@ type containerResize struct {
 // RestartContainer is restarted, the others are resized in place.
 func (a *Agent) resizeActions(pod *v1.Pod, st *podState, latest map[string]*runtime.ContainerStatus) []containerResize {
 	var out []containerResize
-	for _, c := range allContainerSpecs(pod) {
+	for _, c := range allContainers(pod) {
 		cs := latest[c.Name]
 		if cs == nil || cs.State != runtime.StateRunning {
 			continue
@@ -378,16 +365,7 @@ func (a *Agent) resizePod(ctx context.Context, pod *v1.Pod, st *podState, latest
 		if err := rz.UpdatePodResources(ctx, uid, r); err != nil {
 			return err
 		}
-		p := cur
-		if r.CPUShares != 0 {
-			p.CPUShares = r.CPUShares
-		}
-		if r.CPUPeriod != 0 {
-			p.CPUPeriod, p.CPUQuota = r.CPUPeriod, r.CPUQuota
-		}
-		if r.MemoryLimit != 0 {
-			p.MemoryLimit = r.MemoryLimit
-		}
+		p := cur.Updated(r)
 		cur = p
 		st.resize.podCgroup = &p
 		return nil
@@ -549,7 +527,7 @@ func (a *Agent) checkMemoryDecrease(pod *v1.Pod, rz Resizer, actions []container
 // resizeInProgress is kubelet's IsPodResizeInProgress: a running container
 // whose actuated resources are not its allocation yet.
 func resizeInProgress(pod *v1.Pod, st *podState, latest map[string]*runtime.ContainerStatus) bool {
-	for _, c := range allContainerSpecs(pod) {
+	for _, c := range allContainers(pod) {
 		cs := latest[c.Name]
 		if cs == nil || cs.State != runtime.StateRunning {
 			continue

@@ -95,16 +95,7 @@ func (r *Runtime) UpdatePodResources(ctx context.Context, uid string, res Resour
 	if err := r.cgroups.apply(st.CgroupPath, res); err != nil {
 		return fmt.Errorf("update resources of pod %s: %w", uid, err)
 	}
-	cur := &st.Config.Resources
-	if res.CPUShares != 0 {
-		cur.CPUShares = res.CPUShares
-	}
-	if res.CPUPeriod != 0 {
-		cur.CPUPeriod, cur.CPUQuota = res.CPUPeriod, res.CPUQuota
-	}
-	if res.MemoryLimit != 0 {
-		cur.MemoryLimit = res.MemoryLimit
-	}
+	st.Config.Resources = st.Config.Resources.Updated(res)
 	if err := writeJSONAtomic(filepath.Join(r.podDir(uid), "pod.json"), st); err != nil {
 		return fmt.Errorf("record pod %s: %w", uid, err)
 	}

@@ -17,6 +17,22 @@ type Resources struct {
 	PidsLimit   int64  // pids.max; 0 = not set, negative = "max" (unlimited)
 }
 
+// Updated returns r with the values an update u sets: those u does not
+// leave zero (a runc update changes only the values it is given; the CPU
+// period and quota go together).
+func (r Resources) Updated(u Resources) Resources {
+	if u.CPUShares != 0 {
+		r.CPUShares = u.CPUShares
+	}
+	if u.CPUPeriod != 0 {
+		r.CPUPeriod, r.CPUQuota = u.CPUPeriod, u.CPUQuota
+	}
+	if u.MemoryLimit != 0 {
+		r.MemoryLimit = u.MemoryLimit
+	}
+	return r
+}
+
 // Values of kubelet's pkg/kubelet/cm (helpers_linux.go).
 const (
 	minShares        = 2
