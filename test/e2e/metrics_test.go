@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"strconv"
@@ -13,8 +12,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/pocketkube/pocketkube/test/framework"
 )
@@ -28,22 +25,10 @@ func TestKubeletMetrics(t *testing.T) {
 	t.Parallel()
 	c, ns := busyboxNamespace(t, "metrics-")
 	busy := busyboxSleeper(ns, "busy")
-	busy.Spec.Containers[0].Command = []string{"sh", "-c", "while :; do :; done"}
+	busy.Spec.Containers[0].Command = busyLoop
 	busy.Spec.Containers[0].Resources.Limits = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("200m")}
 	framework.RunPods(t, c, busy)
-	// Alone, this test may run before the node has registered.
-	var node string
-	err := wait.PollUntilContextTimeout(t.Context(), time.Second, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
-		nodes, err := c.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
-		if err != nil || len(nodes.Items) != 1 {
-			return false, nil
-		}
-		node = nodes.Items[0].Name
-		return true, nil
-	})
-	if err != nil {
-		t.Fatalf("no node registered: %v", err)
-	}
+	node := onlyNode(t, c)
 
 	out, err := shared.Kubectl(t.Context(), framework.Newest(), "get", "--raw", "/api/v1/nodes/"+node+"/proxy/metrics")
 	if err != nil {
