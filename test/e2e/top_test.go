@@ -21,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	apiregistrationv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
@@ -229,13 +230,14 @@ func TestKubectlTop(t *testing.T) {
 	}
 }
 
-// TestHPAScalesUp: a HorizontalPodAutoscaler (autoscaling/v2, CPU
+// TestHPAScalesUpAndDown: a HorizontalPodAutoscaler (autoscaling/v2, CPU
 // utilization 50 %) on a Deployment whose pod burns its whole CPU limit
-// (2× its request) scales it up, with the metrics metrics-server serves.
+// (2× its request) scales it up, with the metrics metrics-server serves,
+// and back to its minimum once the pods are idle.
 // The controller-manager's HPA controller syncs every 15 s
 // (--horizontal-pod-autoscaler-sync-period's default), after
 // metrics-server has two scrapes of the pod: the wait is a bounded poll.
-func TestHPAScalesUp(t *testing.T) {
+func TestHPAScalesUpAndDown(t *testing.T) {
 	t.Parallel()
 	c, ns := busyboxNamespace(t, "hpa-")
 	labels := map[string]string{"app": "burner"}
@@ -264,6 +266,11 @@ func TestHPAScalesUp(t *testing.T) {
 			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: "burner"},
 			MinReplicas:    &minReplicas,
 			MaxReplicas:    3,
+			// No scale-down stabilization (5 min by default), so that
+			// the test sees the scale-down at the next sync.
+			Behavior: &autoscalingv2.HorizontalPodAutoscalerBehavior{
+				ScaleDown: &autoscalingv2.HPAScalingRules{StabilizationWindowSeconds: new(int32)},
+			},
 			Metrics: []autoscalingv2.MetricSpec{{
 				Type: autoscalingv2.ResourceMetricSourceType,
 				Resource: &autoscalingv2.ResourceMetricSource{
@@ -301,7 +308,22 @@ func TestHPAScalesUp(t *testing.T) {
 		return err == nil && d.Spec.Replicas != nil && *d.Spec.Replicas > 1, nil
 	})
 	if err != nil {
-		t.Errorf("the Deployment's replicas did not follow the HPA's %d: %v", got.Status.DesiredReplicas, err)
+		t.Fatalf("the Deployment's replicas did not follow the HPA's %d: %v", got.Status.DesiredReplicas, err)
+	}
+
+	// The load stops (the pods now sleep): back to minReplicas.
+	patch := `{"spec":{"template":{"spec":{"containers":[{"name":"` + pod.Spec.Containers[0].Name + `","command":["sleep","3600"]}]}}}}`
+	if _, err := c.AppsV1().Deployments(ns).Patch(t.Context(), "burner", types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	err = wait.PollUntilContextTimeout(t.Context(), 2*time.Second, 4*time.Minute, true, func(ctx context.Context) (bool, error) {
+		h, err := c.AutoscalingV2().HorizontalPodAutoscalers(ns).Get(ctx, "burner", metav1.GetOptions{})
+		d, derr := c.AppsV1().Deployments(ns).Get(ctx, "burner", metav1.GetOptions{})
+		return err == nil && derr == nil && h.Status.DesiredReplicas == minReplicas && d.Spec.Replicas != nil && *d.Spec.Replicas == minReplicas, nil
+	})
+	if err != nil {
+		out, _ := shared.Kubectl(context.Background(), framework.Newest(), "describe", "hpa", "-n", ns, "burner")
+		t.Fatalf("the HPA did not scale the idle Deployment back to %d: %v\n%s", minReplicas, err, out)
 	}
 }
 
