@@ -379,7 +379,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Client:       client,
 		NodeName:     cfg.NodeName,
 		Provider:     a.Provider(rt),
-		Stats:        cgroupStats{rt},
+		Stats:        cgroupStats{rt, machine},
 		Summary:      summary,
 	})
 	if err != nil {
@@ -459,11 +459,21 @@ func Run(ctx context.Context, cfg Config) error {
 }
 
 // cgroupStats reads the runtime's cgroups for the kubelet API's
-// /metrics/resource.
-type cgroupStats struct{ rt *runtime.Runtime }
+// /metrics/resource and /metrics/cadvisor.
+type cgroupStats struct {
+	rt      *runtime.Runtime
+	machine machine.Machine
+}
 
 func cpuMemory(s runtime.CgroupStats, err error) (kubeletapi.CPUMemory, error) {
-	return kubeletapi.CPUMemory{Time: s.Time, CPUUsageNanoSeconds: s.CPUUsageNanoSeconds, MemoryWorkingSetBytes: s.MemoryWorkingSetBytes}, err
+	return kubeletapi.CPUMemory{
+		Cgroup: s.Cgroup, Time: s.Time,
+		CPUUsageNanoSeconds: s.CPUUsageNanoSeconds,
+		MemoryUsageBytes:    s.MemoryUsageBytes, MemoryWorkingSetBytes: s.MemoryWorkingSetBytes,
+		MemoryRSSBytes: s.MemoryRSSBytes, MemoryLimitBytes: s.MemoryLimitBytes,
+		Pids:      s.Pids,
+		CPUPeriod: s.CPUPeriod, CPUQuota: s.CPUQuota, CPUShares: s.CPUShares,
+	}, err
 }
 
 func (c cgroupStats) NodeCPUMemory() (kubeletapi.CPUMemory, error) {
@@ -476,4 +486,14 @@ func (c cgroupStats) PodCPUMemory(podUID string) (kubeletapi.CPUMemory, error) {
 
 func (c cgroupStats) ContainerCPUMemory(podUID, id string) (kubeletapi.CPUMemory, error) {
 	return cpuMemory(c.rt.ContainerStats(podUID, id))
+}
+
+// MachineInfo is the machine as read at start, as kubelet's cached
+// machine info.
+func (c cgroupStats) MachineInfo() (kubeletapi.MachineInfo, error) {
+	m := c.machine
+	return kubeletapi.MachineInfo{
+		NumCores: m.NumCPU, MemoryCapacity: uint64(m.MemoryBytes),
+		MachineID: m.MachineID, SystemUUID: m.SystemUUID, BootID: m.BootID, BootTime: m.BootTime,
+	}, nil
 }

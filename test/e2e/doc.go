@@ -48,8 +48,9 @@
 //	                         DATA_DIR/storage, data across pods, Delete and Retain; a StatefulSet without a class;
 //	                         data across `up` restarts; --disable storage removes the class
 //	logs_test.go             kubectl logs: follow, previous, containers, tail, since, limit
-//	metrics_test.go          kubelet /metrics and a busy pod's /metrics/resource through the node proxy; 401 without
-//	                         credentials; healthz on 127.0.0.1:10248
+//	metrics_test.go          kubelet /metrics, a busy pod's /metrics/resource and /metrics/cadvisor (parsed with expfmt:
+//	                         growing CPU counter, working set, CPU quota, pod and machine series) through the node
+//	                         proxy; 401 without credentials; healthz on 127.0.0.1:10248
 //	network_test.go          pod networking: localhost between containers, pod to pod, port-forward
 //	netpol_test.go           NetworkPolicy, upstream's one-node netpol cases: default-deny ingress and egress, podSelector,
 //	                         namespaceSelector (and both), ipBlock with except, ports, named ports, endPort, egress to DNS;

@@ -5,11 +5,15 @@ package e2e
 import (
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 
@@ -109,5 +113,163 @@ func TestKubeletMetrics(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusNotFound {
 		t.Errorf("GET 127.0.0.1:10248/pods = %d, want 404: the healthz port serves nothing else", resp.StatusCode)
+	}
+}
+
+// TestKubeletCadvisorMetrics: the kubelet API's /metrics/cadvisor, through
+// the API server's node proxy, is Prometheus text (parsed with expfmt)
+// with cAdvisor's families and kubelet's labels: a busy pod's
+// container_cpu_usage_seconds_total grows between scrapes, its
+// container_memory_working_set_bytes, its pod cgroup's series
+// (container="") and its 200m CPU limit (container_spec_cpu_quota 20000
+// of period 100000) are there, as are the machine series and, where the
+// root cgroup has memory files (cgroup v1), the node's id="/" series;
+// without credentials the path answers 401.
+func TestKubeletCadvisorMetrics(t *testing.T) {
+	t.Parallel()
+	c, ns := busyboxNamespace(t, "cadvisor-")
+	busy := busyboxSleeper(ns, "busy")
+	busy.Spec.Containers[0].Command = []string{"sh", "-c", "while :; do :; done"}
+	busy.Spec.Containers[0].Resources.Limits = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("200m")}
+	pod := framework.RunPods(t, c, busy)["busy"]
+	var node string
+	err := wait.PollUntilContextTimeout(t.Context(), time.Second, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		nodes, err := c.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		if err != nil || len(nodes.Items) != 1 {
+			return false, nil
+		}
+		node = nodes.Items[0].Name
+		return true, nil
+	})
+	if err != nil {
+		t.Fatalf("no node registered: %v", err)
+	}
+	if pod == nil || len(pod.Status.ContainerStatuses) != 1 {
+		t.Fatalf("pod busy: %+v", pod)
+	}
+	_, id, _ := strings.Cut(pod.Status.ContainerStatuses[0].ContainerID, "://")
+
+	parse := func(out string) (map[string]*dto.MetricFamily, error) {
+		p := expfmt.NewTextParser(model.UTF8Validation)
+		return p.TextToMetricFamilies(strings.NewReader(out))
+	}
+	// find returns the value of family name's series whose labels
+	// include want.
+	find := func(fams map[string]*dto.MetricFamily, name string, want map[string]string) (*dto.Metric, bool) {
+	series:
+		for _, m := range fams[name].GetMetric() {
+			have := map[string]string{}
+			for _, l := range m.GetLabel() {
+				have[l.GetName()] = l.GetValue()
+			}
+			for k, v := range want {
+				if have[k] != v {
+					continue series
+				}
+			}
+			return m, true
+		}
+		return nil, false
+	}
+	value := func(m *dto.Metric) float64 {
+		if m.Counter != nil {
+			return m.GetCounter().GetValue()
+		}
+		return m.GetGauge().GetValue()
+	}
+	mainSeries := map[string]string{"container": "main", "pod": "busy", "namespace": ns, "name": id}
+	cpu := func(out string) float64 {
+		fams, err := parse(out)
+		if err != nil {
+			return 0
+		}
+		m, ok := find(fams, "container_cpu_usage_seconds_total", mainSeries)
+		if !ok {
+			return 0
+		}
+		return value(m)
+	}
+	path := "/api/v1/nodes/" + node + "/proxy/metrics/cadvisor"
+	out, err := shared.PollKubectl(t.Context(), framework.Newest(), time.Minute, func(out string, err error) bool {
+		return err == nil && cpu(out) > 0
+	}, "get", "--raw", path)
+	if err != nil {
+		t.Fatalf("/metrics/cadvisor: %v\n%.3000s", err, out)
+	}
+	first := cpu(out)
+	out, err = shared.PollKubectl(t.Context(), framework.Newest(), time.Minute, func(out string, err error) bool {
+		return err == nil && cpu(out) > first
+	}, "get", "--raw", path)
+	if err != nil {
+		t.Fatalf("/metrics/cadvisor: container_cpu_usage_seconds_total stays at %v: %v", first, err)
+	}
+	fams, err := parse(out)
+	if err != nil {
+		t.Fatalf("/metrics/cadvisor is not Prometheus text: %v\n%.3000s", err, out)
+	}
+	t.Logf("busy container: %.3f then %.3f CPU seconds; %d families", first, cpu(out), len(fams))
+
+	for _, tc := range []struct {
+		family string
+		typ    dto.MetricType
+		help   string
+	}{
+		{"container_cpu_usage_seconds_total", dto.MetricType_COUNTER, "Cumulative cpu time consumed in seconds."},
+		{"container_memory_working_set_bytes", dto.MetricType_GAUGE, "Current working set in bytes."},
+		{"container_memory_usage_bytes", dto.MetricType_GAUGE, "Current memory usage in bytes, including all memory regardless of when it was accessed"},
+		{"container_memory_rss", dto.MetricType_GAUGE, "Size of RSS in bytes."},
+		{"container_spec_memory_limit_bytes", dto.MetricType_GAUGE, "Memory limit for the container."},
+		{"container_start_time_seconds", dto.MetricType_GAUGE, "Start time of the container since unix epoch in seconds."},
+		{"container_last_seen", dto.MetricType_GAUGE, "Last time a container was seen by the exporter"},
+		{"machine_cpu_cores", dto.MetricType_GAUGE, "Number of logical CPU cores."},
+		{"machine_memory_bytes", dto.MetricType_GAUGE, "Amount of memory installed on the machine."},
+	} {
+		f := fams[tc.family]
+		if f == nil || f.GetType() != tc.typ || f.GetHelp() != tc.help {
+			t.Errorf("family %s = %v, want type %v, help %q", tc.family, f, tc.typ, tc.help)
+		}
+	}
+
+	// The container's series carry kubelet's labels; its cgroup is its
+	// pod's cgroup/ID.
+	ws, ok := find(fams, "container_memory_working_set_bytes", mainSeries)
+	if !ok || value(ws) <= 0 {
+		t.Fatalf("no container_memory_working_set_bytes for %v (or 0):\n%.3000s", mainSeries, out)
+	}
+	labels := map[string]string{}
+	for _, l := range ws.GetLabel() {
+		labels[l.GetName()] = l.GetValue()
+	}
+	if !strings.HasSuffix(labels["id"], "/"+id) || labels["image"] == "" || len(labels) != 6 {
+		t.Errorf("container_memory_working_set_bytes labels %v: want container, id (…/%s), image, name, namespace, pod", labels, id)
+	}
+	podID := strings.TrimSuffix(labels["id"], "/"+id)
+	podSeries := map[string]string{"container": "", "pod": "busy", "namespace": ns, "id": podID}
+	for _, name := range []string{"container_cpu_usage_seconds_total", "container_memory_working_set_bytes"} {
+		if m, ok := find(fams, name, podSeries); !ok || value(m) <= 0 {
+			t.Errorf("%s: no positive pod cgroup series %v", name, podSeries)
+		}
+	}
+	for name, want := range map[string]float64{"container_spec_cpu_quota": 20000, "container_spec_cpu_period": 100000} {
+		if m, ok := find(fams, name, mainSeries); !ok || value(m) != want {
+			t.Errorf("%s%v = %v (present %v), want %v", name, mainSeries, m, ok, want)
+		}
+	}
+	for _, name := range []string{"machine_cpu_cores", "machine_memory_bytes"} {
+		if m, ok := find(fams, name, nil); !ok || value(m) <= 0 {
+			t.Errorf("%s: %v (present %v), want > 0", name, m, ok)
+		}
+	}
+	// On a cgroup v2 host the root cgroup has no memory files, so the
+	// node's series are left out (see the kubeletapi package doc).
+	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err != nil {
+		if m, ok := find(fams, "container_memory_working_set_bytes", map[string]string{"id": "/", "container": "", "pod": ""}); !ok || value(m) <= 0 {
+			t.Errorf(`container_memory_working_set_bytes{id="/"}: %v (present %v), want > 0`, m, ok)
+		}
+	}
+
+	client, base := kubeletClient(t, nodeInternalIP(t, c), nil)
+	if code, body := kubeletDo(t, client, base, kubeletRequest{"GET", "/metrics/cadvisor", "[metrics]", "get"}, ""); code != http.StatusUnauthorized || body != "Unauthorized" {
+		t.Errorf("GET /metrics/cadvisor without credentials: %d %q, want 401 \"Unauthorized\"", code, body)
 	}
 }

@@ -26,6 +26,39 @@
 // Provider: the package never touches runc, namespaces or files other than
 // the log files the provider names.
 //
+// # /metrics/cadvisor
+//
+// Kubelet serves cAdvisor's Prometheus collectors there; we have no
+// cAdvisor, so a collector of ours reads the same cgroups as
+// /metrics/resource (through StatsProvider) and writes cAdvisor's families
+// with cAdvisor's names, help texts and types, labelled as kubelet labels
+// them (container, id = the cgroup, image, name = the container ID,
+// namespace, pod), for the node's root cgroup (id="/", other labels
+// empty), each running pod's cgroup (container="") and each running
+// container: container_cpu_usage_seconds_total (cpu="total", per-CPU
+// usage being off in kubelet), container_memory_usage_bytes,
+// container_memory_working_set_bytes, container_memory_rss,
+// container_threads (pids.current), container_last_seen,
+// container_start_time_seconds, container_spec_cpu_period, _quota and
+// _shares (cpu.max and cpu.weight, or the v1 CFS files),
+// container_spec_memory_limit_bytes (0 for none, as cAdvisor), and
+// machine_cpu_cores and machine_memory_bytes (labelled machine_id,
+// system_uuid, boot_id), with container_scrape_error and
+// machine_scrape_error.
+//
+// Left out, since the cgroup files read here do not give them: the
+// network series (cAdvisor reads the interfaces of each pod's network
+// namespace, which this package never enters), the filesystem and disk
+// I/O series (cAdvisor measures the container's writable layer and the
+// per-device I/O files; the pods' storage is in /stats/summary), the
+// host's other cgroups (system.slice and the like: cAdvisor walks the
+// whole hierarchy, we report the pods'), the CPU user/system split,
+// throttling, load, memory cache/swap/failcnt and OOM-event series,
+// container_processes and container_file_descriptors (cAdvisor lists the
+// cgroup's processes in /proc), and cadvisor_version_info. On a cgroup
+// v2 host the root cgroup has no memory files, so there are no id="/"
+// series (cAdvisor reads /proc there).
+//
 // # Caveats
 //
 // Pods are looked up through Provider.RunningPods, which is therefore called

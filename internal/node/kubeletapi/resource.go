@@ -11,15 +11,44 @@ import (
 	"k8s.io/klog/v2"
 )
 
-// CPUMemory is the CPU and memory usage of the node, a pod or a container
-// (its cgroup), read at Time.
+// CPUMemory is what the cgroup of the node, a pod or a container gives:
+// its CPU and memory usage read at Time, and its limits.
 type CPUMemory struct {
-	Time time.Time
+	// Cgroup is the cgroup's path, "/" for the node's root cgroup:
+	// cAdvisor's id label.
+	Cgroup string
+	Time   time.Time
 	// CPUUsageNanoSeconds is the cumulative CPU time in nanoseconds.
 	CPUUsageNanoSeconds uint64
+	// MemoryUsageBytes is the memory charged to the cgroup, page cache
+	// included.
+	MemoryUsageBytes uint64
 	// MemoryWorkingSetBytes is kubelet's working set: usage less the
 	// inactive file cache.
 	MemoryWorkingSetBytes uint64
+	// MemoryRSSBytes is the anonymous memory (total_rss, anon).
+	MemoryRSSBytes uint64
+	// MemoryLimitBytes is the memory limit; 0 when there is none.
+	MemoryLimitBytes uint64
+	// Pids is the number of tasks (threads) in the cgroup; 0 when unknown.
+	Pids uint64
+	// CPUPeriod and CPUQuota are the CFS period and quota in
+	// microseconds, CPUShares the CPU shares; 0 when unknown or (quota)
+	// unlimited.
+	CPUPeriod, CPUQuota, CPUShares uint64
+}
+
+// MachineInfo is what /metrics/cadvisor reports of the machine.
+type MachineInfo struct {
+	// NumCores is the number of logical CPUs.
+	NumCores int
+	// MemoryCapacity is the machine's memory in bytes (MemTotal).
+	MemoryCapacity uint64
+	// MachineID, SystemUUID and BootID label the machine series; a
+	// missing one is "".
+	MachineID, SystemUUID, BootID string
+	// BootTime is the node root cgroup's start time; zero when unknown.
+	BootTime time.Time
 }
 
 // StatsProvider reads the usage of the node's, the pods' and the
@@ -29,6 +58,7 @@ type StatsProvider interface {
 	NodeCPUMemory() (CPUMemory, error)
 	PodCPUMemory(podUID string) (CPUMemory, error)
 	ContainerCPUMemory(podUID, containerID string) (CPUMemory, error)
+	MachineInfo() (MachineInfo, error)
 }
 
 // The descriptors of kubelet's /metrics/resource

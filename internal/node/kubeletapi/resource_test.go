@@ -21,9 +21,12 @@ type tableStats struct {
 	nodeErr    error
 	pods       map[string]CPUMemory
 	containers map[string]CPUMemory
+	machine    MachineInfo
+	machineErr error
 }
 
 func (f *tableStats) NodeCPUMemory() (CPUMemory, error) { return f.node, f.nodeErr }
+func (f *tableStats) MachineInfo() (MachineInfo, error) { return f.machine, f.machineErr }
 func (f *tableStats) PodCPUMemory(uid string) (CPUMemory, error) {
 	if s, ok := f.pods[uid]; ok {
 		return s, nil

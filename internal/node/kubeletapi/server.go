@@ -97,8 +97,8 @@ type Config struct {
 	NodeName string
 	// Provider serves the pods.
 	Provider Provider
-	// Stats reads the cgroups /metrics/resource reports; without it that
-	// path is not served.
+	// Stats reads the cgroups /metrics/resource and /metrics/cadvisor
+	// report; without it those paths are not served.
 	Stats StatsProvider
 	// Summary builds /stats/summary; without it that path is not served.
 	Summary SummaryProvider
@@ -240,6 +240,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("/metrics", metricsHandler(newMetricsRegistry()))
 	if s.cfg.Stats != nil {
 		mux.Handle("/metrics/resource", s.resourceMetricsHandler())
+		mux.Handle("/metrics/cadvisor", s.cadvisorMetricsHandler())
 	}
 	if s.cfg.Summary != nil {
 		mux.HandleFunc("/stats/summary", getOnly(s.getSummary))

@@ -8,6 +8,7 @@ import (
 	goruntime "runtime"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -23,6 +24,9 @@ type Machine struct {
 	BootID        string
 	KernelVersion string
 	OSImage       string
+	// BootTime is when the host booted (/proc/stat btime); zero when it
+	// cannot be read.
+	BootTime time.Time
 }
 
 // Read reads the host's facts as cadvisor gives them to kubelet;
@@ -55,7 +59,24 @@ func Read(dataDir string) (Machine, error) {
 		m.KernelVersion = unix.ByteSliceToString(uts.Release[:])
 	}
 	m.OSImage = osImage("/etc/os-release")
+	m.BootTime = bootTime("/proc/stat")
 	return m, nil
+}
+
+// bootTime returns the btime line of /proc/stat, or the zero time.
+func bootTime(path string) time.Time {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return time.Time{}
+	}
+	for line := range strings.Lines(string(data)) {
+		if v, ok := strings.CutPrefix(line, "btime "); ok {
+			if n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil {
+				return time.Unix(n, 0)
+			}
+		}
+	}
+	return time.Time{}
 }
 
 func memTotal(path string) (int64, error) {

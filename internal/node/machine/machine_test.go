@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 func TestReadFiles(t *testing.T) {
@@ -36,6 +37,12 @@ func TestReadFiles(t *testing.T) {
 	if got := osImage(filepath.Join(dir, "missing")); got != "Linux" {
 		t.Errorf("osImage of a missing file = %q", got)
 	}
+	if got := bootTime(write("stat", "cpu  1 2 3\nbtime 1700000000\nprocesses 9\n")); !got.Equal(time.Unix(1700000000, 0)) {
+		t.Errorf("bootTime = %v", got)
+	}
+	if got := bootTime(filepath.Join(dir, "missing")); !got.IsZero() {
+		t.Errorf("bootTime of a missing file = %v", got)
+	}
 }
 
 func TestRead(t *testing.T) {
@@ -43,7 +50,7 @@ func TestRead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.NumCPU < 1 || m.MemoryBytes <= 0 || m.StorageBytes <= 0 || m.KernelVersion == "" {
+	if m.NumCPU < 1 || m.MemoryBytes <= 0 || m.StorageBytes <= 0 || m.KernelVersion == "" || m.BootTime.IsZero() {
 		t.Errorf("Read = %+v", m)
 	}
 }

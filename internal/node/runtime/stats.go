@@ -16,6 +16,9 @@ import (
 // the resource metrics (/metrics/resource) and the eviction manager's
 // summary both read them.
 type CgroupStats struct {
+	// Cgroup is the cgroup's path below the hierarchy's root, "/" for the
+	// root cgroup: cAdvisor's container name, kubelet's id label.
+	Cgroup string
 	// Time is when the files were read.
 	Time time.Time
 	// CPUUsageNanoSeconds is the cumulative CPU time of the cgroup
@@ -36,6 +39,14 @@ type CgroupStats struct {
 	// Pids is pids.current: the processes and threads in the cgroup; 0
 	// when the host has no pids controller for it.
 	Pids uint64
+	// CPUPeriod and CPUQuota are the CFS period and quota in microseconds
+	// (v2 cpu.max; v1 cpu.cfs_period_us and cpu.cfs_quota_us); CPUQuota is
+	// 0 when unlimited, both are 0 when the cgroup has no such files (the
+	// root cgroup).
+	CPUPeriod, CPUQuota uint64
+	// CPUShares is cpu.shares (v1), or cpu.weight (v2) converted back to
+	// shares as cAdvisor does; 0 when the cgroup has no such file.
+	CPUShares uint64
 }
 
 // NodeStats returns the usage of the root cgroup, which kubelet reports as
@@ -85,7 +96,7 @@ func (r *Runtime) ContainerCgroupStats(podUID, qos, containerID string) (CgroupS
 
 // stats reads the CPU, memory and pids files of cgroup path.
 func (c *cgroupFS) stats(path string) (CgroupStats, error) {
-	s := CgroupStats{Time: time.Now()}
+	s := CgroupStats{Cgroup: filepath.Join("/", path), Time: time.Now()}
 	cpuFile := filepath.Join(c.root, path, "cpu.stat")
 	memDir, pidsDir := filepath.Join(c.root, path), filepath.Join(c.root, path)
 	usageFile, limitFile, inactiveKey, rssKey := "memory.current", "memory.max", "inactive_file", "anon"
@@ -134,7 +145,41 @@ func (c *cgroupFS) stats(path string) (CgroupStats, error) {
 	if s.Pids, err = readCgroupUint(filepath.Join(pidsDir, "pids.current")); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return s, err
 	}
+	c.cpuSpec(path, &s)
 	return s, nil
+}
+
+// cpuSpec reads the CFS quota, period and shares of cgroup path into s, as
+// cAdvisor's GetSpec: a file that is missing or unreadable leaves its
+// figure 0.
+func (c *cgroupFS) cpuSpec(path string, s *CgroupStats) {
+	if c.v2 {
+		dir := filepath.Join(c.root, path)
+		if w, err := readCgroupUint(filepath.Join(dir, "cpu.weight")); err == nil && w >= 1 && w <= 10000 {
+			s.CPUShares = 2 + ((w-1)*262142)/9999
+		}
+		if b, err := os.ReadFile(filepath.Join(dir, "cpu.max")); err == nil {
+			quota, period, ok := strings.Cut(strings.TrimSpace(string(b)), " ")
+			if ok {
+				s.CPUPeriod, _ = strconv.ParseUint(period, 10, 64)
+				if quota != "max" {
+					s.CPUQuota, _ = strconv.ParseUint(quota, 10, 64)
+				}
+			}
+		}
+		return
+	}
+	m, ok := c.mounts["cpu"]
+	if !ok {
+		return
+	}
+	dir := filepath.Join(m, path)
+	s.CPUShares, _ = readCgroupUint(filepath.Join(dir, "cpu.shares"))
+	s.CPUPeriod, _ = readCgroupUint(filepath.Join(dir, "cpu.cfs_period_us"))
+	if b, err := os.ReadFile(filepath.Join(dir, "cpu.cfs_quota_us")); err == nil {
+		// -1 is "no quota", which ParseUint rejects, leaving 0.
+		s.CPUQuota, _ = strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+	}
 }
 
 // workingSet is cAdvisor's: usage less inactive file pages, at least 0.

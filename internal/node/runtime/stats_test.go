@@ -43,6 +43,9 @@ func TestContainerStats(t *testing.T) {
 	if p.CPUUsageNanoSeconds < c.CPUUsageNanoSeconds || p.MemoryUsageBytes < c.MemoryUsageBytes {
 		t.Errorf("pod stats %+v below its container's %+v", p, c)
 	}
+	if c.Cgroup != filepath.Join(p.Cgroup, id) || !filepath.IsAbs(p.Cgroup) {
+		t.Errorf("container cgroup %q, pod cgroup %q: want /…/pod, /…/pod/%s", c.Cgroup, p.Cgroup, id)
+	}
 
 	n, err := e.r.NodeStats()
 	if err != nil {
@@ -51,7 +54,7 @@ func TestContainerStats(t *testing.T) {
 		}
 		t.Fatalf("NodeStats: %v", err)
 	}
-	if n.CPUUsageNanoSeconds < p.CPUUsageNanoSeconds || n.MemoryWorkingSetBytes == 0 {
+	if n.CPUUsageNanoSeconds < p.CPUUsageNanoSeconds || n.MemoryWorkingSetBytes == 0 || n.Cgroup != "/" {
 		t.Errorf("node stats %+v: want at least the pod's CPU time %d and a working set", n, p.CPUUsageNanoSeconds)
 	}
 
@@ -84,21 +87,43 @@ func TestCgroupStats(t *testing.T) {
 			})
 			return &cgroupFS{v2: true, root: root}
 		}, want: CgroupStats{MemoryUsageBytes: 10000, MemoryWorkingSetBytes: 7000, MemoryRSSBytes: 6000, Pids: 3}},
+		{name: "v2 cpu limited", setup: func(t *testing.T, root string) *cgroupFS {
+			write(t, filepath.Join(root, "kubepods/besteffort/podU"), map[string]string{
+				"memory.current": "10000\n", "memory.max": "65536\n", "memory.stat": "anon 6000\n",
+				// runc's weight for 512 shares, read back as cAdvisor does.
+				"cpu.max": "50000 100000\n", "cpu.weight": "20\n",
+			})
+			return &cgroupFS{v2: true, root: root}
+		}, want: CgroupStats{MemoryUsageBytes: 10000, MemoryWorkingSetBytes: 10000, MemoryRSSBytes: 6000, MemoryLimitBytes: 65536,
+			CPUPeriod: 100000, CPUQuota: 50000, CPUShares: 500}},
+		{name: "v2 cpu unlimited", setup: func(t *testing.T, root string) *cgroupFS {
+			write(t, filepath.Join(root, "kubepods/besteffort/podU"), map[string]string{
+				"memory.current": "1\n", "memory.stat": "", "cpu.max": "max 100000\n", "cpu.weight": "1\n",
+			})
+			return &cgroupFS{v2: true, root: root}
+		}, want: CgroupStats{MemoryUsageBytes: 1, MemoryWorkingSetBytes: 1, CPUPeriod: 100000, CPUShares: 2}},
 		{name: "v1 limited", setup: func(t *testing.T, root string) *cgroupFS {
 			write(t, filepath.Join(root, "memory/kubepods/besteffort/podU"), map[string]string{
 				"memory.usage_in_bytes": "10000\n", "memory.limit_in_bytes": "65536\n",
 				"memory.stat": "cache 4000\ninactive_file 9\ntotal_inactive_file 2000\n",
 			})
 			write(t, filepath.Join(root, "pids/kubepods/besteffort/podU"), map[string]string{"pids.current": "7\n"})
-			return &cgroupFS{mounts: map[string]string{"memory": filepath.Join(root, "memory"), "pids": filepath.Join(root, "pids")}}
-		}, want: CgroupStats{MemoryUsageBytes: 10000, MemoryWorkingSetBytes: 8000, MemoryLimitBytes: 65536, Pids: 7}},
+			write(t, filepath.Join(root, "cpu/kubepods/besteffort/podU"), map[string]string{
+				"cpu.shares": "512\n", "cpu.cfs_period_us": "100000\n", "cpu.cfs_quota_us": "50000\n",
+			})
+			return &cgroupFS{mounts: map[string]string{"memory": filepath.Join(root, "memory"), "pids": filepath.Join(root, "pids"), "cpu": filepath.Join(root, "cpu")}}
+		}, want: CgroupStats{MemoryUsageBytes: 10000, MemoryWorkingSetBytes: 8000, MemoryLimitBytes: 65536, Pids: 7,
+			CPUPeriod: 100000, CPUQuota: 50000, CPUShares: 512}},
 		{name: "v1 unlimited", setup: func(t *testing.T, root string) *cgroupFS {
 			write(t, filepath.Join(root, "memory/kubepods/besteffort/podU"), map[string]string{
 				"memory.usage_in_bytes": "100\n", "memory.limit_in_bytes": "9223372036854771712\n",
 				"memory.stat": "total_inactive_file 200\n",
 			})
-			return &cgroupFS{mounts: map[string]string{"memory": filepath.Join(root, "memory"), "pids": filepath.Join(root, "pids")}}
-		}, want: CgroupStats{MemoryUsageBytes: 100}},
+			write(t, filepath.Join(root, "cpu/kubepods/besteffort/podU"), map[string]string{
+				"cpu.shares": "2\n", "cpu.cfs_period_us": "100000\n", "cpu.cfs_quota_us": "-1\n",
+			})
+			return &cgroupFS{mounts: map[string]string{"memory": filepath.Join(root, "memory"), "pids": filepath.Join(root, "pids"), "cpu": filepath.Join(root, "cpu")}}
+		}, want: CgroupStats{MemoryUsageBytes: 100, CPUPeriod: 100000, CPUShares: 2}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -107,7 +132,10 @@ func TestCgroupStats(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got.Time = time.Time{}
+			if want := "/kubepods/besteffort/podU"; got.Cgroup != want {
+				t.Errorf("Cgroup = %q, want %q", got.Cgroup, want)
+			}
+			got.Time, got.Cgroup = time.Time{}, ""
 			if got != tt.want {
 				t.Errorf("stats = %+v, want %+v", got, tt.want)
 			}
