@@ -129,21 +129,10 @@ func TestKubeletCadvisorMetrics(t *testing.T) {
 	t.Parallel()
 	c, ns := busyboxNamespace(t, "cadvisor-")
 	busy := busyboxSleeper(ns, "busy")
-	busy.Spec.Containers[0].Command = []string{"sh", "-c", "while :; do :; done"}
+	busy.Spec.Containers[0].Command = busyLoop
 	busy.Spec.Containers[0].Resources.Limits = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("200m")}
 	pod := framework.RunPods(t, c, busy)["busy"]
-	var node string
-	err := wait.PollUntilContextTimeout(t.Context(), time.Second, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
-		nodes, err := c.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
-		if err != nil || len(nodes.Items) != 1 {
-			return false, nil
-		}
-		node = nodes.Items[0].Name
-		return true, nil
-	})
-	if err != nil {
-		t.Fatalf("no node registered: %v", err)
-	}
+	node := onlyNode(t, c)
 	if pod == nil || len(pod.Status.ContainerStatuses) != 1 {
 		t.Fatalf("pod busy: %+v", pod)
 	}
