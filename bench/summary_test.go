@@ -112,6 +112,20 @@ func kubeletAdmin(b *testing.B, c *framework.Cluster) (*http.Client, string) {
 // is Ready (two of metrics-server's 15 s scrapes), once with `--disable
 // metrics` and once without.
 func BenchmarkMetricsIdleRSS(b *testing.B) {
+	idleRSSAdded(b, "metrics", "metrics")
+}
+
+// BenchmarkPlatformIdleRSS is BenchmarkMetricsIdleRSS for every part `up
+// --disable` can turn off (issue 14's "idle RSS added by all of this"):
+// servicelb, the local-path provisioner, the NetworkPolicy enforcer and
+// metrics-server.
+func BenchmarkPlatformIdleRSS(b *testing.B) {
+	idleRSSAdded(b, "servicelb,storage,networkpolicy,metrics", "platform")
+}
+
+// idleRSSAdded reports pocketkube's idle RSS with and without `--disable
+// parts`, and the difference as what-added-MiB.
+func idleRSSAdded(b *testing.B, parts, what string) {
 	var with, without []float64
 	rss := func(extra ...string) float64 {
 		c := startCluster(b, extra...)
@@ -128,11 +142,11 @@ func BenchmarkMetricsIdleRSS(b *testing.B) {
 		return float64(kib) / 1024
 	}
 	for b.Loop() {
-		without = append(without, rss("--disable", "metrics"))
+		without = append(without, rss("--disable", parts))
 		with = append(with, rss())
 	}
 	noNsPerOp(b)
-	b.ReportMetric(mean(without), "idle-rss-no-metrics-MiB")
+	b.ReportMetric(mean(without), "idle-rss-no-"+what+"-MiB")
 	b.ReportMetric(mean(with), "idle-rss-MiB")
-	b.ReportMetric(mean(with)-mean(without), "metrics-added-MiB")
+	b.ReportMetric(mean(with)-mean(without), what+"-added-MiB")
 }
