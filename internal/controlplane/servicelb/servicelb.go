@@ -45,6 +45,8 @@ import (
 	servicecontroller "k8s.io/cloud-provider/controllers/service"
 	controllersmetrics "k8s.io/component-base/metrics/prometheus/controllers"
 	"k8s.io/klog/v2"
+
+	"github.com/pocketkube/pocketkube/internal/shutdown"
 )
 
 // ProviderName is the cloud provider name the service controller reports.
@@ -67,7 +69,7 @@ func Run(ctx context.Context, client kubernetes.Interface) error {
 		return fmt.Errorf("create service controller: %w", err)
 	}
 	factory.Start(ctx.Done())
-	defer factory.Shutdown()
+	defer shutdown.Informers(klog.FromContext(ctx), shutdown.InformerWait, factory)
 	klog.FromContext(ctx).V(1).Info("Starting the LoadBalancer service controller")
 	c.Run(ctx, 1, controllersmetrics.NewControllerManagerMetrics("pocketkube"))
 	return nil

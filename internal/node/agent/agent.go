@@ -31,6 +31,7 @@ import (
 	"github.com/pocketkube/pocketkube/internal/node/machine"
 	"github.com/pocketkube/pocketkube/internal/node/prober"
 	"github.com/pocketkube/pocketkube/internal/node/token"
+	"github.com/pocketkube/pocketkube/internal/shutdown"
 )
 
 // Config is what an Agent needs. Fields without a default are required.
@@ -280,7 +281,7 @@ func (a *Agent) Run(ctx context.Context) error {
 
 	a.informers.Start(ctx.Done())
 	a.services.Start(ctx.Done())
-	defer shutdownInformers(logger, informerStopWait, a.informers, a.services)
+	defer shutdown.Informers(logger, informerStopWait, a.informers, a.services)
 	if !cache.WaitForCacheSync(ctx.Done(), a.podsSynced, a.servicesSynced) {
 		return nil
 	}
@@ -321,31 +322,7 @@ func podRateLimiter() workqueue.TypedRateLimiter[cache.ObjectName] {
 }
 
 // informerStopWait bounds how long a stop waits for the informers.
-const informerStopWait = time.Second
-
-// shutdownInformers stops the factories' informers, whose stop channel
-// (ctx.Done()) is closed by now, and waits for them at most limit. After
-// the API server was unreachable, client-go's reflector can be sleeping
-// out a watch-list back-off that does not watch the stop channel
-// (tools/cache/reflector.go, watchList: up to 30 s); a stop must not wait
-// for that sleep, as Ctrl-C has 10 s in all. Such an informer returns
-// once its sleep ends, or with the process.
-func shutdownInformers(logger klog.Logger, limit time.Duration, factories ...interface{ Shutdown() }) {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		var wg sync.WaitGroup
-		for _, f := range factories {
-			wg.Go(f.Shutdown)
-		}
-		wg.Wait()
-	}()
-	select {
-	case <-done:
-	case <-time.After(limit):
-		logger.Info("Informers still stopping; not waiting for them", "waited", limit)
-	}
-}
+const informerStopWait = shutdown.InformerWait
 
 // waitPodCIDR waits until the node-ipam controller gave the node its pod
 // CIDR: pod networking is configured from it, as on any cluster.

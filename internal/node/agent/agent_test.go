@@ -15,7 +15,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/tools/cache"
-	"k8s.io/klog/v2/ktesting"
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/pocketkube/pocketkube/internal/node/machine"
@@ -270,44 +269,6 @@ func TestObjectWatchesFollowReferences(t *testing.T) {
 	}
 	if len(w.watches) != 0 {
 		t.Errorf("%d watches left", len(w.watches))
-	}
-}
-
-// blockingFactory is an informer factory whose Shutdown returns when
-// release is closed, as a reflector asleep in its back-off does.
-type blockingFactory struct{ release chan struct{} }
-
-func (f blockingFactory) Shutdown() { <-f.release }
-
-func TestShutdownInformersBoundsTheWait(t *testing.T) {
-	const limit = 200 * time.Millisecond
-	tests := []struct {
-		name    string
-		blocked bool
-		// The stop takes from min to max.
-		min, max time.Duration
-	}{
-		{name: "informers stop at once", blocked: false, min: 0, max: limit / 2},
-		{name: "an informer sleeps out its back-off", blocked: true, min: limit, max: limit + time.Second},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			logger, _ := ktesting.NewTestContext(t)
-			stuck := blockingFactory{release: make(chan struct{})}
-			defer close(stuck.release)
-			quick := blockingFactory{release: make(chan struct{})}
-			close(quick.release)
-			factories := []interface{ Shutdown() }{quick}
-			if tt.blocked {
-				factories = append(factories, stuck)
-			}
-			start := time.Now()
-			shutdownInformers(logger, limit, factories...)
-			took := time.Since(start)
-			if took < tt.min || took > tt.max {
-				t.Errorf("shutdownInformers took %s, want %s to %s", took, tt.min, tt.max)
-			}
-		})
 	}
 }
 

@@ -17,6 +17,8 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 	"sigs.k8s.io/knftables"
+
+	"github.com/pocketkube/pocketkube/internal/shutdown"
 )
 
 // Config is what the enforcer needs. Both fields are required.
@@ -89,7 +91,7 @@ func Run(ctx context.Context, cfg Config) error {
 	informerCtx, stopInformers := context.WithCancel(ctx)
 	defer stopInformers()
 	factory.Start(informerCtx.Done())
-	defer factory.Shutdown()
+	defer shutdown.Informers(klog.FromContext(ctx), shutdown.InformerWait, factory)
 	for typ, ok := range factory.WaitForCacheSync(ctx.Done()) {
 		if !ok {
 			if ctx.Err() != nil {
