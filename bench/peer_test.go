@@ -580,31 +580,7 @@ func BenchmarkPeerPodStart(b *testing.B) {
 	for _, n := range []int{1, 30, 100} {
 		b.Run(fmt.Sprintf("pods=%d", n), func(b *testing.B) {
 			p := peerCluster(b)
-			client := highQPSClient(b, p.cp)
-			var all []podSample
-			var allRunning []time.Duration
-			run := 0
-			for b.Loop() {
-				samples, last, err := podStartRun(b.Context(), client, n, run)
-				if err != nil {
-					b.Fatalf("%v\n%s", err, p.logs(b.Context()))
-				}
-				run++
-				all = append(all, samples...)
-				allRunning = append(allRunning, last)
-			}
-			noNsPerOp(b)
-			pick := func(f func(podSample) time.Duration) []time.Duration {
-				var d []time.Duration
-				for _, s := range all {
-					d = append(d, f(s))
-				}
-				return d
-			}
-			reportQuantiles(b, "bound-running", pick(func(s podSample) time.Duration { return s.boundToRunning }), false)
-			reportQuantiles(b, "create-running", pick(func(s podSample) time.Duration { return s.running }), false)
-			reportQuantiles(b, "create-firstlog", pick(func(s podSample) time.Duration { return s.firstLog }), false)
-			b.ReportMetric(ms(quantile(allRunning, 0.5)), "all-running-ms")
+			measurePodStart(b, highQPSClient(b, p.cp), n, func() string { return p.logs(b.Context()) })
 		})
 	}
 }

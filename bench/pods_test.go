@@ -33,33 +33,39 @@ func BenchmarkPodStart(b *testing.B) {
 	for _, n := range []int{1, 30, 100} {
 		b.Run(fmt.Sprintf("pods=%d", n), func(b *testing.B) {
 			c := podsCluster(b)
-			client := highQPSClient(b, c)
-			var all []podSample
-			var allRunning []time.Duration
-			run := 0
-			for b.Loop() {
-				samples, last, err := podStartRun(b.Context(), client, n, run)
-				if err != nil {
-					b.Fatal(err)
-				}
-				run++
-				all = append(all, samples...)
-				allRunning = append(allRunning, last)
-			}
-			noNsPerOp(b)
-			pick := func(f func(podSample) time.Duration) []time.Duration {
-				var d []time.Duration
-				for _, s := range all {
-					d = append(d, f(s))
-				}
-				return d
-			}
-			reportQuantiles(b, "bound-running", pick(func(s podSample) time.Duration { return s.boundToRunning }), false)
-			reportQuantiles(b, "create-running", pick(func(s podSample) time.Duration { return s.running }), false)
-			reportQuantiles(b, "create-firstlog", pick(func(s podSample) time.Duration { return s.firstLog }), false)
-			b.ReportMetric(ms(quantile(allRunning, 0.5)), "all-running-ms")
+			measurePodStart(b, highQPSClient(b, c), n, func() string { return "" })
 		})
 	}
+}
+
+// measurePodStart runs b's iterations of podStartRun with n pods and
+// reports BenchmarkPodStart's figures; context() adds what to show with a
+// failure (the peer's logs).
+func measurePodStart(b *testing.B, client kubernetes.Interface, n int, context func() string) {
+	var all []podSample
+	var allRunning []time.Duration
+	run := 0
+	for b.Loop() {
+		samples, last, err := podStartRun(b.Context(), client, n, run)
+		if err != nil {
+			b.Fatalf("%v\n%s", err, context())
+		}
+		run++
+		all = append(all, samples...)
+		allRunning = append(allRunning, last)
+	}
+	noNsPerOp(b)
+	pick := func(f func(podSample) time.Duration) []time.Duration {
+		var d []time.Duration
+		for _, s := range all {
+			d = append(d, f(s))
+		}
+		return d
+	}
+	reportQuantiles(b, "bound-running", pick(func(s podSample) time.Duration { return s.boundToRunning }), false)
+	reportQuantiles(b, "create-running", pick(func(s podSample) time.Duration { return s.running }), false)
+	reportQuantiles(b, "create-firstlog", pick(func(s podSample) time.Duration { return s.firstLog }), false)
+	b.ReportMetric(ms(quantile(allRunning, 0.5)), "all-running-ms")
 }
 
 // highQPSClient is an admin client without client-side throttling in the
