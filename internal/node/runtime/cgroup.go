@@ -119,6 +119,20 @@ func podCgroup(root, qos, uid string) string {
 	}
 }
 
+// createQOSCgroups makes the pods' cgroup root and its burstable and
+// besteffort children before any pod, as kubelet's container manager does
+// at start (pkg/kubelet/cm qosContainerManager.Start): the eviction
+// manager reads the root as the "pods" system container from its first
+// pass, not only once the first pod has made it.
+func (c *cgroupFS) createQOSCgroups(root string) error {
+	for _, p := range []string{root, filepath.Join(root, "burstable"), filepath.Join(root, "besteffort")} {
+		if err := c.apply(p, Resources{}); err != nil {
+			return fmt.Errorf("create the pods' cgroups: %w", err)
+		}
+	}
+	return nil
+}
+
 // sharesToWeight is runc's cgroup v1 → v2 CPU conversion.
 func sharesToWeight(shares uint64) uint64 {
 	if shares == 0 {

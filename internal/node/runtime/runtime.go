@@ -114,6 +114,9 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := cg.createQOSCgroups(cfg.CgroupRoot); err != nil {
+		return nil, err
+	}
 	caps, err := CurrentCaps()
 	if err != nil {
 		return nil, err

@@ -142,3 +142,23 @@ func TestCgroupStats(t *testing.T) {
 		})
 	}
 }
+
+// TestPodsCgroupStatsBeforeFirstPod reads the pods' cgroup of a runtime
+// that has run no pod yet: New makes it, as kubelet makes its QoS cgroups
+// at start, so the eviction manager's "pods" system container is there
+// from its first pass.
+func TestPodsCgroupStatsBeforeFirstPod(t *testing.T) {
+	e := newTestEnv(t)
+	s, err := e.r.PodsCgroupStats()
+	if err != nil {
+		t.Fatalf("PodsCgroupStats before any pod: %v", err)
+	}
+	if s.Cgroup != e.cfg.CgroupRoot {
+		t.Errorf("pods cgroup %q, want %q", s.Cgroup, e.cfg.CgroupRoot)
+	}
+	for _, q := range []string{"burstable", "besteffort"} {
+		if _, err := e.r.cgroups.stats(filepath.Join(e.cfg.CgroupRoot, q)); err != nil {
+			t.Errorf("%s cgroup: %v", q, err)
+		}
+	}
+}
