@@ -72,7 +72,7 @@ SECURITY_TEST_NAMES := TestListeningPorts TestKubeletAPIAuth TestAPIServerVerifi
 	TestSeccompRuntimeDefaultBlocksSyscalls TestSeccompLocalhostProfile TestAppArmorRefusedWithoutHostSupport \
 	TestSubPathSymlinkSwapNeverEscapes TestSubPathSymlinkOutsideRefused TestImageLoadRefusesPoisonedBlob \
 	TestImagePasswdIsReadInsideTheImage TestPodPidsLimitForkBomb TestPodPidsLimitDefault TestEmptyDirSizeLimitEviction \
-	TestKilledShimContainerRestarts TestRebootResumesPods TestMemoryPressureEviction TestDiskPressureCondition \
+	TestKilledShimContainerRestarts TestRebootResumesPods TestMemoryPressureEviction TestSoftMemoryEviction TestDiskPressureCondition \
 	TestEtcdDiskFull TestImageGCUnderDiskPressure
 empty :=
 SECURITY_TESTS := $(subst $(empty) $(empty),|,$(strip $(SECURITY_TEST_NAMES)))

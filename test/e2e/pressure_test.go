@@ -163,3 +163,71 @@ func waitNodeCondition(ctx context.Context, t *testing.T, client kubernetes.Inte
 	}
 	return node, cond
 }
+
+// TestSoftMemoryEviction starts a node with no hard threshold and a soft
+// one above what the machine has (memory.available<1000Gi, grace period
+// 5 s, --eviction-max-pod-grace-period 2): MemoryPressure turns True,
+// and once the threshold has held for its grace period the eviction
+// manager evicts a Guaranteed pod with kubelet's message, giving it its
+// terminationGracePeriodSeconds (60) capped at 2 s: its container, which
+// ignores SIGTERM, is killed within seconds, not after a minute.
+func TestSoftMemoryEviction(t *testing.T) {
+	c := startNodeCluster(t, "--eviction-hard=", "--eviction-soft=memory.available<1000Gi",
+		"--eviction-soft-grace-period=memory.available=5s", "--eviction-max-pod-grace-period=2")
+	c.ImportBusybox(t, "busybox")
+	client := c.Client(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+
+	node, cond := waitNodeCondition(ctx, t, client, v1.NodeMemoryPressure, v1.ConditionTrue)
+	if cond.Reason != "KubeletHasInsufficientMemory" {
+		t.Errorf("MemoryPressure reason %q, want kubelet's KubeletHasInsufficientMemory", cond.Reason)
+	}
+	res := v1.ResourceList{v1.ResourceCPU: resource.MustParse("10m"), v1.ResourceMemory: resource.MustParse("64Mi")}
+	grace := int64(60)
+	pod := &v1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "soft-evicted", Namespace: "default"},
+		Spec: v1.PodSpec{
+			NodeName:                      node.Name,
+			TerminationGracePeriodSeconds: &grace,
+			Containers: []v1.Container{{Name: "c", Image: "busybox", Command: []string{"sh", "-c", "trap '' TERM; while true; do sleep 1; done"},
+				Resources: v1.ResourceRequirements{Requests: res, Limits: res}}},
+		},
+	}
+	if _, err := client.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var got *v1.Pod
+	if err := wait.PollUntilContextCancel(ctx, time.Second, true, func(ctx context.Context) (bool, error) {
+		var err error
+		got, err = client.CoreV1().Pods("default").Get(ctx, pod.Name, metav1.GetOptions{})
+		return err == nil && got.Status.Phase == v1.PodFailed, nil
+	}); err != nil {
+		t.Fatalf("pod never evicted: %+v", got.Status)
+	}
+	if prefix := "The node was low on resource: memory. Threshold quantity: 1000Gi, available: "; got.Status.Reason != "Evicted" || !strings.HasPrefix(got.Status.Message, prefix) {
+		t.Errorf("pod reason %q message %q, want Evicted, %q...", got.Status.Reason, got.Status.Message, prefix)
+	}
+	var disruption *v1.PodCondition
+	for i := range got.Status.Conditions {
+		if got.Status.Conditions[i].Type == v1.DisruptionTarget {
+			disruption = &got.Status.Conditions[i]
+		}
+	}
+	if disruption == nil || disruption.Status != v1.ConditionTrue || disruption.Reason != v1.PodReasonTerminationByKubelet {
+		t.Fatalf("DisruptionTarget condition %+v, want True TerminationByKubelet", disruption)
+	}
+	// A pod evicted before its container started has nothing to kill.
+	if len(got.Status.ContainerStatuses) == 0 || got.Status.ContainerStatuses[0].State.Terminated == nil {
+		t.Fatalf("container status %+v, want terminated", got.Status.ContainerStatuses)
+	}
+	term := got.Status.ContainerStatuses[0].State.Terminated
+	if term.StartedAt.IsZero() {
+		t.Skipf("evicted before its container ran (%+v): the grace period is not seen", term)
+	}
+	// Seconds in the API's timestamps: 2 s of grace plus the kill is well
+	// under the pod's own 60 s.
+	if took := term.FinishedAt.Sub(disruption.LastTransitionTime.Time); term.ExitCode != 137 || took > 20*time.Second {
+		t.Errorf("container exit %d, %s after the eviction: want 137 (SIGTERM ignored, SIGKILL after the 2 s cap), well before its own 60 s", term.ExitCode, took)
+	}
+}
