@@ -106,17 +106,7 @@ func TestMemoryPressureEviction(t *testing.T) {
 		}
 		return p
 	}
-	failed := func(name string) *v1.Pod {
-		var got *v1.Pod
-		if err := wait.PollUntilContextCancel(ctx, time.Second, true, func(ctx context.Context) (bool, error) {
-			var err error
-			got, err = client.CoreV1().Pods("default").Get(ctx, name, metav1.GetOptions{})
-			return err == nil && got.Status.Phase == v1.PodFailed, nil
-		}); err != nil {
-			t.Fatalf("pod %s never Failed: %+v", name, got.Status)
-		}
-		return got
-	}
+	failed := func(name string) *v1.Pod { return waitPodFailed(ctx, t, client, name) }
 
 	mkPod("besteffort", nil)
 	got := failed("besteffort")
@@ -126,18 +116,42 @@ func TestMemoryPressureEviction(t *testing.T) {
 
 	mkPod("guaranteed", v1.ResourceList{v1.ResourceCPU: resource.MustParse("10m"), v1.ResourceMemory: resource.MustParse("64Mi")})
 	got = failed("guaranteed")
-	if prefix := "The node was low on resource: memory. Threshold quantity: 1000Gi, available: "; got.Status.Reason != "Evicted" || !strings.HasPrefix(got.Status.Message, prefix) {
-		t.Errorf("Guaranteed pod reason %q message %q, want Evicted, %q...", got.Status.Reason, got.Status.Message, prefix)
+	checkMemoryEvicted(t, got)
+}
+
+// waitPodFailed polls until pod default/name is Failed and returns it.
+func waitPodFailed(ctx context.Context, t *testing.T, client kubernetes.Interface, name string) *v1.Pod {
+	t.Helper()
+	var got *v1.Pod
+	if err := wait.PollUntilContextCancel(ctx, time.Second, true, func(ctx context.Context) (bool, error) {
+		var err error
+		got, err = client.CoreV1().Pods("default").Get(ctx, name, metav1.GetOptions{})
+		return err == nil && got.Status.Phase == v1.PodFailed, nil
+	}); err != nil {
+		t.Fatalf("pod %s never Failed: %+v", name, got.Status)
+	}
+	return got
+}
+
+// checkMemoryEvicted checks that pod was evicted for memory.available<1000Gi
+// as kubelet's eviction manager evicts: reason Evicted, kubelet's message
+// and the DisruptionTarget condition, which it returns (nil if missing).
+func checkMemoryEvicted(t *testing.T, pod *v1.Pod) *v1.PodCondition {
+	t.Helper()
+	if prefix := "The node was low on resource: memory. Threshold quantity: 1000Gi, available: "; pod.Status.Reason != "Evicted" || !strings.HasPrefix(pod.Status.Message, prefix) {
+		t.Errorf("pod %s reason %q message %q, want Evicted, %q...", pod.Name, pod.Status.Reason, pod.Status.Message, prefix)
 	}
 	var disruption *v1.PodCondition
-	for i := range got.Status.Conditions {
-		if got.Status.Conditions[i].Type == v1.DisruptionTarget {
-			disruption = &got.Status.Conditions[i]
+	for i := range pod.Status.Conditions {
+		if pod.Status.Conditions[i].Type == v1.DisruptionTarget {
+			disruption = &pod.Status.Conditions[i]
 		}
 	}
 	if disruption == nil || disruption.Status != v1.ConditionTrue || disruption.Reason != v1.PodReasonTerminationByKubelet {
-		t.Errorf("DisruptionTarget condition %+v, want True TerminationByKubelet", disruption)
+		t.Errorf("pod %s DisruptionTarget condition %+v, want True TerminationByKubelet", pod.Name, disruption)
+		return nil
 	}
+	return disruption
 }
 
 // waitNodeCondition polls until the cluster's one node has condition typ
@@ -197,25 +211,10 @@ func TestSoftMemoryEviction(t *testing.T) {
 	if _, err := client.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	var got *v1.Pod
-	if err := wait.PollUntilContextCancel(ctx, time.Second, true, func(ctx context.Context) (bool, error) {
-		var err error
-		got, err = client.CoreV1().Pods("default").Get(ctx, pod.Name, metav1.GetOptions{})
-		return err == nil && got.Status.Phase == v1.PodFailed, nil
-	}); err != nil {
-		t.Fatalf("pod never evicted: %+v", got.Status)
-	}
-	if prefix := "The node was low on resource: memory. Threshold quantity: 1000Gi, available: "; got.Status.Reason != "Evicted" || !strings.HasPrefix(got.Status.Message, prefix) {
-		t.Errorf("pod reason %q message %q, want Evicted, %q...", got.Status.Reason, got.Status.Message, prefix)
-	}
-	var disruption *v1.PodCondition
-	for i := range got.Status.Conditions {
-		if got.Status.Conditions[i].Type == v1.DisruptionTarget {
-			disruption = &got.Status.Conditions[i]
-		}
-	}
-	if disruption == nil || disruption.Status != v1.ConditionTrue || disruption.Reason != v1.PodReasonTerminationByKubelet {
-		t.Fatalf("DisruptionTarget condition %+v, want True TerminationByKubelet", disruption)
+	got := waitPodFailed(ctx, t, client, pod.Name)
+	disruption := checkMemoryEvicted(t, got)
+	if disruption == nil {
+		t.FailNow()
 	}
 	// A pod evicted before its container started has nothing to kill.
 	if len(got.Status.ContainerStatuses) == 0 || got.Status.ContainerStatuses[0].State.Terminated == nil {
