@@ -479,9 +479,18 @@ func (r *Runtime) ContainerStatus(ctx context.Context, id string) (*ContainerSta
 		cs.State = StateCreated
 	case "running", "paused":
 		cs.State = StateRunning
-	default:
+	case "stopped":
 		// The init is gone but no exit file: the shim is about to write
-		// it (a dead one's was recorded above).
+		// it (a dead one's was recorded above). Until it has, the
+		// container still runs, as containerd reports a task running
+		// until it has handled its exit: a container that exits at once
+		// (an init container's /bin/true) must not read as neither
+		// running nor exited, which the pod's status would show as
+		// waiting to be created again.
+		cs.State = StateRunning
+	default:
+		// No runc state: runc has not made the container yet, or has
+		// deleted it already.
 		cs.State = StateUnknown
 	}
 	return cs, nil
