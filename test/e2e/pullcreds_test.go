@@ -163,6 +163,29 @@ func TestEnsureSecretPulledImages(t *testing.T) {
 		}
 	})
 
+	// An image volume of the image goes through the same check.
+	mount := []corev1.VolumeMount{{Name: "img", MountPath: "/img"}}
+	t.Run("image-volume-without-secret-refused", func(t *testing.T) {
+		refusedBefore := reg.Refused.Load()
+		framework.CreatePod(t, c, imageVolumePod("default", "ensure-vol-b", []corev1.Volume{imageVolume("img", image, corev1.PullIfNotPresent)}, mount))
+		p := waitContainerWaiting(t, c, "default", "ensure-vol-b", "ImagePullBackOff")
+		if msg := p.Status.ContainerStatuses[0].State.Waiting.Message; !regexp.MustCompile(`(?i)401|unauthorized`).MatchString(msg) {
+			t.Errorf("image volume without the secret: waiting message %q, want the registry's refusal", msg)
+		}
+		if reg.Refused.Load() == refusedBefore {
+			t.Error("the registry refused nothing: the image volume was never pulled")
+		}
+	})
+	t.Run("image-volume-with-secret", func(t *testing.T) {
+		pod := imageVolumePod("default", "ensure-vol-c", []corev1.Volume{imageVolume("img", image, corev1.PullIfNotPresent)}, mount)
+		pod.Spec.ImagePullSecrets = []corev1.LocalObjectReference{{Name: secret}}
+		framework.CreatePod(t, c, pod)
+		framework.WaitPod(t, c, "default", "ensure-vol-c", "Running", framework.Running)
+		if out, err := shared.PodExec(ctx, "default", "ensure-vol-c", "ls", "/img/bin/busybox"); err != nil || out != "/img/bin/busybox\n" {
+			t.Errorf("ls /img/bin/busybox: %q (%v)", out, err)
+		}
+	})
+
 	t.Run("preloaded-image-usable-without-secret", func(t *testing.T) {
 		// Named after the private registry, so that any pull is refused:
 		// the pod runs only if the node lets it use the loaded image.
