@@ -73,7 +73,8 @@ SECURITY_TEST_NAMES := TestListeningPorts TestKubeletAPIAuth TestAPIServerVerifi
 	TestSubPathSymlinkSwapNeverEscapes TestSubPathSymlinkOutsideRefused TestImageLoadRefusesPoisonedBlob \
 	TestImagePasswdIsReadInsideTheImage TestPodPidsLimitForkBomb TestPodPidsLimitDefault TestEmptyDirSizeLimitEviction \
 	TestKilledShimContainerRestarts TestRebootResumesPods TestMemoryPressureEviction TestSoftMemoryEviction TestDiskPressureCondition \
-	TestEtcdDiskFull TestImageGCUnderDiskPressure
+	TestEtcdDiskFull TestImageGCUnderDiskPressure \
+	TestEnsureSecretPulledImages
 empty :=
 SECURITY_TESTS := $(subst $(empty) $(empty),|,$(strip $(SECURITY_TEST_NAMES)))
 security: build testreport

@@ -55,6 +55,7 @@ import (
 	"github.com/pocketkube/pocketkube/internal/node/machine"
 	"github.com/pocketkube/pocketkube/internal/node/netpol"
 	"github.com/pocketkube/pocketkube/internal/node/network"
+	"github.com/pocketkube/pocketkube/internal/node/pullcreds"
 	"github.com/pocketkube/pocketkube/internal/node/runtime"
 	"github.com/pocketkube/pocketkube/internal/node/volume"
 )
@@ -111,6 +112,12 @@ type Config struct {
 	// image.GCConfig: zero takes kubelet's defaults, a negative age none).
 	ImageGCHighThresholdPercent, ImageGCLowThresholdPercent int
 	ImageMinimumGCAge                                       time.Duration
+	// ImagePullCredentialsVerificationPolicy and
+	// PreloadedImagesVerificationAllowlist are kubelet's
+	// imagePullCredentialsVerificationPolicy (empty: its default,
+	// NeverVerifyPreloadedImages) and preloadedImagesVerificationAllowlist.
+	ImagePullCredentialsVerificationPolicy string
+	PreloadedImagesVerificationAllowlist   []string
 	// EvictionMaxPodGracePeriod is kubelet's --eviction-max-pod-grace-period
 	// (seconds): the longest grace period of a pod evicted for a soft
 	// threshold.
@@ -315,6 +322,17 @@ func Run(ctx context.Context, cfg Config) error {
 		return startErr(err)
 	}
 	late := lateAgent{&current}
+	// kubelet's KubeletEnsureSecretPulledImages: records of who pulled
+	// which image with which secret, under DIR/node/image_manager.
+	pullCreds, err := pullcreds.New(ctx, pullcreds.Config{
+		Dir:        filepath.Join(cfg.DataDir, "node"),
+		Policy:     cfg.ImagePullCredentialsVerificationPolicy,
+		Allowlist:  cfg.PreloadedImagesVerificationAllowlist,
+		ListImages: pullCredsImages(images),
+	})
+	if err != nil {
+		return err
+	}
 	// kubelet's image GC: every 5 min above 85 % of the image
 	// filesystem, and for the eviction manager under imagefs pressure.
 	imageGC, err := image.NewGC(images, image.GCConfig{
@@ -322,6 +340,7 @@ func Run(ctx context.Context, cfg Config) error {
 		LowThresholdPercent:  cfg.ImageGCLowThresholdPercent,
 		MinAge:               cfg.ImageMinimumGCAge,
 		PodImages:            late.podImages,
+		PostGC:               pullCreds.PostGC,
 	})
 	if err != nil {
 		return err
@@ -363,9 +382,10 @@ func Run(ctx context.Context, cfg Config) error {
 		NewNetwork: func(ctx context.Context, podCIDR string) (agent.Network, error) {
 			return network.New(ctx, network.Config{StateDir: filepath.Join(cfg.DataDir, "node", "network"), PodCIDR: podCIDR})
 		},
-		ClusterDNS:     cfg.ClusterDNS,
-		SeccompDefault: cfg.SeccompDefault,
-		Pressure:       pressure,
+		ClusterDNS:      cfg.ClusterDNS,
+		SeccompDefault:  cfg.SeccompDefault,
+		Pressure:        pressure,
+		PullCredentials: pullCreds,
 	})
 	if err != nil {
 		return err
@@ -496,4 +516,32 @@ func (c cgroupStats) MachineInfo() (kubeletapi.MachineInfo, error) {
 		NumCores: m.NumCPU, MemoryCapacity: uint64(m.MemoryBytes),
 		MachineID: m.MachineID, SystemUUID: m.SystemUUID, BootID: m.BootID, BootTime: m.BootTime,
 	}, nil
+}
+
+// pullCredsImages lists the store's images for the pull manager, one
+// per ID with the names it goes by.
+func pullCredsImages(store *image.Store) func(ctx context.Context) ([]pullcreds.Image, error) {
+	return func(ctx context.Context) ([]pullcreds.Image, error) {
+		imgs, err := store.List(ctx)
+		if err != nil {
+			return nil, err
+		}
+		byID := map[string]*pullcreds.Image{}
+		var out []*pullcreds.Image
+		for _, img := range imgs {
+			p := byID[img.ID]
+			if p == nil {
+				p = &pullcreds.Image{ID: img.ID}
+				byID[img.ID] = p
+				out = append(out, p)
+			}
+			p.RepoTags = append(p.RepoTags, img.Name)
+			p.RepoDigests = append(p.RepoDigests, img.RepoDigest())
+		}
+		list := make([]pullcreds.Image, 0, len(out))
+		for _, p := range out {
+			list = append(list, *p)
+		}
+		return list, nil
+	}
 }

@@ -30,6 +30,7 @@ import (
 
 	"github.com/pocketkube/pocketkube/internal/node/machine"
 	"github.com/pocketkube/pocketkube/internal/node/prober"
+	"github.com/pocketkube/pocketkube/internal/node/pullcreds"
 	"github.com/pocketkube/pocketkube/internal/node/token"
 	"github.com/pocketkube/pocketkube/internal/shutdown"
 )
@@ -83,6 +84,12 @@ type Config struct {
 
 	// Workers is how many pods sync at once. Defaults to 4 (10 measured no faster on 2 cores).
 	Workers int
+	// PullCredentials, when set, is kubelet's image pull manager
+	// (KubeletEnsureSecretPulledImages): an image present on the node is
+	// used by a pod only if its policy and records allow it; otherwise
+	// the pod pulls it with its own credentials. nil lets every pod use
+	// every image present.
+	PullCredentials *pullcreds.Manager
 	// Clock defaults to the real clock.
 	Clock clock.Clock
 }
