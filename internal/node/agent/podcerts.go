@@ -65,6 +65,27 @@ func (m podManager) GetPods() []*v1.Pod {
 // retries.
 const pcrSettle = 200 * time.Millisecond
 
+// podCertificateResync is how often a running pod with podCertificate
+// sources is synced, its volumes re-written, without an event: kubelet's
+// sync frequency (1 min), at which it remounts projected volumes.
+const podCertificateResync = time.Minute
+
+// hasPodCertificates reports whether a projected volume of pod has a
+// podCertificate source.
+func hasPodCertificates(pod *v1.Pod) bool {
+	for _, vol := range pod.Spec.Volumes {
+		if vol.Projected == nil {
+			continue
+		}
+		for _, src := range vol.Projected.Sources {
+			if src.PodCertificate != nil {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // startPodCertificates starts kubelet's podcertificate.IssuingManager on
 // the agent's informer factory (PodCertificateRequests with
 // spec.nodeName=<node>) and a Node informer limited to this node, as

@@ -3,12 +3,14 @@ package agent
 import (
 	"errors"
 	"testing"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/klog/v2/ktesting"
 )
 
 // TestPodManager checks the agent's pods as upstream's podcertificate
@@ -64,5 +66,28 @@ func TestServesPodCertificateRequests(t *testing.T) {
 				t.Errorf("= %v, %v; want %v, error %v", got, err, tc.want, tc.wantErr)
 			}
 		})
+	}
+}
+
+// TestSyncResyncsPodCertificates checks that a running pod with a
+// podCertificate source asks for a sync within kubelet's sync frequency,
+// which re-writes its volumes with a refreshed certificate, and that a
+// pod without one asks for none.
+func TestSyncResyncsPodCertificates(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	f := newFixture(t)
+	withCert := newPod("pc", "c")
+	withCert.Spec.Volumes = []v1.Volume{{Name: "certs", VolumeSource: v1.VolumeSource{Projected: &v1.ProjectedVolumeSource{
+		Sources: []v1.VolumeProjection{{PodCertificate: &v1.PodCertificateProjection{SignerName: "example.com/s", KeyType: "ED25519", CredentialBundlePath: "b.pem"}}}}}}}
+	f.pods = append(f.pods, withCert, newPod("plain", "c"))
+	f.newAgent()
+	for _, tc := range []struct {
+		pod  string
+		want time.Duration
+	}{{"pc", podCertificateResync}, {"plain", 0}} {
+		f.mustSync(ctx, tc.pod)
+		if requeue := f.mustSync(ctx, tc.pod); requeue != tc.want {
+			t.Errorf("running pod %s: requeue after %s, want %s", tc.pod, requeue, tc.want)
+		}
 	}
 }
