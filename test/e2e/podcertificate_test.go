@@ -44,8 +44,10 @@ func podCertPod(ns, name, signer string, maxExpiration *int32) *corev1.Pod {
 // is issued the pod stays ContainerCreating with kubelet's FailedMount
 // error; once the signer issues it the pod starts without waiting out a
 // long back-off, and its files hold a key that matches the issued
-// certificate, in kubelet's layout and modes. A maxExpirationSeconds above
-// 91 days is refused by the API server.
+// certificate, in kubelet's layout and modes (0644; 0600 and the user's
+// for a pod with runAsUser). A denied request keeps its pod from starting
+// with kubelet's Denied event and error. A maxExpirationSeconds above 91
+// days is refused by the API server.
 func TestProjectedPodCertificate(t *testing.T) {
 	t.Parallel()
 	c, ns := busyboxNamespace(t, "projected-podcert-")
@@ -136,6 +138,56 @@ func TestProjectedPodCertificate(t *testing.T) {
 	if want := "/var/run/pc/key.pem 644\n/var/run/pc/chain.pem 644\n/var/run/pc/bundle.pem 644\n"; err != nil || out != want {
 		t.Errorf("modes: %q (%v), want %q", out, err, want)
 	}
+
+	// As in upstream's mTLS spec, a pod that runs as a non-root user:
+	// kubelet makes the files 0600 and that user's.
+	t.Run("files are the pod's runAsUser's, 0600", func(t *testing.T) {
+		p := podCertPod(ns, "pc-user", signer, nil)
+		p.Spec.SecurityContext = &corev1.PodSecurityContext{RunAsUser: ptrTo(int64(1000)), RunAsNonRoot: ptrTo(true)}
+		framework.RunPods(t, c, p)
+		out, err := shared.PodExec(t.Context(), ns, "pc-user", "stat", "-L", "-c", "%n %a %u", "/var/run/pc/key.pem", "/var/run/pc/chain.pem", "/var/run/pc/bundle.pem")
+		if want := "/var/run/pc/key.pem 600 1000\n/var/run/pc/chain.pem 600 1000\n/var/run/pc/bundle.pem 600 1000\n"; err != nil || out != want {
+			t.Errorf("modes: %q (%v), want %q", out, err, want)
+		}
+		if out, err := shared.PodExec(t.Context(), ns, "pc-user", "cat", "/var/run/pc/key.pem"); err != nil || !strings.HasPrefix(out, "-----BEGIN PRIVATE KEY-----") {
+			t.Errorf("cat key.pem as user 1000: %q (%v)", out, err)
+		}
+	})
+
+	// A denied request is final: the manager records kubelet's Denied
+	// event and the volume fails with its reason, the pod never starts.
+	t.Run("a denied request keeps the pod from starting", func(t *testing.T) {
+		other := "example.com/pocketkube-deny-" + ns
+		framework.CreatePod(t, c, podCertPod(ns, "pc-denied", other, nil))
+		var req *certificatesv1.PodCertificateRequest
+		if err := wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, framework.PodTimeout, true, func(ctx context.Context) (bool, error) {
+			list, err := c.CertificatesV1().PodCertificateRequests(ns).List(ctx, metav1.ListOptions{})
+			if err != nil {
+				return false, nil
+			}
+			for i := range list.Items {
+				if list.Items[i].Spec.SignerName == other {
+					req = &list.Items[i]
+					return true, nil
+				}
+			}
+			return false, nil
+		}); err != nil {
+			t.Fatalf("no PodCertificateRequest for pc-denied: %v", err)
+		}
+		req.Status.Conditions = []metav1.Condition{{Type: certificatesv1.PodCertificateRequestConditionTypeDenied, Status: metav1.ConditionTrue,
+			Reason: "NotForTests", Message: "denied by the test", LastTransitionTime: metav1.Now()}}
+		if _, err := c.CertificatesV1().PodCertificateRequests(ns).UpdateStatus(t.Context(), req, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		waitEvent(t, c, ns, "pc-denied", certificatesv1.PodCertificateRequestConditionTypeDenied, framework.PodTimeout, func(e *corev1.Event) bool {
+			return e.Type == corev1.EventTypeWarning && strings.Contains(e.Message, "was denied")
+		})
+		waitEvent(t, c, ns, "pc-denied", "FailedMount", framework.PodTimeout, func(e *corev1.Event) bool {
+			return e.Message == `MountVolume.SetUp failed for volume "certs" : PodCertificateRequest was permanently denied: reason="NotForTests" message="denied by the test"`
+		})
+		waitContainerWaiting(t, c, ns, "pc-denied", "ContainerCreating")
+	})
 
 	t.Run("should reject pod creation when MaxExpirationSeconds exceeds maximum (91d)", func(t *testing.T) {
 		_, err := c.CoreV1().Pods(ns).Create(t.Context(), podCertPod(ns, "too-long", signer, ptrTo(int32(91*24*60*60+1))), metav1.CreateOptions{})
