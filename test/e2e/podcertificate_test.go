@@ -15,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/kubernetes/test/utils/hermeticpodcertificatesigner"
 	"k8s.io/utils/clock"
 
@@ -195,4 +196,88 @@ func TestProjectedPodCertificate(t *testing.T) {
 			t.Errorf("create: %v, want maxExpirationSeconds must be <= 7862400", err)
 		}
 	})
+}
+
+// TestPodCertificateAcrossRestart: the pod certificate manager keeps its
+// keys in memory, as kubelet's does, so after `up` is stopped and started
+// again the restarted pod gets a new PodCertificateRequest, a new key and
+// the certificate issued for it.
+func TestPodCertificateAcrossRestart(t *testing.T) {
+	c := startNodeCluster(t)
+	client := c.Client(t)
+	c.ImportBusybox(t, e2eBusybox)
+	framework.WaitServiceAccount(t, client, "default")
+	signer := "example.com/pocketkube-restart"
+	caKeys, caCerts, err := hermeticpodcertificatesigner.GenerateCAHierarchy(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	startSigner := func(client kubernetes.Interface) context.CancelFunc {
+		ctx, stop := context.WithCancel(context.Background())
+		go hermeticpodcertificatesigner.New(clock.RealClock{}, signer, "cluster.local", caKeys, caCerts, client).Run(ctx)
+		return stop
+	}
+	stopSigner := startSigner(client)
+	framework.RunPods(t, client, podCertPod("default", "pc", signer, nil))
+	// key returns the pod's key and the public key of its certificate.
+	key := func(c *framework.Cluster) (string, ed25519.PublicKey) {
+		t.Helper()
+		keyPEM, err := c.PodExec(t.Context(), "default", "pc", "cat", "/var/run/pc/key.pem")
+		if err != nil {
+			t.Fatalf("cat key.pem: %v", err)
+		}
+		chainPEM, err := c.PodExec(t.Context(), "default", "pc", "cat", "/var/run/pc/chain.pem")
+		if err != nil {
+			t.Fatalf("cat chain.pem: %v", err)
+		}
+		cb, _ := pem.Decode([]byte(chainPEM))
+		if cb == nil {
+			t.Fatalf("chain.pem holds no certificate: %q", chainPEM)
+		}
+		leaf, err := x509.ParseCertificate(cb.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pub, _ := leaf.PublicKey.(ed25519.PublicKey)
+		return keyPEM, pub
+	}
+	before, _ := key(c)
+	stopSigner()
+	stopCleanly(t, c)
+
+	restarted := time.Now().Truncate(time.Second)
+	c = restartNode(t, c)
+	client = c.Client(t)
+	stopSigner = startSigner(client)
+	defer stopSigner()
+	// The status from before the stop says Running too: wait for the
+	// container the new agent started.
+	if _, err := framework.WaitPodIn(t.Context(), client, "default", "pc", framework.PodTimeout, func(p *corev1.Pod) (bool, error) {
+		cs := p.Status.ContainerStatuses
+		return framework.Running(p) && len(cs) == 1 && cs[0].State.Running != nil && !cs[0].State.Running.StartedAt.Time.Before(restarted), nil
+	}); err != nil {
+		t.Fatalf("pod never ran again after the restart: %v", err)
+	}
+	after, pub := key(c)
+	kb, _ := pem.Decode([]byte(after))
+	if kb == nil {
+		t.Fatalf("key.pem after the restart: %q", after)
+	}
+	k, err := x509.ParsePKCS8PrivateKey(kb.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if priv, ok := k.(ed25519.PrivateKey); !ok || !priv.Public().(ed25519.PublicKey).Equal(pub) {
+		t.Error("key.pem after the restart does not match chain.pem's certificate")
+	}
+	if after == before {
+		t.Error("the restarted pod kept its key: want a new key and certificate, as kubelet's in-memory manager issues")
+	}
+	pcrs, err := client.CertificatesV1().PodCertificateRequests("default").List(t.Context(), metav1.ListOptions{})
+	if err != nil || len(pcrs.Items) != 2 {
+		t.Errorf("PodCertificateRequests after the restart: %d (%v), want 2", len(pcrs.Items), err)
+	}
+	// The signer's watch would hold the API server's shutdown up.
+	stopSigner()
+	stopCleanly(t, c)
 }
