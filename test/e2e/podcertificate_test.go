@@ -83,12 +83,14 @@ func TestProjectedPodCertificate(t *testing.T) {
 		t.Fatal(err)
 	}
 	go hermeticpodcertificatesigner.New(clock.RealClock{}, signer, "cluster.local", caKeys, caCerts, c).Run(ctx)
+	signing := time.Now()
 
 	if _, err := framework.WaitPodIn(t.Context(), c, ns, "pc", framework.PodTimeout, func(p *corev1.Pod) (bool, error) {
 		return p.Status.Phase == corev1.PodRunning, nil
 	}); err != nil {
 		t.Fatalf("pod never ran once its certificate was issued: %v", err)
 	}
+	t.Logf("pod running %s after the signer started", time.Since(signing).Round(time.Millisecond))
 	issued, err := c.CertificatesV1().PodCertificateRequests(ns).Get(t.Context(), pcr.Name, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
