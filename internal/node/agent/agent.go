@@ -25,6 +25,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
 	"k8s.io/kubernetes/pkg/kubelet/clustertrustbundle"
+	"k8s.io/kubernetes/pkg/kubelet/podcertificate"
 	"k8s.io/kubernetes/pkg/security/apparmor"
 	"k8s.io/utils/clock"
 
@@ -171,7 +172,8 @@ func New(cfg Config) (*Agent, error) {
 			workqueue.TypedRateLimitingQueueConfig[cache.ObjectName]{Name: "pods"}),
 	}
 	a.watches = newObjectWatches(cfg.Client, func(k cache.ObjectName) { a.queue.Add(k) })
-	a.objects = &apiObjects{client: cfg.Client, watches: a.watches, allocatable: a.allocatable, tokens: token.NewManager(cfg.Client, cfg.Clock)}
+	a.objects = &apiObjects{client: cfg.Client, watches: a.watches, allocatable: a.allocatable, tokens: token.NewManager(cfg.Client, cfg.Clock),
+		podCerts: &podcertificate.NoOpManager{}}
 	a.informers = informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0,
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
 			o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", cfg.NodeName).String()
@@ -179,15 +181,34 @@ func New(cfg Config) (*Agent, error) {
 	podInformer := a.informers.Core().V1().Pods()
 	a.podLister = podInformer.Lister()
 	a.podsSynced = podInformer.Informer().HasSynced
+	if err := podInformer.Informer().AddIndexers(cache.Indexers{podUIDIndex: podUIDIndexFunc}); err != nil {
+		return nil, fmt.Errorf("index pods: %w", err)
+	}
+	// The pod certificate manager learns of pods as kubelet's does
+	// (HandlePodAdditions, HandlePodRemoves); tracking only queues the
+	// pod's sources on the manager's own queue.
 	_, err := podInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: a.enqueue,
+		AddFunc: func(obj any) {
+			a.enqueue(obj)
+			if pod, ok := obj.(*v1.Pod); ok {
+				a.objects.podCerts.TrackPod(context.Background(), pod)
+			}
+		},
 		UpdateFunc: func(old, cur any) {
 			if old.(*v1.Pod).ResourceVersion == cur.(*v1.Pod).ResourceVersion {
 				return
 			}
 			a.enqueue(cur)
 		},
-		DeleteFunc: a.enqueue,
+		DeleteFunc: func(obj any) {
+			a.enqueue(obj)
+			if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = t.Obj
+			}
+			if pod, ok := obj.(*v1.Pod); ok {
+				a.objects.podCerts.ForgetPod(context.Background(), pod)
+			}
+		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("watch pods: %w", err)
@@ -273,6 +294,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	defer a.prober.Close()
+	a.startPodCertificates(ctx)
 
 	statusCtx, stopStatus := context.WithCancel(ctx)
 	defer stopStatus()
