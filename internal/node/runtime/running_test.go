@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"fmt"
 	"maps"
 	"testing"
 	"time"
@@ -89,4 +90,33 @@ func TestRunningContainersMatchesListContainers(t *testing.T) {
 	again := e.run(t, e.container(pod, "main", "sleep", "600"))
 	e.waitState(t, again, StateRunning)
 	t.Run("restarted", func(t *testing.T) { check(t, map[string]map[string]string{pod.UID: {"main": again}}) })
+}
+
+// BenchmarkRunningContainers lists 20 running containers (in 10 pods) as
+// the stats summary did before (ListContainers, then its running ones)
+// and as it does now (RunningContainers).
+func BenchmarkRunningContainers(b *testing.B) {
+	e := newTestEnv(b)
+	for i := range 10 {
+		pod := e.pod(b, fmt.Sprintf("p%d", i))
+		for _, name := range []string{"a", "b"} {
+			e.waitState(b, e.run(b, e.container(pod, name, "sleep", "600")), StateRunning)
+		}
+	}
+	b.Run("ListContainers", func(b *testing.B) {
+		for b.Loop() {
+			cs, err := e.r.ListContainers(e.ctx, "")
+			if err != nil || len(cs) != 20 {
+				b.Fatalf("ListContainers: %d, %v", len(cs), err)
+			}
+		}
+	})
+	b.Run("RunningContainers", func(b *testing.B) {
+		for b.Loop() {
+			m, err := e.r.RunningContainers()
+			if err != nil || len(m) != 10 {
+				b.Fatalf("RunningContainers: %d pods, %v", len(m), err)
+			}
+		}
+	})
 }
