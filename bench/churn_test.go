@@ -39,7 +39,7 @@ const churnGap = 250 * time.Millisecond
 func BenchmarkServiceChurn(b *testing.B) {
 	c := startCluster(b)
 	c.ImportBusybox(b, "busybox")
-	client := c.Client(b)
+	client := highQPSClient(b, c)
 	ctx := b.Context()
 	const backend = "bench-churn-0"
 	if _, err := client.CoreV1().Pods("default").Create(ctx, backendPod(backend, "churn"), metav1.CreateOptions{}); err != nil {
