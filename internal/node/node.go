@@ -220,24 +220,10 @@ func (l lateAgent) PodCleanedUp(pod *v1.Pod) bool {
 }
 
 // runningContainers lists the running containers of every pod: pod UID →
-// name → ID, from one listing of the runtime.
+// name → ID, from the runtime's own records (the summary's listing).
 func runningContainers(rt *runtime.Runtime) func(ctx context.Context) (map[string]map[string]string, error) {
-	return func(ctx context.Context) (map[string]map[string]string, error) {
-		cs, err := rt.ListContainers(ctx, "")
-		if err != nil {
-			return nil, err
-		}
-		out := map[string]map[string]string{}
-		for _, c := range cs {
-			if c.State != runtime.StateRunning || c.PodUID == "" {
-				continue
-			}
-			if out[c.PodUID] == nil {
-				out[c.PodUID] = map[string]string{}
-			}
-			out[c.PodUID][c.Name] = c.ID
-		}
-		return out, nil
+	return func(context.Context) (map[string]map[string]string, error) {
+		return rt.RunningContainers()
 	}
 }
 
