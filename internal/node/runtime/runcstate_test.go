@@ -74,8 +74,17 @@ func TestProcStat(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	if b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", cmd.Process.Pid)); string(b) != "a (b) c\n" {
-		t.Fatalf("comm = %q", b)
+	// Start returns once the child is forked; its name is the command's
+	// only after its execve, which may come a moment later.
+	var comm []byte
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		comm, _ = os.ReadFile(fmt.Sprintf("/proc/%d/comm", cmd.Process.Pid))
+		if string(comm) == "a (b) c\n" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("comm = %q", comm)
+		}
 	}
 	state, start, err = procStat(cmd.Process.Pid)
 	if err != nil || state != 'S' && state != 'R' || start == 0 {
