@@ -4,7 +4,6 @@ package bench
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"os"
 	"strconv"
@@ -15,9 +14,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/apimachinery/pkg/util/wait"
-
-	"github.com/pocketkube/pocketkube/test/framework"
 )
 
 // churnGap is the pause between two Service changes in
@@ -42,16 +38,7 @@ func BenchmarkServiceChurn(b *testing.B) {
 	client := highQPSClient(b, c)
 	ctx := b.Context()
 	const backend = "bench-churn-0"
-	if _, err := client.CoreV1().Pods("default").Create(ctx, backendPod(backend, "churn"), metav1.CreateOptions{}); err != nil {
-		b.Fatalf("create pod: %v", err)
-	}
-	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
-		p, err := client.CoreV1().Pods("default").Get(ctx, backend, metav1.GetOptions{})
-		return err == nil && framework.Ready(p), nil
-	})
-	if err != nil {
-		b.Fatalf("pod %s not ready: %v", backend, err)
-	}
+	runBackend(b, client, backend, "churn")
 	pid := c.Pid()
 	idleStart, idleCPU := time.Now(), cpuTime(b, pid)
 	time.Sleep(10 * time.Second)

@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/pocketkube/pocketkube/test/framework"
 )
@@ -37,16 +38,7 @@ func BenchmarkLoadBalancer(b *testing.B) {
 	client := highQPSClient(b, c)
 	ctx := b.Context()
 	const backend = "bench-lb-0"
-	if _, err := client.CoreV1().Pods("default").Create(ctx, backendPod(backend, "lb"), metav1.CreateOptions{}); err != nil {
-		b.Fatalf("create pod: %v", err)
-	}
-	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
-		p, err := client.CoreV1().Pods("default").Get(ctx, backend, metav1.GetOptions{})
-		return err == nil && framework.Ready(p), nil
-	})
-	if err != nil {
-		b.Fatalf("pod %s not ready: %v", backend, err)
-	}
+	runBackend(b, client, backend, "lb")
 	services := client.CoreV1().Services("default")
 	httpClient := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	var toAddress, toAnswer []time.Duration
@@ -93,4 +85,20 @@ func BenchmarkLoadBalancer(b *testing.B) {
 	noNsPerOp(b)
 	reportRoundedQuantiles(b, "create-address", toAddress)
 	reportRoundedQuantiles(b, "create-answer", toAnswer)
+}
+
+// runBackend creates the backend pod name (backendPod, labelled app) in
+// default and waits until it is ready.
+func runBackend(b *testing.B, client kubernetes.Interface, name, app string) {
+	ctx := b.Context()
+	if _, err := client.CoreV1().Pods("default").Create(ctx, backendPod(name, app), metav1.CreateOptions{}); err != nil {
+		b.Fatalf("create pod: %v", err)
+	}
+	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		p, err := client.CoreV1().Pods("default").Get(ctx, name, metav1.GetOptions{})
+		return err == nil && framework.Ready(p), nil
+	})
+	if err != nil {
+		b.Fatalf("pod %s not ready: %v", name, err)
+	}
 }
