@@ -3,7 +3,6 @@ package agent
 import (
 	"fmt"
 	"slices"
-	"strings"
 	"testing"
 
 	v1 "k8s.io/api/core/v1"
@@ -81,15 +80,7 @@ func TestSyncPodEnsureSecretPulledImages(t *testing.T) {
 			}
 			f.pods = append(f.pods, pod)
 			f.newAgent()
-			f.mustSync(ctx, "web")
-			if got := len(f.images.pulled()) == 1; got != tc.wantPull {
-				t.Errorf("pulled %v, want a pull: %v", f.images.pulled(), tc.wantPull)
-			}
-			phase := v1.PodRunning
-			if !strings.Contains(tc.wantStatus, "running") {
-				phase = v1.PodPending
-			}
-			f.expectStatus(ctx, "web", phase, tc.wantStatus)
+			f.syncPull(ctx, "web", tc.wantPull, tc.wantStatus)
 			var events []string
 			for len(f.recorder.Events) > 0 {
 				events = append(events, <-f.recorder.Events)
