@@ -119,14 +119,7 @@ func TestProjectedPodCertificate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cb, _ := pem.Decode([]byte(chainPEM))
-	if cb == nil {
-		t.Fatalf("chain.pem holds no certificate: %q", chainPEM)
-	}
-	leaf, err := x509.ParseCertificate(cb.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
+	leaf := leafOf(t, chainPEM)
 	priv, ok := key.(ed25519.PrivateKey)
 	if !ok {
 		t.Fatalf("key.pem holds a %T, want an ED25519 key", key)
@@ -232,15 +225,7 @@ func TestPodCertificateAcrossRestart(t *testing.T) {
 		if err != nil {
 			t.Fatalf("cat chain.pem: %v", err)
 		}
-		cb, _ := pem.Decode([]byte(chainPEM))
-		if cb == nil {
-			t.Fatalf("chain.pem holds no certificate: %q", chainPEM)
-		}
-		leaf, err := x509.ParseCertificate(cb.Bytes)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pub, _ := leaf.PublicKey.(ed25519.PublicKey)
+		pub, _ := leafOf(t, chainPEM).PublicKey.(ed25519.PublicKey)
 		return keyPEM, pub
 	}
 	before, _ := key(c)
@@ -282,4 +267,18 @@ func TestPodCertificateAcrossRestart(t *testing.T) {
 	// The signer's watch would hold the API server's shutdown up.
 	stopSigner()
 	stopCleanly(t, c)
+}
+
+// leafOf parses the first certificate of a chain.pem.
+func leafOf(t *testing.T, chainPEM string) *x509.Certificate {
+	t.Helper()
+	cb, _ := pem.Decode([]byte(chainPEM))
+	if cb == nil {
+		t.Fatalf("chain.pem holds no certificate: %q", chainPEM)
+	}
+	leaf, err := x509.ParseCertificate(cb.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return leaf
 }
