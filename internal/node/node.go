@@ -29,6 +29,7 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -76,6 +77,10 @@ type Config struct {
 	// ServingCert and ServingKey serve the kubelet API; ClientCA verifies
 	// its clients (the API server).
 	ServingCert, ServingKey, ClientCA string
+	// ServingCertificate, when set, replaces ServingCert and ServingKey:
+	// the kubelet API serves what it returns (a certificate manager's
+	// current certificate; nil until it has one).
+	ServingCertificate func() *tls.Certificate
 	// KubeletVersion is reported in the Node's nodeInfo.
 	KubeletVersion string
 	// CgroupRoot is the cgroup (cgroupfs path) the pods' cgroups go under,
@@ -372,15 +377,16 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	current.Store(a)
 	api, err := kubeletapi.New(kubeletapi.Config{
-		Addr:         net.JoinHostPort("", strconv.Itoa(int(cfg.KubeletPort))),
-		CertFile:     cfg.ServingCert,
-		KeyFile:      cfg.ServingKey,
-		ClientCAFile: cfg.ClientCA,
-		Client:       client,
-		NodeName:     cfg.NodeName,
-		Provider:     a.Provider(rt),
-		Stats:        cgroupStats{rt, machine},
-		Summary:      summary,
+		Addr:           net.JoinHostPort("", strconv.Itoa(int(cfg.KubeletPort))),
+		CertFile:       cfg.ServingCert,
+		KeyFile:        cfg.ServingKey,
+		GetCertificate: cfg.ServingCertificate,
+		ClientCAFile:   cfg.ClientCA,
+		Client:         client,
+		NodeName:       cfg.NodeName,
+		Provider:       a.Provider(rt),
+		Stats:          cgroupStats{rt, machine},
+		Summary:        summary,
 	})
 	if err != nil {
 		return err
