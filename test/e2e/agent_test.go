@@ -243,6 +243,13 @@ func TestAgentJoin(t *testing.T) {
 	}
 	checkLogsExec("after the join")
 
+	// The joined node's Service proxy routes the kubernetes Service to
+	// the API server. (Cluster DNS does not answer pods of a joined node:
+	// README, "More nodes".)
+	if out, err := c.PodExec(t.Context(), ns, "pinned", "sh", "-c", "nc -w 5 10.96.0.1 443 </dev/null && echo connected"); err != nil || !strings.Contains(out, "connected") {
+		t.Errorf("pod on the joined node to the kubernetes Service: %q, %v", out, err)
+	}
+
 	clientCSRs, servingCSRs := nodeCSRs(t, admin, n.name, id)
 	if len(clientCSRs) != 1 || len(servingCSRs) != 1 {
 		t.Fatalf("%d client and %d serving CSRs of the join, want one each", len(clientCSRs), len(servingCSRs))
