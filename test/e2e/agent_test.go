@@ -4,6 +4,13 @@ package e2e
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -17,6 +24,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
+	keyutil "k8s.io/client-go/util/keyutil"
 
 	"github.com/pocketkube/pocketkube/test/framework"
 )
@@ -174,7 +182,8 @@ func dirEntries(t *testing.T, dir string) []string {
 // to the agent's kubelet API (a serving certificate from a
 // kubernetes.io/kubelet-serving CSR that the server approved); a restart
 // on the same data dir comes back Ready with the same certificates, no new
-// CSR.
+// CSR; and a client certificate near its expiry is rotated with kubelet's
+// certificate manager while the agent runs.
 func TestAgentJoin(t *testing.T) {
 	c := startNodeCluster(t)
 	admin := c.Client(t)
@@ -295,6 +304,44 @@ func TestAgentJoin(t *testing.T) {
 	if c2, s2 := nodeCSRs(t, admin, n.name, id); len(c2) != 1 || len(s2) != 1 {
 		t.Errorf("after a restart: %d client and %d serving CSRs, want still one each", len(c2), len(s2))
 	}
+
+	// Client certificate rotation, as kubelet's: restarted with a client
+	// certificate past 70 % of its lifetime that expires in 45 s, the
+	// agent requests a new one with a CSR of its own (the
+	// controller-manager approves a node's renewal), and keeps renewing
+	// its Lease after the old one expired.
+	if err := n.proc.Stop(15 * time.Second); err != nil {
+		t.Fatalf("stop the agent: %v\n%s", err, framework.Tail(n.proc.Output(), 40))
+	}
+	notAfter := shortClientCert(t, c, n, 45*time.Second)
+	n.start(t, joinFlags...)
+	err = wait.PollUntilContextTimeout(t.Context(), 200*time.Millisecond, framework.PodTimeout, true, func(ctx context.Context) (bool, error) {
+		csrs, err := admin.CertificatesV1().CertificateSigningRequests().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, nil
+		}
+		for _, csr := range csrs.Items {
+			if csr.Spec.SignerName == certificatesv1.KubeAPIServerClientKubeletSignerName && csr.Spec.Username == "system:node:"+n.name &&
+				len(csr.Status.Certificate) > 0 && approvedBy(csr) == "AutoApproved" {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		t.Fatalf("no renewal CSR of system:node:%s approved and signed: %v\n%s", n.name, err, framework.Tail(n.proc.Output(), 40))
+	}
+	time.Sleep(time.Until(notAfter.Add(time.Second)))
+	waitNodeReady(t, admin, n.name, notAfter.Add(time.Second))
+	if got := currentClientCert(t, n); !got.NotAfter.After(time.Now().Add(time.Hour)) {
+		t.Errorf("current client certificate expires %s, want a renewed one", got.NotAfter)
+	}
+	select {
+	case <-n.proc.Done():
+		t.Fatalf("agent exited:\n%s", framework.Tail(n.proc.Output(), 40))
+	default:
+	}
+
 	if err := admin.CoreV1().Pods(ns).Delete(t.Context(), "pinned", metav1.DeleteOptions{}); err != nil {
 		t.Error(err)
 	}
@@ -304,4 +351,82 @@ func TestAgentJoin(t *testing.T) {
 	}); err != nil {
 		t.Errorf("pod on the joined node not deleted: %v", err)
 	}
+}
+
+// shortClientCert replaces the joined node's current client certificate
+// (kubelet's kubelet-client-current.pem) by one the cluster CA issues for
+// system:node:NAME, issued 10 min ago and expiring in d, and returns its
+// expiry.
+func shortClientCert(t *testing.T, c *framework.Cluster, n *joinedNode, d time.Duration) time.Time {
+	t.Helper()
+	caCert, err := os.ReadFile(filepath.Join(c.DataDir, "pki", "ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	caKeyPEM, err := os.ReadFile(filepath.Join(c.DataDir, "pki", "ca.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(caCert)
+	ca, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caKey, err := keyutil.ParsePrivateKeyPEM(caKeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(now.UnixNano()),
+		Subject:      pkix.Name{CommonName: "system:node:" + n.name, Organization: []string{"system:nodes"}},
+		NotBefore:    now.Add(-10 * time.Minute),
+		NotAfter:     now.Add(d),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(n.dataDir, "agent", "pki")
+	file := filepath.Join(dir, "kubelet-client-short.pem")
+	data := append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})...)
+	if err := os.WriteFile(file, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	current := filepath.Join(dir, "kubelet-client-current.pem")
+	if err := os.Remove(current); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(file, current); err != nil {
+		t.Fatal(err)
+	}
+	return tmpl.NotAfter.Truncate(time.Second)
+}
+
+// currentClientCert is the joined node's current client certificate.
+func currentClientCert(t *testing.T, n *joinedNode) *x509.Certificate {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(n.dataDir, "agent", "pki", "kubelet-client-current.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(data)
+	if block == nil {
+		t.Fatal("no PEM in kubelet-client-current.pem")
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert
 }

@@ -15,7 +15,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 	nodeutil "k8s.io/component-helpers/node/util"
 	"k8s.io/klog/v2"
 	kubeletconfig "k8s.io/kubernetes/pkg/kubelet/apis/config"
@@ -131,9 +130,9 @@ func (o *agentOptions) Run(cmd *cobra.Command, _ []string) error {
 	// it: a kubernetes.io/kubelet-serving CSR for the node's name and
 	// address, which the server's csrapprover approves, renewed by
 	// kubelet's certificate manager.
-	restCfg, err := clientcmd.BuildConfigFromFlags("", creds.Kubeconfig)
+	restCfg, _, err := join.RotatingClient(ctx, creds, name)
 	if err != nil {
-		return err
+		return fmt.Errorf("client certificate manager: %w", err)
 	}
 	client, err := kubernetes.NewForConfig(restCfg)
 	if err != nil {
@@ -167,7 +166,7 @@ func (o *agentOptions) Run(cmd *cobra.Command, _ []string) error {
 	logger.Info("Starting pocketkube agent", "dataDir", o.dataDir, "server", o.server, "node", name, "nodeIP", nodeIP, "bootstrapped", creds.Bootstrapped)
 	return node.Run(klog.NewContext(ctx, klog.LoggerWithName(logger, "node")), node.Config{
 		DataDir:            o.dataDir,
-		Kubeconfig:         creds.Kubeconfig,
+		RESTConfig:         restCfg,
 		NodeName:           name,
 		NodeIPs:            []net.IP{nodeIP},
 		KubeletPort:        o.kubeletPort,
