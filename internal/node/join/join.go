@@ -44,6 +44,7 @@ import (
 	"k8s.io/klog/v2"
 	kubeadmapi "k8s.io/kubernetes/cmd/kubeadm/app/apis/kubeadm"
 	"k8s.io/kubernetes/cmd/kubeadm/app/discovery/token"
+	"k8s.io/kubernetes/cmd/kubeadm/app/util/pubkeypin"
 	"k8s.io/kubernetes/pkg/kubelet/certificate/bootstrap"
 
 	"github.com/pocketkube/pocketkube/internal/atomicfile"
@@ -119,6 +120,9 @@ func Join(ctx context.Context, cfg Config) (*Credentials, error) {
 	if len(cfg.CACertHashes) == 0 {
 		return nil, errors.New("--discovery-token-ca-cert-hash is required (DATA_DIR/node-token of `pocketkube up`): without it the server cannot be trusted")
 	}
+	if err := pubkeypin.NewSet().Allow(cfg.CACertHashes...); err != nil {
+		return nil, fmt.Errorf("--discovery-token-ca-cert-hash: %w", err)
+	}
 	timeout := cfg.DiscoveryTimeout
 	if timeout == 0 {
 		timeout = time.Minute
@@ -128,7 +132,7 @@ func Join(ctx context.Context, cfg Config) (*Credentials, error) {
 		Token: cfg.Token, APIServerEndpoint: endpoint, CACertHashes: cfg.CACertHashes,
 	}}, timeout)
 	if err != nil {
-		return nil, fmt.Errorf("refused to join %s: cluster-info cannot be trusted with this --token and --discovery-token-ca-cert-hash: %w", cfg.Server, err)
+		return nil, fmt.Errorf("refused to join %s (token discovery of kube-public/cluster-info): %w", cfg.Server, err)
 	}
 	var cluster *clientcmdapi.Cluster
 	for _, c := range info.Clusters {
