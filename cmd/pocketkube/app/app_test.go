@@ -50,6 +50,10 @@ func TestCommands(t *testing.T) {
 		{"up soft grace period not a pair", []string{"up", "--data-dir", dir, "--eviction-soft-grace-period", "memory.available<1m"}, `--eviction-soft-grace-period "memory.available<1m": malformed pair "memory.available<1m", expect 'key=value'`, true},
 		{"up bad minimum reclaim", []string{"up", "--data-dir", dir, "--eviction-minimum-reclaim", "memory.available=-1Gi"}, `--eviction-minimum-reclaim "memory.available=-1Gi": negative eviction minimum reclaim specified for memory.available`, true},
 		{"up takes no arguments", []string{"up", "now"}, `unknown command "now"`, true},
+		{"agent without server", []string{"agent", "--data-dir", dir}, "--server is required", true},
+		{"agent http server", []string{"agent", "--data-dir", dir, "--server", "http://192.0.2.1:6443"}, `--server "http://192.0.2.1:6443": want https://HOST:PORT`, true},
+		{"agent bad node name", []string{"agent", "--data-dir", dir, "--server", "https://192.0.2.1:6443", "--node-name", "Not_A_Name"}, `--node-name "Not_A_Name"`, true},
+		{"agent not a token", []string{"agent", "--data-dir", filepath.Join(dir, "agent-dir"), "--server", "https://192.0.2.1:6443", "--node-name", "n1", "--node-ip", "192.0.2.2", "--token", "x"}, "--token: not a bootstrap token", true},
 		{"proxy has kubectl's flags", []string{"proxy", "--help"}, "--reject-paths", false},
 		{"proxy has connection flags", []string{"proxy", "--help"}, "--kubeconfig", false},
 	}
