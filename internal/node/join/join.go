@@ -128,9 +128,26 @@ func Join(ctx context.Context, cfg Config) (*Credentials, error) {
 		timeout = time.Minute
 	}
 	logger.Info("Discovering the cluster", "server", cfg.Server)
-	info, err := token.RetrieveValidatedConfigInfo(nil, &kubeadmapi.Discovery{BootstrapToken: &kubeadmapi.BootstrapTokenDiscovery{
-		Token: cfg.Token, APIServerEndpoint: endpoint, CACertHashes: cfg.CACertHashes,
-	}}, timeout)
+	// kubeadm's discovery retries until its timeout and takes no
+	// context: a stop does not wait for it.
+	type discovered struct {
+		info *clientcmdapi.Config
+		err  error
+	}
+	result := make(chan discovered, 1)
+	go func() {
+		info, err := token.RetrieveValidatedConfigInfo(nil, &kubeadmapi.Discovery{BootstrapToken: &kubeadmapi.BootstrapTokenDiscovery{
+			Token: cfg.Token, APIServerEndpoint: endpoint, CACertHashes: cfg.CACertHashes,
+		}}, timeout)
+		result <- discovered{info, err}
+	}()
+	var info *clientcmdapi.Config
+	select {
+	case r := <-result:
+		info, err = r.info, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 	if err != nil {
 		return nil, fmt.Errorf("refused to join %s (token discovery of kube-public/cluster-info): %w", cfg.Server, err)
 	}

@@ -1,6 +1,8 @@
 package join
 
 import (
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -52,5 +54,24 @@ func TestEndpointOf(t *testing.T) {
 		if got, err := endpointOf(server); err != nil || got != want {
 			t.Errorf("endpointOf(%q) = %q, %v; want %q", server, got, err, want)
 		}
+	}
+}
+
+// TestJoinStopsDuringDiscovery checks that a stop does not wait for
+// kubeadm's discovery, which retries an unreachable server until its
+// timeout, and that nothing is written.
+func TestJoinStopsDuringDiscovery(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	ctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	dir := filepath.Join(t.TempDir(), "agent")
+	// Waiting for the discovery would end in its own error, a minute on.
+	_, err := Join(ctx, Config{Server: "https://127.0.0.1:1", Token: "abcdef.0123456789abcdef",
+		CACertHashes: []string{"sha256:" + strings.Repeat("a", 64)}, Dir: dir, NodeName: "n1", DiscoveryTimeout: time.Minute})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Join: %v, want the context's end", err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("Join stopped but made %s (%v)", dir, err)
 	}
 }
