@@ -29,6 +29,7 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -42,6 +43,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 	evictionapi "k8s.io/kubernetes/pkg/kubelet/eviction/api"
@@ -70,6 +72,10 @@ type Config struct {
 	DataDir string
 	// Kubeconfig holds the node's credentials (system:node:<NodeName>).
 	Kubeconfig string
+	// RESTConfig, when set, is the node's client configuration instead of
+	// Kubeconfig's (a joined node's, with its rotating client
+	// certificate: internal/node/join).
+	RESTConfig *rest.Config
 	NodeName   string
 	NodeIPs    []net.IP
 	// KubeletPort is the kubelet API's port; default 10250.
@@ -77,6 +83,10 @@ type Config struct {
 	// ServingCert and ServingKey serve the kubelet API; ClientCA verifies
 	// its clients (the API server).
 	ServingCert, ServingKey, ClientCA string
+	// ServingCertificate, when set, replaces ServingCert and ServingKey:
+	// the kubelet API serves what it returns (a certificate manager's
+	// current certificate; nil until it has one).
+	ServingCertificate func() *tls.Certificate
 	// KubeletVersion is reported in the Node's nodeInfo.
 	KubeletVersion string
 	// CgroupRoot is the cgroup (cgroupfs path) the pods' cgroups go under,
@@ -234,8 +244,8 @@ const podsCgroup = "kubepods"
 
 // Run runs the node until ctx is done, then stops its pods and returns.
 func Run(ctx context.Context, cfg Config) error {
-	if cfg.DataDir == "" || cfg.Kubeconfig == "" || cfg.NodeName == "" || len(cfg.NodeIPs) == 0 {
-		return errors.New("node: DataDir, Kubeconfig, NodeName and NodeIPs are required")
+	if cfg.DataDir == "" || cfg.Kubeconfig == "" && cfg.RESTConfig == nil || cfg.NodeName == "" || len(cfg.NodeIPs) == 0 {
+		return errors.New("node: DataDir, Kubeconfig or RESTConfig, NodeName and NodeIPs are required")
 	}
 	if cfg.KubeletPort == 0 {
 		cfg.KubeletPort = 10250
@@ -260,9 +270,14 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		return err
 	}
-	restCfg, err := clientcmd.BuildConfigFromFlags("", cfg.Kubeconfig)
-	if err != nil {
-		return fmt.Errorf("load node kubeconfig: %w", err)
+	var restCfg *rest.Config
+	if cfg.RESTConfig != nil {
+		restCfg = rest.CopyConfig(cfg.RESTConfig)
+	} else {
+		var err error
+		if restCfg, err = clientcmd.BuildConfigFromFlags("", cfg.Kubeconfig); err != nil {
+			return fmt.Errorf("load node kubeconfig: %w", err)
+		}
 	}
 	restCfg.QPS, restCfg.Burst = 50, 100 // kubelet's kubeAPIQPS and kubeAPIBurst
 	restCfg.UserAgent = "pocketkube-node"
@@ -378,15 +393,16 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	current.Store(a)
 	api, err := kubeletapi.New(kubeletapi.Config{
-		Addr:         net.JoinHostPort("", strconv.Itoa(int(cfg.KubeletPort))),
-		CertFile:     cfg.ServingCert,
-		KeyFile:      cfg.ServingKey,
-		ClientCAFile: cfg.ClientCA,
-		Client:       client,
-		NodeName:     cfg.NodeName,
-		Provider:     a.Provider(rt),
-		Stats:        cgroupStats{rt, machine},
-		Summary:      summary,
+		Addr:           net.JoinHostPort("", strconv.Itoa(int(cfg.KubeletPort))),
+		CertFile:       cfg.ServingCert,
+		KeyFile:        cfg.ServingKey,
+		GetCertificate: cfg.ServingCertificate,
+		ClientCAFile:   cfg.ClientCA,
+		Client:         client,
+		NodeName:       cfg.NodeName,
+		Provider:       a.Provider(rt),
+		Stats:          cgroupStats{rt, machine},
+		Summary:        summary,
 	})
 	if err != nil {
 		return err

@@ -53,6 +53,10 @@ func TestCommands(t *testing.T) {
 		{"up allowlist without its policy", []string{"up", "--data-dir", dir, "--preloaded-images-verification-allowlist", "docker.io/library/busybox"}, "invalid configuration: can't set `preloadedImagesVerificationAllowlist` if `imagePullCredentialsVertificationPolicy` is not \"NeverVerifyAllowlistedImages\"", true},
 		{"up allowlist with a tag", []string{"up", "--data-dir", dir, "--image-pull-credentials-verification-policy", "NeverVerifyAllowlistedImages", "--preloaded-images-verification-allowlist", "docker.io/library/busybox:1"}, "invalid configuration: invalid image pattern in `preloadedImagesVerificationAllowlist`: neither tag nor digest is accepted in an image reference: docker.io/library/busybox:1", true},
 		{"up takes no arguments", []string{"up", "now"}, `unknown command "now"`, true},
+		{"agent without server", []string{"agent", "--data-dir", dir}, "--server is required", true},
+		{"agent http server", []string{"agent", "--data-dir", dir, "--server", "http://192.0.2.1:6443"}, `--server "http://192.0.2.1:6443": want https://HOST:PORT`, true},
+		{"agent bad node name", []string{"agent", "--data-dir", dir, "--server", "https://192.0.2.1:6443", "--node-name", "Not_A_Name"}, `--node-name "Not_A_Name"`, true},
+		{"agent not a token", []string{"agent", "--data-dir", filepath.Join(dir, "agent-dir"), "--server", "https://192.0.2.1:6443", "--node-name", "n1", "--node-ip", "192.0.2.2", "--token", "x"}, "--token: not a bootstrap token", true},
 		{"proxy has kubectl's flags", []string{"proxy", "--help"}, "--reject-paths", false},
 		{"proxy has connection flags", []string{"proxy", "--help"}, "--kubeconfig", false},
 	}
