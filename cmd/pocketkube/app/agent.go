@@ -5,15 +5,12 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"path"
 	"path/filepath"
-	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
 	nodeutil "k8s.io/component-helpers/node/util"
 	"k8s.io/klog/v2"
@@ -68,21 +65,7 @@ func (o *agentOptions) Validate(_ []string) error {
 	if o.dataDir == "" {
 		return errors.New("--data-dir must not be empty")
 	}
-	if o.kubeletPort <= 0 || o.kubeletPort > 65535 {
-		return fmt.Errorf("--kubelet-port %d is not a port", o.kubeletPort)
-	}
-	if !path.IsAbs(o.cgroupRoot) || path.Clean(o.cgroupRoot) != o.cgroupRoot {
-		return fmt.Errorf("--cgroup-root %q is not a clean absolute cgroup path", o.cgroupRoot)
-	}
-	if o.podMaxPids == 0 || o.podMaxPids < -1 {
-		return fmt.Errorf("--pod-max-pids %d: want a positive number, or -1 for no limit", o.podMaxPids)
-	}
-	if o.nodeName != "" {
-		if errs := validation.IsDNS1123Subdomain(o.nodeName); len(errs) > 0 {
-			return fmt.Errorf("--node-name %q: %s", o.nodeName, strings.Join(errs, "; "))
-		}
-	}
-	return nil
+	return validateNodeFlags(o.kubeletPort, o.cgroupRoot, o.podMaxPids, o.nodeName)
 }
 
 // NewAgentCommand returns `pocketkube agent`.

@@ -6,14 +6,12 @@ import (
 	"io"
 	"net"
 	"os"
-	"path"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
-	"k8s.io/apimachinery/pkg/util/validation"
 	nodeutil "k8s.io/component-helpers/node/util"
 	"k8s.io/klog/v2"
 	evictionapi "k8s.io/kubernetes/pkg/kubelet/eviction/api"
@@ -109,22 +107,16 @@ func (o *upOptions) Validate(_ []string) error {
 	if (o.etcdCertFile == "") != (o.etcdKeyFile == "") {
 		return errors.New("--etcd-certfile and --etcd-keyfile go together")
 	}
-	if o.kubeletPort <= 0 || o.kubeletPort > 65535 {
-		return fmt.Errorf("--kubelet-port %d is not a port", o.kubeletPort)
+	if err := validateNodeFlags(o.kubeletPort, o.cgroupRoot, o.podMaxPids, o.nodeName); err != nil {
+		return err
 	}
 	if o.metricsPort <= 0 || o.metricsPort > 65535 {
 		return fmt.Errorf("--metrics-port %d is not a port", o.metricsPort)
-	}
-	if !path.IsAbs(o.cgroupRoot) || path.Clean(o.cgroupRoot) != o.cgroupRoot {
-		return fmt.Errorf("--cgroup-root %q is not a clean absolute cgroup path", o.cgroupRoot)
 	}
 	for _, d := range o.disable {
 		if !slices.Contains(disableable, d) {
 			return fmt.Errorf("--disable %q: not a part of pocketkube that can be disabled (%s)", d, strings.Join(disableable, ", "))
 		}
-	}
-	if o.podMaxPids == 0 || o.podMaxPids < -1 {
-		return fmt.Errorf("--pod-max-pids %d: want a positive number, or -1 for no limit", o.podMaxPids)
 	}
 	maps := make([]map[string]string, 4)
 	for i, f := range []struct{ name, value, sep string }{
@@ -167,11 +159,6 @@ func (o *upOptions) Validate(_ []string) error {
 	}
 	if o.imageMinAge < 0 {
 		return fmt.Errorf("--minimum-image-ttl-duration %s: must not be negative", o.imageMinAge)
-	}
-	if o.nodeName != "" {
-		if errs := validation.IsDNS1123Subdomain(o.nodeName); len(errs) > 0 {
-			return fmt.Errorf("--node-name %q: %s", o.nodeName, strings.Join(errs, "; "))
-		}
 	}
 	return nil
 }
