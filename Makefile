@@ -169,11 +169,12 @@ conformance: build
 
 # The fixed part of the suite that `make test` (and so CI) runs: every
 # non-serial [Conformance] spec of sig-storage and sig-network, and
-# sig-node's Downward API, ConfigMap and Secrets specs (154 specs, ~6
+# sig-node's Downward API, ConfigMap and Secrets specs, sig-auth's
+# PodCertificate ones (160 specs, ~7
 # minutes on 2 cores, plus ~9 minutes for the first build of e2e.test and
 # the images). -strict fails the target on any failed spec, or when none
 # passed.
-CONFORMANCE_CI_FOCUS := \[sig-(storage|network)\].*\[Conformance\]|\[sig-node\] (Downward API|ConfigMap|Secrets).*\[Conformance\]
+CONFORMANCE_CI_FOCUS := \[sig-(storage|network)\].*\[Conformance\]|\[sig-node\] (Downward API|ConfigMap|Secrets).*\[Conformance\]|\[sig-auth\] (Projected PodCertificate|PodCertificateRequest API).*\[Conformance\]
 conformance-ci:
 	$(MAKE) conformance CONFORMANCE_FOCUS='$(CONFORMANCE_CI_FOCUS)' CONFORMANCE_OUT=$(abspath bin/conformance-ci) CONFORMANCE_FLAGS=-strict
 
