@@ -38,7 +38,9 @@ type Config struct {
 	StorageProvisioner string
 	// NetworkPolicyUser, when set, is the user the node's NetworkPolicy
 	// enforcer authenticates as; it is bound to the ClusterRole
-	// NetworkPolicyRoleName.
+	// NetworkPolicyRoleName. With Join, so is group system:nodes
+	// (NodesNetworkPolicyBindingName): the enforcer of a joined node runs
+	// with the node's own credentials.
 	NetworkPolicyUser string
 }
 
@@ -92,7 +94,10 @@ func Run(ctx context.Context, client kubernetes.Interface, cfg Config) error {
 	if cfg.NetworkPolicyUser != "" {
 		wg.Go(func() {
 			if err := retry(ctx, "Granting the NetworkPolicy enforcer its access", func(ctx context.Context) error {
-				return ensureRBAC(ctx, client, NetworkPolicyRoleName, networkPolicyRules, cfg.NetworkPolicyUser)
+				if err := ensureRBAC(ctx, client, NetworkPolicyRoleName, networkPolicyRules, cfg.NetworkPolicyUser); err != nil || cfg.Join == nil {
+					return err
+				}
+				return ensureNodesNetworkPolicy(ctx, client)
 			}); err != nil {
 				netpolErr = fmt.Errorf("grant the NetworkPolicy enforcer its access: %w", err)
 			}

@@ -8,7 +8,8 @@
 //     cluster DNS server read what it serves;
 //   - the ClusterRole and ClusterRoleBinding system:kube-network-policies,
 //     which let the node's NetworkPolicy enforcer read pods, namespaces
-//     and NetworkPolicies;
+//     and NetworkPolicies (and pocketkube:node-networkpolicy, the same for
+//     the enforcers of joined nodes);
 //   - the Service kube-system/kube-dns (ClusterIP DNSServiceIP) and the
 //     EndpointSlice that sends it to the node's DNS server;
 //   - what other machines join with ([Join]): a bootstrap token, the RBAC

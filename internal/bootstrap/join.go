@@ -75,6 +75,23 @@ const (
 	NodeProxierRoleName    = "system:node-proxier"
 )
 
+// NodesNetworkPolicyBindingName names the ClusterRoleBinding that gives
+// group system:nodes the ClusterRole NetworkPolicyRoleName (list and watch
+// pods, namespaces and NetworkPolicies), so that the NetworkPolicy
+// enforcer of a node that joined with `pocketkube agent` runs with the
+// node's own credentials, as its Service proxy does (NodeProxierBindingName).
+const NodesNetworkPolicyBindingName = "pocketkube:node-networkpolicy"
+
+// ensureNodesNetworkPolicy creates or restores the ClusterRoleBinding
+// NodesNetworkPolicyBindingName.
+func ensureNodesNetworkPolicy(ctx context.Context, client kubernetes.Interface) error {
+	return ensureClusterRoleBinding(ctx, client, &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: NodesNetworkPolicyBindingName},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: NetworkPolicyRoleName},
+		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.GroupKind, Name: kubeadmconstants.NodesGroup}},
+	})
+}
+
 // clusterInfoRoleName names the Role and RoleBinding that let anyone read
 // cluster-info (kubeadm's clusterinfo.BootstrapSignerClusterRoleName).
 const clusterInfoRoleName = "kubeadm:bootstrap-signer-clusterinfo"

@@ -152,3 +152,29 @@ func TestRunSetsUpJoining(t *testing.T) {
 		t.Errorf("node-token after its removal: %q, want a new token", fresh)
 	}
 }
+
+// TestRunJoinedNodesNetworkPolicy checks that joined nodes may run the
+// NetworkPolicy enforcer only when the cluster enforces NetworkPolicies.
+func TestRunJoinedNodesNetworkPolicy(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	dir := t.TempDir()
+	caFile, _ := testCA(t, dir)
+	j := &Join{Server: "https://192.0.2.10:6443", CAFile: caFile, TokenFile: filepath.Join(dir, "node-token")}
+
+	client := fake.NewClientset()
+	if err := Run(ctx, client, Config{Join: j}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.RbacV1().ClusterRoleBindings().Get(ctx, NodesNetworkPolicyBindingName, metav1.GetOptions{}); err == nil {
+		t.Errorf("ClusterRoleBinding %s exists in a cluster that enforces no NetworkPolicies", NodesNetworkPolicyBindingName)
+	}
+
+	client = fake.NewClientset()
+	if err := Run(ctx, client, Config{Join: j, NetworkPolicyUser: "system:kube-proxy"}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := client.RbacV1().ClusterRoleBindings().Get(ctx, NodesNetworkPolicyBindingName, metav1.GetOptions{})
+	if err != nil || b.RoleRef.Name != NetworkPolicyRoleName || len(b.Subjects) != 1 || b.Subjects[0].Kind != "Group" || b.Subjects[0].Name != "system:nodes" {
+		t.Errorf("ClusterRoleBinding %s: %+v, %v; want group system:nodes bound to %s", NodesNetworkPolicyBindingName, b, err, NetworkPolicyRoleName)
+	}
+}

@@ -45,18 +45,26 @@ func (p netpolProbe) String() string {
 
 // reach runs one probe from its client pod: a new TCP connection with
 // busybox wget, or a DNS lookup with nslookup; either is given 2 s,
-// which a dropped SYN or query never beats.
-func (p netpolProbe) reach(ctx context.Context, c *framework.Cluster) bool {
+// which a dropped SYN or query never beats. It answers "connected",
+// "blocked", or the error of an exec that did not run the probe (which
+// is neither: a failed exec must not pass for a blocked connection).
+func (p netpolProbe) reach(ctx context.Context, c *framework.Cluster) string {
 	if p.from == "" {
 		body, _, err := framework.Curl(ctx, "-sf", "-m", "2", p.url)
-		return err == nil && body != ""
+		if err == nil && body != "" {
+			return "connected"
+		}
+		return "blocked"
 	}
 	cmd := "timeout 2 wget -qO- " + p.url
 	if name, ok := strings.CutPrefix(p.url, "dns:"); ok {
 		cmd = "timeout 2 nslookup " + name
 	}
-	out, err := c.PodExec(ctx, p.ns, p.from, "sh", "-c", cmd)
-	return err == nil && out != ""
+	out, err := c.PodExec(ctx, p.ns, p.from, "sh", "-c", "if "+cmd+" >/dev/null 2>&1; then echo connected; else echo blocked; fi")
+	if err != nil {
+		return fmt.Sprintf("exec failed (%v)", err)
+	}
+	return strings.TrimSpace(out)
 }
 
 // expectReach polls every probe on cluster c until each gives what it
@@ -66,7 +74,7 @@ func expectReach(t *testing.T, c *framework.Cluster, what string, probes ...netp
 	t.Helper()
 	var wrong []string
 	err := wait.PollUntilContextTimeout(t.Context(), 200*time.Millisecond, 45*time.Second, true, func(ctx context.Context) (bool, error) {
-		got := make([]bool, len(probes))
+		got := make([]string, len(probes))
 		var wg sync.WaitGroup
 		for i, p := range probes {
 			wg.Go(func() { got[i] = p.reach(ctx, c) })
@@ -74,8 +82,12 @@ func expectReach(t *testing.T, c *framework.Cluster, what string, probes ...netp
 		wg.Wait()
 		wrong = nil
 		for i, p := range probes {
-			if got[i] != p.want {
-				wrong = append(wrong, fmt.Sprintf("%s: connected=%v, want %v", p, got[i], p.want))
+			want := "blocked"
+			if p.want {
+				want = "connected"
+			}
+			if got[i] != want {
+				wrong = append(wrong, fmt.Sprintf("%s: %s, want %s", p, got[i], want))
 			}
 		}
 		return len(wrong) == 0, nil

@@ -165,6 +165,10 @@ func (o *agentOptions) Run(cmd *cobra.Command, _ []string) error {
 		// system:node-proxier: internal/bootstrap).
 		ProxyKubeconfig: creds.Kubeconfig,
 		ClusterCIDR:     controlplane.ClusterCIDR,
+		// So does the NetworkPolicy enforcer, once the server grants
+		// system:nodes its access (internal/bootstrap: only while the
+		// server enforces NetworkPolicies; until then it waits).
+		NetworkPolicy: true,
 	})
 }
 
