@@ -48,6 +48,8 @@ import (
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
 	"k8s.io/kubernetes/pkg/apis/certificates"
+
+	"github.com/pocketkube/pocketkube/internal/shutdown"
 )
 
 // Reason is the reason of the Approved condition this package sets.
@@ -95,7 +97,9 @@ func Run(ctx context.Context, client kubernetes.Interface) error {
 		return err
 	}
 	factory.Start(ctx.Done())
-	defer factory.Shutdown()
+	// Bounded: after an API outage a reflector may be sleeping out a
+	// back-off that does not watch the stop (internal/shutdown).
+	defer shutdown.Informers(klog.FromContext(ctx), shutdown.InformerWait, factory)
 	if !cache.WaitForCacheSync(ctx.Done(), csrs.Informer().HasSynced, nodes.Informer().HasSynced) {
 		return ctx.Err()
 	}
