@@ -433,7 +433,8 @@ func (s *stage) stop(logger klog.Logger, timeout time.Duration) {
 			logger.Error(s.err, "Component stopped with an error")
 		}
 	case <-time.After(timeout):
-		logger.Info("Component did not stop in time; leaving it", "timeout", timeout)
+		// Shown at -v 0: it makes the stop take the whole timeout.
+		logger.Error(nil, "Component did not stop in time; leaving it", "timeout", timeout)
 	}
 }
 
@@ -446,7 +447,7 @@ func stopEtcd(logger klog.Logger, e *etcd.Server) {
 	select {
 	case <-closed:
 	case <-time.After(stopEtcdTimeout):
-		logger.Info("Etcd did not close in time", "timeout", stopEtcdTimeout)
+		logger.Error(nil, "Etcd did not close in time", "timeout", stopEtcdTimeout)
 	}
 }
 

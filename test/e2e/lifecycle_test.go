@@ -608,7 +608,10 @@ spec:
 // grace period (the agent kills, then deletes the API object) and forced
 // (the object is gone first, the agent kills what it still runs). The
 // stop must finish what the deletion started: no pod's sandbox (its
-// mounts, namespaces, processes) is left behind.
+// mounts, namespaces, processes) is left behind. A client's watch is open
+// during the stop: the API server must still stop, not be left running
+// past the control plane's stop timeout (it waited for the watch's
+// connection for its 60 s request timeout, and Ctrl-C took ~10 s).
 func TestCtrlCRightAfterPodDeletion(t *testing.T) {
 	c := startNodeCluster(t)
 	c.ImportBusybox(t, "busybox")
@@ -629,9 +632,19 @@ func TestCtrlCRightAfterPodDeletion(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		w, err := client.CoreV1().Pods("").Watch(t.Context(), metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
 		took, err := c.Stop(15 * time.Second)
+		w.Stop()
 		if err != nil {
 			t.Fatalf("force %t: Ctrl-C right after the deletion: %v (after %s)", force, err, took)
+		}
+		for _, stuck := range []string{"Component did not stop in time", "Etcd did not close in time"} {
+			if strings.Contains(c.Output(), stuck) {
+				t.Errorf("force %t: Ctrl-C with a watch open: %q in the output (stopped after %s)", force, stuck, took)
+			}
 		}
 		for _, l := range earlyStopLeftovers(t, c) {
 			t.Errorf("force %t: Ctrl-C right after the deletion: %s", force, l)
