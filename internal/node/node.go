@@ -326,6 +326,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	netStateDir := filepath.Join(cfg.DataDir, "node", "network")
 	// One summary for the eviction manager and /stats/summary, as
 	// kubelet's: they share its CPU samples.
 	summary := &eviction.Summary{
@@ -336,6 +337,16 @@ func Run(ctx context.Context, cfg Config) error {
 		Pods:          late.ActivePods,
 		Containers:    runningContainers(rt),
 		EmptyDirUsage: vols.EmptyDirUsage,
+		PodFs: eviction.PodFs{
+			Interfaces: func(uid string) ([]network.Interface, error) {
+				return network.Interfaces(network.NetNSPathIn(netStateDir, uid))
+			},
+			VolumePath: vols.VolumePath,
+			LayerDir:   rt.LayerDir,
+			LogDir: func(pod *v1.Pod, container string) string {
+				return agent.ContainerLogDir(filepath.Join(cfg.DataDir, "node"), pod, container)
+			},
+		},
 	}
 	pressure, err := eviction.NewPressure(ctx, eviction.PressureConfig{
 		Thresholds:               cfg.EvictionThresholds,
@@ -361,7 +372,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Images:         images,
 		Volumes:        vols,
 		NewNetwork: func(ctx context.Context, podCIDR string) (agent.Network, error) {
-			return network.New(ctx, network.Config{StateDir: filepath.Join(cfg.DataDir, "node", "network"), PodCIDR: podCIDR})
+			return network.New(ctx, network.Config{StateDir: netStateDir, PodCIDR: podCIDR})
 		},
 		ClusterDNS:     cfg.ClusterDNS,
 		SeccompDefault: cfg.SeccompDefault,

@@ -37,9 +37,10 @@ type Cgroups interface {
 // network (the host's interfaces), the filesystems of the node's and the
 // images' directories and the kernel's task limit; the "pods" system
 // container (the cgroup every pod is in, which allocatableMemory.available
-// reads); per pod its cgroup's CPU, memory and processes, its containers'
-// CPU and memory and its emptyDir volumes, which make its
-// ephemeral-storage.
+// reads); per pod its cgroup's CPU, memory and processes, its network
+// (the interfaces of its namespace), its containers' CPU, memory,
+// writable layer and logs, and its volumes, which with the layers and
+// logs make its ephemeral-storage (see podFs).
 //
 // Its methods may be called concurrently.
 type Summary struct {
@@ -66,8 +67,12 @@ type Summary struct {
 	// ProcDir is /proc unless a test says otherwise: its stat gives the
 	// boot time, its net/dev the host's interfaces.
 	ProcDir string
+	// PodFs reads the pods' network and filesystem figures; without
+	// its VolumePath, the volume stats are the emptyDir usage alone.
+	PodFs PodFs
 
 	cpu cpuSampler
+	du  duCache
 }
 
 // nodeCgroup is the optional ability of Cgroups to read the root cgroup.
@@ -138,6 +143,7 @@ func (s *Summary) Get(ctx context.Context, _ bool) (*statsapi.Summary, error) {
 		}
 	}
 	s.cpu.forget(seen)
+	s.du.forget(seen)
 	return summary, nil
 }
 
@@ -193,20 +199,8 @@ func (s *Summary) podStats(pod *v1.Pod, containers map[string]string, now metav1
 		}
 		ps.Containers = append(ps.Containers, cs)
 	}
-	var ephemeral uint64
-	for _, vol := range pod.Spec.Volumes {
-		if vol.EmptyDir == nil || vol.EmptyDir.Medium == v1.StorageMediumMemory {
-			continue
-		}
-		if n, err := s.EmptyDirUsage(uid, vol.Name); err == nil {
-			used := uint64(n)
-			ephemeral += used
-			ps.VolumeStats = append(ps.VolumeStats, statsapi.VolumeStats{Name: vol.Name, FsStats: statsapi.FsStats{Time: now, UsedBytes: &used}})
-		}
-	}
-	// Kubelet's ephemeral-storage is the writable layers, logs and local
-	// volumes; here the emptyDir volumes (see the package's caveats).
-	ps.EphemeralStorage = &statsapi.FsStats{Time: now, UsedBytes: &ephemeral}
+	ps.Network = s.podNetwork(uid, now)
+	s.podFs(pod, containers, &ps, now)
 	return ps, true
 }
 
