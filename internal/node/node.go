@@ -390,7 +390,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Client:       client,
 		NodeName:     cfg.NodeName,
 		Provider:     a.Provider(rt),
-		Stats:        cgroupStats{rt, machine},
+		Stats:        cgroupStats{rt: rt, machine: machine, netStateDir: netStateDir, nodeFsDir: filepath.Join(cfg.DataDir, "node")},
 		Summary:      summary,
 	})
 	if err != nil {
@@ -474,6 +474,9 @@ func Run(ctx context.Context, cfg Config) error {
 type cgroupStats struct {
 	rt      *runtime.Runtime
 	machine machine.Machine
+	// netStateDir is the network manager's state directory, which holds
+	// the pods' namespaces; nodeFsDir the node's directory (nodefs).
+	netStateDir, nodeFsDir string
 }
 
 func cpuMemory(s runtime.CgroupStats, err error) (kubeletapi.CPUMemory, error) {
