@@ -342,6 +342,7 @@ func Run(ctx context.Context, cfg Config) error {
 				return network.Interfaces(network.NetNSPathIn(netStateDir, uid))
 			},
 			VolumePath: vols.VolumePath,
+			Claim:      vols.Claim,
 			LayerDir:   rt.LayerDir,
 			LogDir: func(pod *v1.Pod, container string) string {
 				return agent.ContainerLogDir(filepath.Join(cfg.DataDir, "node"), pod, container)

@@ -31,6 +31,9 @@ type PodFs struct {
 	LayerDir func(containerID string) string
 	// LogDir returns the directory of a container's log files.
 	LogDir func(pod *v1.Pod, container string) string
+	// Claim returns a pod's claim volume as set up
+	// (volume.Manager.Claim), false when it is not.
+	Claim func(podUID, volume string) (volume.ClaimVolume, bool)
 }
 
 // Periods of the du cache. A volume is walked at most once a minute, as
@@ -191,6 +194,9 @@ func (s *Summary) volumeStats(pod *v1.Pod, vol *v1.Volume, gen string, now metav
 		used := uint64(n)
 		return statsapi.VolumeStats{Name: vol.Name, FsStats: statsapi.FsStats{Time: now, UsedBytes: &used}}, true
 	}
+	if vol.PersistentVolumeClaim != nil || vol.Ephemeral != nil {
+		return s.claimStats(pod, vol, gen, now)
+	}
 	dir, ok := s.PodFs.VolumePath(uid, vol)
 	if !ok {
 		return statsapi.VolumeStats{}, false
@@ -206,4 +212,31 @@ func (s *Summary) volumeStats(pod *v1.Pod, vol *v1.Volume, gen string, now metav
 	}
 	fs.UsedBytes, fs.InodesUsed = &b, &n
 	return statsapi.VolumeStats{Name: vol.Name, FsStats: *fs}, true
+}
+
+// claimStats are the stats of a claim volume, with its pvcRef: a local
+// PV's filesystem as kubelet's MetricsStatFS; a hostPath PV (as the
+// local-path provisioner makes) walked as an emptyDir, where kubelet's
+// hostPath plugin reports nothing.
+func (s *Summary) claimStats(pod *v1.Pod, vol *v1.Volume, gen string, now metav1.Time) (statsapi.VolumeStats, bool) {
+	if s.PodFs.Claim == nil {
+		return statsapi.VolumeStats{}, false
+	}
+	uid := string(pod.UID)
+	cv, ok := s.PodFs.Claim(uid, vol.Name)
+	if !ok {
+		return statsapi.VolumeStats{}, false
+	}
+	fs, err := fsStats(cv.Path, now)
+	if err != nil {
+		return statsapi.VolumeStats{}, false
+	}
+	if !cv.Local {
+		b, n, err := s.du.usage(uid+"/volumes/"+vol.Name, gen, cv.Path, volumeStatsPeriod, now.Time)
+		if err != nil {
+			return statsapi.VolumeStats{}, false
+		}
+		fs.UsedBytes, fs.InodesUsed = &b, &n
+	}
+	return statsapi.VolumeStats{Name: vol.Name, PVCRef: &statsapi.PVCReference{Name: cv.Claim, Namespace: pod.Namespace}, FsStats: *fs}, true
 }

@@ -12,6 +12,7 @@ import (
 	statsapi "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
 
 	"github.com/pocketkube/pocketkube/internal/node/network"
+	"github.com/pocketkube/pocketkube/internal/node/volume"
 )
 
 func writeMiB(t *testing.T, file string, mib int) {
@@ -40,6 +41,9 @@ func TestSummaryPodFs(t *testing.T) {
 			{Name: "conf", VolumeSource: v1.VolumeSource{ConfigMap: &v1.ConfigMapVolumeSource{}}},
 			{Name: "token", VolumeSource: v1.VolumeSource{Projected: &v1.ProjectedVolumeSource{}}},
 			{Name: "host", VolumeSource: v1.VolumeSource{HostPath: &v1.HostPathVolumeSource{Path: "/"}}},
+			{Name: "data", VolumeSource: v1.VolumeSource{PersistentVolumeClaim: &v1.PersistentVolumeClaimVolumeSource{ClaimName: "data-claim"}}},
+			{Name: "local", VolumeSource: v1.VolumeSource{PersistentVolumeClaim: &v1.PersistentVolumeClaimVolumeSource{ClaimName: "local-claim"}}},
+			{Name: "unbound", VolumeSource: v1.VolumeSource{PersistentVolumeClaim: &v1.PersistentVolumeClaimVolumeSource{ClaimName: "nope"}}},
 		}},
 	}
 	containers := map[string]string{"main": "c1"}
@@ -49,6 +53,7 @@ func TestSummaryPodFs(t *testing.T) {
 	writeMiB(t, filepath.Join(dir, "vols", "cache", "data"), 2)
 	writeMiB(t, filepath.Join(dir, "vols", "conf", "key"), 1)
 	writeMiB(t, filepath.Join(dir, "vols", "token", "token"), 1)
+	writeMiB(t, filepath.Join(dir, "pv", "data", "f"), 1)
 	s := &Summary{
 		NodeName: "n", NodeFsDir: dir, ImageFsDir: dir,
 		Cgroups: cpuCgroups{fakeCgroups{ws: map[string]uint64{"uid-web": 100}}},
@@ -71,6 +76,15 @@ func TestSummaryPodFs(t *testing.T) {
 			},
 			LayerDir: func(id string) string { return filepath.Join(dir, "layers", id) },
 			LogDir:   func(_ *v1.Pod, c string) string { return filepath.Join(dir, "logs", c) },
+			Claim: func(uid, vol string) (volume.ClaimVolume, bool) {
+				switch vol {
+				case "data":
+					return volume.ClaimVolume{Claim: "data-claim", Path: filepath.Join(dir, "pv", "data")}, true
+				case "local":
+					return volume.ClaimVolume{Claim: "local-claim", Path: dir, Local: true}, true
+				}
+				return volume.ClaimVolume{}, false
+			},
 		},
 	}
 	get := func() statsapi.PodStats {
@@ -110,6 +124,29 @@ func TestSummaryPodFs(t *testing.T) {
 		v := &p.VolumeStats[i]
 		vols[v.Name] = &v.FsStats
 	}
+	nodeFs, err := fsStats(dir, metav1.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range p.VolumeStats {
+		switch v.Name {
+		case "data":
+			if v.PVCRef == nil || *v.PVCRef != (statsapi.PVCReference{Name: "data-claim", Namespace: "ns"}) || used(&v.FsStats) < mib || used(&v.FsStats) > 2*mib {
+				t.Errorf("hostPath claim volume %+v, want pvcRef ns/data-claim, 1 MiB used", v)
+			}
+		case "local":
+			// The filesystem's figures (MetricsStatFS), not a walk.
+			if v.PVCRef == nil || v.PVCRef.Name != "local-claim" || used(&v.FsStats) < *nodeFs.UsedBytes/2 || v.CapacityBytes == nil {
+				t.Errorf("local claim volume %+v (%d used), want pvcRef local-claim and its filesystem's %d used", v, used(&v.FsStats), *nodeFs.UsedBytes)
+			}
+		default:
+			if v.PVCRef != nil {
+				t.Errorf("volume %s has a pvcRef", v.Name)
+			}
+		}
+	}
+	delete(vols, "data")
+	delete(vols, "local")
 	if len(vols) != 3 || used(vols["cache"]) < 2*mib || used(vols["token"]) < mib ||
 		vols["conf"].CapacityBytes == nil || vols["conf"].Inodes == nil || *vols["conf"].InodesUsed != 2 {
 		t.Errorf("volumes = %+v, want cache (2 MiB), conf and token with their filesystems, not host", p.VolumeStats)
