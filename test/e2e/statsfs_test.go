@@ -9,6 +9,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	statsapi "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
 
 	"github.com/pocketkube/pocketkube/test/framework"
@@ -19,8 +20,9 @@ import (
 // and talks to the API server has, in /stats/summary, rx and tx bytes on
 // eth0 (read in its network namespace), the emptyDir with ≥ 8 MiB used
 // and its filesystem's capacity, the projected service account token
-// volume, a writable layer of ≥ 8 MiB, logs, and an ephemeral-storage of
-// at least their sum. The emptyDir is walked again when the init
+// volume, the local-path claim volume with its pvcRef and the 1 MiB
+// written to it, a writable layer of ≥ 8 MiB, logs, and an
+// ephemeral-storage of at least their sum. The emptyDir is walked again when the init
 // container has ended, so no wait for the 1 min du cache; the layer's
 // cache is 10 s.
 func TestStatsSummaryNetworkAndVolumes(t *testing.T) {
@@ -28,11 +30,17 @@ func TestStatsSummaryNetworkAndVolumes(t *testing.T) {
 	c, ns := busyboxNamespace(t, "statsfs-")
 	const mib = 8
 	pod := busyboxSleeper(ns, "writer")
-	pod.Spec.Volumes = []corev1.Volume{{Name: "scratch", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
+	if _, err := c.CoreV1().PersistentVolumeClaims(ns).Create(t.Context(), classlessClaim(ns, "data"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pod.Spec.Volumes = []corev1.Volume{
+		{Name: "scratch", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+		{Name: "data", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "data"}}},
+	}
 	pod.Spec.InitContainers = []corev1.Container{{
 		Name: "fill", Image: "busybox", ImagePullPolicy: corev1.PullIfNotPresent,
-		Command:      []string{"dd", "if=/dev/zero", "of=/scratch/data", "bs=1M", fmt.Sprintf("count=%d", mib)},
-		VolumeMounts: []corev1.VolumeMount{{Name: "scratch", MountPath: "/scratch"}},
+		Command:      []string{"sh", "-c", fmt.Sprintf("dd if=/dev/zero of=/scratch/data bs=1M count=%d && dd if=/dev/zero of=/data/f bs=1M count=1", mib)},
+		VolumeMounts: []corev1.VolumeMount{{Name: "scratch", MountPath: "/scratch"}, {Name: "data", MountPath: "/data"}},
 	}}
 	pod.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "scratch", MountPath: "/scratch"}}
 	pod.Spec.Containers[0].Command = []string{"sh", "-c", fmt.Sprintf(
@@ -85,9 +93,13 @@ func TestStatsSummaryNetworkAndVolumes(t *testing.T) {
 	if eph < scratch+layer+logs || ps.EphemeralStorage.CapacityBytes == nil {
 		t.Errorf("ephemeral-storage %d bytes, want ≥ emptyDir %d + layer %d + logs %d, with the capacity of nodefs", eph, scratch, layer, logs)
 	}
-	var token *statsapi.VolumeStats
+	var token, claim *statsapi.VolumeStats
 	for i := range ps.VolumeStats {
 		v := &ps.VolumeStats[i]
+		if v.Name == "data" {
+			claim = v
+			continue
+		}
 		if v.Name == "scratch" && (v.CapacityBytes == nil || v.AvailableBytes == nil || v.Inodes == nil || v.InodesUsed == nil || *v.InodesUsed < 2) {
 			t.Errorf("emptyDir stats lack its filesystem or inodes: %+v", v.FsStats)
 		}
@@ -97,6 +109,10 @@ func TestStatsSummaryNetworkAndVolumes(t *testing.T) {
 	}
 	if token == nil || used(&token.FsStats) == 0 {
 		t.Errorf("no stats of the service account token's projected volume: %+v", ps.VolumeStats)
+	}
+	// The local-path claim (a hostPath PV) with its pvcRef.
+	if claim == nil || claim.PVCRef == nil || *claim.PVCRef != (statsapi.PVCReference{Name: "data", Namespace: ns}) || used(&claim.FsStats) < 1<<20 {
+		t.Errorf("claim volume stats %+v, want pvcRef %s/data and ≥ 1 MiB used", claim, ns)
 	}
 	t.Logf("writer: eth0 rx %d tx %d bytes; emptyDir %d, layer %d, logs %d, ephemeral %d bytes",
 		*ps.Network.RxBytes, *ps.Network.TxBytes, scratch, layer, logs, eph)
