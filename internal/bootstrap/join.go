@@ -45,7 +45,9 @@ import (
 //     approve a bootstrapping node's client CSR and a node's renewal of its
 //     own (kubeadm:kubelet-bootstrap, kubeadm:get-nodes,
 //     kubeadm:node-autoapprove-bootstrap,
-//     kubeadm:node-autoapprove-certificate-rotation);
+//     kubeadm:node-autoapprove-certificate-rotation), and
+//     pocketkube:node-proxier, which lets nodes (group system:nodes) run
+//     the Service proxy with their own credentials;
 //   - the ConfigMap kube-public/cluster-info (the API server's URL and the
 //     CA), readable by system:anonymous, which the controller-manager's
 //     bootstrapsigner signs with the token, so that a joiner that holds the
@@ -62,6 +64,16 @@ type Join struct {
 	// there is kept.
 	TokenFile string
 }
+
+// NodeProxierBindingName names the ClusterRoleBinding that gives group
+// system:nodes the ClusterRole NodeProxierRoleName (kube-proxy's upstream
+// role: Services, EndpointSlices, Nodes, Events), so that the Service proxy
+// of a node that joined with `pocketkube agent` can run with the node's
+// own credentials.
+const (
+	NodeProxierBindingName = "pocketkube:node-proxier"
+	NodeProxierRoleName    = "system:node-proxier"
+)
 
 // clusterInfoRoleName names the Role and RoleBinding that let anyone read
 // cluster-info (kubeadm's clusterinfo.BootstrapSignerClusterRoleName).
@@ -111,6 +123,10 @@ func setUpJoin(ctx context.Context, client kubernetes.Interface, j Join) error {
 		{kubeadmconstants.GetNodesClusterRoleName, kubeadmconstants.GetNodesClusterRoleName, group},
 		{kubeadmconstants.NodeAutoApproveBootstrapClusterRoleBinding, kubeadmconstants.CSRAutoApprovalClusterRoleName, group},
 		{kubeadmconstants.NodeAutoApproveCertificateRotationClusterRoleBinding, kubeadmconstants.NodeSelfCSRAutoApprovalClusterRoleName,
+			[]rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.GroupKind, Name: kubeadmconstants.NodesGroup}}},
+		// A joined node's Service proxy runs with the node's own
+		// credentials (pocketkube agent).
+		{NodeProxierBindingName, NodeProxierRoleName,
 			[]rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.GroupKind, Name: kubeadmconstants.NodesGroup}}},
 	} {
 		if err := ensureClusterRoleBinding(ctx, client, &rbacv1.ClusterRoleBinding{

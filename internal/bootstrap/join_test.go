@@ -94,6 +94,7 @@ func TestRunSetsUpJoining(t *testing.T) {
 		"kubeadm:get-nodes":                             "kubeadm:get-nodes",
 		"kubeadm:node-autoapprove-bootstrap":            "system:certificates.k8s.io:certificatesigningrequests:nodeclient",
 		"kubeadm:node-autoapprove-certificate-rotation": "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
+		"pocketkube:node-proxier":                       "system:node-proxier",
 	} {
 		b, err := client.RbacV1().ClusterRoleBindings().Get(ctx, name, metav1.GetOptions{})
 		if err != nil || b.RoleRef.Name != role || len(b.Subjects) != 1 {

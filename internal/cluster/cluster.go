@@ -23,6 +23,7 @@ import (
 
 	"github.com/pocketkube/pocketkube/internal/bootstrap"
 	"github.com/pocketkube/pocketkube/internal/controlplane"
+	"github.com/pocketkube/pocketkube/internal/controlplane/csrapprover"
 	"github.com/pocketkube/pocketkube/internal/controlplane/localpath"
 	"github.com/pocketkube/pocketkube/internal/node"
 	"github.com/pocketkube/pocketkube/internal/pki"
@@ -70,9 +71,12 @@ func Run(ctx context.Context, cfg Config) error {
 	objects := bootstrap.Config{Join: joinConfig(cfg.ControlPlane, r)}
 	if cfg.Node == nil {
 		boot := start(ctx, func(ctx context.Context) error {
+			stopApprover := startApprover(ctx, r.Kubeconfig, objects.Join != nil)
+			defer stopApprover()
 			if err := runBootstrap(ctx, r.Kubeconfig, objects); err != nil && ctx.Err() == nil {
 				logger.Error(err, "Setting up the cluster's objects")
 			}
+			<-ctx.Done()
 			return nil
 		})
 		select {
@@ -108,11 +112,14 @@ func Run(ctx context.Context, cfg Config) error {
 		objects.DNS = &bootstrap.DNS{ServiceIP: bootstrap.DNSServiceIP, Endpoint: r.AdvertiseAddress, User: pki.KubeProxyUser}
 	}
 	boot := start(ctx, func(ctx context.Context) error {
+		stopApprover := startApprover(ctx, r.Kubeconfig, objects.Join != nil)
+		defer stopApprover()
 		// Not fatal: the cluster runs without them, and the next start
 		// tries again.
 		if err := runBootstrap(ctx, r.Kubeconfig, objects); err != nil && ctx.Err() == nil {
 			logger.Error(err, "Setting up the cluster's objects")
 		}
+		<-ctx.Done()
 		return nil
 	})
 	nd := start(klog.NewContext(ctx, klog.LoggerWithName(logger, "node")), func(ctx context.Context) error {
@@ -147,6 +154,31 @@ func runBootstrap(ctx context.Context, kubeconfig string, cfg bootstrap.Config) 
 		return fmt.Errorf("create admin client: %w", err)
 	}
 	return bootstrap.Run(ctx, client, cfg)
+}
+
+// startApprover runs the kubelet serving CSR approver
+// (internal/controlplane/csrapprover) with the admin's credentials in
+// kubeconfig when other nodes can join (on), and returns how to wait for
+// it once ctx is done.
+func startApprover(ctx context.Context, kubeconfig string, on bool) (wait func()) {
+	if !on {
+		return func() {}
+	}
+	restCfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	var client kubernetes.Interface
+	if err == nil {
+		client, err = kubernetes.NewForConfig(restCfg)
+	}
+	if err != nil {
+		klog.FromContext(ctx).Error(err, "Kubelet serving CSR approver: admin client")
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		csrapprover.RunUntil(klog.NewContext(ctx, klog.LoggerWithName(klog.FromContext(ctx), "csrapprover")), client)
+	}()
+	return func() { <-done }
 }
 
 // stopped returns nil for the control plane's error when it only says

@@ -29,6 +29,7 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -42,6 +43,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 	evictionapi "k8s.io/kubernetes/pkg/kubelet/eviction/api"
@@ -55,6 +57,7 @@ import (
 	"github.com/pocketkube/pocketkube/internal/node/machine"
 	"github.com/pocketkube/pocketkube/internal/node/netpol"
 	"github.com/pocketkube/pocketkube/internal/node/network"
+	"github.com/pocketkube/pocketkube/internal/node/pullcreds"
 	"github.com/pocketkube/pocketkube/internal/node/runtime"
 	"github.com/pocketkube/pocketkube/internal/node/volume"
 )
@@ -69,6 +72,10 @@ type Config struct {
 	DataDir string
 	// Kubeconfig holds the node's credentials (system:node:<NodeName>).
 	Kubeconfig string
+	// RESTConfig, when set, is the node's client configuration instead of
+	// Kubeconfig's (a joined node's, with its rotating client
+	// certificate: internal/node/join).
+	RESTConfig *rest.Config
 	NodeName   string
 	NodeIPs    []net.IP
 	// KubeletPort is the kubelet API's port; default 10250.
@@ -76,6 +83,10 @@ type Config struct {
 	// ServingCert and ServingKey serve the kubelet API; ClientCA verifies
 	// its clients (the API server).
 	ServingCert, ServingKey, ClientCA string
+	// ServingCertificate, when set, replaces ServingCert and ServingKey:
+	// the kubelet API serves what it returns (a certificate manager's
+	// current certificate; nil until it has one).
+	ServingCertificate func() *tls.Certificate
 	// KubeletVersion is reported in the Node's nodeInfo.
 	KubeletVersion string
 	// CgroupRoot is the cgroup (cgroupfs path) the pods' cgroups go under,
@@ -111,6 +122,12 @@ type Config struct {
 	// image.GCConfig: zero takes kubelet's defaults, a negative age none).
 	ImageGCHighThresholdPercent, ImageGCLowThresholdPercent int
 	ImageMinimumGCAge                                       time.Duration
+	// ImagePullCredentialsVerificationPolicy and
+	// PreloadedImagesVerificationAllowlist are kubelet's
+	// imagePullCredentialsVerificationPolicy (empty: its default,
+	// NeverVerifyPreloadedImages) and preloadedImagesVerificationAllowlist.
+	ImagePullCredentialsVerificationPolicy string
+	PreloadedImagesVerificationAllowlist   []string
 	// EvictionMaxPodGracePeriod is kubelet's --eviction-max-pod-grace-period
 	// (seconds): the longest grace period of a pod evicted for a soft
 	// threshold.
@@ -213,24 +230,10 @@ func (l lateAgent) PodCleanedUp(pod *v1.Pod) bool {
 }
 
 // runningContainers lists the running containers of every pod: pod UID →
-// name → ID, from one listing of the runtime.
+// name → ID, from the runtime's own records (the summary's listing).
 func runningContainers(rt *runtime.Runtime) func(ctx context.Context) (map[string]map[string]string, error) {
-	return func(ctx context.Context) (map[string]map[string]string, error) {
-		cs, err := rt.ListContainers(ctx, "")
-		if err != nil {
-			return nil, err
-		}
-		out := map[string]map[string]string{}
-		for _, c := range cs {
-			if c.State != runtime.StateRunning || c.PodUID == "" {
-				continue
-			}
-			if out[c.PodUID] == nil {
-				out[c.PodUID] = map[string]string{}
-			}
-			out[c.PodUID][c.Name] = c.ID
-		}
-		return out, nil
+	return func(context.Context) (map[string]map[string]string, error) {
+		return rt.RunningContainers()
 	}
 }
 
@@ -241,8 +244,8 @@ const podsCgroup = "kubepods"
 
 // Run runs the node until ctx is done, then stops its pods and returns.
 func Run(ctx context.Context, cfg Config) error {
-	if cfg.DataDir == "" || cfg.Kubeconfig == "" || cfg.NodeName == "" || len(cfg.NodeIPs) == 0 {
-		return errors.New("node: DataDir, Kubeconfig, NodeName and NodeIPs are required")
+	if cfg.DataDir == "" || cfg.Kubeconfig == "" && cfg.RESTConfig == nil || cfg.NodeName == "" || len(cfg.NodeIPs) == 0 {
+		return errors.New("node: DataDir, Kubeconfig or RESTConfig, NodeName and NodeIPs are required")
 	}
 	if cfg.KubeletPort == 0 {
 		cfg.KubeletPort = 10250
@@ -267,9 +270,14 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		return err
 	}
-	restCfg, err := clientcmd.BuildConfigFromFlags("", cfg.Kubeconfig)
-	if err != nil {
-		return fmt.Errorf("load node kubeconfig: %w", err)
+	var restCfg *rest.Config
+	if cfg.RESTConfig != nil {
+		restCfg = rest.CopyConfig(cfg.RESTConfig)
+	} else {
+		var err error
+		if restCfg, err = clientcmd.BuildConfigFromFlags("", cfg.Kubeconfig); err != nil {
+			return fmt.Errorf("load node kubeconfig: %w", err)
+		}
 	}
 	restCfg.QPS, restCfg.Burst = 50, 100 // kubelet's kubeAPIQPS and kubeAPIBurst
 	restCfg.UserAgent = "pocketkube-node"
@@ -315,6 +323,17 @@ func Run(ctx context.Context, cfg Config) error {
 		return startErr(err)
 	}
 	late := lateAgent{&current}
+	// kubelet's KubeletEnsureSecretPulledImages: records of who pulled
+	// which image with which secret, under DIR/node/image_manager.
+	pullCreds, err := pullcreds.New(ctx, pullcreds.Config{
+		Dir:        filepath.Join(cfg.DataDir, "node"),
+		Policy:     cfg.ImagePullCredentialsVerificationPolicy,
+		Allowlist:  cfg.PreloadedImagesVerificationAllowlist,
+		ListImages: pullCredsImages(images),
+	})
+	if err != nil {
+		return err
+	}
 	// kubelet's image GC: every 5 min above 85 % of the image
 	// filesystem, and for the eviction manager under imagefs pressure.
 	imageGC, err := image.NewGC(images, image.GCConfig{
@@ -322,6 +341,7 @@ func Run(ctx context.Context, cfg Config) error {
 		LowThresholdPercent:  cfg.ImageGCLowThresholdPercent,
 		MinAge:               cfg.ImageMinimumGCAge,
 		PodImages:            late.podImages,
+		PostGC:               pullCreds.PostGC,
 	})
 	if err != nil {
 		return err
@@ -375,24 +395,26 @@ func Run(ctx context.Context, cfg Config) error {
 		NewNetwork: func(ctx context.Context, podCIDR string) (agent.Network, error) {
 			return network.New(ctx, network.Config{StateDir: netStateDir, PodCIDR: podCIDR})
 		},
-		ClusterDNS:     cfg.ClusterDNS,
-		SeccompDefault: cfg.SeccompDefault,
-		Pressure:       pressure,
+		ClusterDNS:      cfg.ClusterDNS,
+		SeccompDefault:  cfg.SeccompDefault,
+		Pressure:        pressure,
+		PullCredentials: pullCreds,
 	})
 	if err != nil {
 		return err
 	}
 	current.Store(a)
 	api, err := kubeletapi.New(kubeletapi.Config{
-		Addr:         net.JoinHostPort("", strconv.Itoa(int(cfg.KubeletPort))),
-		CertFile:     cfg.ServingCert,
-		KeyFile:      cfg.ServingKey,
-		ClientCAFile: cfg.ClientCA,
-		Client:       client,
-		NodeName:     cfg.NodeName,
-		Provider:     a.Provider(rt),
-		Stats:        cgroupStats{rt: rt, machine: machine, netStateDir: netStateDir, nodeFsDir: filepath.Join(cfg.DataDir, "node")},
-		Summary:      summary,
+		Addr:           net.JoinHostPort("", strconv.Itoa(int(cfg.KubeletPort))),
+		CertFile:       cfg.ServingCert,
+		KeyFile:        cfg.ServingKey,
+		GetCertificate: cfg.ServingCertificate,
+		ClientCAFile:   cfg.ClientCA,
+		Client:         client,
+		NodeName:       cfg.NodeName,
+		Provider:       a.Provider(rt),
+		Stats:          cgroupStats{rt: rt, machine: machine, netStateDir: netStateDir, nodeFsDir: filepath.Join(cfg.DataDir, "node")},
+		Summary:        summary,
 	})
 	if err != nil {
 		return err
@@ -511,4 +533,32 @@ func (c cgroupStats) MachineInfo() (kubeletapi.MachineInfo, error) {
 		NumCores: m.NumCPU, MemoryCapacity: uint64(m.MemoryBytes),
 		MachineID: m.MachineID, SystemUUID: m.SystemUUID, BootID: m.BootID, BootTime: m.BootTime,
 	}, nil
+}
+
+// pullCredsImages lists the store's images for the pull manager, one
+// per ID with the names it goes by.
+func pullCredsImages(store *image.Store) func(ctx context.Context) ([]pullcreds.Image, error) {
+	return func(ctx context.Context) ([]pullcreds.Image, error) {
+		imgs, err := store.List(ctx)
+		if err != nil {
+			return nil, err
+		}
+		byID := map[string]*pullcreds.Image{}
+		var out []*pullcreds.Image
+		for _, img := range imgs {
+			p := byID[img.ID]
+			if p == nil {
+				p = &pullcreds.Image{ID: img.ID}
+				byID[img.ID] = p
+				out = append(out, p)
+			}
+			p.RepoTags = append(p.RepoTags, img.Name)
+			p.RepoDigests = append(p.RepoDigests, img.RepoDigest())
+		}
+		list := make([]pullcreds.Image, 0, len(out))
+		for _, p := range out {
+			list = append(list, *p)
+		}
+		return list, nil
+	}
 }

@@ -22,6 +22,7 @@ type options struct {
 	procs      int           // ginkgo --procs
 	timeout    time.Duration // ginkgo --timeout, the whole suite's
 	buildOnly  bool          // stop after the build and the images
+	strict     bool          // a failed spec, or no spec passed, fails the command
 }
 
 func (o *options) addFlags(fs *flag.FlagSet) {
@@ -33,6 +34,7 @@ func (o *options) addFlags(fs *flag.FlagSet) {
 	fs.IntVar(&o.procs, "procs", 2, "Parallel ginkgo processes; above the core count slow specs hit the suite timeout.")
 	fs.DurationVar(&o.timeout, "timeout", 2*time.Hour, "Time limit of the whole suite (ginkgo --timeout).")
 	fs.BoolVar(&o.buildOnly, "build-only", false, "Build the suite and the images, and run nothing.")
+	fs.BoolVar(&o.strict, "strict", false, "Exit 1 when a spec failed or none passed (CI); without it the run reports and exits 0.")
 }
 
 func (o *options) validate() error {

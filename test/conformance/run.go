@@ -87,7 +87,13 @@ func (o *options) runSuite(ctx context.Context, t tools, archive string) error {
 	}
 	text := s.String()
 	fmt.Print(text)
-	return os.WriteFile(filepath.Join(o.out, "summary.txt"), []byte(text), 0o644)
+	if err := os.WriteFile(filepath.Join(o.out, "summary.txt"), []byte(text), 0o644); err != nil {
+		return err
+	}
+	if o.strict {
+		return res.strictErr()
+	}
+	return nil
 }
 
 // processUsage is what `pocketkube up` used during the run.

@@ -144,3 +144,16 @@ func (s summary) String() string {
 	fmt.Fprintf(&b, "\n%d passed, %d failed, %d skipped\n", r.Passed, r.Failed, r.Skipped)
 	return b.String()
 }
+
+// strictErr is what a CI run makes of the result: an error when a spec
+// (or a suite node) failed, or when nothing passed (a focus that selects
+// nothing must not pass for a green run).
+func (r result) strictErr() error {
+	switch {
+	case r.Failed > 0:
+		return fmt.Errorf("%d of %d specs failed", r.Failed, r.Passed+r.Failed)
+	case r.Passed == 0:
+		return fmt.Errorf("no spec passed (%d skipped): the focus selects nothing that runs", r.Skipped)
+	}
+	return nil
+}

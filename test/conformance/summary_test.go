@@ -30,3 +30,28 @@ func TestReadJUnit(t *testing.T) {
 		t.Errorf("summary does not end with the counts line:\n%s", text)
 	}
 }
+
+func TestStrictErr(t *testing.T) {
+	tests := []struct {
+		name string
+		r    result
+		want string
+	}{
+		{"all passed", result{Passed: 17, NotSelected: 3189}, ""},
+		{"one failed", result{Passed: 16, Failed: 1}, "1 of 17 specs failed"},
+		{"nothing ran", result{NotSelected: 3206}, "no spec passed (0 skipped): the focus selects nothing that runs"},
+		{"all skipped themselves", result{Skipped: 2}, "no spec passed (2 skipped): the focus selects nothing that runs"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.r.strictErr()
+			got := ""
+			if err != nil {
+				got = err.Error()
+			}
+			if got != tt.want {
+				t.Errorf("strictErr() = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

@@ -602,3 +602,42 @@ spec:
 		t.Errorf("up without the CA key made a new one: %v", err)
 	}
 }
+
+// TestCtrlCRightAfterPodDeletion stops the node at once after its pods
+// were deleted, while the agent is still tearing them down: with a
+// grace period (the agent kills, then deletes the API object) and forced
+// (the object is gone first, the agent kills what it still runs). The
+// stop must finish what the deletion started: no pod's sandbox (its
+// mounts, namespaces, processes) is left behind.
+func TestCtrlCRightAfterPodDeletion(t *testing.T) {
+	c := startNodeCluster(t)
+	c.ImportBusybox(t, "busybox")
+	for _, force := range []bool{false, true} {
+		client := c.Client(t)
+		framework.WaitServiceAccount(t, client, "default")
+		var pods []*corev1.Pod
+		for i := range 3 {
+			pods = append(pods, busyboxSleeper("default", fmt.Sprintf("doomed-%t-%d", force, i)))
+		}
+		framework.RunPods(t, client, pods...)
+		opts := metav1.DeleteOptions{}
+		if force {
+			opts.GracePeriodSeconds = new(int64)
+		}
+		for _, p := range pods {
+			if err := client.CoreV1().Pods("default").Delete(t.Context(), p.Name, opts); err != nil {
+				t.Fatal(err)
+			}
+		}
+		took, err := c.Stop(15 * time.Second)
+		if err != nil {
+			t.Fatalf("force %t: Ctrl-C right after the deletion: %v (after %s)", force, err, took)
+		}
+		for _, l := range earlyStopLeftovers(t, c) {
+			t.Errorf("force %t: Ctrl-C right after the deletion: %s", force, l)
+		}
+		if !force {
+			c = restartNode(t, c)
+		}
+	}
+}

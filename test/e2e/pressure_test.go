@@ -106,17 +106,7 @@ func TestMemoryPressureEviction(t *testing.T) {
 		}
 		return p
 	}
-	failed := func(name string) *v1.Pod {
-		var got *v1.Pod
-		if err := wait.PollUntilContextCancel(ctx, time.Second, true, func(ctx context.Context) (bool, error) {
-			var err error
-			got, err = client.CoreV1().Pods("default").Get(ctx, name, metav1.GetOptions{})
-			return err == nil && got.Status.Phase == v1.PodFailed, nil
-		}); err != nil {
-			t.Fatalf("pod %s never Failed: %+v", name, got.Status)
-		}
-		return got
-	}
+	failed := func(name string) *v1.Pod { return waitPodFailed(ctx, t, client, name) }
 
 	mkPod("besteffort", nil)
 	got := failed("besteffort")
@@ -126,18 +116,42 @@ func TestMemoryPressureEviction(t *testing.T) {
 
 	mkPod("guaranteed", v1.ResourceList{v1.ResourceCPU: resource.MustParse("10m"), v1.ResourceMemory: resource.MustParse("64Mi")})
 	got = failed("guaranteed")
-	if prefix := "The node was low on resource: memory. Threshold quantity: 1000Gi, available: "; got.Status.Reason != "Evicted" || !strings.HasPrefix(got.Status.Message, prefix) {
-		t.Errorf("Guaranteed pod reason %q message %q, want Evicted, %q...", got.Status.Reason, got.Status.Message, prefix)
+	checkMemoryEvicted(t, got)
+}
+
+// waitPodFailed polls until pod default/name is Failed and returns it.
+func waitPodFailed(ctx context.Context, t *testing.T, client kubernetes.Interface, name string) *v1.Pod {
+	t.Helper()
+	var got *v1.Pod
+	if err := wait.PollUntilContextCancel(ctx, time.Second, true, func(ctx context.Context) (bool, error) {
+		var err error
+		got, err = client.CoreV1().Pods("default").Get(ctx, name, metav1.GetOptions{})
+		return err == nil && got.Status.Phase == v1.PodFailed, nil
+	}); err != nil {
+		t.Fatalf("pod %s never Failed: %+v", name, got.Status)
+	}
+	return got
+}
+
+// checkMemoryEvicted checks that pod was evicted for memory.available<1000Gi
+// as kubelet's eviction manager evicts: reason Evicted, kubelet's message
+// and the DisruptionTarget condition, which it returns (nil if missing).
+func checkMemoryEvicted(t *testing.T, pod *v1.Pod) *v1.PodCondition {
+	t.Helper()
+	if prefix := "The node was low on resource: memory. Threshold quantity: 1000Gi, available: "; pod.Status.Reason != "Evicted" || !strings.HasPrefix(pod.Status.Message, prefix) {
+		t.Errorf("pod %s reason %q message %q, want Evicted, %q...", pod.Name, pod.Status.Reason, pod.Status.Message, prefix)
 	}
 	var disruption *v1.PodCondition
-	for i := range got.Status.Conditions {
-		if got.Status.Conditions[i].Type == v1.DisruptionTarget {
-			disruption = &got.Status.Conditions[i]
+	for i := range pod.Status.Conditions {
+		if pod.Status.Conditions[i].Type == v1.DisruptionTarget {
+			disruption = &pod.Status.Conditions[i]
 		}
 	}
 	if disruption == nil || disruption.Status != v1.ConditionTrue || disruption.Reason != v1.PodReasonTerminationByKubelet {
-		t.Errorf("DisruptionTarget condition %+v, want True TerminationByKubelet", disruption)
+		t.Errorf("pod %s DisruptionTarget condition %+v, want True TerminationByKubelet", pod.Name, disruption)
+		return nil
 	}
+	return disruption
 }
 
 // waitNodeCondition polls until the cluster's one node has condition typ
@@ -162,4 +176,60 @@ func waitNodeCondition(ctx context.Context, t *testing.T, client kubernetes.Inte
 		t.Fatalf("%s never %s: %+v", typ, status, cond)
 	}
 	return node, cond
+}
+
+// TestSoftMemoryEviction starts a node with no hard threshold and a soft
+// one above what the machine has (memory.available<1000Gi, grace period
+// 5 s, --eviction-max-pod-grace-period 2): MemoryPressure turns True,
+// and once the threshold has held for its grace period the eviction
+// manager evicts a Guaranteed pod with kubelet's message, giving it its
+// terminationGracePeriodSeconds (60) capped at 2 s: its container, which
+// ignores SIGTERM, is killed within seconds, not after a minute.
+func TestSoftMemoryEviction(t *testing.T) {
+	c := startNodeCluster(t, "--eviction-hard=", "--eviction-soft=memory.available<1000Gi",
+		"--eviction-soft-grace-period=memory.available=5s", "--eviction-max-pod-grace-period=2")
+	c.ImportBusybox(t, "busybox")
+	client := c.Client(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+
+	node, cond := waitNodeCondition(ctx, t, client, v1.NodeMemoryPressure, v1.ConditionTrue)
+	if cond.Reason != "KubeletHasInsufficientMemory" {
+		t.Errorf("MemoryPressure reason %q, want kubelet's KubeletHasInsufficientMemory", cond.Reason)
+	}
+	res := v1.ResourceList{v1.ResourceCPU: resource.MustParse("10m"), v1.ResourceMemory: resource.MustParse("64Mi")}
+	grace := int64(60)
+	pod := &v1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "soft-evicted", Namespace: "default"},
+		Spec: v1.PodSpec{
+			NodeName:                      node.Name,
+			TerminationGracePeriodSeconds: &grace,
+			Containers: []v1.Container{{Name: "c", Image: "busybox", Command: []string{"sh", "-c", "trap '' TERM; while true; do sleep 1; done"},
+				Resources: v1.ResourceRequirements{Requests: res, Limits: res}}},
+		},
+	}
+	if _, err := client.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	got := waitPodFailed(ctx, t, client, pod.Name)
+	disruption := checkMemoryEvicted(t, got)
+	if disruption == nil {
+		t.FailNow()
+	}
+	// A pod evicted before its container started has nothing to kill.
+	if len(got.Status.ContainerStatuses) == 0 || got.Status.ContainerStatuses[0].State.Terminated == nil {
+		t.Fatalf("container status %+v, want terminated", got.Status.ContainerStatuses)
+	}
+	term := got.Status.ContainerStatuses[0].State.Terminated
+	if term.StartedAt.IsZero() {
+		// Kubelet may evict a pod before its container ran; the grace
+		// period then has nothing to show (a skip would fail make test).
+		t.Logf("evicted before its container ran (%+v): the grace period is not seen", term)
+		return
+	}
+	// Seconds in the API's timestamps: 2 s of grace plus the kill is well
+	// under the pod's own 60 s.
+	if took := term.FinishedAt.Sub(disruption.LastTransitionTime.Time); term.ExitCode != 137 || took > 20*time.Second {
+		t.Errorf("container exit %d, %s after the eviction: want 137 (SIGTERM ignored, SIGKILL after the 2 s cap), well before its own 60 s", term.ExitCode, took)
+	}
 }

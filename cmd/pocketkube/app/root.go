@@ -25,6 +25,7 @@ func NewRootCommand(klogFlags *flag.FlagSet) *cobra.Command {
 	cmd.PersistentFlags().AddGoFlag(klogFlags.Lookup("v"))
 	cmd.AddCommand(
 		NewUpCommand(),
+		NewAgentCommand(),
 		NewKubeconfigCommand(),
 		NewProxyCommand(),
 		NewKubectlCommand(),

@@ -25,6 +25,7 @@ import (
 	"github.com/pocketkube/pocketkube/internal/node"
 	"github.com/pocketkube/pocketkube/internal/node/eviction"
 	"github.com/pocketkube/pocketkube/internal/node/image"
+	"github.com/pocketkube/pocketkube/internal/node/pullcreds"
 	"github.com/pocketkube/pocketkube/internal/version"
 )
 
@@ -55,6 +56,8 @@ type upOptions struct {
 	evictionMaxGrace int32
 	imageGCHigh      int32
 	imageGCLow       int32
+	pullCredsPolicy  string
+	preloadedAllow   []string
 	imageMinAge      time.Duration
 	// thresholds are the eviction flags parsed by Validate.
 	thresholds []evictionapi.Threshold
@@ -88,6 +91,8 @@ func (o *upOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.Int32Var(&o.imageGCHigh, "image-gc-high-threshold", image.DefaultGCHighThresholdPercent, "Percent of the image filesystem's space in use from which image garbage collection runs (every 5 min), as kubelet's --image-gc-high-threshold: unused images are removed, least recently used first, down to --image-gc-low-threshold. 100 turns it off.")
 	fs.Int32Var(&o.imageGCLow, "image-gc-low-threshold", image.DefaultGCLowThresholdPercent, "Percent of the image filesystem's space in use that image garbage collection frees down to, as kubelet's --image-gc-low-threshold.")
 	fs.DurationVar(&o.imageMinAge, "minimum-image-ttl-duration", image.DefaultGCMinAge, "Minimum age of an unused image (since the node first saw it) before garbage collection, or the eviction manager under imagefs pressure, may remove it, as kubelet's --minimum-image-ttl-duration.")
+	fs.StringVar(&o.pullCredsPolicy, "image-pull-credentials-verification-policy", pullcreds.DefaultPolicy, "Who may use an image already on the node, as kubelet's imagePullCredentialsVerificationPolicy: NeverVerify (any pod), NeverVerifyPreloadedImages (an image the node pulled with a pod's pull secret only a pod with the same credentials; others pull it again with their own; images loaded with `pocketkube images import/load` any pod), NeverVerifyAllowlistedImages (as AlwaysVerify but for --preloaded-images-verification-allowlist), AlwaysVerify (preloaded images too).")
+	fs.StringSliceVar(&o.preloadedAllow, "preloaded-images-verification-allowlist", nil, "Images that any pod may use without showing credentials under NeverVerifyAllowlistedImages, as kubelet's preloadedImagesVerificationAllowlist: full names without tag or digest (docker.io/library/busybox), or a prefix ending in /* (registry.example/team/*).")
 	fs.IPSliceVar(&o.clusterDNS, "cluster-dns", nil, "Cluster DNS server addresses written into pods' resolv.conf. Empty: the node serves cluster DNS itself, behind the kube-dns Service at 10.96.0.10.")
 }
 
@@ -157,6 +162,9 @@ func (o *upOptions) Validate(_ []string) error {
 	if o.imageGCLow > o.imageGCHigh {
 		return fmt.Errorf("--image-gc-low-threshold %d must be less than or equal to --image-gc-high-threshold %d", o.imageGCLow, o.imageGCHigh)
 	}
+	if err := pullcreds.Validate(o.pullCredsPolicy, o.preloadedAllow); err != nil {
+		return err
+	}
 	if o.imageMinAge < 0 {
 		return fmt.Errorf("--minimum-image-ttl-duration %s: must not be negative", o.imageMinAge)
 	}
@@ -220,20 +228,22 @@ func (o *upOptions) Run(cmd *cobra.Command, _ []string) error {
 			minAge = -1
 		}
 		cfg.Node = &node.Config{
-			DataDir:                     o.dataDir,
-			NodeName:                    name,
-			KubeletPort:                 o.kubeletPort,
-			KubeletVersion:              version.Kubernetes(),
-			ClusterDNS:                  o.clusterDNS,
-			CgroupRoot:                  o.cgroupRoot,
-			SeccompDefault:              o.seccompDefault,
-			PodPidsLimit:                o.podMaxPids,
-			EvictionThresholds:          o.thresholds,
-			EvictionMaxPodGracePeriod:   int64(o.evictionMaxGrace),
-			ImageGCHighThresholdPercent: int(o.imageGCHigh),
-			ImageGCLowThresholdPercent:  int(o.imageGCLow),
-			ImageMinimumGCAge:           minAge,
-			NetworkPolicy:               !slices.Contains(o.disable, "networkpolicy"),
+			DataDir:                                o.dataDir,
+			NodeName:                               name,
+			KubeletPort:                            o.kubeletPort,
+			KubeletVersion:                         version.Kubernetes(),
+			ClusterDNS:                             o.clusterDNS,
+			CgroupRoot:                             o.cgroupRoot,
+			SeccompDefault:                         o.seccompDefault,
+			PodPidsLimit:                           o.podMaxPids,
+			EvictionThresholds:                     o.thresholds,
+			EvictionMaxPodGracePeriod:              int64(o.evictionMaxGrace),
+			ImageGCHighThresholdPercent:            int(o.imageGCHigh),
+			ImageGCLowThresholdPercent:             int(o.imageGCLow),
+			ImageMinimumGCAge:                      minAge,
+			ImagePullCredentialsVerificationPolicy: o.pullCredsPolicy,
+			PreloadedImagesVerificationAllowlist:   o.preloadedAllow,
+			NetworkPolicy:                          !slices.Contains(o.disable, "networkpolicy"),
 		}
 	}
 	klog.FromContext(ctx).Info("Starting pocketkube", "dataDir", o.dataDir, "listen", o.listen)

@@ -8,9 +8,9 @@
 // [cloudprovider.LoadBalancer] of ours that has no load balancer to set up.
 // EnsureLoadBalancer answers with the ready nodes' InternalIPs (the
 // controller passes the nodes it would balance over) and refuses a Service
-// that asks for a port and protocol an older LoadBalancer Service already
-// holds: both would be the same address and port, and kube-proxy would
-// send the traffic to only one. The controller then reports the refusal as
+// that asks for a port and protocol another LoadBalancer Service holds
+// (one that has its address already, else an older one): both would be the
+// same address and port, and kube-proxy would send the traffic to only one. The controller then reports the refusal as
 // its SyncLoadBalancerFailed event and retries with back-off, so the
 // Service gets its address once the port is free. The refused Service
 // also carries the condition LoadBalancerPortsError (True, reason
@@ -147,15 +147,15 @@ func (l *loadBalancer) setPortsCondition(ctx context.Context, svc *v1.Service, c
 	return nil
 }
 
-// checkPorts refuses svc when an older LoadBalancer Service (the older one
-// by creation time, then by namespace/name) holds one of its ports.
+// checkPorts refuses svc when another LoadBalancer Service holds one of its
+// ports: see holdsBefore for which of two wins.
 func (l *loadBalancer) checkPorts(svc *v1.Service) error {
 	all, err := l.services.List(labels.Everything())
 	if err != nil {
 		return err
 	}
 	for _, other := range all {
-		if other.UID == svc.UID || !servedHere(other) || other.DeletionTimestamp != nil || !older(other, svc) {
+		if other.UID == svc.UID || !servedHere(other) || other.DeletionTimestamp != nil || !holdsBefore(other, svc) {
 			continue
 		}
 		for _, p := range svc.Spec.Ports {
@@ -175,6 +175,17 @@ func (l *loadBalancer) checkPorts(svc *v1.Service) error {
 // decides).
 func servedHere(svc *v1.Service) bool {
 	return svc.Spec.Type == v1.ServiceTypeLoadBalancer && svc.Spec.LoadBalancerClass == nil
+}
+
+// holdsBefore says whether a keeps a port that a and b both ask for: the
+// one that already has its address keeps it (a Service created in the same
+// second as the holder must not take the port from it by its name), then
+// the older by creation time, then by namespace/name.
+func holdsBefore(a, b *v1.Service) bool {
+	if ha, hb := len(a.Status.LoadBalancer.Ingress) > 0, len(b.Status.LoadBalancer.Ingress) > 0; ha != hb {
+		return ha
+	}
+	return older(a, b)
 }
 
 func older(a, b *v1.Service) bool {

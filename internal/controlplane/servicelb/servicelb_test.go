@@ -121,3 +121,28 @@ func TestEnsureRefusesAPortAnOlderServiceHolds(t *testing.T) {
 		t.Errorf("after the holder's deletion: condition %v is still there", c)
 	}
 }
+
+// A Service created in the same second as the one holding the port, with a
+// name that sorts first, is refused: the holder keeps its address (the
+// e2e TestLoadBalancerService once saw lb-clash take lb-web's port).
+func TestEnsureKeepsThePortWithItsHolderInTheSameSecond(t *testing.T) {
+	t0 := time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)
+	web := lbService("default", "lb-web", t0, v1.ServicePort{Port: 18081})
+	web.Status.LoadBalancer.Ingress = []v1.LoadBalancerIngress{{IP: "192.0.2.1"}}
+	clash := lbService("default", "lb-clash", t0, v1.ServicePort{Port: 18081})
+	idx := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{})
+	for _, s := range []*v1.Service{web, clash} {
+		if err := idx.Add(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lb := &loadBalancer{services: corelisters.NewServiceLister(idx), client: fake.NewClientset(web, clash)}
+	nodes := []*v1.Node{node("n", v1.NodeAddress{Type: v1.NodeInternalIP, Address: "192.0.2.1"})}
+	want := "port 18081/TCP is already used by LoadBalancer Service default/lb-web on the same node addresses"
+	if _, err := lb.EnsureLoadBalancer(t.Context(), "c", clash, nodes); err == nil || err.Error() != want {
+		t.Errorf("lb-clash: err %v, want %q", err, want)
+	}
+	if _, err := lb.EnsureLoadBalancer(t.Context(), "c", web, nodes); err != nil {
+		t.Errorf("lb-web, which holds the port: %v", err)
+	}
+}

@@ -25,11 +25,13 @@ import (
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
 	"k8s.io/kubernetes/pkg/kubelet/clustertrustbundle"
+	"k8s.io/kubernetes/pkg/kubelet/podcertificate"
 	"k8s.io/kubernetes/pkg/security/apparmor"
 	"k8s.io/utils/clock"
 
 	"github.com/pocketkube/pocketkube/internal/node/machine"
 	"github.com/pocketkube/pocketkube/internal/node/prober"
+	"github.com/pocketkube/pocketkube/internal/node/pullcreds"
 	"github.com/pocketkube/pocketkube/internal/node/token"
 	"github.com/pocketkube/pocketkube/internal/shutdown"
 )
@@ -83,6 +85,12 @@ type Config struct {
 
 	// Workers is how many pods sync at once. Defaults to 4 (10 measured no faster on 2 cores).
 	Workers int
+	// PullCredentials, when set, is kubelet's image pull manager
+	// (KubeletEnsureSecretPulledImages): an image present on the node is
+	// used by a pod only if its policy and records allow it; otherwise
+	// the pod pulls it with its own credentials. nil lets every pod use
+	// every image present.
+	PullCredentials *pullcreds.Manager
 	// Clock defaults to the real clock.
 	Clock clock.Clock
 }
@@ -164,7 +172,8 @@ func New(cfg Config) (*Agent, error) {
 			workqueue.TypedRateLimitingQueueConfig[cache.ObjectName]{Name: "pods"}),
 	}
 	a.watches = newObjectWatches(cfg.Client, func(k cache.ObjectName) { a.queue.Add(k) })
-	a.objects = &apiObjects{client: cfg.Client, watches: a.watches, allocatable: a.allocatable, tokens: token.NewManager(cfg.Client, cfg.Clock)}
+	a.objects = &apiObjects{client: cfg.Client, watches: a.watches, allocatable: a.allocatable, tokens: token.NewManager(cfg.Client, cfg.Clock),
+		podCerts: &podcertificate.NoOpManager{}}
 	a.informers = informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0,
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
 			o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", cfg.NodeName).String()
@@ -172,15 +181,34 @@ func New(cfg Config) (*Agent, error) {
 	podInformer := a.informers.Core().V1().Pods()
 	a.podLister = podInformer.Lister()
 	a.podsSynced = podInformer.Informer().HasSynced
+	if err := podInformer.Informer().AddIndexers(cache.Indexers{podUIDIndex: podUIDIndexFunc}); err != nil {
+		return nil, fmt.Errorf("index pods: %w", err)
+	}
+	// The pod certificate manager learns of pods as kubelet's does
+	// (HandlePodAdditions, HandlePodRemoves); tracking only queues the
+	// pod's sources on the manager's own queue.
 	_, err := podInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: a.enqueue,
+		AddFunc: func(obj any) {
+			a.enqueue(obj)
+			if pod, ok := obj.(*v1.Pod); ok {
+				a.objects.podCerts.TrackPod(context.Background(), pod)
+			}
+		},
 		UpdateFunc: func(old, cur any) {
 			if old.(*v1.Pod).ResourceVersion == cur.(*v1.Pod).ResourceVersion {
 				return
 			}
 			a.enqueue(cur)
 		},
-		DeleteFunc: a.enqueue,
+		DeleteFunc: func(obj any) {
+			a.enqueue(obj)
+			if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = t.Obj
+			}
+			if pod, ok := obj.(*v1.Pod); ok {
+				a.objects.podCerts.ForgetPod(context.Background(), pod)
+			}
+		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("watch pods: %w", err)
@@ -266,6 +294,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	defer a.prober.Close()
+	a.startPodCertificates(ctx)
 
 	statusCtx, stopStatus := context.WithCancel(ctx)
 	defer stopStatus()

@@ -224,8 +224,13 @@ func (a *Agent) ensureImage(ctx context.Context, pod *v1.Pod, c *v1.Container, s
 	if policy == "" {
 		policy = v1.PullIfNotPresent
 	}
-	if havePresent && policy != v1.PullAlways {
-		a.recordContainer(pod, c, v1.EventTypeNormal, "Pulled", "Container image %q already present on machine", c.Image)
+	creds := &podCredentials{a: a, pod: pod}
+	// kubelet's KubeletEnsureSecretPulledImages: a present image pulled
+	// with credentials the pod cannot show is pulled again with the
+	// pod's own; with Never, it is not present for the pod.
+	usable := havePresent && a.mayUsePresent(ctx, ref, present, creds)
+	if usable && policy != v1.PullAlways {
+		a.recordContainer(pod, c, v1.EventTypeNormal, "Pulled", a.presentMessage(), c.Image)
 		return &present, 0
 	}
 	if policy == v1.PullNever {
@@ -250,9 +255,9 @@ func (a *Agent) ensureImage(ctx context.Context, pod *v1.Pod, c *v1.Container, s
 	a.prevPullErr.Delete(key)
 	a.recordContainer(pod, c, v1.EventTypeNormal, "Pulling", "Pulling image %q", c.Image)
 	start := time.Now()
-	img, err := a.cfg.Images.Pull(ctx, ref, image.PullOptions{Auth: a.pullKeychain(ctx, pod)})
+	img, err := a.pull(ctx, ref, creds)
 	if err != nil {
-		if havePresent && errors.Is(err, image.ErrUnreachable) {
+		if usable && errors.Is(err, image.ErrUnreachable) {
 			// Offline with the image present (e.g. imported): use it rather
 			// than fail. Upstream would fail the pull; this is documented.
 			a.recordContainer(pod, c, v1.EventTypeNormal, "Pulled", "Container image %q already present on machine; registry unreachable", c.Image)

@@ -53,8 +53,10 @@
 // pullPolicy, kubelet's events and the waiting reasons of the containers
 // that mount them, as kubelet's runtime manager pulls them before it starts
 // containers; the volume package mounts the root filesystem it is given.
-// The volume package reads claims, PVs and ClusterTrustBundles through
-// apiObjects (objects.go), the last with kubelet's own manager.
+// The volume package reads claims, PVs, ClusterTrustBundles and pod
+// certificates through apiObjects (objects.go), the last two with
+// kubelet's own managers; podcerts.go wires kubelet's podcertificate
+// manager and syncs a pod again when its PodCertificateRequests change.
 //
 // # Caveats
 //

@@ -88,10 +88,13 @@ func (a *Agent) ensureImageVolume(ctx context.Context, pod *v1.Pod, src *v1.Imag
 		policy = v1.PullIfNotPresent
 	}
 	img, err := a.cfg.Images.Get(ctx, ref)
-	present := err == nil
+	creds := &podCredentials{a: a, pod: pod}
+	// As for containers: an image pulled with credentials the pod cannot
+	// show is not present for it.
+	present := err == nil && a.mayUsePresent(ctx, ref, img, creds)
 	switch {
 	case present && policy != v1.PullAlways:
-		a.record(pod, v1.EventTypeNormal, "Pulled", "Container image %q already present on machine", src.Reference)
+		a.record(pod, v1.EventTypeNormal, "Pulled", a.presentMessage(), src.Reference)
 	case policy == v1.PullNever:
 		msg := fmt.Sprintf("Container image %q is not present with pull policy of Never", src.Reference)
 		a.record(pod, v1.EventTypeWarning, "ErrImageNeverPull", "%s", msg)
@@ -110,7 +113,7 @@ func (a *Agent) ensureImageVolume(ctx context.Context, pod *v1.Pod, src *v1.Imag
 		a.prevPullErr.Delete(key)
 		a.record(pod, v1.EventTypeNormal, "Pulling", "Pulling image %q", src.Reference)
 		start := time.Now()
-		pulled, err := a.cfg.Images.Pull(ctx, ref, image.PullOptions{Auth: a.pullKeychain(ctx, pod)})
+		pulled, err := a.pull(ctx, ref, creds)
 		switch {
 		case err != nil && present && errors.Is(err, image.ErrUnreachable):
 			// Offline with the image present, as for containers.

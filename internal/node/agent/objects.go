@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/kubernetes/pkg/kubelet/clustertrustbundle"
+	"k8s.io/kubernetes/pkg/kubelet/podcertificate"
 
 	"github.com/pocketkube/pocketkube/internal/node/token"
 	"github.com/pocketkube/pocketkube/internal/node/volume"
@@ -33,14 +34,18 @@ type apiObjects struct {
 	// trustBundles is kubelet's ClusterTrustBundle manager, set by Run
 	// (its informer lives as long as Run's context).
 	trustBundles clustertrustbundle.Manager
+	// podCerts is kubelet's pod certificate manager: a NoOpManager until
+	// Run starts the issuing one (before the informers start).
+	podCerts podcertificate.Manager
 }
 
 var (
-	_ volume.Sources           = (*apiObjects)(nil)
-	_ volume.TokenSource       = (*apiObjects)(nil)
-	_ volume.AllocatableSource = (*apiObjects)(nil)
-	_ volume.ClaimSource       = (*apiObjects)(nil)
-	_ volume.TrustBundleSource = (*apiObjects)(nil)
+	_ volume.Sources              = (*apiObjects)(nil)
+	_ volume.TokenSource          = (*apiObjects)(nil)
+	_ volume.AllocatableSource    = (*apiObjects)(nil)
+	_ volume.ClaimSource          = (*apiObjects)(nil)
+	_ volume.TrustBundleSource    = (*apiObjects)(nil)
+	_ volume.PodCertificateSource = (*apiObjects)(nil)
 )
 
 // ConfigMap gets a ConfigMap; a missing one is kubelet's error
@@ -116,4 +121,11 @@ func (o *apiObjects) GetTrustAnchorsBySigner(ctx context.Context, signerName str
 		return nil, errNoTrustBundles
 	}
 	return o.trustBundles.GetTrustAnchorsBySigner(ctx, signerName, labelSelector, allowMissing)
+}
+
+// GetPodCertificateCredentialBundle is kubelet's pod certificate manager's:
+// the key and chain of a podCertificate source once issued, else the
+// manager's error ("credential bundle is not issued yet").
+func (o *apiObjects) GetPodCertificateCredentialBundle(ctx context.Context, namespace, podName, podUID, volumeName string, sourceIndex int) ([]byte, []byte, error) {
+	return o.podCerts.GetPodCertificateCredentialBundle(ctx, namespace, podName, podUID, volumeName, sourceIndex)
 }

@@ -392,6 +392,12 @@ func (a *Agent) syncRunning(ctx context.Context, pod *v1.Pod, st *podState) (*v1
 	if at := a.objects.tokens.NextRefresh(uid); !at.IsZero() {
 		later(max(at.Sub(a.cfg.Clock.Now()), time.Second))
 	}
+	// Pod certificates are refreshed by the manager on its own schedule;
+	// the sync after the new request's events writes them, and this one
+	// catches a sync that came before the manager had read the event.
+	if hasPodCertificates(pod) {
+		later(podCertificateResync)
+	}
 	return a.podStatus(pod, st, containers), requeue, nil
 }
 

@@ -348,15 +348,7 @@ func TestSyncPodEnsuresImage(t *testing.T) {
 			pod.Spec.Containers[0].ImagePullPolicy = tc.policy
 			f.pods = append(f.pods, pod)
 			f.newAgent()
-			f.mustSync(ctx, "web")
-			if got := len(f.images.pulled()) == 1; got != tc.wantPull {
-				t.Errorf("pulled %v, want a pull: %v", f.images.pulled(), tc.wantPull)
-			}
-			phase := v1.PodRunning
-			if !strings.Contains(tc.wantStatus, "running") {
-				phase = v1.PodPending
-			}
-			f.expectStatus(ctx, "web", phase, tc.wantStatus)
+			f.syncPull(ctx, "web", tc.wantPull, tc.wantStatus)
 		})
 	}
 }
@@ -857,4 +849,20 @@ func TestLeftoverLogsAfterRestart(t *testing.T) {
 	if diff := cmp.Diff(want, f.logFiles()); diff != "" {
 		t.Errorf("log files (-want +got):\n%s", diff)
 	}
+}
+
+// syncPull syncs pod name once and checks whether it pulled its image and
+// the status it then has (Running when wantStatus says "running", else
+// Pending).
+func (f *fixture) syncPull(ctx context.Context, name string, wantPull bool, wantStatus string) {
+	f.t.Helper()
+	f.mustSync(ctx, name)
+	if got := len(f.images.pulled()) == 1; got != wantPull {
+		f.t.Errorf("pulled %v, want a pull: %v", f.images.pulled(), wantPull)
+	}
+	phase := v1.PodRunning
+	if !strings.Contains(wantStatus, "running") {
+		phase = v1.PodPending
+	}
+	f.expectStatus(ctx, name, phase, wantStatus)
 }

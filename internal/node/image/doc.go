@@ -85,12 +85,9 @@
 // runtime: what it knows of last use is lost with the process, so after a
 // restart every image is new again.
 //
-// The store does not know who may use an image. kubelet 1.37 records the
-// credentials each image was pulled with and makes a pod that lacks them
-// pull again with its own (KubeletEnsureSecretPulledImages, on by default,
-// with imagePullCredentialsVerificationPolicy NeverVerifyPreloadedImages);
-// the node does not: an image pulled with one pod's imagePullSecrets is
-// used by any pod that names it with pull policy IfNotPresent or Never,
-// which is kubelet's NeverVerify policy. Pods that must prove their own
-// access use imagePullPolicy: Always.
+// The store does not know who may use an image: the node agent asks
+// internal/node/pullcreds, kubelet's image pull manager
+// (KubeletEnsureSecretPulledImages), which records the credentials each
+// image was pulled with and makes a pod that lacks them pull again with
+// its own; GCConfig.PostGC lets it forget the images GC removed.
 package image

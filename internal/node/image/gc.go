@@ -46,6 +46,11 @@ type GCConfig struct {
 	// even while no container of them runs (a container between
 	// restarts). nil means none: only mounted root filesystems are in use.
 	PodImages func() ([]string, error)
+	// PostGC, when set, is called after each collection that removed
+	// images with the IDs of the images left and when the collection
+	// began (kubelet's PostImageGCHook: the image pull manager forgets
+	// the records of removed images).
+	PostGC func(ctx context.Context, remainingImageIDs []string, gcStart time.Time)
 	// Clock defaults to the real clock.
 	Clock clock.Clock
 }
@@ -143,6 +148,7 @@ func (g *GC) GarbageCollect(ctx context.Context) error {
 	klog.FromContext(ctx).Info("Disk usage on image filesystem is over the high threshold, trying to free bytes down to the low threshold",
 		"usage", usagePercent, "highThreshold", g.cfg.HighThresholdPercent, "amountToFree", amountToFree, "lowThreshold", g.cfg.LowThresholdPercent)
 	freed, err := g.freeSpace(ctx, amountToFree, now, images)
+	g.runPostGC(ctx, now)
 	if err != nil {
 		return err
 	}
@@ -165,7 +171,27 @@ func (g *GC) DeleteUnusedImages(ctx context.Context) error {
 		return err
 	}
 	_, err = g.freeSpace(ctx, math.MaxInt64, now, images)
+	g.runPostGC(ctx, now)
 	return errors.Join(err, g.store.Collect(ctx))
+}
+
+// runPostGC calls PostGC with the images left, as kubelet's
+// runPostGCHooks; a store it cannot list skips the hook (nothing is
+// forgotten by mistake).
+func (g *GC) runPostGC(ctx context.Context, gcStart time.Time) {
+	if g.cfg.PostGC == nil {
+		return
+	}
+	imgs, err := g.store.List(ctx)
+	if err != nil {
+		klog.FromContext(ctx).Error(err, "Image garbage collection: cannot list the images left for the post-GC hooks")
+		return
+	}
+	ids := make([]string, 0, len(imgs))
+	for _, img := range imgs {
+		ids = append(ids, img.ID)
+	}
+	g.cfg.PostGC(ctx, ids, gcStart)
 }
 
 // gcCandidate is an image with what GC knows of it.

@@ -2,6 +2,7 @@ package image
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"os"
 	"path/filepath"
@@ -168,5 +169,39 @@ func TestNewGCValidates(t *testing.T) {
 		if _, err := NewGC(nil, cfg); err == nil {
 			t.Errorf("NewGC(%+v) accepted", cfg)
 		}
+	}
+}
+
+// TestGCPostHook: after a collection the hook gets the IDs of the images
+// left and the collection's start (kubelet's PostImageGCHook, which the
+// image pull manager uses to forget removed images).
+func TestGCPostHook(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	s, err := Open(ctx, Config{Dir: filepath.Join(t.TempDir(), "images")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := importRandom(t, s, "kept", 1024)
+	gone := importRandom(t, s, "gone", 1024)
+	clk := testingclock.NewFakeClock(time.Now())
+	var calls [][]string
+	var starts []time.Time
+	gc, err := NewGC(s, GCConfig{
+		Clock: clk, MinAge: -1,
+		PodImages: func() ([]string, error) { return []string{"kept"}, nil },
+		PostGC: func(_ context.Context, ids []string, start time.Time) {
+			calls = append(calls, ids)
+			starts = append(starts, start)
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.Step(time.Minute)
+	if err := gc.DeleteUnusedImages(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(calls) != 1 || strings.Join(calls[0], ",") != kept.ID || !starts[0].Equal(clk.Now()) {
+		t.Fatalf("post-GC calls %q at %v; want one with %s (not %s) at %v", calls, starts, kept.ID, gone.ID, clk.Now())
 	}
 }

@@ -87,6 +87,10 @@ type Config struct {
 	// CertFile and KeyFile are the serving certificate (signed by the
 	// cluster CA) and its key.
 	CertFile, KeyFile string
+	// GetCertificate, when set, serves the certificate it returns instead
+	// of CertFile and KeyFile (a kubelet certificate manager's Current,
+	// which changes as it rotates).
+	GetCertificate func() *tls.Certificate
 	// ClientCAFile verifies client certificates, such as the API server's
 	// kubelet client certificate (CN=kube-apiserver-kubelet-client,
 	// O=system:masters). It is re-read when it changes while Run runs.
@@ -191,7 +195,7 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // at the stream idle timeout.
 func (s *Server) Run(ctx context.Context) error {
 	logger := klog.FromContext(ctx)
-	if s.cfg.CertFile == "" || s.cfg.KeyFile == "" {
+	if s.cfg.GetCertificate == nil && (s.cfg.CertFile == "" || s.cfg.KeyFile == "") {
 		return errors.New("config has no CertFile or KeyFile")
 	}
 	go s.clientCA.Run(ctx, 1)
@@ -214,6 +218,16 @@ func (s *Server) Run(ctx context.Context) error {
 	errCh := make(chan error, 1)
 	go func() {
 		logger.Info("Starting kubelet API server", "address", s.cfg.Addr)
+		if get := s.cfg.GetCertificate; get != nil {
+			srv.TLSConfig.GetCertificate = func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+				if c := get(); c != nil {
+					return c, nil
+				}
+				return nil, errors.New("no serving certificate yet")
+			}
+			errCh <- srv.ListenAndServeTLS("", "")
+			return
+		}
 		errCh <- srv.ListenAndServeTLS(s.cfg.CertFile, s.cfg.KeyFile)
 	}()
 	select {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pocketkube/pocketkube/internal/node/runtime/shim"
 )
 
 // runcStatus reads runc's state files instead of running `runc state`; it
@@ -72,8 +74,17 @@ func TestProcStat(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	if b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", cmd.Process.Pid)); string(b) != "a (b) c\n" {
-		t.Fatalf("comm = %q", b)
+	// Start returns once the child is forked; its name is the command's
+	// only after its execve, which may come a moment later.
+	var comm []byte
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		comm, _ = os.ReadFile(fmt.Sprintf("/proc/%d/comm", cmd.Process.Pid))
+		if string(comm) == "a (b) c\n" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("comm = %q", comm)
+		}
 	}
 	state, start, err = procStat(cmd.Process.Pid)
 	if err != nil || state != 'S' && state != 'R' || start == 0 {
@@ -102,5 +113,76 @@ func TestHostDevices(t *testing.T) {
 	}
 	if !null {
 		t.Errorf("/dev/null (c 1 3, 0666) not in %d devices", len(devs))
+	}
+}
+
+// A container whose init has exited but whose shim has not reaped it and
+// written its exit file yet (the init is a zombie) still runs, as
+// containerd reports a task running until it has handled the exit; once
+// the exit file is there it has exited. Before, it read as Unknown, which
+// the agent showed as an init container waiting to be created again
+// (upstream's InitContainer conformance spec saw it).
+func TestContainerStatusBetweenExitAndExitFile(t *testing.T) {
+	e := newTestEnv(t)
+	id := "zombie-" + randHex(4)
+	meta := containerMeta{ID: id, PodUID: "uid-zombie", Name: "init", CreatedAt: time.Now()}
+	if err := os.MkdirAll(e.r.containerDir(id), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeJSONAtomic(filepath.Join(e.r.containerDir(id), "meta.json"), meta); err != nil {
+		t.Fatal(err)
+	}
+	// An exited process nobody has waited for yet: what a container's
+	// init is between its exit and its shim's wait.
+	cmd := exec.Command("true")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Wait() })
+	var start uint64
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		state, s, err := procStat(cmd.Process.Pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if state == 'Z' {
+			start = s
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("process %d never became a zombie (state %c)", cmd.Process.Pid, state)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	runcDir := filepath.Join(e.r.runcRoot(), id)
+	if err := os.MkdirAll(runcDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	state := fmt.Sprintf(`{"init_process_pid":%d,"init_process_start":%d}`, cmd.Process.Pid, start)
+	if err := os.WriteFile(filepath.Join(runcDir, "state.json"), []byte(state), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = os.RemoveAll(runcDir)
+		_ = os.RemoveAll(e.r.containerDir(id))
+		_ = os.Remove(e.r.exitFile(id))
+	})
+
+	cs, err := e.r.ContainerStatus(e.ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cs.State != StateRunning {
+		t.Errorf("exited, no exit file yet: state %s, want %s", cs.State, StateRunning)
+	}
+	if err := writeJSONAtomic(e.r.exitFile(id), shim.ExitStatus{FinishedAt: time.Now().UTC()}); err != nil {
+		t.Fatal(err)
+	}
+	if cs, err = e.r.ContainerStatus(e.ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if cs.State != StateExited || cs.Reason != "Completed" {
+		t.Errorf("after the exit file: state %s reason %q, want %s Completed", cs.State, cs.Reason, StateExited)
 	}
 }

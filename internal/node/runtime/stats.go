@@ -1,7 +1,7 @@
 package runtime
 
 import (
-	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // CgroupStats are a cgroup's figures as cAdvisor reads them for kubelet:
@@ -94,16 +96,20 @@ func (r *Runtime) ContainerCgroupStats(podUID, qos, containerID string) (CgroupS
 	return r.cgroups.stats(filepath.Join(podCgroup(r.cfg.CgroupRoot, qos, podUID), containerID))
 }
 
-// stats reads the CPU, memory and pids files of cgroup path.
+// stats reads the CPU, memory and pids files of cgroup path: each file
+// once, into one buffer (a summary reads ~8 files for each pod and each
+// container).
 func (c *cgroupFS) stats(path string) (CgroupStats, error) {
 	s := CgroupStats{Cgroup: filepath.Join("/", path), Time: time.Now()}
-	cpuFile := filepath.Join(c.root, path, "cpu.stat")
-	memDir, pidsDir := filepath.Join(c.root, path), filepath.Join(c.root, path)
+	rd := fileReader{buf: make([]byte, 4096)}
+	dir := filepath.Join(c.root, path)
+	cpuFile := dir + "/cpu.stat"
+	memDir, pidsDir := dir, dir
 	usageFile, limitFile, inactiveKey, rssKey := "memory.current", "memory.max", "inactive_file", "anon"
 	if !c.v2 {
 		cpuFile = ""
-		if dir, ok := c.mounts["cpuacct"]; ok {
-			cpuFile = filepath.Join(dir, path, "cpuacct.usage")
+		if m, ok := c.mounts["cpuacct"]; ok {
+			cpuFile = filepath.Join(m, path, "cpuacct.usage")
 		}
 		mem, ok := c.mounts["memory"]
 		if !ok {
@@ -116,50 +122,50 @@ func (c *cgroupFS) stats(path string) (CgroupStats, error) {
 	switch {
 	case cpuFile == "":
 	case c.v2:
-		var cpu map[string]uint64
-		if cpu, err = readKeyed(cpuFile); err == nil {
-			s.CPUUsageNanoSeconds = cpu["usage_usec"] * 1000
+		var usec [1]uint64
+		if err = rd.keyed(cpuFile, []string{"usage_usec"}, usec[:]); err == nil {
+			s.CPUUsageNanoSeconds = usec[0] * 1000
 		}
 	default:
-		s.CPUUsageNanoSeconds, err = readCgroupUint(cpuFile)
+		s.CPUUsageNanoSeconds, err = rd.uint(cpuFile)
 	}
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return s, err
 	}
-	if s.MemoryUsageBytes, err = readCgroupUint(filepath.Join(memDir, usageFile)); err != nil {
+	if s.MemoryUsageBytes, err = rd.uint(memDir + "/" + usageFile); err != nil {
 		return s, err
 	}
-	mem, err := readKeyed(filepath.Join(memDir, "memory.stat"))
-	if err != nil {
+	var mem [2]uint64
+	if err := rd.keyed(memDir+"/memory.stat", []string{rssKey, inactiveKey}, mem[:]); err != nil {
 		return s, err
 	}
-	s.MemoryRSSBytes = mem[rssKey]
-	s.MemoryWorkingSetBytes = workingSet(s.MemoryUsageBytes, mem[inactiveKey])
-	if s.MemoryLimitBytes, err = readCgroupUint(filepath.Join(memDir, limitFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	s.MemoryRSSBytes = mem[0]
+	s.MemoryWorkingSetBytes = workingSet(s.MemoryUsageBytes, mem[1])
+	if s.MemoryLimitBytes, err = rd.uint(memDir + "/" + limitFile); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return s, err // the root cgroup has no limit file on v2
 	}
 	// cgroup v1 says "no limit" with the largest page-aligned int64.
 	if s.MemoryLimitBytes >= math.MaxInt64-4096*2 {
 		s.MemoryLimitBytes = 0
 	}
-	if s.Pids, err = readCgroupUint(filepath.Join(pidsDir, "pids.current")); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if s.Pids, err = rd.uint(pidsDir + "/pids.current"); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return s, err
 	}
-	c.cpuSpec(path, &s)
+	c.cpuSpec(&rd, path, &s)
 	return s, nil
 }
 
 // cpuSpec reads the CFS quota, period and shares of cgroup path into s, as
 // cAdvisor's GetSpec: a file that is missing or unreadable leaves its
 // figure 0.
-func (c *cgroupFS) cpuSpec(path string, s *CgroupStats) {
+func (c *cgroupFS) cpuSpec(rd *fileReader, path string, s *CgroupStats) {
 	if c.v2 {
 		dir := filepath.Join(c.root, path)
-		if w, err := readCgroupUint(filepath.Join(dir, "cpu.weight")); err == nil && w >= 1 && w <= 10000 {
+		if w, err := rd.uint(dir + "/cpu.weight"); err == nil && w >= 1 && w <= 10000 {
 			s.CPUShares = 2 + ((w-1)*262142)/9999
 		}
-		if b, err := os.ReadFile(filepath.Join(dir, "cpu.max")); err == nil {
-			quota, period, ok := strings.Cut(strings.TrimSpace(string(b)), " ")
+		if b, err := rd.read(dir + "/cpu.max"); err == nil {
+			quota, period, ok := strings.Cut(string(bytes.TrimSpace(b)), " ")
 			if ok {
 				s.CPUPeriod, _ = strconv.ParseUint(period, 10, 64)
 				if quota != "max" {
@@ -174,12 +180,83 @@ func (c *cgroupFS) cpuSpec(path string, s *CgroupStats) {
 		return
 	}
 	dir := filepath.Join(m, path)
-	s.CPUShares, _ = readCgroupUint(filepath.Join(dir, "cpu.shares"))
-	s.CPUPeriod, _ = readCgroupUint(filepath.Join(dir, "cpu.cfs_period_us"))
-	if b, err := os.ReadFile(filepath.Join(dir, "cpu.cfs_quota_us")); err == nil {
+	s.CPUShares, _ = rd.uint(dir + "/cpu.shares")
+	s.CPUPeriod, _ = rd.uint(dir + "/cpu.cfs_period_us")
+	if b, err := rd.read(dir + "/cpu.cfs_quota_us"); err == nil {
 		// -1 is "no quota", which ParseUint rejects, leaving 0.
-		s.CPUQuota, _ = strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+		s.CPUQuota, _ = strconv.ParseUint(string(bytes.TrimSpace(b)), 10, 64)
 	}
+}
+
+// fileReader reads small kernel files (cgroup files) into one buffer that
+// it reuses from file to file, with plain open, read and close calls: no
+// os.File, no fstat for a size the kernel does not know, no allocation per
+// file. It is not safe for concurrent use.
+type fileReader struct {
+	buf []byte
+}
+
+// read returns the content of file, valid until the next call. Errors
+// are *os.PathError, so errors.Is(err, os.ErrNotExist) works.
+func (rd *fileReader) read(file string) ([]byte, error) {
+	fd, err := unix.Open(file, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: file, Err: err}
+	}
+	defer unix.Close(fd)
+	if len(rd.buf) == 0 {
+		rd.buf = make([]byte, 4096)
+	}
+	n := 0
+	for {
+		if n == len(rd.buf) {
+			rd.buf = append(rd.buf, make([]byte, len(rd.buf))...)
+		}
+		m, err := unix.Read(fd, rd.buf[n:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, &os.PathError{Op: "read", Path: file, Err: err}
+		}
+		if m == 0 {
+			return rd.buf[:n], nil
+		}
+		n += m
+	}
+}
+
+// uint reads a file holding one number, or "max" (read as 0).
+func (rd *fileReader) uint(file string) (uint64, error) {
+	b, err := rd.read(file)
+	if err != nil {
+		return 0, err
+	}
+	return parseCgroupUint(file, bytes.TrimSpace(b))
+}
+
+// keyed reads the values of keys from a flat keyed file ("key value"
+// lines) such as memory.stat into values (same order); a key the file
+// does not have, or with a value that is not a number, leaves 0.
+func (rd *fileReader) keyed(file string, keys []string, values []uint64) error {
+	b, err := rd.read(file)
+	if err != nil {
+		return err
+	}
+	for len(b) > 0 {
+		var line []byte
+		line, b, _ = bytes.Cut(b, []byte{'\n'})
+		k, v, ok := bytes.Cut(line, []byte{' '})
+		if !ok {
+			continue
+		}
+		for i, key := range keys {
+			if string(k) == key {
+				values[i], _ = strconv.ParseUint(string(bytes.TrimSpace(v)), 10, 64)
+			}
+		}
+	}
+	return nil
 }
 
 // workingSet is cAdvisor's: usage less inactive file pages, at least 0.
@@ -190,43 +267,15 @@ func workingSet(usage, inactiveFile uint64) uint64 {
 	return usage - inactiveFile
 }
 
-// readCgroupUint reads a file holding one number, or "max" (read as 0).
-func readCgroupUint(file string) (uint64, error) {
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return 0, err
-	}
-	v := strings.TrimSpace(string(b))
-	if v == "max" {
+// parseCgroupUint parses the content v of a file holding one number, or
+// "max" (read as 0).
+func parseCgroupUint(file string, v []byte) (uint64, error) {
+	if string(v) == "max" {
 		return 0, nil
 	}
-	n, err := strconv.ParseUint(v, 10, 64)
+	n, err := strconv.ParseUint(string(v), 10, 64)
 	if err != nil {
 		return 0, fmt.Errorf("parse %s: %w", file, err)
 	}
 	return n, nil
-}
-
-// readKeyed reads a flat keyed file ("key value" lines) such as memory.stat.
-func readKeyed(file string) (map[string]uint64, error) {
-	f, err := os.Open(file)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	out := map[string]uint64{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), " ")
-		if !ok {
-			continue
-		}
-		if n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64); err == nil {
-			out[k] = n
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read %s: %w", file, err)
-	}
-	return out, nil
 }

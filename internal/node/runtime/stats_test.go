@@ -1,8 +1,10 @@
 package runtime
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -160,5 +162,51 @@ func TestPodsCgroupStatsBeforeFirstPod(t *testing.T) {
 		if _, err := e.r.cgroups.stats(filepath.Join(e.cfg.CgroupRoot, q)); err != nil {
 			t.Errorf("%s cgroup: %v", q, err)
 		}
+	}
+}
+
+// BenchmarkCgroupStats reads a running container's cgroup and its pod's,
+// as the stats summary does for each pod and container.
+func BenchmarkCgroupStats(b *testing.B) {
+	e := newTestEnv(b)
+	pod := e.pod(b, "bench")
+	id := e.run(b, e.container(pod, "main", "sleep", "600"))
+	e.waitState(b, id, StateRunning)
+	for b.Loop() {
+		if _, err := e.r.PodCgroupStats(pod.UID, pod.QOSClass); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := e.r.ContainerCgroupStats(pod.UID, pod.QOSClass, id); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func TestFileReader(t *testing.T) {
+	dir := t.TempDir()
+	// Longer than the first buffer: the reader grows it.
+	long := strings.Repeat("padding_key 1\n", 600) + "total_rss 42\nlast 7"
+	if err := os.WriteFile(filepath.Join(dir, "memory.stat"), []byte(long), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "pids.max"), []byte("max\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rd := fileReader{buf: make([]byte, 16)}
+	vals := make([]uint64, 3)
+	if err := rd.keyed(filepath.Join(dir, "memory.stat"), []string{"last", "total_rss", "absent"}, vals); err != nil {
+		t.Fatal(err)
+	}
+	if vals[0] != 7 || vals[1] != 42 || vals[2] != 0 {
+		t.Errorf("keyed = %v, want [7 42 0]", vals)
+	}
+	if n, err := rd.uint(filepath.Join(dir, "pids.max")); err != nil || n != 0 {
+		t.Errorf("uint(max) = %d, %v; want 0", n, err)
+	}
+	if _, err := rd.uint(filepath.Join(dir, "missing")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("uint(missing): %v, want os.ErrNotExist", err)
+	}
+	if _, err := rd.uint(filepath.Join(dir, "memory.stat")); err == nil {
+		t.Errorf("uint of a keyed file: no error")
 	}
 }

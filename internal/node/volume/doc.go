@@ -69,16 +69,18 @@
 // files of each new timestamped directory.
 //
 //   - downwardAPI (upstream's downwardapi.CollectData) and projected
-//     (configMap, secret, downwardAPI, serviceAccountToken and
-//     clusterTrustBundle sources, merged as kubelet's projected plugin
-//     merges them): written with [WriteAtomic] into a tmpfs, always
+//     (configMap, secret, downwardAPI, serviceAccountToken,
+//     clusterTrustBundle and podCertificate sources, merged as kubelet's
+//     projected plugin merges them): written with [WriteAtomic] into a tmpfs, always
 //     read-only, and rewritten on every pod update so that label and
 //     annotation files follow the pod. Tokens come from a [TokenSource],
 //     node allocatable from an [AllocatableSource] and trust anchors (by
 //     name, or by signerName and labelSelector; optional) from a
 //     [TrustBundleSource], which the agent backs with kubelet's own
 //     ClusterTrustBundle manager (deduplicated PEM blocks, shuffled once
-//     per process). podCertificate sources are not supported.
+//     per process). podCertificate sources get their key and chain from a
+//     [PodCertificateSource] (kubelet's podcertificate manager, in the
+//     agent) and fail with its error until the certificate is issued.
 //
 // Errors of Setup read like kubelet's FailedMount events:
 // `MountVolume.SetUp failed for volume "cfg" : configmap "x" not found`.

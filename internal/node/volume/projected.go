@@ -1,6 +1,7 @@
 package volume
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -35,6 +36,16 @@ type TokenSource interface {
 type TrustBundleSource interface {
 	GetTrustAnchorsByName(ctx context.Context, name string, allowMissing bool) ([]byte, error)
 	GetTrustAnchorsBySigner(ctx context.Context, signerName string, labelSelector *metav1.LabelSelector, allowMissing bool) ([]byte, error)
+}
+
+// PodCertificateSource gives podCertificate projections their private key
+// and certificate chain (PEM): kubelet's podcertificate.Manager, which
+// creates and watches the pod's PodCertificateRequests. sourceIndex is the
+// source's index in the projected volume's sources. Until the certificate
+// is issued it returns the manager's error, and the volume is not set up.
+// Sources that can implement it.
+type PodCertificateSource interface {
+	GetPodCertificateCredentialBundle(ctx context.Context, namespace, podName, podUID, volumeName string, sourceIndex int) (privKey, certChain []byte, err error)
 }
 
 // AllocatableSource gives the node's allocatable resources, which
@@ -86,7 +97,7 @@ func (m *Manager) setupProjected(ctx context.Context, pod *v1.Pod, vol *v1.Volum
 			payload[k] = v
 		}
 	}
-	for _, source := range s.Sources {
+	for sourceIndex, source := range s.Sources {
 		switch {
 		case source.Secret != nil:
 			optional := source.Secret.Optional != nil && *source.Secret.Optional
@@ -187,7 +198,37 @@ func (m *Manager) setupProjected(ctx context.Context, pod *v1.Pod, vol *v1.Volum
 			}
 			payload[ctb.Path] = FileProjection{Data: anchors, Mode: mode, FsUser: fsUser}
 		case source.PodCertificate != nil:
-			errs = append(errs, fmt.Errorf("projected volume %q: podCertificate sources are not supported", vol.Name))
+			// kubelet's projected plugin: the key and chain of the
+			// source's current certificate, as a credential bundle (key
+			// first, then the chain) and/or as two files.
+			certs, ok := src.(PodCertificateSource)
+			if !ok {
+				errs = append(errs, fmt.Errorf("projected volume %q: pod certificates are not available on this node", vol.Name))
+				continue
+			}
+			key, chain, err := certs.GetPodCertificateCredentialBundle(ctx, pod.Namespace, pod.Name, string(pod.UID), vol.Name, sourceIndex)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			pc := source.PodCertificate
+			fsUser := volumeutil.FsUserFrom(pod)
+			mode := *defaultMode
+			if fsUser != nil || (pod.Spec.SecurityContext != nil && pod.Spec.SecurityContext.FSGroup != nil) {
+				mode = 0o600
+			}
+			if pc.CredentialBundlePath != "" {
+				var bundle bytes.Buffer
+				bundle.Write(key)
+				bundle.Write(chain)
+				payload[pc.CredentialBundlePath] = FileProjection{Data: bundle.Bytes(), Mode: mode, FsUser: fsUser}
+			}
+			if pc.KeyPath != "" {
+				payload[pc.KeyPath] = FileProjection{Data: key, Mode: mode, FsUser: fsUser}
+			}
+			if pc.CertificateChainPath != "" {
+				payload[pc.CertificateChainPath] = FileProjection{Data: chain, Mode: mode, FsUser: fsUser}
+			}
 		}
 	}
 	if len(errs) > 0 {

@@ -223,3 +223,81 @@ func TestProjectedClusterTrustBundle(t *testing.T) {
 		})
 	}
 }
+
+// certSources answers pod certificates as kubelet's podcertificate manager
+// would: the key and chain of an issued projection, keyed by namespace,
+// pod, UID, volume and source index; the manager's error before issuance.
+type certSources struct {
+	fakeSources
+	issued map[string][2]string // "ns/pod/uid/volume/index" → key, chain
+}
+
+var _ PodCertificateSource = (*certSources)(nil)
+
+func (s *certSources) GetPodCertificateCredentialBundle(_ context.Context, ns, pod, uid, vol string, idx int) ([]byte, []byte, error) {
+	b, ok := s.issued[fmt.Sprintf("%s/%s/%s/%s/%d", ns, pod, uid, vol, idx)]
+	if !ok {
+		return nil, nil, errors.New("credential bundle is not issued yet")
+	}
+	return []byte(b[0]), []byte(b[1]), nil
+}
+
+// TestProjectedPodCertificate checks podCertificate sources as kubelet's
+// projected plugin writes them: the credential bundle (key, then chain),
+// the key and the chain files, 0600 with fsGroup (0640 after the ownership
+// change), the source's index passed to the manager, the manager's error
+// failing the volume until the certificate is issued, and a refreshed
+// certificate replacing the files on the next setup.
+func TestProjectedPodCertificate(t *testing.T) {
+	requireRoot(t)
+	_, ctx := ktesting.NewTestContext(t)
+	m := newTestManager(t, Config{})
+	vol := &v1.Volume{Name: "certs", VolumeSource: v1.VolumeSource{Projected: &v1.ProjectedVolumeSource{DefaultMode: ptr(int32(0o644)), Sources: []v1.VolumeProjection{
+		{DownwardAPI: &v1.DownwardAPIProjection{Items: []v1.DownwardAPIVolumeFile{{Path: "name", FieldRef: &v1.ObjectFieldSelector{FieldPath: "metadata.name"}}}}},
+		{PodCertificate: &v1.PodCertificateProjection{SignerName: "example.com/s", KeyType: "ED25519",
+			CredentialBundlePath: "bundle.pem", KeyPath: "key.pem", CertificateChainPath: "chain.pem"}},
+	}}}}
+	pod := testPod("uid-pc")
+	src := &certSources{issued: map[string][2]string{}}
+
+	_, err := m.Setup(ctx, pod, vol, src)
+	if want := `MountVolume.SetUp failed for volume "certs" : credential bundle is not issued yet`; err == nil || err.Error() != want {
+		t.Fatalf("before issuance: error %v, want %s", err, want)
+	}
+	if _, err := m.Setup(ctx, pod, vol, &fakeSources{}); err == nil {
+		t.Fatal("a node without a pod certificate manager set the volume up")
+	}
+
+	for _, round := range []struct{ key, chain string }{{"KEY1\n", "CHAIN1\n"}, {"KEY2\n", "CHAIN2a\nCHAIN2b\n"}} {
+		src.issued["ns/pod/uid-pc/certs/1"] = [2]string{round.key, round.chain}
+		mnt, err := m.Setup(ctx, pod, vol, src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, want := range map[string]string{"bundle.pem": round.key + round.chain, "key.pem": round.key, "chain.pem": round.chain, "name": "pod"} {
+			if got := readFile(t, filepath.Join(mnt.Path, name)); got != want {
+				t.Errorf("%s = %q, want %q", name, got, want)
+			}
+			if fi, _ := os.Stat(filepath.Join(mnt.Path, name)); fi.Mode().Perm() != 0o644 {
+				t.Errorf("%s mode %v, want 0644", name, fi.Mode().Perm())
+			}
+		}
+	}
+
+	pod2 := testPod("uid-pc2")
+	pod2.Spec.SecurityContext = &v1.PodSecurityContext{FSGroup: ptr(int64(1234))}
+	src.issued["ns/pod/uid-pc2/certs/1"] = [2]string{"K\n", "C\n"}
+	mnt2, err := m.Setup(ctx, pod2, vol, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"bundle.pem", "key.pem", "chain.pem"} {
+		fi, err := os.Stat(filepath.Join(mnt2.Path, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o640 || fi.Sys().(*syscall.Stat_t).Gid != 1234 {
+			t.Errorf("%s with fsGroup: mode %v gid %d, want 0640 gid 1234", name, fi.Mode().Perm(), fi.Sys().(*syscall.Stat_t).Gid)
+		}
+	}
+}

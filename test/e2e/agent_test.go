@@ -1,0 +1,432 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	certificatesv1 "k8s.io/api/certificates/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	keyutil "k8s.io/client-go/util/keyutil"
+
+	"github.com/pocketkube/pocketkube/test/framework"
+)
+
+// joinedNode is a `pocketkube agent` in a network namespace of its own
+// (veth to the host, own --cgroup-root and data dir), joined to a cluster.
+type joinedNode struct {
+	ns      *framework.NetNS
+	dataDir string
+	name    string
+	args    []string
+	proc    *framework.Process
+}
+
+// newJoinedNode makes the namespace and data dir of an agent named name;
+// the test's cleanup stops the agent, deletes its Node and removes the
+// namespace.
+func newJoinedNode(t *testing.T, c *framework.Cluster, name string) *joinedNode {
+	t.Helper()
+	ns, err := framework.NewNetNS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &joinedNode{ns: ns, dataDir: filepath.Join(t.TempDir(), "agent"), name: name}
+	n.args = []string{"agent", "--server", c.Server, "--data-dir", n.dataDir, "--node-name", name,
+		"--node-ip", ns.Addr, "--cgroup-root", ns.CgroupRoot}
+	t.Cleanup(func() {
+		if n.proc != nil {
+			if t.Failed() {
+				t.Logf("agent output:\n%s", framework.Tail(n.proc.Output(), 80))
+			}
+			if err := n.proc.Stop(15 * time.Second); err != nil {
+				t.Errorf("stop the agent: %v", err)
+			}
+		}
+		if err := c.Client(t).CoreV1().Nodes().Delete(context.Background(), name, metav1.DeleteOptions{}); err != nil {
+			t.Logf("delete Node %s: %v", name, err)
+		}
+		if err := ns.Remove(n.dataDir); err != nil {
+			t.Errorf("clean up the agent's namespace: %v", err)
+		}
+	})
+	return n
+}
+
+// run runs the agent with more flags and returns its exit and output
+// once it exits by itself within timeout.
+func (n *joinedNode) run(t *testing.T, timeout time.Duration, extra ...string) (string, error) {
+	t.Helper()
+	p, err := framework.StartIn(n.ns, Binary, append(append([]string(nil), n.args...), extra...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = p.Wait(timeout)
+	return p.Output(), err
+}
+
+// start starts the agent with more flags.
+func (n *joinedNode) start(t *testing.T, extra ...string) {
+	t.Helper()
+	p, err := framework.StartIn(n.ns, Binary, append(append([]string(nil), n.args...), extra...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.proc = p
+}
+
+// nodeToken reads DIR/node-token of cluster c: the token and the CA hash.
+func nodeToken(t *testing.T, c *framework.Cluster) (token, hash string) {
+	t.Helper()
+	file := filepath.Join(c.DataDir, "node-token")
+	var flags []string
+	err := wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, framework.PodTimeout, true, func(context.Context) (bool, error) {
+		data, err := os.ReadFile(file)
+		flags = strings.Fields(string(data))
+		return err == nil && len(flags) == 4, nil
+	})
+	if err != nil {
+		t.Fatalf("%s: %q (%v)", file, flags, err)
+	}
+	return flags[1], flags[3]
+}
+
+// waitNodeReady waits until Node name is Ready and its Lease was renewed
+// after since, and returns it.
+func waitNodeReady(t *testing.T, c kubernetes.Interface, name string, since time.Time) *corev1.Node {
+	t.Helper()
+	var node *corev1.Node
+	err := wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, 2*framework.PodTimeout, true, func(ctx context.Context) (bool, error) {
+		n, err := c.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		node = n
+		// The Node's Lease has microseconds; its conditions' times have
+		// seconds, too coarse to tell a restarted agent's heartbeat.
+		lease, err := c.CoordinationV1().Leases(corev1.NamespaceNodeLease).Get(ctx, name, metav1.GetOptions{})
+		if err != nil || lease.Spec.RenewTime == nil || !lease.Spec.RenewTime.Time.After(since) {
+			return false, nil
+		}
+		for _, cond := range n.Status.Conditions {
+			if cond.Type == corev1.NodeReady && cond.Status == corev1.ConditionTrue {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		t.Fatalf("Node %s not Ready with a heartbeat since %s: %+v", name, since.Format(time.RFC3339), node)
+	}
+	return node
+}
+
+// nodeCSRs counts the CSRs of each signer that node name's join made:
+// client certificates requested with the bootstrap token, serving
+// certificates by the node.
+func nodeCSRs(t *testing.T, c kubernetes.Interface, name, tokenID string) (client, serving []certificatesv1.CertificateSigningRequest) {
+	t.Helper()
+	csrs, err := c.CertificatesV1().CertificateSigningRequests().List(t.Context(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, csr := range csrs.Items {
+		switch {
+		case csr.Spec.SignerName == certificatesv1.KubeAPIServerClientKubeletSignerName && csr.Spec.Username == "system:bootstrap:"+tokenID:
+			client = append(client, csr)
+		case csr.Spec.SignerName == certificatesv1.KubeletServingSignerName && csr.Spec.Username == "system:node:"+name:
+			serving = append(serving, csr)
+		}
+	}
+	return client, serving
+}
+
+func dirEntries(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+// TestAgentJoin joins a second node to a cluster, as on a second machine:
+// `pocketkube agent` in a network namespace of its own with the token and
+// CA hash of DIR/node-token. A wrong token or CA hash is refused with a
+// clear message and writes nothing; the right ones make a Ready node that
+// runs a pod pinned to it, whose logs and exec go through the API server
+// to the agent's kubelet API (a serving certificate from a
+// kubernetes.io/kubelet-serving CSR that the server approved); a restart
+// on the same data dir comes back Ready with the same certificates, no new
+// CSR; and a client certificate near its expiry is rotated with kubelet's
+// certificate manager while the agent runs.
+func TestAgentJoin(t *testing.T) {
+	c := startNodeCluster(t)
+	admin := c.Client(t)
+	tok, hash := nodeToken(t, c)
+	id, _, _ := strings.Cut(tok, ".")
+	n := newJoinedNode(t, c, "agent-join-"+strconv.Itoa(os.Getpid()))
+
+	// Refused: a wrong CA hash, then a wrong token secret.
+	out, err := n.run(t, framework.PodTimeout, "--token", tok, "--discovery-token-ca-cert-hash", "sha256:"+strings.Repeat("0", 64))
+	if err == nil || !strings.Contains(out, "refused to join") || !strings.Contains(out, "none of the public keys") {
+		t.Errorf("agent with a wrong CA hash: %v, output:\n%s\nwant a refusal naming the CA hash", err, framework.Tail(out, 20))
+	}
+	if got := dirEntries(t, n.dataDir); len(got) != 0 {
+		t.Errorf("agent with a wrong CA hash wrote %v in its data dir", got)
+	}
+	out, err = n.run(t, framework.PodTimeout, "--token", id+".0123456789abcdef", "--discovery-token-ca-cert-hash", hash)
+	if err == nil || !strings.Contains(out, "refused to join") || !strings.Contains(out, "failed to verify JWS signature") {
+		t.Errorf("agent with a wrong token: %v, output:\n%s\nwant a refusal naming the signature", err, framework.Tail(out, 20))
+	}
+	if got := dirEntries(t, n.dataDir); len(got) != 0 {
+		t.Errorf("agent with a wrong token wrote %v in its data dir", got)
+	}
+	if _, err := admin.CoreV1().Nodes().Get(t.Context(), n.name, metav1.GetOptions{}); err == nil {
+		t.Errorf("a refused agent registered Node %s", n.name)
+	}
+
+	// Joined: the busybox image is imported into the agent's own store.
+	tarPath := filepath.Join(t.TempDir(), "busybox.tar")
+	if err := framework.BusyboxTar(tarPath, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := framework.Run(t.Context(), nil, Binary, "images", "import", "--data-dir", n.dataDir, "--name", "busybox", tarPath); err != nil {
+		t.Fatal(err)
+	}
+	joinFlags := []string{"--token", tok, "--discovery-token-ca-cert-hash", hash}
+	started := time.Now()
+	n.start(t, joinFlags...)
+	node := waitNodeReady(t, admin, n.name, started)
+	t.Logf("node %s Ready %s after the agent started", n.name, time.Since(started).Round(time.Millisecond))
+	if node.Spec.PodCIDR == "" {
+		t.Errorf("Node %s has no podCIDR", n.name)
+	}
+
+	ns := framework.NewNamespace(t, admin, "agent-join")
+	pod := busyboxSleeper(ns, "pinned")
+	pod.Spec.NodeName = n.name
+	pod.Spec.Containers[0].Command = []string{"sh", "-c", "echo hello from $(hostname); exec sleep 3600"}
+	running := framework.RunPods(t, admin, pod)["pinned"]
+	if _, cidr, err := net.ParseCIDR(node.Spec.PodCIDR); err != nil || !cidr.Contains(net.ParseIP(running.Status.PodIP)) {
+		t.Errorf("pod IP %s not in the joined node's podCIDR %s (%v)", running.Status.PodIP, node.Spec.PodCIDR, err)
+	}
+
+	kubectl := func(args ...string) (string, error) {
+		ctx, cancel := context.WithTimeout(t.Context(), framework.PodTimeout)
+		defer cancel()
+		return c.Kubectl(ctx, framework.Newest(), args...)
+	}
+	checkLogsExec := func(when string) {
+		t.Helper()
+		if out, err := kubectl("logs", "-n", ns, "pinned"); err != nil || !strings.Contains(out, "hello from pinned") {
+			t.Errorf("%s: kubectl logs of a pod on the joined node: %q, %v", when, out, err)
+		}
+		if out, err := kubectl("exec", "-n", ns, "pinned", "--", "hostname"); err != nil || strings.TrimSpace(out) != "pinned" {
+			t.Errorf("%s: kubectl exec in a pod on the joined node: %q, %v", when, out, err)
+		}
+	}
+	checkLogsExec("after the join")
+
+	// The joined node's Service proxy routes the kubernetes Service to
+	// the API server. (Cluster DNS does not answer pods of a joined node:
+	// README, "More nodes".)
+	if out, err := c.PodExec(t.Context(), ns, "pinned", "sh", "-c", "nc -w 5 10.96.0.1 443 </dev/null && echo connected"); err != nil || !strings.Contains(out, "connected") {
+		t.Errorf("pod on the joined node to the kubernetes Service: %q, %v", out, err)
+	}
+
+	clientCSRs, servingCSRs := nodeCSRs(t, admin, n.name, id)
+	if len(clientCSRs) != 1 || len(servingCSRs) != 1 {
+		t.Fatalf("%d client and %d serving CSRs of the join, want one each", len(clientCSRs), len(servingCSRs))
+	}
+	approvedBy := func(csr certificatesv1.CertificateSigningRequest) string {
+		for _, c := range csr.Status.Conditions {
+			if c.Type == certificatesv1.CertificateApproved && c.Status == corev1.ConditionTrue {
+				return c.Reason
+			}
+		}
+		return ""
+	}
+	if r := approvedBy(clientCSRs[0]); r != "AutoApproved" {
+		t.Errorf("client CSR approved with reason %q, want the controller-manager's AutoApproved", r)
+	}
+	if r := approvedBy(servingCSRs[0]); r != "PocketkubeKubeletServing" {
+		t.Errorf("serving CSR approved with reason %q, want pocketkube's csrapprover", r)
+	}
+
+	// Restart on the same data dir: the same credentials, no new CSR.
+	if err := n.proc.Stop(15 * time.Second); err != nil {
+		t.Fatalf("stop the agent: %v\n%s", err, framework.Tail(n.proc.Output(), 40))
+	}
+	restarted := time.Now()
+	n.start(t, joinFlags...)
+	waitNodeReady(t, admin, n.name, restarted)
+	// The agent stopped its pods when it stopped; the restarted one
+	// starts the pod's container again.
+	if _, err := framework.WaitPodIn(t.Context(), admin, ns, "pinned", framework.PodTimeout, func(p *corev1.Pod) (bool, error) {
+		for _, cs := range p.Status.ContainerStatuses {
+			if r := cs.State.Running; r != nil && !r.StartedAt.Time.Before(restarted.Truncate(time.Second)) {
+				return framework.Ready(p), nil
+			}
+		}
+		return false, nil
+	}); err != nil {
+		t.Errorf("pod on the restarted node not running again: %v", err)
+	}
+	checkLogsExec("after a restart")
+	if !strings.Contains(n.proc.Output(), "with the certificates of an earlier join") {
+		t.Errorf("restarted agent did not say it used its earlier credentials:\n%s", framework.Tail(n.proc.Output(), 40))
+	}
+	if c2, s2 := nodeCSRs(t, admin, n.name, id); len(c2) != 1 || len(s2) != 1 {
+		t.Errorf("after a restart: %d client and %d serving CSRs, want still one each", len(c2), len(s2))
+	}
+
+	// Client certificate rotation, as kubelet's: restarted with a client
+	// certificate past 70 % of its lifetime that expires in 45 s, the
+	// agent requests a new one with a CSR of its own (the
+	// controller-manager approves a node's renewal), and keeps renewing
+	// its Lease after the old one expired.
+	if err := n.proc.Stop(15 * time.Second); err != nil {
+		t.Fatalf("stop the agent: %v\n%s", err, framework.Tail(n.proc.Output(), 40))
+	}
+	notAfter := shortClientCert(t, c, n, 45*time.Second)
+	n.start(t, joinFlags...)
+	err = wait.PollUntilContextTimeout(t.Context(), 200*time.Millisecond, framework.PodTimeout, true, func(ctx context.Context) (bool, error) {
+		csrs, err := admin.CertificatesV1().CertificateSigningRequests().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, nil
+		}
+		for _, csr := range csrs.Items {
+			if csr.Spec.SignerName == certificatesv1.KubeAPIServerClientKubeletSignerName && csr.Spec.Username == "system:node:"+n.name &&
+				len(csr.Status.Certificate) > 0 && approvedBy(csr) == "AutoApproved" {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		t.Fatalf("no renewal CSR of system:node:%s approved and signed: %v\n%s", n.name, err, framework.Tail(n.proc.Output(), 40))
+	}
+	time.Sleep(time.Until(notAfter.Add(time.Second)))
+	waitNodeReady(t, admin, n.name, notAfter.Add(time.Second))
+	if got := currentClientCert(t, n); !got.NotAfter.After(time.Now().Add(time.Hour)) {
+		t.Errorf("current client certificate expires %s, want a renewed one", got.NotAfter)
+	}
+	select {
+	case <-n.proc.Done():
+		t.Fatalf("agent exited:\n%s", framework.Tail(n.proc.Output(), 40))
+	default:
+	}
+
+	if err := admin.CoreV1().Pods(ns).Delete(t.Context(), "pinned", metav1.DeleteOptions{}); err != nil {
+		t.Error(err)
+	}
+	if err := wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, framework.PodTimeout, true, func(ctx context.Context) (bool, error) {
+		_, err := admin.CoreV1().Pods(ns).Get(ctx, "pinned", metav1.GetOptions{})
+		return err != nil, nil
+	}); err != nil {
+		t.Errorf("pod on the joined node not deleted: %v", err)
+	}
+}
+
+// shortClientCert replaces the joined node's current client certificate
+// (kubelet's kubelet-client-current.pem) by one the cluster CA issues for
+// system:node:NAME, issued 10 min ago and expiring in d, and returns its
+// expiry.
+func shortClientCert(t *testing.T, c *framework.Cluster, n *joinedNode, d time.Duration) time.Time {
+	t.Helper()
+	caCert, err := os.ReadFile(filepath.Join(c.DataDir, "pki", "ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	caKeyPEM, err := os.ReadFile(filepath.Join(c.DataDir, "pki", "ca.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(caCert)
+	ca, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caKey, err := keyutil.ParsePrivateKeyPEM(caKeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(now.UnixNano()),
+		Subject:      pkix.Name{CommonName: "system:node:" + n.name, Organization: []string{"system:nodes"}},
+		NotBefore:    now.Add(-10 * time.Minute),
+		NotAfter:     now.Add(d),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(n.dataDir, "agent", "pki")
+	file := filepath.Join(dir, "kubelet-client-short.pem")
+	data := append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})...)
+	if err := os.WriteFile(file, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	current := filepath.Join(dir, "kubelet-client-current.pem")
+	if err := os.Remove(current); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(file, current); err != nil {
+		t.Fatal(err)
+	}
+	return tmpl.NotAfter.Truncate(time.Second)
+}
+
+// currentClientCert is the joined node's current client certificate.
+func currentClientCert(t *testing.T, n *joinedNode) *x509.Certificate {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(n.dataDir, "agent", "pki", "kubelet-client-current.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(data)
+	if block == nil {
+		t.Fatal("no PEM in kubelet-client-current.pem")
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert
+}
