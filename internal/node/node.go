@@ -358,8 +358,8 @@ func Run(ctx context.Context, cfg Config) error {
 		Containers:    runningContainers(rt),
 		EmptyDirUsage: vols.EmptyDirUsage,
 		PodFs: eviction.PodFs{
-			Interfaces: func(uid string) ([]network.Interface, error) {
-				return network.Interfaces(network.NetNSPathIn(netStateDir, uid))
+			Interfaces: func(uid string, pid int) ([]network.Interface, error) {
+				return network.Interfaces(network.NetNSPathIn(netStateDir, uid), pid)
 			},
 			VolumePath: vols.VolumePath,
 			Claim:      vols.Claim,

@@ -14,7 +14,7 @@ import (
 // PodInterfaces reads the interfaces of the pod's network namespace, for
 // /metrics/cadvisor's network series.
 func (c cgroupStats) PodInterfaces(podUID string) ([]network.Interface, error) {
-	return network.Interfaces(network.NetNSPathIn(c.netStateDir, podUID))
+	return network.Interfaces(network.NetNSPathIn(c.netStateDir, podUID), 0)
 }
 
 // FsDevice names the device of nodefs as cadvisor's device label: the

@@ -20,9 +20,11 @@ import (
 // figures in the Summary; a nil member leaves its figures out.
 type PodFs struct {
 	// Interfaces reads the interfaces of a pod's network namespace
-	// (network.Interfaces of its path); an error (a host-network pod has
-	// no namespace of its own) leaves the pod's network out.
-	Interfaces func(podUID string) ([]network.Interface, error)
+	// (network.Interfaces of its path), pid a process of one of its
+	// containers to read them through (0: none known); an error (a
+	// host-network pod has no namespace of its own) leaves the pod's
+	// network out.
+	Interfaces func(podUID string, pid int) ([]network.Interface, error)
 	// VolumePath returns where a volume of a pod is, false for a volume
 	// the node does not keep under the pod (volume.Manager.VolumePath).
 	VolumePath func(podUID string, vol *v1.Volume) (string, bool)
@@ -97,13 +99,29 @@ func (c *duCache) forget(seen map[string]bool) {
 	}
 }
 
+// containerPid is the optional ability of Cgroups to name a process of a
+// container's cgroup (the runtime's ContainerPid).
+type containerPid interface {
+	ContainerPid(podUID, qos, containerID string) (int, error)
+}
+
 // podNetwork is the pod's network as kubelet reports it: every interface
-// of its namespace, eth0 the default one.
-func (s *Summary) podNetwork(uid string, now metav1.Time) *statsapi.NetworkStats {
+// of its namespace, eth0 the default one; ids are its running containers,
+// through the first of which (with a process) it is read from the host.
+func (s *Summary) podNetwork(uid, class string, ids []string, now metav1.Time) *statsapi.NetworkStats {
 	if s.PodFs.Interfaces == nil {
 		return nil
 	}
-	ifs, err := s.PodFs.Interfaces(uid)
+	pid := 0
+	if cp, ok := s.Cgroups.(containerPid); ok {
+		for _, id := range ids {
+			if p, err := cp.ContainerPid(uid, class, id); err == nil && p > 0 {
+				pid = p
+				break
+			}
+		}
+	}
+	ifs, err := s.PodFs.Interfaces(uid, pid)
 	if err != nil || len(ifs) == 0 {
 		return nil
 	}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 
 	v1 "k8s.io/api/core/v1"
@@ -27,6 +29,17 @@ func writeMiB(t *testing.T, file string, mib int) {
 	if err := os.WriteFile(file, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// pidCgroups has process 4200+N in container cN of pod uid-web.
+type pidCgroups struct{ cpuCgroups }
+
+func (pidCgroups) ContainerPid(uid, _, id string) (int, error) {
+	n, err := strconv.Atoi(strings.TrimPrefix(id, "c"))
+	if uid != "uid-web" || err != nil {
+		return 0, errors.New("no cgroup")
+	}
+	return 4200 + n, nil
 }
 
 // TestSummaryPodFs reads a pod's network, writable layers, logs and volumes
@@ -56,15 +69,18 @@ func TestSummaryPodFs(t *testing.T) {
 	writeMiB(t, filepath.Join(dir, "pv", "data", "f"), 1)
 	s := &Summary{
 		NodeName: "n", NodeFsDir: dir, ImageFsDir: dir,
-		Cgroups: cpuCgroups{fakeCgroups{ws: map[string]uint64{"uid-web": 100}}},
+		Cgroups: pidCgroups{cpuCgroups{fakeCgroups{ws: map[string]uint64{"uid-web": 100}}}},
 		Pods:    func() ([]*v1.Pod, error) { return pods, nil },
 		Containers: func(context.Context) (map[string]map[string]string, error) {
 			return map[string]map[string]string{"uid-web": containers}, nil
 		},
 		PodFs: PodFs{
-			Interfaces: func(uid string) ([]network.Interface, error) {
+			Interfaces: func(uid string, pid int) ([]network.Interface, error) {
 				if uid != "uid-web" {
 					return nil, errors.New("no netns")
+				}
+				if want, _ := (pidCgroups{}).ContainerPid(uid, "", containers["main"]); pid != want {
+					t.Errorf("Interfaces of %s through pid %d, want its container's %d", uid, pid, want)
 				}
 				return []network.Interface{{Name: "eth0", RxBytes: 10, RxErrors: 1, TxBytes: 20, TxErrors: 2}, {Name: "net1", RxBytes: 5}}, nil
 			},

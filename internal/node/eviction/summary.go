@@ -185,12 +185,14 @@ func (s *Summary) podStats(pod *v1.Pod, containers map[string]string, now metav1
 		names = append(names, name)
 	}
 	slices.Sort(names)
+	ids := make([]string, 0, len(names))
 	for _, name := range names {
 		id := containers[name]
 		c, err := s.Cgroups.ContainerCgroupStats(uid, class, id)
 		if err != nil {
 			continue
 		}
+		ids = append(ids, id)
 		key := uid + "/" + id
 		seen[key] = true
 		cs := statsapi.ContainerStats{Name: name, StartTime: start, CPU: s.cpu.stats(key, c), Memory: memoryStats(c, now)}
@@ -199,7 +201,7 @@ func (s *Summary) podStats(pod *v1.Pod, containers map[string]string, now metav1
 		}
 		ps.Containers = append(ps.Containers, cs)
 	}
-	ps.Network = s.podNetwork(uid, now)
+	ps.Network = s.podNetwork(uid, class, ids, now)
 	s.podFs(pod, containers, &ps, now)
 	return ps, true
 }

@@ -1,6 +1,7 @@
 package network
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -8,6 +9,7 @@ import (
 	"slices"
 	"syscall"
 	"testing"
+	"time"
 )
 
 func TestParseNetDev(t *testing.T) {
@@ -60,7 +62,7 @@ func TestInterfaces(t *testing.T) {
 	}
 	before := leftIn()
 	for range 20 {
-		ifs, err := Interfaces(ns)
+		ifs, err := Interfaces(ns, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -74,7 +76,7 @@ func TestInterfaces(t *testing.T) {
 			t.Errorf("thread %s is still in the pod's network namespace", task)
 		}
 	}
-	if _, err := Interfaces(filepath.Join(t.TempDir(), "missing")); err == nil {
+	if _, err := Interfaces(filepath.Join(t.TempDir(), "missing"), 0); err == nil {
 		t.Error("Interfaces of a missing namespace: no error")
 	}
 }
@@ -84,4 +86,90 @@ func inode(fi os.FileInfo) string {
 		return fmt.Sprintf("%d:%d", st.Dev, st.Ino)
 	}
 	return ""
+}
+
+// TestInterfacesOfPid reads a namespace's interfaces through a process in
+// it, and through one that is not (a sleep in the host's namespace; not
+// this test's process, whose main thread createNetNS may have left in a
+// namespace it made), which must not be read as the namespace's.
+func TestInterfacesOfPid(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create network namespaces")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("needs ip(8)")
+	}
+	ns := filepath.Join(t.TempDir(), "ns")
+	if err := createNetNS(ns); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = removeNetNS(ns) })
+	// Names the host has not, so that its interfaces cannot pass for these.
+	if out, err := exec.Command("nsenter", "--net="+ns, "ip", "link", "add", "pkstats0", "type", "veth", "peer", "name", "pkstats1").CombinedOutput(); err != nil {
+		t.Skipf("cannot add a veth pair: %v %s", err, out)
+	}
+	sleeper := exec.Command("nsenter", "--net="+ns, "sleep", "60")
+	if err := sleeper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sleeper.Process.Kill(); _ = sleeper.Wait() })
+	nsFi, err := os.Stat(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// nsenter joins the namespace, then execs sleep: poll (bounded).
+	for i := 0; ; i++ {
+		if fi, err := os.Stat(fmt.Sprintf("/proc/%d/ns/net", sleeper.Process.Pid)); err == nil && inode(fi) == inode(nsFi) {
+			break
+		}
+		if i == 500 {
+			t.Fatal("the sleeper never joined the namespace")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	outsider := exec.Command("sleep", "60")
+	if err := outsider.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = outsider.Process.Kill(); _ = outsider.Wait() })
+	if fi, err := os.Stat(fmt.Sprintf("/proc/%d/ns/net", outsider.Process.Pid)); err != nil || inode(fi) == inode(nsFi) {
+		t.Fatalf("the outsider's namespace: %v, or the pod's", err)
+	}
+	names := func(ifs []Interface) []string {
+		var out []string
+		for _, i := range ifs {
+			out = append(out, i.Name)
+		}
+		slices.Sort(out)
+		return out
+	}
+	want := []string{"pkstats0", "pkstats1"}
+	tests := []struct {
+		name    string
+		pid     int
+		viaProc bool // read through /proc/<pid>, without entering the namespace
+	}{
+		{name: "process in the namespace", pid: sleeper.Process.Pid, viaProc: true},
+		{name: "process in another namespace", pid: outsider.Process.Pid},
+		{name: "no process", pid: 0},
+		{name: "process gone", pid: 1 << 30},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ifs, err := Interfaces(ns, tt.pid)
+			if err != nil || !slices.Equal(names(ifs), want) {
+				t.Fatalf("Interfaces = %v, %v; want %v", names(ifs), err, want)
+			}
+			ifs, err = pidInterfaces(ns, tt.pid)
+			if tt.viaProc && (err != nil || !slices.Equal(names(ifs), want)) {
+				t.Errorf("pidInterfaces = %v, %v; want %v", names(ifs), err, want)
+			}
+			if !tt.viaProc && !errors.Is(err, errNotInNetNS) {
+				t.Errorf("pidInterfaces = %v, %v; want errNotInNetNS", names(ifs), err)
+			}
+		})
+	}
+	if _, err := Interfaces(filepath.Join(t.TempDir(), "missing"), sleeper.Process.Pid); err == nil || errors.Is(err, errNotInNetNS) {
+		t.Errorf("Interfaces of a missing namespace = %v, want its stat error", err)
+	}
 }

@@ -96,6 +96,41 @@ func (r *Runtime) ContainerCgroupStats(podUID, qos, containerID string) (CgroupS
 	return r.cgroups.stats(filepath.Join(podCgroup(r.cfg.CgroupRoot, qos, podUID), containerID))
 }
 
+// ContainerPid returns a process of a container's cgroup, the first its
+// cgroup.procs lists (the container's init while it runs), or 0 when the
+// cgroup has none: a process to read the container's namespaces through
+// from the host, as the pods' network stats do.
+func (r *Runtime) ContainerPid(podUID, qos, containerID string) (int, error) {
+	return r.cgroups.firstPid(filepath.Join(podCgroup(r.cfg.CgroupRoot, qos, podUID), containerID))
+}
+
+// firstPid reads the first pid of cgroup path's cgroup.procs (v1: in the
+// memory hierarchy, which stats requires too).
+func (c *cgroupFS) firstPid(path string) (int, error) {
+	dir := filepath.Join(c.root, path)
+	if !c.v2 {
+		mem, ok := c.mounts["memory"]
+		if !ok {
+			return 0, errors.New("cgroup v1: no memory hierarchy")
+		}
+		dir = filepath.Join(mem, path)
+	}
+	var rd fileReader
+	b, err := rd.read(dir + "/cgroup.procs")
+	if err != nil {
+		return 0, err
+	}
+	line, _, _ := bytes.Cut(b, []byte{'\n'})
+	if len(line) == 0 {
+		return 0, nil
+	}
+	pid, err := strconv.Atoi(string(line))
+	if err != nil {
+		return 0, fmt.Errorf("parse %s/cgroup.procs: %w", dir, err)
+	}
+	return pid, nil
+}
+
 // stats reads the CPU, memory and pids files of cgroup path: each file
 // once, into one buffer (a summary reads ~8 files for each pod and each
 // container).
