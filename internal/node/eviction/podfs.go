@@ -137,16 +137,13 @@ func (s *Summary) podNetwork(uid, class string, ids []string, now metav1.Time) *
 }
 
 // podFs fills in the filesystem figures of ps, the stats of pod, whose
-// running containers are containers (name → ID): each container's
+// running containers are containers (name → ID), on nodefs (the Summary's
+// statfs of it, not one per pod): each container's
 // writable layer and logs, the volumes, and the pod's ephemeral storage
 // as kubelet's calcEphemeralStorage: the layers, the logs and the local
 // ephemeral volumes (emptyDir on disk, configMap), on nodefs.
-func (s *Summary) podFs(pod *v1.Pod, containers map[string]string, ps *statsapi.PodStats, now metav1.Time) {
+func (s *Summary) podFs(pod *v1.Pod, containers map[string]string, nodeFs *statsapi.FsStats, ps *statsapi.PodStats, now metav1.Time) {
 	uid := string(pod.UID)
-	nodeFs, err := fsStats(s.NodeFsDir, now)
-	if err != nil {
-		nodeFs = &statsapi.FsStats{Time: now}
-	}
 	onNodeFs := func(used, inodes uint64) *statsapi.FsStats {
 		return &statsapi.FsStats{Time: now, AvailableBytes: nodeFs.AvailableBytes, CapacityBytes: nodeFs.CapacityBytes,
 			InodesFree: nodeFs.InodesFree, Inodes: nodeFs.Inodes, UsedBytes: &used, InodesUsed: &inodes}

@@ -138,7 +138,7 @@ func (s *Summary) Get(ctx context.Context, _ bool) (*statsapi.Summary, error) {
 	}
 	seen := map[string]bool{"/": true, statsapi.SystemContainerPods: true}
 	for _, pod := range pods {
-		if ps, ok := s.podStats(pod, containers[string(pod.UID)], now, seen); ok {
+		if ps, ok := s.podStats(pod, containers[string(pod.UID)], node.Fs, now, seen); ok {
 			summary.Pods = append(summary.Pods, ps)
 		}
 	}
@@ -154,8 +154,9 @@ func (s *Summary) GetCPUAndMemoryStats(ctx context.Context) (*statsapi.Summary, 
 }
 
 // podStats measures pod, whose running containers are containers (name →
-// ID), and records the cgroups it read in seen.
-func (s *Summary) podStats(pod *v1.Pod, containers map[string]string, now metav1.Time, seen map[string]bool) (statsapi.PodStats, bool) {
+// ID), on the node's filesystem nodeFs, and records the cgroups it read in
+// seen.
+func (s *Summary) podStats(pod *v1.Pod, containers map[string]string, nodeFs *statsapi.FsStats, now metav1.Time, seen map[string]bool) (statsapi.PodStats, bool) {
 	uid, class := string(pod.UID), string(qos.GetPodQOS(pod))
 	cg, err := s.Cgroups.PodCgroupStats(uid, class)
 	if err != nil {
@@ -202,7 +203,7 @@ func (s *Summary) podStats(pod *v1.Pod, containers map[string]string, now metav1
 		ps.Containers = append(ps.Containers, cs)
 	}
 	ps.Network = s.podNetwork(uid, class, ids, now)
-	s.podFs(pod, containers, &ps, now)
+	s.podFs(pod, containers, nodeFs, &ps, now)
 	return ps, true
 }
 
