@@ -90,6 +90,11 @@ func TestStatsSummaryNetworkAndVolumes(t *testing.T) {
 	if ps.Network.Name != "eth0" {
 		t.Errorf("pod's default interface %q, want eth0", ps.Network.Name)
 	}
+	// Its namespace's interfaces (eth0 alone, lo left out), not the node's,
+	// which has eth0 too.
+	if len(ps.Network.Interfaces) != 1 || ps.Network.Interfaces[0].Name != "eth0" {
+		t.Errorf("pod's interfaces %+v, want eth0 alone", ps.Network.Interfaces)
+	}
 	if eph < scratch+layer+logs || ps.EphemeralStorage.CapacityBytes == nil {
 		t.Errorf("ephemeral-storage %d bytes, want ≥ emptyDir %d + layer %d + logs %d, with the capacity of nodefs", eph, scratch, layer, logs)
 	}
