@@ -149,6 +149,17 @@ func TestCgroupStats(t *testing.T) {
 			if got != tt.want {
 				t.Errorf("stats = %+v, want %+v", got, tt.want)
 			}
+			// The summary's read: the same but for the CPU spec.
+			u, err := c.usage(podCgroup("/kubepods", qosBestEffort, "U"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			u.Time, u.Cgroup = time.Time{}, ""
+			want := tt.want
+			want.CPUPeriod, want.CPUQuota, want.CPUShares = 0, 0, 0
+			if u != want {
+				t.Errorf("usage = %+v, want %+v", u, want)
+			}
 		})
 	}
 }
