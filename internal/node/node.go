@@ -346,6 +346,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	netStateDir := filepath.Join(cfg.DataDir, "node", "network")
 	// One summary for the eviction manager and /stats/summary, as
 	// kubelet's: they share its CPU samples.
 	summary := &eviction.Summary{
@@ -356,6 +357,17 @@ func Run(ctx context.Context, cfg Config) error {
 		Pods:          late.ActivePods,
 		Containers:    runningContainers(rt),
 		EmptyDirUsage: vols.EmptyDirUsage,
+		PodFs: eviction.PodFs{
+			Interfaces: func(uid string, pid int) ([]network.Interface, error) {
+				return network.Interfaces(network.NetNSPathIn(netStateDir, uid), pid)
+			},
+			VolumePath: vols.VolumePath,
+			Claim:      vols.Claim,
+			LayerDir:   rt.LayerDir,
+			LogDir: func(pod *v1.Pod, container string) string {
+				return agent.ContainerLogDir(filepath.Join(cfg.DataDir, "node"), pod, container)
+			},
+		},
 	}
 	pressure, err := eviction.NewPressure(ctx, eviction.PressureConfig{
 		Thresholds:               cfg.EvictionThresholds,
@@ -381,7 +393,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Images:         images,
 		Volumes:        vols,
 		NewNetwork: func(ctx context.Context, podCIDR string) (agent.Network, error) {
-			return network.New(ctx, network.Config{StateDir: filepath.Join(cfg.DataDir, "node", "network"), PodCIDR: podCIDR})
+			return network.New(ctx, network.Config{StateDir: netStateDir, PodCIDR: podCIDR})
 		},
 		ClusterDNS:      cfg.ClusterDNS,
 		SeccompDefault:  cfg.SeccompDefault,
@@ -401,7 +413,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Client:         client,
 		NodeName:       cfg.NodeName,
 		Provider:       a.Provider(rt),
-		Stats:          cgroupStats{rt, machine},
+		Stats:          cgroupStats{rt: rt, machine: machine, netStateDir: netStateDir, nodeFsDir: filepath.Join(cfg.DataDir, "node")},
 		Summary:        summary,
 	})
 	if err != nil {
@@ -485,6 +497,9 @@ func Run(ctx context.Context, cfg Config) error {
 type cgroupStats struct {
 	rt      *runtime.Runtime
 	machine machine.Machine
+	// netStateDir is the network manager's state directory, which holds
+	// the pods' namespaces; nodeFsDir the node's directory (nodefs).
+	netStateDir, nodeFsDir string
 }
 
 func cpuMemory(s runtime.CgroupStats, err error) (kubeletapi.CPUMemory, error) {

@@ -124,7 +124,10 @@ func TestKubeletMetrics(t *testing.T) {
 // (container="") and its 200m CPU limit (container_spec_cpu_quota 20000
 // of period 100000) are there, as are the machine series and, where the
 // root cgroup has memory files (cgroup v1), the node's id="/" series;
-// without credentials the path answers 401.
+// the pod's network series per interface (eth0) on its cgroup, and
+// container_fs_usage_bytes/limit_bytes of the container's writable layer
+// and of the node (id="/"), with a device label; without credentials the
+// path answers 401.
 func TestKubeletCadvisorMetrics(t *testing.T) {
 	t.Parallel()
 	c, ns := busyboxNamespace(t, "cadvisor-")
@@ -242,6 +245,33 @@ func TestKubeletCadvisorMetrics(t *testing.T) {
 	for name, want := range map[string]float64{"container_spec_cpu_quota": 20000, "container_spec_cpu_period": 100000} {
 		if m, ok := find(fams, name, mainSeries); !ok || value(m) != want {
 			t.Errorf("%s%v = %v (present %v), want %v", name, mainSeries, m, ok, want)
+		}
+	}
+	// The pod's network series are on its cgroup, per interface; the
+	// filesystem ones on the container's and the node's (id="/").
+	netSeries := map[string]string{"container": "", "pod": "busy", "namespace": ns, "id": podID, "interface": "eth0", "name": "", "image": ""}
+	for _, name := range []string{"container_network_receive_bytes_total", "container_network_receive_packets_total",
+		"container_network_receive_errors_total", "container_network_transmit_bytes_total",
+		"container_network_transmit_packets_total", "container_network_transmit_errors_total"} {
+		if f := fams[name]; f == nil || f.GetType() != dto.MetricType_COUNTER {
+			t.Errorf("family %s = %v, want a counter", name, f)
+		} else if _, ok := find(fams, name, netSeries); !ok {
+			t.Errorf("%s: no series %v", name, netSeries)
+		}
+	}
+	for _, want := range []map[string]string{
+		{"container": "main", "pod": "busy", "namespace": ns, "name": id, "id": labels["id"], "image": labels["image"]},
+		{"id": "/", "container": "", "pod": "", "namespace": ""},
+	} {
+		for _, name := range []string{"container_fs_usage_bytes", "container_fs_limit_bytes"} {
+			m, ok := find(fams, name, want)
+			if !ok || value(m) <= 0 {
+				t.Errorf("%s%v = %v (present %v), want > 0", name, want, m, ok)
+				continue
+			}
+			if dev := m.GetLabel(); len(dev) != 7 {
+				t.Errorf("%s%v labels %v, want the container's 6 and device", name, want, dev)
+			}
 		}
 	}
 	for _, name := range []string{"machine_cpu_cores", "machine_memory_bytes"} {

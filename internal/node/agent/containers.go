@@ -393,7 +393,14 @@ func (a *Agent) containerConfig(ctx context.Context, pod *v1.Pod, c *v1.Containe
 // logPath is kubelet's container log layout:
 // <logs>/<namespace>_<pod>_<uid>/<container>/<attempt>.log.
 func (a *Agent) logPath(pod *v1.Pod, container string, attempt uint32) string {
-	return filepath.Join(a.cfg.DataDir, "logs", fmt.Sprintf("%s_%s_%s", pod.Namespace, pod.Name, pod.UID), container, strconv.Itoa(int(attempt))+".log")
+	return filepath.Join(ContainerLogDir(a.cfg.DataDir, pod, container), strconv.Itoa(int(attempt))+".log")
+}
+
+// ContainerLogDir is the directory of the log files of a container of pod
+// for an agent whose Config.DataDir is dataDir, as kubelet's
+// /var/log/pods/<namespace>_<name>_<uid>/<container>.
+func ContainerLogDir(dataDir string, pod *v1.Pod, container string) string {
+	return filepath.Join(dataDir, "logs", fmt.Sprintf("%s_%s_%s", pod.Namespace, pod.Name, pod.UID), container)
 }
 
 // attemptFromLogs is kubelet's calcRestartCountByLogDir: with no earlier

@@ -39,7 +39,16 @@
 //     its size and needs no eviction (internal/node/volume).
 //   - Usage is measured by walking the volume (du), as kubelet without
 //     filesystem quotas: a volume of many small files costs a walk of them
-//     every Period.
+//     every Period. The Summary caches its walks (a volume for a minute,
+//     as kubelet's volume stats, or until the pod's running containers
+//     change; a writable layer or log directory for 10 s), so
+//     /stats/summary may show usage up to that old; the cache holds only
+//     the live pods' directories.
+//   - A pod's network is read from the host through a process of one of
+//     its containers (/proc/<pid>/net/dev, as cadvisor), or, when it has
+//     none, by entering its network namespace on a locked OS thread
+//     (network.Interfaces); a host-network pod has none, where kubelet
+//     shows the host's.
 //   - Container and pod ephemeral-storage limits (writable layer and
 //     logs) are not enforced, and pods are ranked for disk pressure
 //     without them.

@@ -37,9 +37,10 @@ type Cgroups interface {
 // network (the host's interfaces), the filesystems of the node's and the
 // images' directories and the kernel's task limit; the "pods" system
 // container (the cgroup every pod is in, which allocatableMemory.available
-// reads); per pod its cgroup's CPU, memory and processes, its containers'
-// CPU and memory and its emptyDir volumes, which make its
-// ephemeral-storage.
+// reads); per pod its cgroup's CPU, memory and processes, its network
+// (the interfaces of its namespace), its containers' CPU, memory,
+// writable layer and logs, and its volumes, which with the layers and
+// logs make its ephemeral-storage (see podFs).
 //
 // Its methods may be called concurrently.
 type Summary struct {
@@ -66,8 +67,12 @@ type Summary struct {
 	// ProcDir is /proc unless a test says otherwise: its stat gives the
 	// boot time, its net/dev the host's interfaces.
 	ProcDir string
+	// PodFs reads the pods' network and filesystem figures; without
+	// its VolumePath, the volume stats are the emptyDir usage alone.
+	PodFs PodFs
 
 	cpu cpuSampler
+	du  duCache
 }
 
 // nodeCgroup is the optional ability of Cgroups to read the root cgroup.
@@ -133,11 +138,12 @@ func (s *Summary) Get(ctx context.Context, _ bool) (*statsapi.Summary, error) {
 	}
 	seen := map[string]bool{"/": true, statsapi.SystemContainerPods: true}
 	for _, pod := range pods {
-		if ps, ok := s.podStats(pod, containers[string(pod.UID)], now, seen); ok {
+		if ps, ok := s.podStats(pod, containers[string(pod.UID)], node.Fs, now, seen); ok {
 			summary.Pods = append(summary.Pods, ps)
 		}
 	}
 	s.cpu.forget(seen)
+	s.du.forget(seen)
 	return summary, nil
 }
 
@@ -148,8 +154,9 @@ func (s *Summary) GetCPUAndMemoryStats(ctx context.Context) (*statsapi.Summary, 
 }
 
 // podStats measures pod, whose running containers are containers (name →
-// ID), and records the cgroups it read in seen.
-func (s *Summary) podStats(pod *v1.Pod, containers map[string]string, now metav1.Time, seen map[string]bool) (statsapi.PodStats, bool) {
+// ID), on the node's filesystem nodeFs, and records the cgroups it read in
+// seen.
+func (s *Summary) podStats(pod *v1.Pod, containers map[string]string, nodeFs *statsapi.FsStats, now metav1.Time, seen map[string]bool) (statsapi.PodStats, bool) {
 	uid, class := string(pod.UID), string(qos.GetPodQOS(pod))
 	cg, err := s.Cgroups.PodCgroupStats(uid, class)
 	if err != nil {
@@ -179,12 +186,14 @@ func (s *Summary) podStats(pod *v1.Pod, containers map[string]string, now metav1
 		names = append(names, name)
 	}
 	slices.Sort(names)
+	ids := make([]string, 0, len(names))
 	for _, name := range names {
 		id := containers[name]
 		c, err := s.Cgroups.ContainerCgroupStats(uid, class, id)
 		if err != nil {
 			continue
 		}
+		ids = append(ids, id)
 		key := uid + "/" + id
 		seen[key] = true
 		cs := statsapi.ContainerStats{Name: name, StartTime: start, CPU: s.cpu.stats(key, c), Memory: memoryStats(c, now)}
@@ -193,20 +202,8 @@ func (s *Summary) podStats(pod *v1.Pod, containers map[string]string, now metav1
 		}
 		ps.Containers = append(ps.Containers, cs)
 	}
-	var ephemeral uint64
-	for _, vol := range pod.Spec.Volumes {
-		if vol.EmptyDir == nil || vol.EmptyDir.Medium == v1.StorageMediumMemory {
-			continue
-		}
-		if n, err := s.EmptyDirUsage(uid, vol.Name); err == nil {
-			used := uint64(n)
-			ephemeral += used
-			ps.VolumeStats = append(ps.VolumeStats, statsapi.VolumeStats{Name: vol.Name, FsStats: statsapi.FsStats{Time: now, UsedBytes: &used}})
-		}
-	}
-	// Kubelet's ephemeral-storage is the writable layers, logs and local
-	// volumes; here the emptyDir volumes (see the package's caveats).
-	ps.EphemeralStorage = &statsapi.FsStats{Time: now, UsedBytes: &ephemeral}
+	ps.Network = s.podNetwork(uid, class, ids, now)
+	s.podFs(pod, containers, nodeFs, &ps, now)
 	return ps, true
 }
 

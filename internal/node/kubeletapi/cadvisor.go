@@ -63,7 +63,9 @@ var (
 type cadvisorCollector struct {
 	pods  func(context.Context) ([]*v1.Pod, error)
 	stats StatsProvider
-	now   func() time.Time
+	// summary gives the filesystem series; nil leaves them out.
+	summary SummaryProvider
+	now     func() time.Time
 }
 
 var _ prometheus.Collector = &cadvisorCollector{}
@@ -73,6 +75,9 @@ func (c *cadvisorCollector) Describe(ch chan<- *prometheus.Desc) {
 		cadvisorMemoryUsageDesc, cadvisorMemoryWorkingSetDesc, cadvisorThreadsDesc, cadvisorStartTimeDesc,
 		cadvisorCPUPeriodDesc, cadvisorCPUQuotaDesc, cadvisorCPUSharesDesc, cadvisorMemoryLimitDesc,
 		cadvisorScrapeErrorDesc, machineCPUCoresDesc, machineMemoryBytesDesc, machineScrapeErrorDesc} {
+		ch <- d
+	}
+	for _, d := range fsNetDescs {
 		ch <- d
 	}
 }
@@ -117,6 +122,8 @@ func (c *cadvisorCollector) collectContainers(ch chan<- prometheus.Metric, boot 
 	if s, err := c.stats.NodeCPUMemory(); err == nil {
 		c.collectCgroup(ch, s, boot, "", "", "", "", "")
 	}
+	fs := c.fsFigures(context.Background())
+	fs.collect(ch, fs.node, []string{"", "/", "", "", "", ""})
 	for _, pod := range pods {
 		for _, cs := range pod.Status.ContainerStatuses {
 			if cs.State.Running == nil || cs.ContainerID == "" {
@@ -128,6 +135,7 @@ func (c *cadvisorCollector) collectContainers(ch chan<- prometheus.Metric, boot 
 				continue
 			}
 			c.collectCgroup(ch, s, cs.State.Running.StartedAt.Time, cs.Name, cs.Image, id, pod.Namespace, pod.Name)
+			fs.collect(ch, fs.layers[string(pod.UID)][cs.Name], []string{cs.Name, s.Cgroup, cs.Image, id, pod.Namespace, pod.Name})
 		}
 		s, err := c.stats.PodCPUMemory(string(pod.UID))
 		if err != nil {
@@ -138,6 +146,7 @@ func (c *cadvisorCollector) collectContainers(ch chan<- prometheus.Metric, boot 
 			started = pod.Status.StartTime.Time
 		}
 		c.collectCgroup(ch, s, started, "", "", "", pod.Namespace, pod.Name)
+		c.collectPodNetwork(ch, string(pod.UID), []string{"", s.Cgroup, "", "", pod.Namespace, pod.Name})
 	}
 	return nil
 }
@@ -187,7 +196,7 @@ func (c *cadvisorCollector) collectCgroup(ch chan<- prometheus.Metric, s CPUMemo
 // own, as kubelet, which registers cAdvisor's collectors raw: their help
 // texts carry no stability level.
 func (s *Server) cadvisorMetricsHandler() http.Handler {
-	return s.cadvisorMetricsHandlerFor(&cadvisorCollector{pods: s.cfg.Provider.RunningPods, stats: s.cfg.Stats, now: time.Now})
+	return s.cadvisorMetricsHandlerFor(&cadvisorCollector{pods: s.cfg.Provider.RunningPods, stats: s.cfg.Stats, summary: s.cfg.Summary, now: time.Now})
 }
 
 func (s *Server) cadvisorMetricsHandlerFor(c *cadvisorCollector) http.Handler {

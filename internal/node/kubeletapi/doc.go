@@ -46,11 +46,16 @@
 // system_uuid, boot_id), with container_scrape_error and
 // machine_scrape_error.
 //
-// Left out, since the cgroup files read here do not give them: the
-// network series (cAdvisor reads the interfaces of each pod's network
-// namespace, which this package never enters), the filesystem and disk
-// I/O series (cAdvisor measures the container's writable layer and the
-// per-device I/O files; the pods' storage is in /stats/summary), the
+// With a StatsProvider that reads the pods' network namespaces
+// ([PodNetwork]) each pod's cgroup (container="") also has
+// container_network_{receive,transmit}_{bytes,packets,errors}_total per
+// interface; with a SummaryProvider, container_fs_usage_bytes and
+// container_fs_limit_bytes (labelled device, [FsDevice]) come from the
+// summary's writable layers (per container) and nodefs (id="/").
+//
+// Left out, since the cgroup files read here do not give them: the disk
+// I/O series (cAdvisor reads the per-device I/O files), the
+// container_fs_* series of other filesystems and the inode ones, the
 // host's other cgroups (system.slice and the like: cAdvisor walks the
 // whole hierarchy, we report the pods'), the CPU user/system split,
 // throttling, load, memory cache/swap/failcnt and OOM-event series,

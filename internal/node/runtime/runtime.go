@@ -188,6 +188,13 @@ func (r *Runtime) podDir(uid string) string { return filepath.Join(r.cfg.StateDi
 func (r *Runtime) containerDir(id string) string {
 	return filepath.Join(r.cfg.StateDir, "containers", id)
 }
+
+// LayerDir returns the writable layer of container id: the upper directory
+// of its overlay rootfs, which holds what the container wrote.
+func (r *Runtime) LayerDir(id string) string {
+	return filepath.Join(r.containerDir(filepath.Base(id)), "upper")
+}
+
 func (r *Runtime) exitFile(id string) string { return filepath.Join(r.cfg.StateDir, "exits", id) }
 
 // startWatch calls OnExit for every exit file that appears. Exit files are

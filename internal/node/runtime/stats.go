@@ -84,22 +84,70 @@ func (r *Runtime) PodsCgroupStats() (CgroupStats, error) {
 	return r.cgroups.stats(r.cfg.CgroupRoot)
 }
 
-// PodCgroupStats returns the figures of a pod's cgroup; qos is the pod's
-// QoS class (v1.PodQOSClass as a string), which names the cgroup's parent.
+// PodCgroupStats returns the usage figures of a pod's cgroup (CPU time,
+// memory, pids), for the stats summary; qos is the pod's QoS class
+// (v1.PodQOSClass as a string), which names the cgroup's parent. Its CPU
+// spec (CPUPeriod, CPUQuota, CPUShares) is left 0: the summary has no use
+// for it, and it is three of the eight files a cgroup's figures take
+// (PodStats reads it).
 func (r *Runtime) PodCgroupStats(podUID, qos string) (CgroupStats, error) {
-	return r.cgroups.stats(podCgroup(r.cfg.CgroupRoot, qos, podUID))
+	return r.cgroups.usage(podCgroup(r.cfg.CgroupRoot, qos, podUID))
 }
 
-// ContainerCgroupStats returns the figures of a container's cgroup, which
-// is under its pod's.
+// ContainerCgroupStats returns the usage figures of a container's cgroup,
+// which is under its pod's, as PodCgroupStats (no CPU spec).
 func (r *Runtime) ContainerCgroupStats(podUID, qos, containerID string) (CgroupStats, error) {
-	return r.cgroups.stats(filepath.Join(podCgroup(r.cfg.CgroupRoot, qos, podUID), containerID))
+	return r.cgroups.usage(filepath.Join(podCgroup(r.cfg.CgroupRoot, qos, podUID), containerID))
 }
 
-// stats reads the CPU, memory and pids files of cgroup path: each file
-// once, into one buffer (a summary reads ~8 files for each pod and each
-// container).
+// ContainerPid returns a process of a container's cgroup, the first its
+// cgroup.procs lists (the container's init while it runs), or 0 when the
+// cgroup has none: a process to read the container's namespaces through
+// from the host, as the pods' network stats do.
+func (r *Runtime) ContainerPid(podUID, qos, containerID string) (int, error) {
+	return r.cgroups.firstPid(filepath.Join(podCgroup(r.cfg.CgroupRoot, qos, podUID), containerID))
+}
+
+// firstPid reads the first pid of cgroup path's cgroup.procs (v1: in the
+// memory hierarchy, which stats requires too).
+func (c *cgroupFS) firstPid(path string) (int, error) {
+	dir := filepath.Join(c.root, path)
+	if !c.v2 {
+		mem, ok := c.mounts["memory"]
+		if !ok {
+			return 0, errors.New("cgroup v1: no memory hierarchy")
+		}
+		dir = filepath.Join(mem, path)
+	}
+	var rd fileReader
+	b, err := rd.read(dir + "/cgroup.procs")
+	if err != nil {
+		return 0, err
+	}
+	line, _, _ := bytes.Cut(b, []byte{'\n'})
+	if len(line) == 0 {
+		return 0, nil
+	}
+	pid, err := strconv.Atoi(string(line))
+	if err != nil {
+		return 0, fmt.Errorf("parse %s/cgroup.procs: %w", dir, err)
+	}
+	return pid, nil
+}
+
+// stats reads the CPU, memory and pids files of cgroup path and its CPU
+// spec: each file once, into one buffer (a summary reads a cgroup's five
+// usage files for each pod and each container, through usage).
 func (c *cgroupFS) stats(path string) (CgroupStats, error) {
+	return c.read(path, true)
+}
+
+// usage is stats without the CPU spec (period, quota, shares), which stay 0.
+func (c *cgroupFS) usage(path string) (CgroupStats, error) {
+	return c.read(path, false)
+}
+
+func (c *cgroupFS) read(path string, spec bool) (CgroupStats, error) {
 	s := CgroupStats{Cgroup: filepath.Join("/", path), Time: time.Now()}
 	rd := fileReader{buf: make([]byte, 4096)}
 	dir := filepath.Join(c.root, path)
@@ -151,7 +199,9 @@ func (c *cgroupFS) stats(path string) (CgroupStats, error) {
 	if s.Pids, err = rd.uint(pidsDir + "/pids.current"); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return s, err
 	}
-	c.cpuSpec(&rd, path, &s)
+	if spec {
+		c.cpuSpec(&rd, path, &s)
+	}
 	return s, nil
 }
 

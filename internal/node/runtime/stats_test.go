@@ -60,6 +60,14 @@ func TestContainerStats(t *testing.T) {
 		t.Errorf("node stats %+v: want at least the pod's CPU time %d and a working set", n, p.CPUUsageNanoSeconds)
 	}
 
+	st, err := e.r.ContainerStatus(e.ctx, id)
+	if err != nil {
+		t.Fatalf("ContainerStatus: %v", err)
+	}
+	if pid, err := e.r.ContainerPid(pod.UID, pod.QOSClass, id); err != nil || pid != st.Pid || pid == 0 {
+		t.Errorf("ContainerPid = %d, %v; want the container's init %d", pid, err, st.Pid)
+	}
+
 	if _, err := e.r.ContainerStats("uid-none", id); err == nil {
 		t.Errorf("ContainerStats of an unknown pod: no error")
 	}
@@ -141,6 +149,17 @@ func TestCgroupStats(t *testing.T) {
 			if got != tt.want {
 				t.Errorf("stats = %+v, want %+v", got, tt.want)
 			}
+			// The summary's read: the same but for the CPU spec.
+			u, err := c.usage(podCgroup("/kubepods", qosBestEffort, "U"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			u.Time, u.Cgroup = time.Time{}, ""
+			want := tt.want
+			want.CPUPeriod, want.CPUQuota, want.CPUShares = 0, 0, 0
+			if u != want {
+				t.Errorf("usage = %+v, want %+v", u, want)
+			}
 		})
 	}
 }
@@ -208,5 +227,50 @@ func TestFileReader(t *testing.T) {
 	}
 	if _, err := rd.uint(filepath.Join(dir, "memory.stat")); err == nil {
 		t.Errorf("uint of a keyed file: no error")
+	}
+}
+
+func TestFirstPid(t *testing.T) {
+	tests := []struct {
+		name    string
+		v2      bool
+		procs   *string // nil: no cgroup.procs
+		want    int
+		wantErr bool
+	}{
+		{name: "v2 first of two", v2: true, procs: new("12\n34\n"), want: 12},
+		{name: "v2 empty", v2: true, procs: new(""), want: 0},
+		{name: "v1 memory hierarchy", procs: new("56\n"), want: 56},
+		{name: "no cgroup", v2: true, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := t.TempDir()
+			c := &cgroupFS{v2: true, root: root}
+			dir := filepath.Join(root, "kubepods/podU/c1")
+			if !tt.v2 {
+				c = &cgroupFS{mounts: map[string]string{"memory": filepath.Join(root, "memory"), "pids": filepath.Join(root, "pids")}}
+				dir = filepath.Join(root, "memory/kubepods/podU/c1")
+				// The pids hierarchy is not the one read.
+				if err := os.MkdirAll(filepath.Join(root, "pids/kubepods/podU/c1"), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(root, "pids/kubepods/podU/c1/cgroup.procs"), []byte("99\n"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tt.procs != nil {
+				if err := os.MkdirAll(dir, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(*tt.procs), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, err := c.firstPid("/kubepods/podU/c1")
+			if (err != nil) != tt.wantErr || got != tt.want {
+				t.Errorf("firstPid = %d, %v; want %d, error %v", got, err, tt.want, tt.wantErr)
+			}
+		})
 	}
 }

@@ -86,9 +86,14 @@ func (m *Manager) setupClaim(ctx context.Context, pod *v1.Pod, vol *v1.Volume, s
 			return nil, fmt.Errorf("MountVolume.SetUp failed for volume %q : %w", pv.Name, err)
 		}
 		mnt.ReadOnly = readOnly
+		m.claims.set(string(pod.UID), vol.Name, ClaimVolume{Claim: claimName, Path: mnt.Path})
 		return mnt, nil
 	case pv.Spec.Local != nil:
-		return m.setupLocal(ctx, pod, pv, readOnly)
+		mnt, err := m.setupLocal(ctx, pod, pv, readOnly)
+		if err == nil {
+			m.claims.set(string(pod.UID), vol.Name, ClaimVolume{Claim: claimName, Path: mnt.Path, Local: true})
+		}
+		return mnt, err
 	default:
 		return nil, &processError{Volume: vol.Name, Err: fmt.Errorf("failed to get Plugin from volumeSpec for volume %q err=no volume plugin matched", pv.Name)}
 	}

@@ -178,6 +178,16 @@ func TestSetupClaimHostPath(t *testing.T) {
 			t.Errorf("DirectoryOrCreate did not create %s: %v", dir, err)
 		}
 	}
+	vol := claimVol("c", false)
+	if cv, ok := m.Claim("uid1", vol.Name); !ok || cv != (ClaimVolume{Claim: "c", Path: dir}) {
+		t.Errorf("Claim = %+v, %v; want claim c at %s, not local", cv, ok, dir)
+	}
+	if err := m.TeardownPod(ctx, "uid1"); err != nil {
+		t.Fatal(err)
+	}
+	if cv, ok := m.Claim("uid1", vol.Name); ok {
+		t.Errorf("Claim after TeardownPod = %+v, want none", cv)
+	}
 }
 
 // TestSetupClaimLocal checks a local PV: bind-mounted under the pod
@@ -228,6 +238,9 @@ func TestSetupClaimLocal(t *testing.T) {
 			}
 			if n, err := mountsUnder(want); err != nil || len(n) != 1 {
 				t.Errorf("mounts at %s after a second Setup: %v, %v", want, n, err)
+			}
+			if cv, ok := m.Claim(tt.uid, vol.Name); !ok || cv != (ClaimVolume{Claim: "c", Path: want, Local: true}) {
+				t.Errorf("Claim = %+v, %v; want local claim c at %s", cv, ok, want)
 			}
 		})
 	}

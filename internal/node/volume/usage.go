@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"path/filepath"
 	"syscall"
+
+	v1 "k8s.io/api/core/v1"
 )
 
 // EmptyDirUsage returns the bytes an emptyDir volume of a pod takes on
@@ -18,7 +20,7 @@ func (m *Manager) EmptyDirUsage(podUID, name string) (int64, error) {
 		return 0, fmt.Errorf("measure emptyDir %q: %w", name, err)
 	}
 	dir := filepath.Join(m.podDir(podUID), "volumes", emptyDirPluginDir, name)
-	n, err := diskUsage(dir)
+	n, _, err := DiskUsage(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return 0, nil
 	}
@@ -28,15 +30,17 @@ func (m *Manager) EmptyDirUsage(podUID, name string) (int64, error) {
 	return n, nil
 }
 
-// diskUsage is the du of dir: what its files take on dir's filesystem.
-func diskUsage(dir string) (int64, error) {
+// DiskUsage is the du of dir: the bytes its files take on dir's
+// filesystem and the inodes they use (kubelet's fs.DiskUsage and
+// fs.Find), hard links once, nothing on another filesystem.
+func DiskUsage(dir string) (bytes, inodes int64, err error) {
 	var top syscall.Stat_t
 	if err := syscall.Lstat(dir, &top); err != nil {
-		return 0, &fs.PathError{Op: "lstat", Path: dir, Err: err}
+		return 0, 0, &fs.PathError{Op: "lstat", Path: dir, Err: err}
 	}
 	seen := map[uint64]bool{}
 	var total int64
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+	err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil // removed while we walk
 		}
@@ -64,7 +68,33 @@ func diskUsage(dir string) (int64, error) {
 			seen[st.Ino] = true
 		}
 		total += st.Blocks * 512
+		inodes++
 		return nil
 	})
-	return total, err
+	return total, inodes, err
+}
+
+// VolumePath returns where the agent keeps vol of the pod podUID, for the
+// volumes whose files it writes under the pod's directory: emptyDir,
+// configMap, secret, downwardAPI and projected; false for the others.
+func (m *Manager) VolumePath(podUID string, vol *v1.Volume) (string, bool) {
+	var plugin string
+	switch {
+	case vol.EmptyDir != nil:
+		plugin = emptyDirPluginDir
+	case vol.ConfigMap != nil:
+		plugin = configMapPluginDir
+	case vol.Secret != nil:
+		plugin = secretPluginDir
+	case vol.DownwardAPI != nil:
+		plugin = downwardAPIPluginDir
+	case vol.Projected != nil:
+		plugin = projectedPluginDir
+	default:
+		return "", false
+	}
+	if validUID(podUID) != nil {
+		return "", false
+	}
+	return filepath.Join(m.podDir(podUID), "volumes", plugin, vol.Name), true
 }

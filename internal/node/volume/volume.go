@@ -70,6 +70,8 @@ type Manager struct {
 	podLocks keymutex.KeyMutex
 	// subPaths is upstream kubelet's subPath preparation.
 	subPaths subpath.Interface
+	// claims are the pods' claim volumes, for their stats.
+	claims claimRecord
 }
 
 // podLockBuckets is how many locks the pods share.
@@ -254,6 +256,7 @@ func (m *Manager) TeardownPod(ctx context.Context, podUID string) error {
 	logger := klog.FromContext(ctx)
 	unlock := m.lockPod(podUID)
 	defer unlock()
+	m.claims.forget(podUID)
 
 	dir := m.podDir(podUID)
 	mounts, err := mountsUnder(dir)
