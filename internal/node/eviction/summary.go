@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -290,12 +291,27 @@ func (s *Summary) bootTime(now metav1.Time) metav1.Time {
 	return now
 }
 
+// readNetDev reads the node's /proc/net/dev. Under /proc it reads the
+// calling thread's (/proc/thread-self), locked to it: /proc/net/dev is the
+// namespace of the process's main thread, which Go leaves parked, never
+// ended, when a goroutine that locked it returns inside another namespace
+// (network.createNetNS's does, on whichever thread it ran); that file
+// would then show a pod's interfaces. Every thread Go runs goroutines on
+// is in the node's namespace.
+func (s *Summary) readNetDev() ([]byte, error) {
+	if s.ProcDir != "" {
+		return os.ReadFile(filepath.Join(s.ProcDir, "net", "dev"))
+	}
+	goruntime.LockOSThread()
+	defer goruntime.UnlockOSThread()
+	return os.ReadFile("/proc/thread-self/net/dev")
+}
+
 // hostNetwork is the host's interfaces from /proc/net/dev, loopback left
 // out, as cadvisor's root container; the default interface is eth0, as
 // kubelet's (network.DefaultInterfaceName), when there is one.
 func (s *Summary) hostNetwork(now metav1.Time) (*statsapi.NetworkStats, error) {
-	file := filepath.Join(s.procDir(), "net", "dev")
-	b, err := os.ReadFile(file)
+	b, err := s.readNetDev()
 	if err != nil {
 		return nil, err
 	}
