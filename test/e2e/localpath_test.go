@@ -232,22 +232,7 @@ func TestStatefulSetLocalPath(t *testing.T) {
 			t.Errorf("claim %s: class %s, PV %s source %+v; want a local-path volume", pvc.Name, *pvc.Spec.StorageClassName, pv.Name, pv.Spec.PersistentVolumeSource)
 		}
 	}
-	if err := c.CoreV1().Pods(ns).Delete(t.Context(), "web-0", metav1.DeleteOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	err := wait.PollUntilContextTimeout(t.Context(), 200*time.Millisecond, provisionTimeout, true, func(ctx context.Context) (bool, error) {
-		p, err := c.CoreV1().Pods(ns).Get(ctx, "web-0", metav1.GetOptions{})
-		return err == nil && string(p.UID) != uids["web-0"] && framework.Running(p), nil
-	})
-	if err != nil {
-		t.Fatalf("web-0 not replaced: %v", err)
-	}
-	for name, want := range map[string]string{"web-0": "web-0\nstart\nstart\n", "web-1": "web-1\nstart\n"} {
-		out, err := shared.PodExec(t.Context(), ns, name, "sh", "-c", "cat /data/first /data/starts")
-		if err != nil || out != want {
-			t.Errorf("%s: %q (%v), want %q", name, out, err, want)
-		}
-	}
+	checkReplacedKeepsData(t, c, ns, uids["web-0"], provisionTimeout)
 }
 
 // hostnameStatefulSet is the StatefulSet "web" of busybox sleepers whose

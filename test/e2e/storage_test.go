@@ -316,12 +316,20 @@ func TestStatefulSetVolumeClaims(t *testing.T) {
 		}
 		uids[name] = string(p.UID)
 	}
+	checkReplacedKeepsData(t, c, ns, uids["web-0"], claimTimeout)
+}
+
+// checkReplacedKeepsData deletes pod web-0 of hostnameStatefulSet (UID
+// uid), waits up to timeout for its replacement to run, and checks that
+// both replicas' volumes kept their data: web-0's two starts, web-1's one.
+func checkReplacedKeepsData(t *testing.T, c kubernetes.Interface, ns, uid string, timeout time.Duration) {
+	t.Helper()
 	if err := c.CoreV1().Pods(ns).Delete(t.Context(), "web-0", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	err := wait.PollUntilContextTimeout(t.Context(), 200*time.Millisecond, claimTimeout, true, func(ctx context.Context) (bool, error) {
+	err := wait.PollUntilContextTimeout(t.Context(), 200*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
 		p, err := c.CoreV1().Pods(ns).Get(ctx, "web-0", metav1.GetOptions{})
-		return err == nil && string(p.UID) != uids["web-0"] && framework.Running(p), nil
+		return err == nil && string(p.UID) != uid && framework.Running(p), nil
 	})
 	if err != nil {
 		t.Fatalf("web-0 not replaced: %v", err)
