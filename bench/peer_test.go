@@ -603,21 +603,7 @@ func BenchmarkPeerPodMemory(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		var manifest strings.Builder
-		for i := range pods {
-			fmt.Fprintf(&manifest, `apiVersion: v1
-kind: Pod
-metadata: {name: rss-%d}
-spec:
-  terminationGracePeriodSeconds: 30
-  containers: [{name: main, image: busybox, imagePullPolicy: IfNotPresent, command: [sleep, "3600"]}]
----
-`, i)
-		}
-		if _, err := p.cp.KubectlStdin(b.Context(), framework.Newest(), manifest.String(), "apply", "-f", "-"); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := p.cp.Kubectl(b.Context(), framework.Newest(), "wait", "--for=condition=Ready", "pod", "--all", "--timeout=120s"); err != nil {
+		if err := runSleepers(b.Context(), p.cp, pods); err != nil {
 			b.Fatalf("%v\n%s", err, p.logs(b.Context()))
 		}
 		time.Sleep(5 * time.Second)
