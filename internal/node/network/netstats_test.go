@@ -29,20 +29,7 @@ func TestParseNetDev(t *testing.T) {
 // TestInterfaces reads a namespace's interfaces from outside it and checks
 // that no thread of the process is left in it.
 func TestInterfaces(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create network namespaces")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs ip(8)")
-	}
-	ns := filepath.Join(t.TempDir(), "ns")
-	if err := createNetNS(ns); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = removeNetNS(ns) })
-	if out, err := exec.Command("nsenter", "--net="+ns, "ip", "link", "add", "eth0", "type", "veth", "peer", "name", "eth1").CombinedOutput(); err != nil {
-		t.Skipf("cannot add a veth pair: %v %s", err, out)
-	}
+	ns := vethNetNS(t, "eth0", "eth1")
 	var nsIno string
 	if fi, err := os.Stat(ns); err == nil {
 		nsIno = inode(fi)
@@ -81,6 +68,27 @@ func TestInterfaces(t *testing.T) {
 	}
 }
 
+// vethNetNS makes a network namespace (removed when t ends) with a veth
+// pair named a and b in it.
+func vethNetNS(t *testing.T, a, b string) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create network namespaces")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("needs ip(8)")
+	}
+	ns := filepath.Join(t.TempDir(), "ns")
+	if err := createNetNS(ns); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = removeNetNS(ns) })
+	if out, err := exec.Command("nsenter", "--net="+ns, "ip", "link", "add", a, "type", "veth", "peer", "name", b).CombinedOutput(); err != nil {
+		t.Skipf("cannot add a veth pair: %v %s", err, out)
+	}
+	return ns
+}
+
 func inode(fi os.FileInfo) string {
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 		return fmt.Sprintf("%d:%d", st.Dev, st.Ino)
@@ -93,21 +101,8 @@ func inode(fi os.FileInfo) string {
 // this test's process, whose main thread createNetNS may have left in a
 // namespace it made), which must not be read as the namespace's.
 func TestInterfacesOfPid(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create network namespaces")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs ip(8)")
-	}
-	ns := filepath.Join(t.TempDir(), "ns")
-	if err := createNetNS(ns); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = removeNetNS(ns) })
 	// Names the host has not, so that its interfaces cannot pass for these.
-	if out, err := exec.Command("nsenter", "--net="+ns, "ip", "link", "add", "pkstats0", "type", "veth", "peer", "name", "pkstats1").CombinedOutput(); err != nil {
-		t.Skipf("cannot add a veth pair: %v %s", err, out)
-	}
+	ns := vethNetNS(t, "pkstats0", "pkstats1")
 	sleeper := exec.Command("nsenter", "--net="+ns, "sleep", "60")
 	if err := sleeper.Start(); err != nil {
 		t.Fatal(err)
