@@ -12,9 +12,10 @@
 // # Routes
 //
 // [Run] watches the Nodes with the Service proxy's credentials (a node's
-// own may read only its own Node, under the node authorizer) and, on every change of a Node's podCIDRs or
-// addresses, makes the main routing table hold exactly one route per
-// other node's pod CIDR, with the node's InternalIP of that family as the
+// own may read only its own Node, under the node authorizer) and, on every
+// change of a Node's podCIDRs or addresses and every [ResyncPeriod], makes
+// the main routing table hold exactly one route per other node's pod
+// CIDR, with the node's InternalIP of that family as the
 // gateway. Its routes carry the protocol [RouteProtocol] (`ip route show
 // proto 112`): a route of ours whose Node went away or changed is
 // deleted, leftovers of an earlier run are corrected by the first sync,

@@ -35,6 +35,9 @@ const RouteProtocol netlink.RouteProtocol = 112
 // masquerading.
 const Chain = "PK-HOSTGW"
 
+// ResyncPeriod is how often Run syncs when no Node changed.
+const ResyncPeriod = 30 * time.Second
+
 // jumpComment names the POSTROUTING rule that jumps to Chain.
 const jumpComment = "pocketkube: pod traffic within the cluster keeps its source"
 
@@ -107,6 +110,9 @@ func Run(ctx context.Context, cfg Config) error {
 			}
 		}, time.Second)
 	}()
+	// Besides the Nodes' changes, what they do not show: a route deleted
+	// by hand, a node's address that became reachable.
+	go wait.UntilWithContext(ctx, func(context.Context) { queue.Add(key) }, ResyncPeriod)
 	<-ctx.Done()
 	queue.ShutDown()
 	s.cleanup(context.WithoutCancel(ctx))
