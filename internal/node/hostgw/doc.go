@@ -25,7 +25,8 @@
 //
 // The pod network masquerades what pods send out of the node (an iptables
 // rule per pod CIDR, appended to nat POSTROUTING). Before it, Run inserts
-// a jump, for sources in the cluster CIDR, to the nat chain [Chain], which
+// a jump, for sources in the cluster CIDR leaving by any interface but the
+// pod bridge, to the nat chain [Chain], which
 // accepts (does not masquerade) destinations in the cluster CIDR and the
 // InternalIPs of the Nodes this node routes to: those route back to its
 // pods. Pod traffic to a node it has no route to (one behind a router)

@@ -50,6 +50,9 @@ type Config struct {
 	NodeName string
 	// ClusterCIDR is the cluster's pod range (IPv4).
 	ClusterCIDR string
+	// Bridge is the node's pod bridge (internal/node/network's
+	// Config.Bridge); default "pk0".
+	Bridge string
 }
 
 // Route is one route to another node's pods.
@@ -69,6 +72,9 @@ func Run(ctx context.Context, cfg Config) error {
 	cluster, err := netip.ParsePrefix(cfg.ClusterCIDR)
 	if err != nil || !cluster.Addr().Is4() {
 		return fmt.Errorf("hostgw: ClusterCIDR %q: want an IPv4 CIDR", cfg.ClusterCIDR)
+	}
+	if cfg.Bridge == "" {
+		cfg.Bridge = "pk0"
 	}
 	logger := klog.FromContext(ctx)
 	factory := informers.NewSharedInformerFactory(cfg.Client, 0)
@@ -101,9 +107,16 @@ func Run(ctx context.Context, cfg Config) error {
 		s.cleanup(context.WithoutCancel(ctx))
 		return nil
 	}
+	// A jump left by an earlier run may match other traffic: the first
+	// sync inserts the one of this run.
+	if err := deleteJumps(ctx); err != nil && ctx.Err() == nil {
+		logger.Error(err, "Deleting leftover jumps to the masquerade exceptions")
+	}
 	queue.Add(key)
 	logger.Info("Pod routes to other nodes started", "clusterCIDR", cluster)
+	workerDone := make(chan struct{})
 	go func() {
+		defer close(workerDone)
 		defer utilruntime.HandleCrash()
 		wait.UntilWithContext(ctx, func(ctx context.Context) {
 			for processNext(ctx, queue, s) {
@@ -115,6 +128,7 @@ func Run(ctx context.Context, cfg Config) error {
 	go wait.UntilWithContext(ctx, func(context.Context) { queue.Add(key) }, ResyncPeriod)
 	<-ctx.Done()
 	queue.ShutDown()
+	<-workerDone // a sync still running would add routes after cleanup
 	s.cleanup(context.WithoutCancel(ctx))
 	logger.Info("Pod routes to other nodes stopped")
 	return nil
@@ -176,7 +190,7 @@ func (s *syncer) sync(ctx context.Context) error {
 		}
 		s.chain = chain
 	}
-	if err := ensureJump(ctx, s.cluster); err != nil {
+	if err := ensureJump(ctx, s.cluster, s.cfg.Bridge); err != nil {
 		return err
 	}
 	have, err := ourRoutes()
@@ -272,14 +286,19 @@ func restoreChain(ctx context.Context, rules string) error {
 	return nil
 }
 
-func jumpRule(cluster netip.Prefix) []string {
-	return []string{"POSTROUTING", "-s", cluster.Masked().String(), "-m", "comment", "--comment", jumpComment, "-j", Chain}
+// jumpRule jumps to Chain for pod traffic that leaves the node: the
+// traffic the pod network masquerades. Traffic out of the bridge is left
+// to the rules after it, which must still see it: the portmap plugin
+// masquerades a pod's connection to a hostPort that leads back into the
+// bridge (hairpin), which an ACCEPT here would skip.
+func jumpRule(cluster netip.Prefix, bridge string) []string {
+	return []string{"POSTROUTING", "-s", cluster.Masked().String(), "!", "-o", bridge, "-m", "comment", "--comment", jumpComment, "-j", Chain}
 }
 
 // ensureJump inserts the jump to Chain first in nat POSTROUTING, before
 // the pod network's masquerade rules, unless it is there.
-func ensureJump(ctx context.Context, cluster netip.Prefix) error {
-	rule := jumpRule(cluster)
+func ensureJump(ctx context.Context, cluster netip.Prefix, bridge string) error {
+	rule := jumpRule(cluster, bridge)
 	if _, err := iptables(ctx, append([]string{"-t", "nat", "-C"}, rule...)...); err == nil {
 		return nil
 	}
@@ -313,32 +332,9 @@ func (s *syncer) cleanup(ctx context.Context) {
 			logger.Error(err, "Deleting pod route", "dst", h.Dst, "gw", h.Gw)
 		}
 	}
-	for {
-		// Every copy of the jump, whatever its source CIDR.
-		out, err := iptables(ctx, "-t", "nat", "-S", "POSTROUTING")
-		if err != nil {
-			logger.Error(err, "Listing nat POSTROUTING")
-			return
-		}
-		var rule []string
-		for _, line := range strings.Split(string(out), "\n") {
-			f := strings.Fields(line)
-			if len(f) > 2 && f[0] == "-A" && slices.Contains(f, Chain) {
-				if i := slices.Index(f, "-s"); i > 0 && i+1 < len(f) {
-					if p, err := netip.ParsePrefix(f[i+1]); err == nil {
-						rule = jumpRule(p)
-					}
-				}
-				break
-			}
-		}
-		if rule == nil {
-			break
-		}
-		if _, err := iptables(ctx, append([]string{"-t", "nat", "-D"}, rule...)...); err != nil {
-			logger.Error(err, "Deleting the jump to the masquerade exceptions")
-			return
-		}
+	if err := deleteJumps(ctx); err != nil {
+		logger.Error(err, "Deleting the jump to the masquerade exceptions")
+		return
 	}
 	if _, err := iptables(ctx, "-t", "nat", "-S", Chain); err == nil {
 		if _, err := iptables(ctx, "-t", "nat", "-F", Chain); err != nil {
@@ -348,6 +344,48 @@ func (s *syncer) cleanup(ctx context.Context) {
 			logger.Error(err, "Deleting the masquerade exceptions")
 		}
 	}
+}
+
+// deleteJumps deletes every jump to Chain from nat POSTROUTING, whatever
+// its match (an earlier version's, or another cluster CIDR's).
+func deleteJumps(ctx context.Context) error {
+	for {
+		out, err := iptables(ctx, "-t", "nat", "-S", "POSTROUTING")
+		if err != nil {
+			return err
+		}
+		rule := jumpSpec(string(out))
+		if rule == nil {
+			return nil
+		}
+		if _, err := iptables(ctx, append([]string{"-t", "nat", "-D"}, rule...)...); err != nil {
+			return err
+		}
+	}
+}
+
+// jumpSpec returns the rule of the first jump to Chain in the output of
+// `iptables -S POSTROUTING`, for `iptables -D`, or nil. The comment is
+// the one quoted word list that -S prints; it is ours, so its text is
+// known.
+func jumpSpec(rules string) []string {
+	for _, line := range strings.Split(rules, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 3 || f[0] != "-A" || f[len(f)-1] != Chain || f[len(f)-2] != "-j" {
+			continue
+		}
+		rule := []string{f[1]}
+		rest := strings.Join(f[2:], " ")
+		quoted := `"` + jumpComment + `"`
+		before, after, ok := strings.Cut(rest, quoted)
+		rule = append(rule, strings.Fields(before)...)
+		if ok {
+			rule = append(rule, jumpComment)
+			rule = append(rule, strings.Fields(after)...)
+		}
+		return rule
+	}
+	return nil
 }
 
 // ourRoutes lists the routes of RouteProtocol in the main table.

@@ -3,6 +3,7 @@ package hostgw
 import (
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 
 	v1 "k8s.io/api/core/v1"
@@ -96,5 +97,35 @@ func TestNetlinkRoute(t *testing.T) {
 		if !ok || dst != r.Dst || gw != r.Gw || nr.Protocol != RouteProtocol {
 			t.Errorf("netlinkRoute(%v) = %v via %v proto %d", r, nr.Dst, nr.Gw, nr.Protocol)
 		}
+	}
+}
+
+func TestJumpSpec(t *testing.T) {
+	want := jumpRule(netip.MustParsePrefix("10.244.0.0/16"), "pk0")
+	tests := []struct {
+		name  string
+		rules string
+		want  []string
+	}{
+		{name: "none", rules: "-P POSTROUTING ACCEPT\n-A POSTROUTING -s 10.244.0.0/24 ! -o pk0 -m comment --comment \"pocketkube: masquerade pod traffic\" -j MASQUERADE\n"},
+		{
+			name: "ours, as iptables -S prints it",
+			rules: "-P POSTROUTING ACCEPT\n-A POSTROUTING -s 10.244.0.0/16 ! -o pk0 -m comment --comment \"" + jumpComment + "\" -j PK-HOSTGW\n" +
+				"-A POSTROUTING -s 10.244.0.0/24 ! -o pk0 -j MASQUERADE\n",
+			want: want,
+		},
+		{
+			name:  "an earlier version's, without the bridge",
+			rules: "-A POSTROUTING -s 10.244.0.0/16 -m comment --comment \"" + jumpComment + "\" -j PK-HOSTGW\n",
+			want:  []string{"POSTROUTING", "-s", "10.244.0.0/16", "-m", "comment", "--comment", jumpComment, "-j", Chain},
+		},
+		{name: "another chain", rules: "-A POSTROUTING -j PK-HOSTGW-OTHER\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := jumpSpec(tt.rules); !slices.Equal(got, tt.want) {
+				t.Errorf("jumpSpec = %q, want %q", strings.Join(got, "|"), strings.Join(tt.want, "|"))
+			}
+		})
 	}
 }
