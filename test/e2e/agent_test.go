@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -466,16 +467,16 @@ func sourceIPPod(ns, name, node string) *corev1.Pod {
 }
 
 // TestAgentPodNetwork checks the pod network across nodes: a server
-// (`up`) and a joined agent, each in a network namespace of its own, whose
-// node addresses are on one L2 segment (a bridge the test makes). Pods on
-// either node reach each other by pod IP, and the peer sees the pod's IP
-// (no SNAT); a pod reaches a ClusterIP Service whose endpoint is on the
+// (`up`) and two joined agents, each in a network namespace of its own,
+// whose node addresses are on one L2 segment (a bridge the test makes).
+// Pods on any two nodes reach each other by pod IP, and the peer sees the
+// pod's IP (no SNAT); a pod reaches a ClusterIP Service whose endpoint is on the
 // other node, with its own IP as the source, both ways; a NodePort
 // Service answers on the joined node's address for an endpoint on the
 // server node; cluster DNS answers a pod of the joined node. Each node
-// holds a route (protocol 112) to the other's podCIDR via its address; a
-// stopped agent leaves none, and the server's route to a deleted Node
-// goes away.
+// holds a route (protocol 112) to the others' podCIDRs via their
+// addresses; a stopped agent leaves none, and the other nodes' routes to
+// a deleted Node go away.
 func TestAgentPodNetwork(t *testing.T) {
 	seg, err := framework.NewSegment()
 	if err != nil {
@@ -491,12 +492,15 @@ func TestAgentPodNetwork(t *testing.T) {
 	admin := c.Client(t)
 	tok, hash := nodeToken(t, c)
 	n := newJoinedNodeOn(t, c, "agent-net-"+strconv.Itoa(os.Getpid()), seg)
+	n2 := newJoinedNodeOn(t, c, "agent-net2-"+strconv.Itoa(os.Getpid()), seg)
 	tarPath := filepath.Join(t.TempDir(), "busybox.tar")
 	if err := framework.BusyboxTar(tarPath, nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := framework.Run(t.Context(), nil, Binary, "images", "import", "--data-dir", n.dataDir, "--name", "busybox", tarPath); err != nil {
-		t.Fatal(err)
+	for _, a := range []*joinedNode{n, n2} {
+		if _, err := framework.Run(t.Context(), nil, Binary, "images", "import", "--data-dir", a.dataDir, "--name", "busybox", tarPath); err != nil {
+			t.Fatal(err)
+		}
 	}
 	// Leftovers of an earlier run that the agent corrects: a route of
 	// ours to no Node's pods, and a masquerade exception for an address
@@ -512,38 +516,63 @@ func TestAgentPodNetwork(t *testing.T) {
 	}
 	started := time.Now()
 	n.start(t, "--token", tok, "--discovery-token-ca-cert-hash", hash)
+	n2.start(t, "--token", tok, "--discovery-token-ca-cert-hash", hash)
 	waitNodeReady(t, admin, n.name, started)
+	waitNodeReady(t, admin, n2.name, started)
 	// Ready may come before the node-ipam controller's podCIDR.
-	var joined *corev1.Node
+	var nodes *corev1.NodeList
 	if err := wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, framework.PodTimeout, true, func(ctx context.Context) (bool, error) {
-		joined, err = admin.CoreV1().Nodes().Get(ctx, n.name, metav1.GetOptions{})
-		return err == nil && joined.Spec.PodCIDR != "", nil
+		nodes, err = admin.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		if err != nil || len(nodes.Items) != 3 {
+			return false, nil
+		}
+		for _, node := range nodes.Items {
+			if node.Spec.PodCIDR == "" {
+				return false, nil
+			}
+		}
+		return true, nil
 	}); err != nil {
-		t.Fatalf("Node %s has no podCIDR: %v", n.name, err)
+		t.Fatalf("not three Nodes with a podCIDR: %v", err)
 	}
-	nodes, err := admin.CoreV1().Nodes().List(t.Context(), metav1.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	podCIDR := map[string]string{}
 	var server *corev1.Node
-	for i := range nodes.Items {
-		if nodes.Items[i].Name != n.name {
+	for i, node := range nodes.Items {
+		podCIDR[node.Name] = node.Spec.PodCIDR
+		if node.Name != n.name && node.Name != n2.name {
 			server = &nodes.Items[i]
 		}
 	}
-	if server == nil || len(nodes.Items) != 2 {
-		t.Fatalf("%d Nodes, want the server's and %s", len(nodes.Items), n.name)
+	if server == nil {
+		t.Fatalf("no server Node among %v", podCIDR)
 	}
-	t.Logf("server node %s %s podCIDR %s; joined node %s %s podCIDR %s", server.Name, c.Host, server.Spec.PodCIDR, n.name, n.ip, joined.Spec.PodCIDR)
+	nodeIP := map[string]string{server.Name: c.Host, n.name: n.ip, n2.name: n2.ip}
+	t.Logf("nodes' podCIDRs %v, addresses %v", podCIDR, nodeIP)
 
-	// Each node's route to the other's pods.
+	// Each node's routes to the other nodes' pods.
 	routes := func(where string, exec func(...string) (string, error)) string {
 		t.Helper()
 		out, err := exec("ip", "-4", "route", "show", "proto", "112")
 		if err != nil {
 			t.Fatalf("routes of %s: %v", where, err)
 		}
-		return strings.TrimSpace(out)
+		var lines []string
+		for l := range strings.Lines(out) {
+			if l = strings.TrimSpace(l); l != "" {
+				lines = append(lines, l)
+			}
+		}
+		return strings.Join(lines, "\n")
+	}
+	// wantRoutes is what `ip route` shows of the routes to the pods of
+	// nodes, in its order (by destination).
+	wantRoutes := func(nodes ...string) string {
+		var lines []string
+		for _, name := range nodes {
+			lines = append(lines, podCIDR[name]+" via "+nodeIP[name]+" dev seg0")
+		}
+		slices.Sort(lines)
+		return strings.Join(lines, "\n")
 	}
 	waitRoutes := func(where string, exec func(...string) (string, error), want string) {
 		t.Helper()
@@ -556,15 +585,16 @@ func TestAgentPodNetwork(t *testing.T) {
 			t.Errorf("pod routes of %s: %q, want %q", where, got, want)
 		}
 	}
-	waitRoutes("the joined node", n.ns.Exec, server.Spec.PodCIDR+" via "+c.Host+" dev seg0")
-	waitRoutes("the server node", c.NetNS.Exec, joined.Spec.PodCIDR+" via "+n.ip+" dev seg0")
+	waitRoutes("the joined node", n.ns.Exec, wantRoutes(server.Name, n2.name))
+	waitRoutes("the second joined node", n2.ns.Exec, wantRoutes(server.Name, n.name))
+	waitRoutes("the server node", c.NetNS.Exec, wantRoutes(n.name, n2.name))
 	if out, err := n.ns.Exec("iptables", "-t", "nat", "-S", "PK-HOSTGW"); err != nil || strings.Contains(out, "203.0.113.9") || !strings.Contains(out, c.Host+"/32") {
 		t.Errorf("masquerade exceptions of the joined node (%v):\n%s\nwant the server's address and no leftover", err, out)
 	}
 
 	ns := framework.NewNamespace(t, admin, "agent-net")
-	pods := framework.RunPods(t, admin, sourceIPPod(ns, "on-server", server.Name), sourceIPPod(ns, "on-agent", n.name))
-	serverIP, agentIP := pods["on-server"].Status.PodIP, pods["on-agent"].Status.PodIP
+	pods := framework.RunPods(t, admin, sourceIPPod(ns, "on-server", server.Name), sourceIPPod(ns, "on-agent", n.name), sourceIPPod(ns, "on-agent2", n2.name))
+	serverIP, agentIP, agent2IP := pods["on-server"].Status.PodIP, pods["on-agent"].Status.PodIP, pods["on-agent2"].Status.PodIP
 	// fetch gets url from pod from, retrying while the rules of a new
 	// Service are being written, until it gets want.
 	fetch := func(what, from, url, want string) {
@@ -583,6 +613,8 @@ func TestAgentPodNetwork(t *testing.T) {
 	}
 	fetch("pod on the joined node to a pod on the server node", "on-agent", "http://"+serverIP+":8080/cgi-bin/ip", agentIP)
 	fetch("pod on the server node to a pod on the joined node", "on-server", "http://"+agentIP+":8080/cgi-bin/ip", serverIP)
+	fetch("pod on a joined node to a pod on another joined node", "on-agent", "http://"+agent2IP+":8080/cgi-bin/ip", agentIP)
+	fetch("pod on a joined node to a pod on another joined node, back", "on-agent2", "http://"+agentIP+":8080/cgi-bin/ip", agent2IP)
 
 	// Services whose endpoint is on the other node.
 	svc := func(name string, typ corev1.ServiceType) *corev1.Service {
@@ -642,7 +674,8 @@ func TestAgentPodNetwork(t *testing.T) {
 	if err := admin.CoreV1().Nodes().Delete(t.Context(), n.name, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitRoutes("the server node after the Node's deletion", c.NetNS.Exec, "")
+	waitRoutes("the server node after the Node's deletion", c.NetNS.Exec, wantRoutes(n2.name))
+	waitRoutes("the second joined node after the Node's deletion", n2.ns.Exec, wantRoutes(server.Name))
 }
 
 // remoteAddr is the address sourceIPPod answered, without the brackets
