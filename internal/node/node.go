@@ -1,7 +1,8 @@
 // Package node runs one Kubernetes node in this process: the agent (a
 // small kubelet, internal/node/agent) over the runtime, image store, pod
 // network and volumes, the eviction manager (internal/node/eviction),
-// the kubelet API (internal/node/kubeletapi) and the node services: the Service proxy (internal/node/serviceproxy, upstream
+// the kubelet API (internal/node/kubeletapi) and the node services: the
+// routes to the other nodes' pods (internal/node/hostgw), the Service proxy (internal/node/serviceproxy, upstream
 // kube-proxy, with system:kube-proxy's credentials), the NetworkPolicy
 // enforcer (internal/node/netpol, same credentials) and, when DNSListen is
 // set, the cluster DNS server (internal/node/coredns). It talks to the
@@ -18,7 +19,8 @@
 // Outside DataDir a node uses the pods' cgroups under CgroupRoot/kubepods
 // and, in the network namespace it runs in, names that upstream or the
 // plugins fix: the pod bridge pk0 with its iptables masquerade rule and
-// CNI chains, kube-proxy's nftables table "kube-proxy" (which a starting
+// CNI chains, the routes of protocol 112 and the nat chain PK-HOSTGW
+// (internal/node/hostgw), kube-proxy's nftables table "kube-proxy" (which a starting
 // node deletes as a leftover), the NetworkPolicy table "inet
 // pocketkube-netpol" (likewise), the kubelet port, cluster DNS on port 53
 // of the node address, hostPorts and NodePorts. Two nodes on one machine
@@ -108,7 +110,9 @@ type Config struct {
 	// NodePorts then lead nowhere.
 	ProxyKubeconfig string
 	// ClusterCIDR is the cluster's pod address range; required with
-	// ProxyKubeconfig.
+	// ProxyKubeconfig. With it, the node keeps routes to the other nodes'
+	// pod CIDRs and pod traffic within the cluster unmasqueraded
+	// (internal/node/hostgw), with the Service proxy's credentials.
 	ClusterCIDR string
 	// EvictionThresholds are kubelet's eviction thresholds
 	// (eviction.ParseThresholds of --eviction-hard, --eviction-soft,
@@ -457,6 +461,15 @@ func Run(ctx context.Context, cfg Config) error {
 			pctx := klog.NewContext(gctx, klog.LoggerWithName(logger, "kube-proxy"))
 			if err := runServiceProxy(pctx, cfg); err != nil {
 				return fmt.Errorf("service proxy: %w", err)
+			}
+			return nil
+		})
+	}
+	if cfg.ProxyKubeconfig != "" {
+		g.Go(func() error {
+			hctx := klog.NewContext(gctx, klog.LoggerWithName(logger, "hostgw"))
+			if err := runHostGW(hctx, cfg); err != nil {
+				return fmt.Errorf("pod routes: %w", err)
 			}
 			return nil
 		})

@@ -2,8 +2,13 @@ package node
 
 import (
 	"context"
+	"fmt"
 	"time"
 
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/pocketkube/pocketkube/internal/node/hostgw"
 	"github.com/pocketkube/pocketkube/internal/node/serviceproxy"
 )
 
@@ -27,4 +32,21 @@ func runServiceProxy(ctx context.Context, cfg Config) error {
 		ClusterCIDR:   cfg.ClusterCIDR,
 		MinSyncPeriod: proxyMinSyncPeriod,
 	})
+}
+
+// runHostGW keeps the routes to the other nodes' pods until ctx is done,
+// with the Service proxy's credentials: system:node-proxier may list and
+// watch Nodes, which the node authorizer does not let a node do (a node
+// reads its own Node only).
+func runHostGW(ctx context.Context, cfg Config) error {
+	restCfg, err := clientcmd.BuildConfigFromFlags("", cfg.ProxyKubeconfig)
+	if err != nil {
+		return fmt.Errorf("load kubeconfig: %w", err)
+	}
+	restCfg.UserAgent = "pocketkube-hostgw"
+	client, err := kubernetes.NewForConfig(restCfg)
+	if err != nil {
+		return err
+	}
+	return hostgw.Run(ctx, hostgw.Config{Client: client, NodeName: cfg.NodeName, ClusterCIDR: cfg.ClusterCIDR})
 }

@@ -10,10 +10,14 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
+	"io"
 	"math/big"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -22,6 +26,7 @@ import (
 	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	keyutil "k8s.io/client-go/util/keyutil"
@@ -35,6 +40,7 @@ type joinedNode struct {
 	ns      *framework.NetNS
 	dataDir string
 	name    string
+	ip      string // --node-ip
 	args    []string
 	proc    *framework.Process
 }
@@ -44,13 +50,26 @@ type joinedNode struct {
 // namespace.
 func newJoinedNode(t *testing.T, c *framework.Cluster, name string) *joinedNode {
 	t.Helper()
+	return newJoinedNodeOn(t, c, name, nil)
+}
+
+// newJoinedNodeOn is newJoinedNode with the namespace also attached to
+// seg (when not nil), whose address is then the node's.
+func newJoinedNodeOn(t *testing.T, c *framework.Cluster, name string, seg *framework.Segment) *joinedNode {
+	t.Helper()
 	ns, err := framework.NewNetNS()
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &joinedNode{ns: ns, dataDir: filepath.Join(t.TempDir(), "agent"), name: name}
+	n := &joinedNode{ns: ns, dataDir: filepath.Join(t.TempDir(), "agent"), name: name, ip: ns.Addr}
+	if seg != nil {
+		if n.ip, err = seg.Attach(ns); err != nil {
+			ns.Remove("")
+			t.Fatal(err)
+		}
+	}
 	n.args = []string{"agent", "--server", c.Server, "--data-dir", n.dataDir, "--node-name", name,
-		"--node-ip", ns.Addr, "--cgroup-root", ns.CgroupRoot}
+		"--node-ip", n.ip, "--cgroup-root", ns.CgroupRoot}
 	t.Cleanup(func() {
 		if n.proc != nil {
 			if t.Failed() {
@@ -253,8 +272,8 @@ func TestAgentJoin(t *testing.T) {
 	checkLogsExec("after the join")
 
 	// The joined node's Service proxy routes the kubernetes Service to
-	// the API server. (Cluster DNS does not answer pods of a joined node:
-	// README, "More nodes".)
+	// the API server. (Pods across nodes, Services and DNS:
+	// TestAgentPodNetwork.)
 	if out, err := c.PodExec(t.Context(), ns, "pinned", "sh", "-c", "nc -w 5 10.96.0.1 443 </dev/null && echo connected"); err != nil || !strings.Contains(out, "connected") {
 		t.Errorf("pod on the joined node to the kubernetes Service: %q, %v", out, err)
 	}
@@ -429,4 +448,260 @@ func currentClientCert(t *testing.T, n *joinedNode) *x509.Certificate {
 		t.Fatal(err)
 	}
 	return cert
+}
+
+// sourceIPPod is a pod pinned to node whose busybox httpd answers
+// /cgi-bin/ip on :8080 with the address the request came from, ready once
+// the port is open.
+func sourceIPPod(ns, name, node string) *corev1.Pod {
+	p := busyboxSleeper(ns, name)
+	p.Labels = map[string]string{"app": name}
+	p.Spec.NodeName = node
+	p.Spec.Containers[0].Command = []string{"sh", "-c", `mkdir -p /www/cgi-bin && printf '#!/bin/sh\necho Content-Type: text/plain\necho\necho $REMOTE_ADDR\n' > /www/cgi-bin/ip && chmod +x /www/cgi-bin/ip && exec httpd -f -p 8080 -h /www`}
+	p.Spec.Containers[0].Ports = []corev1.ContainerPort{{ContainerPort: 8080}}
+	p.Spec.Containers[0].ReadinessProbe = &corev1.Probe{
+		ProbeHandler:  corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(8080)}},
+		PeriodSeconds: 1,
+	}
+	return p
+}
+
+// TestAgentPodNetwork checks the pod network across nodes: a server
+// (`up`) and two joined agents, each in a network namespace of its own,
+// whose node addresses are on one L2 segment (a bridge the test makes).
+// Pods on any two nodes reach each other by pod IP, and the peer sees the
+// pod's IP (no SNAT); a pod reaches a ClusterIP Service whose endpoint is on the
+// other node, with its own IP as the source, both ways; a NodePort
+// Service answers on the joined node's address for an endpoint on the
+// server node; cluster DNS answers a pod of the joined node. Each node
+// holds a route (protocol 112) to the others' podCIDRs via their
+// addresses; a stopped agent leaves none, and the other nodes' routes to
+// a deleted Node go away.
+func TestAgentPodNetwork(t *testing.T) {
+	seg, err := framework.NewSegment()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := seg.Remove(); err != nil {
+			t.Error(err)
+		}
+	})
+	c := startNodeClusterConfig(t, framework.ClusterConfig{Segment: seg})
+	c.ImportBusybox(t, "busybox")
+	admin := c.Client(t)
+	tok, hash := nodeToken(t, c)
+	n := newJoinedNodeOn(t, c, "agent-net-"+strconv.Itoa(os.Getpid()), seg)
+	n2 := newJoinedNodeOn(t, c, "agent-net2-"+strconv.Itoa(os.Getpid()), seg)
+	tarPath := filepath.Join(t.TempDir(), "busybox.tar")
+	if err := framework.BusyboxTar(tarPath, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []*joinedNode{n, n2} {
+		if _, err := framework.Run(t.Context(), nil, Binary, "images", "import", "--data-dir", a.dataDir, "--name", "busybox", tarPath); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Leftovers of an earlier run that the agent corrects: a route of
+	// ours to no Node's pods, and a masquerade exception for an address
+	// that is no Node's.
+	for _, args := range [][]string{
+		{"ip", "route", "add", "10.244.99.0/24", "via", seg.HostAddr, "proto", "112"},
+		{"iptables", "-t", "nat", "-N", "PK-HOSTGW"},
+		{"iptables", "-t", "nat", "-A", "PK-HOSTGW", "-d", "203.0.113.9/32", "-j", "ACCEPT"},
+	} {
+		if _, err := n.ns.Exec(args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	started := time.Now()
+	n.start(t, "--token", tok, "--discovery-token-ca-cert-hash", hash)
+	n2.start(t, "--token", tok, "--discovery-token-ca-cert-hash", hash)
+	waitNodeReady(t, admin, n.name, started)
+	waitNodeReady(t, admin, n2.name, started)
+	// Ready may come before the node-ipam controller's podCIDR.
+	var nodes *corev1.NodeList
+	if err := wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, framework.PodTimeout, true, func(ctx context.Context) (bool, error) {
+		nodes, err = admin.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		if err != nil || len(nodes.Items) != 3 {
+			return false, nil
+		}
+		for _, node := range nodes.Items {
+			if node.Spec.PodCIDR == "" {
+				return false, nil
+			}
+		}
+		return true, nil
+	}); err != nil {
+		t.Fatalf("not three Nodes with a podCIDR: %v", err)
+	}
+	podCIDR := map[string]string{}
+	var server *corev1.Node
+	for i, node := range nodes.Items {
+		podCIDR[node.Name] = node.Spec.PodCIDR
+		if node.Name != n.name && node.Name != n2.name {
+			server = &nodes.Items[i]
+		}
+	}
+	if server == nil {
+		t.Fatalf("no server Node among %v", podCIDR)
+	}
+	nodeIP := map[string]string{server.Name: c.Host, n.name: n.ip, n2.name: n2.ip}
+	t.Logf("nodes' podCIDRs %v, addresses %v", podCIDR, nodeIP)
+
+	// Each node's routes to the other nodes' pods.
+	routes := func(where string, exec func(...string) (string, error)) string {
+		t.Helper()
+		out, err := exec("ip", "-4", "route", "show", "proto", "112")
+		if err != nil {
+			t.Fatalf("routes of %s: %v", where, err)
+		}
+		var lines []string
+		for l := range strings.Lines(out) {
+			if l = strings.TrimSpace(l); l != "" {
+				lines = append(lines, l)
+			}
+		}
+		return strings.Join(lines, "\n")
+	}
+	// wantRoutes is what `ip route` shows of the routes to the pods of
+	// nodes, in its order (by destination).
+	wantRoutes := func(nodes ...string) string {
+		var lines []string
+		for _, name := range nodes {
+			lines = append(lines, podCIDR[name]+" via "+nodeIP[name]+" dev seg0")
+		}
+		slices.Sort(lines)
+		return strings.Join(lines, "\n")
+	}
+	waitRoutes := func(where string, exec func(...string) (string, error), want string) {
+		t.Helper()
+		var got string
+		err := wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, framework.PodTimeout, true, func(context.Context) (bool, error) {
+			got = routes(where, exec)
+			return got == want, nil
+		})
+		if err != nil {
+			t.Errorf("pod routes of %s: %q, want %q", where, got, want)
+		}
+	}
+	waitRoutes("the joined node", n.ns.Exec, wantRoutes(server.Name, n2.name))
+	waitRoutes("the second joined node", n2.ns.Exec, wantRoutes(server.Name, n.name))
+	waitRoutes("the server node", c.NetNS.Exec, wantRoutes(n.name, n2.name))
+	if out, err := n.ns.Exec("iptables", "-t", "nat", "-S", "PK-HOSTGW"); err != nil || strings.Contains(out, "203.0.113.9") || !strings.Contains(out, c.Host+"/32") {
+		t.Errorf("masquerade exceptions of the joined node (%v):\n%s\nwant the server's address and no leftover", err, out)
+	}
+
+	ns := framework.NewNamespace(t, admin, "agent-net")
+	pods := framework.RunPods(t, admin, sourceIPPod(ns, "on-server", server.Name), sourceIPPod(ns, "on-agent", n.name), sourceIPPod(ns, "on-agent2", n2.name))
+	serverIP, agentIP, agent2IP := pods["on-server"].Status.PodIP, pods["on-agent"].Status.PodIP, pods["on-agent2"].Status.PodIP
+	// fetch gets url from pod from, retrying while the rules of a new
+	// Service are being written, until it gets want.
+	fetch := func(what, from, url, want string) {
+		t.Helper()
+		var out string
+		var err error
+		werr := wait.PollUntilContextTimeout(t.Context(), 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+			// Not wget -T: Debian's busybox 1.35 wget crashes with it.
+			out, err = c.PodExec(ctx, ns, from, "timeout", "3", "wget", "-qO-", url)
+			out = remoteAddr(out)
+			return err == nil && out == want, nil
+		})
+		if werr != nil {
+			t.Errorf("%s: wget %s from %s: %q, %v; want %q", what, url, from, out, err, want)
+		}
+	}
+	fetch("pod on the joined node to a pod on the server node", "on-agent", "http://"+serverIP+":8080/cgi-bin/ip", agentIP)
+	fetch("pod on the server node to a pod on the joined node", "on-server", "http://"+agentIP+":8080/cgi-bin/ip", serverIP)
+	fetch("pod on a joined node to a pod on another joined node", "on-agent", "http://"+agent2IP+":8080/cgi-bin/ip", agentIP)
+	fetch("pod on a joined node to a pod on another joined node, back", "on-agent2", "http://"+agentIP+":8080/cgi-bin/ip", agent2IP)
+
+	// Services whose endpoint is on the other node.
+	svc := func(name string, typ corev1.ServiceType) *corev1.Service {
+		s, err := admin.CoreV1().Services(ns).Create(t.Context(), &corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec: corev1.ServiceSpec{
+				Type: typ, Selector: map[string]string{"app": name},
+				Ports: []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(8080)}},
+			},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	toServer, toAgent := svc("on-server", corev1.ServiceTypeNodePort), svc("on-agent", corev1.ServiceTypeClusterIP)
+	fetch("pod on the joined node to a ClusterIP with its endpoint on the server node", "on-agent", "http://"+toServer.Spec.ClusterIP+"/cgi-bin/ip", agentIP)
+	fetch("pod on the server node to a ClusterIP with its endpoint on the joined node", "on-server", "http://"+toAgent.Spec.ClusterIP+"/cgi-bin/ip", serverIP)
+
+	// NodePort on the joined node's address (from the host, on the
+	// segment), endpoint on the server node: kube-proxy masquerades the
+	// outside client as the joined node.
+	nodePort := "http://" + net.JoinHostPort(n.ip, strconv.Itoa(int(toServer.Spec.Ports[0].NodePort))) + "/cgi-bin/ip"
+	var body string
+	err = wait.PollUntilContextTimeout(t.Context(), 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		body, err = httpGet(ctx, nodePort)
+		return err == nil, nil
+	})
+	if err != nil || remoteAddr(body) != n.ip {
+		t.Errorf("NodePort on the joined node: GET %s: %q, %v; want the joined node's address %s as the source", nodePort, body, err, n.ip)
+	}
+
+	// Cluster DNS from a pod of the joined node, by the kube-dns Service
+	// (busybox nslookup applies no search domain: full names).
+	for name, want := range map[string]string{
+		"kubernetes.default.svc.cluster.local":   "10.96.0.1",
+		"on-server." + ns + ".svc.cluster.local": toServer.Spec.ClusterIP,
+	} {
+		out, err := c.PodExec(t.Context(), ns, "on-agent", "nslookup", "-type=a", name)
+		if err != nil || !strings.Contains(out, "Address: "+want) {
+			t.Errorf("nslookup %s in a pod on the joined node: %q, %v; want %s", name, out, err, want)
+		}
+	}
+	fetch("pod on the joined node to a Service by name", "on-agent", "http://on-server/cgi-bin/ip", agentIP)
+
+	// A clean stop removes the agent's routes and masquerade exceptions;
+	// the server drops its route to the Node once it is deleted.
+	if err := n.proc.Stop(15 * time.Second); err != nil {
+		t.Fatalf("stop the agent: %v\n%s", err, framework.Tail(n.proc.Output(), 40))
+	}
+	if got := routes("the stopped joined node", n.ns.Exec); got != "" {
+		t.Errorf("routes left by the stopped agent: %q", got)
+	}
+	if out, err := n.ns.Exec("iptables", "-t", "nat", "-S"); err != nil || strings.Contains(out, "PK-HOSTGW") {
+		t.Errorf("nat rules left by the stopped agent (%v):\n%s", err, out)
+	}
+	if err := admin.CoreV1().Nodes().Delete(t.Context(), n.name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitRoutes("the server node after the Node's deletion", c.NetNS.Exec, wantRoutes(n2.name))
+	waitRoutes("the second joined node after the Node's deletion", n2.ns.Exec, wantRoutes(server.Name))
+}
+
+// remoteAddr is the address sourceIPPod answered, without the brackets
+// and IPv4-mapped prefix of httpd's IPv6 socket ("[::ffff:10.244.1.2]").
+func remoteAddr(body string) string {
+	s := strings.TrimSpace(body)
+	s = strings.TrimSuffix(strings.TrimPrefix(s, "["), "]")
+	return strings.TrimPrefix(s, "::ffff:")
+}
+
+// httpGet returns the body of a GET of url.
+func httpGet(ctx context.Context, url string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("%s", resp.Status)
+	}
+	return string(b), err
 }

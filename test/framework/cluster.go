@@ -56,6 +56,10 @@ type ClusterConfig struct {
 	// root. Host then defaults to the namespace's address, Port to 6443
 	// and KubeletPort to 10250. Cleanup removes the namespace.
 	NetNS bool
+	// Segment, with NetNS, attaches the namespace to this L2 segment when
+	// it makes it; Host then defaults to the namespace's address on the
+	// segment, which becomes the node's address (the advertise address).
+	Segment *Segment
 
 	netns *NetNS // the namespace made for NetNS, kept across Restart
 }
@@ -147,6 +151,12 @@ func StartCluster(cfg ClusterConfig) (*Cluster, error) {
 		if newNS {
 			if cfg.netns, err = newNetNS(); err != nil {
 				return nil, err
+			}
+			if cfg.Segment != nil {
+				if cfg.Host, err = cfg.Segment.Attach(cfg.netns); err != nil {
+					cfg.netns.remove()
+					return nil, err
+				}
 			}
 		}
 		c, err := startCluster(cfg)
