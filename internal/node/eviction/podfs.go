@@ -125,6 +125,12 @@ func (s *Summary) podNetwork(uid, class string, ids []string, now metav1.Time) *
 	if err != nil || len(ifs) == 0 {
 		return nil
 	}
+	return networkStats(ifs, now)
+}
+
+// networkStats is ifs as kubelet reports them: every interface, eth0 the
+// default one (network.DefaultInterfaceName) when there is one.
+func networkStats(ifs []network.Interface, now metav1.Time) *statsapi.NetworkStats {
 	net := &statsapi.NetworkStats{Time: now}
 	for _, i := range ifs {
 		is := statsapi.InterfaceStats{Name: i.Name, RxBytes: new(i.RxBytes), RxErrors: new(i.RxErrors), TxBytes: new(i.TxBytes), TxErrors: new(i.TxErrors)}

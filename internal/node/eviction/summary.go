@@ -21,6 +21,7 @@ import (
 	"k8s.io/kubernetes/pkg/apis/core/v1/helper/qos"
 	"k8s.io/kubernetes/pkg/kubelet/stats/pidlimit"
 
+	"github.com/pocketkube/pocketkube/internal/node/network"
 	"github.com/pocketkube/pocketkube/internal/node/runtime"
 )
 
@@ -315,28 +316,7 @@ func (s *Summary) hostNetwork(now metav1.Time) (*statsapi.NetworkStats, error) {
 	if err != nil {
 		return nil, err
 	}
-	net := &statsapi.NetworkStats{Time: now}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		name, rest, ok := strings.Cut(line, ":")
-		if !ok {
-			continue
-		}
-		name = strings.TrimSpace(name)
-		f := strings.Fields(rest)
-		if name == "lo" || len(f) < 16 {
-			continue
-		}
-		n := func(i int) *uint64 {
-			v, _ := strconv.ParseUint(f[i], 10, 64)
-			return &v
-		}
-		iface := statsapi.InterfaceStats{Name: name, RxBytes: n(0), RxErrors: n(2), TxBytes: n(8), TxErrors: n(10)}
-		net.Interfaces = append(net.Interfaces, iface)
-		if name == "eth0" {
-			net.InterfaceStats = iface
-		}
-	}
-	return net, nil
+	return networkStats(network.ParseNetDev(b), now), nil
 }
 
 // memoryStats is cadvisor's view of a cgroup's memory: the available
