@@ -12,7 +12,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
-	nodeutil "k8s.io/component-helpers/node/util"
 	"k8s.io/klog/v2"
 	kubeletconfig "k8s.io/kubernetes/pkg/kubelet/apis/config"
 	kubeletcertificate "k8s.io/kubernetes/pkg/kubelet/certificate"
@@ -85,13 +84,9 @@ resumes the same node with its certificates.`,
 func (o *agentOptions) Run(cmd *cobra.Command, _ []string) error {
 	ctx := cmd.Context()
 	logger := klog.FromContext(ctx)
-	name := o.nodeName
-	if name == "" {
-		hostname, err := nodeutil.GetHostname("")
-		if err != nil {
-			return err
-		}
-		name = hostname
+	name, err := nodeName(o.nodeName)
+	if err != nil {
+		return err
 	}
 	nodeIP := o.nodeIP
 	if nodeIP == nil {

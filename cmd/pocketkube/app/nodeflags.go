@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation"
+	nodeutil "k8s.io/component-helpers/node/util"
 )
 
 // validateNodeFlags checks the flags that `up` and `agent` share for the
@@ -26,4 +27,13 @@ func validateNodeFlags(kubeletPort int32, cgroupRoot string, podMaxPids int64, n
 		}
 	}
 	return nil
+}
+
+// nodeName is --node-name, or else the machine's hostname as kubelet
+// takes it (lowercased).
+func nodeName(flag string) (string, error) {
+	if flag != "" {
+		return flag, nil
+	}
+	return nodeutil.GetHostname("")
 }

@@ -12,7 +12,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
-	nodeutil "k8s.io/component-helpers/node/util"
 	"k8s.io/klog/v2"
 	evictionapi "k8s.io/kubernetes/pkg/kubelet/eviction/api"
 
@@ -200,13 +199,9 @@ func (o *upOptions) Run(cmd *cobra.Command, _ []string) error {
 		OnReady: func(r controlplane.Ready) { printReady(cmd.OutOrStdout(), r) },
 	}
 	if !o.disableAgent {
-		name := o.nodeName
-		if name == "" {
-			hostname, err := nodeutil.GetHostname("")
-			if err != nil {
-				return err
-			}
-			name = hostname
+		name, err := nodeName(o.nodeName)
+		if err != nil {
+			return err
 		}
 		// --minimum-image-ttl-duration=0 is no minimum age, which
 		// image.GCConfig spells as a negative one (its zero is the default).
