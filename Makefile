@@ -171,7 +171,7 @@ conformance: build
 # The fixed part of the suite that `make test` (and so CI) runs: every
 # non-serial [Conformance] spec of sig-storage and sig-network, and
 # sig-node's Downward API, ConfigMap and Secrets specs, sig-auth's
-# PodCertificate ones (160 specs, ~7
+# PodCertificate ones (161 specs, ~6
 # minutes on 2 cores, plus ~9 minutes for the first build of e2e.test and
 # the images). -strict fails the target on any failed spec, or when none
 # passed.
