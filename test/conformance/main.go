@@ -23,6 +23,7 @@ type options struct {
 	timeout    time.Duration // ginkgo --timeout, the whole suite's
 	buildOnly  bool          // stop after the build and the images
 	strict     bool          // a failed spec, or no spec passed, fails the command
+	nodes      int           // nodes of the cluster: `up`'s, then `pocketkube agent`s
 }
 
 func (o *options) addFlags(fs *flag.FlagSet) {
@@ -34,12 +35,16 @@ func (o *options) addFlags(fs *flag.FlagSet) {
 	fs.IntVar(&o.procs, "procs", 2, "Parallel ginkgo processes; above the core count slow specs hit the suite timeout.")
 	fs.DurationVar(&o.timeout, "timeout", 2*time.Hour, "Time limit of the whole suite (ginkgo --timeout).")
 	fs.BoolVar(&o.buildOnly, "build-only", false, "Build the suite and the images, and run nothing.")
+	fs.IntVar(&o.nodes, "nodes", 1, "Nodes of the cluster: up's own, and nodes-1 `pocketkube agent`s joined to it, each in a network namespace of its own on one L2 segment with the server's.")
 	fs.BoolVar(&o.strict, "strict", false, "Exit 1 when a spec failed or none passed (CI); without it the run reports and exits 0.")
 }
 
 func (o *options) validate() error {
 	if o.procs < 1 {
 		return errors.New("-procs must be at least 1")
+	}
+	if o.nodes < 1 || o.nodes > 8 {
+		return errors.New("-nodes must be from 1 to 8")
 	}
 	if os.Geteuid() != 0 {
 		return errors.New("run as root: pocketkube up and its images need it")

@@ -29,9 +29,16 @@ func (o *options) runSuite(ctx context.Context, t tools, archive string) error {
 	}
 	defer os.RemoveAll(dataDir)
 	fmt.Fprintf(os.Stderr, "conformance: starting pocketkube up in a network namespace, data dir %s\n", dataDir)
-	c, err := framework.StartCluster(framework.ClusterConfig{
-		Binary: o.pocketkube, DataDir: dataDir, NetNS: true, Timeout: 3 * time.Minute,
-	})
+	cfg := framework.ClusterConfig{Binary: o.pocketkube, DataDir: dataDir, NetNS: true, Timeout: 3 * time.Minute}
+	if o.nodes > 1 {
+		seg, err := framework.NewSegment()
+		if err != nil {
+			return err
+		}
+		defer seg.Remove()
+		cfg.Segment = seg
+	}
+	c, err := framework.StartCluster(cfg)
 	if err != nil {
 		return err
 	}
@@ -43,6 +50,13 @@ func (o *options) runSuite(ctx context.Context, t tools, archive string) error {
 	}()
 	if _, err := framework.Run(ctx, nil, o.pocketkube, "images", "load", "--data-dir", dataDir, "-i", archive); err != nil {
 		return err
+	}
+	for i := 1; i < o.nodes; i++ {
+		stop, err := o.joinNode(ctx, c, cfg.Segment, fmt.Sprintf("agent-%d", i), archive)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 
 	// Reports of an earlier run must not be read as this one's.
@@ -125,4 +139,65 @@ func readUsage(pid int) processUsage {
 		}
 	}
 	return u
+}
+
+// joinNode joins a `pocketkube agent` named name to c, in a network
+// namespace of its own attached to seg, with the suite's images loaded
+// into its store, and waits until its Node is Ready. stop stops the agent
+// and removes its namespace and data dir.
+func (o *options) joinNode(ctx context.Context, c *framework.Cluster, seg *framework.Segment, name, archive string) (stop func(), err error) {
+	token, err := os.ReadFile(filepath.Join(c.DataDir, "node-token"))
+	if err != nil {
+		return nil, err
+	}
+	ns, err := framework.NewNetNS()
+	if err != nil {
+		return nil, err
+	}
+	dataDir, err := os.MkdirTemp("/var/tmp", "pk-conformance-agent-")
+	if err != nil {
+		ns.Remove("")
+		return nil, err
+	}
+	ip, err := seg.Attach(ns)
+	if err != nil {
+		ns.Remove(dataDir)
+		return nil, err
+	}
+	if _, err := framework.Run(ctx, nil, o.pocketkube, "images", "load", "--data-dir", dataDir, "-i", archive); err != nil {
+		ns.Remove(dataDir)
+		return nil, err
+	}
+	args := append([]string{"agent", "--server", c.Server, "--data-dir", dataDir, "--node-name", name,
+		"--node-ip", ip, "--cgroup-root", ns.CgroupRoot}, strings.Fields(string(token))...)
+	fmt.Fprintf(os.Stderr, "conformance: joining node %s (%s)\n", name, ip)
+	p, err := framework.StartIn(ns, o.pocketkube, args...)
+	if err != nil {
+		ns.Remove(dataDir)
+		return nil, err
+	}
+	stop = func() {
+		if err := p.Stop(30 * time.Second); err != nil {
+			fmt.Fprintf(os.Stderr, "conformance: stop node %s: %v\n", name, err)
+		}
+		os.WriteFile(filepath.Join(o.out, "pocketkube-"+name+".log"), []byte(p.Output()), 0o644)
+		if err := ns.Remove(dataDir); err != nil {
+			fmt.Fprintf(os.Stderr, "conformance: clean up node %s: %v\n", name, err)
+		}
+	}
+	kubectl := func(args ...string) (string, error) {
+		return c.Kubectl(ctx, framework.Newest(), args...)
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		out, err := kubectl("wait", "--for=condition=Ready", "node/"+name, "--timeout=10s")
+		if err == nil {
+			return stop, nil
+		}
+		if time.Now().After(deadline) {
+			stop()
+			return nil, fmt.Errorf("node %s not Ready: %v: %s\n%s", name, err, out, framework.Tail(p.Output(), 40))
+		}
+		time.Sleep(time.Second)
+	}
 }
