@@ -646,6 +646,10 @@ func TestAgentPodNetwork(t *testing.T) {
 	if err != nil || remoteAddr(body) != n.ip {
 		t.Errorf("NodePort on the joined node: GET %s: %q, %v; want the joined node's address %s as the source", nodePort, body, err, n.ip)
 	}
+	// The same NodePort from the endpoint's own node (here the endpoint
+	// pod itself): in to the joined node, back to the server node,
+	// masqueraded as the joined node.
+	fetch("pod on the server node to the joined node's NodePort, endpoint on the server node", "on-server", nodePort, n.ip)
 
 	// Cluster DNS from a pod of the joined node, by the kube-dns Service
 	// (busybox nslookup applies no search domain: full names).

@@ -62,6 +62,17 @@ func NewSegment() (*Segment, error) {
 				return nil, fmt.Errorf("ip %s: %w: %s", strings.Join(args, " "), err, out)
 			}
 		}
+		// A segment is a switch: what it carries between namespaces is
+		// never NATed on the way. With br_netfilter on (the host's
+		// bridge-nf-call-iptables), bridged frames go through the host's
+		// nat POSTROUTING, where a node running in the host's namespace
+		// masquerades its pod range (10.244.0.0/24 ! -o pk0): a pod of a
+		// test node in that same range then reached another node's
+		// address as the bridge's.
+		if out, err := exec.Command("iptables", append([]string{"-t", "nat", "-I", "POSTROUTING", "1"}, s.noNATRule()...)...).CombinedOutput(); err != nil {
+			s.Remove()
+			return nil, fmt.Errorf("iptables: exempt segment %s from NAT: %w: %s", s.Bridge, err, out)
+		}
 		return s, nil
 	}
 	return nil, errors.New("no unused /24 in 192.168.240.0/20")
@@ -99,8 +110,15 @@ func (s *Segment) Attach(ns *NetNS) (string, error) {
 	return addr, nil
 }
 
-// Remove deletes the bridge.
+// noNATRule is the host's nat POSTROUTING rule that keeps the segment's
+// frames as they are.
+func (s *Segment) noNATRule() []string {
+	return []string{"-o", s.Bridge, "-m", "comment", "--comment", "pocketkube test segment: a switch, no NAT", "-j", "ACCEPT"}
+}
+
+// Remove deletes the bridge and its NAT exemption.
 func (s *Segment) Remove() error {
+	exec.Command("iptables", append([]string{"-t", "nat", "-D", "POSTROUTING"}, s.noNATRule()...)...).Run()
 	if out, err := exec.Command("ip", "link", "del", s.Bridge).CombinedOutput(); err != nil && !strings.Contains(string(out), "Cannot find") {
 		return fmt.Errorf("ip link del %s: %w: %s", s.Bridge, err, out)
 	}
