@@ -47,9 +47,11 @@ const lifecycleTimeout = 2 * time.Minute
 // --kube-controller-manager-arg`), tainted unreachable, and its pods that
 // tolerate that for 5 s are evicted and replaced on the other nodes, while
 // `kubectl delete node` of a stopped agent's Node has its pods deleted by
-// podgc and replaced; both agents, started again, are Ready Nodes again
-// (the deleted one registered anew, as kubelet does) and leave nothing of
-// the pods deleted meanwhile.
+// podgc and replaced; a third agent whose Node is deleted while it runs
+// stops those pods' containers and keeps running without registering
+// again until it restarts, as kubelet; the agents, started again, are
+// Ready Nodes again (the deleted ones registered anew) and leave nothing
+// of the pods deleted meanwhile.
 func TestAgentNodeLifecycle(t *testing.T) {
 	c := startNodeCluster(t, "--kube-controller-manager-arg", "node-monitor-grace-period="+nodeMonitorGracePeriod)
 	c.ImportBusybox(t, "busybox")
@@ -214,10 +216,18 @@ func TestAgentNodeLifecycle(t *testing.T) {
 		return per[b.name] == 1
 	})
 
+	// A third agent, whose Node is deleted while it runs.
+	live := joinReadyNode(t, c, "lc-c-"+strconv.Itoa(os.Getpid()))
+	waitPodsPerNode(t, admin, ns, "app=ds", "a DaemonSet pod Running on the new node", func(per map[string]int, _ int) bool {
+		return per[live.name] == 1
+	})
+	liveUID := nodeUID(mustNodes(t, admin), live.name)
+
 	// kill -9 of a's agent; at the same time b's agent stops and its
-	// Node is deleted.
+	// Node is deleted, and so is the running agent's.
 	onA := podsOn(t, admin, ns, "app=app", a.name)
 	onB = podsOn(t, admin, ns, "", b.name)
+	onLive := podsOn(t, admin, ns, "", live.name)
 	if len(onA) == 0 {
 		t.Fatalf("no app pod on %s", a.name)
 	}
@@ -226,8 +236,10 @@ func TestAgentNodeLifecycle(t *testing.T) {
 	if err := b.proc.Stop(15 * time.Second); err != nil {
 		t.Fatalf("stop agent %s: %v", b.name, err)
 	}
-	if out, err := kubectl("delete", "node", b.name); err != nil || !strings.Contains(out, "deleted") {
-		t.Fatalf("kubectl delete node %s: %q, %v", b.name, out, err)
+	for _, name := range []string{b.name, live.name} {
+		if out, err := kubectl("delete", "node", name); err != nil || !strings.Contains(out, "deleted") {
+			t.Fatalf("kubectl delete node %s: %q, %v", name, out, err)
+		}
 	}
 
 	// a: Ready=Unknown as the node lifecycle controller says it, the
@@ -268,6 +280,21 @@ func TestAgentNodeLifecycle(t *testing.T) {
 		waitPodIn(t, admin, ns, p.Name, "deleted with its Node", func(p *corev1.Pod) bool { return p == nil })
 	}
 	t.Logf("pods of deleted Node %s gone %s after its deletion", b.name, time.Since(killed).Round(time.Second))
+	// The running agent stops the containers of its pods that podgc
+	// deleted, and keeps running without a Node: kubelet registers only
+	// when it starts (registerWithAPIServer, once).
+	for _, p := range onLive {
+		waitPodIn(t, admin, ns, p.Name, "deleted with its Node", func(p *corev1.Pod) bool { return p == nil })
+		waitNoCgroups(t, p)
+	}
+	select {
+	case <-live.proc.Done():
+		t.Errorf("agent %s exited once its Node was deleted:\n%s", live.name, framework.Tail(live.proc.Output(), 40))
+	default:
+	}
+	if n, err := admin.CoreV1().Nodes().Get(t.Context(), live.name, metav1.GetOptions{}); err == nil {
+		t.Errorf("Node %s registered again by its running agent (UID %s, deleted %s), want it registered only at the agent's start, as kubelet", live.name, n.UID, liveUID)
+	}
 	waitPodsPerNode(t, admin, ns, "app=app", "6 app pods Running on the server node, the others' evicted", func(per map[string]int, total int) bool {
 		return total == 6 && per[server] == 6
 	})
@@ -291,17 +318,19 @@ func TestAgentNodeLifecycle(t *testing.T) {
 		waitPodIn(t, admin, ns, p.Name, "deleted by the restarted agent", func(p *corev1.Pod) bool { return p == nil })
 	}
 	for _, p := range append(onA, onB...) {
-		var left []string
-		err := wait.PollUntilContextTimeout(t.Context(), 200*time.Millisecond, framework.PodTimeout, true, func(context.Context) (bool, error) {
-			left = podCgroups(string(p.UID))
-			return len(left) == 0, nil
-		})
-		if err != nil {
-			t.Errorf("cgroups left of deleted pod %s: %v", p.Name, left)
-		}
+		waitNoCgroups(t, p)
+	}
+	// The agent that ran on without its Node registers it at its restart.
+	if err := live.proc.Stop(15 * time.Second); err != nil {
+		t.Errorf("stop agent %s: %v", live.name, err)
+	}
+	restarted = time.Now()
+	live.start(t, "--token", tok, "--discovery-token-ca-cert-hash", hash)
+	if n := waitNodeReady(t, admin, live.name, restarted); n.UID == liveUID {
+		t.Errorf("Node %s has the deleted Node's UID %s", live.name, n.UID)
 	}
 	waitPodsPerNode(t, admin, ns, "app=ds", "one DaemonSet pod Running on each node again", func(per map[string]int, _ int) bool {
-		return len(per) == 3 && per[server] == 1 && per[a.name] == 1 && per[b.name] == 1
+		return len(per) == 4 && per[server] == 1 && per[a.name] == 1 && per[b.name] == 1 && per[live.name] == 1
 	})
 	// The node lifecycle controller lifts the taints at its next pass.
 	err = wait.PollUntilContextTimeout(t.Context(), 500*time.Millisecond, framework.PodTimeout, true, func(ctx context.Context) (bool, error) {
@@ -452,6 +481,28 @@ func hasTaint(n *corev1.Node, key string, effect corev1.TaintEffect) bool {
 		}
 	}
 	return false
+}
+
+// waitNoCgroups waits until deleted pod p has no cgroup left.
+func waitNoCgroups(t *testing.T, p corev1.Pod) {
+	t.Helper()
+	var left []string
+	err := wait.PollUntilContextTimeout(t.Context(), 200*time.Millisecond, framework.PodTimeout, true, func(context.Context) (bool, error) {
+		left = podCgroups(string(p.UID))
+		return len(left) == 0, nil
+	})
+	if err != nil {
+		t.Errorf("cgroups left of deleted pod %s: %v", p.Name, left)
+	}
+}
+
+func mustNodes(t *testing.T, c kubernetes.Interface) *corev1.NodeList {
+	t.Helper()
+	nodes, err := c.CoreV1().Nodes().List(t.Context(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nodes
 }
 
 func nodeUID(nodes *corev1.NodeList, name string) types.UID {
