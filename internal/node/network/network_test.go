@@ -510,6 +510,11 @@ func TestNewPodCIDRChanged(t *testing.T) {
 	if err != nil {
 		t.Fatalf("New on a new CIDR: %v", err)
 	}
+	t.Cleanup(func() {
+		for _, src := range []string{"10.250.9.0/24", "10.250.10.0/24"} {
+			exec.Command("iptables", "-t", "nat", "-D", "POSTROUTING", "-s", src, "!", "-o", "pktest9", "-m", "comment", "--comment", "pocketkube: masquerade pod traffic", "-j", "MASQUERADE").Run()
+		}
+	})
 	sb, err := m.Setup(ctx, Pod{Namespace: "default", Name: "b", UID: "uid-new"})
 	if err != nil {
 		t.Fatalf("Setup on the new CIDR: %v", err)
@@ -521,5 +526,9 @@ func TestNewPodCIDRChanged(t *testing.T) {
 	out, err := exec.Command("ip", "-4", "-o", "addr", "show", "dev", "pktest9").CombinedOutput()
 	if err != nil || strings.Contains(string(out), "10.250.9.") || !strings.Contains(string(out), "10.250.10.1/24") {
 		t.Errorf("bridge addresses (%v):\n%s\nwant only the new gateway 10.250.10.1/24", err, out)
+	}
+	out, err = exec.Command("iptables", "-t", "nat", "-S", "POSTROUTING").CombinedOutput()
+	if err != nil || strings.Contains(string(out), "-s 10.250.9.0/24 ! -o pktest9") || !strings.Contains(string(out), "-s 10.250.10.0/24 ! -o pktest9") {
+		t.Errorf("nat POSTROUTING (%v):\n%s\nwant the masquerade rule of the new pod CIDR only", err, out)
 	}
 }
