@@ -105,6 +105,9 @@ type Config struct {
 	// MetricsPort is the host port metrics-server serves on, at
 	// AdvertiseAddress; default metricsserver.DefaultPort.
 	MetricsPort int
+	// ControllerManagerArgs are more kube-controller-manager flags
+	// (controllermanager.Config.ExtraArgs).
+	ControllerManagerArgs []string
 }
 
 // StorageDir returns where the local-path provisioner keeps volumes for
@@ -304,6 +307,7 @@ func (p *prepared) run(ctx context.Context) error {
 				ServiceClusterIPRange: ServiceCIDR,
 				ClusterCIDR:           ClusterCIDR,
 				FlexVolumeDir:         filepath.Join(p.dataDir, "flexvolume"),
+				ExtraArgs:             p.cfg.ControllerManagerArgs,
 			})
 		}},
 		{name: "kube-scheduler", logName: "scheduler", run: func(ctx context.Context) error {

@@ -19,6 +19,8 @@
 //
 // One file per feature:
 //
+//	agent_lifecycle_test.go  a server and two agents: DaemonSet, topology spread, cordon, drain under a PDB, kill -9 of an
+//	                         agent (NotReady, unreachable taints, pods evicted and replaced), kubectl delete node (podgc)
 //	apiaccess_test.go        the API server from inside pods: curl through the kubernetes Service, ambassadors (walkthrough 4-5)
 //	clients_test.go          client libraries (client-go, Python, Node) on the host and client-go in a pod
 //	controllers_test.go      controller manager and scheduler: namespaces' defaults, Jobs

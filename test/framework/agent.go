@@ -98,3 +98,10 @@ func (p *Process) Stop(timeout time.Duration) error {
 	p.cmd.Process.Signal(syscall.SIGINT)
 	return p.Wait(timeout)
 }
+
+// Kill sends SIGKILL, as kill -9, and waits for the exit. What the
+// process started (a pod's shims) keeps running.
+func (p *Process) Kill() {
+	p.cmd.Process.Kill()
+	<-p.done
+}

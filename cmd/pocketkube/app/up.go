@@ -56,6 +56,7 @@ type upOptions struct {
 	pullCredsPolicy  string
 	preloadedAllow   []string
 	imageMinAge      time.Duration
+	kcmArgs          []string
 	// thresholds are the eviction flags parsed by Validate.
 	thresholds []evictionapi.Threshold
 }
@@ -89,6 +90,7 @@ func (o *upOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.Int32Var(&o.imageGCLow, "image-gc-low-threshold", image.DefaultGCLowThresholdPercent, "Percent of the image filesystem's space in use that image garbage collection frees down to, as kubelet's --image-gc-low-threshold.")
 	fs.DurationVar(&o.imageMinAge, "minimum-image-ttl-duration", image.DefaultGCMinAge, "Minimum age of an unused image (since the node first saw it) before garbage collection, or the eviction manager under imagefs pressure, may remove it, as kubelet's --minimum-image-ttl-duration.")
 	fs.StringVar(&o.pullCredsPolicy, "image-pull-credentials-verification-policy", pullcreds.DefaultPolicy, "Who may use an image already on the node, as kubelet's imagePullCredentialsVerificationPolicy: NeverVerify (any pod), NeverVerifyPreloadedImages (an image the node pulled with a pod's pull secret only a pod with the same credentials; others pull it again with their own; images loaded with `pocketkube images import/load` any pod), NeverVerifyAllowlistedImages (as AlwaysVerify but for --preloaded-images-verification-allowlist), AlwaysVerify (preloaded images too).")
+	fs.StringArrayVar(&o.kcmArgs, "kube-controller-manager-arg", nil, "A kube-controller-manager flag, as NAME=VALUE, after pocketkube's own (so it overrides them), as k3s's flag; repeat for more, e.g. --kube-controller-manager-arg node-monitor-grace-period=20s for how long a node whose agent stopped stays Ready (upstream's 50s by default).")
 	fs.StringSliceVar(&o.preloadedAllow, "preloaded-images-verification-allowlist", nil, "Images that any pod may use without showing credentials under NeverVerifyAllowlistedImages, as kubelet's preloadedImagesVerificationAllowlist: full names without tag or digest (docker.io/library/busybox), or a prefix ending in /* (registry.example/team/*).")
 	fs.IPSliceVar(&o.clusterDNS, "cluster-dns", nil, "Cluster DNS server addresses written into pods' resolv.conf. Empty: the node serves cluster DNS itself, behind the kube-dns Service at 10.96.0.10.")
 }
@@ -156,6 +158,11 @@ func (o *upOptions) Validate(_ []string) error {
 	if err := pullcreds.Validate(o.pullCredsPolicy, o.preloadedAllow); err != nil {
 		return err
 	}
+	for _, a := range o.kcmArgs {
+		if name, _, _ := strings.Cut(strings.TrimPrefix(a, "--"), "="); name == "" || strings.HasPrefix(name, "-") {
+			return fmt.Errorf("--kube-controller-manager-arg %q: want NAME=VALUE", a)
+		}
+	}
 	if o.imageMinAge < 0 {
 		return fmt.Errorf("--minimum-image-ttl-duration %s: must not be negative", o.imageMinAge)
 	}
@@ -183,18 +190,19 @@ func (o *upOptions) Run(cmd *cobra.Command, _ []string) error {
 	}
 	cfg := cluster.Config{
 		ControlPlane: controlplane.Config{
-			DataDir:          o.dataDir,
-			Listen:           o.listen,
-			AdvertiseAddress: net.ParseIP(o.advertiseAddress),
-			EtcdServers:      o.etcdServers,
-			EtcdCAFile:       o.etcdCAFile,
-			EtcdCertFile:     o.etcdCertFile,
-			EtcdKeyFile:      o.etcdKeyFile,
-			EtcdLogger:       logs.Zap(cmd.ErrOrStderr(), verbosity),
-			DisableServiceLB: slices.Contains(o.disable, "servicelb"),
-			DisableStorage:   slices.Contains(o.disable, "storage"),
-			DisableMetrics:   slices.Contains(o.disable, "metrics"),
-			MetricsPort:      o.metricsPort,
+			DataDir:               o.dataDir,
+			Listen:                o.listen,
+			AdvertiseAddress:      net.ParseIP(o.advertiseAddress),
+			EtcdServers:           o.etcdServers,
+			EtcdCAFile:            o.etcdCAFile,
+			EtcdCertFile:          o.etcdCertFile,
+			EtcdKeyFile:           o.etcdKeyFile,
+			EtcdLogger:            logs.Zap(cmd.ErrOrStderr(), verbosity),
+			DisableServiceLB:      slices.Contains(o.disable, "servicelb"),
+			DisableStorage:        slices.Contains(o.disable, "storage"),
+			DisableMetrics:        slices.Contains(o.disable, "metrics"),
+			MetricsPort:           o.metricsPort,
+			ControllerManagerArgs: o.kcmArgs,
 		},
 		OnReady: func(r controlplane.Ready) { printReady(cmd.OutOrStdout(), r) },
 	}

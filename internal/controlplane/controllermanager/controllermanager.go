@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"k8s.io/kubernetes/cmd/kube-controller-manager/app"
 	"k8s.io/kubernetes/cmd/kube-controller-manager/app/options"
@@ -50,6 +51,11 @@ type Config struct {
 	// FlexVolume drivers (and creates the directory when it is missing).
 	// Required: upstream's default is under /usr/libexec on the host.
 	FlexVolumeDir string
+	// ExtraArgs are more kube-controller-manager flags, "name=value" or
+	// "--name=value" (up's --kube-controller-manager-arg, as k3s's),
+	// given after pocketkube's so that they override them: e.g.
+	// node-monitor-grace-period for how long a silent node stays Ready.
+	ExtraArgs []string
 }
 
 // Validate reports the first missing required field.
@@ -75,7 +81,7 @@ func Args(c Config) []string {
 	if mask == 0 {
 		mask = 24
 	}
-	return []string{
+	args := []string{
 		"--allocate-node-cidrs=true",
 		"--cluster-cidr=" + c.ClusterCIDR,
 		"--cluster-name=pocketkube",
@@ -99,6 +105,10 @@ func Args(c Config) []string {
 		"--service-cluster-ip-range=" + c.ServiceClusterIPRange,
 		"--use-service-account-credentials=true",
 	}
+	for _, a := range c.ExtraArgs {
+		args = append(args, "--"+strings.TrimPrefix(a, "--"))
+	}
+	return args
 }
 
 // Options parses args into upstream's options and the flag sets they came

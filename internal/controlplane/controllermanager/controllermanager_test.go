@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pocketkube/pocketkube/internal/golden"
 	"github.com/pocketkube/pocketkube/internal/pki"
@@ -52,5 +53,33 @@ func TestValidate(t *testing.T) {
 	c.FlexVolumeDir = ""
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "FlexVolumeDir") {
 		t.Errorf("Validate() = %v, want FlexVolumeDir required", err)
+	}
+}
+
+// Extra flags come after pocketkube's, with or without their dashes, and
+// win over pocketkube's when both set one.
+func TestExtraArgs(t *testing.T) {
+	c := testConfig()
+	c.ExtraArgs = []string{"node-monitor-grace-period=20s", "--node-monitor-period=2s", "kube-api-qps=50"}
+	args := Args(c)
+	if got := args[len(args)-3:]; !slices.Equal(got, []string{"--node-monitor-grace-period=20s", "--node-monitor-period=2s", "--kube-api-qps=50"}) {
+		t.Errorf("last args = %v", got)
+	}
+	s, err := Options(args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.NodeLifecycleController.NodeMonitorGracePeriod.Duration; got != 20*time.Second {
+		t.Errorf("node-monitor-grace-period = %s, want 20s", got)
+	}
+	if got := s.NodeLifecycleController.NodeMonitorPeriod.Duration; got != 2*time.Second {
+		t.Errorf("node-monitor-period = %s, want 2s", got)
+	}
+	if got := s.Generic.ClientConnection.QPS; got != 50 {
+		t.Errorf("kube-api-qps = %v, want the extra arg's 50", got)
+	}
+	c.ExtraArgs = []string{"no-such-flag=1"}
+	if _, err := Options(Args(c)); err == nil || !strings.Contains(err.Error(), "no-such-flag") {
+		t.Errorf("unknown extra flag: %v, want an error naming it", err)
 	}
 }

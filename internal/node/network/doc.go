@@ -36,7 +36,10 @@
 // the plugins' per-network iptables chains. They are the node's, shared by all
 // pods and by later runs of the agent, and Close does not remove them; whoever
 // decommissions the node (or a test, for its own bridge) deletes the bridge
-// with `ip link del`. Per-pod rules (masquerade, hostPort DNAT) are removed by
+// with `ip link del`. New removes only the bridge's addresses outside the
+// pod CIDR it is given (kubenet's clearBridgeAddressesExcept), and its
+// masquerade rule of another pod CIDR: a Node deleted and registered again
+// has a new one. Per-pod rules (masquerade, hostPort DNAT) are removed by
 // Teardown through CNI DEL.
 //
 // The netns directory is not made a shared mount, so the bind mounts are

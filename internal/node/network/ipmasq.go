@@ -85,8 +85,28 @@ func iptables(ctx context.Context, bin string, args ...string) ([]byte, error) {
 // ensureMasquerade installs, once per node, the rule that masquerades pod
 // traffic leaving the bridge for anywhere but the bridge itself: what the
 // bridge plugin's ipMasq does per pod, for the whole pod CIDR.
+// The same rule for another source, left by a run on another pod CIDR of
+// this family (a Node deleted and registered again), is removed.
 func ensureMasquerade(ctx context.Context, bin, cidr, bridge string) error {
-	rule := []string{"POSTROUTING", "-s", cidr, "!", "-o", bridge, "-m", "comment", "--comment", "pocketkube: masquerade pod traffic", "-j", "MASQUERADE"}
+	const comment = "pocketkube: masquerade pod traffic"
+	masq := func(src string) []string {
+		return []string{"POSTROUTING", "-s", src, "!", "-o", bridge, "-m", "comment", "--comment", comment, "-j", "MASQUERADE"}
+	}
+	rules, err := iptables(ctx, bin, "-t", "nat", "-S", "POSTROUTING")
+	if err != nil {
+		return fmt.Errorf("list pod masquerade rules: %w", err)
+	}
+	for line := range strings.Lines(string(rules)) {
+		f := strings.Fields(line)
+		// -A POSTROUTING -s SRC ! -o BRIDGE -m comment --comment "…" -j MASQUERADE
+		if len(f) < 8 || f[2] != "-s" || f[4] != "!" || f[6] != bridge || !strings.Contains(line, comment) || f[3] == cidr {
+			continue
+		}
+		if _, err := iptables(ctx, bin, append([]string{"-t", "nat", "-D"}, masq(f[3])...)...); err != nil {
+			return fmt.Errorf("remove masquerade rule of pod CIDR %s: %w", f[3], err)
+		}
+	}
+	rule := masq(cidr)
 	if _, err := iptables(ctx, bin, append([]string{"-t", "nat", "-C"}, rule...)...); err == nil {
 		return nil
 	}

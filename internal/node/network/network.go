@@ -155,6 +155,9 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create network manager: %w", err)
 	}
+	if err := clearStaleBridgeAddrs(ctx, cfg.Bridge, cidrs); err != nil {
+		return nil, fmt.Errorf("create network manager: %w", err)
+	}
 	for _, c := range cidrs {
 		if c.IP.To4() != nil {
 			m.iptables = append(m.iptables, "iptables")

@@ -494,3 +494,41 @@ func BenchmarkSetupTeardown(b *testing.B) {
 		}
 	}
 }
+
+// A node registered again gets a new pod CIDR; the bridge still has the
+// old gateway address, which the bridge plugin would refuse to keep beside
+// the new one. New removes it, and a pod gets an address of the new CIDR.
+func TestNewPodCIDRChanged(t *testing.T) {
+	old, ctx := newTestManager(t, "pktest9", "10.250.9.0/24")
+	if _, err := old.Setup(ctx, Pod{Namespace: "default", Name: "a", UID: "uid-old"}); err != nil {
+		t.Fatalf("Setup on the old CIDR: %v", err)
+	}
+	if err := old.Teardown(ctx, "uid-old"); err != nil {
+		t.Fatal(err)
+	}
+	m, err := New(ctx, Config{StateDir: t.TempDir(), PodCIDR: "10.250.10.0/24", Bridge: "pktest9"})
+	if err != nil {
+		t.Fatalf("New on a new CIDR: %v", err)
+	}
+	t.Cleanup(func() {
+		for _, src := range []string{"10.250.9.0/24", "10.250.10.0/24"} {
+			exec.Command("iptables", "-t", "nat", "-D", "POSTROUTING", "-s", src, "!", "-o", "pktest9", "-m", "comment", "--comment", "pocketkube: masquerade pod traffic", "-j", "MASQUERADE").Run()
+		}
+	})
+	sb, err := m.Setup(ctx, Pod{Namespace: "default", Name: "b", UID: "uid-new"})
+	if err != nil {
+		t.Fatalf("Setup on the new CIDR: %v", err)
+	}
+	defer m.Teardown(ctx, "uid-new")
+	if _, cidr, _ := net.ParseCIDR("10.250.10.0/24"); len(sb.IPs) != 1 || !cidr.Contains(sb.IPs[0]) {
+		t.Errorf("pod IPs %v, want one in 10.250.10.0/24", sb.IPs)
+	}
+	out, err := exec.Command("ip", "-4", "-o", "addr", "show", "dev", "pktest9").CombinedOutput()
+	if err != nil || strings.Contains(string(out), "10.250.9.") || !strings.Contains(string(out), "10.250.10.1/24") {
+		t.Errorf("bridge addresses (%v):\n%s\nwant only the new gateway 10.250.10.1/24", err, out)
+	}
+	out, err = exec.Command("iptables", "-t", "nat", "-S", "POSTROUTING").CombinedOutput()
+	if err != nil || strings.Contains(string(out), "-s 10.250.9.0/24 ! -o pktest9") || !strings.Contains(string(out), "-s 10.250.10.0/24 ! -o pktest9") {
+		t.Errorf("nat POSTROUTING (%v):\n%s\nwant the masquerade rule of the new pod CIDR only", err, out)
+	}
+}
