@@ -340,6 +340,99 @@ func podPhase(pod *v1.Pod, s *v1.PodStatus, initialized bool) v1.PodPhase {
 	return v1.PodPending
 }
 
+// terminalStatus turns the status of a pod whose containers were stopped
+// for its deletion into its final one, as kubelet does: getPhase with
+// podIsTerminal (stopped app containers give Succeeded or Failed whatever
+// the restart policy), then its status manager's TerminatePod (once the pod
+// initialized, a container with no terminated state ends as
+// ContainerStatusUnknown, 137, as do the init containers that tried to
+// start; a phase still Pending or Running becomes Failed). A phase that
+// was terminal in the API stays as it was.
+func terminalStatus(pod *v1.Pod, s *v1.PodStatus) {
+	if pod.Status.Phase == v1.PodSucceeded || pod.Status.Phase == v1.PodFailed {
+		s.Phase = pod.Status.Phase
+		return
+	}
+	if s.Phase != v1.PodSucceeded && s.Phase != v1.PodFailed {
+		var running, waiting, stopped, succeeded int
+		for _, cs := range s.ContainerStatuses {
+			switch {
+			case cs.State.Running != nil:
+				running++
+			case cs.State.Terminated != nil:
+				stopped++
+				if cs.State.Terminated.ExitCode == 0 {
+					succeeded++
+				}
+			case cs.LastTerminationState.Terminated != nil:
+				stopped++
+			default:
+				waiting++
+			}
+		}
+		if running == 0 && waiting == 0 && stopped > 0 {
+			s.Phase = v1.PodFailed
+			if stopped == succeeded {
+				s.Phase = v1.PodSucceeded
+			}
+		}
+	}
+	unknown := v1.ContainerState{Terminated: &v1.ContainerStateTerminated{
+		Reason:   "ContainerStatusUnknown",
+		Message:  "The container could not be located when the pod was terminated",
+		ExitCode: 137,
+	}}
+	if podInitialized(pod) {
+		for i := range s.ContainerStatuses {
+			if s.ContainerStatuses[i].State.Terminated == nil {
+				s.ContainerStatuses[i].State = unknown
+			}
+		}
+	}
+	inits := s.InitContainerStatuses
+	for i := len(inits) - 1; i >= 0; i-- {
+		if inits[i].State.Waiting == nil || inits[i].LastTerminationState.Terminated != nil || i == 0 {
+			for j := 0; j <= i; j++ {
+				if inits[j].State.Terminated == nil {
+					inits[j].State = unknown
+				}
+			}
+			break
+		}
+	}
+	if s.Phase != v1.PodSucceeded && s.Phase != v1.PodFailed {
+		s.Phase = v1.PodFailed
+	}
+}
+
+// podInitialized is the status manager's hasPodInitialized: whether the
+// pod's API status shows a regular container out of waiting, or its last
+// init container done (a sidecar: started).
+func podInitialized(pod *v1.Pod) bool {
+	if len(pod.Spec.InitContainers) == 0 {
+		return true
+	}
+	for _, cs := range pod.Status.ContainerStatuses {
+		if cs.LastTerminationState.Terminated != nil || cs.State.Waiting == nil {
+			return true
+		}
+	}
+	l := len(pod.Status.InitContainerStatuses)
+	if l == 0 || l > len(pod.Spec.InitContainers) {
+		return false
+	}
+	cs := pod.Status.InitContainerStatuses[l-1]
+	if isSidecar(&pod.Spec.InitContainers[l-1]) {
+		return cs.State.Running != nil && cs.Started != nil && *cs.Started
+	}
+	for _, t := range []*v1.ContainerStateTerminated{cs.LastTerminationState.Terminated, cs.State.Terminated} {
+		if t != nil && t.ExitCode == 0 {
+			return true
+		}
+	}
+	return false
+}
+
 func isInitContainer(pod *v1.Pod, c *v1.Container) bool {
 	for i := range pod.Spec.InitContainers {
 		if &pod.Spec.InitContainers[i] == c || pod.Spec.InitContainers[i].Name == c.Name {

@@ -172,12 +172,22 @@ func (a *Agent) terminatePod(ctx context.Context, pod *v1.Pod) error {
 	for _, c := range allContainers(pod) {
 		a.recordContainer(pod, c, v1.EventTypeNormal, "Killing", "Stopping container %s", c.Name)
 	}
-	if err := a.killPod(ctx, pod, gracePeriod(pod)); err != nil {
+	// As kubelet's SyncTerminatingPod: the final status comes from the
+	// stopped containers (their exit codes) before they are removed.
+	if err := a.stopPod(ctx, pod, gracePeriod(pod)); err != nil {
 		return err
 	}
-	containers, _ := a.cfg.Runtime.ListContainers(ctx, string(pod.UID))
+	containers, err := a.cfg.Runtime.ListContainers(ctx, string(pod.UID))
+	if err != nil {
+		return fmt.Errorf("list containers of pod %s: %w", klog.KObj(pod), err)
+	}
 	status := a.podStatus(pod, st, containers)
+	terminalStatus(pod, status)
+	status.Conditions = podConditions(pod, status, st, a.cfg.Clock.Now())
 	if err := a.writeStatus(ctx, pod, status); err != nil && !apierrors.IsNotFound(err) {
+		return err
+	}
+	if err := a.killPod(ctx, pod, 0); err != nil {
 		return err
 	}
 	// Logs go before the pod: whoever sees it deleted finds nothing of
@@ -185,7 +195,7 @@ func (a *Agent) terminatePod(ctx context.Context, pod *v1.Pod) error {
 	if err := a.removeLogs(pod); err != nil {
 		return err
 	}
-	err := a.cfg.Client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
+	err = a.cfg.Client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
 		GracePeriodSeconds: new(int64),
 		Preconditions:      metav1.NewUIDPreconditions(string(pod.UID)),
 	})
@@ -228,7 +238,32 @@ func (a *Agent) releaseTerminal(ctx context.Context, pod *v1.Pod) error {
 // carry the restart count on. Idempotent.
 func (a *Agent) killPod(ctx context.Context, pod *v1.Pod, grace time.Duration) error {
 	uid := string(pod.UID)
-	containers, err := a.cfg.Runtime.ListContainers(ctx, uid)
+	if err := a.stopPod(ctx, pod, grace); err != nil {
+		return err
+	}
+	if err := a.cfg.Runtime.RemovePod(ctx, uid); err != nil {
+		return fmt.Errorf("remove pod %s: %w", klog.KObj(pod), err)
+	}
+	a.collectImages(ctx)
+	if a.network != nil {
+		if err := a.network.Teardown(ctx, uid); err != nil {
+			return fmt.Errorf("tear down network of pod %s: %w", klog.KObj(pod), err)
+		}
+	}
+	if err := a.cfg.Volumes.TeardownPod(ctx, uid); err != nil {
+		return fmt.Errorf("tear down volumes of pod %s: %w", klog.KObj(pod), err)
+	}
+	if err := os.RemoveAll(a.podDir(uid)); err != nil {
+		return err
+	}
+	a.forgetState(uid)
+	return nil
+}
+
+// stopPod stops every running container of the pod, sidecars last, and
+// leaves them in place with their exit codes. Idempotent.
+func (a *Agent) stopPod(ctx context.Context, pod *v1.Pod, grace time.Duration) error {
+	containers, err := a.cfg.Runtime.ListContainers(ctx, string(pod.UID))
 	if err != nil {
 		return fmt.Errorf("list containers of pod %s: %w", klog.KObj(pod), err)
 	}
@@ -262,22 +297,6 @@ func (a *Agent) killPod(ctx context.Context, pod *v1.Pod, grace time.Duration) e
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("stop containers of pod %s: %w", klog.KObj(pod), err)
 	}
-	if err := a.cfg.Runtime.RemovePod(ctx, uid); err != nil {
-		return fmt.Errorf("remove pod %s: %w", klog.KObj(pod), err)
-	}
-	a.collectImages(ctx)
-	if a.network != nil {
-		if err := a.network.Teardown(ctx, uid); err != nil {
-			return fmt.Errorf("tear down network of pod %s: %w", klog.KObj(pod), err)
-		}
-	}
-	if err := a.cfg.Volumes.TeardownPod(ctx, uid); err != nil {
-		return fmt.Errorf("tear down volumes of pod %s: %w", klog.KObj(pod), err)
-	}
-	if err := os.RemoveAll(a.podDir(uid)); err != nil {
-		return err
-	}
-	a.forgetState(uid)
 	return nil
 }
 

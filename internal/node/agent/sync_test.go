@@ -638,6 +638,22 @@ func TestSyncPodDeleteWithGrace(t *testing.T) {
 		if _, err := os.Stat(logs); err == nil {
 			t.Errorf("logs %s still there when the pod is deleted", logs)
 		}
+		// As kubelet: the final status, written before the delete, is
+		// terminal and keeps the stopped containers' exit codes (a pod
+		// held by a finalizer, e.g. a Job's, shows it for good).
+		o, err := f.client.Tracker().Get(v1.SchemeGroupVersion.WithResource("pods"), "ns", "web")
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := o.(*v1.Pod).Status
+		if st.Phase != v1.PodFailed {
+			t.Errorf("final phase %s, want Failed", st.Phase)
+		}
+		for _, cs := range st.ContainerStatuses {
+			if cs.State.Terminated == nil || cs.State.Terminated.ExitCode != 137 || cs.State.Terminated.Reason != "Error" {
+				t.Errorf("final state of %s: %+v", cs.Name, cs.State)
+			}
+		}
 		return false, nil, nil
 	})
 	before := len(f.client.Actions())
@@ -865,4 +881,56 @@ func (f *fixture) syncPull(ctx context.Context, name string, wantPull bool, want
 		phase = v1.PodPending
 	}
 	f.expectStatus(ctx, name, phase, wantStatus)
+}
+
+// terminalStatus is kubelet's final status for a deleted pod: getPhase
+// with podIsTerminal, then the status manager's TerminatePod.
+func TestTerminalStatus(t *testing.T) {
+	exited := func(code int32) v1.ContainerState {
+		return v1.ContainerState{Terminated: &v1.ContainerStateTerminated{ExitCode: code}}
+	}
+	waiting := v1.ContainerState{Waiting: &v1.ContainerStateWaiting{Reason: "ContainerCreating"}}
+	running := v1.ContainerState{Running: &v1.ContainerStateRunning{}}
+	for _, tc := range []struct {
+		name      string
+		apiPhase  v1.PodPhase
+		apiState  v1.ContainerState // the container's state in the API before the deletion
+		restart   v1.RestartPolicy
+		inits     []v1.ContainerState
+		state     v1.ContainerState // its state once stopped
+		wantPhase v1.PodPhase
+		wantCode  int32 // -1: still waiting
+	}{
+		{name: "stopped with 137", apiPhase: v1.PodRunning, apiState: running, restart: v1.RestartPolicyAlways, state: exited(137), wantPhase: v1.PodFailed, wantCode: 137},
+		{name: "exited 0 on SIGTERM, restart Always", apiPhase: v1.PodRunning, apiState: running, restart: v1.RestartPolicyAlways, state: exited(0), wantPhase: v1.PodSucceeded, wantCode: 0},
+		{name: "never created, no init containers", apiPhase: v1.PodPending, apiState: waiting, restart: v1.RestartPolicyNever, state: waiting, wantPhase: v1.PodFailed, wantCode: 137},
+		{name: "init container never done: app stays waiting", apiPhase: v1.PodPending, apiState: waiting, restart: v1.RestartPolicyNever,
+			inits: []v1.ContainerState{running}, state: waiting, wantPhase: v1.PodFailed, wantCode: -1},
+		{name: "terminal in the API stays", apiPhase: v1.PodSucceeded, apiState: exited(0), restart: v1.RestartPolicyNever, state: exited(0), wantPhase: v1.PodSucceeded, wantCode: 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pod := newPod("p", "c")
+			pod.Spec.RestartPolicy = tc.restart
+			pod.Status.Phase = tc.apiPhase
+			pod.Status.ContainerStatuses = []v1.ContainerStatus{{Name: "c", State: tc.apiState}}
+			s := &v1.PodStatus{Phase: tc.apiPhase, ContainerStatuses: []v1.ContainerStatus{{Name: "c", State: tc.state}}}
+			for i, st := range tc.inits {
+				name := fmt.Sprintf("init%d", i)
+				pod.Spec.InitContainers = append(pod.Spec.InitContainers, v1.Container{Name: name})
+				pod.Status.InitContainerStatuses = append(pod.Status.InitContainerStatuses, v1.ContainerStatus{Name: name, State: st})
+				s.InitContainerStatuses = append(s.InitContainerStatuses, v1.ContainerStatus{Name: name, State: exited(137)})
+			}
+			terminalStatus(pod, s)
+			if s.Phase != tc.wantPhase {
+				t.Errorf("phase %s, want %s", s.Phase, tc.wantPhase)
+			}
+			got := s.ContainerStatuses[0].State
+			switch {
+			case tc.wantCode < 0 && got.Waiting == nil:
+				t.Errorf("state %+v, want still waiting", got)
+			case tc.wantCode >= 0 && (got.Terminated == nil || got.Terminated.ExitCode != tc.wantCode):
+				t.Errorf("state %+v, want terminated with %d", got, tc.wantCode)
+			}
+		})
+	}
 }
