@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,6 +13,8 @@ import (
 
 	"github.com/pocketkube/pocketkube/test/framework"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // sleeperPod prints its name to stdout and a line to stderr, then sleeps.
@@ -221,6 +224,48 @@ func TestDeleteLeavesNothing(t *testing.T) {
 	}
 	leftovers := checkNoPodLeftovers(shared.DataDir, uid)
 	for _, l := range leftovers {
+		t.Error(l)
+	}
+}
+
+// A deleted pod that a finalizer keeps in the API (a Job's pods carry
+// one) ends with kubelet's final status: a terminal phase and its
+// container's exit code, not a status rebuilt from removed containers.
+// Before the fix it stayed Pending/ContainerCreating and the conformance
+// spec of Job's pod failure policy (DisruptionTarget) never finished.
+func TestDeletedPodHeldByFinalizerIsTerminal(t *testing.T) {
+	t.Parallel()
+	c, ns := busyboxNamespace(t, "finalizer")
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "held", Finalizers: []string{"example.com/hold"}},
+		Spec: corev1.PodSpec{
+			TerminationGracePeriodSeconds: new(int64(1)),
+			Containers:                    []corev1.Container{{Name: "main", Image: "busybox", Command: []string{"sleep", "1000"}}},
+		},
+	}
+	if _, err := c.CoreV1().Pods(ns).Create(t.Context(), pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	running := framework.WaitPod(t, c, ns, "held", "Running", framework.Running)
+	t.Cleanup(func() {
+		c.CoreV1().Pods(ns).Patch(context.Background(), "held", types.JSONPatchType, []byte(`[{"op":"remove","path":"/metadata/finalizers"}]`), metav1.PatchOptions{})
+	})
+	if err := c.CoreV1().Pods(ns).Delete(t.Context(), "held", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// sleep as PID 1 ignores SIGTERM: SIGKILL after the grace period.
+	final := framework.WaitPod(t, c, ns, "held", "Failed with its container's exit code", func(p *corev1.Pod) bool {
+		return p.Status.Phase == corev1.PodFailed && len(p.Status.ContainerStatuses) == 1 &&
+			p.Status.ContainerStatuses[0].State.Terminated != nil
+	})
+	if term := final.Status.ContainerStatuses[0].State.Terminated; term.ExitCode != 137 || term.Reason != "Error" {
+		t.Errorf("final state %+v, want exit code 137, reason Error", term)
+	}
+	if _, err := c.CoreV1().Pods(ns).Patch(t.Context(), "held", types.JSONPatchType, []byte(`[{"op":"remove","path":"/metadata/finalizers"}]`), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	framework.WaitGone(t, c, ns, "held")
+	for _, l := range checkNoPodLeftovers(shared.DataDir, string(running.UID)) {
 		t.Error(l)
 	}
 }
