@@ -37,6 +37,16 @@ func (a *Agent) admit(ctx context.Context, pod *v1.Pod) lifecycle.PodAdmitResult
 	if r := a.admitSysctls(ctx, attrs); !r.Admit {
 		return r
 	}
+	// As kubelet's HandlePodAdditions: a pod the node allocated before
+	// (the agent restarted) is admitted with that allocation, not with a
+	// resize the node has not admitted.
+	admitted := pod
+	if saved, err := a.loadAllocation(pod); err == nil {
+		admitted, _ = withAllocation(pod, saved)
+	}
+	if r := a.admitPredicates(ctx, admitted, lifecycle.AddOperation); !r.Admit {
+		return r
+	}
 	return lifecycle.NewAppArmorAdmitHandler(a.cfg.AppArmor).Admit(ctx, attrs)
 }
 

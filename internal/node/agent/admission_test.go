@@ -8,6 +8,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	v1 "k8s.io/api/core/v1"
 	nodev1 "k8s.io/api/node/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/klog/v2/ktesting"
 	"k8s.io/kubernetes/pkg/security/apparmor"
@@ -292,6 +293,74 @@ func TestSyncPodAppArmor(t *testing.T) {
 			default:
 				f.expectCalls("RunPod web-uid")
 				f.expectStatus(ctx, "web", v1.PodPending, tc.want)
+			}
+		})
+	}
+}
+
+// Kubelet's predicate admission refuses a pod bound to the node without
+// the scheduler (spec.nodeName) that does not fit: a host port another
+// admitted pod holds, more CPU than the node has, a node selector the node
+// does not match. The refused pod is Failed with kubelet's reason and
+// message, and nothing of it is set up.
+func TestSyncPodAdmissionPredicates(t *testing.T) {
+	port := func(p *v1.Pod) {
+		p.Spec.Containers[0].Ports = []v1.ContainerPort{{ContainerPort: 80, HostPort: 8080, Protocol: v1.ProtocolTCP}}
+	}
+	for _, tc := range []struct {
+		name    string
+		holder  func(*v1.Pod) // a pod admitted first; nil: none
+		pod     func(*v1.Pod)
+		reason  string // "": admitted
+		message string
+	}{
+		{name: "host port free", pod: port},
+		{name: "host port held", holder: port, pod: port, reason: "NodePorts",
+			message: "Pod was rejected: Predicate NodePorts failed: node(s) didn't have free ports for the requested pod ports"},
+		{name: "more CPU than allocatable", pod: func(p *v1.Pod) {
+			p.Spec.Containers[0].Resources.Requests = v1.ResourceList{v1.ResourceCPU: resource.MustParse("2")}
+		}, reason: "OutOfcpu", message: "Pod was rejected: Node didn't have enough resource: cpu, requested: 2000, used: 0, capacity: 1000"},
+		{name: "CPU used by another pod", holder: func(p *v1.Pod) {
+			p.Spec.Containers[0].Resources.Requests = v1.ResourceList{v1.ResourceCPU: resource.MustParse("600m")}
+		}, pod: func(p *v1.Pod) {
+			p.Spec.Containers[0].Resources.Requests = v1.ResourceList{v1.ResourceCPU: resource.MustParse("600m")}
+		}, reason: "OutOfcpu", message: "Pod was rejected: Node didn't have enough resource: cpu, requested: 600, used: 600, capacity: 1000"},
+		{name: "node selector", pod: func(p *v1.Pod) { p.Spec.NodeSelector = map[string]string{"disk": "ssd"} }, reason: "NodeAffinity",
+			message: "Pod was rejected: Predicate NodeAffinity failed: node(s) didn't match Pod's node affinity/selector"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, ctx := ktesting.NewTestContext(t)
+			f := newFixture(t)
+			pod := newPod("web", "c")
+			tc.pod(pod)
+			f.pods = append(f.pods, pod)
+			if tc.holder != nil {
+				holder := newPod("holder", "c")
+				tc.holder(holder)
+				f.pods = append(f.pods, holder)
+			}
+			f.config = func(c *Config) { c.Machine = testMachine }
+			f.newAgent()
+			f.agent.node = &nodeStatus{last: &v1.Node{
+				ObjectMeta: metav1.ObjectMeta{Name: "node1", Labels: map[string]string{"kubernetes.io/os": "linux"}},
+				Status: v1.NodeStatus{Allocatable: v1.ResourceList{
+					v1.ResourceCPU: resource.MustParse("1"), v1.ResourceMemory: resource.MustParse("1Gi"), v1.ResourcePods: resource.MustParse("110"),
+				}},
+			}}
+			if tc.holder != nil {
+				f.mustSync(ctx, "holder")
+				f.expectStatus(ctx, "holder", v1.PodRunning, "c running restarts=0 ready")
+				f.runtime.takeCalls()
+			}
+			f.mustSync(ctx, "web")
+			if tc.reason == "" {
+				f.expectCalls("RunPod web-uid", "CreateContainer web-uid/c attempt 0", "StartContainer web-uid/c")
+				return
+			}
+			f.expectCalls()
+			s := f.status(ctx, "web")
+			if s.Phase != v1.PodFailed || s.Reason != tc.reason || s.Message != tc.message {
+				t.Errorf("status %s %q %q, want Failed %q %q", s.Phase, s.Reason, s.Message, tc.reason, tc.message)
 			}
 		})
 	}

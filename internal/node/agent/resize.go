@@ -216,6 +216,16 @@ func resizeCondition(typ v1.PodConditionType, old *v1.PodCondition, reason, mess
 // pods against the node's allocatable. Its refusals (OutOfcpu,
 // OutOfmemory with "Node didn't have enough resource: …") are kubelet's.
 func (a *Agent) admitResize(ctx context.Context, pod *v1.Pod) lifecycle.PodAdmitResult {
+	return a.admitPredicates(ctx, pod, lifecycle.ResizeOperation)
+}
+
+// admitPredicates is kubelet's predicate admit handler for a new pod or a
+// resize: the node's OS and the pod's, then the scheduler's general
+// predicates (resources against allocatable with the allocations of the
+// node's other admitted pods, host ports, node name and affinity, NoExecute
+// taints) for a pod that was bound here without the scheduler or raced it.
+// Its refusals (OutOfcpu, NodePorts, NodeAffinity, …) are kubelet's.
+func (a *Agent) admitPredicates(ctx context.Context, pod *v1.Pod, op lifecycle.Operation) lifecycle.PodAdmitResult {
 	node := a.nodeObject()
 	if node == nil {
 		return lifecycle.PodAdmitResult{Admit: true}
@@ -240,16 +250,21 @@ func (a *Agent) admitResize(ctx context.Context, pod *v1.Pod) lifecycle.PodAdmit
 		others = append(others, ap)
 	}
 	a.mu.Unlock()
-	h := lifecycle.NewPredicateAdmitHandler(
-		func(context.Context, bool) (*v1.Node, error) { return node, nil },
-		keepAdmissionFailure{},
-		func(*schedulerframework.NodeInfo, *lifecycle.PodAdmitAttributes) error { return nil },
-	)
-	return h.Admit(ctx, &lifecycle.PodAdmitAttributes{Pod: pod, OtherPods: others, Operation: lifecycle.ResizeOperation})
+	// As kubelet's getNodeAnyWay: the node it last wrote, or the API's
+	// when the handler asks again (node labels it did not write).
+	getNode := func(ctx context.Context, useCache bool) (*v1.Node, error) {
+		if useCache {
+			return node, nil
+		}
+		return a.cfg.Client.CoreV1().Nodes().Get(ctx, node.Name, metav1.GetOptions{})
+	}
+	h := lifecycle.NewPredicateAdmitHandler(getNode, keepAdmissionFailure{},
+		func(*schedulerframework.NodeInfo, *lifecycle.PodAdmitAttributes) error { return nil })
+	return h.Admit(ctx, &lifecycle.PodAdmitAttributes{Pod: pod, OtherPods: others, Operation: op})
 }
 
-// keepAdmissionFailure is kubelet's CriticalPodAdmissionHandler for a
-// resize: the scheduler owns preemption, so the failure stands.
+// keepAdmissionFailure is kubelet's CriticalPodAdmissionHandler without
+// preemption: the scheduler owns preemption, so the failure stands.
 type keepAdmissionFailure struct{}
 
 func (keepAdmissionFailure) HandleAdmissionFailure(_ context.Context, _ *v1.Pod, reasons []lifecycle.PredicateFailureReason, _ lifecycle.Operation) ([]lifecycle.PredicateFailureReason, error) {
