@@ -128,6 +128,13 @@ type Agent struct {
 	mu     sync.Mutex
 	known  map[string]cache.ObjectName
 	states map[string]*podState
+
+	// terminated holds, by key, the UID of a pod the agent stopped,
+	// cleaned up and deleted for good while a finalizer keeps it in the
+	// API: as kubelet's pod workers, nothing of it is done again. An
+	// entry goes when the key's pod is gone or another UID. Used only by
+	// the worker that syncs the key.
+	terminated sync.Map // cache.ObjectName → types.UID
 }
 
 // New checks cfg and returns an Agent that Run starts.

@@ -102,6 +102,9 @@ func (a *Agent) syncPod(ctx context.Context, key cache.ObjectName) (time.Duratio
 			return 0, err
 		}
 	}
+	if uid, ok := a.terminated.Load(key); ok && (pod == nil || pod.UID != uid) {
+		a.terminated.Delete(key)
+	}
 	if pod == nil {
 		a.watches.remove(key)
 		return 0, nil
@@ -109,6 +112,9 @@ func (a *Agent) syncPod(ctx context.Context, key cache.ObjectName) (time.Duratio
 	// NEVER modify objects from the store. It's a read-only, local cache.
 	if pod.DeletionTimestamp != nil {
 		a.watches.remove(key)
+		if uid, ok := a.terminated.Load(key); ok && uid == pod.UID {
+			return 0, nil
+		}
 		return 0, a.terminatePod(ctx, pod)
 	}
 	if pod.Status.Phase == v1.PodSucceeded || pod.Status.Phase == v1.PodFailed {
@@ -181,11 +187,15 @@ func (a *Agent) terminatePod(ctx context.Context, pod *v1.Pod) error {
 	if err != nil {
 		return fmt.Errorf("list containers of pod %s: %w", klog.KObj(pod), err)
 	}
-	status := a.podStatus(pod, st, containers)
-	terminalStatus(pod, status)
-	status.Conditions = podConditions(pod, status, st, a.cfg.Clock.Now())
-	if err := a.writeStatus(ctx, pod, status); err != nil && !apierrors.IsNotFound(err) {
-		return err
+	// A pod terminal in the API with no container left (the agent
+	// restarted after its deletion) keeps the status it has.
+	if terminal := pod.Status.Phase == v1.PodSucceeded || pod.Status.Phase == v1.PodFailed; !terminal || len(containers) > 0 {
+		status := a.podStatus(pod, st, containers)
+		terminalStatus(pod, status)
+		status.Conditions = podConditions(pod, status, st, a.cfg.Clock.Now())
+		if err := a.writeStatus(ctx, pod, status); err != nil && !apierrors.IsNotFound(err) {
+			return err
+		}
 	}
 	if err := a.killPod(ctx, pod, 0); err != nil {
 		return err
@@ -203,6 +213,7 @@ func (a *Agent) terminatePod(ctx context.Context, pod *v1.Pod) error {
 		return fmt.Errorf("delete pod %s: %w", klog.KObj(pod), err)
 	}
 	a.forgetState(string(pod.UID))
+	a.terminated.Store(cache.MetaObjectToName(pod), pod.UID)
 	return nil
 }
 

@@ -934,3 +934,39 @@ func TestTerminalStatus(t *testing.T) {
 		})
 	}
 }
+
+// A deleted pod that a finalizer keeps in the API is terminated once: its
+// final status stays, and later events for it do nothing (kubelet's pod
+// workers know the pod finished).
+func TestSyncPodHeldByFinalizerTerminatesOnce(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	f := newFixture(t)
+	f.pods = append(f.pods, newPod("web", "c"))
+	f.newAgent()
+	f.mustSync(ctx, "web")
+	f.runtime.takeCalls()
+	f.update(ctx, "web", func(p *v1.Pod) {
+		p.DeletionTimestamp = &metav1.Time{Time: f.clock.Now()}
+		p.DeletionGracePeriodSeconds = new(int64(5))
+		p.Finalizers = []string{"example.com/hold"}
+	})
+	// The finalizer keeps the pod: the final delete leaves it in place.
+	f.client.PrependReactor("delete", "pods", func(core.Action) (bool, k8sruntime.Object, error) {
+		return true, nil, nil
+	})
+	f.mustSync(ctx, "web")
+	f.expectCalls("StopContainer web-uid/c grace 5s", "RemovePod web-uid")
+	f.refresh(ctx, "web")
+	before := len(f.client.Actions())
+	f.mustSync(ctx, "web")
+	f.expectCalls()
+	for _, a := range f.client.Actions()[before:] {
+		if a.GetVerb() != "get" && a.GetVerb() != "list" && a.GetVerb() != "watch" {
+			t.Errorf("API write for a terminated pod: %v", a)
+		}
+	}
+	s := f.status(ctx, "web")
+	if term := s.ContainerStatuses[0].State.Terminated; s.Phase != v1.PodFailed || term == nil || term.ExitCode != 137 || term.Reason != "Error" {
+		t.Errorf("status %s %+v, want Failed with 137 Error", s.Phase, s.ContainerStatuses[0].State)
+	}
+}
