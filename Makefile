@@ -36,9 +36,16 @@ SHIM_BIN := internal/node/runtime/shimbin/pocketkube-shim
 # instead of 214, 26 MB less resident text) and with the release's compile
 # flags, so `make release` reuses this build's cache.
 SHIM_BUILD := CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -buildid=" -o $(SHIM_BIN) ./cmd/pocketkube-shim
+# runc, pinned in hack/runc/go.mod, built beside $(BIN): pocketkube prefers
+# it over $PATH's (Debian 12's 1.1.5 copies itself into a memfd on every
+# `runc init`; docs/BENCHMARKS.md "Pod start: where the 88 ms go").
+RUNC_BIN := $(abspath $(dir $(BIN)))/runc
 build:
 	$(SHIM_BUILD)
 	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/pocketkube
+	cd hack/runc && CGO_ENABLED=1 go build -trimpath -tags seccomp \
+	  -ldflags "-s -w -X main.version=$$(go list -m -f '{{.Version}}' github.com/opencontainers/runc | sed 's/^v//')" \
+	  -o $(RUNC_BIN) github.com/opencontainers/runc
 
 # The download (issue 16): one static binary in a tar.xz, with its sha256.
 # Reproducible: the same commit gives the same bytes on any machine with the

@@ -4,7 +4,8 @@
 set -euo pipefail
 
 packages=(
-  runc                        # containers (node agent)
+  runc                        # containers (node agent), when bin/runc is not built
+  gcc libseccomp-dev pkgconf  # make build's bin/runc (cgo, seccomp; hack/runc)
   containernetworking-plugins # pod networking: bridge, host-local, loopback, portmap
   busybox-static              # offline test images
   iptables                    # the CNI bridge (ipMasq) and portmap plugins

@@ -48,6 +48,7 @@ func (a *Agent) setupSandbox(ctx context.Context, pod *v1.Pod, st *podState) err
 	if err := a.sandboxRuntime(ctx, pod); err != nil {
 		return err
 	}
+	st.trace.step("sandboxRuntime")
 	hostname, domain, _, err := network.PodHostname(pod, a.cfg.ClusterDomain)
 	if err != nil {
 		return err
@@ -65,6 +66,7 @@ func (a *Agent) setupSandbox(ctx context.Context, pod *v1.Pod, st *podState) err
 		}
 		st.netns = sb.NetNS
 		st.podIPs = downward.SortIPs(sb.IPs, a.cfg.NodeIPs[0].To4() == nil)
+		st.trace.step("network")
 	}
 	hosts, err := a.hostsFile(pod, st, hostname, domain)
 	if err != nil {
@@ -79,6 +81,7 @@ func (a *Agent) setupSandbox(ctx context.Context, pod *v1.Pod, st *podState) err
 			return err
 		}
 	}
+	st.trace.step("sandboxFiles")
 	err = a.cfg.Runtime.RunPod(ctx, runtime.PodConfig{
 		UID:       uid,
 		Namespace: pod.Namespace,
@@ -97,6 +100,7 @@ func (a *Agent) setupSandbox(ctx context.Context, pod *v1.Pod, st *podState) err
 	}
 	st.resize.podCgroup = new(runtime.PodResources(pod))
 	st.sandbox = true
+	st.trace.step("runPod")
 	return nil
 }
 
@@ -157,6 +161,7 @@ func (a *Agent) startContainer(ctx context.Context, pod *v1.Pod, c *v1.Container
 		a.restartBackoff.Next(key, last.FinishedAt)
 	}
 
+	st.trace.step("backoff")
 	img, wait := a.ensureImage(ctx, pod, c, st)
 	if img == nil {
 		return wait
@@ -166,6 +171,7 @@ func (a *Agent) startContainer(ctx context.Context, pod *v1.Pod, c *v1.Container
 		st.waiting[c.Name] = v1.ContainerStateWaiting{Reason: reasonCreateContainerError, Message: err.Error()}
 		return backOffInitial
 	}
+	st.trace.step("image")
 	cfg, err := a.containerConfig(ctx, pod, c, st, img, rootfs, attempt)
 	if err != nil {
 		reason := reasonCreateConfigError
@@ -176,6 +182,7 @@ func (a *Agent) startContainer(ctx context.Context, pod *v1.Pod, c *v1.Container
 		st.waiting[c.Name] = v1.ContainerStateWaiting{Reason: reason, Message: err.Error()}
 		return backOffInitial
 	}
+	st.trace.step("containerConfig")
 	id, err := a.cfg.Runtime.CreateContainer(ctx, *cfg)
 	if err != nil {
 		// As containerd: a container that was never created leaves no log,
@@ -185,16 +192,19 @@ func (a *Agent) startContainer(ctx context.Context, pod *v1.Pod, c *v1.Container
 		st.waiting[c.Name] = v1.ContainerStateWaiting{Reason: reasonCreateContainerError, Message: err.Error()}
 		return backOffInitial
 	}
+	st.trace.step("create")
 	a.recordContainer(pod, c, v1.EventTypeNormal, "Created", "Container created")
 	if err := a.cfg.Runtime.StartContainer(ctx, id); err != nil {
 		a.recordContainer(pod, c, v1.EventTypeWarning, "Failed", "Error: %v", err)
 		st.waiting[c.Name] = v1.ContainerStateWaiting{Reason: reasonRunContainerError, Message: err.Error()}
 		return 0 // the runtime reports the attempt as exited: restarts back off
 	}
+	st.trace.step("start")
 	a.recordContainer(pod, c, v1.EventTypeNormal, "Started", "Container started")
 	st.resize.setActuated(c.Name, c.Resources)
 	delete(st.waiting, c.Name)
 	a.runPostStart(ctx, pod, c, id)
+	st.trace.step("postStart")
 	logger.V(2).Info("Started container", "pod", klog.KObj(pod), "container", c.Name, "attempt", attempt, "id", id)
 	return 0
 }

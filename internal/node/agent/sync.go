@@ -55,6 +55,9 @@ type podState struct {
 	sandboxSince time.Time
 	// resize is the pod's allocation and in-place resize state.
 	resize resizeState
+	// trace times the steps of the sync that sets the sandbox up, while
+	// that sync runs (nil otherwise, and below startTraceLevel).
+	trace *startTrace
 }
 
 func (a *Agent) state(pod *v1.Pod) *podState {
@@ -122,6 +125,8 @@ func (a *Agent) syncPod(ctx context.Context, key cache.ObjectName) (time.Duratio
 		return 0, a.releaseTerminal(ctx, pod)
 	}
 	st := a.state(pod)
+	st.trace = newStartTrace(ctx, a.cfg.Clock, st)
+	defer func() { st.trace = nil }()
 	if e := a.evicting(string(pod.UID)); e != nil {
 		a.watches.remove(key)
 		return 0, a.evictPod(ctx, pod, st, e)
@@ -141,6 +146,7 @@ func (a *Agent) syncPod(ctx context.Context, key cache.ObjectName) (time.Duratio
 	// From here on the pod is what the node allocated to it: a resize
 	// that is not admitted yet does not change what its containers get.
 	allocated, retry := a.allocate(ctx, pod, st)
+	st.trace.step("admit")
 	status, requeue, syncErr := a.syncRunning(ctx, withLocalAnnotations(allocated, st), st)
 	if retry > 0 && (requeue == 0 || retry < requeue) {
 		requeue = retry
@@ -152,7 +158,9 @@ func (a *Agent) syncPod(ctx context.Context, key cache.ObjectName) (time.Duratio
 		if err := a.writeStatus(ctx, pod, status); err != nil {
 			return 0, err
 		}
+		st.trace.step("statusWrite")
 	}
+	st.trace.log(ctx, pod)
 	return requeue, syncErr
 }
 
@@ -331,6 +339,7 @@ func (a *Agent) podDir(uid string) string { return filepath.Join(a.cfg.DataDir, 
 func (a *Agent) syncRunning(ctx context.Context, pod *v1.Pod, st *podState) (*v1.PodStatus, time.Duration, error) {
 	uid := string(pod.UID)
 	recreate, err := a.checkSandbox(ctx, pod, st)
+	st.trace.step("sandboxCheck")
 	if err != nil {
 		containers, _ := a.cfg.Runtime.ListContainers(ctx, uid)
 		return a.podStatus(pod, st, containers), 0, err
@@ -353,6 +362,7 @@ func (a *Agent) syncRunning(ctx context.Context, pod *v1.Pod, st *podState) (*v1
 		containers, _ := a.cfg.Runtime.ListContainers(ctx, uid)
 		return a.podStatus(pod, st, containers), 0, err
 	}
+	st.trace.step("volumes")
 	containers, err := a.cfg.Runtime.ListContainers(ctx, uid)
 	if err != nil {
 		return nil, 0, err
@@ -374,6 +384,7 @@ func (a *Agent) syncRunning(ctx context.Context, pod *v1.Pod, st *podState) (*v1
 	}
 	// After a new sandbox the init containers run again, as kubelet's
 	// computePodActions starts from the first one when it makes a sandbox.
+	st.trace.step("list")
 	initStart, initDone, _ := a.initActions(pod, createdSince(latest, st.sandboxSince))
 	var appStart []*v1.Container
 	done := false
@@ -415,8 +426,10 @@ func (a *Agent) syncRunning(ctx context.Context, pod *v1.Pod, st *podState) (*v1
 			return nil, 0, err
 		}
 		containers = a.removeOldAttempts(ctx, pod, containers)
+		st.trace.step("listAgain")
 	}
 	a.updateProbes(ctx, pod, st, containers)
+	st.trace.step("probes")
 	// Projected tokens are refreshed by a sync, as kubelet's volume
 	// manager remounts them.
 	if at := a.objects.tokens.NextRefresh(uid); !at.IsZero() {
@@ -428,7 +441,9 @@ func (a *Agent) syncRunning(ctx context.Context, pod *v1.Pod, st *podState) (*v1
 	if hasPodCertificates(pod) {
 		later(podCertificateResync)
 	}
-	return a.podStatus(pod, st, containers), requeue, nil
+	status := a.podStatus(pod, st, containers)
+	st.trace.step("podStatus")
+	return status, requeue, nil
 }
 
 // checkSandbox is kubelet's PodSandboxChanged step of SyncPod: when the

@@ -27,7 +27,8 @@ type Config struct {
 	// (StateDir/runc), exit files and pod namespaces. It must be on a
 	// filesystem that can be an overlayfs upperdir (not overlayfs itself).
 	StateDir string
-	// RuncPath defaults to exec.LookPath("runc").
+	// RuncPath defaults to the runc beside the running executable (the
+	// one `make build` builds into bin/), else exec.LookPath("runc").
 	RuncPath string
 	// CgroupRoot is the top of the pod cgroups (default "/kubepods"), the
 	// cgroup kubelet calls the node allocatable cgroup. Runtimes of two
@@ -86,11 +87,13 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 		return nil, errors.New("create runtime: StateDir is required")
 	}
 	if cfg.RuncPath == "" {
-		p, err := exec.LookPath("runc")
+		exe, _ := os.Executable()
+		p, err := findRunc(exe)
 		if err != nil {
-			return nil, fmt.Errorf("find runc: %w", err)
+			return nil, err
 		}
 		cfg.RuncPath = p
+		klog.FromContext(ctx).Info("Using runc", "path", p)
 	}
 	if cfg.CgroupRoot == "" {
 		cfg.CgroupRoot = defaultCgroupTop
@@ -137,6 +140,25 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	}
 	go r.watchLostShims(ctx)
 	return r, nil
+}
+
+// findRunc returns the runc beside exe (the running executable), when
+// there is an executable file of that name, else $PATH's. `make build`
+// puts a runc built from its Go module (hack/runc: newer than Debian 12's
+// 1.1.5, which copies itself into a memfd on every `runc init`) beside
+// bin/pocketkube.
+func findRunc(exe string) (string, error) {
+	if exe != "" {
+		p := filepath.Join(filepath.Dir(exe), "runc")
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	p, err := exec.LookPath("runc")
+	if err != nil {
+		return "", fmt.Errorf("find runc: %w", err)
+	}
+	return p, nil
 }
 
 // Close stops watching for exits. Containers keep running.
