@@ -40,14 +40,16 @@ SHIM_BUILD := CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -buildid=" -o $(S
 # it over $PATH's (Debian 12's 1.1.5 copies itself into a memfd on every
 # `runc init`; docs/BENCHMARKS.md "Pod start: where the 88 ms go").
 RUNC_BIN := $(abspath $(dir $(BIN)))/runc
+RUNC_BUILD = cd hack/runc && CGO_ENABLED=1 go build -trimpath -tags seccomp \
+	  -ldflags "-s -w -buildid= -X main.version=$$(go list -m -f '{{.Version}}' github.com/opencontainers/runc | sed 's/^v//')" \
+	  -o $(1) github.com/opencontainers/runc
 build:
 	$(SHIM_BUILD)
 	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/pocketkube
-	cd hack/runc && CGO_ENABLED=1 go build -trimpath -tags seccomp \
-	  -ldflags "-s -w -X main.version=$$(go list -m -f '{{.Version}}' github.com/opencontainers/runc | sed 's/^v//')" \
-	  -o $(RUNC_BIN) github.com/opencontainers/runc
+	$(call RUNC_BUILD,$(RUNC_BIN))
 
-# The download (issue 16): one static binary in a tar.xz, with its sha256.
+# The download (issue 16): one static binary and the runc it prefers (cgo:
+# it needs the host's libseccomp2) in a tar.xz, with its sha256.
 # Reproducible: the same commit gives the same bytes on any machine with the
 # same Go (-trimpath, no build IDs, the commit's time as the build date and
 # the archive's times, sorted names, single-threaded xz). Not part of `make
@@ -61,6 +63,7 @@ release:
 	mkdir -p $(RELEASE_DIR)/$(RELEASE_NAME)
 	CGO_ENABLED=0 go build -trimpath -ldflags "$(subst buildDate=$(BUILD_DATE),buildDate=$(RELEASE_DATE),$(LDFLAGS)) -buildid=" \
 	  -o $(RELEASE_DIR)/$(RELEASE_NAME)/pocketkube ./cmd/pocketkube
+	$(call RUNC_BUILD,$(abspath $(RELEASE_DIR)/$(RELEASE_NAME))/runc)
 	tar -C $(RELEASE_DIR) --sort=name --mtime=@$(RELEASE_EPOCH) --owner=0 --group=0 --numeric-owner \
 	  -cf - $(RELEASE_NAME) | xz -9e -T1 > $(RELEASE_DIR)/$(RELEASE_NAME).tar.xz
 	cd $(RELEASE_DIR) && sha256sum $(RELEASE_NAME).tar.xz > $(RELEASE_NAME).tar.xz.sha256 && \
