@@ -50,6 +50,13 @@ type Config struct {
 	// FlexVolume drivers (and creates the directory when it is missing).
 	// Required: upstream's default is under /usr/libexec on the host.
 	FlexVolumeDir string
+	// LeaderElect runs the controllers only while this controller
+	// manager holds the lease kube-system/kube-controller-manager, as
+	// upstream's --leader-elect, for several servers. On a stop it
+	// releases the lease (the feature gate
+	// ControllerManagerReleaseLeaderElectionLockOnExit, without which
+	// upstream exits the process), and Run returns when the lease is lost.
+	LeaderElect bool
 }
 
 // Validate reports the first missing required field.
@@ -75,7 +82,7 @@ func Args(c Config) []string {
 	if mask == 0 {
 		mask = 24
 	}
-	return []string{
+	args := []string{
 		"--allocate-node-cidrs=true",
 		"--cluster-cidr=" + c.ClusterCIDR,
 		"--cluster-name=pocketkube",
@@ -99,6 +106,15 @@ func Args(c Config) []string {
 		"--service-cluster-ip-range=" + c.ServiceClusterIPRange,
 		"--use-service-account-credentials=true",
 	}
+	if c.LeaderElect {
+		for i, a := range args {
+			if a == "--leader-elect=false" {
+				args[i] = "--leader-elect=true"
+			}
+		}
+		args = append(args, "--feature-gates=ControllerManagerReleaseLeaderElectionLockOnExit=true")
+	}
+	return args
 }
 
 // Options parses args into upstream's options and the flag sets they came
