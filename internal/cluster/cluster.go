@@ -84,6 +84,11 @@ func Run(ctx context.Context, cfg Config) error {
 		j.ServerTokenFile, j.PKIDir = ServerTokenPath(cfg.ControlPlane.DataDir), controlplane.PKIDir(cfg.ControlPlane.DataDir)
 		if cfg.Join != nil {
 			j.Token, j.CertificateKey = cfg.Join.Token, cfg.Join.CertificateKey
+			// kube-public/cluster-info keeps naming the server joined
+			// through: rewritten with this server's URL, its signature
+			// would be stale until the bootstrapsigner signs it again,
+			// and a joiner in between refused.
+			j.Server = cfg.Join.Server
 		}
 	}
 	if cfg.Node == nil {

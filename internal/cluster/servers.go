@@ -25,7 +25,8 @@ import (
 // its membership API (package etcd), and runs its own API server,
 // controller-manager and scheduler (the last two under leader election)
 // and its node. DIR/server-token holds the flags; every server writes it,
-// so any of them can add the next.
+// naming the server it joined through (kube-public/cluster-info keeps
+// naming the first server), so any of them can hand out the flags.
 //
 // Not yet:
 //   - a server's clean stop leaves its etcd member in place; one that

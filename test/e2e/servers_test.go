@@ -208,4 +208,24 @@ func TestServers(t *testing.T) {
 	if err := write(s1, "quorum-back"); err != nil {
 		t.Errorf("write through server-1 once the quorum is back: %v", err)
 	}
+
+	// A server that leaves: stopped (two of three keep the quorum), then
+	// removed; the two left keep taking writes.
+	if _, err := s3.Stop(30 * time.Second); err != nil {
+		t.Fatalf("stop server-3: %v", err)
+	}
+	if out, err := exec.Command(Binary, "etcd", "remove-member", "server-3", "--data-dir", s1.DataDir).CombinedOutput(); err != nil {
+		t.Fatalf("pocketkube etcd remove-member server-3: %v\n%s", err, out)
+	}
+	if got := memberList(t, s2); len(got) != 2 || !strings.HasPrefix(got[0], "server-1 ") || !strings.HasPrefix(got[1], "server-2 ") {
+		t.Errorf("etcd members after removing server-3: %q, want server-1 and server-2", got)
+	}
+	if out, err := exec.Command(Binary, "etcd", "remove-member", "server-9", "--data-dir", s1.DataDir).CombinedOutput(); err == nil || !strings.Contains(string(out), "no such etcd member") {
+		t.Errorf("remove-member of an unknown member: %v\n%s", err, out)
+	}
+	for i, c := range []*framework.Cluster{s1, s2} {
+		if err := write(c, fmt.Sprintf("two-left-%d", i+1)); err != nil {
+			t.Errorf("write through server-%d after server-3 left: %v", i+1, err)
+		}
+	}
 }

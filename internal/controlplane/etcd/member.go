@@ -267,7 +267,10 @@ var ErrNoMember = errors.New("no such etcd member")
 
 // RemoveMember removes the member called name. etcd itself refuses a
 // removal that would leave the remaining members without a quorum of the
-// started ones (its strict reconfiguration check).
+// started ones (its strict reconfiguration check); RemoveMember retries
+// that refusal until ctx is done, since it also comes while a member has
+// just (re)started. With two members, remove one before stopping it: the
+// one left alone has no quorum to commit the removal with.
 func (c *Client) RemoveMember(ctx context.Context, name string) error {
 	members, err := c.Members(ctx)
 	if err != nil {
@@ -291,8 +294,21 @@ func (c *Client) RemoveMember(ctx context.Context, name string) error {
 			return fmt.Errorf("remove %s: %w", name, ErrLastMember)
 		}
 	}
-	if _, err := c.cli.MemberRemove(ctx, id); err != nil {
-		return fmt.Errorf("remove etcd member %s: %w", name, err)
+	for {
+		_, err := c.cli.MemberRemove(ctx, id)
+		if err == nil {
+			return nil
+		}
+		// etcd's strict reconfiguration check refuses while the members
+		// that would be left have not all been connected for a while
+		// (one just restarted): wait while ctx lets.
+		if !errors.Is(err, rpctypes.ErrUnhealthy) || ctx.Err() != nil {
+			return fmt.Errorf("remove etcd member %s: %w", name, err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("remove etcd member %s: %w", name, err)
+		case <-time.After(500 * time.Millisecond):
+		}
 	}
-	return nil
 }
