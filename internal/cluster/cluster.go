@@ -47,6 +47,9 @@ type Config struct {
 	// writes DIR/server-token (ServerTokenPath).
 	ClusterInit bool
 	Join        *JoinServer
+	// ServerName names this server's etcd member; defaults to the node's
+	// name, else the hostname (controlplane.Servers.MemberName).
+	ServerName string
 }
 
 // Run runs the cluster until ctx is done or a part fails, then stops it.

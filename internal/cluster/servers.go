@@ -71,7 +71,7 @@ func prepareServers(ctx context.Context, cfg *Config) error {
 	if !cfg.ClusterInit && cfg.Join == nil {
 		return nil
 	}
-	s := &controlplane.Servers{}
+	s := &controlplane.Servers{MemberName: cfg.ServerName}
 	cfg.ControlPlane.Servers = s
 	if cfg.Join == nil {
 		return nil

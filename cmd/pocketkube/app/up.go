@@ -248,6 +248,14 @@ func (o *upOptions) Run(cmd *cobra.Command, _ []string) error {
 		},
 		ClusterInit: o.clusterInit,
 	}
+	if o.clusterInit || o.server != "" {
+		// The etcd member is named as the node, with or without an agent.
+		name, err := nodeName(o.nodeName)
+		if err != nil {
+			return err
+		}
+		cfg.ServerName = name
+	}
 	if o.server != "" {
 		cfg.Join = &cluster.JoinServer{Server: o.server, Token: o.token, CACertHashes: o.caCertHashes, CertificateKey: o.certificateKey}
 	}
