@@ -25,6 +25,7 @@ import (
 	"k8s.io/kubernetes/cmd/kubeadm/app/util/pubkeypin"
 
 	"github.com/pocketkube/pocketkube/internal/atomicfile"
+	"github.com/pocketkube/pocketkube/internal/sharedcerts"
 )
 
 // Join is what another machine needs to join the cluster as a node, set up
@@ -63,6 +64,20 @@ type Join struct {
 	// --discovery-token-ca-cert-hash sha256:HASH". A valid token already
 	// there is kept.
 	TokenFile string
+	// Token, when set, is the token to keep instead of TokenFile's (a
+	// server that joined with it).
+	Token string
+	// ServerTokenFile, when set, makes other servers able to join
+	// (`up --cluster-init`, `up --server`): the PKI's CAs and keys in
+	// PKIDir are uploaded to the Secret kube-system/kubeadm-certs,
+	// encrypted with the certificate key (package sharedcerts), and
+	// ServerTokenFile (0600) gets the flags of `up` that join a server:
+	// "--server URL --token ID.SECRET --discovery-token-ca-cert-hash
+	// sha256:HASH --certificate-key KEY". The key is CertificateKey when
+	// set, else the one already in the file, else a new one.
+	ServerTokenFile string
+	PKIDir          string
+	CertificateKey  string
 }
 
 // NodeProxierBindingName names the ClusterRoleBinding that gives group
@@ -118,9 +133,11 @@ func setUpJoin(ctx context.Context, client kubernetes.Interface, j Join) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", j.CAFile, err)
 	}
-	token, err := readToken(j.TokenFile)
-	if err != nil {
-		return err
+	token := j.Token
+	if token == "" {
+		if token, err = readToken(j.TokenFile); err != nil {
+			return err
+		}
 	}
 	if err := ensureTokenSecret(ctx, client, token); err != nil {
 		return err
@@ -158,10 +175,50 @@ func setUpJoin(ctx context.Context, client kubernetes.Interface, j Join) error {
 		return err
 	}
 	content := fmt.Sprintf("--token %s --discovery-token-ca-cert-hash %s\n", token, pubkeypin.Hash(ca))
-	if old, err := os.ReadFile(j.TokenFile); err == nil && string(old) == content {
+	if err := writeIfChanged(j.TokenFile, content); err != nil {
+		return err
+	}
+	if j.ServerTokenFile == "" {
 		return nil
 	}
-	return atomicfile.Write(j.TokenFile, []byte(content), 0o600)
+	key := j.CertificateKey
+	if key == "" {
+		if key, err = readFlag(j.ServerTokenFile, "--certificate-key", sharedcerts.ValidKey); err != nil {
+			return err
+		}
+	}
+	if key == "" {
+		if key, err = sharedcerts.NewKey(); err != nil {
+			return err
+		}
+	}
+	if err := sharedcerts.Upload(ctx, client, j.PKIDir, key); err != nil {
+		return err
+	}
+	return writeIfChanged(j.ServerTokenFile, fmt.Sprintf("--server %s --token %s --discovery-token-ca-cert-hash %s --certificate-key %s\n", j.Server, token, pubkeypin.Hash(ca), key))
+}
+
+func writeIfChanged(file, content string) error {
+	if old, err := os.ReadFile(file); err == nil && string(old) == content {
+		return nil
+	}
+	return atomicfile.Write(file, []byte(content), 0o600)
+}
+
+// readFlag returns the value of flag in file when valid says it is one,
+// or "" (no file, no flag, an invalid value).
+func readFlag(file, flag string, valid func(string) bool) (string, error) {
+	data, err := os.ReadFile(file)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	fields := strings.Fields(string(data))
+	for i, f := range fields {
+		if f == flag && i+1 < len(fields) && valid(fields[i+1]) {
+			return fields[i+1], nil
+		}
+	}
+	return "", nil
 }
 
 // readToken returns the token in file, or a new one when file does not

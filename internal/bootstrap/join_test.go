@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -19,6 +20,8 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2/ktesting"
 	"k8s.io/kubernetes/cmd/kubeadm/app/util/pubkeypin"
+
+	"github.com/pocketkube/pocketkube/internal/sharedcerts"
 )
 
 // testCA writes a self-signed CA certificate into dir and returns its path
@@ -176,5 +179,63 @@ func TestRunJoinedNodesNetworkPolicy(t *testing.T) {
 	b, err := client.RbacV1().ClusterRoleBindings().Get(ctx, NodesNetworkPolicyBindingName, metav1.GetOptions{})
 	if err != nil || b.RoleRef.Name != NetworkPolicyRoleName || len(b.Subjects) != 1 || b.Subjects[0].Kind != "Group" || b.Subjects[0].Name != "system:nodes" {
 		t.Errorf("ClusterRoleBinding %s: %+v, %v; want group system:nodes bound to %s", NodesNetworkPolicyBindingName, b, err, NetworkPolicyRoleName)
+	}
+}
+
+// TestRunSetsUpServerJoining: with ServerTokenFile, the PKI's CAs and
+// keys go to kube-system/kubeadm-certs encrypted with the certificate
+// key the file holds, which the same key decrypts and another does not.
+func TestRunSetsUpServerJoining(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	dir := t.TempDir()
+	pkiDir := filepath.Join(dir, "pki")
+	for _, f := range sharedcerts.Files {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(pkiDir, f)), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(pkiDir, f), []byte("contents of "+f), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	caFile, ca := testCA(t, dir)
+	j := &Join{Server: "https://192.0.2.10:6443", CAFile: caFile, TokenFile: filepath.Join(dir, "node-token"),
+		ServerTokenFile: filepath.Join(dir, "server-token"), PKIDir: pkiDir}
+	client := fake.NewClientset()
+	if err := setUpJoin(ctx, client, *j); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(j.ServerTokenFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`^--server https://192.0.2.10:6443 --token [a-z0-9]{6}\.[a-z0-9]{16} --discovery-token-ca-cert-hash (sha256:[0-9a-f]{64}) --certificate-key ([0-9a-f]{64})\n$`).FindStringSubmatch(string(data))
+	if m == nil {
+		t.Fatalf("server-token %q, want up's --server, --token, --discovery-token-ca-cert-hash and --certificate-key", data)
+	}
+	if m[1] != pubkeypin.Hash(ca) {
+		t.Errorf("CA hash %s, want %s", m[1], pubkeypin.Hash(ca))
+	}
+	files, err := sharedcerts.Fetch(ctx, client, m[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range sharedcerts.Files {
+		if string(files[f]) != "contents of "+f {
+			t.Errorf("%s from the Secret: %q", f, files[f])
+		}
+	}
+	other, err := sharedcerts.NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sharedcerts.Fetch(ctx, client, other); !errors.Is(err, sharedcerts.ErrWrongKey) {
+		t.Errorf("fetch with another key: %v, want ErrWrongKey", err)
+	}
+	// A second run keeps the key and makes no new Secret.
+	if err := setUpJoin(ctx, client, *j); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := os.ReadFile(j.ServerTokenFile); string(again) != string(data) {
+		t.Errorf("server-token changed on the second run: %q, was %q", again, data)
 	}
 }

@@ -8,6 +8,9 @@
 // Stopping is cancellation. The node stops first, so that its pods are
 // stopped while the API server still answers, then the bootstrap, then the
 // control plane. Run returns only after every goroutine it started has.
+//
+// Config.ClusterInit and Config.Join make this one of several servers;
+// servers.go says how they join and what does not work yet.
 package cluster
 
 import (
@@ -39,6 +42,14 @@ type Config struct {
 	// OnReady is called once the API server is ready, before the node
 	// starts.
 	OnReady func(controlplane.Ready)
+	// ClusterInit makes this the first server of a cluster that other
+	// servers join; Join makes this a server that joins one. Either
+	// writes DIR/server-token (ServerTokenPath).
+	ClusterInit bool
+	Join        *JoinServer
+	// ServerName names this server's etcd member; defaults to the node's
+	// name, else the hostname (controlplane.Servers.MemberName).
+	ServerName string
 }
 
 // Run runs the cluster until ctx is done or a part fails, then stops it.
@@ -46,6 +57,9 @@ func Run(ctx context.Context, cfg Config) error {
 	logger := klog.FromContext(ctx)
 	if cfg.Node != nil {
 		cfg.ControlPlane.NodeName = cfg.Node.NodeName
+	}
+	if err := prepareServers(ctx, &cfg); err != nil {
+		return err
 	}
 	ready := make(chan controlplane.Ready, 1)
 	cfg.ControlPlane.OnReady = func(r controlplane.Ready) {
@@ -69,6 +83,17 @@ func Run(ctx context.Context, cfg Config) error {
 		return stopped(cp.stop())
 	}
 	objects := bootstrap.Config{Join: joinConfig(cfg.ControlPlane, r)}
+	if j := objects.Join; j != nil && cfg.ControlPlane.Servers != nil {
+		j.ServerTokenFile, j.PKIDir = ServerTokenPath(cfg.ControlPlane.DataDir), controlplane.PKIDir(cfg.ControlPlane.DataDir)
+		if cfg.Join != nil {
+			j.Token, j.CertificateKey = cfg.Join.Token, cfg.Join.CertificateKey
+			// kube-public/cluster-info keeps naming the server joined
+			// through: rewritten with this server's URL, its signature
+			// would be stale until the bootstrapsigner signs it again,
+			// and a joiner in between refused.
+			j.Server = cfg.Join.Server
+		}
+	}
 	if cfg.Node == nil {
 		boot := start(ctx, func(ctx context.Context) error {
 			stopApprover := startApprover(ctx, r.Kubeconfig, objects.Join != nil)

@@ -29,6 +29,7 @@ import (
 	"github.com/pocketkube/pocketkube/internal/controlplane/scheduler"
 	"github.com/pocketkube/pocketkube/internal/controlplane/servicelb"
 	"github.com/pocketkube/pocketkube/internal/pki"
+	"github.com/pocketkube/pocketkube/internal/sharedcerts"
 )
 
 // The cluster's fixed address plan, as kubeadm's defaults.
@@ -108,7 +109,40 @@ type Config struct {
 	// ControllerManagerArgs are more kube-controller-manager flags
 	// (controllermanager.Config.ExtraArgs).
 	ControllerManagerArgs []string
+	// Servers, when set, makes this control plane one of several that
+	// share an embedded etcd cluster (`up --cluster-init`, `up
+	// --server`); nil is the single server of a plain `up`.
+	Servers *Servers
 }
+
+// Servers says how this server takes part in a cluster of servers: its
+// etcd is a member that serves peers and remote clients at
+// AdvertiseAddress (ports 2380 and 2379, mutual TLS from the etcd CA in
+// DIR/pki/etcd), and the controller-manager and the scheduler run under
+// leader election.
+type Servers struct {
+	// MemberName is the etcd member's name; defaults to NodeName, else
+	// the lowercase hostname.
+	MemberName string
+	// JoinEtcd lists client URLs of the running members to join
+	// (https://IP:2379); empty starts a new etcd cluster (--cluster-init).
+	// Ignored once DIR/etcd holds this member's data.
+	JoinEtcd []string
+	// SharedCerts, when set, are the cluster's CAs and keys
+	// (sharedcerts.Fetch) to write into DIR/pki before anything is
+	// generated there; ignored when DIR/pki already holds a CA.
+	SharedCerts map[string][]byte
+}
+
+// HasPKI reports whether dataDir already holds a cluster CA, as a server
+// that has started once does.
+func HasPKI(dataDir string) bool {
+	_, err := os.Stat(pki.PathsFor(filepath.Join(dataDir, "pki")).CA)
+	return err == nil
+}
+
+// PKIDir is where Run keeps the PKI of dataDir.
+func PKIDir(dataDir string) string { return filepath.Join(dataDir, "pki") }
 
 // StorageDir returns where the local-path provisioner keeps volumes for
 // dataDir.
@@ -212,13 +246,35 @@ func prepare(ctx context.Context, cfg Config) (p *prepared, err error) {
 	if !bindIP.IsUnspecified() {
 		servingIPs = append(servingIPs, bindIP)
 	}
+	var member *pki.EtcdMember
+	if cfg.Servers != nil {
+		if len(cfg.EtcdServers) > 0 {
+			return nil, errors.New("several servers share the embedded etcd: an external etcd (EtcdServers) is not supported with them yet")
+		}
+		if cfg.Servers.MemberName == "" {
+			cfg.Servers.MemberName = cfg.NodeName
+		}
+		if cfg.Servers.MemberName == "" {
+			cfg.Servers.MemberName = strings.ToLower(hostname)
+		}
+		member = &pki.EtcdMember{Name: cfg.Servers.MemberName, IPs: []net.IP{cfg.AdvertiseAddress}}
+		if cfg.Servers.SharedCerts != nil && !HasPKI(dataDir) {
+			if err := os.MkdirAll(PKIDir(dataDir), 0o700); err != nil {
+				return nil, fmt.Errorf("create pki dir: %w", err)
+			}
+			if err := sharedcerts.Write(PKIDir(dataDir), cfg.Servers.SharedCerts); err != nil {
+				return nil, fmt.Errorf("write the cluster's certificates: %w", err)
+			}
+		}
+	}
 	paths, err := pki.Ensure(pki.Config{
-		Dir:             filepath.Join(dataDir, "pki"),
+		Dir:             PKIDir(dataDir),
 		ServiceIP:       KubernetesServiceIP,
 		ServingDNSNames: []string{strings.ToLower(hostname)},
 		ServingIPs:      servingIPs,
 		NodeName:        cfg.NodeName,
 		NodeIPs:         cfg.NodeIPs,
+		Etcd:            member,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("ensure PKI: %w", err)
@@ -263,7 +319,17 @@ func (p *prepared) run(ctx context.Context) error {
 	etcdServers := p.cfg.EtcdServers
 	if len(etcdServers) == 0 {
 		start := time.Now()
-		e, err := etcd.Start(ctx, etcd.Config{DataDir: filepath.Join(p.dataDir, "etcd"), Logger: p.cfg.EtcdLogger})
+		ecfg := etcd.Config{DataDir: filepath.Join(p.dataDir, "etcd"), Logger: p.cfg.EtcdLogger}
+		if s := p.cfg.Servers; s != nil {
+			ecfg.Member = &etcd.Member{
+				Name: s.MemberName, IP: p.cfg.AdvertiseAddress, CAFile: p.paths.EtcdCA,
+				ServerCertFile: p.paths.EtcdServer, ServerKeyFile: p.paths.EtcdServerKey,
+				PeerCertFile: p.paths.EtcdPeer, PeerKeyFile: p.paths.EtcdPeerKey,
+				ClientCertFile: p.paths.EtcdClient, ClientKeyFile: p.paths.EtcdClientKey,
+				Join: s.JoinEtcd,
+			}
+		}
+		e, err := etcd.Start(ctx, ecfg)
 		if err != nil {
 			return err
 		}
@@ -308,10 +374,11 @@ func (p *prepared) run(ctx context.Context) error {
 				ClusterCIDR:           ClusterCIDR,
 				FlexVolumeDir:         filepath.Join(p.dataDir, "flexvolume"),
 				ExtraArgs:             p.cfg.ControllerManagerArgs,
+				LeaderElect:           p.cfg.Servers != nil,
 			})
 		}},
 		{name: "kube-scheduler", logName: "scheduler", run: func(ctx context.Context) error {
-			return scheduler.Run(ctx, scheduler.Config{Kubeconfig: p.schedKubeconfig})
+			return scheduler.Run(ctx, scheduler.Config{Kubeconfig: p.schedKubeconfig, LeaderElect: p.cfg.Servers != nil})
 		}},
 	}
 	if !p.cfg.DisableServiceLB {

@@ -1,5 +1,5 @@
-// Package controlplane starts and stops a single-node Kubernetes control
-// plane in this process: storage (embedded etcd, or external endpoints), then
+// Package controlplane starts and stops a Kubernetes control plane in this
+// process, one server of the cluster (Config.Servers for several): storage (embedded etcd, or external endpoints), then
 // kube-apiserver, and once it answers /readyz, kube-controller-manager and
 // kube-scheduler. The upstream components are run by one adapter package
 // each (apiserver, controllermanager, scheduler, etcd), the only places that

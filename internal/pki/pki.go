@@ -57,9 +57,25 @@ type Config struct {
 	// system:node-proxier authorizes.
 	NodeName string
 	NodeIPs  []net.IP
+	// Etcd, when set, adds the PKI of an embedded etcd that other
+	// servers join (`up --cluster-init` and `up --server`), with
+	// kubeadm's names: the etcd CA (etcd/ca.crt), the member's serving
+	// certificate for clients (etcd/server.crt) and for its peers
+	// (etcd/peer.crt), both for Etcd.Name and Etcd.IPs, and the client
+	// certificate a server uses for etcd's membership API
+	// (apiserver-etcd-client.crt).
+	Etcd *EtcdMember
 	// Now returns the current time. Defaults to time.Now; tests set it to
 	// exercise renewal.
 	Now func() time.Time
+}
+
+// EtcdMember names an etcd member in its certificates.
+type EtcdMember struct {
+	// Name is the member's name (the node's name).
+	Name string
+	// IPs are the addresses its peers and clients reach it at.
+	IPs []net.IP
 }
 
 // Paths names the files Ensure keeps. Every Cert has its Key beside it.
@@ -81,6 +97,11 @@ type Paths struct {
 	// MetricsServing is metrics-server's serving certificate, for
 	// MetricsServerDNSName.
 	MetricsServing, MetricsServingKey string
+	// The etcd PKI (Config.Etcd); empty unless it is set.
+	EtcdCA, EtcdCAKey         string
+	EtcdServer, EtcdServerKey string
+	EtcdPeer, EtcdPeerKey     string
+	EtcdClient, EtcdClientKey string
 }
 
 // PathsFor returns the file names Ensure uses in dir.
@@ -100,8 +121,16 @@ func PathsFor(dir string) Paths {
 		NodeServing: p("node-serving.crt"), NodeServingKey: p("node-serving.key"),
 		KubeProxy: p("kube-proxy.crt"), KubeProxyKey: p("kube-proxy.key"),
 		MetricsServing: p("metrics-server.crt"), MetricsServingKey: p("metrics-server.key"),
+		EtcdCA: p("etcd/ca.crt"), EtcdCAKey: p("etcd/ca.key"),
+		EtcdServer: p("etcd/server.crt"), EtcdServerKey: p("etcd/server.key"),
+		EtcdPeer: p("etcd/peer.crt"), EtcdPeerKey: p("etcd/peer.key"),
+		EtcdClient: p("apiserver-etcd-client.crt"), EtcdClientKey: p("apiserver-etcd-client.key"),
 	}
 }
+
+// EtcdClientUser is the common name of the client certificate servers use
+// for etcd (kubeadm's apiserver-etcd-client).
+const EtcdClientUser = "kube-apiserver-etcd-client"
 
 // Upstream identities, as kubeadm names them. The API server's RBAC
 // bootstrap policy grants each its permissions by these names.
@@ -176,6 +205,27 @@ func Ensure(cfg Config) (Paths, error) {
 	} else {
 		paths.NodeClient, paths.NodeClientKey, paths.NodeServing, paths.NodeServingKey = "", "", "", ""
 		paths.KubeProxy, paths.KubeProxyKey = "", ""
+	}
+	if cfg.Etcd != nil {
+		if err := os.MkdirAll(filepath.Join(cfg.Dir, "etcd"), 0o700); err != nil {
+			return Paths{}, fmt.Errorf("create etcd pki dir: %w", err)
+		}
+		etcdCA, err := ensureCA(paths.EtcdCA, paths.EtcdCAKey, "etcd-ca", now)
+		if err != nil {
+			return Paths{}, err
+		}
+		// As kubeadm's: the member's certificates serve and, since a
+		// member dials its peers, authenticate it as a client too.
+		names := []string{cfg.Etcd.Name, "localhost"}
+		ips := append([]net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}, cfg.Etcd.IPs...)
+		leaves = append(leaves,
+			leaf{paths.EtcdServer, paths.EtcdServerKey, etcdCA, Spec{CommonName: cfg.Etcd.Name, DNSNames: names, IPs: ips, Server: true, Client: true}},
+			leaf{paths.EtcdPeer, paths.EtcdPeerKey, etcdCA, Spec{CommonName: cfg.Etcd.Name, DNSNames: names, IPs: ips, Server: true, Client: true}},
+			leaf{paths.EtcdClient, paths.EtcdClientKey, etcdCA, Spec{CommonName: EtcdClientUser}},
+		)
+	} else {
+		paths.EtcdCA, paths.EtcdCAKey, paths.EtcdServer, paths.EtcdServerKey = "", "", "", ""
+		paths.EtcdPeer, paths.EtcdPeerKey, paths.EtcdClient, paths.EtcdClientKey = "", "", "", ""
 	}
 	for _, l := range leaves {
 		if err := ensureLeaf(l.cert, l.key, l.issuer, l.spec, now); err != nil {
@@ -298,6 +348,9 @@ type Spec struct {
 	IPs          []net.IP
 	// Server makes a serving certificate; otherwise a client certificate.
 	Server bool
+	// Client, with Server, makes it a client certificate too (etcd's
+	// member certificates).
+	Client bool
 }
 
 // Issue signs a new certificate for spec with a new ECDSA P-256 key and
@@ -307,9 +360,12 @@ func (a *Authority) Issue(spec Spec, now time.Time) (certPEM, keyPEM []byte, err
 	if err != nil {
 		return nil, nil, fmt.Errorf("generate key for %s: %w", spec.CommonName, err)
 	}
-	usage := x509.ExtKeyUsageClientAuth
+	usages := []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
 	if spec.Server {
-		usage = x509.ExtKeyUsageServerAuth
+		usages = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+		if spec.Client {
+			usages = append(usages, x509.ExtKeyUsageClientAuth)
+		}
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(),
@@ -319,7 +375,7 @@ func (a *Authority) Issue(spec Spec, now time.Time) (certPEM, keyPEM []byte, err
 		NotBefore:    now.Add(-time.Hour).UTC(),
 		NotAfter:     now.Add(leafValidity).UTC(),
 		KeyUsage:     x509.KeyUsageKeyEncipherment | x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{usage},
+		ExtKeyUsage:  usages,
 	}
 	if tmpl.NotAfter.After(a.Cert.NotAfter) {
 		tmpl.NotAfter = a.Cert.NotAfter

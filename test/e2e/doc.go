@@ -72,6 +72,9 @@
 //	                         authenticated; the kubelet API's 401s and 403s, and the
 //	                         API server verifies its serving certificate;
 //	                         sysctls, runtimeClassName, procMount, shareProcessNamespace
+//	servers_test.go          three servers (up --cluster-init, up --server) in network namespaces: writes through each read
+//	                         through the others; kill -9 one, the others take writes, it rejoins as the same member;
+//	                         kill two, writes refused (no quorum), nothing acknowledged lost; a wrong certificate key refused
 //	serviceaccounts_test.go  service account tokens and admission
 //	sidecar_test.go          native sidecars (hook target, completion, restarts, termination order); init
 //	                         container statuses; termination messages (upstream runtime.go)

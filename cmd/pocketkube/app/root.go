@@ -32,6 +32,7 @@ func NewRootCommand(klogFlags *flag.FlagSet) *cobra.Command {
 		NewVersionCommand(),
 		NewImagesCommand(),
 		NewShimCommand(),
+		NewEtcdCommand(),
 	)
 	return cmd
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -23,6 +24,7 @@ import (
 	"github.com/pocketkube/pocketkube/internal/node/eviction"
 	"github.com/pocketkube/pocketkube/internal/node/image"
 	"github.com/pocketkube/pocketkube/internal/node/pullcreds"
+	"github.com/pocketkube/pocketkube/internal/sharedcerts"
 	"github.com/pocketkube/pocketkube/internal/version"
 )
 
@@ -57,6 +59,11 @@ type upOptions struct {
 	preloadedAllow   []string
 	imageMinAge      time.Duration
 	kcmArgs          []string
+	clusterInit      bool
+	server           string
+	token            string
+	caCertHashes     []string
+	certificateKey   string
 	// thresholds are the eviction flags parsed by Validate.
 	thresholds []evictionapi.Threshold
 }
@@ -92,6 +99,11 @@ func (o *upOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.pullCredsPolicy, "image-pull-credentials-verification-policy", pullcreds.DefaultPolicy, "Who may use an image already on the node, as kubelet's imagePullCredentialsVerificationPolicy: NeverVerify (any pod), NeverVerifyPreloadedImages (an image the node pulled with a pod's pull secret only a pod with the same credentials; others pull it again with their own; images loaded with `pocketkube images import/load` any pod), NeverVerifyAllowlistedImages (as AlwaysVerify but for --preloaded-images-verification-allowlist), AlwaysVerify (preloaded images too).")
 	fs.StringArrayVar(&o.kcmArgs, "kube-controller-manager-arg", nil, "A kube-controller-manager flag, as NAME=VALUE, after pocketkube's own (so it overrides them), as k3s's flag; repeat for more, e.g. --kube-controller-manager-arg node-monitor-grace-period=20s for how long a node whose agent stopped stays Ready (upstream's 50s by default).")
 	fs.StringSliceVar(&o.preloadedAllow, "preloaded-images-verification-allowlist", nil, "Images that any pod may use without showing credentials under NeverVerifyAllowlistedImages, as kubelet's preloadedImagesVerificationAllowlist: full names without tag or digest (docker.io/library/busybox), or a prefix ending in /* (registry.example/team/*).")
+	fs.BoolVar(&o.clusterInit, "cluster-init", false, "Start the first server of a cluster that other servers join: the embedded etcd serves its peers at the advertise address (ports 2380 and 2379, mutual TLS), the controller-manager and the scheduler run under leader election, and DATA_DIR/server-token (0600) gets the flags that join another server.")
+	fs.StringVar(&o.server, "server", "", "Join this machine as a server to the cluster of a running server, https://HOST:PORT (with --token, --discovery-token-ca-cert-hash and --certificate-key: DATA_DIR/server-token of a server started with --cluster-init).")
+	fs.StringVar(&o.token, "token", "", "Bootstrap token (ID.SECRET) to join a server with (--server).")
+	fs.StringSliceVar(&o.caCertHashes, "discovery-token-ca-cert-hash", nil, "Hash of the cluster CA's public key (sha256:HEX), as kubeadm's flag: the server is trusted only if its CA matches (--server).")
+	fs.StringVar(&o.certificateKey, "certificate-key", "", "Key that decrypts the cluster's CAs and service-account keys in the Secret kube-system/kubeadm-certs, as kubeadm's flag (--server).")
 	fs.IPSliceVar(&o.clusterDNS, "cluster-dns", nil, "Cluster DNS server addresses written into pods' resolv.conf. Empty: the node serves cluster DNS itself, behind the kube-dns Service at 10.96.0.10.")
 }
 
@@ -109,6 +121,9 @@ func (o *upOptions) Validate(_ []string) error {
 		return errors.New("--etcd-certfile and --etcd-keyfile go together")
 	}
 	if err := validateNodeFlags(o.kubeletPort, o.cgroupRoot, o.podMaxPids, o.nodeName); err != nil {
+		return err
+	}
+	if err := o.validateServers(); err != nil {
 		return err
 	}
 	if o.metricsPort <= 0 || o.metricsPort > 65535 {
@@ -169,6 +184,35 @@ func (o *upOptions) Validate(_ []string) error {
 	return nil
 }
 
+// validateServers checks the flags of a cluster of servers.
+func (o *upOptions) validateServers() error {
+	if o.server == "" {
+		if o.token != "" || len(o.caCertHashes) > 0 || o.certificateKey != "" {
+			return errors.New("--token, --discovery-token-ca-cert-hash and --certificate-key join a server: they need --server")
+		}
+		if o.clusterInit && len(o.etcdServers) > 0 {
+			return errors.New("--cluster-init grows the embedded etcd: it cannot go with --etcd-servers")
+		}
+		return nil
+	}
+	if o.clusterInit {
+		return errors.New("--cluster-init starts a new cluster and --server joins one: give one of them")
+	}
+	if len(o.etcdServers) > 0 {
+		return errors.New("--server joins the embedded etcd of the cluster: it cannot go with --etcd-servers")
+	}
+	if u, err := url.Parse(o.server); err != nil || u.Scheme != "https" || u.Host == "" {
+		return fmt.Errorf("--server %q: want https://HOST:PORT", o.server)
+	}
+	if o.token == "" || len(o.caCertHashes) == 0 || o.certificateKey == "" {
+		return errors.New("--server needs --token, --discovery-token-ca-cert-hash and --certificate-key: the flags in DATA_DIR/server-token of a running server")
+	}
+	if !sharedcerts.ValidKey(o.certificateKey) {
+		return errors.New("--certificate-key: want 64 hex digits (DATA_DIR/server-token of a running server)")
+	}
+	return nil
+}
+
 // NewUpCommand returns `pocketkube up`.
 func NewUpCommand() *cobra.Command {
 	return withOptions(&cobra.Command{
@@ -204,7 +248,24 @@ func (o *upOptions) Run(cmd *cobra.Command, _ []string) error {
 			MetricsPort:           o.metricsPort,
 			ControllerManagerArgs: o.kcmArgs,
 		},
-		OnReady: func(r controlplane.Ready) { printReady(cmd.OutOrStdout(), r) },
+		OnReady: func(r controlplane.Ready) {
+			printReady(cmd.OutOrStdout(), r)
+			if o.clusterInit || o.server != "" {
+				fmt.Fprintf(cmd.OutOrStdout(), "other servers join with: pocketkube up $(cat %s)\n", cluster.ServerTokenPath(o.dataDir))
+			}
+		},
+		ClusterInit: o.clusterInit,
+	}
+	if o.clusterInit || o.server != "" {
+		// The etcd member is named as the node, with or without an agent.
+		name, err := nodeName(o.nodeName)
+		if err != nil {
+			return err
+		}
+		cfg.ServerName = name
+	}
+	if o.server != "" {
+		cfg.Join = &cluster.JoinServer{Server: o.server, Token: o.token, CACertHashes: o.caCertHashes, CertificateKey: o.certificateKey}
 	}
 	if !o.disableAgent {
 		name, err := nodeName(o.nodeName)

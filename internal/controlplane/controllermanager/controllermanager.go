@@ -51,6 +51,13 @@ type Config struct {
 	// FlexVolume drivers (and creates the directory when it is missing).
 	// Required: upstream's default is under /usr/libexec on the host.
 	FlexVolumeDir string
+	// LeaderElect runs the controllers only while this controller
+	// manager holds the lease kube-system/kube-controller-manager, as
+	// upstream's --leader-elect, for several servers. On a stop it
+	// releases the lease (the feature gate
+	// ControllerManagerReleaseLeaderElectionLockOnExit, without which
+	// upstream exits the process), and Run returns when the lease is lost.
+	LeaderElect bool
 	// ExtraArgs are more kube-controller-manager flags, "name=value" or
 	// "--name=value" (up's --kube-controller-manager-arg, as k3s's),
 	// given after pocketkube's so that they override them: e.g.
@@ -104,6 +111,14 @@ func Args(c Config) []string {
 		"--service-account-private-key-file=" + c.PKI.ServiceAccountKey,
 		"--service-cluster-ip-range=" + c.ServiceClusterIPRange,
 		"--use-service-account-credentials=true",
+	}
+	if c.LeaderElect {
+		for i, a := range args {
+			if a == "--leader-elect=false" {
+				args[i] = "--leader-elect=true"
+			}
+		}
+		args = append(args, "--feature-gates=ControllerManagerReleaseLeaderElectionLockOnExit=true")
 	}
 	for _, a := range c.ExtraArgs {
 		args = append(args, "--"+strings.TrimPrefix(a, "--"))

@@ -83,3 +83,24 @@ func TestExtraArgs(t *testing.T) {
 		t.Errorf("unknown extra flag: %v, want an error naming it", err)
 	}
 }
+
+// With several servers the controllers run under leader election, with
+// the feature gate that makes upstream release the lease on a stop
+// instead of exiting the process.
+func TestArgsLeaderElect(t *testing.T) {
+	c := testConfig()
+	c.LeaderElect = true
+	s, err := Options(Args(c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.Generic.LeaderElection.LeaderElect {
+		t.Error("leader election is off for several servers")
+	}
+	if err := s.ComponentGlobalsRegistry.Set(); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(Args(c), "--feature-gates=ControllerManagerReleaseLeaderElectionLockOnExit=true") {
+		t.Error("the lease is not released on a stop")
+	}
+}

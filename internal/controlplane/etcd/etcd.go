@@ -1,14 +1,31 @@
-// Package etcd runs the embedded etcd that backs a single-node control plane.
+// Package etcd runs the embedded etcd that backs the control plane.
 //
 // It serves clients on a unix socket in the data directory, so that two
 // clusters on one machine, or a Debian etcd already listening on 2379, never
 // clash over a port, and so that only root reaches it: the directory is 0700
-// and etcd asks no client for credentials. The one member has no peer
-// listener at all: no other member ever joins it (a cluster that outgrows one
-// machine uses an external etcd instead, see controlplane.Config), and a peer
-// port, which etcd serves without authentication unless given peer
-// certificates, would let anyone who reaches it send raft messages or a
-// snapshot that replace the cluster's data.
+// and etcd asks no client for credentials. Unless Config.Member is set, the
+// one member has no peer listener at all: a peer port, which etcd serves
+// without authentication unless given peer certificates, would let anyone
+// who reaches it send raft messages or a snapshot that replace the
+// cluster's data.
+//
+// # Several servers
+//
+// With Config.Member (`up --cluster-init`, `up --server`) the member also
+// serves its peers (2380) and remote clients (2379) at the server's
+// address, both with mutual TLS: only certificates of the etcd CA are
+// accepted. A new server joins through etcd's own membership API, as
+// kubeadm's learner mode does: MemberAddAsLearner at a running member,
+// start with initial-cluster-state existing, MemberPromote once the
+// learner has caught up, and Start returns only when the member serves
+// clients as a voting member. A restart on the same data directory
+// resumes the same member (etcd ignores the initial cluster once it has
+// a WAL). Client.RemoveMember removes a member; etcd itself refuses a
+// removal that would cost the started members their quorum, and it
+// refuses the last voting member. Caveat: a member is never removed on
+// its own, not even on a clean stop, so a server that leaves for good is
+// removed by hand (`pocketkube etcd remove-member`), or it keeps counting
+// in the quorum.
 //
 // # Disk space
 //
@@ -76,6 +93,10 @@ type Config struct {
 	// size at which etcd raises its NOSPACE alarm itself. Zero is etcd's
 	// default, 2 GiB.
 	QuotaBackendBytes int64
+	// Member, when set, makes this etcd one member of a cluster of
+	// servers (see Member). nil is the single member that serves the
+	// unix socket only, with no peer listener.
+	Member *Member
 }
 
 // DefaultReserveBytes is Config.ReserveBytes' default: room for the next
@@ -178,6 +199,18 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	ec.AutoCompactionMode = embed.CompactorModePeriodic
 	ec.AutoCompactionRetention = "0"
 	closing := &atomic.Bool{}
+	joined := false
+	if cfg.Member != nil {
+		if err := cfg.Member.validate(); err != nil {
+			return nil, err
+		}
+		// etcd's default timing (100 ms heartbeat, 1 s election): several
+		// members vote, and a short election timeout would split votes.
+		ec.TickMs, ec.ElectionMs = embed.NewConfig().TickMs, embed.NewConfig().ElectionMs
+		if joined, err = cfg.Member.configure(ctx, ec, ec.Dir, cfg.Logger); err != nil {
+			return nil, err
+		}
+	}
 	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(cfg.Logger.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
 		return quietWhileClosing{Core: c, closing: closing}
 	})))
@@ -202,6 +235,26 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	case <-ctx.Done():
 		e.Close()
 		return nil, ctx.Err()
+	}
+	if cfg.Member != nil && len(cfg.Member.Join) > 0 && (joined || e.Server.IsLearner()) {
+		// A learner serves no client requests: the API server waits.
+		if err := cfg.Member.promote(ctx, uint64(e.Server.MemberID()), cfg.ReadyTimeout, cfg.Logger); err != nil {
+			e.Close()
+			return nil, err
+		}
+		// Until this member has applied its promotion it still refuses
+		// clients as a learner.
+		for e.Server.IsLearner() {
+			select {
+			case <-timer.C:
+				e.Close()
+				return nil, fmt.Errorf("etcd in %s still a learner after %s", dir, cfg.ReadyTimeout)
+			case <-ctx.Done():
+				e.Close()
+				return nil, ctx.Err()
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
 	}
 	s := &Server{etcd: e, endpoint: clientURL.String(), closing: closing, stopGuard: func() {}, guardDone: make(chan struct{})}
 	if cfg.ReserveBytes < 0 {

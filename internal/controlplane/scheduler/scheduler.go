@@ -15,6 +15,7 @@ import (
 	"fmt"
 
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/kubernetes/cmd/kube-scheduler/app"
 	"k8s.io/kubernetes/cmd/kube-scheduler/app/options"
 
@@ -25,6 +26,12 @@ import (
 type Config struct {
 	// Kubeconfig authenticates it as system:kube-scheduler. Required.
 	Kubeconfig string
+	// LeaderElect schedules only while this scheduler holds the lease
+	// kube-system/kube-scheduler, with upstream's leader election
+	// settings, for several servers. Run then returns an error when the
+	// lease is lost, as upstream exits, and releases it on a stop
+	// (upstream's own callbacks would exit the whole process on both).
+	LeaderElect bool
 }
 
 // Args returns kube-scheduler's command line for c.
@@ -33,7 +40,7 @@ func Args(c Config) []string {
 		"--authentication-kubeconfig=" + c.Kubeconfig,
 		"--authorization-kubeconfig=" + c.Kubeconfig,
 		"--kubeconfig=" + c.Kubeconfig,
-		"--leader-elect=false",
+		fmt.Sprintf("--leader-elect=%t", c.LeaderElect),
 		"--secure-port=0",
 	}
 }
@@ -69,10 +76,42 @@ func Run(ctx context.Context, c Config) error {
 	if err != nil {
 		return fmt.Errorf("kube-scheduler setup: %w", err)
 	}
-	// Without leader election, upstream's Run reports its own ordinary stop
-	// as an error ("finished without leader elect").
-	if err := app.Run(ctx, cc, sched); err != nil && ctx.Err() == nil {
-		return fmt.Errorf("kube-scheduler: %w", err)
+	if cc.LeaderElection == nil {
+		// Without leader election, upstream's Run reports its own
+		// ordinary stop as an error ("finished without leader elect").
+		if err := app.Run(ctx, cc, sched); err != nil && ctx.Err() == nil {
+			return fmt.Errorf("kube-scheduler: %w", err)
+		}
+		return nil
 	}
-	return nil
+	// Upstream's election (its lease, identity and timing), with
+	// callbacks of ours: upstream's call os.Exit on a stop and on a lost
+	// lease, which would end every other part of this process.
+	le := *cc.LeaderElection
+	cc.LeaderElection = nil
+	cc.ComponentConfig.LeaderElection.LeaderElect = false
+	le.ReleaseOnCancel = true
+	runErr := make(chan error, 1)
+	le.Callbacks = leaderelection.LeaderCallbacks{
+		OnStartedLeading: func(lctx context.Context) {
+			runErr <- app.Run(lctx, cc, sched)
+		},
+		OnStoppedLeading: func() {},
+	}
+	elector, err := leaderelection.NewLeaderElector(le)
+	if err != nil {
+		return fmt.Errorf("kube-scheduler leader election: %w", err)
+	}
+	elector.Run(ctx)
+	if ctx.Err() != nil {
+		return nil
+	}
+	select {
+	case err := <-runErr:
+		if err != nil {
+			return fmt.Errorf("kube-scheduler: %w", err)
+		}
+	default:
+	}
+	return errors.New("kube-scheduler: lost its leader lease")
 }

@@ -22,3 +22,13 @@ func TestArgsParseUpstream(t *testing.T) {
 		t.Errorf("secure port = %d, want 0 (off)", o.SecureServing.BindPort)
 	}
 }
+
+func TestArgsLeaderElect(t *testing.T) {
+	o, err := Options(Args(Config{Kubeconfig: "/k", LeaderElect: true}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !o.LeaderElection.LeaderElect {
+		t.Error("leader election is off for several servers")
+	}
+}

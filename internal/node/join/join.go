@@ -110,64 +110,19 @@ func Join(ctx context.Context, cfg Config) (*Credentials, error) {
 		return creds, nil
 	}
 
-	endpoint, err := endpointOf(cfg.Server)
+	server, caPEM, err := Discover(ctx, cfg.Server, cfg.Token, cfg.CACertHashes, cfg.DiscoveryTimeout)
 	if err != nil {
 		return nil, err
 	}
-	if !bootstraputil.IsValidBootstrapToken(cfg.Token) {
-		return nil, errors.New("--token: not a bootstrap token (ID.SECRET, [a-z0-9]{6}.[a-z0-9]{16}); `pocketkube up` writes the cluster's in DATA_DIR/node-token")
-	}
-	if len(cfg.CACertHashes) == 0 {
-		return nil, errors.New("--discovery-token-ca-cert-hash is required (DATA_DIR/node-token of `pocketkube up`): without it the server cannot be trusted")
-	}
-	if err := pubkeypin.NewSet().Allow(cfg.CACertHashes...); err != nil {
-		return nil, fmt.Errorf("--discovery-token-ca-cert-hash: %w", err)
-	}
-	timeout := cfg.DiscoveryTimeout
-	if timeout == 0 {
-		timeout = time.Minute
-	}
-	logger.Info("Discovering the cluster", "server", cfg.Server)
-	// kubeadm's discovery retries until its timeout and takes no
-	// context: a stop does not wait for it.
-	type discovered struct {
-		info *clientcmdapi.Config
-		err  error
-	}
-	result := make(chan discovered, 1)
-	go func() {
-		info, err := token.RetrieveValidatedConfigInfo(nil, &kubeadmapi.Discovery{BootstrapToken: &kubeadmapi.BootstrapTokenDiscovery{
-			Token: cfg.Token, APIServerEndpoint: endpoint, CACertHashes: cfg.CACertHashes,
-		}}, timeout)
-		result <- discovered{info, err}
-	}()
-	var info *clientcmdapi.Config
-	select {
-	case r := <-result:
-		info, err = r.info, r.err
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	if err != nil {
-		return nil, fmt.Errorf("refused to join %s (token discovery of kube-public/cluster-info): %w", cfg.Server, err)
-	}
-	var cluster *clientcmdapi.Cluster
-	for _, c := range info.Clusters {
-		cluster = c
-	}
-	if len(info.Clusters) != 1 || cluster.Server == "" || len(cluster.CertificateAuthorityData) == 0 {
-		return nil, fmt.Errorf("refused to join %s: cluster-info holds %d clusters, want one with a server and a CA", cfg.Server, len(info.Clusters))
-	}
-
 	// Trusted: from here on, write.
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, err
 	}
-	if err := atomicfile.Write(caFile, cluster.CertificateAuthorityData, 0o644); err != nil {
+	if err := atomicfile.Write(caFile, caPEM, 0o644); err != nil {
 		return nil, err
 	}
 	bootstrapCfg := clientcmdapi.NewConfig()
-	bootstrapCfg.Clusters["pocketkube"] = &clientcmdapi.Cluster{Server: cluster.Server, CertificateAuthority: caFile}
+	bootstrapCfg.Clusters["pocketkube"] = &clientcmdapi.Cluster{Server: server, CertificateAuthority: caFile}
 	bootstrapCfg.AuthInfos["tls-bootstrap-token-user"] = &clientcmdapi.AuthInfo{Token: cfg.Token}
 	bootstrapCfg.Contexts["tls-bootstrap"] = &clientcmdapi.Context{Cluster: "pocketkube", AuthInfo: "tls-bootstrap-token-user"}
 	bootstrapCfg.CurrentContext = "tls-bootstrap"
@@ -178,12 +133,68 @@ func Join(ctx context.Context, cfg Config) (*Credentials, error) {
 	if err := atomicfile.Write(bootstrapPath, data, 0o600); err != nil {
 		return nil, err
 	}
-	logger.Info("Requesting the node's client certificate", "node", cfg.NodeName, "server", cluster.Server)
+	logger.Info("Requesting the node's client certificate", "node", cfg.NodeName, "server", server)
 	if err := bootstrap.LoadClientCert(ctx, kubeconfig, bootstrapPath, certDir, types.NodeName(cfg.NodeName)); err != nil {
 		return nil, fmt.Errorf("TLS bootstrap: %w", err)
 	}
 	creds.Bootstrapped = true
 	return creds, nil
+}
+
+// Discover finds the cluster behind server as `kubeadm join` does (token
+// discovery of kube-public/cluster-info, verified with token and pinned by
+// caCertHashes) and returns the API server's URL it names and the cluster
+// CA. It writes nothing. A zero timeout means one minute.
+func Discover(ctx context.Context, server, tok string, caCertHashes []string, timeout time.Duration) (string, []byte, error) {
+	logger := klog.FromContext(ctx)
+	endpoint, err := endpointOf(server)
+	if err != nil {
+		return "", nil, err
+	}
+	if !bootstraputil.IsValidBootstrapToken(tok) {
+		return "", nil, errors.New("--token: not a bootstrap token (ID.SECRET, [a-z0-9]{6}.[a-z0-9]{16}); `pocketkube up` writes the cluster's in DATA_DIR/node-token")
+	}
+	if len(caCertHashes) == 0 {
+		return "", nil, errors.New("--discovery-token-ca-cert-hash is required (DATA_DIR/node-token of `pocketkube up`): without it the server cannot be trusted")
+	}
+	if err := pubkeypin.NewSet().Allow(caCertHashes...); err != nil {
+		return "", nil, fmt.Errorf("--discovery-token-ca-cert-hash: %w", err)
+	}
+	if timeout == 0 {
+		timeout = time.Minute
+	}
+	logger.Info("Discovering the cluster", "server", server)
+	// kubeadm's discovery retries until its timeout and takes no
+	// context: a stop does not wait for it.
+	type discovered struct {
+		info *clientcmdapi.Config
+		err  error
+	}
+	result := make(chan discovered, 1)
+	go func() {
+		info, err := token.RetrieveValidatedConfigInfo(nil, &kubeadmapi.Discovery{BootstrapToken: &kubeadmapi.BootstrapTokenDiscovery{
+			Token: tok, APIServerEndpoint: endpoint, CACertHashes: caCertHashes,
+		}}, timeout)
+		result <- discovered{info, err}
+	}()
+	var info *clientcmdapi.Config
+	select {
+	case r := <-result:
+		info, err = r.info, r.err
+	case <-ctx.Done():
+		return "", nil, ctx.Err()
+	}
+	if err != nil {
+		return "", nil, fmt.Errorf("refused to join %s (token discovery of kube-public/cluster-info): %w", server, err)
+	}
+	var cluster *clientcmdapi.Cluster
+	for _, c := range info.Clusters {
+		cluster = c
+	}
+	if len(info.Clusters) != 1 || cluster.Server == "" || len(cluster.CertificateAuthorityData) == 0 {
+		return "", nil, fmt.Errorf("refused to join %s: cluster-info holds %d clusters, want one with a server and a CA", server, len(info.Clusters))
+	}
+	return cluster.Server, cluster.CertificateAuthorityData, nil
 }
 
 // endpointOf returns HOST:PORT of an https URL.

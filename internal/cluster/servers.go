@@ -1,0 +1,101 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/url"
+	"path/filepath"
+	"strconv"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/pocketkube/pocketkube/internal/controlplane"
+	"github.com/pocketkube/pocketkube/internal/controlplane/etcd"
+	"github.com/pocketkube/pocketkube/internal/node/join"
+	"github.com/pocketkube/pocketkube/internal/sharedcerts"
+)
+
+// Several servers (`up --cluster-init`, `up --server`), as issue 15 asks
+// and as kubeadm's `join --control-plane` does it: the joining server
+// trusts the cluster by the token and the CA hash (join.Discover), gets
+// the CAs and service-account keys from kube-system/kubeadm-certs with the
+// certificate key (package sharedcerts), joins the embedded etcd through
+// its membership API (package etcd), and runs its own API server,
+// controller-manager and scheduler (the last two under leader election)
+// and its node. DIR/server-token holds the flags; every server writes it,
+// naming the server it joined through (kube-public/cluster-info keeps
+// naming the first server), so any of them can hand out the flags.
+//
+// Not yet:
+//   - a server's clean stop leaves its etcd member in place; one that
+//     leaves for good is removed with `pocketkube etcd remove-member`;
+//   - `--cluster-init` on the data dir of a plain `up` (whose member
+//     advertises no peer URL) does not turn it into the first of several;
+//     several servers on an external etcd (`--etcd-servers`) are refused;
+//   - a server whose controller-manager or scheduler loses its lease (its
+//     etcd lost quorum) stops with an error, as upstream's components
+//     exit, for a supervisor to start again;
+//   - kube-dns's and metrics-server's endpoints and kube-public/cluster-info
+//     name the server that started last; servicelb and the local-path
+//     provisioner run on every server without leader election;
+//   - clients (kubeconfigs, agents) name one server; there is no load
+//     balancer in front of the API servers.
+
+// JoinServer is how a server joins the cluster of a running one (`up
+// --server`), with kubeadm's `join --control-plane` credentials: what the
+// first server's DIR/server-token holds.
+type JoinServer struct {
+	// Server is a running server's API, https://HOST:PORT; its etcd is
+	// reached at HOST:2379.
+	Server string
+	// Token is a bootstrap token and CACertHashes pin the cluster CA, as
+	// for `pocketkube agent`.
+	Token        string
+	CACertHashes []string
+	// CertificateKey decrypts the cluster's kubeadm-certs Secret.
+	CertificateKey string
+}
+
+// ServerTokenPath is where a server of several writes how to join another
+// server to its cluster (`up --server …`), 0600.
+func ServerTokenPath(dataDir string) string { return filepath.Join(dataDir, "server-token") }
+
+// prepareServers fills in cfg.ControlPlane.Servers for `up --cluster-init`
+// and `up --server`. A joining server that has no PKI yet discovers the
+// cluster (token and CA hash) and fetches its certificates
+// (certificate key) first; a wrong one of either is refused before
+// anything is written.
+func prepareServers(ctx context.Context, cfg *Config) error {
+	if !cfg.ClusterInit && cfg.Join == nil {
+		return nil
+	}
+	s := &controlplane.Servers{MemberName: cfg.ServerName}
+	cfg.ControlPlane.Servers = s
+	if cfg.Join == nil {
+		return nil
+	}
+	u, err := url.Parse(cfg.Join.Server)
+	if err != nil || u.Hostname() == "" {
+		return fmt.Errorf("--server %q: want https://HOST:PORT", cfg.Join.Server)
+	}
+	s.JoinEtcd = []string{"https://" + net.JoinHostPort(u.Hostname(), strconv.Itoa(etcd.DefaultClientPort))}
+	if controlplane.HasPKI(cfg.ControlPlane.DataDir) {
+		return nil
+	}
+	server, caPEM, err := join.Discover(ctx, cfg.Join.Server, cfg.Join.Token, cfg.Join.CACertHashes, 0)
+	if err != nil {
+		return err
+	}
+	client, err := kubernetes.NewForConfig(&rest.Config{Host: server, BearerToken: cfg.Join.Token, TLSClientConfig: rest.TLSClientConfig{CAData: caPEM}})
+	if err != nil {
+		return err
+	}
+	files, err := sharedcerts.Fetch(ctx, client, cfg.Join.CertificateKey)
+	if err != nil {
+		return fmt.Errorf("refused to join %s as a server: %w", cfg.Join.Server, err)
+	}
+	s.SharedCerts = files
+	return nil
+}

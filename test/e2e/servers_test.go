@@ -1,0 +1,231 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/pocketkube/pocketkube/test/framework"
+)
+
+// serverToken reads DIR/server-token of server c: the flags of `up` that
+// join another server.
+func serverToken(t *testing.T, c *framework.Cluster) []string {
+	t.Helper()
+	file := filepath.Join(c.DataDir, "server-token")
+	var flags []string
+	err := wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, framework.PodTimeout, true, func(context.Context) (bool, error) {
+		data, err := os.ReadFile(file)
+		flags = strings.Fields(string(data))
+		return err == nil && len(flags) == 8, nil
+	})
+	if err != nil {
+		t.Fatalf("%s: %q (%v)", file, flags, err)
+	}
+	return flags
+}
+
+// memberList is `pocketkube etcd member-list` on server c, a line per
+// member (NAME ID PEER-URL LEARNER), sorted by name.
+func memberList(t *testing.T, c *framework.Cluster) []string {
+	t.Helper()
+	out, err := exec.Command(Binary, "etcd", "member-list", "--data-dir", c.DataDir).CombinedOutput()
+	if err != nil {
+		t.Fatalf("pocketkube etcd member-list: %v\n%s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")[1:]
+	for i, l := range lines {
+		lines[i] = strings.Join(strings.Fields(l), " ")
+	}
+	sort.Strings(lines)
+	return lines
+}
+
+// timeoutClient is an admin client of server c whose requests give up
+// after d.
+func timeoutClient(t *testing.T, c *framework.Cluster, d time.Duration) kubernetes.Interface {
+	t.Helper()
+	cfg, err := c.RESTConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Timeout = d
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return client
+}
+
+// TestServers runs three servers (`up --cluster-init`, then `up --server`
+// twice), each in a network namespace of its own on one L2 segment:
+// every write through one API server is read through the others; with
+// one server killed (kill -9) the others keep taking writes and the
+// killed one, started again, rejoins as the same etcd member and catches
+// up; with two killed the survivor refuses writes (no quorum) and, once
+// they are back, every write that was acknowledged is there.
+func TestServers(t *testing.T) {
+	seg, err := framework.NewSegment()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { seg.Remove() })
+	s1 := startNodeClusterConfig(t, framework.ClusterConfig{Segment: seg, Args: []string{"--cluster-init", "--node-name", "server-1"}})
+	flags := serverToken(t, s1)
+	if flags[0] != "--server" || flags[1] != s1.Server || flags[6] != "--certificate-key" {
+		t.Fatalf("server-token holds %q, want --server %s … --certificate-key KEY", flags, s1.Server)
+	}
+	if fi, err := os.Stat(filepath.Join(s1.DataDir, "server-token")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("server-token: %v, mode %v, want 0600", err, fi.Mode())
+	}
+
+	// A wrong certificate key is refused, and nothing is written.
+	t.Run("wrong certificate key", func(t *testing.T) {
+		ns, err := framework.NewNetNS()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ns.Remove("")
+		if _, err := seg.Attach(ns); err != nil {
+			t.Fatal(err)
+		}
+		dir := filepath.Join(t.TempDir(), "x")
+		wrong := append([]string(nil), flags...)
+		wrong[7] = strings.Repeat("0", 64)
+		p, err := framework.StartIn(ns, Binary, append([]string{"up", "--data-dir", dir, "--node-name", "server-x", "--cgroup-root", ns.CgroupRoot}, wrong...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Wait(2 * time.Minute); err == nil {
+			t.Fatalf("up with a wrong certificate key exited 0:\n%s", p.Output())
+		}
+		if !strings.Contains(p.Output(), "certificate key does not decrypt") {
+			t.Errorf("the refusal does not say the certificate key is wrong:\n%s", framework.Tail(p.Output(), 20))
+		}
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Errorf("the refused server wrote its data dir %s: %v", dir, err)
+		}
+	})
+
+	s2 := startNodeClusterConfig(t, framework.ClusterConfig{Segment: seg, Args: append([]string{"--node-name", "server-2"}, flags...)})
+	s3 := startNodeClusterConfig(t, framework.ClusterConfig{Segment: seg, Args: append([]string{"--node-name", "server-3"}, flags...)})
+	servers := []*framework.Cluster{s1, s2, s3}
+	for i := range servers {
+		waitNodeReady(t, s1.Client(t), fmt.Sprintf("server-%d", i+1), time.Time{})
+	}
+	members := memberList(t, s1)
+	if len(members) != 3 {
+		t.Fatalf("etcd members: %q, want server-1, -2 and -3", members)
+	}
+	for _, m := range members {
+		if !strings.HasPrefix(m, "server-") || !strings.HasSuffix(m, "false") {
+			t.Errorf("etcd member %q: want a started voting member server-N", m)
+		}
+	}
+
+	ctx := t.Context()
+	var acked []string // ConfigMaps whose create was acknowledged
+	write := func(c *framework.Cluster, name string) error {
+		_, err := timeoutClient(t, c, 10*time.Second).CoreV1().ConfigMaps("default").Create(ctx,
+			&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name}, Data: map[string]string{"v": name}}, metav1.CreateOptions{})
+		if err == nil {
+			acked = append(acked, name)
+		}
+		return err
+	}
+	readAll := func(c *framework.Cluster, what string) {
+		t.Helper()
+		for _, name := range acked {
+			cm, err := timeoutClient(t, c, 10*time.Second).CoreV1().ConfigMaps("default").Get(ctx, name, metav1.GetOptions{})
+			if err != nil || cm.Data["v"] != name {
+				t.Errorf("%s: ConfigMap %s through %s: %v %v", what, name, c.Server, cm, err)
+			}
+		}
+	}
+
+	// Each server's writes are read through the others.
+	for i, c := range servers {
+		if err := write(c, fmt.Sprintf("through-%d", i+1)); err != nil {
+			t.Fatalf("write through server-%d: %v", i+1, err)
+		}
+	}
+	for i, c := range servers {
+		readAll(c, fmt.Sprintf("three servers, read through server-%d", i+1))
+	}
+
+	// kill -9 one: the others keep taking writes.
+	s3.Kill()
+	for i, c := range servers[:2] {
+		if err := write(c, fmt.Sprintf("one-down-%d", i+1)); err != nil {
+			t.Fatalf("write through server-%d with server-3 killed: %v", i+1, err)
+		}
+	}
+	// Started again, it rejoins as the member it was and catches up.
+	s3 = restartNode(t, s3)
+	if got := memberList(t, s3); strings.Join(got, "\n") != strings.Join(members, "\n") {
+		t.Errorf("etcd members after server-3's restart:\n%s\nwant the same as before:\n%s", strings.Join(got, "\n"), strings.Join(members, "\n"))
+	}
+	readAll(s3, "server-3 after its restart")
+	if err := write(s3, "after-rejoin"); err != nil {
+		t.Fatalf("write through the restarted server-3: %v", err)
+	}
+	readAll(s1, "server-1 after server-3 rejoined")
+
+	// kill -9 two: the survivor has no quorum and refuses writes.
+	s2.Kill()
+	s3.Kill()
+	start := time.Now()
+	if err := write(s1, "no-quorum"); err == nil {
+		t.Errorf("a write through server-1 without quorum was acknowledged")
+	} else {
+		t.Logf("without quorum, a write through server-1 failed after %s: %v", time.Since(start).Round(time.Millisecond), err)
+	}
+	s2 = restartNode(t, s2)
+	s3 = restartNode(t, s3)
+	// server-1 may have stopped meanwhile: a controller-manager or
+	// scheduler that loses its lease ends the server, as upstream's
+	// exit; it is started again as a supervisor would.
+	if s1.Exited() != nil {
+		t.Logf("server-1 stopped without quorum: %v", s1.Exited())
+		s1 = restartNode(t, s1)
+	}
+	for i, c := range []*framework.Cluster{s1, s2, s3} {
+		readAll(c, fmt.Sprintf("after the quorum came back, server-%d", i+1))
+	}
+	if err := write(s1, "quorum-back"); err != nil {
+		t.Errorf("write through server-1 once the quorum is back: %v", err)
+	}
+
+	// A server that leaves: stopped (two of three keep the quorum), then
+	// removed; the two left keep taking writes.
+	if _, err := s3.Stop(30 * time.Second); err != nil {
+		t.Fatalf("stop server-3: %v", err)
+	}
+	if out, err := exec.Command(Binary, "etcd", "remove-member", "server-3", "--data-dir", s1.DataDir).CombinedOutput(); err != nil {
+		t.Fatalf("pocketkube etcd remove-member server-3: %v\n%s", err, out)
+	}
+	if got := memberList(t, s2); len(got) != 2 || !strings.HasPrefix(got[0], "server-1 ") || !strings.HasPrefix(got[1], "server-2 ") {
+		t.Errorf("etcd members after removing server-3: %q, want server-1 and server-2", got)
+	}
+	if out, err := exec.Command(Binary, "etcd", "remove-member", "server-9", "--data-dir", s1.DataDir).CombinedOutput(); err == nil || !strings.Contains(string(out), "no such etcd member") {
+		t.Errorf("remove-member of an unknown member: %v\n%s", err, out)
+	}
+	for i, c := range []*framework.Cluster{s1, s2} {
+		if err := write(c, fmt.Sprintf("two-left-%d", i+1)); err != nil {
+			t.Errorf("write through server-%d after server-3 left: %v", i+1, err)
+		}
+	}
+}
