@@ -2,6 +2,7 @@ package prober
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/klog/v2"
+	httpprobe "k8s.io/kubernetes/pkg/probe/http"
 )
 
 // maxRespBodyLength is how much of a hook's HTTP response kubelet reads
@@ -69,6 +71,17 @@ func runSleepHandler(ctx context.Context, seconds int64) error {
 	}
 }
 
+// lifecycleHTTPClient is kubelet's insecureContainerLifecycleHTTPClient:
+// an https hook is not verified (kubelet has nothing to verify the pod's
+// certificate with), redirects are followed only to the same host, no
+// timeout but the hook's, and no credentials ever.
+var lifecycleHTTPClient = &http.Client{
+	Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true},
+	},
+	CheckRedirect: httpprobe.RedirectChecker(false),
+}
+
 func runHTTPHandler(ctx context.Context, c *v1.Container, podIP string, get *v1.HTTPGetAction) error {
 	host := get.Host
 	if host == "" {
@@ -82,9 +95,7 @@ func runHTTPHandler(ctx context.Context, c *v1.Container, podIP string, get *v1.
 		return err
 	}
 	req = req.WithContext(ctx)
-	// kubelet's plain http.Client: no timeout but the hook's, redirects
-	// followed.
-	client := &http.Client{}
+	client := lifecycleHTTPClient
 	resp, err := client.Do(req)
 	discardBody(resp)
 	if isHTTPResponseError(err) {

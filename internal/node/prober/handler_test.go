@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	v1 "k8s.io/api/core/v1"
@@ -119,5 +121,24 @@ func BenchmarkHTTPProbe(b *testing.B) {
 		if err != nil || res != "success" {
 			b.Fatalf("probe: %v %q %v", res, out, err)
 		}
+	}
+}
+
+// As kubelet's insecureContainerLifecycleHTTPClient: an https hook reaches
+// a pod whose certificate nothing can verify (upstream's NodeConformance
+// spec "should execute prestop https hook properly" serves agnhost's
+// self-signed one).
+func TestRunHandlerHTTPSNotVerified(t *testing.T) {
+	var hits atomic.Int32
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { hits.Add(1) }))
+	t.Cleanup(srv.Close)
+	host, port := hostPort(t, srv.Listener.Addr().String())
+	_, ctx := ktesting.NewTestContext(t)
+	h := &v1.LifecycleHandler{HTTPGet: &v1.HTTPGetAction{Scheme: v1.URISchemeHTTPS, Path: "/hook", Port: intstr.FromInt32(int32(port))}}
+	if msg, err := RunHandler(ctx, newFakeExec(), testPod(), &v1.Container{Name: "app"}, host, "cid", h); err != nil {
+		t.Fatalf("https hook: %v: %s", err, msg)
+	}
+	if hits.Load() != 1 {
+		t.Errorf("server got %d requests, want 1", hits.Load())
 	}
 }
