@@ -37,6 +37,9 @@ func (a *Agent) admit(ctx context.Context, pod *v1.Pod) lifecycle.PodAdmitResult
 	if r := a.admitSysctls(ctx, attrs); !r.Admit {
 		return r
 	}
+	if r := admitRestartRules(pod); !r.Admit {
+		return r
+	}
 	// As kubelet's HandlePodAdditions: a pod the node allocated before
 	// (the agent restarted) is admitted with that allocation, not with a
 	// resize the node has not admitted.
@@ -48,6 +51,23 @@ func (a *Agent) admit(ctx context.Context, pod *v1.Pod) lifecycle.PodAdmitResult
 		return r
 	}
 	return lifecycle.NewAppArmorAdmitHandler(a.cfg.AppArmor).Admit(ctx, attrs)
+}
+
+// admitRestartRules refuses a pod whose container restart rules ask to
+// restart all of its containers (RestartAllContainersOnContainerExits,
+// beta in 1.37): the agent restarts containers one by one only, and a
+// rule it cannot honour must not be ignored. The reason and message are
+// kubelet's for a node that lacks a feature the pod needs.
+func admitRestartRules(pod *v1.Pod) lifecycle.PodAdmitResult {
+	for _, c := range allContainers(pod) {
+		for _, r := range c.RestartPolicyRules {
+			if r.Action == v1.ContainerRestartRuleActionRestartAllContainers {
+				return lifecycle.PodAdmitResult{Reason: lifecycle.PodFeatureUnsupported,
+					Message: "Pod requires node features that are not available: RestartAllContainersOnContainerExits"}
+			}
+		}
+	}
+	return lifecycle.PodAdmitResult{Admit: true}
 }
 
 // admitSysctls refuses any sysctl outside kubelet's safe set, and a

@@ -129,7 +129,7 @@ func appActions(pod *v1.Pod, latest map[string]*runtime.ContainerStatus) (start 
 		c := &pod.Spec.Containers[i]
 		cs := latest[c.Name]
 		switch {
-		case cs == nil, cs.State == runtime.StateExited && shouldRestart(pod.Spec.RestartPolicy, cs):
+		case cs == nil, cs.State == runtime.StateExited && podutil.ContainerShouldRestart(*c, pod.Spec, cs.ExitCode):
 			start = append(start, c)
 		case cs.State != runtime.StateExited:
 			keep++

@@ -11,6 +11,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	podutil "k8s.io/kubernetes/pkg/api/v1/pod"
 	"k8s.io/kubernetes/pkg/apis/core/v1/helper/qos"
 
 	"github.com/pocketkube/pocketkube/internal/node/kubeletapi"
@@ -295,18 +296,32 @@ func podPhase(pod *v1.Pod, s *v1.PodStatus, initialized bool) v1.PodPhase {
 			pendingInit++
 		}
 	}
+	// notRestartable counts the stopped app containers their restart
+	// policy (the container's, else the pod's: ContainerRestartRules,
+	// beta and on in 1.37) does not start again.
+	var notRestartable int
 	for _, cs := range s.ContainerStatuses {
+		var c v1.Container // unknown to the spec: the pod's policy
+		if sc := specContainer(pod, cs.Name); sc != nil {
+			c = *sc
+		}
 		switch {
 		case cs.State.Running != nil:
 			running++
 		case cs.State.Terminated != nil:
 			stopped++
+			if !podutil.ContainerShouldRestart(c, pod.Spec, cs.State.Terminated.ExitCode) {
+				notRestartable++
+			}
 			if cs.State.Terminated.ExitCode == 0 {
 				succeeded++
 			}
 		case cs.State.Waiting != nil:
 			if cs.LastTerminationState.Terminated != nil {
 				stopped++
+				if !podutil.ContainerShouldRestart(c, pod.Spec, cs.LastTerminationState.Terminated.ExitCode) {
+					notRestartable++
+				}
 			} else {
 				waiting++
 			}
@@ -323,13 +338,9 @@ func podPhase(pod *v1.Pod, s *v1.PodStatus, initialized bool) v1.PodPhase {
 	case running > 0 && unknown == 0:
 		return v1.PodRunning
 	case running == 0 && stopped > 0 && unknown == 0:
-		switch pod.Spec.RestartPolicy {
-		case v1.RestartPolicyAlways:
-			return v1.PodRunning
-		case v1.RestartPolicyOnFailure:
-			if stopped == succeeded {
-				return v1.PodSucceeded
-			}
+		// kubelet's getPhase with ContainerRestartRules: a container that
+		// will start again keeps the pod Running.
+		if stopped != notRestartable {
 			return v1.PodRunning
 		}
 		if stopped == succeeded {

@@ -560,16 +560,6 @@ func (a *Agent) collectImages(ctx context.Context) {
 	}
 }
 
-func shouldRestart(policy v1.RestartPolicy, cs *runtime.ContainerStatus) bool {
-	switch policy {
-	case v1.RestartPolicyAlways:
-		return true
-	case v1.RestartPolicyOnFailure:
-		return cs.ExitCode != 0
-	}
-	return false
-}
-
 // latestByName returns each container name's newest attempt.
 func latestByName(containers []*runtime.ContainerStatus) map[string]*runtime.ContainerStatus {
 	m := map[string]*runtime.ContainerStatus{}

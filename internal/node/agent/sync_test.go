@@ -970,3 +970,65 @@ func TestSyncPodHeldByFinalizerTerminatesOnce(t *testing.T) {
 		t.Errorf("status %s %+v, want Failed with 137 Error", s.Phase, s.ContainerStatuses[0].State)
 	}
 }
+
+// ContainerRestartRules (beta, on in 1.37): a container's own restart
+// policy and its rules on exit codes decide over the pod's, as kubelet's
+// podutil.ContainerShouldRestart; a rule that restarts all containers is
+// refused (PodFeatureUnsupported), not ignored.
+func TestSyncPodContainerRestartPolicy(t *testing.T) {
+	always, never := v1.ContainerRestartPolicyAlways, v1.ContainerRestartPolicyNever
+	restartOn42 := []v1.ContainerRestartRule{{Action: v1.ContainerRestartRuleActionRestart,
+		ExitCodes: &v1.ContainerRestartRuleOnExitCodes{Operator: v1.ContainerRestartRuleOnExitCodesOpIn, Values: []int32{42}}}}
+	for _, tc := range []struct {
+		name      string
+		policy    *v1.ContainerRestartPolicy
+		rules     []v1.ContainerRestartRule
+		exit      int32
+		restarted bool
+		phase     v1.PodPhase
+	}{
+		{name: "pod Never, container Always", policy: &always, exit: 1, restarted: true, phase: v1.PodRunning},
+		{name: "pod Never, container Never, rule matches", policy: &never, rules: restartOn42, exit: 42, restarted: true, phase: v1.PodRunning},
+		{name: "pod Never, container Never, rule does not match", policy: &never, rules: restartOn42, exit: 1, phase: v1.PodFailed},
+		{name: "pod Never, no container policy", exit: 1, phase: v1.PodFailed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, ctx := ktesting.NewTestContext(t)
+			f := newFixture(t)
+			pod := newPod("web", "c")
+			pod.Spec.RestartPolicy = v1.RestartPolicyNever
+			pod.Spec.Containers[0].RestartPolicy = tc.policy
+			pod.Spec.Containers[0].RestartPolicyRules = tc.rules
+			f.pods = append(f.pods, pod)
+			f.newAgent()
+			f.mustSync(ctx, "web")
+			f.runtime.takeCalls()
+			f.runtime.exit("web-uid", "c", tc.exit)
+			f.mustSync(ctx, "web")
+			calls := f.runtime.takeCalls()
+			if got := slices.Contains(calls, "CreateContainer web-uid/c attempt 1"); got != tc.restarted {
+				t.Errorf("restarted %v, want %v (calls %v)", got, tc.restarted, calls)
+			}
+			if s := f.status(ctx, "web"); s.Phase != tc.phase {
+				t.Errorf("phase %s, want %s", s.Phase, tc.phase)
+			}
+		})
+	}
+	t.Run("RestartAllContainers refused", func(t *testing.T) {
+		_, ctx := ktesting.NewTestContext(t)
+		f := newFixture(t)
+		pod := newPod("web", "c")
+		pod.Spec.Containers[0].RestartPolicy = &never
+		pod.Spec.Containers[0].RestartPolicyRules = []v1.ContainerRestartRule{{Action: v1.ContainerRestartRuleActionRestartAllContainers,
+			ExitCodes: &v1.ContainerRestartRuleOnExitCodes{Operator: v1.ContainerRestartRuleOnExitCodesOpIn, Values: []int32{42}}}}
+		f.pods = append(f.pods, pod)
+		f.newAgent()
+		f.mustSync(ctx, "web")
+		f.expectCalls()
+		s := f.status(ctx, "web")
+		if s.Phase != v1.PodFailed || s.Reason != "PodFeatureUnsupported" ||
+			s.Message != "Pod was rejected: Pod requires node features that are not available: RestartAllContainersOnContainerExits" {
+			t.Errorf("status %s %q %q", s.Phase, s.Reason, s.Message)
+		}
+	})
+}
