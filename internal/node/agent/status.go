@@ -351,6 +351,23 @@ func podPhase(pod *v1.Pod, s *v1.PodStatus, initialized bool) v1.PodPhase {
 	return v1.PodPending
 }
 
+// readinessGatesNotReady is what GeneratePodReadyCondition (kubelet's
+// status/generate.go) says of the pod's readiness gates whose condition,
+// set by someone else in the pod's status, is missing or not True.
+func readinessGatesNotReady(pod *v1.Pod) []string {
+	var out []string
+	for _, rg := range pod.Spec.ReadinessGates {
+		_, c := podutil.GetPodConditionFromList(pod.Status.Conditions, rg.ConditionType)
+		switch {
+		case c == nil:
+			out = append(out, fmt.Sprintf("corresponding condition of pod readiness gate %q does not exist.", string(rg.ConditionType)))
+		case c.Status != v1.ConditionTrue:
+			out = append(out, fmt.Sprintf("the status of pod readiness gate %q is not \"True\", but %v", string(rg.ConditionType), c.Status))
+		}
+	}
+	return out
+}
+
 // terminalStatus turns the status of a pod whose containers were stopped
 // for its deletion into its final one, as kubelet does: getPhase with
 // podIsTerminal (stopped app containers give Succeeded or Failed whatever
@@ -495,6 +512,11 @@ func podConditions(pod *v1.Pod, s *v1.PodStatus, st *podState, now time.Time) []
 	initialized := cond(v1.PodInitialized, appStarted || len(notInit) == 0, "ContainersNotInitialized", fmt.Sprintf("containers with incomplete status: [%s]", strings.Join(notInit, " ")))
 	containersReady := cond(v1.ContainersReady, len(notReady) == 0, "ContainersNotReady", fmt.Sprintf("containers with unready status: [%s]", strings.Join(notReady, " ")))
 	ready := cond(v1.PodReady, len(notReady) == 0, "ContainersNotReady", fmt.Sprintf("containers with unready status: [%s]", strings.Join(notReady, " ")))
+	if len(notReady) == 0 {
+		if unready := readinessGatesNotReady(pod); len(unready) > 0 {
+			ready = cond(v1.PodReady, false, "ReadinessGatesNotReady", strings.Join(unready, ", "))
+		}
+	}
 	if completed {
 		initialized = cond(v1.PodInitialized, true, "", "")
 		initialized.Reason = "PodCompleted"

@@ -1032,3 +1032,43 @@ func TestSyncPodContainerRestartPolicy(t *testing.T) {
 		}
 	})
 }
+
+// spec.readinessGates: the pod is Ready only once every gate's condition,
+// set by someone else, is True (kubelet's GeneratePodReadyCondition).
+func TestSyncPodReadinessGates(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	f := newFixture(t)
+	pod := newPod("web", "c")
+	pod.Spec.ReadinessGates = []v1.PodReadinessGate{{ConditionType: "example.com/a"}, {ConditionType: "example.com/b"}}
+	f.pods = append(f.pods, pod)
+	f.newAgent()
+	f.mustSync(ctx, "web")
+	want := `False ReadinessGatesNotReady corresponding condition of pod readiness gate "example.com/a" does not exist., corresponding condition of pod readiness gate "example.com/b" does not exist.`
+	if got := condition(f.status(ctx, "web"), v1.PodReady); got != want {
+		t.Errorf("Ready = %q, want %q", got, want)
+	}
+	f.update(ctx, "web", func(p *v1.Pod) {
+		p.Status.Conditions = append(p.Status.Conditions, v1.PodCondition{Type: "example.com/a", Status: v1.ConditionTrue},
+			v1.PodCondition{Type: "example.com/b", Status: v1.ConditionFalse})
+	})
+	f.mustSync(ctx, "web")
+	want = `False ReadinessGatesNotReady the status of pod readiness gate "example.com/b" is not "True", but False`
+	if got := condition(f.status(ctx, "web"), v1.PodReady); got != want {
+		t.Errorf("Ready = %q, want %q", got, want)
+	}
+	f.update(ctx, "web", func(p *v1.Pod) {
+		for i := range p.Status.Conditions {
+			if p.Status.Conditions[i].Type == "example.com/b" {
+				p.Status.Conditions[i].Status = v1.ConditionTrue
+			}
+		}
+	})
+	f.mustSync(ctx, "web")
+	s := f.status(ctx, "web")
+	if got := condition(s, v1.PodReady); got != "True" {
+		t.Errorf("Ready = %q with both gates True", got)
+	}
+	if got := condition(s, "example.com/a"); got != "True" {
+		t.Errorf("the gate's own condition = %q, want it kept", got)
+	}
+}
