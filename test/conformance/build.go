@@ -17,6 +17,7 @@ type tools struct {
 	moduleK8 string // the k8s.io/kubernetes module's directory in the module cache
 
 	e2e, ginkgo, kubectl, agnhost, nnp, pause string
+	sampleAPIServer, etcd                     string // the aggregator spec's images
 	busybox                                   string // debian.sh
 	nginxRoot                                 string // debian.sh: nginx-core and nginx-common unpacked
 }
@@ -48,6 +49,7 @@ func buildTools(ctx context.Context, cache string) (tools, error) {
 	t.e2e, t.ginkgo, t.kubectl = filepath.Join(t.dir, "e2e.test"), filepath.Join(t.dir, "ginkgo"), filepath.Join(t.dir, "kubectl")
 	t.agnhost, t.nnp, t.pause = filepath.Join(t.dir, "agnhost"), filepath.Join(t.dir, "nnp"), filepath.Join(t.dir, "pause")
 	t.busybox, t.nginxRoot = filepath.Join(t.dir, "busybox"), filepath.Join(t.dir, "nginx-root")
+	t.sampleAPIServer, t.etcd = filepath.Join(t.dir, "sample-apiserver"), filepath.Join(t.dir, "etcd")
 
 	// The version strings `make build` gives pocketkube: kubectl and
 	// e2e.test report them (kubectl version, the suite's log).
@@ -67,6 +69,12 @@ func buildTools(ctx context.Context, cache string) (tools, error) {
 		{&t.pause, true, []string{"build", "-ldflags=-s -w", "-o", t.pause, "./pause"}},
 		{&t.agnhost, true, []string{"build", "-ldflags=-s -w", "-o", t.agnhost, "k8s.io/kubernetes/test/images/agnhost"}},
 		{&t.nnp, true, []string{"build", "-ldflags=-s -w", "-o", t.nnp, "k8s.io/kubernetes/test/images/nonewprivs"}},
+		// test/images/sample-apiserver's Dockerfile: the module's main
+		// package at the version of the staging repositories.
+		{&t.sampleAPIServer, true, []string{"build", ld, "-o", t.sampleAPIServer, "k8s.io/sample-apiserver"}},
+		// registry.k8s.io/etcd: etcd's own main package, at the version
+		// the product embeds.
+		{&t.etcd, true, []string{"build", "-ldflags=-s -w", "-o", t.etcd, "go.etcd.io/etcd/server/v3"}},
 		{&t.ginkgo, false, []string{"build", "-o", t.ginkgo, "github.com/onsi/ginkgo/v2/ginkgo"}},
 		{&t.kubectl, false, []string{"build", ld, "-o", t.kubectl, "k8s.io/kubernetes/cmd/kubectl"}},
 		// Without -vet=off, go test -c of this package exits 0 and

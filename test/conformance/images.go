@@ -115,6 +115,25 @@ func testImages() []image {
 			layers: []layer{{"alpine", alpineRootfs}},
 			config: v1.Config{Cmd: []string{"/bin/sh"}, Env: []string{alpinePath}, User: "1234"},
 		},
+		// The aggregator spec's pod: sample-apiserver (upstream: Alpine
+		// plus /sample-apiserver) and an etcd beside it
+		// (/usr/local/bin/etcd, run with a command of the spec's).
+		{
+			names: []string{e2eRegistry + "/sample-apiserver:1.29.2"},
+			layers: []layer{{"alpine", alpineRootfs}, {"sample-apiserver", func(t tools, r *framework.RootfsTar) error {
+				r.HostFile(t.sampleAPIServer, "sample-apiserver", 0o755)
+				return nil
+			}}},
+			config: v1.Config{Entrypoint: []string{"/sample-apiserver"}, Env: []string{alpinePath}},
+		},
+		{
+			names: []string{gcRegistry + "/etcd:3.7.0-0"},
+			layers: []layer{{"alpine", alpineRootfs}, {"etcd", func(t tools, r *framework.RootfsTar) error {
+				r.HostFile(t.etcd, "usr/local/bin/etcd", 0o755)
+				return nil
+			}}},
+			config: v1.Config{Env: []string{alpinePath}, ExposedPorts: ports(2379, 2380)},
+		},
 		{
 			names:  []string{e2eRegistry + "/glibc-dns-testing:2.1.1"},
 			layers: []layer{{"glibc-dns-testing", glibcDNSRootfs}},
