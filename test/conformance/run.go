@@ -182,7 +182,16 @@ func (o *options) joinNode(ctx context.Context, c *framework.Cluster, seg *frame
 		}
 		os.WriteFile(filepath.Join(o.out, "pocketkube-"+name+".log"), []byte(p.Output()), 0o644)
 		if err := ns.Remove(dataDir); err != nil {
-			fmt.Fprintf(os.Stderr, "conformance: clean up node %s: %v\n", name, err)
+			// Something was left mounted (a hostPath bind mount, maybe):
+			// keep the data dir rather than remove through a mount.
+			fmt.Fprintf(os.Stderr, "conformance: clean up node %s (data dir %s kept): %v\n", name, dataDir, err)
+			return
+		}
+		// Each agent's store holds the suite's images (~550 MB): a data
+		// dir left behind per run fills /var/tmp, and the next run's
+		// image GC then removes the images the specs need.
+		if err := os.RemoveAll(dataDir); err != nil {
+			fmt.Fprintf(os.Stderr, "conformance: remove data dir of node %s: %v\n", name, err)
 		}
 	}
 	kubectl := func(args ...string) (string, error) {
