@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -209,16 +210,13 @@ func TestServers(t *testing.T) {
 		t.Errorf("write through server-1 once the quorum is back: %v", err)
 	}
 
-	// A server that leaves: stopped (two of three keep the quorum), then
-	// removed; the two left keep taking writes.
+	// A clean stop (Ctrl-C) leaves: the server removes its own etcd
+	// member, so that the two left count only each other in their quorum.
 	if _, err := s3.Stop(30 * time.Second); err != nil {
 		t.Fatalf("stop server-3: %v", err)
 	}
-	if out, err := exec.Command(Binary, "etcd", "remove-member", "server-3", "--data-dir", s1.DataDir).CombinedOutput(); err != nil {
-		t.Fatalf("pocketkube etcd remove-member server-3: %v\n%s", err, out)
-	}
 	if got := memberList(t, s2); len(got) != 2 || !strings.HasPrefix(got[0], "server-1 ") || !strings.HasPrefix(got[1], "server-2 ") {
-		t.Errorf("etcd members after removing server-3: %q, want server-1 and server-2", got)
+		t.Errorf("etcd members after server-3 stopped: %q, want server-1 and server-2", got)
 	}
 	if out, err := exec.Command(Binary, "etcd", "remove-member", "server-9", "--data-dir", s1.DataDir).CombinedOutput(); err == nil || !strings.Contains(string(out), "no such etcd member") {
 		t.Errorf("remove-member of an unknown member: %v\n%s", err, out)
@@ -227,5 +225,53 @@ func TestServers(t *testing.T) {
 		if err := write(c, fmt.Sprintf("two-left-%d", i+1)); err != nil {
 			t.Errorf("write through server-%d after server-3 left: %v", i+1, err)
 		}
+	}
+	// Started again on its data dir, it joins as a new member and reads
+	// what was written meanwhile.
+	s3 = restartNode(t, s3)
+	assertRejoined(t, s1, "server-3", members)
+	readAll(s3, "server-3 after it rejoined")
+	if err := write(s3, "rejoined-3"); err != nil {
+		t.Errorf("write through server-3 after it rejoined: %v", err)
+	}
+
+	// The first server (--cluster-init) leaves the same way; started
+	// again with --cluster-init, it joins the two that stayed instead
+	// of starting a cluster of its own.
+	if _, err := s1.Stop(30 * time.Second); err != nil {
+		t.Fatalf("stop server-1: %v", err)
+	}
+	if got := memberList(t, s2); len(got) != 2 || !strings.HasPrefix(got[0], "server-2 ") || !strings.HasPrefix(got[1], "server-3 ") {
+		t.Errorf("etcd members after server-1 stopped: %q, want server-2 and server-3", got)
+	}
+	if err := write(s2, "server-1-left"); err != nil {
+		t.Errorf("write through server-2 after server-1 left: %v", err)
+	}
+	s1 = restartNode(t, s1)
+	assertRejoined(t, s2, "server-1", members)
+	readAll(s1, "server-1 after it rejoined")
+	readAll(s3, "server-3 after server-1 rejoined")
+}
+
+// assertRejoined checks, through server c, that the etcd member name is
+// back among three voting members with an ID other than the one it had
+// in before (member-list lines).
+func assertRejoined(t *testing.T, c *framework.Cluster, name string, before []string) {
+	t.Helper()
+	got := memberList(t, c)
+	if len(got) != 3 {
+		t.Errorf("etcd members after %s rejoined: %q, want three", name, got)
+		return
+	}
+	for _, m := range got {
+		if !strings.HasSuffix(m, "false") {
+			t.Errorf("etcd member %q is a learner", m)
+		}
+		if strings.HasPrefix(m, name+" ") && slices.Contains(before, m) {
+			t.Errorf("%s rejoined as the member it was (%q): want a new member", name, m)
+		}
+	}
+	if !slices.ContainsFunc(got, func(m string) bool { return strings.HasPrefix(m, name+" ") }) {
+		t.Errorf("etcd members after %s rejoined: %q, no %s", name, got, name)
 	}
 }
