@@ -42,10 +42,12 @@ import (
 // restart) is a leave and a join, whose learner catches up from a
 // snapshot; k3s instead keeps members until their Node is deleted.
 //
+// `--cluster-init` on the data dir of a plain `up` keeps its data: its
+// etcd member, which advertised a peer URL nobody dials, gets the
+// server's address (etcd's MemberUpdate), and others join it.
+//
 // Not yet:
-//   - `--cluster-init` on the data dir of a plain `up` (whose member
-//     advertises no peer URL) does not turn it into the first of several;
-//     several servers on an external etcd (`--etcd-servers`) are refused;
+//   - several servers on an external etcd (`--etcd-servers`) are refused;
 //   - a server whose controller-manager or scheduler loses its lease (its
 //     etcd lost quorum) stops with an error, as upstream's components
 //     exit, for a supervisor to start again;

@@ -275,3 +275,44 @@ func assertRejoined(t *testing.T, c *framework.Cluster, name string, before []st
 		t.Errorf("etcd members after %s rejoined: %q, no %s", name, got, name)
 	}
 }
+
+// TestServersFromSingle turns the data dir of a plain `up` into the first
+// of several servers: started again with --cluster-init, it keeps what
+// was written before (its etcd member's peer URL is updated to its
+// address, its data kept), and a second server joins it and reads it.
+func TestServersFromSingle(t *testing.T) {
+	seg, err := framework.NewSegment()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { seg.Remove() })
+	s1 := startNodeClusterConfig(t, framework.ClusterConfig{Segment: seg, Args: []string{"--node-name", "server-1"}})
+	ctx := t.Context()
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "before-cluster-init"}, Data: map[string]string{"v": "single"}}
+	if _, err := s1.Client(t).CoreV1().ConfigMaps("default").Create(ctx, cm, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s1.Stop(30 * time.Second); err != nil {
+		t.Fatalf("stop the single server: %v", err)
+	}
+	s1, err = s1.RestartWith("--node-name", "server-1", "--cluster-init")
+	if err != nil {
+		t.Fatal(err)
+	}
+	members := memberList(t, s1)
+	if len(members) != 1 || !strings.HasPrefix(members[0], "server-1 ") || !strings.Contains(members[0], "https://"+s1.Host+":2380") {
+		t.Errorf("etcd members after --cluster-init: %q, want server-1 at https://%s:2380", members, s1.Host)
+	}
+	flags := serverToken(t, s1)
+	s2 := startNodeClusterConfig(t, framework.ClusterConfig{Segment: seg, Args: append([]string{"--node-name", "server-2"}, flags...)})
+	for _, c := range []*framework.Cluster{s1, s2} {
+		got, err := timeoutClient(t, c, 10*time.Second).CoreV1().ConfigMaps("default").Get(ctx, "before-cluster-init", metav1.GetOptions{})
+		if err != nil || got.Data["v"] != "single" {
+			t.Errorf("the ConfigMap written before --cluster-init, through %s: %v %v", c.Server, got, err)
+		}
+	}
+	if got := memberList(t, s2); len(got) != 2 {
+		t.Errorf("etcd members after server-2 joined: %q, want two", got)
+	}
+	waitNodeReady(t, s1.Client(t), "server-2", time.Time{})
+}

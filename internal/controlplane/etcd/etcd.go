@@ -20,7 +20,10 @@
 // learner has caught up, and Start returns only when the member serves
 // clients as a voting member. A restart on the same data directory
 // resumes the same member (etcd ignores the initial cluster once it has
-// a WAL). Client.RemoveMember removes a member; etcd itself refuses a
+// a WAL). A data directory of the single member started with
+// Config.Member keeps its data and member, whose peer URL Start updates
+// to Member's (MemberUpdate, as etcdctl member update) while it is the
+// only member. Client.RemoveMember removes a member; etcd itself refuses a
 // removal that would cost the started members their quorum, and it
 // refuses the last voting member.
 //
@@ -272,6 +275,12 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 				return nil, ctx.Err()
 			case <-time.After(20 * time.Millisecond):
 			}
+		}
+	}
+	if cfg.Member != nil {
+		if err := cfg.Member.advertise(ctx, e.Server, cfg.Logger); err != nil {
+			e.Close()
+			return nil, err
 		}
 	}
 	if rejoin {
