@@ -212,9 +212,11 @@ func TestServers(t *testing.T) {
 
 	// A clean stop (Ctrl-C) leaves: the server removes its own etcd
 	// member, so that the two left count only each other in their quorum.
-	if _, err := s3.Stop(30 * time.Second); err != nil {
+	took, err := s3.Stop(30 * time.Second)
+	if err != nil {
 		t.Fatalf("stop server-3: %v", err)
 	}
+	t.Logf("server-3 stopped (and left) in %s", took.Round(time.Millisecond))
 	if got := memberList(t, s2); len(got) != 2 || !strings.HasPrefix(got[0], "server-1 ") || !strings.HasPrefix(got[1], "server-2 ") {
 		t.Errorf("etcd members after server-3 stopped: %q, want server-1 and server-2", got)
 	}
@@ -238,9 +240,10 @@ func TestServers(t *testing.T) {
 	// The first server (--cluster-init) leaves the same way; started
 	// again with --cluster-init, it joins the two that stayed instead
 	// of starting a cluster of its own.
-	if _, err := s1.Stop(30 * time.Second); err != nil {
+	if took, err = s1.Stop(30 * time.Second); err != nil {
 		t.Fatalf("stop server-1: %v", err)
 	}
+	t.Logf("server-1 stopped (and left) in %s", took.Round(time.Millisecond))
 	if got := memberList(t, s2); len(got) != 2 || !strings.HasPrefix(got[0], "server-2 ") || !strings.HasPrefix(got[1], "server-3 ") {
 		t.Errorf("etcd members after server-1 stopped: %q, want server-2 and server-3", got)
 	}

@@ -35,10 +35,13 @@
 // etcd-old-TIME) and joins them as a new learner, even without
 // Member.Join (the first server, started with --cluster-init again,
 // never starts a second cluster of its own); without Config.Member it
-// refuses to start (ErrLeft). Caveat: a member removed while it ran
-// (`pocketkube etcd remove-member`, or killed before it wrote the rejoin
-// file) stops, and is refused by the others when started again on its
-// data: move DataDir/member-data aside by hand to join it again.
+// refuses to start (ErrLeft). A member removed while it ran (`pocketkube
+// etcd remove-member`; etcd stops it) is found out when it starts again
+// with Member.Join: the members there, reachable, no longer list its peer
+// URL, so its data is moved aside the same way and it joins as a new
+// member. Caveat: without Join (the first server) and without the rejoin
+// file, it is refused by the others: move DataDir/member-data aside by
+// hand to join it again.
 //
 // # Disk space
 //

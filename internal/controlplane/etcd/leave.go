@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"go.etcd.io/etcd/client/pkg/v3/types"
 	etcderrors "go.etcd.io/etcd/server/v3/etcdserver/errors"
 	"go.uber.org/zap"
 
@@ -89,10 +90,13 @@ func (s *Server) Leave(ctx context.Context) error {
 		}
 	}
 	for {
-		members, err := srv.RemoveMember(ctx, uint64(self))
-		if err == nil {
+		_, err := srv.RemoveMember(ctx, uint64(self))
+		// RemoveMember may fail once its removal is applied (this member
+		// stops itself then): what counts is whether it is gone.
+		refused := errors.Is(err, etcderrors.ErrUnhealthy) || errors.Is(err, etcderrors.ErrNotEnoughStartedMembers)
+		if err == nil || !refused && s.removed(self) {
 			var urls []string
-			for _, m := range members {
+			for _, m := range srv.Cluster().Members() {
 				if m.ID != self {
 					urls = append(urls, m.ClientURLs...)
 				}
@@ -117,6 +121,55 @@ func (s *Server) Leave(ctx context.Context) error {
 	}
 }
 
+// removed reports whether this member's removal has been applied here,
+// waiting up to a second for a removal that was proposed.
+func (s *Server) removed(self types.ID) bool {
+	for range 10 {
+		if s.etcd.Server.Cluster().Member(self) == nil {
+			return true
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return false
+}
+
+// wasRemoved reports whether the members at m.Join, reachable, no longer
+// count this member (its peer URL): removed while it ran (`pocketkube
+// etcd remove-member`) or stopped before it wrote the rejoin file. Its
+// data then cannot start: the others refuse it.
+func (m *Member) wasRemoved(ctx context.Context, logger *zap.Logger) bool {
+	cli, err := m.client(m.Join, logger)
+	if err != nil {
+		return false
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	list, err := cli.MemberList(ctx)
+	if err != nil {
+		logger.Info("could not list the etcd members to resume this one; resuming it", zap.Strings("join", m.Join), zap.Error(err))
+		return false
+	}
+	peer := m.peerURL()
+	for _, mem := range list.Members {
+		if slices.Contains(mem.PeerURLs, peer.String()) {
+			return false
+		}
+	}
+	return true
+}
+
+// moveAside renames a member's data directory so that a new member can
+// join in its place, keeping the old data for the administrator.
+func moveAside(memberDir string, logger *zap.Logger) error {
+	aside := memberDir + ".left-" + time.Now().UTC().Format("20060102T150405Z")
+	if err := os.Rename(memberDir, aside); err != nil {
+		return fmt.Errorf("move the data of the etcd member that left aside: %w", err)
+	}
+	logger.Info("moved the data of the etcd member that left aside", zap.String("to", aside))
+	return nil
+}
+
 // prepareRejoin is Start's part for a data directory whose member left
 // (Leave): it moves the old member's data aside and adds the client URLs
 // of the members that stayed to m.Join, so that configure joins them as a
@@ -133,11 +186,9 @@ func prepareRejoin(dir, memberDir string, m *Member, logger *zap.Logger) (bool, 
 		return true, fmt.Errorf("%w (%s): start it as a server of several to join again", ErrLeft, filepath.Join(dir, rejoinFile))
 	}
 	if _, err := os.Stat(memberDir); err == nil {
-		aside := memberDir + ".left-" + time.Now().UTC().Format("20060102T150405Z")
-		if err := os.Rename(memberDir, aside); err != nil {
-			return true, fmt.Errorf("move the data of the etcd member that left aside: %w", err)
+		if err := moveAside(memberDir, logger); err != nil {
+			return true, err
 		}
-		logger.Info("moved the data of the etcd member that left aside", zap.String("to", aside))
 	}
 	for _, u := range strings.Fields(string(data)) {
 		if !slices.Contains(m.Join, u) {

@@ -170,3 +170,51 @@ func clientURLOf(m *Member) string {
 	u := m.clientURL()
 	return u.String()
 }
+
+// TestRestartAfterRemoval: a member removed while it ran (`pocketkube
+// etcd remove-member`), started again on its data with Join, finds that
+// the others no longer count it and joins them as a new member instead
+// of being refused.
+func TestRestartAfterRemoval(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	p1 := memberPKI(t, filepath.Join(root, "pki1"), "one", "")
+	p2 := memberPKI(t, filepath.Join(root, "pki2"), "two", filepath.Join(root, "pki1"))
+	m1 := member(p1, "one", nil, freePort(t), freePort(t))
+	s1, err := Start(ctx, Config{DataDir: filepath.Join(root, "e1"), ReserveBytes: -1, Member: m1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s1.Close()
+	join := []string{clientURLOf(m1)}
+	m2 := member(p2, "two", join, freePort(t), freePort(t))
+	s2, err := Start(ctx, Config{DataDir: filepath.Join(root, "e2"), ReserveBytes: -1, Member: m2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := s2.etcd.Server.MemberID()
+	c, err := NewClient(join, p1.EtcdCA, p1.EtcdClient, p1.EtcdClientKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if err := c.RemoveMember(rctx, "two"); err != nil {
+		t.Fatal(err)
+	}
+	s2.Close()
+	m2again := *m2
+	s2, err = Start(ctx, Config{DataDir: filepath.Join(root, "e2"), ReserveBytes: -1, Member: &m2again})
+	if err != nil {
+		t.Fatalf("start the removed member again: %v", err)
+	}
+	defer s2.Close()
+	if s2.etcd.Server.MemberID() == old {
+		t.Errorf("the removed member started with its old ID")
+	}
+	members, err := c.Members(ctx)
+	if err != nil || len(members) != 2 {
+		t.Errorf("members after the removed one started again: %v, %v", members, err)
+	}
+}
