@@ -28,12 +28,26 @@ import (
 // naming the server it joined through (kube-public/cluster-info keeps
 // naming the first server), so any of them can hand out the flags.
 //
+// A clean stop (Ctrl-C, SIGTERM) leaves: the server removes its etcd
+// member before etcd stops (controlplane.Servers.Leave), as `kubeadm
+// reset` does, so that the servers left count only each other in their
+// quorum: three servers stopped one by one keep serving down to the last.
+// The only voting member stays, and so does one whose removal etcd
+// refuses because the others would lack a quorum (one of them is down);
+// a stop for a failure keeps the member too, for a supervisor to start
+// the server again as the member it was. Started again on its data dir,
+// a server that left joins the others as a new member (a learner, then
+// promoted; its old etcd data moved aside), the first one too when
+// started with --cluster-init again. The price: a restart (systemctl
+// restart) is a leave and a join, whose learner catches up from a
+// snapshot; k3s instead keeps members until their Node is deleted.
+//
+// `--cluster-init` on the data dir of a plain `up` keeps its data: its
+// etcd member, which advertised a peer URL nobody dials, gets the
+// server's address (etcd's MemberUpdate), and others join it.
+//
 // Not yet:
-//   - a server's clean stop leaves its etcd member in place; one that
-//     leaves for good is removed with `pocketkube etcd remove-member`;
-//   - `--cluster-init` on the data dir of a plain `up` (whose member
-//     advertises no peer URL) does not turn it into the first of several;
-//     several servers on an external etcd (`--etcd-servers`) are refused;
+//   - several servers on an external etcd (`--etcd-servers`) are refused;
 //   - a server whose controller-manager or scheduler loses its lease (its
 //     etcd lost quorum) stops with an error, as upstream's components
 //     exit, for a supervisor to start again;
@@ -71,7 +85,10 @@ func prepareServers(ctx context.Context, cfg *Config) error {
 	if !cfg.ClusterInit && cfg.Join == nil {
 		return nil
 	}
-	s := &controlplane.Servers{MemberName: cfg.ServerName}
+	// A clean stop (ctx cancelled: Ctrl-C, SIGTERM) leaves the etcd
+	// cluster; a stop for a failure keeps the member, for a supervisor
+	// to start it again as the member it was.
+	s := &controlplane.Servers{MemberName: cfg.ServerName, Leave: func() bool { return ctx.Err() != nil }}
 	cfg.ControlPlane.Servers = s
 	if cfg.Join == nil {
 		return nil

@@ -65,7 +65,10 @@ const (
 	stopControllersTimeout = 3 * time.Second
 	stopAPIServerTimeout   = 5 * time.Second
 	stopEtcdTimeout        = 1500 * time.Millisecond
-	readyTimeout           = 2 * time.Minute
+	// etcd refuses to remove a member until the others have been
+	// connected for 5 s (etcdserver.HealthInterval), as after a restart.
+	leaveEtcdTimeout = 6 * time.Second
+	readyTimeout     = 2 * time.Minute
 )
 
 // Config says where the cluster lives and how it is reached.
@@ -132,6 +135,13 @@ type Servers struct {
 	// (sharedcerts.Fetch) to write into DIR/pki before anything is
 	// generated there; ignored when DIR/pki already holds a CA.
 	SharedCerts map[string][]byte
+	// Leave, when set, is asked once the API server has stopped after
+	// Run's context was cancelled: true removes this server's etcd
+	// member from the cluster before etcd stops (etcd.Server.Leave), as
+	// a clean stop of `up` does, unless it is the only voting member or
+	// etcd refuses because the others would lack a quorum; the member
+	// then stays. nil keeps the member.
+	Leave func() bool
 }
 
 // HasPKI reports whether dataDir already holds a cluster CA, as a server
@@ -335,6 +345,15 @@ func (p *prepared) run(ctx context.Context) error {
 		}
 		logger.V(1).Info("Etcd ready", "endpoint", e.Endpoint(), "duration", time.Since(start))
 		defer stopEtcd(logger, e)
+		if s := p.cfg.Servers; s != nil && s.Leave != nil {
+			// Deferred after stopEtcd, so run before it, and before
+			// the API server's stop, so run after it.
+			defer func() {
+				if ctx.Err() != nil && s.Leave() {
+					leaveEtcd(ctx, logger, e)
+				}
+			}()
+		}
 		etcdServers = []string{e.Endpoint()}
 	}
 
@@ -506,6 +525,21 @@ func (s *stage) stop(logger klog.Logger, timeout time.Duration) {
 	case <-time.After(timeout):
 		// Shown at -v 0: it makes the stop take the whole timeout.
 		logger.Error(nil, "Component did not stop in time; leaving it", "timeout", timeout)
+	}
+}
+
+// leaveEtcd removes this server's etcd member from its cluster
+// (Servers.Leave) within leaveEtcdTimeout.
+func leaveEtcd(ctx context.Context, logger klog.Logger, e *etcd.Server) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), leaveEtcdTimeout)
+	defer cancel()
+	switch err := e.Leave(ctx); {
+	case err == nil:
+		logger.Info("Left the cluster of servers: this server's etcd member is removed; started again on this data dir, it joins as a new member")
+	case errors.Is(err, etcd.ErrLastMember):
+		logger.Info("Keeping this server's etcd member: it is the cluster's only voting member")
+	default:
+		logger.Error(err, "Keeping this server's etcd member: etcd did not remove it (the others would lack a quorum of started members); `pocketkube etcd remove-member` removes it once they have one")
 	}
 }
 

@@ -74,7 +74,9 @@
 //	                         sysctls, runtimeClassName, procMount, shareProcessNamespace
 //	servers_test.go          three servers (up --cluster-init, up --server) in network namespaces: writes through each read
 //	                         through the others; kill -9 one, the others take writes, it rejoins as the same member;
-//	                         kill two, writes refused (no quorum), nothing acknowledged lost; a wrong certificate key refused
+//	                         kill two, writes refused (no quorum), nothing acknowledged lost; a wrong certificate key refused;
+//	                         a clean stop removes the member, started again it rejoins as a new one (the first too);
+//	                         --cluster-init on a plain up's data dir keeps its objects and a second server joins
 //	serviceaccounts_test.go  service account tokens and admission
 //	sidecar_test.go          native sidecars (hook target, completion, restarts, termination order); init
 //	                         container statuses; termination messages (upstream runtime.go)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -209,16 +210,15 @@ func TestServers(t *testing.T) {
 		t.Errorf("write through server-1 once the quorum is back: %v", err)
 	}
 
-	// A server that leaves: stopped (two of three keep the quorum), then
-	// removed; the two left keep taking writes.
-	if _, err := s3.Stop(30 * time.Second); err != nil {
+	// A clean stop (Ctrl-C) leaves: the server removes its own etcd
+	// member, so that the two left count only each other in their quorum.
+	took, err := s3.Stop(30 * time.Second)
+	if err != nil {
 		t.Fatalf("stop server-3: %v", err)
 	}
-	if out, err := exec.Command(Binary, "etcd", "remove-member", "server-3", "--data-dir", s1.DataDir).CombinedOutput(); err != nil {
-		t.Fatalf("pocketkube etcd remove-member server-3: %v\n%s", err, out)
-	}
+	t.Logf("server-3 stopped (and left) in %s", took.Round(time.Millisecond))
 	if got := memberList(t, s2); len(got) != 2 || !strings.HasPrefix(got[0], "server-1 ") || !strings.HasPrefix(got[1], "server-2 ") {
-		t.Errorf("etcd members after removing server-3: %q, want server-1 and server-2", got)
+		t.Errorf("etcd members after server-3 stopped: %q, want server-1 and server-2", got)
 	}
 	if out, err := exec.Command(Binary, "etcd", "remove-member", "server-9", "--data-dir", s1.DataDir).CombinedOutput(); err == nil || !strings.Contains(string(out), "no such etcd member") {
 		t.Errorf("remove-member of an unknown member: %v\n%s", err, out)
@@ -228,4 +228,94 @@ func TestServers(t *testing.T) {
 			t.Errorf("write through server-%d after server-3 left: %v", i+1, err)
 		}
 	}
+	// Started again on its data dir, it joins as a new member and reads
+	// what was written meanwhile.
+	s3 = restartNode(t, s3)
+	assertRejoined(t, s1, "server-3", members)
+	readAll(s3, "server-3 after it rejoined")
+	if err := write(s3, "rejoined-3"); err != nil {
+		t.Errorf("write through server-3 after it rejoined: %v", err)
+	}
+
+	// The first server (--cluster-init) leaves the same way; started
+	// again with --cluster-init, it joins the two that stayed instead
+	// of starting a cluster of its own.
+	if took, err = s1.Stop(30 * time.Second); err != nil {
+		t.Fatalf("stop server-1: %v", err)
+	}
+	t.Logf("server-1 stopped (and left) in %s", took.Round(time.Millisecond))
+	if got := memberList(t, s2); len(got) != 2 || !strings.HasPrefix(got[0], "server-2 ") || !strings.HasPrefix(got[1], "server-3 ") {
+		t.Errorf("etcd members after server-1 stopped: %q, want server-2 and server-3", got)
+	}
+	if err := write(s2, "server-1-left"); err != nil {
+		t.Errorf("write through server-2 after server-1 left: %v", err)
+	}
+	s1 = restartNode(t, s1)
+	assertRejoined(t, s2, "server-1", members)
+	readAll(s1, "server-1 after it rejoined")
+	readAll(s3, "server-3 after server-1 rejoined")
+}
+
+// assertRejoined checks, through server c, that the etcd member name is
+// back among three voting members with an ID other than the one it had
+// in before (member-list lines).
+func assertRejoined(t *testing.T, c *framework.Cluster, name string, before []string) {
+	t.Helper()
+	got := memberList(t, c)
+	if len(got) != 3 {
+		t.Errorf("etcd members after %s rejoined: %q, want three", name, got)
+		return
+	}
+	for _, m := range got {
+		if !strings.HasSuffix(m, "false") {
+			t.Errorf("etcd member %q is a learner", m)
+		}
+		if strings.HasPrefix(m, name+" ") && slices.Contains(before, m) {
+			t.Errorf("%s rejoined as the member it was (%q): want a new member", name, m)
+		}
+	}
+	if !slices.ContainsFunc(got, func(m string) bool { return strings.HasPrefix(m, name+" ") }) {
+		t.Errorf("etcd members after %s rejoined: %q, no %s", name, got, name)
+	}
+}
+
+// TestServersFromSingle turns the data dir of a plain `up` into the first
+// of several servers: started again with --cluster-init, it keeps what
+// was written before (its etcd member's peer URL is updated to its
+// address, its data kept), and a second server joins it and reads it.
+func TestServersFromSingle(t *testing.T) {
+	seg, err := framework.NewSegment()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { seg.Remove() })
+	s1 := startNodeClusterConfig(t, framework.ClusterConfig{Segment: seg, Args: []string{"--node-name", "server-1"}})
+	ctx := t.Context()
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "before-cluster-init"}, Data: map[string]string{"v": "single"}}
+	if _, err := s1.Client(t).CoreV1().ConfigMaps("default").Create(ctx, cm, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s1.Stop(30 * time.Second); err != nil {
+		t.Fatalf("stop the single server: %v", err)
+	}
+	s1, err = s1.RestartWith("--node-name", "server-1", "--cluster-init")
+	if err != nil {
+		t.Fatal(err)
+	}
+	members := memberList(t, s1)
+	if len(members) != 1 || !strings.HasPrefix(members[0], "server-1 ") || !strings.Contains(members[0], "https://"+s1.Host+":2380") {
+		t.Errorf("etcd members after --cluster-init: %q, want server-1 at https://%s:2380", members, s1.Host)
+	}
+	flags := serverToken(t, s1)
+	s2 := startNodeClusterConfig(t, framework.ClusterConfig{Segment: seg, Args: append([]string{"--node-name", "server-2"}, flags...)})
+	for _, c := range []*framework.Cluster{s1, s2} {
+		got, err := timeoutClient(t, c, 10*time.Second).CoreV1().ConfigMaps("default").Get(ctx, "before-cluster-init", metav1.GetOptions{})
+		if err != nil || got.Data["v"] != "single" {
+			t.Errorf("the ConfigMap written before --cluster-init, through %s: %v %v", c.Server, got, err)
+		}
+	}
+	if got := memberList(t, s2); len(got) != 2 {
+		t.Errorf("etcd members after server-2 joined: %q, want two", got)
+	}
+	waitNodeReady(t, s1.Client(t), "server-2", time.Time{})
 }

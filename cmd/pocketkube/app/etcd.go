@@ -52,7 +52,7 @@ func NewEtcdCommand() *cobra.Command {
 		},
 	}, &cobra.Command{
 		Use:   "remove-member NAME",
-		Short: "Remove a server's etcd member (the server must be stopped for good first); the last member is refused",
+		Short: "Remove the etcd member of a server gone for good (a clean stop of a server removes its own); the last member is refused",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := client()

@@ -20,12 +20,28 @@
 // learner has caught up, and Start returns only when the member serves
 // clients as a voting member. A restart on the same data directory
 // resumes the same member (etcd ignores the initial cluster once it has
-// a WAL). Client.RemoveMember removes a member; etcd itself refuses a
+// a WAL). A data directory of the single member started with
+// Config.Member keeps its data and member, whose peer URL Start updates
+// to Member's (MemberUpdate, as etcdctl member update) while it is the
+// only member. Client.RemoveMember removes a member; etcd itself refuses a
 // removal that would cost the started members their quorum, and it
-// refuses the last voting member. Caveat: a member is never removed on
-// its own, not even on a clean stop, so a server that leaves for good is
-// removed by hand (`pocketkube etcd remove-member`), or it keeps counting
-// in the quorum.
+// refuses the last voting member.
+//
+// Server.Leave removes the member itself, as a server's clean stop does
+// (package controlplane): it hands over the leadership first, and it
+// writes DataDir/rejoin with the client URLs of the members that stayed.
+// The next Start on that directory moves the old member's data aside
+// (member-data.left-TIME, kept for the administrator, as k3s keeps its
+// etcd-old-TIME) and joins them as a new learner, even without
+// Member.Join (the first server, started with --cluster-init again,
+// never starts a second cluster of its own); without Config.Member it
+// refuses to start (ErrLeft). A member removed while it ran (`pocketkube
+// etcd remove-member`; etcd stops it) is found out when it starts again
+// with Member.Join: the members there, reachable, no longer list its peer
+// URL, so its data is moved aside the same way and it joins as a new
+// member. Caveat: without Join (the first server) and without the rejoin
+// file, it is refused by the others: move DataDir/member-data aside by
+// hand to join it again.
 //
 // # Disk space
 //
@@ -121,6 +137,10 @@ type Server struct {
 	stopGuard context.CancelFunc
 	guardDone chan struct{}
 	closeOnce sync.Once
+	// dir is Config.DataDir, absolute; member is Config.Member.
+	dir    string
+	member *Member
+	logger *zap.Logger
 }
 
 // quietWhileClosing drops log entries below Fatal once closing is set.
@@ -200,6 +220,10 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	ec.AutoCompactionRetention = "0"
 	closing := &atomic.Bool{}
 	joined := false
+	rejoin, err := prepareRejoin(dir, ec.Dir, cfg.Member, cfg.Logger)
+	if err != nil {
+		return nil, err
+	}
 	if cfg.Member != nil {
 		if err := cfg.Member.validate(); err != nil {
 			return nil, err
@@ -256,7 +280,23 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 			}
 		}
 	}
-	s := &Server{etcd: e, endpoint: clientURL.String(), closing: closing, stopGuard: func() {}, guardDone: make(chan struct{})}
+	if cfg.Member != nil {
+		if err := cfg.Member.advertise(ctx, e.Server, cfg.Logger); err != nil {
+			e.Close()
+			return nil, err
+		}
+	}
+	if rejoin {
+		// Joined again: the next start resumes this member.
+		if err := os.Remove(filepath.Join(dir, rejoinFile)); err != nil {
+			e.Close()
+			return nil, fmt.Errorf("remove etcd rejoin file: %w", err)
+		}
+	}
+	s := &Server{
+		etcd: e, endpoint: clientURL.String(), closing: closing, stopGuard: func() {}, guardDone: make(chan struct{}),
+		dir: dir, member: cfg.Member, logger: cfg.Logger,
+	}
 	if cfg.ReserveBytes < 0 {
 		close(s.guardDone)
 		return s, nil

@@ -98,10 +98,19 @@ func (m *Member) configure(ctx context.Context, ec *embed.Config, memberDir stri
 	ec.ClientTLSInfo = transport.TLSInfo{CertFile: m.ServerCertFile, KeyFile: m.ServerKeyFile, TrustedCAFile: m.CAFile, ClientCertAuth: true}
 	ec.InitialCluster = ec.InitialClusterFromName(ec.Name)
 	ec.ClusterState = embed.ClusterStateFlagNew
-	if len(m.Join) == 0 || hasData(memberDir) {
-		// A new cluster, or a restart: etcd takes the membership from
-		// its WAL and ignores the initial cluster.
+	if len(m.Join) == 0 {
+		// A new cluster, or a restart of the first member: etcd takes
+		// the membership from its WAL and ignores the initial cluster.
 		return false, nil
+	}
+	if hasData(memberDir) {
+		if !m.wasRemoved(ctx, logger) {
+			return false, nil // a restart, as above
+		}
+		logger.Info("this etcd member was removed from its cluster: joining it again as a new member", zap.String("name", m.Name))
+		if err := moveAside(memberDir, logger); err != nil {
+			return false, err
+		}
 	}
 	cli, err := m.client(m.Join, logger)
 	if err != nil {
