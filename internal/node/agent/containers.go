@@ -183,7 +183,7 @@ func (a *Agent) startContainer(ctx context.Context, pod *v1.Pod, c *v1.Container
 		return backOffInitial
 	}
 	st.trace.step("containerConfig")
-	id, err := a.cfg.Runtime.CreateContainer(ctx, *cfg)
+	id, err := a.cfg.Runtime.CreateContainer(st.trace.withParts(ctx, "create"), *cfg)
 	if err != nil {
 		// As containerd: a container that was never created leaves no log,
 		// so it does not count as an attempt.
