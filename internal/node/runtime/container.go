@@ -290,12 +290,18 @@ func (r *Runtime) startShim(ctx context.Context, bundle string, steps *stepTimer
 	return errors.New(s)
 }
 
-// StartContainer starts a created container's process.
+// StartContainer starts a created container's process, as `runc start`
+// does but without a runc process (startCreated); runc itself for a
+// container that is not in runc's created state, to say why not.
 func (r *Runtime) StartContainer(ctx context.Context, id string) error {
 	if _, err := r.loadMeta(id); err != nil {
 		return fmt.Errorf("start container %s: %w", id, err)
 	}
-	if _, err := r.runc(ctx, "start", id); err != nil {
+	started, err := r.startCreated(ctx, id)
+	if !started {
+		_, err = r.runc(ctx, "start", id)
+	}
+	if err != nil {
 		return fmt.Errorf("start container %s: %w", id, err)
 	}
 	now := time.Now().UTC().Format(time.RFC3339Nano)
