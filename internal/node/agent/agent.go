@@ -135,6 +135,10 @@ type Agent struct {
 	// entry goes when the key's pod is gone or another UID. Used only by
 	// the worker that syncs the key.
 	terminated sync.Map // cache.ObjectName → types.UID
+
+	// heldEvents holds, by UID, the events of a pod whose network is
+	// attaching (*heldEvents; see joinNetwork).
+	heldEvents sync.Map
 }
 
 // New checks cfg and returns an Agent that Run starts.

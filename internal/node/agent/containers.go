@@ -57,10 +57,24 @@ func (a *Agent) setupSandbox(ctx context.Context, pod *v1.Pod, st *podState) err
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return err
 	}
-	if pod.Spec.HostNetwork {
+	npod := network.Pod{Namespace: pod.Namespace, Name: pod.Name, UID: uid, Ports: hostPorts(pod)}
+	starter, async := a.network.(networkStarter)
+	switch {
+	case pod.Spec.HostNetwork:
 		st.podIPs = ipStrings(a.cfg.NodeIPs)
-	} else {
-		sb, err := a.network.Setup(ctx, network.Pod{Namespace: pod.Namespace, Name: pod.Name, UID: uid, Ports: hostPorts(pod)})
+	case async:
+		// The ADD goes on while the sync prepares the volumes and creates
+		// the first container; runc needs only the namespace to exist.
+		netns, wait, err := starter.Start(ctx, npod)
+		if err != nil {
+			return fmt.Errorf("set up network of pod %s: %w", klog.KObj(pod), err)
+		}
+		st.netns, st.podIPs = netns, nil
+		st.pending = &pendingNetwork{wait: wait}
+		a.holdEvents(pod.UID)
+		st.trace.step("netns")
+	default:
+		sb, err := a.network.Setup(ctx, npod)
 		if err != nil {
 			return fmt.Errorf("set up network of pod %s: %w", klog.KObj(pod), err)
 		}
@@ -68,6 +82,8 @@ func (a *Agent) setupSandbox(ctx context.Context, pod *v1.Pod, st *podState) err
 		st.podIPs = downward.SortIPs(sb.IPs, a.cfg.NodeIPs[0].To4() == nil)
 		st.trace.step("network")
 	}
+	// With the ADD under way, /etc/hosts has no pod IP yet: joinNetwork
+	// writes it again, in place, before any container starts.
 	hosts, err := a.hostsFile(pod, st, hostname, domain)
 	if err != nil {
 		return err
@@ -77,7 +93,9 @@ func (a *Agent) setupSandbox(ctx context.Context, pod *v1.Pod, st *podState) err
 		return err
 	}
 	for name, data := range map[string][]byte{"etc-hosts": hosts, "resolv.conf": resolv, "hostname": []byte(hostname + "\n")} {
-		if err := atomicfile.Write(filepath.Join(dir, name), data, 0o644); err != nil {
+		// Unsynced: a host crash ends the sandbox, and the next one
+		// writes them again.
+		if err := atomicfile.WriteUnsynced(filepath.Join(dir, name), data, 0o644); err != nil {
 			return err
 		}
 	}
@@ -102,6 +120,19 @@ func (a *Agent) setupSandbox(ctx context.Context, pod *v1.Pod, st *podState) err
 	st.sandbox = true
 	st.trace.step("runPod")
 	return nil
+}
+
+// needsPodIPs reports whether c's environment holds the pod's IPs
+// (status.podIP, status.podIPs).
+func needsPodIPs(c *v1.Container) bool {
+	for _, e := range c.Env {
+		if f := e.ValueFrom; f != nil && f.FieldRef != nil {
+			if p := f.FieldRef.FieldPath; p == "status.podIP" || p == "status.podIPs" {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func hostPorts(pod *v1.Pod) []network.PortMapping {
@@ -146,6 +177,9 @@ func (a *Agent) setupVolumes(ctx context.Context, pod *v1.Pod, st *podState) err
 // the container's waiting reason and retries after a back-off, whose
 // remaining time it returns.
 func (a *Agent) startContainer(ctx context.Context, pod *v1.Pod, c *v1.Container, st *podState, last *runtime.ContainerStatus) time.Duration {
+	if st.networkFailed() {
+		return 0 // the sync ends with the network's error
+	}
 	logger := klog.FromContext(ctx)
 	key := backoffKey(pod, c)
 	attempt := a.attemptFromLogs(pod, c.Name)
@@ -166,6 +200,12 @@ func (a *Agent) startContainer(ctx context.Context, pod *v1.Pod, c *v1.Container
 	if img == nil {
 		return wait
 	}
+	if needsPodIPs(c) {
+		// The environment holds the pod's IPs.
+		if a.joinNetwork(ctx, pod, st) != nil {
+			return 0
+		}
+	}
 	rootfs, err := a.cfg.Images.Rootfs(ctx, *img)
 	if err != nil {
 		st.waiting[c.Name] = v1.ContainerStateWaiting{Reason: reasonCreateContainerError, Message: err.Error()}
@@ -183,7 +223,7 @@ func (a *Agent) startContainer(ctx context.Context, pod *v1.Pod, c *v1.Container
 		return backOffInitial
 	}
 	st.trace.step("containerConfig")
-	id, err := a.cfg.Runtime.CreateContainer(ctx, *cfg)
+	id, err := a.cfg.Runtime.CreateContainer(st.trace.withParts(ctx, "create"), *cfg)
 	if err != nil {
 		// As containerd: a container that was never created leaves no log,
 		// so it does not count as an attempt.
@@ -194,6 +234,12 @@ func (a *Agent) startContainer(ctx context.Context, pod *v1.Pod, c *v1.Container
 	}
 	st.trace.step("create")
 	a.recordContainer(pod, c, v1.EventTypeNormal, "Created", "Container created")
+	if p := st.pending; p != nil && !p.joined {
+		p.created = append(p.created, createdBeforeJoin{id: id, logPath: cfg.LogPath})
+	}
+	if a.joinNetwork(ctx, pod, st) != nil {
+		return 0
+	}
 	if err := a.cfg.Runtime.StartContainer(ctx, id); err != nil {
 		a.recordContainer(pod, c, v1.EventTypeWarning, "Failed", "Error: %v", err)
 		st.waiting[c.Name] = v1.ContainerStateWaiting{Reason: reasonRunContainerError, Message: err.Error()}
@@ -261,6 +307,11 @@ func (a *Agent) ensureImage(ctx context.Context, pod *v1.Pod, c *v1.Container, s
 		}
 		st.waiting[c.Name] = v1.ContainerStateWaiting{Reason: reasonImagePullBackOff, Message: msg}
 		return nil, a.pullBackoff.Get(key)
+	}
+	// A pull takes long: the pod's network is ready by now, and its
+	// events go out as they happen, after the sandbox's.
+	if a.joinNetwork(ctx, pod, st) != nil {
+		return nil, 0
 	}
 	a.prevPullErr.Delete(key)
 	a.recordContainer(pod, c, v1.EventTypeNormal, "Pulling", "Pulling image %q", c.Image)

@@ -17,6 +17,14 @@
 // There is no periodic full resync on the hot path; timers exist only for
 // back-off expiry.
 //
+// The one step that runs beside the others is the pod network's CNI ADD
+// (podnetwork.go): the sync that sets a sandbox up starts it, prepares the
+// volumes, the image and the first container meanwhile, and joins it
+// before anything the user sees or the container needs the pod's IP for:
+// a start, an image pull, an environment with status.podIP, the status.
+// The pod's events wait for the join too, and a failed ADD undoes the
+// created container, so a user sees what kubelet shows.
+//
 // Before a pod is set up, kubelet's admit handlers that guard its security
 // run (admission.go): the sysctl allowlist and AppArmor, which this node
 // never applies, so a pod asking for a profile other than Unconfined is

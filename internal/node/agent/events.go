@@ -17,6 +17,9 @@ func (a *Agent) record(pod *v1.Pod, eventType, reason, format string, args ...an
 	if a.recorder == nil {
 		return
 	}
+	if a.hold(pod.UID, func() { a.recorder.Eventf(pod, eventType, reason, format, args...) }) {
+		return
+	}
 	a.recorder.Eventf(pod, eventType, reason, format, args...)
 }
 
@@ -31,6 +34,9 @@ func (a *Agent) recordContainer(pod *v1.Pod, c *v1.Container, eventType, reason,
 		return
 	}
 	ref.FieldPath = containerFieldPath(pod, c)
+	if a.hold(pod.UID, func() { a.recorder.Eventf(ref, eventType, reason, format, args...) }) {
+		return
+	}
 	a.recorder.Eventf(ref, eventType, reason, format, args...)
 }
 

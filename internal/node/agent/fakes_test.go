@@ -48,6 +48,8 @@ type fakeRuntime struct {
 	notReady map[string]bool
 
 	versionErr, createErr, startErr, stopErr error
+	// onCreate, when set, sees each container config at its creation.
+	onCreate func(runtime.ContainerConfig)
 	// memoryUsage is what ContainerStats reports, by container name.
 	memoryUsage map[string]uint64
 }
@@ -119,6 +121,9 @@ func (r *fakeRuntime) CreateContainer(_ context.Context, cfg runtime.ContainerCo
 	defer r.mu.Unlock()
 	r.logf("CreateContainer %s/%s attempt %d", cfg.PodUID, cfg.Name, cfg.Attempt)
 	r.configs[cfg.Name] = cfg
+	if r.onCreate != nil {
+		r.onCreate(cfg)
+	}
 	if r.createErr != nil {
 		return "", r.createErr
 	}
@@ -299,12 +304,28 @@ func (im *fakeImages) pulled() []string {
 	return slices.Clone(im.pulls)
 }
 
-// fakeNetwork hands out 10.244.0.x addresses.
+// fakeNetwork hands out 10.244.0.x addresses. Its Start (the agent's
+// networkStarter) fails the ADD with addErr, at wait.
 type fakeNetwork struct {
 	mu       sync.Mutex
 	sandbox  map[string]bool
 	torndown []string
 	next     byte
+	addErr   error
+}
+
+var _ networkStarter = (*fakeNetwork)(nil)
+
+func (n *fakeNetwork) Start(ctx context.Context, pod network.Pod) (string, func() (*network.Sandbox, error), error) {
+	n.mu.Lock()
+	addErr := n.addErr
+	n.mu.Unlock()
+	if addErr != nil {
+		// As network.Manager: a failed ADD leaves nothing.
+		return "/run/netns/" + pod.UID, func() (*network.Sandbox, error) { return nil, addErr }, nil
+	}
+	sb, err := n.Setup(ctx, pod)
+	return "/run/netns/" + pod.UID, func() (*network.Sandbox, error) { return sb, err }, nil
 }
 
 func newFakeNetwork() *fakeNetwork { return &fakeNetwork{sandbox: map[string]bool{}, next: 10} }

@@ -2,11 +2,14 @@ package agent
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
+
+	"github.com/pocketkube/pocketkube/internal/node/runtime"
 )
 
 // startTraceLevel is the log verbosity at which the agent logs how long
@@ -43,6 +46,29 @@ func (t *startTrace) step(name string) {
 	now := t.clock.Now()
 	t.kv = append(t.kv, name+"Ms", msOf(now.Sub(t.last)))
 	t.last = now
+}
+
+// withParts returns ctx with the runtime's Steps set to record the parts
+// of the next step as its own fields, name + part + "Ms" (createRuncMs),
+// ahead of the step's total; ctx itself when t is nil.
+func (t *startTrace) withParts(ctx context.Context, name string) context.Context {
+	if t == nil {
+		return ctx
+	}
+	return runtime.WithSteps(ctx, traceParts{t: t, prefix: name})
+}
+
+// traceParts records the parts of one step of a startTrace.
+type traceParts struct {
+	t      *startTrace
+	prefix string
+}
+
+func (p traceParts) Step(part string, d time.Duration) {
+	if part == "" {
+		return
+	}
+	p.t.kv = append(p.t.kv, p.prefix+strings.ToUpper(part[:1])+part[1:]+"Ms", msOf(d))
 }
 
 // log writes the steps and their total.

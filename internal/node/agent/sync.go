@@ -58,6 +58,9 @@ type podState struct {
 	// trace times the steps of the sync that sets the sandbox up, while
 	// that sync runs (nil otherwise, and below startTraceLevel).
 	trace *startTrace
+	// pending is the pod's network while its CNI ADD runs, during the
+	// sync that set the sandbox up (nil otherwise).
+	pending *pendingNetwork
 }
 
 func (a *Agent) state(pod *v1.Pod) *podState {
@@ -351,14 +354,32 @@ func (a *Agent) syncRunning(ctx context.Context, pod *v1.Pod, st *podState) (*v1
 		}
 		return a.podStatus(pod, st, containers), 0, nil
 	}
+	// failedSandbox is kubelet's status and event for a sandbox that could
+	// not be made.
+	failedSandbox := func(err error) (*v1.PodStatus, time.Duration, error) {
+		a.record(pod, v1.EventTypeWarning, "FailedCreatePodSandBox", "Failed to create pod sandbox: %v", err)
+		containers, _ := a.cfg.Runtime.ListContainers(ctx, uid)
+		return a.podStatus(pod, st, containers), 0, err
+	}
 	if !st.sandbox {
 		if err := a.setupSandbox(ctx, pod, st); err != nil {
-			a.record(pod, v1.EventTypeWarning, "FailedCreatePodSandBox", "Failed to create pod sandbox: %v", err)
-			containers, _ := a.cfg.Runtime.ListContainers(ctx, uid)
-			return a.podStatus(pod, st, containers), 0, err
+			// A network started before the failure is joined (and so
+			// undone, or kept for the next sync's Setup) first.
+			_ = a.joinNetwork(ctx, pod, st)
+			st.pending = nil
+			return failedSandbox(err)
 		}
 	}
+	// The pod's network may still be attaching (setupSandbox started it):
+	// whichever way this sync goes, it is joined before the sync ends.
+	defer func() {
+		_ = a.joinNetwork(ctx, pod, st)
+		st.pending = nil
+	}()
 	if err := a.setupVolumes(ctx, pod, st); err != nil {
+		if jerr := a.joinNetwork(ctx, pod, st); jerr != nil {
+			return failedSandbox(jerr)
+		}
 		containers, _ := a.cfg.Runtime.ListContainers(ctx, uid)
 		return a.podStatus(pod, st, containers), 0, err
 	}
@@ -420,6 +441,9 @@ func (a *Agent) syncRunning(ctx context.Context, pod *v1.Pod, st *podState) (*v1
 			later(a.startContainer(ctx, pod, c, st, latest[c.Name]))
 			started = true
 		}
+	}
+	if err := a.joinNetwork(ctx, pod, st); err != nil {
+		return failedSandbox(err)
 	}
 	if started {
 		if containers, err = a.cfg.Runtime.ListContainers(ctx, uid); err != nil {

@@ -25,6 +25,11 @@
 // whole pod sandbox (stop containers, Teardown, Setup). Port mappings are
 // those of the first Setup, as for a CRI sandbox.
 //
+// Start is Setup in two halves: it returns once the namespace is mounted,
+// and the CNI ADD goes on in the background until its wait function is
+// called, so that the node agent creates the pod's first container (runc
+// joins the namespace by path) while the plugins run.
+//
 // Teardown also removes the bridge plugin's per-pod masquerade rule itself
 // when the plugin cannot (it finds the pod's addresses only on the pod's
 // interface, which is gone with a lost netns or a deleted veth).

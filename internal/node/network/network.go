@@ -205,11 +205,38 @@ func (m *Manager) NetNSPath(podUID string) string { return filepath.Join(m.netns
 // A pod whose namespace was lost (a crash) is torn down and set up again. On
 // any other error nothing of the pod's network is left behind.
 func (m *Manager) Setup(ctx context.Context, pod Pod) (*Sandbox, error) {
+	_, wait, err := m.Start(ctx, pod)
+	if err != nil {
+		return nil, err
+	}
+	return wait()
+}
+
+// Start is Setup in two halves, so that a pod's containers can be
+// created while CNI attaches the pod: it returns once the pod's network
+// namespace is mounted at netns, which runc can then join, and the rest
+// of Setup (CNI ADD: the pod's interface, addresses, routes and port
+// mappings) goes on in the background, bounded by ctx. wait blocks until
+// it is done and returns what Setup would have, the same each time it is
+// called. Its errors are Setup's, and leave what Setup leaves: nothing of
+// the pod's network, its namespace unmounted too (a container created in
+// it meanwhile holds it until that container is removed, which is the
+// caller's to do). Until the ADD is done, other calls for the pod wait.
+// For a pod whose network is set up already, Start runs CNI CHECK itself
+// and wait returns at once.
+func (m *Manager) Start(ctx context.Context, pod Pod) (netns string, wait func() (*Sandbox, error), err error) {
 	if err := validUID(pod.UID); err != nil {
-		return nil, fmt.Errorf("set up network of pod %s/%s: %w", pod.Namespace, pod.Name, err)
+		return "", nil, fmt.Errorf("set up network of pod %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
 	unlock := m.lock(pod.UID)
-	defer unlock()
+	// Unlocked on return, unless the ADD goes on in the background: then
+	// when it is done.
+	background := false
+	defer func() {
+		if !background {
+			unlock()
+		}
+	}()
 	logger := klog.LoggerWithValues(klog.FromContext(ctx), "pod", klog.KRef(pod.Namespace, pod.Name), "podUID", pod.UID)
 	nsPath := m.NetNSPath(pod.UID)
 	rt := m.runtimeConf(pod, nsPath)
@@ -224,20 +251,20 @@ func (m *Manager) Setup(ctx context.Context, pod Pod) (*Sandbox, error) {
 			// it behind their back. A broken network is the caller's to
 			// replace, with the pod's containers (Teardown, then Setup).
 			if err := m.check(ctx, rt); err != nil {
-				return nil, fmt.Errorf("check network of pod %s: %w: %w", pod.UID, ErrUnhealthy, err)
+				return "", nil, fmt.Errorf("check network of pod %s: %w: %w", pod.UID, ErrUnhealthy, err)
 			}
 			sb, err := m.sandbox(nsPath, cached)
 			if err != nil {
-				return nil, fmt.Errorf("set up network of pod %s: %w", pod.UID, err)
+				return "", nil, fmt.Errorf("set up network of pod %s: %w", pod.UID, err)
 			}
 			logger.V(4).Info("Pod network already set up", "ips", sb.IPs)
-			return sb, nil
+			return nsPath, func() (*Sandbox, error) { return sb, nil }, nil
 		}
 		// The namespace is gone (a crash, a reboot): release what the cache
 		// still holds, then start over.
 		logger.Info("Pod network namespace lost, recreating the pod network")
 		if err := m.teardown(ctx, pod.UID); err != nil {
-			return nil, fmt.Errorf("set up network of pod %s: %w", pod.UID, err)
+			return "", nil, fmt.Errorf("set up network of pod %s: %w", pod.UID, err)
 		}
 	}
 
@@ -248,13 +275,32 @@ func (m *Manager) Setup(ctx context.Context, pod Pod) (*Sandbox, error) {
 			// that ADD got to before trying again.
 			logger.Info("Found a pod network namespace without a CNI result, recreating it")
 			if err := m.teardown(ctx, pod.UID); err != nil {
-				return nil, fmt.Errorf("set up network of pod %s: %w", pod.UID, err)
+				return "", nil, fmt.Errorf("set up network of pod %s: %w", pod.UID, err)
 			}
 		}
 	}
 	if err := createNetNS(nsPath); err != nil {
-		return nil, fmt.Errorf("set up network of pod %s: %w", pod.UID, err)
+		return "", nil, fmt.Errorf("set up network of pod %s: %w", pod.UID, err)
 	}
+	background = true
+	done := make(chan struct{})
+	var sb *Sandbox
+	var addErr error
+	go func() {
+		defer close(done)
+		defer unlock()
+		sb, addErr = m.add(ctx, logger, pod, rt)
+	}()
+	return nsPath, func() (*Sandbox, error) {
+		<-done
+		return sb, addErr
+	}, nil
+}
+
+// add is the second half of Start: CNI ADD in the pod's new namespace,
+// undone on error.
+func (m *Manager) add(ctx context.Context, logger klog.Logger, pod Pod, rt *libcni.RuntimeConf) (*Sandbox, error) {
+	nsPath := rt.NetNS
 	list := m.list
 	if len(pod.Ports) > 0 {
 		list = m.listPorts

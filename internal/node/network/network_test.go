@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -531,4 +532,90 @@ func TestNewPodCIDRChanged(t *testing.T) {
 	if err != nil || strings.Contains(string(out), "-s 10.250.9.0/24 ! -o pktest9") || !strings.Contains(string(out), "-s 10.250.10.0/24 ! -o pktest9") {
 		t.Errorf("nat POSTROUTING (%v):\n%s\nwant the masquerade rule of the new pod CIDR only", err, out)
 	}
+}
+
+func TestStart(t *testing.T) {
+	m, ctx := newTestManager(t, "pktest0", "10.250.0.0/24")
+	t.Run("the namespace first, the interface at wait", func(t *testing.T) {
+		pod := Pod{Namespace: "default", Name: "early", UID: "uid-early"}
+		netns, wait, err := m.Start(ctx, pod)
+		if err != nil {
+			t.Fatalf("Start: %v", err)
+		}
+		// What runc does at create: join the namespace before the ADD is
+		// known to be done. A container in it sees its interface appear.
+		if !isNetNS(netns) {
+			t.Fatalf("Start returned before %s was a network namespace", netns)
+		}
+		held, err := os.Open(netns)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer held.Close()
+		sb, err := wait()
+		if err != nil {
+			t.Fatalf("wait: %v", err)
+		}
+		if sb.NetNS != netns || len(sb.IPs) != 1 {
+			t.Errorf("sandbox %+v, want NetNS %s and one IP", sb, netns)
+		}
+		inNetNS(t, netns, func() error { return ping(sb.Gateway) })
+		if again, err := wait(); err != nil || again != sb {
+			t.Errorf("second wait = %v, %v; want the same sandbox", again, err)
+		}
+		// A pod set up already: CHECK in Start, wait returns at once.
+		if ns2, wait2, err := m.Start(ctx, pod); err != nil || ns2 != netns {
+			t.Fatalf("Start again = %s, %v", ns2, err)
+		} else if sb2, err := wait2(); err != nil || !sb2.IPs[0].Equal(sb.IPs[0]) {
+			t.Errorf("wait again = %+v, %v; want IP %s", sb2, err, sb.IPs[0])
+		}
+	})
+	t.Run("a failed ADD leaves nothing", func(t *testing.T) {
+		// The bridge plugin succeeds, then portmap rejects container port 0.
+		pod := Pod{Namespace: "default", Name: "bad", UID: "uid-bad-start",
+			Ports: []PortMapping{{HostPort: 38083, ContainerPort: 0}}}
+		netns, wait, err := m.Start(ctx, pod)
+		if err != nil {
+			t.Fatalf("Start: %v", err)
+		}
+		// A created container holds the namespace: the cleanup must not
+		// wait for it.
+		held, err := os.Open(netns)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer held.Close()
+		if _, err := wait(); err == nil {
+			t.Fatal("wait of an ADD with container port 0 succeeded")
+		}
+		if isNetNS(netns) {
+			t.Errorf("%s still mounted after the failed ADD", netns)
+		}
+		if uids, err := m.List(ctx); err != nil || slices.Contains(uids, pod.UID) {
+			t.Errorf("List after failed ADD = %v, %v; want no %s", uids, err, pod.UID)
+		}
+		assertNoMasq(t, pod.UID)
+	})
+	t.Run("Teardown waits for the ADD", func(t *testing.T) {
+		pod := Pod{Namespace: "default", Name: "short", UID: "uid-short"}
+		_, wait, err := m.Start(ctx, pod)
+		if err != nil {
+			t.Fatalf("Start: %v", err)
+		}
+		if err := m.Teardown(ctx, pod.UID); err != nil {
+			t.Fatalf("Teardown during the ADD: %v", err)
+		}
+		if _, err := wait(); err != nil {
+			t.Fatalf("wait: %v", err)
+		}
+		if uids, err := m.List(ctx); err != nil || slices.Contains(uids, pod.UID) {
+			t.Errorf("List after Teardown = %v, %v; want no %s", uids, err, pod.UID)
+		}
+		reserved, _ := filepath.Glob(filepath.Join(m.cfg.StateDir, "cni", "ipam", networkName, "10.*"))
+		for _, r := range reserved {
+			if b, _ := os.ReadFile(r); strings.HasPrefix(string(b), pod.UID) {
+				t.Errorf("IP %s still reserved for %s after Teardown", filepath.Base(r), pod.UID)
+			}
+		}
+	})
 }

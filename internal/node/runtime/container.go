@@ -115,6 +115,7 @@ func (r *Runtime) buildSpec(pod *podState, cfg ContainerConfig, id, rootfs, term
 // returns runc's error text when runc fails (e.g. `exec: "nope": executable
 // file not found in $PATH`), and leaves nothing behind on error.
 func (r *Runtime) CreateContainer(ctx context.Context, cfg ContainerConfig) (id string, err error) {
+	steps := newStepTimer(ctx)
 	pod, err := r.loadPod(cfg.PodUID)
 	if err != nil {
 		return "", fmt.Errorf("create container %s: %w", cfg.Name, err)
@@ -194,6 +195,7 @@ func (r *Runtime) CreateContainer(ctx context.Context, cfg ContainerConfig) (id 
 	if err := os.Chmod(termLog, 0o666); err != nil {
 		return "", fmt.Errorf("create termination log of %s: %w", cfg.Name, err)
 	}
+	steps.step("bundle")
 	spec, err := r.buildSpec(pod, cfg, id, rootfs, termLog)
 	if err != nil {
 		// containerd's words, which kubelet shows as the container's
@@ -220,7 +222,8 @@ func (r *Runtime) CreateContainer(ctx context.Context, cfg ContainerConfig) (id 
 	if err := writeJSONAtomic(filepath.Join(dir, shim.ConfigFile), sc); err != nil {
 		return "", fmt.Errorf("write shim config of %s: %w", cfg.Name, err)
 	}
-	if err := r.startShim(ctx, dir); err != nil {
+	steps.step("spec")
+	if err := r.startShim(ctx, dir, steps); err != nil {
 		return "", fmt.Errorf("create container %s: %w", cfg.Name, err)
 	}
 	klog.FromContext(ctx).V(4).Info("Created container", "podUID", cfg.PodUID, "container", cfg.Name, "containerID", id)
@@ -229,7 +232,7 @@ func (r *Runtime) CreateContainer(ctx context.Context, cfg ContainerConfig) (id 
 
 // startShim starts the shim for bundle and waits for its verdict: "ok" once
 // `runc create` succeeded, or runc's error text.
-func (r *Runtime) startShim(ctx context.Context, bundle string) error {
+func (r *Runtime) startShim(ctx context.Context, bundle string, steps *stepTimer) error {
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		return err
@@ -254,6 +257,7 @@ func (r *Runtime) startShim(ctx context.Context, bundle string) error {
 		pw.Close()
 		return fmt.Errorf("start shim: %w", err)
 	}
+	steps.step("shimExec")
 	pw.Close()
 	// Before the shim is reaped, its PID cannot name another process.
 	if err := recordShim(bundle, cmd.Process.Pid); err != nil {
@@ -273,7 +277,10 @@ func (r *Runtime) startShim(ctx context.Context, bundle string) error {
 		return ctx.Err()
 	}
 	s := strings.TrimSpace(string(msg))
-	if s == "ok" {
+	if runcStart, runcEnd, ok := shim.ParseReady(s); ok {
+		steps.until("shim", runcStart)
+		steps.until("runc", runcEnd)
+		steps.step("reply")
 		return nil
 	}
 	if s == "" {
@@ -283,12 +290,18 @@ func (r *Runtime) startShim(ctx context.Context, bundle string) error {
 	return errors.New(s)
 }
 
-// StartContainer starts a created container's process.
+// StartContainer starts a created container's process, as `runc start`
+// does but without a runc process (startCreated); runc itself for a
+// container that is not in runc's created state, to say why not.
 func (r *Runtime) StartContainer(ctx context.Context, id string) error {
 	if _, err := r.loadMeta(id); err != nil {
 		return fmt.Errorf("start container %s: %w", id, err)
 	}
-	if _, err := r.runc(ctx, "start", id); err != nil {
+	started, err := r.startCreated(ctx, id)
+	if !started {
+		_, err = r.runc(ctx, "start", id)
+	}
+	if err != nil {
 		return fmt.Errorf("start container %s: %w", id, err)
 	}
 	now := time.Now().UTC().Format(time.RFC3339Nano)

@@ -104,7 +104,7 @@ func (r *Runtime) ensurePause(ctx context.Context, st *podState) (string, error)
 	if err := writeJSONAtomic(filepath.Join(dir, shim.ConfigFile), sc); err != nil {
 		return "", fmt.Errorf("write pause shim config: %w", err)
 	}
-	if err := r.startShim(ctx, dir); err != nil {
+	if err := r.startShim(ctx, dir, &stepTimer{}); err != nil {
 		_ = r.removePause(context.WithoutCancel(ctx), st.Config.UID)
 		return "", fmt.Errorf("create pause container: %w", err)
 	}

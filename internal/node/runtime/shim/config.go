@@ -2,8 +2,11 @@ package shim
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -36,6 +39,33 @@ type ExitStatus struct {
 	// Reason is set by the runtime, not the shim, when it records the
 	// exit of a container whose shim died ("Unknown").
 	Reason string `json:"reason,omitempty"`
+}
+
+// readyReport is what Run writes on fd 3 once `runc create` succeeded:
+// "ok", then when runc create started and when it ended, in Unix
+// nanoseconds, for the runtime's trace of a container's creation
+// (runtime.Steps).
+func readyReport(runcStart, runcEnd time.Time) string {
+	return fmt.Sprintf("ok %d %d\n", runcStart.UnixNano(), runcEnd.UnixNano())
+}
+
+// ParseReady reads a report of Run on fd 3: ok is whether it says that
+// `runc create` succeeded (anything else is runc's error text), with the
+// times runc create started and ended when the shim gave them (zero
+// otherwise).
+func ParseReady(report string) (runcStart, runcEnd time.Time, ok bool) {
+	f := strings.Fields(report)
+	if len(f) == 0 || f[0] != "ok" || (len(f) != 1 && len(f) != 3) {
+		return time.Time{}, time.Time{}, false
+	}
+	if len(f) == 3 {
+		s, err1 := strconv.ParseInt(f[1], 10, 64)
+		e, err2 := strconv.ParseInt(f[2], 10, 64)
+		if err1 == nil && err2 == nil {
+			runcStart, runcEnd = time.Unix(0, s), time.Unix(0, e)
+		}
+	}
+	return runcStart, runcEnd, true
 }
 
 // writeJSONAtomic is internal/atomicfile.WriteUnsynced, repeated here

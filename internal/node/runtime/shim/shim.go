@@ -49,7 +49,8 @@ func Main(args []string) int {
 }
 
 // Run supervises the container of bundle: it runs `runc create` for the
-// bundle, reports "ok" or runc's error text on fd 3 (then closes it), copies
+// bundle, reports "ok" (with when runc create ran, see [ParseReady]) or
+// runc's error text on fd 3 (then closes it), copies
 // the container's output to the CRI log, waits for the container's init (as
 // its child subreaper), writes the exit file and returns. The runtime starts
 // the shim in a session of its own, so it outlives pocketkube. ctx only
@@ -57,8 +58,8 @@ func Main(args []string) int {
 func Run(ctx context.Context, bundle string) error {
 	report := os.NewFile(3, "report")
 	ready := false
-	err := runShim(ctx, bundle, func() {
-		_, _ = report.WriteString("ok\n")
+	err := runShim(ctx, bundle, func(runcStart, runcEnd time.Time) {
+		_, _ = report.WriteString(readyReport(runcStart, runcEnd))
 		report.Close()
 		ready = true
 	})
@@ -69,7 +70,7 @@ func Run(ctx context.Context, bundle string) error {
 	return err
 }
 
-func runShim(ctx context.Context, bundle string, ready func()) error {
+func runShim(ctx context.Context, bundle string, ready func(runcStart, runcEnd time.Time)) error {
 	var cfg Config
 	if err := readJSON(filepath.Join(bundle, ConfigFile), &cfg); err != nil {
 		return fmt.Errorf("read shim config: %w", err)
@@ -160,7 +161,9 @@ func runShim(ctx context.Context, bundle string, ready func()) error {
 		as.stdin = inW
 	}
 	cmd.Args = append([]string{cfg.Runc}, append(args, cfg.ID)...)
+	runcStart := time.Now()
 	runErr := cmd.Run()
+	runcEnd := time.Now()
 	for _, c := range closeAfter {
 		c.Close()
 	}
@@ -205,7 +208,7 @@ func runShim(ctx context.Context, bundle string, ready func()) error {
 		}()
 	}
 	go as.serve(ln)
-	ready()
+	ready(runcStart, runcEnd)
 
 	code := waitInit(pid)
 	// Everything in the container's PID namespace dies with its init, so
