@@ -332,3 +332,34 @@ func TestTLSVerification(t *testing.T) {
 		}
 	}
 }
+
+// The system priority classes exist once /readyz answers, as upstream's
+// scheduling/bootstrap-system-priority-classes hook makes them: pocketkube
+// runs its own hook in its place (it tries at once instead of after 1 s),
+// and /readyz waits for that one.
+func TestSystemPriorityClasses(t *testing.T) {
+	t.Parallel()
+	p := startProxy(t)
+	body, status, err := framework.Curl(t.Context(), p.URL+"/readyz?verbose")
+	if err != nil || status != 200 {
+		t.Fatalf("GET /readyz?verbose: status %d, %v\n%s", status, err, body)
+	}
+	if !strings.Contains(body, "[+]poststarthook/pocketkube/bootstrap-system-priority-classes ok") {
+		t.Errorf("/readyz?verbose lacks pocketkube's priority class hook:\n%s", body)
+	}
+	if strings.Contains(body, "poststarthook/scheduling/bootstrap-system-priority-classes") {
+		t.Errorf("/readyz?verbose still lists upstream's priority class hook:\n%s", body)
+	}
+	for name, value := range map[string]int64{"system-node-critical": 2000001000, "system-cluster-critical": 2000000000} {
+		var pc struct {
+			Value            int64
+			GlobalDefault    bool
+			Description      string
+			PreemptionPolicy string
+		}
+		getJSON(t, p.URL+"/apis/scheduling.k8s.io/v1/priorityclasses/"+name, &pc)
+		if pc.Value != value || pc.GlobalDefault || pc.Description == "" || pc.PreemptionPolicy != "PreemptLowerPriority" {
+			t.Errorf("%s: %+v, want value %d, not global default, a description, PreemptLowerPriority", name, pc, value)
+		}
+	}
+}

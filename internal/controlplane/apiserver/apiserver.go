@@ -19,11 +19,21 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/apimachinery/pkg/util/wait"
+	genericapiserver "k8s.io/apiserver/pkg/server"
+	schedulingclient "k8s.io/client-go/kubernetes/typed/scheduling/v1"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/klog/v2"
 	"k8s.io/kubernetes/cmd/kube-apiserver/app"
 	"k8s.io/kubernetes/cmd/kube-apiserver/app/options"
+	schedulingapiv1 "k8s.io/kubernetes/pkg/apis/scheduling/v1"
+	schedulingrest "k8s.io/kubernetes/pkg/registry/scheduling/rest"
 
 	"github.com/pocketkube/pocketkube/internal/controlplane/cmdline"
 	"github.com/pocketkube/pocketkube/internal/pki"
@@ -161,8 +171,95 @@ func Run(ctx context.Context, c Config) error {
 	if errs := completed.Validate(); len(errs) != 0 {
 		return fmt.Errorf("validate kube-apiserver options: %w", utilerrors.NewAggregate(errs))
 	}
-	if err := app.Run(ctx, completed); err != nil {
+	if err := run(ctx, completed); err != nil {
 		return fmt.Errorf("kube-apiserver: %w", err)
 	}
 	return nil
+}
+
+// run is upstream's app.Run (cmd/kube-apiserver/app/server.go) with one
+// post-start hook swapped: see priorityClassesHook.
+func run(ctx context.Context, opts options.CompletedOptions) error {
+	if opts.InformerName == nil {
+		name, err := cache.NewInformerName("kube-apiserver")
+		if err != nil {
+			return err
+		}
+		opts.InformerName = name
+	}
+	config, err := app.NewConfig(opts)
+	if err != nil {
+		return err
+	}
+	config.KubeAPIs.ControlPlane.Generic.DisabledPostStartHooks.Insert(schedulingrest.PostStartHookName)
+	completed, err := config.Complete()
+	if err != nil {
+		return err
+	}
+	server, err := app.CreateServerChain(completed)
+	if err != nil {
+		return err
+	}
+	if err := server.GenericAPIServer.AddPostStartHook(priorityClassesHookName, priorityClassesHook); err != nil {
+		return err
+	}
+	prepared, err := server.PrepareRun()
+	if err != nil {
+		return err
+	}
+	return prepared.Run(ctx)
+}
+
+// priorityClassesHookName is the post-start hook that stands in for
+// upstream's scheduling/bootstrap-system-priority-classes; /readyz lists
+// it as poststarthook/pocketkube/bootstrap-system-priority-classes.
+const priorityClassesHookName = "pocketkube/bootstrap-system-priority-classes"
+
+// priorityClassesHook creates system-node-critical and
+// system-cluster-critical as upstream's hook does
+// (pkg/registry/scheduling/rest AddSystemPriorityClasses), and /readyz
+// waits for it as for upstream's. Upstream's polls with wait.Poll, whose
+// first try comes after its 1 s interval: a second of every cold start,
+// the largest single wait before /readyz (docs/BENCHMARKS.md, "Where the
+// start goes"). This one tries at once and then every 100 ms, with the
+// same 30 s limit and the same errors that end it.
+func priorityClassesHook(hookCtx genericapiserver.PostStartHookContext) error {
+	client, err := schedulingclient.NewForConfig(hookCtx.LoopbackClientConfig)
+	if err != nil {
+		return fmt.Errorf("unable to add default system priority classes: %w", err)
+	}
+	err = wait.PollUntilContextTimeout(hookCtx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		return ensurePriorityClasses(ctx, client)
+	})
+	if err != nil {
+		return fmt.Errorf("unable to add default system priority classes: %w", err)
+	}
+	return nil
+}
+
+// ensurePriorityClasses is one try of upstream's loop: done when every
+// system priority class exists; not done (try again) while the API server
+// cannot serve the request yet; an error ends the hook.
+func ensurePriorityClasses(ctx context.Context, client schedulingclient.SchedulingV1Interface) (bool, error) {
+	for _, pc := range schedulingapiv1.SystemPriorityClasses() {
+		_, err := client.PriorityClasses().Get(ctx, pc.Name, metav1.GetOptions{})
+		if err == nil {
+			continue
+		}
+		if !apierrors.IsNotFound(err) {
+			klog.FromContext(ctx).Info("Unable to get PriorityClass, retrying", "priorityClass", pc.Name, "err", err)
+			return false, nil
+		}
+		_, err = client.PriorityClasses().Create(ctx, pc, metav1.CreateOptions{})
+		switch {
+		case err == nil || apierrors.IsAlreadyExists(err):
+			klog.FromContext(ctx).Info("Created PriorityClass", "priorityClass", pc.Name, "value", pc.Value)
+		case apierrors.IsServiceUnavailable(err):
+			klog.FromContext(ctx).Info("Unable to create PriorityClass, retrying", "priorityClass", pc.Name, "err", err)
+			return false, nil
+		default:
+			return false, err
+		}
+	}
+	return true, nil
 }
