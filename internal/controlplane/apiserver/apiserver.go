@@ -24,6 +24,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/util/wait"
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	schedulingclient "k8s.io/client-go/kubernetes/typed/scheduling/v1"
@@ -191,7 +192,15 @@ func run(ctx context.Context, opts options.CompletedOptions) error {
 	if err != nil {
 		return err
 	}
-	config.KubeAPIs.ControlPlane.Generic.DisabledPostStartHooks.Insert(schedulingrest.PostStartHookName)
+	// The hook keeps upstream's name (/readyz?verbose lists
+	// poststarthook/scheduling/bootstrap-system-priority-classes, which
+	// upstream's health handlers spec looks for): disabled in the
+	// kube-apiserver, added to the aggregator at the head of the chain,
+	// whose set of disabled hooks must then be one of its own (the
+	// configs share the kube-apiserver's).
+	disabled := config.KubeAPIs.ControlPlane.Generic.DisabledPostStartHooks
+	config.Aggregator.GenericConfig.DisabledPostStartHooks = sets.NewString(disabled.UnsortedList()...)
+	disabled.Insert(schedulingrest.PostStartHookName)
 	completed, err := config.Complete()
 	if err != nil {
 		return err
@@ -200,7 +209,7 @@ func run(ctx context.Context, opts options.CompletedOptions) error {
 	if err != nil {
 		return err
 	}
-	if err := server.GenericAPIServer.AddPostStartHook(priorityClassesHookName, priorityClassesHook); err != nil {
+	if err := server.GenericAPIServer.AddPostStartHook(schedulingrest.PostStartHookName, priorityClassesHook); err != nil {
 		return err
 	}
 	prepared, err := server.PrepareRun()
@@ -209,11 +218,6 @@ func run(ctx context.Context, opts options.CompletedOptions) error {
 	}
 	return prepared.Run(ctx)
 }
-
-// priorityClassesHookName is the post-start hook that stands in for
-// upstream's scheduling/bootstrap-system-priority-classes; /readyz lists
-// it as poststarthook/pocketkube/bootstrap-system-priority-classes.
-const priorityClassesHookName = "pocketkube/bootstrap-system-priority-classes"
 
 // priorityClassesHook creates system-node-critical and
 // system-cluster-critical as upstream's hook does
