@@ -67,10 +67,11 @@ const scaleProbes = 100
 //     apiserver_request_duration_seconds histograms (interpolated in the
 //     bucket, as histogram_quantile), and over the benchmark's own probes
 //     (scaleProbes requests, client side);
-//   - the agents' VmRSS p50 and CPU time per minute (p50 and sum; an
+//   - the agents' VmRSS and RssAnon (their own memory, without the
+//     binary's shared pages) p50 and CPU time per minute (p50 and sum; an
 //     agent's CPU includes the children it waited for: iptables, runc).
 //
-// It reports each figure per step as NAME@AGENTS and logs a table. At the
+// It reports each figure per step as NAME@AGENTS and prints a table. At the
 // end it deletes the pods, stops the agents (Ctrl-C) and checks that
 // nothing is left of them: processes, network namespaces, links, cgroups,
 // mounts under their data dirs.
@@ -103,6 +104,7 @@ func BenchmarkAgentScale(b *testing.B) {
 		b.ReportMetric(ms(quantile(r.getNode, 0.99)), "probe-get-node-p99-ms"+at)
 		b.ReportMetric(ms(quantile(r.listPods, 0.99)), "probe-list-pods-p99-ms"+at)
 		b.ReportMetric(r.agentRSS, "agent-rss-p50-MiB"+at)
+		b.ReportMetric(r.agentAnon, "agent-rss-anon-p50-MiB"+at)
 		b.ReportMetric(r.agentCPU, "agent-cpu-p50-s/min"+at)
 		b.ReportMetric(r.agentsCPU, "agents-cpu-s/min"+at)
 	}
@@ -123,10 +125,47 @@ type scaleResult struct {
 	topRequests       string
 	getNode, listPods []time.Duration
 	agentRSS          float64 // MiB, p50
+	agentAnon         float64 // MiB, p50 of RssAnon: the agent's own memory, without the binary's shared pages
+	nodeStatusTotal   int64   // Node status writes since the run's start, joins included
 	agentCPU          float64 // CPU seconds per minute, p50
 	agentsCPU         float64 // CPU seconds per minute, all agents
 	memAvailable      float64 // GiB, the machine's, at the window's end
 	loadavg           string  // /proc/loadavg at the window's end
+}
+
+// scaleInotifyInstances is the fs.inotify.max_user_instances the run
+// needs. The limit is per user, and every agent runs as root: an agent
+// takes 2 instances (its runtime's exit watch among them), an `up` 14,
+// so 50 agents beside two clusters of other tests overrun Linux's
+// default of 128, and the agent that finds none left exits ("watch exits:
+// too many open files"). kind's known issues give the same advice for
+// many nodes on one machine.
+const scaleInotifyInstances = 512
+
+// raiseInotifyInstances raises fs.inotify.max_user_instances to at least
+// n until b ends, then puts back the value it found.
+func raiseInotifyInstances(b *testing.B, n int) {
+	const path = "/proc/sys/fs/inotify/max_user_instances"
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	was, err := strconv.Atoi(strings.TrimSpace(string(raw)))
+	if err != nil {
+		b.Fatalf("%s: %v", path, err)
+	}
+	if was >= n {
+		return
+	}
+	if err := os.WriteFile(path, []byte(strconv.Itoa(n)), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("fs.inotify.max_user_instances raised from %d to %d for the run", was, n)
+	b.Cleanup(func() {
+		if err := os.WriteFile(path, []byte(strconv.Itoa(was)), 0o644); err != nil {
+			b.Errorf("restore %s: %v", path, err)
+		}
+	})
 }
 
 // scaleAgent is one `pocketkube agent` of the run.
@@ -158,6 +197,7 @@ func agentScale(b *testing.B, steps []int) []scaleResult {
 		b.Fatal(err)
 	}
 	writes := countWrites(ctx, b, client)
+	raiseInotifyInstances(b, scaleInotifyInstances)
 
 	var agents []*scaleAgent
 	defer func() { stopAgents(b, client, agents, dir) }()
@@ -257,7 +297,7 @@ func measureWindow(b *testing.B, c *framework.Cluster, client kubernetes.Interfa
 		b.Fatal(err)
 	}
 	perMin := func(v float64) float64 { return v / elapsed.Minutes() }
-	var agentRSS, agentCPU []float64
+	var agentRSS, agentAnon, agentCPU []float64
 	for i, a := range agents {
 		cpu := perMin((cpuTime(b, a.pid) - agentCPU0[i]).Seconds())
 		agentCPU = append(agentCPU, cpu)
@@ -267,8 +307,13 @@ func measureWindow(b *testing.B, c *framework.Cluster, client kubernetes.Interfa
 			b.Fatalf("agent %s: %v", a.name, err)
 		}
 		agentRSS = append(agentRSS, float64(k)/1024)
+		if k, err = statusKiB(a.pid, "RssAnon:"); err != nil {
+			b.Fatalf("agent %s: %v", a.name, err)
+		}
+		agentAnon = append(agentAnon, float64(k)/1024)
 	}
-	r.agentRSS, r.agentCPU = median(agentRSS), median(agentCPU)
+	r.agentRSS, r.agentAnon, r.agentCPU = median(agentRSS), median(agentAnon), median(agentCPU)
+	r.nodeStatusTotal = w1.nodeStatus
 	k, err := rssKiB(c.Pid())
 	if err != nil {
 		b.Fatal(err)
@@ -286,6 +331,20 @@ func measureWindow(b *testing.B, c *framework.Cluster, client kubernetes.Interfa
 	if l, err := os.ReadFile("/proc/loadavg"); err == nil {
 		r.loadavg = strings.TrimSpace(string(l))
 	}
+}
+
+// statusKiB is a field of /proc/PID/status that is in kB, in KiB.
+func statusKiB(pid int, field string) (int, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, field); ok {
+			return strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+		}
+	}
+	return 0, fmt.Errorf("/proc/%d/status has no %s", pid, field)
 }
 
 func median(v []float64) float64 {
@@ -679,6 +738,7 @@ func logScaleTable(b *testing.B, results []scaleResult) {
 	row("  per node", func(r scaleResult) string { return perNode(r.leaseWrites, r) })
 	row("node status writes /min", func(r scaleResult) string { return f1(r.nodeStatusWrites) })
 	row("  per node", func(r scaleResult) string { return perNode(r.nodeStatusWrites, r) })
+	row("node status writes since start", func(r scaleResult) string { return strconv.FormatInt(r.nodeStatusTotal, 10) })
 	row("node other writes /min", func(r scaleResult) string { return f1(r.nodeOtherWrites) })
 	row("API requests /min (no watches)", func(r scaleResult) string { return f1(r.apiRequests) })
 	row("  per node", func(r scaleResult) string { return perNode(r.apiRequests, r) })
@@ -690,6 +750,7 @@ func logScaleTable(b *testing.B, results []scaleResult) {
 		return f1(ms(quantile(r.listPods, 0.5))) + " / " + f1(ms(quantile(r.listPods, 0.99)))
 	})
 	row("agent RSS p50 MiB", func(r scaleResult) string { return f1(r.agentRSS) })
+	row("agent RssAnon p50 MiB", func(r scaleResult) string { return f1(r.agentAnon) })
 	row("agent CPU p50 s/min", func(r scaleResult) string { return f2(r.agentCPU) })
 	row("all agents CPU s/min", func(r scaleResult) string { return f1(r.agentsCPU) })
 	row("machine MemAvailable GiB", func(r scaleResult) string { return f1(r.memAvailable) })
