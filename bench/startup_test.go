@@ -18,6 +18,9 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+
 	"github.com/pocketkube/pocketkube/test/framework"
 )
 
@@ -291,4 +294,213 @@ func BenchmarkIdleRSS(b *testing.B) {
 	if fi, err := os.Stat(binary); err == nil {
 		b.ReportMetric(float64(fi.Size())/(1<<20), "binary-MiB")
 	}
+}
+
+var idleProfiles = flag.String("idle-profiles", "", "BenchmarkIdleRSSBurst: directory to write each reading's heap profile (pprof), smaps and Go /metrics into")
+
+// memReading is what BenchmarkIdleRSSBurst reads of pocketkube at one
+// point: the kernel's view (/proc/PID/status, smaps), the Go runtime's
+// (the go_* series of the API server's /metrics, which are the whole
+// process's: every component runs in it) and the process's CPU time.
+type memReading struct {
+	rss, anon, file float64 // MiB: VmRSS, RssAnon, RssFile
+	// fileBinary and fileEtcd are the parts of file that map the
+	// pocketkube binary and etcd's bbolt database (member/snap/db).
+	fileBinary, fileEtcd float64
+	// go is the runtime's metrics by name (go_memory_classes_*, go_gc_*,
+	// go_goroutines...), unitless as exposed (bytes, seconds, counts).
+	goMetrics map[string]float64
+	cpu       float64 // s of user + system time since the process started
+}
+
+// readMemory reads c's memory; with -idle-profiles it also saves the
+// readings and a heap profile (the API server's /debug/pprof/heap, which
+// profiles the whole process) as PHASE-N.{heap,smaps,metrics,status}. The
+// profile is taken after the readings, with a GC first (gc=1): without
+// one it shows the heap as of the last GC, which an idle process may not
+// have run since its start.
+func readMemory(b *testing.B, c *framework.Cluster, phase string, n int) memReading {
+	b.Helper()
+	pid := strconv.Itoa(c.Pid())
+	var r memReading
+	status, err := os.ReadFile("/proc/" + pid + "/status")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, f := range []struct {
+		key string
+		to  *float64
+	}{{"VmRSS:", &r.rss}, {"RssAnon:", &r.anon}, {"RssFile:", &r.file}} {
+		for line := range strings.SplitSeq(string(status), "\n") {
+			if v, ok := strings.CutPrefix(line, f.key); ok {
+				k, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+				*f.to = float64(k) / 1024
+			}
+		}
+	}
+	smaps, err := os.ReadFile("/proc/" + pid + "/smaps")
+	if err != nil {
+		b.Fatal(err)
+	}
+	exe, _ := os.Readlink("/proc/" + pid + "/exe")
+	var mapping string
+	for line := range strings.SplitSeq(string(smaps), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) >= 5 && strings.Contains(fields[0], "-") && !strings.HasSuffix(fields[0], ":") {
+			mapping = ""
+			if len(fields) >= 6 {
+				mapping = fields[5]
+			}
+			continue
+		}
+		if len(fields) == 3 && fields[0] == "Rss:" {
+			k, _ := strconv.Atoi(fields[1])
+			switch {
+			case mapping == exe:
+				r.fileBinary += float64(k) / 1024
+			case strings.HasSuffix(mapping, "/member/snap/db"):
+				r.fileEtcd += float64(k) / 1024
+			}
+		}
+	}
+	stat, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		b.Fatal(err)
+	}
+	// utime and stime are fields 14 and 15, after the command in
+	// parentheses; the kernel counts them in USER_HZ (100 on Linux).
+	if _, rest, ok := strings.Cut(string(stat), ") "); ok {
+		fields := strings.Fields(rest)
+		ut, _ := strconv.ParseFloat(fields[11], 64)
+		st, _ := strconv.ParseFloat(fields[12], 64)
+		r.cpu = (ut + st) / 100
+	}
+	rc := c.Client(b).CoreV1().RESTClient()
+	metrics, err := rc.Get().AbsPath("/metrics").DoRaw(b.Context())
+	if err != nil {
+		b.Fatalf("GET /metrics: %v", err)
+	}
+	r.goMetrics = map[string]float64{}
+	for line := range strings.SplitSeq(string(metrics), "\n") {
+		name, value, ok := strings.Cut(line, " ")
+		if !ok || !strings.HasPrefix(name, "go_") || strings.Contains(name, "{") {
+			continue
+		}
+		if v, err := strconv.ParseFloat(value, 64); err == nil {
+			r.goMetrics[name] = v
+		}
+	}
+	if dir := *idleProfiles; dir != "" {
+		base := filepath.Join(dir, fmt.Sprintf("%s-%d", phase, n))
+		heap, err := rc.Get().AbsPath("/debug/pprof/heap").Param("gc", "1").DoRaw(b.Context())
+		if err != nil {
+			b.Fatalf("GET /debug/pprof/heap: %v", err)
+		}
+		for ext, data := range map[string][]byte{".heap": heap, ".smaps": smaps, ".metrics": metrics, ".status": status} {
+			if err := os.WriteFile(base+ext, data, 0o644); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	return r
+}
+
+// BenchmarkIdleRSSBurst measures issue 16's goal 4 (idle RSS ≤ 300 MiB)
+// as it is stated: per iteration, a new cluster (in a network namespace
+// of its own) read -idle (60 s) after it is up, then again -idle after a
+// burst of 100 busybox pods ran and was deleted. Beside VmRSS it reports
+// where the memory is (anonymous; file-backed: the binary's pages, etcd's
+// bbolt map; the Go runtime's classes: live heap, heap goal, heap not
+// returned to the OS, stacks) and the CPU the burst and the idle minute
+// after it took, all and the GC's part, which a tighter memory setting
+// raises.
+func BenchmarkIdleRSSBurst(b *testing.B) {
+	const pods = 100
+	if d := *idleProfiles; d != "" {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var readings [2][]memReading
+	var cpu, gcCPU []float64
+	n := 0
+	for b.Loop() {
+		n++
+		stopPodsCluster()
+		c, err := framework.StartCluster(framework.ClusterConfig{
+			Binary: binary, DataDir: filepath.Join(b.TempDir(), "data"), NetNS: true, Timeout: 3 * time.Minute,
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() {
+			if err := c.Cleanup(); err != nil {
+				b.Errorf("cluster cleanup: %v", err)
+			}
+			if b.Failed() {
+				b.Logf("cluster output:\n%s", framework.Tail(c.Output(), 60))
+			}
+		})
+		waitNodeReady(b, c)
+		time.Sleep(time.Until(c.Up.Add(*idle)))
+		up := readMemory(b, c, "up", n)
+		c.ImportBusybox(b, "busybox")
+		if err := runSleepers(b.Context(), c, pods); err != nil {
+			b.Fatal(err)
+		}
+		client := c.Client(b)
+		grace := int64(0)
+		if err := client.CoreV1().Pods("default").DeleteCollection(b.Context(), metav1.DeleteOptions{GracePeriodSeconds: &grace}, metav1.ListOptions{}); err != nil {
+			b.Fatal(err)
+		}
+		err = wait.PollUntilContextTimeout(b.Context(), 200*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+			l, err := client.CoreV1().Pods("default").List(ctx, metav1.ListOptions{})
+			return err == nil && len(l.Items) == 0 && len(shimPids(c.DataDir)) == 0, nil
+		})
+		if err != nil {
+			b.Fatalf("pods of the burst not gone: %v", err)
+		}
+		time.Sleep(*idle)
+		after := readMemory(b, c, "burst", n)
+		readings[0], readings[1] = append(readings[0], up), append(readings[1], after)
+		cpu = append(cpu, after.cpu-up.cpu)
+		gcCPU = append(gcCPU, after.goMetrics["go_cpu_classes_gc_total_cpu_seconds_total"]-up.goMetrics["go_cpu_classes_gc_total_cpu_seconds_total"])
+		if took, err := c.Stop(time.Minute); err != nil {
+			b.Fatalf("stop: %v after %s", err, took)
+		}
+	}
+	noNsPerOp(b)
+	const mib = 1 << 20
+	for i, phase := range []string{"up", "burst"} {
+		var rss, anon, file, bin, db, live, goal, objects, unused, free, released, stacks, other []float64
+		for _, r := range readings[i] {
+			m := r.goMetrics
+			rss, anon, file = append(rss, r.rss), append(anon, r.anon), append(file, r.file)
+			bin, db = append(bin, r.fileBinary), append(db, r.fileEtcd)
+			live, goal = append(live, m["go_gc_heap_live_bytes"]/mib), append(goal, m["go_gc_heap_goal_bytes"]/mib)
+			objects = append(objects, m["go_memory_classes_heap_objects_bytes"]/mib)
+			unused = append(unused, m["go_memory_classes_heap_unused_bytes"]/mib)
+			free = append(free, m["go_memory_classes_heap_free_bytes"]/mib)
+			released = append(released, m["go_memory_classes_heap_released_bytes"]/mib)
+			stacks = append(stacks, (m["go_memory_classes_heap_stacks_bytes"]+m["go_memory_classes_os_stacks_bytes"])/mib)
+			other = append(other, (m["go_memory_classes_metadata_mcache_free_bytes"]+m["go_memory_classes_metadata_mcache_inuse_bytes"]+
+				m["go_memory_classes_metadata_mspan_free_bytes"]+m["go_memory_classes_metadata_mspan_inuse_bytes"]+
+				m["go_memory_classes_metadata_other_bytes"]+m["go_memory_classes_other_bytes"]+m["go_memory_classes_profiling_buckets_bytes"])/mib)
+		}
+		b.ReportMetric(mean(rss), phase+"-rss-MiB")
+		b.ReportMetric(mean(anon), phase+"-anon-MiB")
+		b.ReportMetric(mean(file), phase+"-file-MiB")
+		b.ReportMetric(mean(bin), phase+"-file-binary-MiB")
+		b.ReportMetric(mean(db), phase+"-file-etcddb-MiB")
+		b.ReportMetric(mean(live), phase+"-heap-live-MiB")
+		b.ReportMetric(mean(goal), phase+"-heap-goal-MiB")
+		b.ReportMetric(mean(objects), phase+"-heap-objects-MiB")
+		b.ReportMetric(mean(unused), phase+"-heap-unused-MiB")
+		b.ReportMetric(mean(free), phase+"-heap-free-MiB")
+		b.ReportMetric(mean(released), phase+"-heap-released-MiB")
+		b.ReportMetric(mean(stacks), phase+"-stacks-MiB")
+		b.ReportMetric(mean(other), phase+"-runtime-other-MiB")
+	}
+	b.ReportMetric(mean(cpu), "burst-cpu-s")
+	b.ReportMetric(mean(gcCPU), "burst-gc-cpu-s")
 }

@@ -378,3 +378,43 @@ func TestDisableMetrics(t *testing.T) {
 	}
 	stopCleanly(t, c)
 }
+
+// TestMetricsOpenAPI: the API server's aggregated OpenAPI (v2 and the
+// metrics.k8s.io/v1beta1 part of v3) has metrics-server's models, which
+// metrics-server builds from definitions cut down to what it serves
+// (internal/controlplane/metricsserver openAPIDefinitions): `kubectl
+// explain` and clients' validation see them as on a cluster with
+// metrics-server in a pod. The aggregator fetches the specs after the
+// APIService is available: the wait is a bounded poll.
+func TestMetricsOpenAPI(t *testing.T) {
+	t.Parallel()
+	const model = `"io.k8s.metrics.pkg.apis.metrics.v1beta1.NodeMetrics"`
+	for _, tt := range []struct {
+		path string
+		want []string
+	}{
+		{"/openapi/v3/apis/metrics.k8s.io/v1beta1", []string{`"openapi":"3.0.0"`, model, `"io.k8s.metrics.pkg.apis.metrics.v1beta1.PodMetricsList"`, `"/apis/metrics.k8s.io/v1beta1/nodes/{name}"`}},
+		{"/openapi/v2", []string{`"swagger":"2.0"`, model, `"/apis/metrics.k8s.io/v1beta1/namespaces/{namespace}/pods"`, `"io.k8s.api.batch.v1.Job"`}},
+	} {
+		out, err := shared.PollKubectl(t.Context(), framework.Newest(), 2*time.Minute, func(out string, err error) bool {
+			if err != nil {
+				return false
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(out, w) {
+					return false
+				}
+			}
+			return true
+		}, "get", "--raw", tt.path)
+		if err != nil {
+			t.Errorf("get --raw %s: %v", tt.path, err)
+			continue
+		}
+		for _, w := range tt.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("get --raw %s lacks %s:\n%.400s", tt.path, w, out)
+			}
+		}
+	}
+}

@@ -298,6 +298,7 @@ func (o *upOptions) Run(cmd *cobra.Command, _ []string) error {
 		}
 	}
 	klog.FromContext(ctx).Info("Starting pocketkube", "dataDir", o.dataDir, "listen", o.listen)
+	go trimGoMemory(ctx, trimInterval, trimThreshold)
 	return withFlagNames(cluster.Run(ctx, cfg))
 }
 

@@ -20,7 +20,6 @@ import (
 	"k8s.io/klog/v2"
 	apiregistrationv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
 	aggregator "k8s.io/kube-aggregator/pkg/client/clientset_generated/clientset"
-	kubeopenapi "k8s.io/kubernetes/pkg/generated/openapi"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/metrics-server/cmd/metrics-server/app/options"
 	"sigs.k8s.io/metrics-server/pkg/api"
@@ -97,10 +96,11 @@ func Run(ctx context.Context, cfg Config) error {
 	// metrics-server's generated OpenAPI definitions are keyed by Go
 	// package path; the v0.37 types name their models by
 	// OpenAPIModelName (io.k8s.metrics...), which only k8s.io/kubernetes'
-	// definitions of the same release are keyed by.
+	// definitions of the same release are keyed by; openAPIDefinitions
+	// keeps only those metrics-server serves.
 	apiCfg := serverCfg.Apiserver
 	namer := openapinamer.NewDefinitionNamer(api.Scheme)
-	v2, v3 := genericapiserver.DefaultOpenAPIConfig(kubeopenapi.GetOpenAPIDefinitions, namer), genericapiserver.DefaultOpenAPIV3Config(kubeopenapi.GetOpenAPIDefinitions, namer)
+	v2, v3 := genericapiserver.DefaultOpenAPIConfig(openAPIDefinitions, namer), genericapiserver.DefaultOpenAPIV3Config(openAPIDefinitions, namer)
 	v2.Info, v3.Info = apiCfg.OpenAPIConfig.Info, apiCfg.OpenAPIV3Config.Info
 	apiCfg.OpenAPIConfig, apiCfg.OpenAPIV3Config = v2, v3
 	srv, err := serverCfg.Complete()
