@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -194,8 +195,22 @@ func TestServers(t *testing.T) {
 	} else {
 		t.Logf("without quorum, a write through server-1 failed after %s: %v", time.Since(start).Round(time.Millisecond), err)
 	}
-	s2 = restartNode(t, s2)
-	s3 = restartNode(t, s3)
+	// Both at once: either makes a quorum with server-1, and the two
+	// make one without it. One after the other, the first could wait
+	// for ever for server-1, which may stop meanwhile (below).
+	var wg sync.WaitGroup
+	restarted := make([]*framework.Cluster, 2)
+	errs := make([]error, 2)
+	for i, c := range []*framework.Cluster{s2, s3} {
+		wg.Go(func() { restarted[i], errs[i] = c.Restart() })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("restart server-%d: %v", i+2, err)
+		}
+	}
+	s2, s3 = restarted[0], restarted[1]
 	// server-1 may have stopped meanwhile: a controller-manager or
 	// scheduler that loses its lease ends the server, as upstream's
 	// exit; it is started again as a supervisor would.
