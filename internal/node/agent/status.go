@@ -544,16 +544,19 @@ func podConditions(pod *v1.Pod, s *v1.PodStatus, st *podState, now time.Time) []
 			conditions = append(conditions, *c)
 		}
 	}
-	owned := []v1.PodConditionType{v1.PodReadyToStartContainers, v1.PodInitialized, v1.PodReady, v1.ContainersReady, v1.PodScheduled,
-		v1.PodResizePending, v1.PodResizeInProgress}
 	var out []v1.PodCondition
 	for _, old := range pod.Status.Conditions {
-		if !slices.Contains(owned, old.Type) {
+		if !slices.Contains(ownedConditions, old.Type) {
 			out = append(out, old)
 		}
 	}
 	return append(out, conditions...)
 }
+
+// ownedConditions are the pod conditions the agent computes; the others
+// (DisruptionTarget, readiness gates' …) belong to other writers.
+var ownedConditions = []v1.PodConditionType{v1.PodReadyToStartContainers, v1.PodInitialized, v1.PodReady, v1.ContainersReady, v1.PodScheduled,
+	v1.PodResizePending, v1.PodResizeInProgress}
 
 // ephemeralGone is the status of an ephemeral container the runtime no
 // longer has (its pod is being deleted, or the node lost it): the API

@@ -9,9 +9,11 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -607,11 +609,28 @@ func previousOf(containers []*runtime.ContainerStatus, name string, latest uint3
 }
 
 func (a *Agent) writeStatus(ctx context.Context, pod *v1.Pod, status *v1.PodStatus) error {
+	// As kubelet's status manager (syncPod): the patch is made against
+	// the pod as the API server has it now, not the informer's copy. A
+	// copy that has not caught up with the agent's own last write (a
+	// container that ran ready for a moment, then exited 0) would make
+	// the patch leave out a change back to that copy's value: the pod
+	// then stayed Succeeded with Ready True (conformance: Container
+	// Runtime blackbox test, "should run with the expected status").
+	current, err := a.cfg.Client.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) || (err == nil && current.UID != pod.UID) {
+		klog.FromContext(ctx).V(3).Info("Pod gone before its status was written", "pod", klog.KObj(pod))
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("get pod %s for its status: %w", klog.KObj(pod), err)
+	}
+	status = status.DeepCopy()
+	status.Conditions = mergeConditions(current.Status.Conditions, pod.Status.Conditions, status.Conditions)
 	// The patch kubelet sends (k8s.io/kubernetes/pkg/util/pod.PatchPodStatus):
-	// a strategic merge patch from the status we last saw, with the UID as a
-	// precondition. That helper flattens the API error into text, so the
+	// a strategic merge patch from the status the API has, with the UID as
+	// a precondition. That helper flattens the API error into text, so the
 	// patch is made here to tell "the pod is gone" from a real failure.
-	oldData, err := json.Marshal(v1.Pod{Status: pod.Status})
+	oldData, err := json.Marshal(v1.Pod{Status: current.Status})
 	if err != nil {
 		return err
 	}
@@ -638,6 +657,35 @@ func (a *Agent) writeStatus(ctx context.Context, pod *v1.Pod, status *v1.PodStat
 	}
 	klog.FromContext(ctx).V(3).Info("Wrote pod status", "pod", klog.KObj(pod), "phase", status.Phase)
 	return nil
+}
+
+// mergeConditions is the conditions part of kubelet's mergePodStatus:
+// the conditions other writers own (a readiness gate's, the API's
+// DisruptionTarget) as the API has them now, in their order, then the
+// agent's own as it computed them. A condition the agent does not own
+// but set itself (an eviction's DisruptionTarget: it differs from the
+// informer's copy seen) is the agent's.
+func mergeConditions(current, seen, computed []v1.PodCondition) []v1.PodCondition {
+	mine := func(c v1.PodCondition) bool {
+		if slices.Contains(ownedConditions, c.Type) {
+			return true
+		}
+		i := slices.IndexFunc(seen, func(s v1.PodCondition) bool { return s.Type == c.Type })
+		return i < 0 || !equality.Semantic.DeepEqual(seen[i], c)
+	}
+	var set []v1.PodCondition
+	for _, c := range computed {
+		if mine(c) {
+			set = append(set, c)
+		}
+	}
+	out := make([]v1.PodCondition, 0, len(current)+len(set))
+	for _, c := range current {
+		if !slices.Contains(ownedConditions, c.Type) && !slices.ContainsFunc(set, func(s v1.PodCondition) bool { return s.Type == c.Type }) {
+			out = append(out, c)
+		}
+	}
+	return append(out, set...)
 }
 
 func allContainers(pod *v1.Pod) []*v1.Container {
