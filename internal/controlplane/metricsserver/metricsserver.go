@@ -17,6 +17,7 @@ import (
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/klog/v2"
 	apiregistrationv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
 	aggregator "k8s.io/kube-aggregator/pkg/client/clientset_generated/clientset"
@@ -214,7 +215,11 @@ func ensureObjects(ctx context.Context, cfg Config) error {
 func apply(ctx context.Context, kind, name string, create, update func() error) error {
 	err := create()
 	if apierrors.IsAlreadyExists(err) {
-		err = update()
+		// Each update reads the object again: another server's
+		// metrics-server, or the aggregator's availability controller
+		// writing the APIService's status, may have written it meanwhile
+		// (a conflict here ended a server that started beside another).
+		err = retry.RetryOnConflict(retry.DefaultRetry, update)
 	}
 	if err != nil {
 		return fmt.Errorf("ensure %s %s: %w", kind, name, err)
