@@ -142,6 +142,35 @@ func TestPersistentVolumeHostPath(t *testing.T) {
 	}
 }
 
+// A hostPath volume without a type whose path does not exist: kubelet
+// checks nothing, and containerd's CRI makes the path a directory (0755)
+// when it creates the container, so the pod runs with an empty directory
+// there; a container create must not fail over it.
+func TestHostPathMissingIsCreated(t *testing.T) {
+	t.Parallel()
+	c, ns := busyboxNamespace(t, "hostpath-missing-")
+	hostDir := filepath.Join(t.TempDir(), "missing", "dir")
+	p := busyboxSleeper(ns, "writer")
+	p.Spec.Volumes = []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{
+		HostPath: &corev1.HostPathVolumeSource{Path: hostDir}}}}
+	p.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/data"}}
+	p.Spec.Containers[0].Command = []string{"sh", "-c", "echo written > /data/file && sleep 3600"}
+	framework.RunPods(t, c, p)
+	if _, err := framework.WaitPodIn(t.Context(), c, ns, "writer", framework.PodTimeout, func(*corev1.Pod) (bool, error) {
+		b, err := os.ReadFile(filepath.Join(hostDir, "file"))
+		return err == nil && string(b) == "written\n", nil
+	}); err != nil {
+		t.Fatalf("the pod's write never reached %s: %v", hostDir, err)
+	}
+	fi, err := os.Stat(hostDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !fi.IsDir() || fi.Mode().Perm() != 0o755 {
+		t.Errorf("%s: mode %v, want a directory with mode 0755", hostDir, fi.Mode())
+	}
+}
+
 // A local PV with node affinity to the node, behind a WaitForFirstConsumer
 // class: the scheduler binds the claim when it places the pod, the agent
 // bind-mounts the directory, and the data stays on the host after the pod.

@@ -679,6 +679,26 @@ func (a *Agent) containerUser(pod *v1.Pod, c *v1.Container, img *image.Image, ro
 	return user, nil
 }
 
+// ensureMountSource makes a mount's missing host path a directory (0755),
+// as containerd's CRI does for every mount of a container it creates
+// (internal/cri/opts WithMounts, "Create the host path if it doesn't
+// exist"): a hostPath volume without a type names a path kubelet does not
+// check, and on kubelet + containerd the container starts with an empty
+// directory there rather than failing its create.
+func ensureMountSource(source string) error {
+	_, err := os.Stat(source)
+	switch {
+	case err == nil:
+		return nil
+	case !os.IsNotExist(err):
+		return fmt.Errorf("failed to stat %q: %w", source, err)
+	}
+	if err := os.MkdirAll(source, 0o755); err != nil {
+		return fmt.Errorf("failed to mkdir %q: %w", source, err)
+	}
+	return nil
+}
+
 // containerMounts is kubelet's makeMounts: the volume mounts with subPath
 // and subPathExpr, then /etc/hosts, /etc/resolv.conf and /etc/hostname
 // unless the container mounts them itself.
@@ -704,6 +724,9 @@ func (a *Agent) containerMounts(ctx context.Context, pod *v1.Pod, c *v1.Containe
 				return nil, err
 			}
 			source = p
+		}
+		if err := ensureMountSource(source); err != nil {
+			return nil, err
 		}
 		mounts = append(mounts, runtime.Mount{
 			Source:      source,

@@ -25,7 +25,9 @@
 //
 //   - hostPath: the host path itself, with kubelet's type checks
 //     (DirectoryOrCreate, FileOrCreate, Directory, File, Socket, CharDevice,
-//     BlockDevice) and error texts; nothing is created under PodsDir.
+//     BlockDevice) and error texts; nothing is created under PodsDir. A
+//     missing path of a volume without a type is made a directory (0755)
+//     by the agent when a container mounts it, as containerd's CRI does.
 //
 //   - configMap (a directory) and secret (a tmpfs), written with upstream's
 //     atomic writer ([WriteAtomic]) from upstream's payload builders, and
