@@ -142,6 +142,7 @@ func (o *agentOptions) Run(cmd *cobra.Command, _ []string) error {
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "pocketkube agent joined %s as node %s (%s), %s\n", o.server, name, nodeIP, how)
 	logger.Info("Starting pocketkube agent", "dataDir", o.dataDir, "server", o.server, "node", name, "nodeIP", nodeIP, "bootstrapped", creds.Bootstrapped)
+	go trimGoMemory(ctx, trimInterval, trimThreshold)
 	return node.Run(klog.NewContext(ctx, klog.LoggerWithName(logger, "node")), node.Config{
 		DataDir:            o.dataDir,
 		RESTConfig:         restCfg,

@@ -7,7 +7,8 @@ import (
 	"time"
 )
 
-// How `up` returns the Go heap's free memory to the OS (trimGoMemory).
+// How `up` and `agent` return the Go heap's free memory to the OS
+// (trimGoMemory).
 const (
 	trimInterval = 30 * time.Second
 	// trimThreshold is how much reclaimable heap trimGoMemory leaves
