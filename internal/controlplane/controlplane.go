@@ -24,7 +24,6 @@ import (
 	"github.com/pocketkube/pocketkube/internal/controlplane/apiserver"
 	"github.com/pocketkube/pocketkube/internal/controlplane/controllermanager"
 	"github.com/pocketkube/pocketkube/internal/controlplane/etcd"
-	"github.com/pocketkube/pocketkube/internal/controlplane/localpath"
 	"github.com/pocketkube/pocketkube/internal/controlplane/metricsserver"
 	"github.com/pocketkube/pocketkube/internal/controlplane/scheduler"
 	"github.com/pocketkube/pocketkube/internal/controlplane/servicelb"
@@ -99,9 +98,12 @@ type Config struct {
 	// DisableServiceLB leaves LoadBalancer Services without an address
 	// (no servicelb controller), for a user who brings their own.
 	DisableServiceLB bool
-	// DisableStorage runs no local-path provisioner, so claims of the
-	// local-path StorageClass stay Pending, for a user who brings their
-	// own (internal/cluster then creates no default StorageClass either).
+	// DisableStorage serves no local-path volumes, for a user who brings
+	// a provisioner of their own: internal/cluster then runs no
+	// local-path provisioner on the node, and the server grants nodes
+	// none of the access it needs and creates no default StorageClass.
+	// (The control plane itself runs no provisioner: every node runs its
+	// own, internal/node/localpath.)
 	DisableStorage bool
 	// DisableMetrics leaves metrics.k8s.io unserved (no metrics-server),
 	// and removes the APIService an earlier run registered.
@@ -153,10 +155,6 @@ func HasPKI(dataDir string) bool {
 
 // PKIDir is where Run keeps the PKI of dataDir.
 func PKIDir(dataDir string) string { return filepath.Join(dataDir, "pki") }
-
-// StorageDir returns where the local-path provisioner keeps volumes for
-// dataDir.
-func StorageDir(dataDir string) string { return filepath.Join(dataDir, "storage") }
 
 // Ready tells a caller how to reach a running control plane.
 type Ready struct {
@@ -410,18 +408,6 @@ func (p *prepared) run(ctx context.Context) error {
 				return err
 			}
 			return servicelb.Run(ctx, client)
-		}})
-	}
-	if !p.cfg.DisableStorage {
-		// The PVs' directories are made and removed by this process,
-		// on the one node it runs (localpath's doc says what several
-		// nodes need); with the admin's credentials, as servicelb.
-		components = append(components, component{name: "local-path provisioner", logName: "controller-manager", run: func(ctx context.Context) error {
-			client, err := adminClient(admin)
-			if err != nil {
-				return err
-			}
-			return localpath.Run(ctx, client, localpath.Config{Dir: StorageDir(p.dataDir), Node: p.cfg.NodeName})
 		}})
 	}
 	if !p.cfg.DisableMetrics {
