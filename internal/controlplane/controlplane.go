@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 	utilnet "k8s.io/apimachinery/pkg/util/net"
+	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
@@ -407,7 +408,13 @@ func (p *prepared) run(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			return servicelb.Run(ctx, client)
+			// Several servers elect the one that runs it, as they do
+			// for the controller-manager and the scheduler.
+			lb := servicelb.Config{}
+			if s := p.cfg.Servers; s != nil {
+				lb.LeaderElect, lb.Identity = true, s.MemberName+"_"+string(uuid.NewUUID())
+			}
+			return servicelb.Run(ctx, client, lb)
 		}})
 	}
 	if !p.cfg.DisableMetrics {
