@@ -6,6 +6,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -214,6 +216,129 @@ func claimEvents(t *testing.T, c kubernetes.Interface, ns, name string) map[stri
 		t.Errorf("events of claim %s/%s: %v (%v)", ns, name, counts, err)
 	}
 	return counts
+}
+
+// checkServersPlatform checks servicelb and the local-path provisioners
+// on three servers (TestServers): one server's servicelb holds the Lease
+// kube-system/pocketkube-servicelb, and a LoadBalancer Service gets the
+// three nodes' addresses from it alone (one EnsuredLoadBalancer event); a
+// claim whose pod the scheduler puts on server-2 is provisioned there,
+// once, and its deletion removes the directory there.
+func checkServersPlatform(t *testing.T, servers []*framework.Cluster) {
+	admin := servers[0].Client(t)
+	ctx := t.Context()
+	var holder string
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, framework.PodTimeout, true, func(ctx context.Context) (bool, error) {
+		lease, err := admin.CoordinationV1().Leases("kube-system").Get(ctx, "pocketkube-servicelb", metav1.GetOptions{})
+		if err != nil || lease.Spec.HolderIdentity == nil {
+			return false, nil
+		}
+		holder = *lease.Spec.HolderIdentity
+		return strings.HasPrefix(holder, "server-"), nil
+	})
+	if err != nil {
+		t.Errorf("Lease kube-system/pocketkube-servicelb: holder %q (%v), want one of the servers", holder, err)
+	}
+
+	nodes, err := admin.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, n := range nodes.Items {
+		for _, a := range n.Status.Addresses {
+			if a.Type == corev1.NodeInternalIP {
+				want = append(want, a.Address)
+			}
+		}
+	}
+	slices.Sort(want)
+	ns := framework.NewNamespace(t, admin, "servers-platform")
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "lb", Namespace: ns},
+		Spec: corev1.ServiceSpec{
+			Type:     corev1.ServiceTypeLoadBalancer,
+			Selector: map[string]string{"app": "none"},
+			Ports:    []corev1.ServicePort{{Port: 18090, TargetPort: intstr.FromInt32(8080)}},
+		},
+	}
+	if _, err := admin.CoreV1().Services(ns).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, framework.PodTimeout, true, func(ctx context.Context) (bool, error) {
+		s, err := admin.CoreV1().Services(ns).Get(ctx, "lb", metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		got = got[:0]
+		for _, in := range s.Status.LoadBalancer.Ingress {
+			got = append(got, in.IP)
+		}
+		slices.Sort(got)
+		return len(got) > 0, nil
+	})
+	if err != nil || !slices.Equal(got, want) || len(want) != 3 {
+		t.Errorf("LoadBalancer Service ingress %v (%v), want the three nodes' InternalIPs %v", got, err, want)
+	}
+	var ensured int32
+	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, framework.PodTimeout, true, func(ctx context.Context) (bool, error) {
+		evs, err := admin.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=lb"})
+		if err != nil {
+			return false, nil
+		}
+		ensured = 0
+		for _, e := range evs.Items {
+			if e.Reason == "EnsuredLoadBalancer" {
+				ensured += max(e.Count, 1)
+			}
+		}
+		return ensured > 0, nil
+	})
+	if err != nil || ensured != 1 {
+		t.Errorf("%d EnsuredLoadBalancer events (%v), want one: one servicelb leads", ensured, err)
+	}
+
+	s2 := servers[1]
+	s2.ImportBusybox(t, "busybox")
+	if _, err := admin.CoreV1().PersistentVolumeClaims(ns).Create(ctx, classlessClaim(ns, "data"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pod := busyboxSleeper(ns, "writer")
+	pod.Spec.NodeSelector = map[string]string{corev1.LabelHostname: "server-2"}
+	pod.Spec.Containers[0].Command = []string{"sh", "-c", "echo on server-2 > /data/file && exec sleep 3600"}
+	pod.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/data"}}
+	pod.Spec.Volumes = []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{
+		PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "data"},
+	}}}
+	framework.RunPods(t, admin, pod)
+	_, pv := waitClaimBound(t, admin, ns, "data")
+	if pvNode(pv) != "server-2" || pv.Spec.HostPath == nil || filepath.Dir(pv.Spec.HostPath.Path) != filepath.Join(s2.DataDir, "storage") {
+		t.Fatalf("PV %s: node %q, source %+v; want a directory of server-2's storage", pv.Name, pvNode(pv), pv.Spec.PersistentVolumeSource)
+	}
+	if b, err := os.ReadFile(filepath.Join(pv.Spec.HostPath.Path, "file")); err != nil || string(b) != "on server-2\n" {
+		t.Errorf("the pod's file in server-2's volume directory: %q (%v)", b, err)
+	}
+	if events := claimEvents(t, admin, ns, "data"); events["ProvisioningSucceeded"] != 1 || events["ProvisioningFailed"] != 0 {
+		t.Errorf("the claim's provisioning events: %v, want one ProvisioningSucceeded and no ProvisioningFailed", events)
+	}
+	if err := admin.CoreV1().Pods(ns).Delete(ctx, "writer", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitGone(t, "pod writer", func(ctx context.Context) error {
+		_, err := admin.CoreV1().Pods(ns).Get(ctx, "writer", metav1.GetOptions{})
+		return err
+	})
+	if err := admin.CoreV1().PersistentVolumeClaims(ns).Delete(ctx, "data", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitGone(t, "PV "+pv.Name, func(ctx context.Context) error {
+		_, err := admin.CoreV1().PersistentVolumes().Get(ctx, pv.Name, metav1.GetOptions{})
+		return err
+	})
+	if _, err := os.Stat(pv.Spec.HostPath.Path); !os.IsNotExist(err) {
+		t.Errorf("after the claim's deletion, server-2's volume directory: %v, want it gone", err)
+	}
 }
 
 // logEvents logs the events of namespace ns, for a failed test.
