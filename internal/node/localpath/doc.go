@@ -48,19 +48,21 @@
 // pods, so the server binds group system:nodes to a ClusterRole that adds
 // what the library needs (internal/bootstrap, NodesLocalPathRoleName):
 // get, list and watch claims and StorageClasses; get, list, watch, create
-// and delete PersistentVolumes. It is made only while the server serves
-// storage (`up --disable storage` deletes it, so that a provisioner of the
-// user's under the same name is left alone), and Run waits until it is
-// there. What it costs: a node's credentials can read every claim's spec
-// (names and sizes, no data) and create or delete any PV, where the Node
-// authorizer confines a node to its own pods' objects. Deleting a bound PV
-// waits for its claim (the pv-protection finalizer); a PV created by a
-// compromised node can bind only a claim that names it or asks for its
-// class and size. k3s runs local-path-provisioner with a service account
-// of the same powers in a pod any node may run; pocketkube's nodes are
-// machines the cluster's owner joined with the cluster's token. A cluster
-// that needs nodes confined to their own objects should use `up --disable
-// storage` and a CSI driver.
+// and delete PersistentVolumes. A ValidatingAdmissionPolicy
+// (NodesLocalPathPolicyName) confines the PV writes: a node may create and
+// delete only PVs whose node affinity is itself, so it cannot make a
+// hostPath PV of another node's file system nor delete another node's
+// volumes (TestLocalPathAgentNode checks both). Both are made only while
+// the server serves storage (`up --disable storage` deletes them, so that
+// a provisioner of the user's under the same name is left alone), and Run
+// waits until the grant is there. What remains wider than the Node
+// authorizer: a node's credentials read every claim's spec (names, sizes,
+// no data), and a compromised node could offer PVs of its own machine to
+// pending claims that match them, drawing their pods to itself. k3s runs
+// local-path-provisioner with a service account of wider powers (any PV)
+// in a pod; pocketkube's nodes are machines the cluster's owner joined
+// with the cluster's token. A cluster that needs nodes confined to their
+// own pods' objects should use `up --disable storage` and a CSI driver.
 //
 // Claims no node was selected for (a class with volumeBindingMode
 // Immediate) follow Config.Unselected: the node of a single server
