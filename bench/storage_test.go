@@ -31,7 +31,7 @@ func BenchmarkPVCStart(b *testing.B) {
 	var bound, running []time.Duration
 	run := 0
 	for b.Loop() {
-		bnd, rn, err := pvcStartRun(b.Context(), client, fmt.Sprintf("bench-pvc-%d-%d", time.Now().UnixNano(), run))
+		bnd, rn, err := pvcStartRun(b.Context(), client, fmt.Sprintf("bench-pvc-%d-%d", time.Now().UnixNano(), run), "")
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -44,8 +44,8 @@ func BenchmarkPVCStart(b *testing.B) {
 }
 
 // pvcStartRun is one iteration of BenchmarkPVCStart with claim and pod
-// name.
-func pvcStartRun(ctx context.Context, client kubernetes.Interface, name string) (bound, running time.Duration, err error) {
+// name; a node, when set, is where the scheduler must put the pod.
+func pvcStartRun(ctx context.Context, client kubernetes.Interface, name, node string) (bound, running time.Duration, err error) {
 	ns := "default"
 	sel := metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", name).String()}
 	claims, err := client.CoreV1().PersistentVolumeClaims(ns).Watch(ctx, sel)
@@ -78,6 +78,9 @@ func pvcStartRun(ctx context.Context, client kubernetes.Interface, name string) 
 				VolumeMounts: []corev1.VolumeMount{{Name: "data", MountPath: "/data"}},
 			}},
 		},
+	}
+	if node != "" {
+		pod.Spec.NodeSelector = map[string]string{corev1.LabelHostname: node}
 	}
 	start := time.Now()
 	if _, err := client.CoreV1().PersistentVolumeClaims(ns).Create(ctx, pvc, metav1.CreateOptions{}); err != nil {

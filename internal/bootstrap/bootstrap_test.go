@@ -180,9 +180,17 @@ func TestRunStorageClass(t *testing.T) {
 		// wantClass is the class left afterwards; nil for none.
 		wantClass *storagev1.StorageClass
 	}{
-		{name: "first start", provisioner: "rancher.io/local-path", wantWrites: []string{"create storageclasses"}, wantClass: desiredStorageClass("rancher.io/local-path")},
-		{name: "an edited class is left alone", existing: []runtime.Object{notDefault}, provisioner: "rancher.io/local-path", wantClass: notDefault},
+		{name: "first start", provisioner: "rancher.io/local-path", wantWrites: []string{"create clusterrolebindings", "create clusterroles", "create storageclasses", "create validatingadmissionpolicies", "create validatingadmissionpolicybindings"}, wantClass: desiredStorageClass("rancher.io/local-path")},
+		{name: "an edited class is left alone", existing: []runtime.Object{notDefault}, provisioner: "rancher.io/local-path", wantWrites: []string{"create clusterrolebindings", "create clusterroles", "create validatingadmissionpolicies", "create validatingadmissionpolicybindings"}, wantClass: notDefault},
 		{name: "disabled removes Run's class", existing: []runtime.Object{desiredStorageClass("rancher.io/local-path")}, wantWrites: []string{"delete storageclasses"}},
+		{
+			name: "disabled withdraws the nodes' access", provisioner: "",
+			existing: []runtime.Object{
+				&rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: NodesLocalPathRoleName}},
+				&rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: NodesLocalPathRoleName}},
+			},
+			wantWrites: []string{"delete clusterrolebindings", "delete clusterroles"},
+		},
 		{name: "disabled keeps a user's class", existing: []runtime.Object{foreign}, wantClass: foreign},
 		{name: "disabled without a class", wantWrites: nil},
 	}
@@ -195,6 +203,15 @@ func TestRunStorageClass(t *testing.T) {
 			}
 			if got := writes(client); !slices.Equal(got, tt.wantWrites) {
 				t.Errorf("writes = %q, want %q", got, tt.wantWrites)
+			}
+			binding, err := client.RbacV1().ClusterRoleBindings().Get(ctx, NodesLocalPathRoleName, metav1.GetOptions{})
+			switch {
+			case tt.provisioner == "" && err == nil:
+				t.Errorf("ClusterRoleBinding %s left in place", NodesLocalPathRoleName)
+			case tt.provisioner != "" && err != nil:
+				t.Errorf("get ClusterRoleBinding %s: %v", NodesLocalPathRoleName, err)
+			case tt.provisioner != "" && (len(binding.Subjects) != 1 || binding.Subjects[0].Kind != rbacv1.GroupKind || binding.Subjects[0].Name != "system:nodes"):
+				t.Errorf("ClusterRoleBinding %s subjects = %+v, want group system:nodes", NodesLocalPathRoleName, binding.Subjects)
 			}
 			sc, err := client.StorageV1().StorageClasses().Get(ctx, DefaultStorageClassName, metav1.GetOptions{})
 			switch {

@@ -16,8 +16,12 @@
 //     of kubelet's TLS bootstrap and kube-public/cluster-info, as `kubeadm
 //     init` sets them up;
 //   - the default StorageClass local-path (DefaultStorageClassName), whose
-//     provisioner the control plane runs (internal/controlplane/localpath):
-//     volumeBindingMode WaitForFirstConsumer, reclaimPolicy Delete.
+//     provisioner every node runs for itself (internal/node/localpath):
+//     volumeBindingMode WaitForFirstConsumer, reclaimPolicy Delete; and
+//     what those provisioners run with: a ClusterRole bound to group
+//     system:nodes (NodesLocalPathRoleName: claims, classes, PVs) and a
+//     ValidatingAdmissionPolicy (NodesLocalPathPolicyName) that lets a
+//     node create and delete only PVs with a node affinity to itself.
 //
 // [Run] creates what is missing and restores what was changed, with the
 // client it is given (internal/cluster gives it the admin's), and returns
@@ -25,7 +29,8 @@
 // so it runs on every start. The StorageClass is the exception to
 // restoring: Run creates it when missing and otherwise leaves it as it is
 // (a user may take the default annotation off), and deletes it, if it
-// carries Run's label, when the cluster runs without its provisioner.
+// carries Run's label, when the cluster runs without its provisioner,
+// and the nodes' grant and its policy with it.
 //
 // It does not run the DNS server (internal/node/coredns does) or create
 // anything a node creates for itself (its Node object, its Lease).

@@ -27,8 +27,8 @@ import (
 	"github.com/pocketkube/pocketkube/internal/bootstrap"
 	"github.com/pocketkube/pocketkube/internal/controlplane"
 	"github.com/pocketkube/pocketkube/internal/controlplane/csrapprover"
-	"github.com/pocketkube/pocketkube/internal/controlplane/localpath"
 	"github.com/pocketkube/pocketkube/internal/node"
+	"github.com/pocketkube/pocketkube/internal/node/localpath"
 	"github.com/pocketkube/pocketkube/internal/pki"
 )
 
@@ -95,6 +95,10 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}
 	if cfg.Node == nil {
+		if !cfg.ControlPlane.DisableStorage {
+			// The joined nodes' provisioners need the access.
+			objects.StorageProvisioner = localpath.ProvisionerName
+		}
 		boot := start(ctx, func(ctx context.Context) error {
 			stopApprover := startApprover(ctx, r.Kubeconfig, objects.Join != nil)
 			defer stopApprover()
@@ -122,6 +126,14 @@ func Run(ctx context.Context, cfg Config) error {
 	objects.ServerNode = n.NodeName
 	if !cfg.ControlPlane.DisableStorage {
 		objects.StorageProvisioner = localpath.ProvisionerName
+		// The node provisions its own volumes, as every joined node
+		// does. Claims for no node (a class with volumeBindingMode
+		// Immediate) come here from a single server, as before nodes
+		// could join; several servers each refuse them.
+		n.LocalPathDir, n.LocalPathUnselected = localpath.StorageDir(cfg.ControlPlane.DataDir), localpath.ProvisionUnselected
+		if cfg.ControlPlane.Servers != nil {
+			n.LocalPathUnselected = localpath.RefuseUnselected
+		}
 	}
 	if n.NetworkPolicy {
 		// The node's NetworkPolicy enforcer uses the Service proxy's

@@ -23,8 +23,10 @@ import (
 // the CAs and service-account keys from kube-system/kubeadm-certs with the
 // certificate key (package sharedcerts), joins the embedded etcd through
 // its membership API (package etcd), and runs its own API server,
-// controller-manager and scheduler (the last two under leader election)
-// and its node. DIR/server-token holds the flags; every server writes it,
+// controller-manager and scheduler (the last two under leader election,
+// and so does servicelb: internal/controlplane/servicelb) and its node,
+// whose local-path provisioner makes the volumes of that node only
+// (internal/node/localpath), as every joined node's does. DIR/server-token holds the flags; every server writes it,
 // naming the server it joined through (kube-public/cluster-info keeps
 // naming the first server), so any of them can hand out the flags.
 //
@@ -52,8 +54,7 @@ import (
 //     etcd lost quorum) stops with an error, as upstream's components
 //     exit, for a supervisor to start again;
 //   - kube-dns's and metrics-server's endpoints and kube-public/cluster-info
-//     name the server that started last; servicelb and the local-path
-//     provisioner run on every server without leader election;
+//     name the server that started last;
 //   - clients (kubeconfigs, agents) name one server; there is no load
 //     balancer in front of the API servers.
 

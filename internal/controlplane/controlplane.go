@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 	utilnet "k8s.io/apimachinery/pkg/util/net"
+	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
@@ -24,7 +25,6 @@ import (
 	"github.com/pocketkube/pocketkube/internal/controlplane/apiserver"
 	"github.com/pocketkube/pocketkube/internal/controlplane/controllermanager"
 	"github.com/pocketkube/pocketkube/internal/controlplane/etcd"
-	"github.com/pocketkube/pocketkube/internal/controlplane/localpath"
 	"github.com/pocketkube/pocketkube/internal/controlplane/metricsserver"
 	"github.com/pocketkube/pocketkube/internal/controlplane/scheduler"
 	"github.com/pocketkube/pocketkube/internal/controlplane/servicelb"
@@ -99,9 +99,12 @@ type Config struct {
 	// DisableServiceLB leaves LoadBalancer Services without an address
 	// (no servicelb controller), for a user who brings their own.
 	DisableServiceLB bool
-	// DisableStorage runs no local-path provisioner, so claims of the
-	// local-path StorageClass stay Pending, for a user who brings their
-	// own (internal/cluster then creates no default StorageClass either).
+	// DisableStorage serves no local-path volumes, for a user who brings
+	// a provisioner of their own: internal/cluster then runs no
+	// local-path provisioner on the node, and the server grants nodes
+	// none of the access it needs and creates no default StorageClass.
+	// (The control plane itself runs no provisioner: every node runs its
+	// own, internal/node/localpath.)
 	DisableStorage bool
 	// DisableMetrics leaves metrics.k8s.io unserved (no metrics-server),
 	// and removes the APIService an earlier run registered.
@@ -153,10 +156,6 @@ func HasPKI(dataDir string) bool {
 
 // PKIDir is where Run keeps the PKI of dataDir.
 func PKIDir(dataDir string) string { return filepath.Join(dataDir, "pki") }
-
-// StorageDir returns where the local-path provisioner keeps volumes for
-// dataDir.
-func StorageDir(dataDir string) string { return filepath.Join(dataDir, "storage") }
 
 // Ready tells a caller how to reach a running control plane.
 type Ready struct {
@@ -409,19 +408,13 @@ func (p *prepared) run(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			return servicelb.Run(ctx, client)
-		}})
-	}
-	if !p.cfg.DisableStorage {
-		// The PVs' directories are made and removed by this process,
-		// on the one node it runs (localpath's doc says what several
-		// nodes need); with the admin's credentials, as servicelb.
-		components = append(components, component{name: "local-path provisioner", logName: "controller-manager", run: func(ctx context.Context) error {
-			client, err := adminClient(admin)
-			if err != nil {
-				return err
+			// Several servers elect the one that runs it, as they do
+			// for the controller-manager and the scheduler.
+			lb := servicelb.Config{}
+			if s := p.cfg.Servers; s != nil {
+				lb.LeaderElect, lb.Identity = true, s.MemberName+"_"+string(uuid.NewUUID())
 			}
-			return localpath.Run(ctx, client, localpath.Config{Dir: StorageDir(p.dataDir), Node: p.cfg.NodeName})
+			return servicelb.Run(ctx, client, lb)
 		}})
 	}
 	if !p.cfg.DisableMetrics {

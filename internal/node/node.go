@@ -2,7 +2,9 @@
 // small kubelet, internal/node/agent) over the runtime, image store, pod
 // network and volumes, the eviction manager (internal/node/eviction),
 // the kubelet API (internal/node/kubeletapi) and the node services: the
-// routes to the other nodes' pods (internal/node/hostgw), the Service proxy (internal/node/serviceproxy, upstream
+// routes to the other nodes' pods (internal/node/hostgw), the local-path
+// provisioner of the node's volumes (internal/node/localpath, with the
+// node's credentials), the Service proxy (internal/node/serviceproxy, upstream
 // kube-proxy, with system:kube-proxy's credentials), the NetworkPolicy
 // enforcer (internal/node/netpol, same credentials) and, when DNSListen is
 // set, the cluster DNS server (internal/node/coredns). It talks to the
@@ -56,6 +58,7 @@ import (
 	"github.com/pocketkube/pocketkube/internal/node/eviction"
 	"github.com/pocketkube/pocketkube/internal/node/image"
 	"github.com/pocketkube/pocketkube/internal/node/kubeletapi"
+	"github.com/pocketkube/pocketkube/internal/node/localpath"
 	"github.com/pocketkube/pocketkube/internal/node/machine"
 	"github.com/pocketkube/pocketkube/internal/node/netpol"
 	"github.com/pocketkube/pocketkube/internal/node/network"
@@ -140,6 +143,14 @@ type Config struct {
 	// cluster DNS on (port 53), the endpoint of the kube-dns Service. nil
 	// serves none.
 	DNSListen net.IP
+	// LocalPathDir, when set, runs the node's local-path provisioner
+	// (internal/node/localpath) with the node's credentials: claims of
+	// the StorageClasses of provisioner localpath.ProvisionerName whose
+	// selected node is this one get a directory here, removed when its
+	// PV is released with reclaim policy Delete. LocalPathUnselected says
+	// what it does with claims no node was selected for.
+	LocalPathDir        string
+	LocalPathUnselected localpath.Unselected
 	// NetworkPolicy, with ProxyKubeconfig, enforces NetworkPolicies on
 	// the node's pods (internal/node/netpol), with the Service proxy's
 	// credentials, which the control plane binds to the ClusterRole
@@ -484,6 +495,16 @@ func Run(ctx context.Context, cfg Config) error {
 		})
 	} else if err := netpol.Cleanup(ctx); err != nil {
 		logger.Info("Failed to delete a leftover NetworkPolicy table", "err", err, "table", "inet "+netpol.TableName)
+	}
+	if cfg.LocalPathDir != "" {
+		g.Go(func() error {
+			lctx := klog.NewContext(gctx, klog.LoggerWithName(logger, "local-path"))
+			lp := localpath.Config{Dir: cfg.LocalPathDir, Node: cfg.NodeName, Unselected: cfg.LocalPathUnselected}
+			if err := localpath.Run(lctx, client, lp); err != nil {
+				return fmt.Errorf("local-path provisioner: %w", err)
+			}
+			return nil
+		})
 	}
 	if cfg.ProxyKubeconfig != "" && cfg.DNSListen != nil {
 		g.Go(func() error {

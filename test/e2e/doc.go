@@ -49,6 +49,9 @@
 //	localpath_test.go        the default StorageClass local-path: WaitForFirstConsumer, provisioned hostPath PVs under
 //	                         DATA_DIR/storage, data across pods, Delete and Retain; a StatefulSet without a class;
 //	                         data across `up` restarts; --disable storage removes the class
+//	localpath_nodes_test.go  local-path on several nodes: a claim of a pod on a joined agent provisioned by that node in
+//	                         its DATA_DIR/storage and deleted there, node credentials confined to their own PVs; with
+//	                         three servers (TestServers), one servicelb leads (its Lease) and server-2's claim is its own
 //	logs_test.go             kubectl logs: follow, previous, containers, tail, since, limit
 //	metrics_test.go          kubelet /metrics, a busy pod's /metrics/resource and /metrics/cadvisor (parsed with expfmt:
 //	                         growing CPU counter, working set, CPU quota, pod and machine series) through the node

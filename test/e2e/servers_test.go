@@ -167,6 +167,8 @@ func TestServers(t *testing.T) {
 	for i, c := range servers {
 		readAll(c, fmt.Sprintf("three servers, read through server-%d", i+1))
 	}
+	// One servicelb leads; each claim is provisioned by its own node.
+	t.Run("servicelb and local-path", func(t *testing.T) { checkServersPlatform(t, servers) })
 
 	// kill -9 one: the others keep taking writes.
 	s3.Kill()

@@ -21,6 +21,7 @@ import (
 	"github.com/pocketkube/pocketkube/internal/node"
 	"github.com/pocketkube/pocketkube/internal/node/eviction"
 	"github.com/pocketkube/pocketkube/internal/node/join"
+	"github.com/pocketkube/pocketkube/internal/node/localpath"
 	"github.com/pocketkube/pocketkube/internal/version"
 )
 
@@ -165,6 +166,12 @@ func (o *agentOptions) Run(cmd *cobra.Command, _ []string) error {
 		// system:nodes its access (internal/bootstrap: only while the
 		// server enforces NetworkPolicies; until then it waits).
 		NetworkPolicy: true,
+		// The node makes and removes its own local-path volumes, with
+		// its own credentials, once the server grants nodes that
+		// access (internal/bootstrap: only while it serves storage).
+		// Claims for no node are the servers' nodes' to answer.
+		LocalPathDir:        localpath.StorageDir(o.dataDir),
+		LocalPathUnselected: localpath.IgnoreUnselected,
 	})
 }
 

@@ -38,7 +38,10 @@ import (
 // that moves fails to compile here.
 var logComponents = []logs.Component{
 	{Tag: "pocketkube", Packages: []logs.Packages{logs.ModuleOf(cluster.Run)}},
-	{Tag: "node", Packages: []logs.Packages{logs.PackageOf(node.Run)}},
+	{Tag: "node", Packages: []logs.Packages{
+		logs.PackageOf(node.Run),
+		logs.ModuleOf(provisioncontroller.NewProvisionController), // each node's local-path provisioner's
+	}},
 	{Tag: "kube-proxy", Packages: []logs.Packages{
 		logs.PackageOf(serviceproxy.Run),
 		logs.PackageOf(proxy.NewEndpointSliceCache), // k8s.io/kubernetes/pkg/proxy
@@ -69,7 +72,6 @@ var logComponents = []logs.Component{
 		logs.PackageOf(controller.NewControllerExpectations), // k8s.io/kubernetes/pkg/controller
 		logs.ModuleOf(controllermanager.IsControllerEnabled),
 		logs.ModuleOf(cloudprovider.GetCloudProvider),
-		logs.ModuleOf(provisioncontroller.NewProvisionController), // the local-path provisioner's
 	}},
 	{Tag: "scheduler", Packages: []logs.Packages{
 		logs.PackageOf(schedulerapp.NewSchedulerCommand),

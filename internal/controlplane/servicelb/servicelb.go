@@ -20,6 +20,14 @@
 // loadBalancerClass are left to whoever implements that class, as the
 // service controller does for any cloud.
 //
+// With several servers (Config.LeaderElect), the controller runs only on
+// the server that holds the Lease kube-system/LeaseName, as the
+// controller-manager and the scheduler run there: two controllers would
+// write the same Services' status and conditions from informers that are
+// not in step. A server that loses the lease stops its controller and
+// campaigns again; one that stops releases it, so that another takes over
+// at once rather than after the lease's 15 s.
+//
 // Limits: a change of the nodes' addresses reaches a Service's status at
 // its next sync (UpdateLoadBalancer cannot write status), not at once.
 package servicelb
@@ -28,19 +36,24 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"slices"
 	"strings"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/uuid"
 	utilfeature "k8s.io/apiserver/pkg/util/feature"
 	corev1apply "k8s.io/client-go/applyconfigurations/core/v1"
 	metav1apply "k8s.io/client-go/applyconfigurations/meta/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	cloudprovider "k8s.io/cloud-provider"
 	servicecontroller "k8s.io/cloud-provider/controllers/service"
 	controllersmetrics "k8s.io/component-base/metrics/prometheus/controllers"
@@ -59,8 +72,107 @@ const PortInUseReason = "PortInUse"
 // fieldManager owns the condition in the Services' status.
 const fieldManager = "pocketkube-servicelb"
 
+// LeaseName names the Lease in kube-system that the servers' controllers
+// elect their leader with (Config.LeaderElect).
+const LeaseName = "pocketkube-servicelb"
+
+// Upstream components' leader-election timing (component-base's
+// defaults for --leader-elect-lease-duration, -renew-deadline and
+// -retry-period).
+const (
+	leaseDuration = 15 * time.Second
+	renewDeadline = 10 * time.Second
+	retryPeriod   = 2 * time.Second
+)
+
+// Config says how the controller runs. The zero Config runs it at once,
+// for a single server.
+type Config struct {
+	// LeaderElect runs the controller only while this process holds the
+	// Lease kube-system/LeaseName, for a cluster of several servers.
+	LeaderElect bool
+	// Identity is this process's name in the Lease; default the
+	// hostname and a random suffix, as upstream's components.
+	Identity string
+}
+
 // Run runs the service controller with client until ctx is done.
-func Run(ctx context.Context, client kubernetes.Interface) error {
+func Run(ctx context.Context, client kubernetes.Interface, cfg Config) error {
+	if !cfg.LeaderElect {
+		return run(ctx, client)
+	}
+	id := cfg.Identity
+	if id == "" {
+		host, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("servicelb leader election identity: %w", err)
+		}
+		id = host + "_" + string(uuid.NewUUID())
+	}
+	lock := &resourcelock.LeaseLock{
+		LeaseMeta:  metav1.ObjectMeta{Namespace: metav1.NamespaceSystem, Name: LeaseName},
+		Client:     client.CoordinationV1(),
+		LockConfig: resourcelock.ResourceLockConfig{Identity: id},
+	}
+	logger := klog.FromContext(ctx)
+	for ctx.Err() == nil {
+		// The elector calls OnStartedLeading in a goroutine and does not
+		// wait for it; the term runs here instead, so that two terms
+		// never overlap and Run returns only once the last has ended.
+		leading := make(chan context.Context, 1)
+		elector, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
+			Lock:          lock,
+			LeaseDuration: leaseDuration,
+			RenewDeadline: renewDeadline,
+			RetryPeriod:   retryPeriod,
+			// A stopping server hands the lease over at once.
+			ReleaseOnCancel: true,
+			Name:            LeaseName,
+			Callbacks: leaderelection.LeaderCallbacks{
+				OnStartedLeading: func(lctx context.Context) { leading <- lctx },
+				OnStoppedLeading: func() {},
+			},
+		})
+		if err != nil {
+			return fmt.Errorf("servicelb leader election: %w", err)
+		}
+		// The elector's context ends only once the term has: the lease
+		// is released (ReleaseOnCancel) after the controller stopped,
+		// never while it still writes.
+		ectx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		electorDone := make(chan struct{})
+		go func() {
+			defer close(electorDone)
+			elector.Run(ectx)
+		}()
+		select {
+		case lctx := <-leading:
+			logger.V(1).Info("Leading the LoadBalancer service controller", "lease", LeaseName, "identity", id)
+			// The term ends with the lease (lctx) or with Run's ctx.
+			tctx, tcancel := context.WithCancel(lctx)
+			stop := context.AfterFunc(ctx, tcancel)
+			err = run(tctx, client)
+			stop()
+			tcancel()
+		case <-electorDone:
+		case <-ctx.Done():
+		}
+		cancel()
+		<-electorDone
+		if err != nil {
+			return err
+		}
+		if ctx.Err() == nil {
+			// Its state is the API's: a new term starts from fresh
+			// informers.
+			logger.Info("Lost the LoadBalancer service controller's lease, campaigning again", "lease", LeaseName)
+		}
+	}
+	return nil
+}
+
+// run runs the service controller until ctx is done.
+func run(ctx context.Context, client kubernetes.Interface) error {
 	factory := informers.NewSharedInformerFactory(client, 0)
 	services := factory.Core().V1().Services()
 	cloud := &provider{lb: &loadBalancer{services: services.Lister(), client: client}}

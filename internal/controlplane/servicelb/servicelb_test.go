@@ -1,7 +1,9 @@
 package servicelb
 
 import (
+	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -9,9 +11,11 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes/fake"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/klog/v2/ktesting"
 )
 
 func node(name string, addrs ...v1.NodeAddress) *v1.Node {
@@ -144,5 +148,53 @@ func TestEnsureKeepsThePortWithItsHolderInTheSameSecond(t *testing.T) {
 	}
 	if _, err := lb.EnsureLoadBalancer(t.Context(), "c", web, nodes); err != nil {
 		t.Errorf("lb-web, which holds the port: %v", err)
+	}
+}
+
+// TestRunLeaderElect runs two servers' controllers on one API: the first
+// holds the Lease LeaseName while it runs; once it stops it releases the
+// lease, and the second, which waited, takes it.
+func TestRunLeaderElect(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	client := fake.NewClientset()
+	holder := func() string {
+		lease, err := client.CoordinationV1().Leases(metav1.NamespaceSystem).Get(ctx, LeaseName, metav1.GetOptions{})
+		if err != nil || lease.Spec.HolderIdentity == nil {
+			return ""
+		}
+		return *lease.Spec.HolderIdentity
+	}
+	waitHolder := func(want string) {
+		t.Helper()
+		err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+			return holder() == want, nil
+		})
+		if err != nil {
+			t.Fatalf("lease holder %q, want %q", holder(), want)
+		}
+	}
+	start := func(id string) (stop func() error) {
+		ctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- Run(ctx, client, Config{LeaderElect: true, Identity: id}) }()
+		return sync.OnceValue(func() error {
+			cancel()
+			return <-done
+		})
+	}
+	stop1 := start("server-1")
+	waitHolder("server-1")
+	stop2 := start("server-2")
+	defer stop2()
+	if err := stop1(); err != nil {
+		t.Errorf("Run of server-1 = %v", err)
+	}
+	waitHolder("server-2")
+	if err := stop2(); err != nil {
+		t.Errorf("Run of server-2 = %v", err)
+	}
+	// Released on the stop, as ReleaseOnCancel does it: no holder.
+	if h := holder(); h != "" {
+		t.Errorf("after both stopped, lease holder %q, want none", h)
 	}
 }
