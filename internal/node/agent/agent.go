@@ -40,6 +40,12 @@ import (
 type Config struct {
 	// Client talks to the API server with the node's credentials.
 	Client kubernetes.Interface
+	// EventClient records the agent's events. As kubelet's eventClient
+	// (--event-qps, --event-burst) it should have a rate limiter of its
+	// own: a pod start records three events, and in Client's limiter
+	// they would wait ahead of the pods' token requests and status
+	// writes. Defaults to Client.
+	EventClient kubernetes.Interface
 	// NodeName is the Node's name: the host's lowercase hostname.
 	NodeName string
 	// Hostname is the kubernetes.io/hostname label and the Hostname
@@ -166,6 +172,9 @@ func New(cfg Config) (*Agent, error) {
 	}
 	if cfg.Workers == 0 {
 		cfg.Workers = 4
+	}
+	if cfg.EventClient == nil {
+		cfg.EventClient = cfg.Client
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = clock.RealClock{}
@@ -297,7 +306,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		return nil // cancelled before registering: nothing to stop
 	}
 
-	broadcaster, recorder := newRecorder(ctx, a.cfg.Client, a.cfg.NodeName)
+	broadcaster, recorder := newRecorder(ctx, a.cfg.EventClient, a.cfg.NodeName)
 	defer broadcaster.Shutdown()
 	a.recorder = recorder
 	a.node.recorder = recorder
