@@ -89,7 +89,13 @@ type Config struct {
 	// conditions are ever True, every pod is admitted.
 	Pressure Pressure
 
-	// Workers is how many pods sync at once. Defaults to 4 (10 measured no faster on 2 cores).
+	// Workers is how many pods sync at once. Defaults to 8: a pod's
+	// first sync spends much of its time waiting (for runc, the CNI
+	// plugins, the API server), and with 4 a 100-pod burst on 2 cores
+	// queued its pods for seconds behind 4 syncs while a CPU was idle
+	// part of the time; 8 started the burst sooner in every run measured
+	// (docs/BENCHMARKS.md, "100 pods: where the CPU goes"). Kubelet has
+	// no limit: a goroutine per pod.
 	Workers int
 	// PullCredentials, when set, is kubelet's image pull manager
 	// (KubeletEnsureSecretPulledImages): an image present on the node is
@@ -171,7 +177,7 @@ func New(cfg Config) (*Agent, error) {
 		cfg.KubeletPort = 10250
 	}
 	if cfg.Workers == 0 {
-		cfg.Workers = 4
+		cfg.Workers = 8
 	}
 	if cfg.EventClient == nil {
 		cfg.EventClient = cfg.Client
