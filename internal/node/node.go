@@ -300,6 +300,16 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	// Events go through a client of their own, as kubelet's do
+	// (eventRecordQPS, eventBurst): its own rate limiter, so that a burst
+	// of pod starts does not queue the pods' status writes behind their
+	// events (docs/BENCHMARKS.md, "100 pods: where the CPU goes").
+	eventCfg := rest.CopyConfig(restCfg)
+	eventCfg.RateLimiter, eventCfg.QPS, eventCfg.Burst = nil, 50, 100
+	eventClient, err := kubernetes.NewForConfig(eventCfg)
+	if err != nil {
+		return err
+	}
 	machine, err := machine.Read(cfg.DataDir)
 	if err != nil {
 		return fmt.Errorf("read machine: %w", err)
@@ -398,6 +408,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	a, err := agent.New(agent.Config{
 		Client:         client,
+		EventClient:    eventClient,
 		NodeName:       cfg.NodeName,
 		NodeIPs:        cfg.NodeIPs,
 		KubeletPort:    cfg.KubeletPort,

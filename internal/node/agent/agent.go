@@ -40,6 +40,12 @@ import (
 type Config struct {
 	// Client talks to the API server with the node's credentials.
 	Client kubernetes.Interface
+	// EventClient records the agent's events. As kubelet's eventClient
+	// (--event-qps, --event-burst) it should have a rate limiter of its
+	// own: a pod start records three events, and in Client's limiter
+	// they would wait ahead of the pods' token requests and status
+	// writes. Defaults to Client.
+	EventClient kubernetes.Interface
 	// NodeName is the Node's name: the host's lowercase hostname.
 	NodeName string
 	// Hostname is the kubernetes.io/hostname label and the Hostname
@@ -83,7 +89,13 @@ type Config struct {
 	// conditions are ever True, every pod is admitted.
 	Pressure Pressure
 
-	// Workers is how many pods sync at once. Defaults to 4 (10 measured no faster on 2 cores).
+	// Workers is how many pods sync at once. Defaults to 8: a pod's
+	// first sync spends much of its time waiting (for runc, the CNI
+	// plugins, the API server), and with 4 a 100-pod burst on 2 cores
+	// queued its pods for seconds behind 4 syncs while a CPU was idle
+	// part of the time; 8 started the burst sooner in every run measured
+	// (docs/BENCHMARKS.md, "100 pods: where the CPU goes"). Kubelet has
+	// no limit: a goroutine per pod.
 	Workers int
 	// PullCredentials, when set, is kubelet's image pull manager
 	// (KubeletEnsureSecretPulledImages): an image present on the node is
@@ -165,7 +177,10 @@ func New(cfg Config) (*Agent, error) {
 		cfg.KubeletPort = 10250
 	}
 	if cfg.Workers == 0 {
-		cfg.Workers = 4
+		cfg.Workers = 8
+	}
+	if cfg.EventClient == nil {
+		cfg.EventClient = cfg.Client
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = clock.RealClock{}
@@ -297,7 +312,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		return nil // cancelled before registering: nothing to stop
 	}
 
-	broadcaster, recorder := newRecorder(ctx, a.cfg.Client, a.cfg.NodeName)
+	broadcaster, recorder := newRecorder(ctx, a.cfg.EventClient, a.cfg.NodeName)
 	defer broadcaster.Shutdown()
 	a.recorder = recorder
 	a.node.recorder = recorder

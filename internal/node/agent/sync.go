@@ -63,6 +63,17 @@ type podState struct {
 	// pending is the pod's network while its CNI ADD runs, during the
 	// sync that set the sandbox up (nil otherwise).
 	pending *pendingNetwork
+	// statusRV is the pod's resourceVersion as the agent's last status
+	// write left it: the PATCH's answer, or the GET's when there was
+	// nothing to write (writeStatus).
+	statusRV string
+}
+
+// existingState is the pod's state, or nil when the agent keeps none.
+func (a *Agent) existingState(uid types.UID) *podState {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.states[string(uid)]
 }
 
 func (a *Agent) state(pod *v1.Pod) *podState {
@@ -609,6 +620,22 @@ func previousOf(containers []*runtime.ContainerStatus, name string, latest uint3
 }
 
 func (a *Agent) writeStatus(ctx context.Context, pod *v1.Pod, status *v1.PodStatus) error {
+	// As kubelet's status manager, which writes only when its cached
+	// status changed: the informer's copy at the version the agent's last
+	// write left (nothing newer seen since) is what a GET would have
+	// returned then, so a status that is the same against it needs no
+	// GET. In a burst of pod starts that is every pod's second sync, the
+	// one its own status write's event brings.
+	st := a.existingState(pod.UID)
+	if st != nil && st.statusRV != "" && st.statusRV == pod.ResourceVersion {
+		patch, err := statusPatch(pod, pod, status)
+		if err != nil {
+			return err
+		}
+		if patch == nil {
+			return nil
+		}
+	}
 	// As kubelet's status manager (syncPod): the patch is made against
 	// the pod as the API server has it now, not the informer's copy. A
 	// copy that has not caught up with the agent's own last write (a
@@ -624,28 +651,17 @@ func (a *Agent) writeStatus(ctx context.Context, pod *v1.Pod, status *v1.PodStat
 	if err != nil {
 		return fmt.Errorf("get pod %s for its status: %w", klog.KObj(pod), err)
 	}
-	status = status.DeepCopy()
-	status.Conditions = mergeConditions(current.Status.Conditions, pod.Status.Conditions, status.Conditions)
-	// The patch kubelet sends (k8s.io/kubernetes/pkg/util/pod.PatchPodStatus):
-	// a strategic merge patch from the status the API has, with the UID as
-	// a precondition. That helper flattens the API error into text, so the
-	// patch is made here to tell "the pod is gone" from a real failure.
-	oldData, err := json.Marshal(v1.Pod{Status: current.Status})
+	patch, err := statusPatch(current, pod, status)
 	if err != nil {
 		return err
 	}
-	newData, err := json.Marshal(v1.Pod{ObjectMeta: metav1.ObjectMeta{UID: pod.UID}, Status: *status})
-	if err != nil {
-		return err
-	}
-	patch, err := strategicpatch.CreateTwoWayMergePatch(oldData, newData, v1.Pod{})
-	if err != nil {
-		return fmt.Errorf("status patch of pod %s: %w", klog.KObj(pod), err)
-	}
-	if bytes.Equal(patch, fmt.Appendf(nil, `{"metadata":{"uid":%q}}`, pod.UID)) {
+	if patch == nil {
+		if st != nil {
+			st.statusRV = current.ResourceVersion
+		}
 		return nil
 	}
-	_, err = a.cfg.Client.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "status")
+	updated, err := a.cfg.Client.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "status")
 	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
 		// Deleted meanwhile, or replaced by a pod of the same name (the UID
 		// precondition failed): the informer's event syncs it again.
@@ -655,8 +671,39 @@ func (a *Agent) writeStatus(ctx context.Context, pod *v1.Pod, status *v1.PodStat
 	if err != nil {
 		return fmt.Errorf("patch status of pod %s: %w", klog.KObj(pod), err)
 	}
+	if st != nil {
+		st.statusRV = updated.ResourceVersion
+	}
 	klog.FromContext(ctx).V(3).Info("Wrote pod status", "pod", klog.KObj(pod), "phase", status.Phase)
 	return nil
+}
+
+// statusPatch returns the patch that makes current's status the status
+// the agent computed for the pod it saw (the informer's copy), or nil
+// when there is nothing to change.
+func statusPatch(current, seen *v1.Pod, status *v1.PodStatus) ([]byte, error) {
+	status = status.DeepCopy()
+	status.Conditions = mergeConditions(current.Status.Conditions, seen.Status.Conditions, status.Conditions)
+	// The patch kubelet sends (k8s.io/kubernetes/pkg/util/pod.PatchPodStatus):
+	// a strategic merge patch from the status the API has, with the UID as
+	// a precondition. That helper flattens the API error into text, so the
+	// patch is made here to tell "the pod is gone" from a real failure.
+	oldData, err := json.Marshal(v1.Pod{Status: current.Status})
+	if err != nil {
+		return nil, err
+	}
+	newData, err := json.Marshal(v1.Pod{ObjectMeta: metav1.ObjectMeta{UID: seen.UID}, Status: *status})
+	if err != nil {
+		return nil, err
+	}
+	patch, err := strategicpatch.CreateTwoWayMergePatch(oldData, newData, v1.Pod{})
+	if err != nil {
+		return nil, fmt.Errorf("status patch of pod %s: %w", klog.KObj(seen), err)
+	}
+	if bytes.Equal(patch, fmt.Appendf(nil, `{"metadata":{"uid":%q}}`, seen.UID)) {
+		return nil, nil
+	}
+	return patch, nil
 }
 
 // mergeConditions is the conditions part of kubelet's mergePodStatus:

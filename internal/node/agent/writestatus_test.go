@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -99,5 +100,69 @@ func TestMergeConditions(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, mergeConditions(current, seen, computed)); diff != "" {
 		t.Errorf("set by the agent (-want +got):\n%s", diff)
+	}
+}
+
+// syncRequests runs syncPod for the pod, counts the GETs and status
+// PATCHes of pods it sent, and hands the informer the pod as the API then
+// has it.
+func syncRequests(ctx context.Context, f *fixture, name string) (gets, patches int) {
+	f.t.Helper()
+	count := func() (gets, patches int) {
+		for _, a := range f.client.Actions() {
+			switch {
+			case a.GetResource().Resource != "pods":
+			case a.GetVerb() == "get" && a.GetSubresource() == "":
+				gets++
+			case a.GetVerb() == "patch" && a.GetSubresource() == "status":
+				patches++
+			}
+		}
+		return gets, patches
+	}
+	g0, p0 := count()
+	if _, err := f.agent.syncPod(ctx, cache.ObjectName{Namespace: "ns", Name: name}); err != nil {
+		f.t.Fatalf("syncPod %s: %v", name, err)
+	}
+	g1, p1 := count()
+	f.refresh(ctx, name)
+	return g1 - g0, p1 - p0
+}
+
+// A sync whose status is the one the agent last wrote, with the
+// informer's copy at the version that write left, sends nothing: no GET
+// (kubelet's status manager writes only a changed status). In a burst of
+// pod starts that is each pod's second sync, brought by its own status
+// write. A changed status, or a copy at another version (another writer),
+// is written against a GET as before.
+func TestWriteStatusUnchangedSkipsTheGet(t *testing.T) {
+	ctx := t.Context()
+	f := newFixture(t)
+	pod := newPod("web", "c")
+	pod.Spec.RestartPolicy = v1.RestartPolicyNever
+	f.pods = []*v1.Pod{pod}
+	f.newAgent()
+	for _, step := range []struct {
+		name          string
+		before        func()
+		gets, patches int
+	}{
+		{name: "the start", gets: 1, patches: 1},
+		{name: "unchanged", gets: 0, patches: 0},
+		{name: "unchanged, another writer's version", gets: 1, patches: 0,
+			before: func() { f.update(ctx, "web", func(p *v1.Pod) { p.ResourceVersion = "7" }) }},
+		{name: "unchanged again", gets: 0, patches: 0},
+		{name: "the container exited", gets: 1, patches: 1,
+			before: func() { f.runtime.exit("web-uid", "c", 0) }},
+	} {
+		if step.before != nil {
+			step.before()
+		}
+		if g, p := syncRequests(ctx, f, "web"); g != step.gets || p != step.patches {
+			t.Errorf("%s: the sync sent %d GETs and %d status patches, want %d and %d", step.name, g, p, step.gets, step.patches)
+		}
+	}
+	if s := f.status(ctx, "web"); s.Phase != v1.PodSucceeded {
+		t.Errorf("phase %s after the exit, want Succeeded", s.Phase)
 	}
 }
