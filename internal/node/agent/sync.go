@@ -63,10 +63,10 @@ type podState struct {
 	// pending is the pod's network while its CNI ADD runs, during the
 	// sync that set the sandbox up (nil otherwise).
 	pending *pendingNetwork
-	// statusRV is the pod's resourceVersion as the agent's last status
+	// statusSeen is the pod's status (its JSON) as the agent's last status
 	// write left it: the PATCH's answer, or the GET's when there was
 	// nothing to write (writeStatus).
-	statusRV string
+	statusSeen []byte
 }
 
 // existingState is the pod's state, or nil when the agent keeps none.
@@ -621,13 +621,14 @@ func previousOf(containers []*runtime.ContainerStatus, name string, latest uint3
 
 func (a *Agent) writeStatus(ctx context.Context, pod *v1.Pod, status *v1.PodStatus) error {
 	// As kubelet's status manager, which writes only when its cached
-	// status changed: the informer's copy at the version the agent's last
-	// write left (nothing newer seen since) is what a GET would have
-	// returned then, so a status that is the same against it needs no
-	// GET. In a burst of pod starts that is every pod's second sync, the
-	// one its own status write's event brings.
+	// status changed: when the informer's copy holds the status the
+	// agent's last write left (another writer's change to the status
+	// would show there first), a status that is the same against it needs
+	// no GET. In a burst of pod starts that is every pod's second sync,
+	// the one its own status write's event brings; on a running pod, every
+	// sync a label or annotation change brings (the Downward API's).
 	st := a.existingState(pod.UID)
-	if st != nil && st.statusRV != "" && st.statusRV == pod.ResourceVersion {
+	if st != nil && st.statusSeen != nil && bytes.Equal(statusJSON(&pod.Status), st.statusSeen) {
 		patch, err := statusPatch(pod, pod, status)
 		if err != nil {
 			return err
@@ -657,7 +658,7 @@ func (a *Agent) writeStatus(ctx context.Context, pod *v1.Pod, status *v1.PodStat
 	}
 	if patch == nil {
 		if st != nil {
-			st.statusRV = current.ResourceVersion
+			st.statusSeen = statusJSON(&current.Status)
 		}
 		return nil
 	}
@@ -672,10 +673,20 @@ func (a *Agent) writeStatus(ctx context.Context, pod *v1.Pod, status *v1.PodStat
 		return fmt.Errorf("patch status of pod %s: %w", klog.KObj(pod), err)
 	}
 	if st != nil {
-		st.statusRV = updated.ResourceVersion
+		st.statusSeen = statusJSON(&updated.Status)
 	}
 	klog.FromContext(ctx).V(3).Info("Wrote pod status", "pod", klog.KObj(pod), "phase", status.Phase)
 	return nil
+}
+
+// statusJSON is a pod status as writeStatus compares it: its JSON, nil
+// if it has none.
+func statusJSON(s *v1.PodStatus) []byte {
+	b, err := json.Marshal(s)
+	if err != nil {
+		return nil
+	}
+	return b
 }
 
 // statusPatch returns the patch that makes current's status the status

@@ -130,11 +130,12 @@ func syncRequests(ctx context.Context, f *fixture, name string) (gets, patches i
 }
 
 // A sync whose status is the one the agent last wrote, with the
-// informer's copy at the version that write left, sends nothing: no GET
-// (kubelet's status manager writes only a changed status). In a burst of
-// pod starts that is each pod's second sync, brought by its own status
-// write. A changed status, or a copy at another version (another writer),
-// is written against a GET as before.
+// informer's copy holding the status that write left, sends nothing: no
+// GET (kubelet's status manager writes only a changed status). In a burst
+// of pod starts that is each pod's second sync, brought by its own status
+// write; on a running pod, the sync a label change brings. A changed
+// status, or another writer's change to the status, is written against a
+// GET as before.
 func TestWriteStatusUnchangedSkipsTheGet(t *testing.T) {
 	ctx := t.Context()
 	f := newFixture(t)
@@ -149,8 +150,10 @@ func TestWriteStatusUnchangedSkipsTheGet(t *testing.T) {
 	}{
 		{name: "the start", gets: 1, patches: 1},
 		{name: "unchanged", gets: 0, patches: 0},
-		{name: "unchanged, another writer's version", gets: 1, patches: 0,
-			before: func() { f.update(ctx, "web", func(p *v1.Pod) { p.ResourceVersion = "7" }) }},
+		{name: "unchanged, another writer's label", gets: 0, patches: 0,
+			before: func() { f.update(ctx, "web", func(p *v1.Pod) { p.Labels = map[string]string{"n": "1"} }) }},
+		{name: "another writer's status", gets: 1, patches: 1,
+			before: func() { f.update(ctx, "web", func(p *v1.Pod) { p.Status.Phase = v1.PodPending }) }},
 		{name: "unchanged again", gets: 0, patches: 0},
 		{name: "the container exited", gets: 1, patches: 1,
 			before: func() { f.runtime.exit("web-uid", "c", 0) }},
@@ -164,5 +167,35 @@ func TestWriteStatusUnchangedSkipsTheGet(t *testing.T) {
 	}
 	if s := f.status(ctx, "web"); s.Phase != v1.PodSucceeded {
 		t.Errorf("phase %s after the exit, want Succeeded", s.Phase)
+	}
+}
+
+// The informer's copy can hold the status a sync computes while the API
+// holds a newer one the agent wrote itself (its event not seen yet: a
+// container that was ready for a moment, then went back). Equal to the
+// informer's copy is then not enough to skip the write: the copy is not
+// the status the agent's last write left, so the sync reads the pod and
+// writes the status back.
+func TestWriteStatusOwnWriteNotSeenYet(t *testing.T) {
+	ctx := t.Context()
+	f := newFixture(t)
+	f.pods = []*v1.Pod{newPod("web", "c")}
+	f.newAgent()
+	f.mustSync(ctx, "web")
+	// The agent's own write that the informer has not delivered yet.
+	api, err := f.client.CoreV1().Pods("ns").Get(ctx, "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api.Status.Phase = v1.PodPending
+	if api, err = f.client.CoreV1().Pods("ns").UpdateStatus(ctx, api, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	f.agent.existingState("web-uid").statusSeen = statusJSON(&api.Status)
+	if g, p := syncRequests(ctx, f, "web"); g != 1 || p != 1 {
+		t.Errorf("the sync sent %d GETs and %d status patches, want 1 and 1", g, p)
+	}
+	if s := f.status(ctx, "web"); s.Phase != v1.PodRunning {
+		t.Errorf("phase %s, want Running written back", s.Phase)
 	}
 }
