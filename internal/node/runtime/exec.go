@@ -43,12 +43,22 @@ func (r *Runtime) Exec(ctx context.Context, id string, cmd []string, s Streams) 
 		return -1, fmt.Errorf("exec in container %s: %w", id, err)
 	}
 	defer os.Remove(pidFile)
-	args := []string{"--root", r.runcRoot(), "exec", "--pid-file", pidFile}
-	if s.TTY {
-		args = append(args, "--tty")
+	oci := r.ociOf(id)
+	args := []string{"exec", "--pid-file", pidFile}
+	if oci.name == Crun {
+		proc, err := r.execProcessFile(id, cmd, s.TTY)
+		if err != nil {
+			return -1, fmt.Errorf("exec in container %s: %w", id, err)
+		}
+		defer os.Remove(proc)
+		args = append(args, "--process", proc, id)
+	} else {
+		if s.TTY {
+			args = append(args, "--tty")
+		}
+		args = append(append(args, id), cmd...)
 	}
-	args = append(append(args, id), cmd...)
-	c := exec.CommandContext(ctx, r.cfg.RuncPath, args...)
+	c := oci.command(ctx, args...)
 	// When ctx ends (a probe's timeout), kill what runc started, not
 	// only runc; once more afterwards, in case runc started it late.
 	c.Cancel = func() error {
