@@ -223,32 +223,34 @@ func startCrunCreated(path string) (ok bool, err error) {
 // cmd as its argv, which is what `runc exec` without --process runs.
 // crun exec without --process would run cmd as root, with no_new_privs
 // set and the env only of its -e flags.
-func (r *Runtime) execProcessFile(id string, cmd []string, tty bool) (string, error) {
+// It also returns the container's oom_score_adj, which crun exec does not
+// give the process (see Exec).
+func (r *Runtime) execProcessFile(id string, cmd []string, tty bool) (string, *int, error) {
 	var s specs.Spec
 	if err := readJSON(filepath.Join(r.containerDir(id), "config.json"), &s); err != nil {
-		return "", fmt.Errorf("read spec: %w", err)
+		return "", nil, fmt.Errorf("read spec: %w", err)
 	}
 	if s.Process == nil {
-		return "", errors.New("read spec: no process")
+		return "", nil, errors.New("read spec: no process")
 	}
 	p := *s.Process
 	p.Args, p.Terminal, p.ConsoleSize = cmd, tty, nil
 	b, err := json.Marshal(p)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	dir := filepath.Join(r.cfg.StateDir, "exec")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", fmt.Errorf("create exec state dir: %w", err)
+		return "", nil, fmt.Errorf("create exec state dir: %w", err)
 	}
 	f, err := os.CreateTemp(dir, id+"-*.json")
 	if err != nil {
-		return "", fmt.Errorf("create exec process file: %w", err)
+		return "", nil, fmt.Errorf("create exec process file: %w", err)
 	}
 	defer f.Close()
 	if _, err := f.Write(b); err != nil {
 		os.Remove(f.Name())
-		return "", fmt.Errorf("write exec process file: %w", err)
+		return "", nil, fmt.Errorf("write exec process file: %w", err)
 	}
-	return f.Name(), nil
+	return f.Name(), s.Process.OOMScoreAdj, nil
 }
