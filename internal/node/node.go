@@ -103,6 +103,9 @@ type Config struct {
 	ClusterDNS []net.IP
 	// SeccompDefault is kubelet's --seccomp-default (see agent.Config).
 	SeccompDefault bool
+	// OCIRuntime is the OCI runtime that creates containers, runtime.Runc
+	// ("" too) or runtime.Crun (--oci-runtime).
+	OCIRuntime string
 	// PodPidsLimit is kubelet's podPidsLimit: the most processes and
 	// threads a pod's containers may run together (pids.max of the pod
 	// cgroup); zero or negative means no limit, as kubelet's default -1.
@@ -334,6 +337,7 @@ func Run(ctx context.Context, cfg Config) error {
 		StateDir:     filepath.Join(cfg.DataDir, "node", "runtime"),
 		CgroupRoot:   path.Join("/", cfg.CgroupRoot, podsCgroup),
 		PodPidsLimit: cfg.PodPidsLimit,
+		OCIRuntime:   cfg.OCIRuntime,
 		OnExit: func(containerID string) {
 			a := current.Load()
 			if a == nil {

@@ -3,6 +3,10 @@
 //
 //	POCKETKUBE_BIN=$PWD/bin/pocketkube go test -tags e2e ./test/e2e/...
 //
+// To run them with crun as the OCI runtime, point POCKETKUBE_BIN at a
+// script that adds the flag to `up` and `agent`:
+// `case "$1" in up|agent) exec BIN "$@" --oci-runtime crun;; esac; exec BIN "$@"`.
+//
 // TestMain (with framework.NewEnv) builds the binary when POCKETKUBE_BIN is
 // unset, makes an address pods can reach (framework.ListenAddress), starts
 // one shared cluster in a temporary directory on free ports of it, and

@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -44,20 +45,25 @@ func shimPids(dir string) []int {
 }
 
 // containerInit returns the host PID of the container's init, from runc's
-// state under the cluster's data dir.
+// state under the cluster's data dir, or crun's (up --oci-runtime crun).
 func containerInit(t *testing.T, dataDir, id string) int {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dataDir, "node", "runtime", "runc", id, "state.json"))
+	runtimeDir := filepath.Join(dataDir, "node", "runtime")
+	b, err := os.ReadFile(filepath.Join(runtimeDir, "runc", id, "state.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		b, err = os.ReadFile(filepath.Join(runtimeDir, "crun", id, "status"))
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
 	var st struct {
-		Pid int `json:"init_process_pid"`
+		Pid     int `json:"init_process_pid"`
+		CrunPid int `json:"pid"`
 	}
 	if err := json.Unmarshal(b, &st); err != nil {
 		t.Fatal(err)
 	}
-	return st.Pid
+	return max(st.Pid, st.CrunPid)
 }
 
 // A container whose shim is SIGKILLed together with its process (nothing

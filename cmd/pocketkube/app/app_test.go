@@ -44,6 +44,7 @@ func TestCommands(t *testing.T) {
 		{"up unclean cgroup root", []string{"up", "--data-dir", dir, "--cgroup-root", "/pk/"}, `--cgroup-root "/pk/" is not a clean absolute cgroup path`, true},
 		{"up disable unknown part", []string{"up", "--data-dir", dir, "--disable", "servicelb,traefik"}, `--disable "traefik": not a part of pocketkube that can be disabled (servicelb, storage, networkpolicy, metrics)`, true},
 		{"up zero pod pids", []string{"up", "--data-dir", dir, "--pod-max-pids", "0"}, "--pod-max-pids 0: want a positive number, or -1 for no limit", true},
+		{"up unknown OCI runtime", []string{"up", "--data-dir", dir, "--oci-runtime", "kata"}, `--oci-runtime "kata": want runc or crun`, true},
 		{"up controller-manager arg without a name", []string{"up", "--data-dir", dir, "--kube-controller-manager-arg", "=20s"}, `--kube-controller-manager-arg "=20s": want NAME=VALUE`, true},
 		{"up eviction threshold without <", []string{"up", "--data-dir", dir, "--eviction-hard", "memory.available=100Mi"}, `--eviction-hard "memory.available=100Mi": malformed pair "memory.available=100Mi", expect 'key<value'`, true},
 		{"up eviction unknown signal", []string{"up", "--data-dir", dir, "--eviction-hard", "cpu.available<1"}, `--eviction-hard "cpu.available<1": unsupported eviction signal cpu.available`, true},

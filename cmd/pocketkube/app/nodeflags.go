@@ -7,11 +7,16 @@ import (
 
 	"k8s.io/apimachinery/pkg/util/validation"
 	nodeutil "k8s.io/component-helpers/node/util"
+
+	"github.com/pocketkube/pocketkube/internal/node/runtime"
 )
 
 // validateNodeFlags checks the flags that `up` and `agent` share for the
 // node they run.
-func validateNodeFlags(kubeletPort int32, cgroupRoot string, podMaxPids int64, nodeName string) error {
+func validateNodeFlags(kubeletPort int32, cgroupRoot string, podMaxPids int64, nodeName, ociRuntime string) error {
+	if ociRuntime != runtime.Runc && ociRuntime != runtime.Crun {
+		return fmt.Errorf("--oci-runtime %q: want %s or %s", ociRuntime, runtime.Runc, runtime.Crun)
+	}
 	if kubeletPort <= 0 || kubeletPort > 65535 {
 		return fmt.Errorf("--kubelet-port %d is not a port", kubeletPort)
 	}

@@ -47,6 +47,7 @@ type upOptions struct {
 	disable          []string
 	metricsPort      int
 	seccompDefault   bool
+	ociRuntime       string
 	podMaxPids       int64
 	evictionHard     string
 	evictionSoft     string
@@ -87,6 +88,7 @@ func (o *upOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&o.disable, "disable", nil, "Parts not to run (comma-separated): servicelb (addresses for LoadBalancer Services), storage (the local-path StorageClass and its provisioner), networkpolicy (NetworkPolicy enforcement), metrics (metrics-server: metrics.k8s.io for kubectl top and the HorizontalPodAutoscaler).")
 	fs.IntVar(&o.metricsPort, "metrics-port", metricsserver.DefaultPort, "Port metrics-server serves metrics.k8s.io on, at the advertise address, for the API server's aggregator.")
 	fs.BoolVar(&o.seccompDefault, "seccomp-default", false, "Give containers that set no seccompProfile the runtime's default profile (RuntimeDefault) instead of none, as kubelet's --seccomp-default.")
+	fs.StringVar(&o.ociRuntime, "oci-runtime", "runc", "OCI runtime that creates the node's containers: runc (bin/runc beside the binary, else $PATH's) or crun ($PATH's; about a third of runc's CPU per container start). Containers made by the other one keep it.")
 	fs.Int64Var(&o.podMaxPids, "pod-max-pids", node.DefaultPodPidsLimit, "Most processes and threads the containers of one pod may run together (kubelet's --pod-max-pids, the pod cgroup's pids.max). -1 means no limit, kubelet's default; pocketkube limits by default so that a fork bomb in a pod cannot use up the machine's PIDs.")
 	fs.StringVar(&o.evictionHard, "eviction-hard", eviction.DefaultHard, "Hard eviction thresholds, as kubelet's --eviction-hard: comma-separated signal<quantity or signal<percent% (signals memory.available, nodefs.available, nodefs.inodesFree, imagefs.available, imagefs.inodesFree, pid.available). Crossing one sets the node's MemoryPressure, DiskPressure or PIDPressure condition and evicts pods, one every 10 s. Signals left out have no threshold; an empty value sets none.")
 	fs.StringVar(&o.evictionSoft, "eviction-soft", "", "Soft eviction thresholds, as kubelet's --eviction-soft (e.g. memory.available<1.5Gi): crossed for as long as --eviction-soft-grace-period gives their signal, they evict pods as hard ones do, with the pod's terminationGracePeriodSeconds capped at --eviction-max-pod-grace-period.")
@@ -120,7 +122,7 @@ func (o *upOptions) Validate(_ []string) error {
 	if (o.etcdCertFile == "") != (o.etcdKeyFile == "") {
 		return errors.New("--etcd-certfile and --etcd-keyfile go together")
 	}
-	if err := validateNodeFlags(o.kubeletPort, o.cgroupRoot, o.podMaxPids, o.nodeName); err != nil {
+	if err := validateNodeFlags(o.kubeletPort, o.cgroupRoot, o.podMaxPids, o.nodeName, o.ociRuntime); err != nil {
 		return err
 	}
 	if err := o.validateServers(); err != nil {
@@ -287,6 +289,7 @@ func (o *upOptions) Run(cmd *cobra.Command, _ []string) error {
 			CgroupRoot:                             o.cgroupRoot,
 			SeccompDefault:                         o.seccompDefault,
 			PodPidsLimit:                           o.podMaxPids,
+			OCIRuntime:                             o.ociRuntime,
 			EvictionThresholds:                     o.thresholds,
 			EvictionMaxPodGracePeriod:              int64(o.evictionMaxGrace),
 			ImageGCHighThresholdPercent:            int(o.imageGCHigh),

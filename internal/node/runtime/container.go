@@ -206,6 +206,7 @@ func (r *Runtime) CreateContainer(ctx context.Context, cfg ContainerConfig) (id 
 		// each one a status update that triggers the next.
 		return "", fmt.Errorf("failed to generate container spec: failed to generate spec: %w", err)
 	}
+	oci := r.ociFor(ctx, spec)
 	if err := writeJSONAtomic(filepath.Join(dir, "config.json"), spec); err != nil {
 		return "", fmt.Errorf("write spec of %s: %w", cfg.Name, err)
 	}
@@ -215,7 +216,7 @@ func (r *Runtime) CreateContainer(ctx context.Context, cfg ContainerConfig) (id 
 		}
 	}
 	sc := shim.Config{
-		ID: id, Bundle: dir, Runc: r.cfg.RuncPath, RuncRoot: r.runcRoot(),
+		ID: id, Bundle: dir, Runc: oci.path, RuncRoot: oci.root, HideMount: oci.hideMount,
 		LogPath: cfg.LogPath, ExitFile: r.exitFile(id), TTY: cfg.TTY, Stdin: cfg.Stdin, StdinOnce: cfg.StdinOnce,
 		OOMFile: r.cgroups.oomFile(meta.CgroupPath),
 	}
@@ -287,7 +288,7 @@ func (r *Runtime) startShim(ctx context.Context, bundle string, steps *stepTimer
 		b, _ := os.ReadFile(filepath.Join(bundle, "shim.log"))
 		s = "shim exited: " + strings.TrimSpace(string(b))
 	}
-	return errors.New(s)
+	return errors.New(runcWords(s))
 }
 
 // StartContainer starts a created container's process, as `runc start`
@@ -299,7 +300,7 @@ func (r *Runtime) StartContainer(ctx context.Context, id string) error {
 	}
 	started, err := r.startCreated(ctx, id)
 	if !started {
-		_, err = r.runc(ctx, "start", id)
+		_, err = r.runc(ctx, id, "start", id)
 	}
 	if err != nil {
 		return fmt.Errorf("start container %s: %w", id, err)
@@ -351,13 +352,13 @@ func (r *Runtime) StopContainer(ctx context.Context, id string, grace time.Durat
 	if r.gone(ctx, id) {
 		return nil
 	}
-	if _, err := r.runc(ctx, "kill", id, "TERM"); err != nil && !r.gone(ctx, id) {
+	if _, err := r.runc(ctx, id, "kill", id, "TERM"); err != nil && !r.gone(ctx, id) {
 		return fmt.Errorf("stop container %s: %w", id, err)
 	}
 	if r.waitGone(ctx, id, grace) {
 		return nil
 	}
-	if _, err := r.runc(ctx, "kill", id, "KILL"); err != nil && !r.gone(ctx, id) {
+	if _, err := r.runc(ctx, id, "kill", id, "KILL"); err != nil && !r.gone(ctx, id) {
 		return fmt.Errorf("kill container %s: %w", id, err)
 	}
 	for !r.waitGone(ctx, id, time.Second) {
@@ -407,14 +408,15 @@ func (r *Runtime) RemoveContainer(ctx context.Context, id string) error {
 		return fmt.Errorf("remove container: %w", err)
 	}
 	dir := r.containerDir(id)
-	if _, err := os.Stat(filepath.Join(r.runcRoot(), id)); err == nil && !r.gone(ctx, id) {
+	oci := r.ociOf(id)
+	if _, err := os.Stat(filepath.Join(oci.root, id)); err == nil && !r.gone(ctx, id) {
 		// Kill first and let the shim record the exit, so that no exit file
 		// (and no OnExit) turns up after the container is gone.
-		_, _ = r.runc(ctx, "kill", id, "KILL")
+		_, _ = oci.run(ctx, "kill", id, "KILL")
 		r.waitGone(ctx, id, 10*time.Second)
 	}
-	if _, err := os.Stat(filepath.Join(r.runcRoot(), id)); err == nil {
-		if _, err := r.runc(ctx, "delete", "--force", id); err != nil && !strings.Contains(err.Error(), "does not exist") {
+	if _, err := os.Stat(filepath.Join(oci.root, id)); err == nil {
+		if _, err := oci.run(ctx, "delete", "--force", id); err != nil && !strings.Contains(err.Error(), "does not exist") {
 			return fmt.Errorf("remove container %s: %w", id, err)
 		}
 	}

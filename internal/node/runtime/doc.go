@@ -1,5 +1,6 @@
-// Package runtime runs pods as OCI containers with runc, without containerd:
-// it is the CRI-runtime half of pocketkube's node agent.
+// Package runtime runs pods as OCI containers with runc (or crun, see
+// Config.OCIRuntime), without containerd: it is the CRI-runtime half of
+// pocketkube's node agent.
 //
 // # Basics
 //
@@ -80,6 +81,16 @@
 //   - The shim rotates the CRI log at 10 MiB and keeps up to 5 files (the
 //     live one plus <log>.<YYYYmmdd-HHMMSS.nanoseconds>), kubelet's
 //     containerLogMaxSize/MaxFiles defaults; there is no separate log manager.
+//   - With Config.OCIRuntime Crun, containers are created by crun with
+//     ociVersion 1.0.2 (crun 1.8.1 refuses newer ones; crunRefuses sends
+//     specs with newer fields to runc instead). On a hybrid cgroup layout
+//     whose cgroup2 has a controller, which crun refuses, its create runs
+//     in a mount namespace of its own without that mount (the container
+//     then sees no /sys/fs/cgroup/unified), a slave of the host's, so
+//     containers with Bidirectional mounts are created by runc there.
+//     Exec passes the container's process to `crun exec --process`,
+//     resizes write the cgroup files (crun 1.8.1 cannot lift a v1 quota),
+//     and start writes crun's exec FIFO as `crun start` does.
 //   - Exec with a TTY runs `runc exec --tty` in the foreground on a
 //     pseudo-terminal of ours (runc refuses a console socket without
 //     --detach, which would lose the exit code). Attach talks to the shim

@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -43,12 +45,35 @@ func (r *Runtime) Exec(ctx context.Context, id string, cmd []string, s Streams) 
 		return -1, fmt.Errorf("exec in container %s: %w", id, err)
 	}
 	defer os.Remove(pidFile)
-	args := []string{"--root", r.runcRoot(), "exec", "--pid-file", pidFile}
-	if s.TTY {
-		args = append(args, "--tty")
+	oci := r.ociOf(id)
+	args := []string{"exec", "--pid-file", pidFile}
+	var oomScoreAdj *int
+	if oci.name == Crun {
+		proc, adj, err := r.execProcessFile(id, cmd, s.TTY)
+		if err != nil {
+			return -1, fmt.Errorf("exec in container %s: %w", id, err)
+		}
+		defer os.Remove(proc)
+		args = append(args, "--process", proc, id)
+		oomScoreAdj = adj
+	} else {
+		if s.TTY {
+			args = append(args, "--tty")
+		}
+		args = append(append(args, id), cmd...)
 	}
-	args = append(append(args, id), cmd...)
-	c := exec.CommandContext(ctx, r.cfg.RuncPath, args...)
+	c := oci.command(ctx, args...)
+	if oomScoreAdj != nil {
+		// runc exec gives the process the container's oom_score_adj;
+		// crun exec leaves it the one crun has, so crun starts with it
+		// (util-linux's choom sets it and execs crun).
+		choom, err := exec.LookPath("choom")
+		if err != nil {
+			return -1, fmt.Errorf("exec in container %s: %w", id, err)
+		}
+		c.Args = append([]string{choom, "-n", strconv.Itoa(*oomScoreAdj), "--"}, c.Args...)
+		c.Path = choom
+	}
 	// When ctx ends (a probe's timeout), kill what runc started, not
 	// only runc; once more afterwards, in case runc started it late.
 	c.Cancel = func() error {
@@ -114,7 +139,11 @@ func (r *Runtime) Exec(ctx context.Context, id string, cmd []string, s Streams) 
 					if !ok {
 						return
 					}
-					_ = unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: sz.Height, Col: sz.Width})
+					ws := &unix.Winsize{Row: sz.Height, Col: sz.Width}
+					_ = unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, ws)
+					if oci.name == Crun {
+						resizeExecTerminal(pidFile, ws)
+					}
 				case <-done:
 					return
 				}
@@ -133,6 +162,28 @@ func (r *Runtime) Exec(ctx context.Context, id string, cmd []string, s Streams) 
 	err = c.Wait()
 	wg.Wait()
 	return exitCode(id, err)
+}
+
+// resizeExecTerminal sets the size of the terminal of the process that
+// `crun exec --tty` started (its pid in pidFile): crun relays the
+// terminal's data but not SIGWINCH, as runc does. The size is set on the
+// container's side of its terminal, the process's stdin, which signals
+// the process's foreground group as a resize of the master would.
+func resizeExecTerminal(pidFile string, ws *unix.Winsize) {
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		return
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return
+	}
+	f, err := os.OpenFile(fmt.Sprintf("/proc/%d/fd/0", pid), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	_ = unix.IoctlSetWinsize(int(f.Fd()), unix.TIOCSWINSZ, ws)
 }
 
 // openPty returns a new pseudo-terminal pair.

@@ -99,7 +99,7 @@ func (r *Runtime) recordLostExit(ctx context.Context, id string) (bool, error) {
 		return false, err
 	}
 	if st.Status == "running" || st.Status == "created" {
-		if _, err := r.runc(ctx, "kill", id, "KILL"); err != nil && !r.gone(ctx, id) {
+		if _, err := r.runc(ctx, id, "kill", id, "KILL"); err != nil && !r.gone(ctx, id) {
 			return false, fmt.Errorf("kill container %s of a dead shim: %w", id, err)
 		}
 		for !r.gone(ctx, id) {

@@ -41,6 +41,11 @@ func requireRunc(tb testing.TB) string {
 	if err != nil {
 		tb.Skip("needs runc in $PATH")
 	}
+	if os.Getenv(ociRuntimeEnv) == Crun {
+		if _, err := exec.LookPath(Crun); err != nil {
+			tb.Skip("needs crun in $PATH (" + ociRuntimeEnv + "=crun)")
+		}
+	}
 	if _, err := os.Stat("/bin/busybox"); err != nil {
 		tb.Skip("needs a static /bin/busybox for the test rootfs")
 	}
@@ -106,6 +111,11 @@ type testEnv struct {
 	exitCh chan string // every OnExit, dropped when full
 }
 
+// ociRuntimeEnv selects the OCI runtime of the tests' Runtimes
+// (Config.OCIRuntime): POCKETKUBE_TEST_OCI_RUNTIME=crun runs them with
+// $PATH's crun; unset, with $PATH's runc.
+const ociRuntimeEnv = "POCKETKUBE_TEST_OCI_RUNTIME"
+
 // newTestEnv's mutate functions change the Config before New (e.g. another
 // shim).
 func newTestEnv(tb testing.TB, mutate ...func(*Config)) *testEnv {
@@ -120,6 +130,7 @@ func newTestEnv(tb testing.TB, mutate ...func(*Config)) *testEnv {
 	e.cfg = Config{
 		StateDir:   tb.TempDir(),
 		RuncPath:   runc,
+		OCIRuntime: os.Getenv(ociRuntimeEnv),
 		CgroupRoot: "/pocketkube-test-" + randHex(4),
 		ShimPath:   exe,
 		ShimArgs:   []string{},

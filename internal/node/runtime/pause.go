@@ -90,17 +90,22 @@ func (r *Runtime) ensurePause(ctx context.Context, st *podState) (string, error)
 	}
 	dir := filepath.Join(r.podDir(st.Config.UID), "pause")
 	rootfs := filepath.Join(dir, "rootfs")
-	if err := os.MkdirAll(rootfs, 0o755); err != nil {
-		return "", fmt.Errorf("create pause bundle: %w", err)
+	// The mount points, made here as the root is read-only: runc makes
+	// them itself, crun wants them there (/dev for its device nodes).
+	for _, d := range []string{"dev", "proc"} {
+		if err := os.MkdirAll(filepath.Join(rootfs, d), 0o755); err != nil {
+			return "", fmt.Errorf("create pause bundle: %w", err)
+		}
 	}
 	spec := pauseSpec(st, r.pauseBin, rootfs, filepath.Join(st.CgroupPath, "pause"), r.cgroups.v2)
 	spec.Process.OOMScoreAdj = r.restrictOOMScoreAdj(spec.Process.OOMScoreAdj)
+	oci := r.ociFor(ctx, spec)
 	if err := writeJSONAtomic(filepath.Join(dir, "config.json"), spec); err != nil {
 		return "", fmt.Errorf("write pause spec: %w", err)
 	}
 	// Under a shim of its own, as a container: the shim is its parent and
 	// reaps it (a pause left to the host's init may stay a zombie).
-	sc := shim.Config{ID: id, Bundle: dir, Runc: r.cfg.RuncPath, RuncRoot: r.runcRoot(), ExitFile: filepath.Join(dir, "exit")}
+	sc := shim.Config{ID: id, Bundle: dir, Runc: oci.path, RuncRoot: oci.root, HideMount: oci.hideMount, ExitFile: filepath.Join(dir, "exit")}
 	if err := writeJSONAtomic(filepath.Join(dir, shim.ConfigFile), sc); err != nil {
 		return "", fmt.Errorf("write pause shim config: %w", err)
 	}
@@ -108,7 +113,7 @@ func (r *Runtime) ensurePause(ctx context.Context, st *podState) (string, error)
 		_ = r.removePause(context.WithoutCancel(ctx), st.Config.UID)
 		return "", fmt.Errorf("create pause container: %w", err)
 	}
-	if _, err := r.runc(ctx, "start", id); err != nil {
+	if _, err := oci.run(ctx, "start", id); err != nil {
 		_ = r.removePause(context.WithoutCancel(ctx), st.Config.UID)
 		return "", fmt.Errorf("start pause container: %w", err)
 	}
@@ -122,11 +127,12 @@ func (r *Runtime) ensurePause(ctx context.Context, st *podState) (string, error)
 // removePause kills and deletes the pod's pause container, if any.
 func (r *Runtime) removePause(ctx context.Context, podUID string) error {
 	id := pauseID(podUID)
-	if _, err := os.Stat(filepath.Join(r.runcRoot(), id)); errors.Is(err, os.ErrNotExist) {
+	oci := r.ociOf(id)
+	if _, err := os.Stat(filepath.Join(oci.root, id)); errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
-	if _, err := r.runc(ctx, "delete", "--force", id); err != nil {
-		if _, serr := os.Stat(filepath.Join(r.runcRoot(), id)); errors.Is(serr, os.ErrNotExist) {
+	if _, err := oci.run(ctx, "delete", "--force", id); err != nil {
+		if _, serr := os.Stat(filepath.Join(oci.root, id)); errors.Is(serr, os.ErrNotExist) {
 			return nil
 		}
 		return fmt.Errorf("remove pause container: %w", err)

@@ -49,7 +49,7 @@ func TestSharePID(t *testing.T) {
 			t.Errorf("pod %s: %q, want %q", tt.pod.Name, strings.Join(got, "|"), tt.want)
 		}
 	}
-	pause := filepath.Join(e.r.runcRoot(), pauseID(shared.UID))
+	pause := filepath.Join(e.r.ociOf(pauseID(shared.UID)).root, pauseID(shared.UID))
 	if _, err := os.Stat(pause); err != nil {
 		t.Fatalf("pause container: %v", err)
 	}

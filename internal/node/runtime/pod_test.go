@@ -118,8 +118,10 @@ func TestPodNamespaces(t *testing.T) {
 		}
 	}
 	for _, id := range []string{a, b} {
-		if _, err := os.Stat(filepath.Join(e.r.runcRoot(), id)); err == nil {
-			t.Errorf("runc state of %s left behind", id)
+		for _, root := range []string{e.r.runcRT.root, e.r.crun.root} {
+			if _, err := os.Stat(filepath.Join(root, id)); err == nil {
+				t.Errorf("OCI runtime state %s left behind", filepath.Join(root, id))
+			}
 		}
 	}
 	for _, id := range []string{a, b} {

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 
@@ -57,15 +56,25 @@ func (r *Runtime) UpdateContainerResources(ctx context.Context, id string, res R
 	if lr.CPU == nil && lr.Memory == nil {
 		return nil
 	}
-	b, err := json.Marshal(lr)
-	if err != nil {
-		return err
-	}
-	cmd := exec.CommandContext(ctx, r.cfg.RuncPath, "--root", r.runcRoot(), "update", "--resources", "-", id)
-	var stderr bytes.Buffer
-	cmd.Stdin, cmd.Stderr = bytes.NewReader(b), &stderr
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("update resources of container %s: runc update: %w: %s", id, err, strings.TrimSpace(stderr.String()))
+	if oci := r.ociOf(id); oci.name == Crun {
+		// crun 1.8.1's update writes a quota of -1 (none) as an
+		// unsigned number, which cgroup v1 refuses; crun keeps no record
+		// of the values that later commands read, so the cgroup files
+		// are written here, as for the pod cgroup.
+		if err := r.cgroups.apply(m.CgroupPath, Resources{CPUShares: res.CPUShares, CPUPeriod: res.CPUPeriod, CPUQuota: res.CPUQuota, MemoryLimit: res.MemoryLimit}); err != nil {
+			return fmt.Errorf("update resources of container %s: %w", id, err)
+		}
+	} else {
+		b, err := json.Marshal(lr)
+		if err != nil {
+			return err
+		}
+		cmd := oci.command(ctx, "update", "--resources", "-", id)
+		var stderr bytes.Buffer
+		cmd.Stdin, cmd.Stderr = bytes.NewReader(b), &stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("update resources of container %s: runc update: %w: %s", id, err, strings.TrimSpace(stderr.String()))
+		}
 	}
 	nm := *m
 	nm.Resources = &applied

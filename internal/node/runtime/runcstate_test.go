@@ -25,7 +25,7 @@ func TestRuncStatusMatchesRuncState(t *testing.T) {
 			t.Fatal(err)
 		}
 		var real runcState
-		out, err := e.r.runc(e.ctx, "state", id)
+		out, err := e.r.runc(e.ctx, id, "state", id)
 		switch {
 		case err != nil && strings.Contains(err.Error(), "does not exist"):
 		case err != nil:

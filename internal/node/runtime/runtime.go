@@ -30,6 +30,15 @@ type Config struct {
 	// RuncPath defaults to the runc beside the running executable (the
 	// one `make build` builds into bin/), else exec.LookPath("runc").
 	RuncPath string
+	// OCIRuntime is the OCI runtime that creates containers: Runc (the
+	// default, "") or Crun. Containers stay with the runtime that made
+	// them, so either may be chosen on a StateDir that has containers of
+	// the other. With Crun, a container crun cannot run as runc would
+	// (see crunRefuses) is created by runc, and runc is needed only then:
+	// New fails without crun, not without runc.
+	OCIRuntime string
+	// CrunPath defaults to exec.LookPath("crun").
+	CrunPath string
 	// CgroupRoot is the top of the pod cgroups (default "/kubepods"), the
 	// cgroup kubelet calls the node allocatable cgroup. Runtimes of two
 	// nodes on one machine need their own: the QoS-level cgroups under it
@@ -59,7 +68,11 @@ type Config struct {
 type Runtime struct {
 	cfg     Config
 	cgroups *cgroupFS
-	caps    []string // bounding set of this process: "all capabilities"
+	// runcRT and crun are the two OCI runtimes, each with its root under
+	// StateDir (runc/, crun/); a path is "" when that binary was not
+	// needed and not found.
+	runcRT, crun ociRuntime
+	caps         []string // bounding set of this process: "all capabilities"
 	// minOOMScoreAdj is the lowest oom_score_adj containers get: without
 	// CAP_SYS_RESOURCE no process may go below its parent's score, so
 	// containers then get at least this process's own (containerd's
@@ -86,14 +99,31 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	if cfg.StateDir == "" {
 		return nil, errors.New("create runtime: StateDir is required")
 	}
-	if cfg.RuncPath == "" {
-		exe, _ := os.Executable()
-		p, err := findRunc(exe)
+	switch cfg.OCIRuntime {
+	case "":
+		cfg.OCIRuntime = Runc
+	case Runc, Crun:
+	default:
+		return nil, fmt.Errorf("create runtime: unknown OCI runtime %q (want %s or %s)", cfg.OCIRuntime, Runc, Crun)
+	}
+	if cfg.OCIRuntime == Crun && cfg.CrunPath == "" {
+		p, err := findCrun()
 		if err != nil {
 			return nil, err
 		}
+		cfg.CrunPath = p
+		klog.FromContext(ctx).Info("Using crun", "path", p)
+	}
+	if cfg.RuncPath == "" {
+		exe, _ := os.Executable()
+		p, err := findRunc(exe)
+		if err != nil && cfg.OCIRuntime == Runc {
+			return nil, err
+		}
 		cfg.RuncPath = p
-		klog.FromContext(ctx).Info("Using runc", "path", p)
+		if err == nil {
+			klog.FromContext(ctx).Info("Using runc", "path", p)
+		}
 	}
 	if cfg.CgroupRoot == "" {
 		cfg.CgroupRoot = defaultCgroupTop
@@ -103,7 +133,7 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 		return nil, fmt.Errorf("resolve state dir %s: %w", cfg.StateDir, err)
 	}
 	cfg.StateDir = abs
-	for _, d := range []string{"runc", "pods", "containers", "exits"} {
+	for _, d := range []string{"runc", "crun", "pods", "containers", "exits"} {
 		if err := os.MkdirAll(filepath.Join(cfg.StateDir, d), 0o711); err != nil {
 			return nil, fmt.Errorf("create state dir: %w", err)
 		}
@@ -128,7 +158,17 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Runtime{cfg: cfg, cgroups: cg, caps: caps, minOOMScoreAdj: minOOM, done: make(chan struct{}), hostDevices: hostDevices}
+	r := &Runtime{cfg: cfg, cgroups: cg, caps: caps, minOOMScoreAdj: minOOM, done: make(chan struct{}), hostDevices: hostDevices,
+		runcRT: ociRuntime{name: Runc, path: cfg.RuncPath, root: filepath.Join(cfg.StateDir, "runc")},
+		crun:   ociRuntime{name: Crun, path: cfg.CrunPath, root: filepath.Join(cfg.StateDir, "crun"), hideMount: hideCgroup2(cg)},
+	}
+	if cfg.OCIRuntime == Crun && r.crun.path != "" && r.crun.hideMount != "" {
+		klog.FromContext(ctx).Info("Running crun without the hybrid layout's cgroup2 mount, which it refuses", "mount", r.crun.hideMount)
+	}
+	if r.crun.path == "" {
+		// Containers crun made on this StateDir before need it.
+		r.crun.path, _ = exec.LookPath(Crun)
+	}
 	if bin := embeddedShim(); len(bin) > 0 {
 		// The same file as the default shim's (installShim keeps it).
 		if r.pauseBin, err = installShim(filepath.Join(cfg.StateDir, "bin"), bin); err != nil {
@@ -265,18 +305,6 @@ func (r *Runtime) startWatch(ctx context.Context) error {
 	return nil
 }
 
-// runc runs runc with the runtime's root and returns its stdout; errors carry
-// runc's stderr.
-func (r *Runtime) runc(ctx context.Context, args ...string) ([]byte, error) {
-	cmd := exec.CommandContext(ctx, r.cfg.RuncPath, append([]string{"--root", r.runcRoot()}, args...)...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return stdout.Bytes(), fmt.Errorf("runc %s: %w: %s", args[0], err, strings.TrimSpace(stderr.String()))
-	}
-	return stdout.Bytes(), nil
-}
-
 type runcState struct {
 	Status string `json:"status"`
 	Pid    int    `json:"pid"`
@@ -290,11 +318,15 @@ type runcState struct {
 // libcontainer does (linuxContainer.runType): stopped when the pid is gone,
 // reused (another start time), a zombie or dead; created while the exec fifo
 // is there; running after that. Pocketkube never pauses containers.
+//
+// A container of crun has its ROOT/<id>/status instead (crunStatus),
+// which crun reads and decides on the same way (libcrun_check_pid_valid,
+// and the exec FIFO for "created").
 func (r *Runtime) runcStatus(_ context.Context, id string) (runcState, error) {
 	dir := filepath.Join(r.runcRoot(), id)
 	b, err := os.ReadFile(filepath.Join(dir, "state.json"))
 	if errors.Is(err, os.ErrNotExist) {
-		return runcState{}, nil
+		return r.crunState(id)
 	}
 	if err != nil {
 		return runcState{}, fmt.Errorf("read runc state of %s: %w", id, err)
@@ -306,14 +338,29 @@ func (r *Runtime) runcStatus(_ context.Context, id string) (runcState, error) {
 	if err := json.Unmarshal(b, &st); err != nil {
 		return runcState{}, fmt.Errorf("parse runc state of %s: %w", id, err)
 	}
-	state, start, err := procStat(st.Pid)
-	if err != nil || start != st.Start || state == 'Z' || state == 'X' {
-		return runcState{Status: "stopped"}, nil
+	return initState(dir, st.Pid, st.Start), nil
+}
+
+// crunState is runcStatus of a container of crun.
+func (r *Runtime) crunState(id string) (runcState, error) {
+	pid, start, ok, err := crunStatus(r.crun.root, id)
+	if err != nil || !ok {
+		return runcState{}, err
 	}
-	if _, err := os.Stat(filepath.Join(dir, "exec.fifo")); err == nil {
-		return runcState{Status: "created", Pid: st.Pid}, nil
+	return initState(filepath.Join(r.crun.root, id), pid, start), nil
+}
+
+// initState decides a container's status from its init's pid and start
+// time and whether the exec FIFO is still in its state directory dir.
+func initState(dir string, pid int, wantStart uint64) runcState {
+	state, start, err := procStat(pid)
+	if err != nil || start != wantStart || state == 'Z' || state == 'X' {
+		return runcState{Status: "stopped"}
 	}
-	return runcState{Status: "running", Pid: st.Pid}, nil
+	if _, err := os.Stat(filepath.Join(dir, execFifo)); err == nil {
+		return runcState{Status: "created", Pid: pid}
+	}
+	return runcState{Status: "running", Pid: pid}
 }
 
 // procStat returns a process's state letter and start time (clock ticks
@@ -344,17 +391,25 @@ func procStat(pid int) (state byte, start uint64, err error) {
 	return fields[0][0], start, nil
 }
 
-// Version returns runc's version ("1.1.5+ds1"), for the node's
-// containerRuntimeVersion runc://<version>.
+// Version returns the version of the OCI runtime that creates
+// containers, for the node's containerRuntimeVersion runc://<version>:
+// runc's ("1.1.5+ds1"), or crun's after "crun-" ("crun-1.8.1").
 func (r *Runtime) Version(ctx context.Context) (string, error) {
-	out, err := exec.CommandContext(ctx, r.cfg.RuncPath, "--version").Output()
+	o := r.runcRT
+	if r.cfg.OCIRuntime == Crun {
+		o = r.crun
+	}
+	out, err := exec.CommandContext(ctx, o.path, "--version").Output()
 	if err != nil {
-		return "", fmt.Errorf("run runc --version: %w", err)
+		return "", fmt.Errorf("run %s --version: %w", o.name, err)
 	}
 	first, _, _ := strings.Cut(string(out), "\n")
-	v, ok := strings.CutPrefix(first, "runc version ")
+	v, ok := strings.CutPrefix(first, o.name+" version ")
 	if !ok {
-		return "", fmt.Errorf("parse runc version %q", first)
+		return "", fmt.Errorf("parse %s version %q", o.name, first)
+	}
+	if o.name == Crun {
+		return "crun-" + strings.TrimSpace(v), nil
 	}
 	return strings.TrimSpace(v), nil
 }

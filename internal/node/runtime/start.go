@@ -32,6 +32,9 @@ func (r *Runtime) startCreated(ctx context.Context, id string) (ok bool, err err
 	if err != nil || st.Status != "created" {
 		return false, nil
 	}
+	if oci := r.ociOf(id); oci.name == Crun {
+		return startCrunCreated(filepath.Join(oci.root, id, execFifo))
+	}
 	path := filepath.Join(r.runcRoot(), id, execFifo)
 	type opened struct {
 		f   *os.File

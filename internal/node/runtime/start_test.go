@@ -19,7 +19,7 @@ func TestStartContainerWithoutRunc(t *testing.T) {
 		if err != nil || st.Status != "running" {
 			t.Errorf("runc status %+v, %v; want running", st, err)
 		}
-		out, err := e.r.runc(e.ctx, "state", id)
+		out, err := e.r.runc(e.ctx, id, "state", id)
 		if err != nil || !strings.Contains(string(out), `"status": "running"`) {
 			t.Errorf("runc state: %s %v", out, err)
 		}

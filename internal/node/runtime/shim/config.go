@@ -27,6 +27,11 @@ type Config struct {
 	TTY, Stdin     bool
 	StdinOnce      bool
 	OOMFile        string // memory.oom_control (v1) or memory.events (v2) of the container cgroup
+	// HideMount is a mount point the OCI runtime's create must not see
+	// ("" = none): it then runs in a mount namespace of its own, a slave
+	// of the shim's, with that mount detached (crun on a hybrid cgroup
+	// layout, see runtime.hideCgroup2).
+	HideMount string `json:",omitempty"`
 }
 
 // ExitStatus is the exit record the shim writes to Config.ExitFile

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -56,6 +57,11 @@ func Main(args []string) int {
 // the shim in a session of its own, so it outlives pocketkube. ctx only
 // bounds `runc create`.
 func Run(ctx context.Context, bundle string) error {
+	// The runtime reads the report until every copy of it is closed: no
+	// process the shim starts may keep one. runc closes what it inherits,
+	// but crun's container init keeps its inherited descriptors until it
+	// execs the container's process, at start, which waits for the report.
+	unix.CloseOnExec(3)
 	report := os.NewFile(3, "report")
 	ready := false
 	err := runShim(ctx, bundle, func(runcStart, runcEnd time.Time) {
@@ -162,7 +168,10 @@ func runShim(ctx context.Context, bundle string, ready func(runcStart, runcEnd t
 	}
 	cmd.Args = append([]string{cfg.Runc}, append(args, cfg.ID)...)
 	runcStart := time.Now()
-	runErr := cmd.Run()
+	runErr := startHiding(cmd, cfg.HideMount)
+	if runErr == nil {
+		runErr = cmd.Wait()
+	}
 	runcEnd := time.Now()
 	for _, c := range closeAfter {
 		c.Close()
@@ -229,6 +238,37 @@ func runShim(ctx context.Context, bundle string, ready func(runcStart, runcEnd t
 		return fmt.Errorf("write exit file: %w", err)
 	}
 	return nil
+}
+
+// startHiding starts cmd in a mount namespace of its own without the
+// mount at hide (when hide is not ""): a copy of the shim's, made a slave
+// of it so that mounts made on the host later still reach the container
+// (mountPropagation HostToContainer), with hide detached. The namespace
+// is made on an OS thread locked for the purpose and never unlocked, so
+// that the thread, its namespace with it, ends with the goroutine: Go
+// starts the process from the calling thread, which it inherits.
+func startHiding(cmd *exec.Cmd, hide string) error {
+	if hide == "" {
+		return cmd.Start()
+	}
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		if err := unix.Unshare(unix.CLONE_FS | unix.CLONE_NEWNS); err != nil {
+			errc <- fmt.Errorf("unshare the mount namespace: %w", err)
+			return
+		}
+		if err := unix.Mount("", "/", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
+			errc <- fmt.Errorf("make the mount namespace a slave: %w", err)
+			return
+		}
+		if err := unix.Unmount(hide, unix.MNT_DETACH); err != nil {
+			errc <- fmt.Errorf("hide %s: %w", hide, err)
+			return
+		}
+		errc <- cmd.Start()
+	}()
+	return <-errc
 }
 
 // waitInit reaps children (we are their subreaper) until pid exits and
