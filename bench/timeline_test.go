@@ -314,6 +314,11 @@ func BenchmarkTimeToK8sTimeline(b *testing.B) {
 		}
 		if ctx.Err() != nil {
 			cancel()
+			if d := *timelineLogs; d != "" {
+				if log, err := os.ReadFile(dir + ".log"); err == nil {
+					os.WriteFile(filepath.Join(d, "up-failed.log"), log, 0o644)
+				}
+			}
 			b.Fatalf("timeline not complete after 2 minutes: %v", t.at)
 		}
 		cancel()
