@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/kubernetes/plugin/pkg/auth/authorizer/rbac/bootstrappolicy"
+
 	"github.com/pocketkube/pocketkube/test/framework"
 )
 
@@ -359,6 +361,61 @@ func TestSystemPriorityClasses(t *testing.T) {
 		getJSON(t, p.URL+"/apis/scheduling.k8s.io/v1/priorityclasses/"+name, &pc)
 		if pc.Value != value || pc.GlobalDefault || pc.Description == "" || pc.PreemptionPolicy != "PreemptLowerPriority" {
 			t.Errorf("%s: %+v, want value %d, not global default, a description, PreemptLowerPriority", name, pc, value)
+		}
+	}
+}
+
+// Upstream's bootstrap RBAC policy is in place once /readyz answers, as
+// upstream's rbac/bootstrap-roles hook makes it: pocketkube runs a copy
+// of that hook under its name (it tries at once instead of after 1 s),
+// and /readyz waits for it.
+func TestBootstrapRoles(t *testing.T) {
+	t.Parallel()
+	p := startProxy(t)
+	body, status, err := framework.Curl(t.Context(), p.URL+"/readyz?verbose")
+	if err != nil || status != 200 {
+		t.Fatalf("GET /readyz?verbose: status %d, %v\n%s", status, err, body)
+	}
+	if n := strings.Count(body, "[+]poststarthook/rbac/bootstrap-roles ok"); n != 1 {
+		t.Errorf("/readyz?verbose lists the bootstrap roles hook %d times, want once:\n%s", n, body)
+	}
+	type list struct {
+		Items []struct {
+			Metadata struct{ Name, Namespace string }
+		}
+	}
+	names := func(path string) map[string]bool {
+		var l list
+		getJSON(t, p.URL+path, &l)
+		m := map[string]bool{}
+		for _, i := range l.Items {
+			m[i.Metadata.Namespace+"/"+i.Metadata.Name] = true
+		}
+		return m
+	}
+	want := func(kind string, have map[string]bool, ns, name string) {
+		if !have[ns+"/"+name] {
+			t.Errorf("%s %s/%s of upstream's bootstrap policy is missing", kind, ns, name)
+		}
+	}
+	have := names("/apis/rbac.authorization.k8s.io/v1/clusterroles")
+	for _, r := range append(bootstrappolicy.ClusterRoles(), bootstrappolicy.ControllerRoles()...) {
+		want("clusterrole", have, "", r.Name)
+	}
+	have = names("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings")
+	for _, b := range append(bootstrappolicy.ClusterRoleBindings(), bootstrappolicy.ControllerRoleBindings()...) {
+		want("clusterrolebinding", have, "", b.Name)
+	}
+	have = names("/apis/rbac.authorization.k8s.io/v1/roles")
+	for ns, roles := range bootstrappolicy.NamespaceRoles() {
+		for _, r := range roles {
+			want("role", have, ns, r.Name)
+		}
+	}
+	have = names("/apis/rbac.authorization.k8s.io/v1/rolebindings")
+	for ns, bindings := range bootstrappolicy.NamespaceRoleBindings() {
+		for _, b := range bindings {
+			want("rolebinding", have, ns, b.Name)
 		}
 	}
 }

@@ -34,6 +34,7 @@ import (
 	"k8s.io/kubernetes/cmd/kube-apiserver/app"
 	"k8s.io/kubernetes/cmd/kube-apiserver/app/options"
 	schedulingapiv1 "k8s.io/kubernetes/pkg/apis/scheduling/v1"
+	rbacrest "k8s.io/kubernetes/pkg/registry/rbac/rest"
 	schedulingrest "k8s.io/kubernetes/pkg/registry/scheduling/rest"
 
 	"github.com/pocketkube/pocketkube/internal/controlplane/cmdline"
@@ -178,8 +179,9 @@ func Run(ctx context.Context, c Config) error {
 	return nil
 }
 
-// run is upstream's app.Run (cmd/kube-apiserver/app/server.go) with one
-// post-start hook swapped: see priorityClassesHook.
+// run is upstream's app.Run (cmd/kube-apiserver/app/server.go) with two
+// post-start hooks swapped for copies that try at once instead of after
+// upstream's 1 s poll interval: see priorityClassesHook and rbacHook.
 func run(ctx context.Context, opts options.CompletedOptions) error {
 	if opts.InformerName == nil {
 		name, err := cache.NewInformerName("kube-apiserver")
@@ -192,15 +194,15 @@ func run(ctx context.Context, opts options.CompletedOptions) error {
 	if err != nil {
 		return err
 	}
-	// The hook keeps upstream's name (/readyz?verbose lists
-	// poststarthook/scheduling/bootstrap-system-priority-classes, which
-	// upstream's health handlers spec looks for): disabled in the
-	// kube-apiserver, added to the aggregator at the head of the chain,
-	// whose set of disabled hooks must then be one of its own (the
-	// configs share the kube-apiserver's).
+	// The hooks keep upstream's names (/readyz?verbose lists
+	// poststarthook/scheduling/bootstrap-system-priority-classes and
+	// poststarthook/rbac/bootstrap-roles, which upstream's health handlers
+	// spec looks for): disabled in the kube-apiserver, added to the
+	// aggregator at the head of the chain, whose set of disabled hooks
+	// must then be one of its own (the configs share the kube-apiserver's).
 	disabled := config.KubeAPIs.ControlPlane.Generic.DisabledPostStartHooks
 	config.Aggregator.GenericConfig.DisabledPostStartHooks = sets.NewString(disabled.UnsortedList()...)
-	disabled.Insert(schedulingrest.PostStartHookName)
+	disabled.Insert(schedulingrest.PostStartHookName, rbacrest.PostStartHookName)
 	completed, err := config.Complete()
 	if err != nil {
 		return err
@@ -210,6 +212,9 @@ func run(ctx context.Context, opts options.CompletedOptions) error {
 		return err
 	}
 	if err := server.GenericAPIServer.AddPostStartHook(schedulingrest.PostStartHookName, priorityClassesHook); err != nil {
+		return err
+	}
+	if err := server.GenericAPIServer.AddPostStartHook(rbacrest.PostStartHookName, rbacHook(bootstrapPolicy())); err != nil {
 		return err
 	}
 	prepared, err := server.PrepareRun()

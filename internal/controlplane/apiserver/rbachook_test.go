@@ -1,0 +1,62 @@
+package apiserver
+
+import (
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/fake"
+	clienttesting "k8s.io/client-go/testing"
+)
+
+// One try of the copied hook makes every object of upstream's bootstrap
+// policy and is done; a second try finds them in place and writes
+// nothing. (That the hook runs at once and /readyz waits for it is
+// TestBootstrapRoles, in test/e2e.)
+func TestEnsureRBACPolicy(t *testing.T) {
+	ctx := t.Context()
+	client := fake.NewClientset()
+	p := bootstrapPolicy()
+	if done, err := ensureRBACPolicy(p, client); !done || err != nil {
+		t.Fatalf("first try: done %v, %v", done, err)
+	}
+	for _, r := range p.ClusterRoles {
+		if _, err := client.RbacV1().ClusterRoles().Get(ctx, r.Name, metav1.GetOptions{}); err != nil {
+			t.Errorf("clusterrole %s: %v", r.Name, err)
+		}
+	}
+	for _, b := range p.ClusterRoleBindings {
+		if _, err := client.RbacV1().ClusterRoleBindings().Get(ctx, b.Name, metav1.GetOptions{}); err != nil {
+			t.Errorf("clusterrolebinding %s: %v", b.Name, err)
+		}
+	}
+	for ns, roles := range p.Roles {
+		for _, r := range roles {
+			if _, err := client.RbacV1().Roles(ns).Get(ctx, r.Name, metav1.GetOptions{}); err != nil {
+				t.Errorf("role %s/%s: %v", ns, r.Name, err)
+			}
+		}
+	}
+	for ns, bindings := range p.RoleBindings {
+		for _, b := range bindings {
+			if _, err := client.RbacV1().RoleBindings(ns).Get(ctx, b.Name, metav1.GetOptions{}); err != nil {
+				t.Errorf("rolebinding %s/%s: %v", ns, b.Name, err)
+			}
+		}
+	}
+	if len(p.ClusterRoles) < 50 || len(p.ClusterRoleBindings) < 40 {
+		t.Errorf("%d cluster roles, %d bindings: not upstream's bootstrap policy", len(p.ClusterRoles), len(p.ClusterRoleBindings))
+	}
+
+	writes := 0
+	client.PrependReactor("*", "*", func(a clienttesting.Action) (bool, runtime.Object, error) {
+		switch a.GetVerb() {
+		case "create", "update", "patch", "delete":
+			writes++
+		}
+		return false, nil, nil
+	})
+	if done, err := ensureRBACPolicy(p, client); !done || err != nil || writes != 0 {
+		t.Errorf("second try: done %v, %v, %d writes; want done, none", done, err, writes)
+	}
+}
