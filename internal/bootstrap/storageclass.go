@@ -293,13 +293,18 @@ func storageClass(ctx context.Context, client kubernetes.Interface, provisioner 
 		}
 		return nil
 	}
+	// The class first: a claim made without a class before the default
+	// class exists gets it only at the PV controller's next resync (15 s
+	// later), and the grant takes a while (the admission policy's CEL is
+	// compiled when it is created: ~2 s of a cold start). A claim of the
+	// class waits for the grant at most the provisioner's access retry.
+	if err := ensureStorageClass(ctx, client, provisioner); err != nil {
+		return fmt.Errorf("create StorageClass %s: %w", DefaultStorageClassName, err)
+	}
 	if err := retry(ctx, "Granting the nodes' local-path provisioners their access", func(ctx context.Context) error {
 		return ensureNodesLocalPath(ctx, client)
 	}); err != nil {
 		return fmt.Errorf("grant the nodes' local-path provisioners their access: %w", err)
-	}
-	if err := ensureStorageClass(ctx, client, provisioner); err != nil {
-		return fmt.Errorf("create StorageClass %s: %w", DefaultStorageClassName, err)
 	}
 	return nil
 }
