@@ -13,6 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/wait"
 	openapinamer "k8s.io/apiserver/pkg/endpoints/openapi"
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	"k8s.io/client-go/kubernetes"
@@ -64,6 +65,9 @@ type Config struct {
 	CAFile string
 }
 
+// ensureRetry is how often Run tries again to create its objects.
+const ensureRetry = time.Second
+
 // Run runs metrics-server until ctx is done, after making the Service,
 // its EndpointSlice and the APIService point at it.
 func Run(ctx context.Context, cfg Config) error {
@@ -108,8 +112,17 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("build metrics-server: %w", err)
 	}
-	if err := ensureObjects(ctx, cfg); err != nil {
-		return err
+	// Until the objects are in place: an API server that cannot write
+	// yet (its etcd between leaders, a quorum coming back) must not end
+	// the server, whose other parts wait for the same etcd.
+	if err := wait.PollUntilContextCancel(ctx, ensureRetry, true, func(ctx context.Context) (bool, error) {
+		err := ensureObjects(ctx, cfg)
+		if err != nil {
+			klog.FromContext(ctx).Info("Ensuring the metrics-server objects, will retry", "err", err)
+		}
+		return err == nil, nil
+	}); err != nil {
+		return nil // ctx is done
 	}
 	klog.FromContext(ctx).Info("Starting metrics-server", "address", net.JoinHostPort(cfg.Address.String(), fmt.Sprint(cfg.Port)))
 	if err := srv.RunUntil(ctx.Done()); err != nil {
