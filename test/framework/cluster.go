@@ -296,10 +296,14 @@ func (c *Cluster) RestartWith(args ...string) (*Cluster, error) {
 // Cleanup acts on the newest.
 func (c *Cluster) Cleanup() error {
 	c = c.Current()
+	var stopErr error
 	select {
 	case <-c.done:
 	default:
-		c.Stop(15 * time.Second)
+		const timeout = 15 * time.Second
+		if took, err := c.Stop(timeout); err != nil && took >= timeout {
+			stopErr = fmt.Errorf("Ctrl-C at clean-up (after %s): %w", took.Round(time.Millisecond), err)
+		}
 	}
 	if c.NetNS == nil {
 		return nil
@@ -315,6 +319,12 @@ func (c *Cluster) Cleanup() error {
 	errs = append(errs, err)
 	for _, l := range c.NetNS.Leftovers() {
 		errs = append(errs, errors.New(l))
+	}
+	// A stop that timed out (then killed, its goroutines dumped) explains
+	// leftovers; alone it is no failure: some tests end clusters that
+	// cannot stop cleanly (servers without quorum).
+	if err := errors.Join(errs...); err != nil && stopErr != nil {
+		return errors.Join(err, stopErr) // last: a CI excerpt shows the end
 	}
 	return errors.Join(errs...)
 }
