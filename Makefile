@@ -144,7 +144,9 @@ bench: deps build peers
 	out=bench/results/$$(date -u +%Y-%m-%d)-$$(git rev-parse --short HEAD).txt; \
 	{ echo "# $$(date -u +%Y-%m-%dT%H:%MZ) commit $$(git describe --always --dirty)"; \
 	  echo "# $$(nproc) cores ($$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $$(free -g | awk '/Mem:/ {print $$2}') GiB, Linux $$(uname -r)"; \
-	  echo "# load average before: $$(cut -d' ' -f1-3 /proc/loadavg)"; } > $$out; \
+	  echo "# load average before: $$(cut -d' ' -f1-3 /proc/loadavg)"; \
+	  s=$$(date +%s%N); for i in $$(seq 200); do /bin/true; done; \
+	  echo "# fork + exec of /bin/true: $$(( ($$(date +%s%N) - s) / 200000 )) us (the VMs differ here: see docs/BENCHMARKS.md)"; } > $$out; \
 	for r in $(BENCH_RUNS); do \
 	  flock /tmp/pk-e2e.lock env POCKETKUBE_BIN=$(abspath $(BIN)) go test -tags bench -run '^$$' \
 	    -bench "^$${r%:*}" -benchtime "$${r##*:}" -count $(BENCH_COUNT) -timeout 60m ./bench/ 2>&1 | tee -a $$out; \
