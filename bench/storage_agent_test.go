@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 
@@ -66,19 +65,7 @@ func BenchmarkPVCStartAgent(b *testing.B) {
 			b.Errorf("clean up agent %s: %v", name, err)
 		}
 	})
-	err = wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-		n, err := client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return false, nil
-		}
-		for _, cond := range n.Status.Conditions {
-			if cond.Type == corev1.NodeReady && cond.Status == corev1.ConditionTrue {
-				return true, nil
-			}
-		}
-		return false, nil
-	})
-	if err != nil {
+	if err := waitNamedNodeReady(ctx, client, name, 50*time.Millisecond); err != nil {
 		b.Fatalf("node %s not Ready: %v\n%s", name, err, framework.Tail(p.Output(), 40))
 	}
 	var bound, running []time.Duration
