@@ -197,7 +197,11 @@ func TestSoftMemoryEviction(t *testing.T) {
 	if cond.Reason != "KubeletHasInsufficientMemory" {
 		t.Errorf("MemoryPressure reason %q, want kubelet's KubeletHasInsufficientMemory", cond.Reason)
 	}
-	res := v1.ResourceList{v1.ResourceCPU: resource.MustParse("10m"), v1.ResourceMemory: resource.MustParse("64Mi")}
+	// Not 10m of CPU: `runc init` runs under the container's quota, and
+	// at 10m it took 5–6 s here (a VM with costly process start-up), so
+	// the eviction's SIGTERM could reach runc init, a Go PID 1 that has
+	// not exec'd the shell yet and exits 2 on it, not the shell.
+	res := v1.ResourceList{v1.ResourceCPU: resource.MustParse("200m"), v1.ResourceMemory: resource.MustParse("64Mi")}
 	grace := int64(60)
 	pod := &v1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "soft-evicted", Namespace: "default"},
