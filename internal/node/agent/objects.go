@@ -20,6 +20,11 @@ import (
 // apiTimeout bounds the agent's single GETs.
 const apiTimeout = 10 * time.Second
 
+// forbiddenWait is about how long a read the Node authorizer refuses is
+// asked again (untilAllowed): the second kubelet's watch-based managers wait
+// for an object's watch to sync (watch_based_manager.go, Get).
+const forbiddenWait = time.Second
+
 // apiObjects reads the ConfigMaps and Secrets pods reference from the
 // pods' object watches once they have synced, as kubelet's watch-based
 // managers do, else straight from the API server (the Node authorizer lets a
@@ -65,19 +70,40 @@ func (o *apiObjects) Secret(ctx context.Context, namespace, name string) (*v1.Se
 func getObject[T any](ctx context.Context, watches *objectWatches, resource, kind, namespace, name string,
 	get func(context.Context, string, metav1.GetOptions) (T, error)) (T, error) {
 	var none T
-	if watches != nil {
-		if obj, exists, ok := watches.cached(resource, namespace, name); ok {
-			if !exists {
-				return none, apierrors.NewNotFound(v1.Resource(kind), name)
-			}
-			return obj.(T), nil
-		}
-	}
 	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
 	defer cancel()
-	obj, err := get(ctx, name, metav1.GetOptions{})
+	obj, err := untilAllowed(ctx, func() (T, error) {
+		if watches != nil {
+			if cached, exists, ok := watches.cached(resource, namespace, name); ok {
+				if !exists {
+					return none, apierrors.NewNotFound(v1.Resource(kind), name)
+				}
+				return cached.(T), nil
+			}
+		}
+		return get(ctx, name, metav1.GetOptions{})
+	})
 	if apierrors.IsNotFound(err) {
 		return none, apierrors.NewNotFound(v1.Resource(kind), name)
+	}
+	return obj, err
+}
+
+// untilAllowed calls try again while the API server refuses it, for about
+// forbiddenWait. The Node authorizer learns what a node may read from its
+// own pod watch, which can lag the agent's: for a pod just bound, the
+// ConfigMaps, Secrets, claims and tokens it references are "no relationship
+// found" for a moment. kubelet waits as long for its object watches to sync.
+func untilAllowed[T any](ctx context.Context, try func() (T, error)) (T, error) {
+	obj, err := try()
+	deadline := time.Now().Add(forbiddenWait)
+	for wait := 10 * time.Millisecond; apierrors.IsForbidden(err) && time.Now().Add(wait).Before(deadline); wait = min(2*wait, 200*time.Millisecond) {
+		select {
+		case <-ctx.Done():
+			return obj, err
+		case <-time.After(wait):
+		}
+		obj, err = try()
 	}
 	return obj, err
 }
@@ -86,7 +112,7 @@ func (o *apiObjects) NodeAllocatable() v1.ResourceList { return o.allocatable() 
 
 // ServiceAccountToken returns the token manager's token for req.
 func (o *apiObjects) ServiceAccountToken(ctx context.Context, namespace, sa string, req *authenticationv1.TokenRequest) (*authenticationv1.TokenRequest, error) {
-	return o.tokens.Get(ctx, namespace, sa, req)
+	return untilAllowed(ctx, func() (*authenticationv1.TokenRequest, error) { return o.tokens.Get(ctx, namespace, sa, req) })
 }
 
 // PersistentVolumeClaim gets a claim from the API server, as kubelet's
@@ -94,14 +120,18 @@ func (o *apiObjects) ServiceAccountToken(ctx context.Context, namespace, sa stri
 func (o *apiObjects) PersistentVolumeClaim(ctx context.Context, namespace, name string) (*v1.PersistentVolumeClaim, error) {
 	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
 	defer cancel()
-	return o.client.CoreV1().PersistentVolumeClaims(namespace).Get(ctx, name, metav1.GetOptions{})
+	return untilAllowed(ctx, func() (*v1.PersistentVolumeClaim, error) {
+		return o.client.CoreV1().PersistentVolumeClaims(namespace).Get(ctx, name, metav1.GetOptions{})
+	})
 }
 
 // PersistentVolume gets a PV from the API server; errors are the API server's.
 func (o *apiObjects) PersistentVolume(ctx context.Context, name string) (*v1.PersistentVolume, error) {
 	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
 	defer cancel()
-	return o.client.CoreV1().PersistentVolumes().Get(ctx, name, metav1.GetOptions{})
+	return untilAllowed(ctx, func() (*v1.PersistentVolume, error) {
+		return o.client.CoreV1().PersistentVolumes().Get(ctx, name, metav1.GetOptions{})
+	})
 }
 
 // errNoTrustBundles is the answer before Run set the manager up.
