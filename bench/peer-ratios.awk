@@ -27,6 +27,7 @@ END {
 	row("30 pods at once, all Running (ms)", v("BenchmarkPodStart/pods=30", "all-running-ms"), v("BenchmarkPeerPodStart/pods=30", "all-running-ms"))
 	row("100 pods at once, all Running (ms)", v("BenchmarkPodStart/pods=100", "all-running-ms"), v("BenchmarkPeerPodStart/pods=100", "all-running-ms"))
 	row("memory per running pod (MiB)", v("BenchmarkPodMemory", "MiB/pod"), v("BenchmarkPeerPodMemory", "MiB/pod"))
+	row("memory per running pod, shims by PSS (MiB)", v("BenchmarkPodMemory", "pss-MiB/pod"), v("BenchmarkPeerPodMemory", "pss-MiB/pod"))
 	idle = v("BenchmarkPodMemory", "idle-rss-MiB")
 	cp = v("BenchmarkPeerPodMemory", "controlplane-rss-MiB")
 	row("node idle RSS, no pods (MiB)", (idle != "" && cp != "") ? idle - cp : "", v("BenchmarkPeerPodMemory", "idle-rss-MiB"))

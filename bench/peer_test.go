@@ -432,10 +432,18 @@ func (p *peerNode) shims() (shims, pauses []int) {
 	return shims, pauses
 }
 
-func sumKiB(pids ...int) int {
+// sumKiB is the VmRSS of processes pids together, in KiB.
+func sumKiB(pids ...int) int { return sumOf(rssKiB, pids...) }
+
+// sumPssKiB is the proportional set size of processes pids together, in
+// KiB: what they cost the machine (sumKiB counts their shared binary once
+// per process).
+func sumPssKiB(pids ...int) int { return sumOf(pssKiB, pids...) }
+
+func sumOf(kib func(int) (int, error), pids ...int) int {
 	total := 0
 	for _, pid := range pids {
-		if k, err := rssKiB(pid); err == nil {
+		if k, err := kib(pid); err == nil {
 			total += k
 		}
 	}
@@ -588,14 +596,15 @@ func BenchmarkPeerPodStart(b *testing.B) {
 // BenchmarkPeerPodMemory is BenchmarkPodMemory on the peer node: the RSS
 // of kubelet + containerd idle (no pods) and with 30 running pods, the
 // shims' and the sandboxes' (pause) RSS, the memory per running pod
-// ((kubelet + containerd growth + shims + pauses) / 30), and the RSS of
+// ((kubelet + containerd growth + shims + pauses) / 30; by VmRSS, and by
+// PSS, which counts the binary the shims share once), and the RSS of
 // the control plane alone (the `pocketkube up --disable-agent` under
 // it), which BenchmarkPodMemory's idle RSS less this is pocketkube's node
 // part.
 func BenchmarkPeerPodMemory(b *testing.B) {
 	const pods = 30
 	p := peerCluster(b)
-	var idle, busy, shims, pauses, cp []float64
+	var idle, busy, shims, pauses, shimsPss, pausesPss, cp []float64
 	for b.Loop() {
 		time.Sleep(5 * time.Second)
 		idleKiB := sumKiB(p.kubelet.cmd.Process.Pid, p.containerd.cmd.Process.Pid)
@@ -611,6 +620,7 @@ func BenchmarkPeerPodMemory(b *testing.B) {
 		s, ps := p.shims()
 		idle, busy = append(idle, float64(idleKiB)/1024), append(busy, float64(busyKiB)/1024)
 		shims, pauses = append(shims, float64(sumKiB(s...))/1024), append(pauses, float64(sumKiB(ps...))/1024)
+		shimsPss, pausesPss = append(shimsPss, float64(sumPssKiB(s...))/1024), append(pausesPss, float64(sumPssKiB(ps...))/1024)
 		cp = append(cp, float64(cpKiB)/1024)
 		if err := p.deletePods(b.Context(), 3*time.Minute); err != nil {
 			b.Fatalf("pods not gone: %v", err)
@@ -622,5 +632,8 @@ func BenchmarkPeerPodMemory(b *testing.B) {
 	b.ReportMetric((mean(busy)-mean(idle)+mean(shims)+mean(pauses))/pods, "MiB/pod")
 	b.ReportMetric(mean(shims)/pods, "shim-MiB/pod")
 	b.ReportMetric(mean(pauses)/pods, "pause-MiB/pod")
+	b.ReportMetric((mean(busy)-mean(idle)+mean(shimsPss)+mean(pausesPss))/pods, "pss-MiB/pod")
+	b.ReportMetric(mean(shimsPss)/pods, "shim-pss-MiB/pod")
+	b.ReportMetric(mean(pausesPss)/pods, "pause-pss-MiB/pod")
 	b.ReportMetric(mean(cp), "controlplane-rss-MiB")
 }

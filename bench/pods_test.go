@@ -208,13 +208,14 @@ func firstLogLine(ctx context.Context, client kubernetes.Interface, name string)
 // its pod starts: pocketkube's RSS idle (no pods), then with 30 running
 // pods (`sleep 3600`, which ignores SIGTERM, grace period 30 s), the
 // per-container shims' RSS, the memory per running pod ((agent growth +
-// shims) / 30), and Ctrl-C → exit with the 30 pods running (the agent
+// shims) / 30; by VmRSS, and by PSS, which counts the shim binary that all
+// shims share once), and Ctrl-C → exit with the 30 pods running (the agent
 // caps the grace at 3 s). The cluster is started again afterwards and the
 // pods deleted.
 func BenchmarkPodMemory(b *testing.B) {
 	const pods = 30
 	c := podsCluster(b)
-	var idle, busy, shims, stop []float64
+	var idle, busy, shims, shimsPss, stop []float64
 	for b.Loop() {
 		time.Sleep(5 * time.Second)
 		idleKiB, err := rssKiB(c.Pid())
@@ -229,7 +230,7 @@ func BenchmarkPodMemory(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		shimKiB := shimsKiB(c.DataDir)
+		shimKiB, shimPssKiB := sumKiB(shimPids(c.DataDir)...), sumPssKiB(shimPids(c.DataDir)...)
 		took, err := c.Stop(time.Minute)
 		if err != nil {
 			b.Fatalf("Ctrl-C with %d pods: %v after %s", pods, err, took)
@@ -239,6 +240,7 @@ func BenchmarkPodMemory(b *testing.B) {
 		}
 		idle, busy = append(idle, float64(idleKiB)/1024), append(busy, float64(busyKiB)/1024)
 		shims, stop = append(shims, float64(shimKiB)/1024), append(stop, took.Seconds())
+		shimsPss = append(shimsPss, float64(shimPssKiB)/1024)
 		if c, err = c.Restart(); err != nil {
 			b.Fatal(err)
 		}
@@ -256,6 +258,8 @@ func BenchmarkPodMemory(b *testing.B) {
 	b.ReportMetric(mean(busy), "rss-30pods-MiB")
 	b.ReportMetric((mean(busy)-mean(idle)+mean(shims))/pods, "MiB/pod")
 	b.ReportMetric(mean(shims)/pods, "shim-MiB/pod")
+	b.ReportMetric((mean(busy)-mean(idle)+mean(shimsPss))/pods, "pss-MiB/pod")
+	b.ReportMetric(mean(shimsPss)/pods, "shim-pss-MiB/pod")
 	b.ReportMetric(mean(stop), "ctrlc-30pods-s")
 }
 
@@ -270,16 +274,6 @@ func shimPids(dataDir string) []int {
 		}
 	}
 	return pids
-}
-
-func shimsKiB(dataDir string) int {
-	total := 0
-	for _, pid := range shimPids(dataDir) {
-		if k, err := rssKiB(pid); err == nil {
-			total += k
-		}
-	}
-	return total
 }
 
 // runSleepers applies n busybox sleeper pods rss-0… to c's default

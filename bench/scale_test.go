@@ -335,16 +335,7 @@ func measureWindow(b *testing.B, c *framework.Cluster, client kubernetes.Interfa
 
 // statusKiB is a field of /proc/PID/status that is in kB, in KiB.
 func statusKiB(pid int, field string) (int, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return 0, err
-	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, field); ok {
-			return strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
-		}
-	}
-	return 0, fmt.Errorf("/proc/%d/status has no %s", pid, field)
+	return statusField("/proc/"+strconv.Itoa(pid)+"/status", field)
 }
 
 func median(v []float64) float64 {

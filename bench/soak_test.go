@@ -521,7 +521,8 @@ func (s *soakSampler) goroutines(ctx context.Context) (int, error) {
 	return strconv.Atoi(strings.TrimSpace(n))
 }
 
-// statusField is the number after key in a /proc/<pid>/status file.
+// statusField is the number after key in a /proc/<pid>/status-like file
+// (status, smaps_rollup: "Key:   123 kB").
 func statusField(path, key string) (int, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {

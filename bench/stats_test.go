@@ -3,10 +3,8 @@
 package bench
 
 import (
-	"os"
 	"slices"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 )
@@ -49,16 +47,13 @@ func reportQuantiles(b *testing.B, name string, d []time.Duration, all bool) {
 // these benchmarks measure (see the package doc).
 func noNsPerOp(b *testing.B) { b.ReportMetric(0, "ns/op") }
 
-// rssKiB is VmRSS of process pid in KiB.
-func rssKiB(pid int) (int, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return 0, err
-	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			return strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
-		}
-	}
-	return 0, os.ErrNotExist
+// rssKiB is VmRSS of process pid in KiB: with the pages of its binary
+// that other processes share counted whole (pssKiB counts them once).
+func rssKiB(pid int) (int, error) { return statusKiB(pid, "VmRSS:") }
+
+// pssKiB is the proportional set size of process pid in KiB: its private
+// pages, plus its share of the pages it maps with others (the one shim
+// binary that every pod's shim runs counts once across them).
+func pssKiB(pid int) (int, error) {
+	return statusField("/proc/"+strconv.Itoa(pid)+"/smaps_rollup", "Pss:")
 }
