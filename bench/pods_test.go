@@ -209,13 +209,14 @@ func firstLogLine(ctx context.Context, client kubernetes.Interface, name string)
 // pods (`sleep 3600`, which ignores SIGTERM, grace period 30 s), the
 // per-container shims' RSS, the memory per running pod ((agent growth +
 // shims) / 30; by VmRSS, and by PSS, which counts the shim binary that all
-// shims share once), and Ctrl-C → exit with the 30 pods running (the agent
+// shims share once; 5 s after the pods were Ready, and by PSS again at
+// steadyAfter, once the burst's garbage is collected), and Ctrl-C → exit with the 30 pods running (the agent
 // caps the grace at 3 s). The cluster is started again afterwards and the
 // pods deleted.
 func BenchmarkPodMemory(b *testing.B) {
 	const pods = 30
 	c := podsCluster(b)
-	var idle, busy, shims, shimsPss, stop []float64
+	var idle, busy, shims, shimsPss, steady, steadyShimsPss, stop []float64
 	for b.Loop() {
 		time.Sleep(5 * time.Second)
 		idleKiB, err := rssKiB(c.Pid())
@@ -231,6 +232,13 @@ func BenchmarkPodMemory(b *testing.B) {
 			b.Fatal(err)
 		}
 		shimKiB, shimPssKiB := sumKiB(shimPids(c.DataDir)...), sumPssKiB(shimPids(c.DataDir)...)
+		time.Sleep(steadyAfter - 5*time.Second)
+		steadyKiB, err := rssKiB(c.Pid())
+		if err != nil {
+			b.Fatal(err)
+		}
+		steady = append(steady, float64(steadyKiB)/1024)
+		steadyShimsPss = append(steadyShimsPss, float64(sumPssKiB(shimPids(c.DataDir)...))/1024)
 		took, err := c.Stop(time.Minute)
 		if err != nil {
 			b.Fatalf("Ctrl-C with %d pods: %v after %s", pods, err, took)
@@ -260,6 +268,8 @@ func BenchmarkPodMemory(b *testing.B) {
 	b.ReportMetric(mean(shims)/pods, "shim-MiB/pod")
 	b.ReportMetric((mean(busy)-mean(idle)+mean(shimsPss))/pods, "pss-MiB/pod")
 	b.ReportMetric(mean(shimsPss)/pods, "shim-pss-MiB/pod")
+	b.ReportMetric(mean(steady), "rss-30pods-steady-MiB")
+	b.ReportMetric((mean(steady)-mean(idle)+mean(steadyShimsPss))/pods, "steady-pss-MiB/pod")
 	b.ReportMetric(mean(stop), "ctrlc-30pods-s")
 }
 
@@ -296,4 +306,61 @@ spec:
 	}
 	_, err := c.Kubectl(ctx, framework.Newest(), "wait", "--for=condition=Ready", "pod", "--all", "--timeout=120s")
 	return err
+}
+
+// BenchmarkLoggingShimMemory measures, per iteration, the private memory
+// (RssAnon) of the shim of a container that writes log lines without a
+// pause (busybox sh, `while :; do echo …; done`), next to the shim of a
+// sleeper started with it, 20 s after both were Ready: a shim turns every
+// line its container writes into a CRI log entry, for the container's
+// life.
+func BenchmarkLoggingShimMemory(b *testing.B) {
+	const run = "shimlog"
+	c := podsCluster(b)
+	client := c.Client(b)
+	ctx := b.Context()
+	pod := func(name, script string) *corev1.Pod {
+		return &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"bench": run}},
+			Spec: corev1.PodSpec{TerminationGracePeriodSeconds: new(int64), Containers: []corev1.Container{{
+				Name: "main", Image: "busybox", ImagePullPolicy: corev1.PullIfNotPresent, Command: []string{"sh", "-c", script},
+			}}},
+		}
+	}
+	var logging, sleeping []float64
+	for b.Loop() {
+		for _, p := range []*corev1.Pod{
+			pod("logging", `trap 'exit 0' TERM; i=0; while :; do i=$((i+1)); echo "line $i: a log line of about eighty bytes, as an application writes them"; done`),
+			pod("sleeping", "trap 'exit 0' TERM; sleep 3600 & wait"),
+		} {
+			if _, err := client.CoreV1().Pods("default").Create(ctx, p, metav1.CreateOptions{}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := waitReady(ctx, client, "default", run, 2); err != nil {
+			b.Fatal(err)
+		}
+		time.Sleep(20 * time.Second)
+		for name, into := range map[string]*[]float64{"logging": &logging, "sleeping": &sleeping} {
+			p, err := client.CoreV1().Pods("default").Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			id, _ := strings.CutPrefix(p.Status.ContainerStatuses[0].ContainerID, "runc://")
+			out, err := exec.Command("pgrep", "-f", "shim.*--bundle .*/"+id).Output()
+			pid, convErr := strconv.Atoi(strings.TrimSpace(string(out)))
+			if err != nil || convErr != nil {
+				b.Fatalf("shim of %s (container %s): %v %v %q", name, id, err, convErr, out)
+			}
+			kib, err := statusKiB(pid, "RssAnon:")
+			if err != nil {
+				b.Fatal(err)
+			}
+			*into = append(*into, float64(kib))
+		}
+		cleanupLabelsPods(client, "default", run)
+	}
+	noNsPerOp(b)
+	b.ReportMetric(mean(logging), "logging-shim-anon-KiB")
+	b.ReportMetric(mean(sleeping), "sleeping-shim-anon-KiB")
 }

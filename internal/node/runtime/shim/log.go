@@ -73,6 +73,9 @@ type logWriter struct {
 	size     int64
 	maxSize  int64
 	maxFiles int
+	// entry is WriteEntry's buffer, reused under mu: a chatty container
+	// makes no garbage per line in its shim.
+	entry []byte
 }
 
 func newLogWriter(path string, maxSize int64, maxFiles int) (*logWriter, error) {
@@ -104,8 +107,12 @@ func (w *logWriter) WriteEntry(stream string, partial bool, line []byte) {
 		tag = "P"
 	}
 	now := time.Now()
-	entry := make([]byte, 0, len(line)+64)
-	entry = now.AppendFormat(entry, time.RFC3339Nano)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.f == nil {
+		return
+	}
+	entry := now.AppendFormat(w.entry[:0], time.RFC3339Nano)
 	entry = append(entry, ' ')
 	entry = append(entry, stream...)
 	entry = append(entry, ' ')
@@ -113,11 +120,7 @@ func (w *logWriter) WriteEntry(stream string, partial bool, line []byte) {
 	entry = append(entry, ' ')
 	entry = append(entry, line...)
 	entry = append(entry, '\n')
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.f == nil {
-		return
-	}
+	w.entry = entry
 	if w.size > 0 && w.size+int64(len(entry)) > w.maxSize {
 		w.rotate(now)
 	}
