@@ -28,6 +28,7 @@ END {
 	row("100 pods at once, all Running (ms)", v("BenchmarkPodStart/pods=100", "all-running-ms"), v("BenchmarkPeerPodStart/pods=100", "all-running-ms"))
 	row("memory per running pod (MiB)", v("BenchmarkPodMemory", "MiB/pod"), v("BenchmarkPeerPodMemory", "MiB/pod"))
 	row("memory per running pod, shims by PSS (MiB)", v("BenchmarkPodMemory", "pss-MiB/pod"), v("BenchmarkPeerPodMemory", "pss-MiB/pod"))
+	row("memory per running pod, by PSS, 40 s after (MiB)", v("BenchmarkPodMemory", "steady-pss-MiB/pod"), v("BenchmarkPeerPodMemory", "steady-pss-MiB/pod"))
 	idle = v("BenchmarkPodMemory", "idle-rss-MiB")
 	cp = v("BenchmarkPeerPodMemory", "controlplane-rss-MiB")
 	row("node idle RSS, no pods (MiB)", (idle != "" && cp != "") ? idle - cp : "", v("BenchmarkPeerPodMemory", "idle-rss-MiB"))

@@ -597,14 +597,15 @@ func BenchmarkPeerPodStart(b *testing.B) {
 // of kubelet + containerd idle (no pods) and with 30 running pods, the
 // shims' and the sandboxes' (pause) RSS, the memory per running pod
 // ((kubelet + containerd growth + shims + pauses) / 30; by VmRSS, and by
-// PSS, which counts the binary the shims share once), and the RSS of
+// PSS, which counts the binary the shims share once; and by PSS again at
+// steadyAfter, as BenchmarkPodMemory), and the RSS of
 // the control plane alone (the `pocketkube up --disable-agent` under
 // it), which BenchmarkPodMemory's idle RSS less this is pocketkube's node
 // part.
 func BenchmarkPeerPodMemory(b *testing.B) {
 	const pods = 30
 	p := peerCluster(b)
-	var idle, busy, shims, pauses, shimsPss, pausesPss, cp []float64
+	var idle, busy, shims, pauses, shimsPss, pausesPss, steady, steadyPss, cp []float64
 	for b.Loop() {
 		time.Sleep(5 * time.Second)
 		idleKiB := sumKiB(p.kubelet.cmd.Process.Pid, p.containerd.cmd.Process.Pid)
@@ -621,6 +622,10 @@ func BenchmarkPeerPodMemory(b *testing.B) {
 		idle, busy = append(idle, float64(idleKiB)/1024), append(busy, float64(busyKiB)/1024)
 		shims, pauses = append(shims, float64(sumKiB(s...))/1024), append(pauses, float64(sumKiB(ps...))/1024)
 		shimsPss, pausesPss = append(shimsPss, float64(sumPssKiB(s...))/1024), append(pausesPss, float64(sumPssKiB(ps...))/1024)
+		time.Sleep(steadyAfter - 5*time.Second)
+		steady = append(steady, float64(sumKiB(p.kubelet.cmd.Process.Pid, p.containerd.cmd.Process.Pid))/1024)
+		s, ps = p.shims()
+		steadyPss = append(steadyPss, float64(sumPssKiB(s...)+sumPssKiB(ps...))/1024)
 		cp = append(cp, float64(cpKiB)/1024)
 		if err := p.deletePods(b.Context(), 3*time.Minute); err != nil {
 			b.Fatalf("pods not gone: %v", err)
@@ -635,5 +640,7 @@ func BenchmarkPeerPodMemory(b *testing.B) {
 	b.ReportMetric((mean(busy)-mean(idle)+mean(shimsPss)+mean(pausesPss))/pods, "pss-MiB/pod")
 	b.ReportMetric(mean(shimsPss)/pods, "shim-pss-MiB/pod")
 	b.ReportMetric(mean(pausesPss)/pods, "pause-pss-MiB/pod")
+	b.ReportMetric(mean(steady), "rss-30pods-steady-MiB")
+	b.ReportMetric((mean(steady)-mean(idle)+mean(steadyPss))/pods, "steady-pss-MiB/pod")
 	b.ReportMetric(mean(cp), "controlplane-rss-MiB")
 }

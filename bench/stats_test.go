@@ -47,6 +47,12 @@ func reportQuantiles(b *testing.B, name string, d []time.Duration, all bool) {
 // these benchmarks measure (see the package doc).
 func noNsPerOp(b *testing.B) { b.ReportMetric(0, "ns/op") }
 
+// steadyAfter is how long after a burst of pods was Ready the memory
+// benchmarks measure again, "steady": past pocketkube's 30 s heap trim
+// (cmd/pocketkube/app/gomemory.go), when the burst's garbage is collected
+// and returned; the peer gets the same wait.
+const steadyAfter = 40 * time.Second
+
 // rssKiB is VmRSS of process pid in KiB: with the pages of its binary
 // that other processes share counted whole (pssKiB counts them once).
 func rssKiB(pid int) (int, error) { return statusKiB(pid, "VmRSS:") }
