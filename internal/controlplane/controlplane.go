@@ -19,6 +19,7 @@ import (
 	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
@@ -375,6 +376,18 @@ func (p *prepared) run(ctx context.Context) error {
 		})
 	}})
 	defer api.stop(logger, stopAPIServerTimeout)
+	if p.controllerAccountsAhead() {
+		client, err := kubernetes.NewForConfig(&rest.Config{
+			Host: p.ready.Server, QPS: controllermanager.KubeAPIQPS, Burst: controllermanager.KubeAPIBurst,
+			TLSClientConfig: rest.TLSClientConfig{CAFile: p.paths.CA, CertFile: p.paths.Admin, KeyFile: p.paths.AdminKey},
+		})
+		if err != nil {
+			return err
+		}
+		saCtx, stopSAs := context.WithTimeout(ctx, readyTimeout)
+		defer stopSAs()
+		go controllermanager.CreateServiceAccounts(saCtx, client)
+	}
 	if err := waitReady(ctx, p.ready.Server, p.paths, api); err != nil {
 		return err
 	}
@@ -449,6 +462,21 @@ func (p *prepared) run(ctx context.Context) error {
 	case <-controllers.done:
 		return controllers.err
 	}
+}
+
+// controllerAccountsAhead says whether the controllers' ServiceAccounts
+// are made while the API server starts (controllermanager.
+// CreateServiceAccounts): unless the user's controller-manager flags choose
+// other controllers or no per-controller credentials, for which that list
+// would be wrong.
+func (p *prepared) controllerAccountsAhead() bool {
+	for _, a := range p.cfg.ControllerManagerArgs {
+		name := strings.TrimPrefix(a, "--")
+		if strings.HasPrefix(name, "controllers") || strings.HasPrefix(name, "use-service-account-credentials") {
+			return false
+		}
+	}
+	return true
 }
 
 // adminClient is a clientset with the credentials of the kubeconfig at path.
