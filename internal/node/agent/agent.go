@@ -309,7 +309,8 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		return true, nil
 	}); err != nil {
-		return nil // cancelled before registering: nothing to stop
+		a.stopLeftovers(ctx) // cancelled before registering
+		return nil
 	}
 
 	broadcaster, recorder := newRecorder(ctx, a.cfg.EventClient, a.cfg.NodeName)
@@ -328,9 +329,13 @@ func (a *Agent) Run(ctx context.Context) error {
 
 	node, err := a.waitPodCIDR(ctx)
 	if err != nil {
+		a.stopLeftovers(ctx)
 		return nil
 	}
 	if a.network, err = a.cfg.NewNetwork(ctx, node.Spec.PodCIDR); err != nil {
+		if ctx.Err() != nil {
+			a.stopLeftovers(ctx)
+		}
 		return startErr(fmt.Errorf("set up pod network for %s: %w", node.Spec.PodCIDR, err))
 	}
 
@@ -338,6 +343,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.services.Start(ctx.Done())
 	defer shutdown.Informers(logger, informerStopWait, a.informers, a.services)
 	if !cache.WaitForCacheSync(ctx.Done(), a.podsSynced, a.servicesSynced) {
+		a.stopLeftovers(ctx)
 		return nil
 	}
 	if err := a.adoptLeftovers(ctx); err != nil {
@@ -478,6 +484,34 @@ func (a *Agent) stopAll(ctx context.Context) {
 	}
 	wg.Wait()
 	logger.Info("Stopped all pods", "count", len(known))
+}
+
+// stopLeftovers stops and removes the pods an earlier run left on the node
+// (after a kill -9 or a crash) when the agent is stopped before it took
+// them over (adoptLeftovers, once its caches synced): Ctrl-C stops every
+// pod, whenever it comes. Without the API's copy of the pods, each gets
+// the shutdown grace period and no preStop hook. The next start makes them
+// again, as after any stop.
+func (a *Agent) stopLeftovers(ctx context.Context) {
+	ctx = context.WithoutCancel(ctx)
+	logger := klog.FromContext(ctx)
+	uids, err := a.cfg.Runtime.ListPods(ctx)
+	if err != nil {
+		logger.Error(err, "Listing the pods left from an earlier run, to stop them")
+		return
+	}
+	var wg sync.WaitGroup
+	for _, uid := range uids {
+		wg.Go(func() {
+			if err := a.killPod(ctx, &v1.Pod{ObjectMeta: metav1.ObjectMeta{UID: types.UID(uid)}}, shutdownGracePeriod); err != nil {
+				logger.Error(err, "Stopping a pod left from an earlier run", "podUID", uid)
+			}
+		})
+	}
+	wg.Wait()
+	if len(uids) > 0 {
+		logger.Info("Stopped the pods left from an earlier run before taking them over", "count", len(uids))
+	}
 }
 
 // gracePeriod is the pod's termination grace period: the deletion's when

@@ -12,8 +12,10 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes/fake"
+	core "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/cache"
 	clocktesting "k8s.io/utils/clock/testing"
 
@@ -311,5 +313,55 @@ func TestRunStoppedWhileStarting(t *testing.T) {
 		if !stop && (err == nil || !strings.Contains(err.Error(), "runtime version: run runc --version: signal: killed")) {
 			t.Errorf("not stopped: Run = %v, want the runtime version error", err)
 		}
+	}
+}
+
+// Ctrl-C before the agent took over the pods an earlier run left (kill -9,
+// then `up`, then Ctrl-C while the node registers or waits for its pod
+// CIDR) stops them too: no container outlives the stop.
+func TestRunStoppedBeforeTakeOverStopsLeftovers(t *testing.T) {
+	for _, step := range []struct {
+		name string
+		verb string // the request Run makes at that step
+	}{{"registering", "create"}, {"waiting for the pod CIDR", "get"}} {
+		t.Run(step.name, func(t *testing.T) {
+			f := newFixture(t)
+			f.runtime.addRunning("left-1", "main")
+			f.runtime.addRunning("left-2", "main")
+			a := f.newAgent()
+			if step.verb == "create" {
+				f.client.PrependReactor("create", "nodes", func(core.Action) (bool, k8sruntime.Object, error) {
+					return true, nil, errors.New("connection refused")
+				})
+			} // else: the node registers and never gets a pod CIDR
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- a.Run(ctx) }()
+			if err := wait.PollUntilContextTimeout(context.Background(), 10*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+				return slices.ContainsFunc(f.client.Actions(), func(act core.Action) bool {
+					return act.GetVerb() == step.verb && act.GetResource().Resource == "nodes"
+				}), nil
+			}); err != nil {
+				t.Fatalf("Run never got to %s", step.name)
+			}
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("Run = %v, want nil", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatal("Run did not return after the stop")
+			}
+			if pods, _ := f.runtime.ListPods(context.Background()); len(pods) != 0 {
+				t.Errorf("pods left running after the stop: %v", pods)
+			}
+			calls := strings.Join(f.runtime.takeCalls(), "\n")
+			for _, want := range []string{"RemovePod left-1", "RemovePod left-2"} {
+				if !strings.Contains(calls, want) {
+					t.Errorf("no %q in the runtime's calls:\n%s", want, calls)
+				}
+			}
+		})
 	}
 }
