@@ -44,7 +44,8 @@ type Config struct {
 	NetworkPolicyUser string
 }
 
-// DNS is a cluster DNS server to publish. Every field is required.
+// DNS is a cluster DNS server to publish. ServiceIP, Endpoint and User are
+// required.
 type DNS struct {
 	// ServiceIP is the kube-dns Service's ClusterIP, usually DNSServiceIP.
 	ServiceIP net.IP
@@ -53,6 +54,12 @@ type DNS struct {
 	// User is the user the server authenticates as; it is bound to the
 	// ClusterRole DNSRoleName.
 	User string
+	// NodeName is the node the server runs on, which its endpoint names.
+	NodeName string
+	// Several says the cluster may have several servers, each serving
+	// cluster DNS: each publishes its own endpoint beside the others'
+	// (KeepDNSEndpoints; NodeName is then required).
+	Several bool
 }
 
 // Run sets up the objects cfg asks for with client, retrying while the API
@@ -62,6 +69,9 @@ type DNS struct {
 func Run(ctx context.Context, client kubernetes.Interface, cfg Config) error {
 	if d := cfg.DNS; d != nil && (d.ServiceIP == nil || d.Endpoint == nil || d.User == "") {
 		return errors.New("bootstrap: DNS needs ServiceIP, Endpoint and User")
+	}
+	if d := cfg.DNS; d != nil && d.Several && d.NodeName == "" {
+		return errors.New("bootstrap: DNS of several servers needs NodeName")
 	}
 	if j := cfg.Join; j != nil && (j.Server == "" || j.CAFile == "" || j.TokenFile == "") {
 		return errors.New("bootstrap: Join needs Server, CAFile and TokenFile")
@@ -126,7 +136,7 @@ func publishDNS(ctx context.Context, client kubernetes.Interface, d DNS) error {
 	return wait.PollUntilContextCancel(ctx, retryInterval, true, func(ctx context.Context) (bool, error) {
 		err := ensureDNSRBAC(ctx, client, d.User)
 		if err == nil {
-			err = ensureDNSService(ctx, client, d.ServiceIP, d.Endpoint)
+			err = ensureDNSService(ctx, client, d)
 		}
 		if errors.Is(err, ErrClusterIPMismatch) {
 			return false, err

@@ -7,6 +7,8 @@ import (
 	"maps"
 	"net"
 	"reflect"
+	"slices"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -35,24 +37,27 @@ const (
 // Service; an operator deletes it if the change is meant.
 var ErrClusterIPMismatch = errors.New("kube-dns Service has another ClusterIP")
 
-// ensureDNSService publishes a DNS server listening on endpoint port 53 as the
-// Service kube-system/kube-dns with ClusterIP clusterIP: a Service without a
-// selector carrying kubeadm's labels and ports (dns 53/UDP, dns-tcp 53/TCP,
-// metrics 9153/TCP), and an EndpointSlice "kube-dns-pocketkube" owned by it
-// with the dns and dns-tcp ports at endpoint. The EndpointSlice lists no
-// metrics port because the server has no metrics endpoint.
+// ensureDNSService publishes the DNS server of d, listening on
+// d.Endpoint port 53, as the Service kube-system/kube-dns with ClusterIP
+// d.ServiceIP: a Service without a selector carrying kubeadm's labels and
+// ports (dns 53/UDP, dns-tcp 53/TCP, metrics 9153/TCP), and an
+// EndpointSlice "kube-dns-pocketkube" owned by it with the dns and dns-tcp
+// ports at d.Endpoint (with several servers, KeepDNSEndpoints writes it). The
+// EndpointSlice lists no metrics port because the server has no metrics
+// endpoint.
 //
 // ensureDNSService is idempotent: it creates what is missing, updates the
-// EndpointSlice when endpoint (or its family) changed and restores the
-// Service's labels and ports, and it makes no write when everything is in
-// place. It returns ErrClusterIPMismatch when the Service has another
-// ClusterIP.
-func ensureDNSService(ctx context.Context, client kubernetes.Interface, clusterIP, endpoint net.IP) error {
-	svc, err := ensureService(ctx, client, clusterIP)
-	if err != nil {
-		return err
+// EndpointSlice when its endpoints changed and restores the Service's
+// labels and ports, and it makes no write when everything is in place. It
+// returns ErrClusterIPMismatch when the Service has another ClusterIP.
+func ensureDNSService(ctx context.Context, client kubernetes.Interface, d DNS) error {
+	svc, err := ensureService(ctx, client, d.ServiceIP)
+	if err != nil || d.Several {
+		return err // several servers: KeepDNSEndpoints publishes the endpoints
 	}
-	return ensureEndpointSlice(ctx, client, svc, endpoint)
+	return ensureEndpointSlice(ctx, client, svc, func(got *discoveryv1.EndpointSlice) []discoveryv1.Endpoint {
+		return endpointsFor(d, got, nil)
+	})
 }
 
 // ipFamily is the IP family of ip. An EndpointSlice's AddressType has the
@@ -155,7 +160,7 @@ func portsEqual(a, b []corev1.ServicePort) bool {
 // list.
 const endpointSliceName = kubeDNSName + "-" + ManagedBy
 
-func desiredEndpointSlice(svc *corev1.Service, endpoint net.IP) *discoveryv1.EndpointSlice {
+func desiredEndpointSlice(svc *corev1.Service, family corev1.IPFamily, endpoints []discoveryv1.Endpoint) *discoveryv1.EndpointSlice {
 	return &discoveryv1.EndpointSlice{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:      endpointSliceName,
@@ -168,11 +173,8 @@ func desiredEndpointSlice(svc *corev1.Service, endpoint net.IP) *discoveryv1.End
 			// with the Service.
 			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(svc, corev1.SchemeGroupVersion.WithKind("Service"))},
 		},
-		AddressType: discoveryv1.AddressType(ipFamily(endpoint)),
-		Endpoints: []discoveryv1.Endpoint{{
-			Addresses:  []string{endpoint.String()},
-			Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true), Serving: ptr.To(true), Terminating: ptr.To(false)},
-		}},
+		AddressType: discoveryv1.AddressType(family),
+		Endpoints:   endpoints,
 		Ports: []discoveryv1.EndpointPort{
 			{Name: ptr.To("dns"), Port: ptr.To[int32](53), Protocol: ptr.To(corev1.ProtocolUDP)},
 			{Name: ptr.To("dns-tcp"), Port: ptr.To[int32](53), Protocol: ptr.To(corev1.ProtocolTCP)},
@@ -180,20 +182,32 @@ func desiredEndpointSlice(svc *corev1.Service, endpoint net.IP) *discoveryv1.End
 	}
 }
 
-func ensureEndpointSlice(ctx context.Context, client kubernetes.Interface, svc *corev1.Service, endpoint net.IP) error {
+// ensureEndpointSlice makes the kube-dns EndpointSlice of svc hold the
+// endpoints endpoints returns for the slice there is (nil when there is
+// none). An update carries the resourceVersion read: a Conflict (another
+// server wrote meanwhile) is returned, for the caller to try again.
+func ensureEndpointSlice(ctx context.Context, client kubernetes.Interface, svc *corev1.Service, endpoints func(got *discoveryv1.EndpointSlice) []discoveryv1.Endpoint) error {
 	logger := klog.FromContext(ctx)
-	want := desiredEndpointSlice(svc, endpoint)
 	api := client.DiscoveryV1().EndpointSlices(svc.Namespace)
-	got, err := api.Get(ctx, want.Name, metav1.GetOptions{})
+	got, err := api.Get(ctx, endpointSliceName, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		got = nil
+	} else if err != nil {
+		return fmt.Errorf("get EndpointSlice %s/%s: %w", svc.Namespace, endpointSliceName, err)
+	}
+	eps := endpoints(got)
+	if len(eps) == 0 {
+		return nil // nothing to publish (keepDNSEndpoints before its node registered)
+	}
+	want := desiredEndpointSlice(svc, ipFamily(net.ParseIP(eps[0].Addresses[0])), eps)
+	endpoint := strings.Join(addresses(eps), ",")
 	switch {
-	case apierrors.IsNotFound(err):
+	case got == nil:
 		if _, err := api.Create(ctx, want, metav1.CreateOptions{}); err != nil {
 			return fmt.Errorf("create EndpointSlice %s: %w", klog.KObj(want), err)
 		}
-		logger.Info("Created EndpointSlice", "endpointSlice", klog.KObj(want), "endpoint", endpoint.String())
+		logger.Info("Created EndpointSlice", "endpointSlice", klog.KObj(want), "endpoint", endpoint)
 		return nil
-	case err != nil:
-		return fmt.Errorf("get EndpointSlice %s: %w", klog.KObj(want), err)
 	}
 	if got.AddressType != want.AddressType {
 		// AddressType is immutable: replace the slice.
@@ -205,7 +219,7 @@ func ensureEndpointSlice(ctx context.Context, client kubernetes.Interface, svc *
 		if _, err := api.Create(ctx, want, metav1.CreateOptions{}); err != nil {
 			return fmt.Errorf("create EndpointSlice %s: %w", klog.KObj(want), err)
 		}
-		logger.Info("Replaced EndpointSlice", "endpointSlice", klog.KObj(want), "endpoint", endpoint.String())
+		logger.Info("Replaced EndpointSlice", "endpointSlice", klog.KObj(want), "endpoint", endpoint)
 		return nil
 	}
 	if maps.Equal(got.Labels, want.Labels) && reflect.DeepEqual(got.Endpoints, want.Endpoints) &&
@@ -220,6 +234,85 @@ func ensureEndpointSlice(ctx context.Context, client kubernetes.Interface, svc *
 	if _, err := api.Update(ctx, upd, metav1.UpdateOptions{}); err != nil {
 		return fmt.Errorf("update EndpointSlice %s: %w", klog.KObj(upd), err)
 	}
-	logger.Info("Updated EndpointSlice", "endpointSlice", klog.KObj(upd), "endpoint", endpoint.String())
+	logger.Info("Updated EndpointSlice", "endpointSlice", klog.KObj(upd), "endpoint", endpoint)
 	return nil
+}
+
+// serverEndpoint is the endpoint of the DNS server of d, ready or not.
+func serverEndpoint(d DNS, ready bool) discoveryv1.Endpoint {
+	ep := discoveryv1.Endpoint{
+		Addresses:  []string{d.Endpoint.String()},
+		Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(ready), Serving: ptr.To(ready), Terminating: ptr.To(false)},
+	}
+	if d.NodeName != "" {
+		ep.NodeName = ptr.To(d.NodeName)
+	}
+	return ep
+}
+
+// endpointsFor returns the endpoints the kube-dns EndpointSlice should
+// hold, given the slice there is (nil: none) and, with several servers,
+// the cluster's Nodes by name.
+//
+// One server (d.Several unset): its own endpoint, ready, alone, whatever
+// the slice held.
+//
+// Several servers, each serving cluster DNS at its own address: each
+// server's endpoint names its node, and the slice holds one per server.
+// A server adds its own and keeps the others' (keepDNSEndpoints on every
+// server), so that pods' DNS queries are spread over the servers as
+// kube-proxy spreads them over CoreDNS pods, and a server that stopped
+// drops out as a CoreDNS pod on a failed node does: its endpoint is not
+// ready while its Node's Ready condition is False or Unknown (the node
+// lifecycle controller sets Unknown when the node stops reporting), and
+// is removed once its Node is deleted. Endpoints that name no node (a
+// single server's, before --cluster-init) or another family are dropped.
+// A server publishes its endpoint only once its Node exists, so that
+// another server does not remove it for want of one.
+func endpointsFor(d DNS, got *discoveryv1.EndpointSlice, nodes map[string]*corev1.Node) []discoveryv1.Endpoint {
+	if !d.Several {
+		return []discoveryv1.Endpoint{serverEndpoint(d, true)}
+	}
+	self, ok := nodes[d.NodeName]
+	if !ok {
+		return nil // not registered yet: nothing to publish until then
+	}
+	eps := []discoveryv1.Endpoint{serverEndpoint(d, nodeReady(self))}
+	family := discoveryv1.AddressType(ipFamily(d.Endpoint))
+	if got != nil && got.AddressType == family {
+		for _, ep := range got.Endpoints {
+			if ep.NodeName == nil || *ep.NodeName == d.NodeName || slices.Contains(ep.Addresses, d.Endpoint.String()) {
+				continue
+			}
+			node, ok := nodes[*ep.NodeName]
+			if !ok {
+				continue // its Node was deleted
+			}
+			ready := nodeReady(node)
+			ep.Conditions = discoveryv1.EndpointConditions{Ready: ptr.To(ready), Serving: ptr.To(ready), Terminating: ptr.To(false)}
+			eps = append(eps, ep)
+		}
+	}
+	slices.SortFunc(eps, func(a, b discoveryv1.Endpoint) int { return strings.Compare(*a.NodeName, *b.NodeName) })
+	return eps
+}
+
+// nodeReady is false when node's Ready condition is False or Unknown, as
+// the node lifecycle controller marks the pods of such a node not ready;
+// a node that reports no Ready condition yet counts as ready.
+func nodeReady(node *corev1.Node) bool {
+	for _, c := range node.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return true
+}
+
+func addresses(eps []discoveryv1.Endpoint) []string {
+	var out []string
+	for _, ep := range eps {
+		out = append(out, ep.Addresses...)
+	}
+	return out
 }

@@ -11,7 +11,8 @@
 //     and NetworkPolicies (and pocketkube:node-networkpolicy, the same for
 //     the enforcers of joined nodes);
 //   - the Service kube-system/kube-dns (ClusterIP DNSServiceIP) and the
-//     EndpointSlice that sends it to the node's DNS server;
+//     EndpointSlice that sends it to the node's DNS server (with several
+//     servers, to each server's: KeepDNSEndpoints);
 //   - what other machines join with ([Join]): a bootstrap token, the RBAC
 //     of kubelet's TLS bootstrap and kube-public/cluster-info, as `kubeadm
 //     init` sets them up;

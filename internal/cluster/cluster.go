@@ -146,7 +146,8 @@ func Run(ctx context.Context, cfg Config) error {
 		// system:kube-proxy (the node's DNS server uses the Service
 		// proxy's credentials).
 		n.ClusterDNS, n.DNSListen = []net.IP{bootstrap.DNSServiceIP}, r.AdvertiseAddress
-		objects.DNS = &bootstrap.DNS{ServiceIP: bootstrap.DNSServiceIP, Endpoint: r.AdvertiseAddress, User: pki.KubeProxyUser}
+		objects.DNS = &bootstrap.DNS{ServiceIP: bootstrap.DNSServiceIP, Endpoint: r.AdvertiseAddress, User: pki.KubeProxyUser,
+			NodeName: n.NodeName, Several: cfg.ControlPlane.Servers != nil}
 	}
 	boot := start(ctx, func(ctx context.Context) error {
 		stopApprover := startApprover(ctx, r.Kubeconfig, objects.Join != nil)
@@ -155,6 +156,11 @@ func Run(ctx context.Context, cfg Config) error {
 		// tries again.
 		if err := runBootstrap(ctx, r.Kubeconfig, objects); err != nil && ctx.Err() == nil {
 			logger.Error(err, "Setting up the cluster's objects")
+		}
+		if d := objects.DNS; d != nil && d.Several {
+			if err := keepDNSEndpoints(ctx, r.Kubeconfig, *d); err != nil {
+				logger.Error(err, "Keeping this server's kube-dns endpoint")
+			}
 		}
 		<-ctx.Done()
 		return nil
@@ -182,15 +188,34 @@ func Run(ctx context.Context, cfg Config) error {
 // runBootstrap sets up the cluster's objects with the admin's credentials
 // in kubeconfig.
 func runBootstrap(ctx context.Context, kubeconfig string, cfg bootstrap.Config) error {
+	client, err := adminClient(kubeconfig)
+	if err != nil {
+		return err
+	}
+	return bootstrap.Run(ctx, client, cfg)
+}
+
+// keepDNSEndpoints keeps this server's kube-dns endpoint beside the other
+// servers' (bootstrap.KeepDNSEndpoints) with the admin's credentials in
+// kubeconfig, until ctx is done.
+func keepDNSEndpoints(ctx context.Context, kubeconfig string, d bootstrap.DNS) error {
+	client, err := adminClient(kubeconfig)
+	if err != nil {
+		return err
+	}
+	return bootstrap.KeepDNSEndpoints(ctx, client, d)
+}
+
+func adminClient(kubeconfig string) (kubernetes.Interface, error) {
 	restCfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
-		return fmt.Errorf("load admin kubeconfig: %w", err)
+		return nil, fmt.Errorf("load admin kubeconfig: %w", err)
 	}
 	client, err := kubernetes.NewForConfig(restCfg)
 	if err != nil {
-		return fmt.Errorf("create admin client: %w", err)
+		return nil, fmt.Errorf("create admin client: %w", err)
 	}
-	return bootstrap.Run(ctx, client, cfg)
+	return client, nil
 }
 
 // startApprover runs the kubelet serving CSR approver

@@ -53,8 +53,9 @@ import (
 //   - a server whose controller-manager or scheduler loses its lease (its
 //     etcd lost quorum) stops with an error, as upstream's components
 //     exit, for a supervisor to start again;
-//   - kube-dns's and metrics-server's endpoints and kube-public/cluster-info
-//     name the server that started last;
+//   - metrics-server's endpoints and kube-public/cluster-info name the
+//     server that started last (kube-dns's list every server, each ready
+//     while its Node is: bootstrap.KeepDNSEndpoints);
 //   - clients (kubeconfigs, agents) name one server; there is no load
 //     balancer in front of the API servers.
 

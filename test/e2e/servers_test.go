@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -169,6 +170,9 @@ func TestServers(t *testing.T) {
 	}
 	// One servicelb leads; each claim is provisioned by its own node.
 	t.Run("servicelb and local-path", func(t *testing.T) { checkServersPlatform(t, servers) })
+	// Each server serves cluster DNS at its address, and kube-dns has
+	// an endpoint for each.
+	t.Run("kube-dns endpoints", func(t *testing.T) { checkDNSEndpoints(t, s1.Client(t), len(servers)) })
 
 	// kill -9 one: the others keep taking writes.
 	s3.Kill()
@@ -339,4 +343,48 @@ func TestServersFromSingle(t *testing.T) {
 		t.Errorf("etcd members after server-2 joined: %q, want two", got)
 	}
 	waitNodeReady(t, s1.Client(t), "server-2", time.Time{})
+	// The single server's kube-dns endpoint (no node named) gave way to
+	// one per server.
+	checkDNSEndpoints(t, s1.Client(t), 2)
+}
+
+// checkDNSEndpoints waits for kube-system/kube-dns-pocketkube to hold one
+// ready endpoint per server node, at that Node's InternalIP and naming it:
+// n servers, whose nodes are named server-N.
+func checkDNSEndpoints(t *testing.T, client kubernetes.Interface, n int) {
+	t.Helper()
+	ctx := t.Context()
+	var got, want map[string]string
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, framework.PodTimeout, true, func(ctx context.Context) (bool, error) {
+		nodes := map[string]string{}
+		for i := 1; i <= n; i++ {
+			node, err := client.CoreV1().Nodes().Get(ctx, fmt.Sprintf("server-%d", i), metav1.GetOptions{})
+			if err != nil {
+				return false, nil
+			}
+			for _, a := range node.Status.Addresses {
+				if a.Type == corev1.NodeInternalIP {
+					nodes[node.Name] = a.Address
+				}
+			}
+		}
+		want = nodes
+		slice, err := client.DiscoveryV1().EndpointSlices("kube-system").Get(ctx, "kube-dns-pocketkube", metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		got = map[string]string{}
+		for _, ep := range slice.Endpoints {
+			name := "(no node)"
+			if ep.NodeName != nil {
+				name = *ep.NodeName
+			}
+			ready := ep.Conditions.Ready != nil && *ep.Conditions.Ready
+			got[name] = strings.Join(ep.Addresses, ",") + map[bool]string{true: "", false: " (not ready)"}[ready]
+		}
+		return maps.Equal(got, want), nil
+	})
+	if err != nil {
+		t.Errorf("kube-dns endpoints by node: %v, want %v", got, want)
+	}
 }
