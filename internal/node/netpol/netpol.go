@@ -107,7 +107,7 @@ func Run(ctx context.Context, cfg Config) error {
 		select {
 		case <-ctx.Done():
 			stopInformers()
-			if err := Cleanup(context.WithoutCancel(ctx)); err != nil {
+			if err := deleteTable(context.WithoutCancel(ctx), nft); err != nil {
 				logger.Error(err, "Deleting the NetworkPolicy table failed; `nft delete table inet "+TableName+"` deletes it")
 			}
 			logger.Info("NetworkPolicy enforcer stopped")
@@ -145,6 +145,13 @@ func Cleanup(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("nftables: %w", err)
 	}
+	return deleteTable(ctx, nft)
+}
+
+// deleteTable deletes nft's table if there is one. Run deletes its own with
+// the interface it wrote through: a new one (Cleanup) runs two nft
+// processes more before the delete.
+func deleteTable(ctx context.Context, nft knftables.Interface) error {
 	tx := nft.NewTransaction()
 	tx.Add(&knftables.Table{})
 	tx.Delete(&knftables.Table{})

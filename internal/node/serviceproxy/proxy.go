@@ -77,7 +77,7 @@ func Run(ctx context.Context, cfg Config) error {
 
 	// A table left by a run that was killed: start from nothing, as
 	// kube-proxy --cleanup would.
-	if nftables.CleanupLeftovers(ctx) {
+	if cleanupLeftovers(ctx) {
 		if ctx.Err() != nil {
 			return nil // stopped while starting: `nft` was killed
 		}
@@ -214,7 +214,7 @@ func cleanup(ctx context.Context, g *gate, minSync time.Duration) {
 		logger.V(2).Info("Waiting for the last nftables sync", "wait", wait)
 		time.Sleep(wait)
 	}
-	if nftables.CleanupLeftovers(ctx) {
+	if cleanupLeftovers(ctx) {
 		logger.Error(nil, "Deleting the kube-proxy nftables table failed; `nft delete table ip kube-proxy` deletes it")
 	}
 }
