@@ -53,9 +53,10 @@ import (
 //   - a server whose controller-manager or scheduler loses its lease (its
 //     etcd lost quorum) stops with an error, as upstream's components
 //     exit, for a supervisor to start again;
-//   - metrics-server's endpoints and kube-public/cluster-info name the
-//     server that started last (kube-dns's list every server, each ready
-//     while its Node is: bootstrap.KeepDNSEndpoints);
+//   - kube-public/cluster-info names one server, the one the others
+//     joined through (kube-dns's endpoints list every server, and
+//     metrics-server has an EndpointSlice per server, each ready while its
+//     Node is: bootstrap.KeepDNSEndpoints, internal/controlplane/metricsserver);
 //   - clients (kubeconfigs, agents) name one server; there is no load
 //     balancer in front of the API servers.
 

@@ -439,6 +439,8 @@ func (p *prepared) run(ctx context.Context) error {
 				CertFile:   p.paths.MetricsServing,
 				KeyFile:    p.paths.MetricsServingKey,
 				CAFile:     p.paths.CA,
+				NodeName:   p.cfg.NodeName,
+				Several:    p.cfg.Servers != nil && p.cfg.NodeName != "",
 			})
 		}})
 	} else if err := metricsserver.RemoveAPIService(ctx, admin); err != nil {

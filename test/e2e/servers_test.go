@@ -173,6 +173,8 @@ func TestServers(t *testing.T) {
 	// Each server serves cluster DNS at its address, and kube-dns has
 	// an endpoint for each.
 	t.Run("kube-dns endpoints", func(t *testing.T) { checkDNSEndpoints(t, s1.Client(t), len(servers)) })
+	// Each server runs metrics-server, and each has an EndpointSlice.
+	t.Run("metrics-server endpoints", func(t *testing.T) { checkMetricsSlices(t, s1.Client(t), len(servers)) })
 
 	// kill -9 one: the others keep taking writes.
 	s3.Kill()
@@ -344,8 +346,10 @@ func TestServersFromSingle(t *testing.T) {
 	}
 	waitNodeReady(t, s1.Client(t), "server-2", time.Time{})
 	// The single server's kube-dns endpoint (no node named) gave way to
-	// one per server.
+	// one per server, and its metrics-server EndpointSlice to one per
+	// server.
 	checkDNSEndpoints(t, s1.Client(t), 2)
+	checkMetricsSlices(t, s1.Client(t), 2)
 }
 
 // checkDNSEndpoints waits for kube-system/kube-dns-pocketkube to hold one
@@ -386,5 +390,59 @@ func checkDNSEndpoints(t *testing.T, client kubernetes.Interface, n int) {
 	})
 	if err != nil {
 		t.Errorf("kube-dns endpoints by node: %v, want %v", got, want)
+	}
+}
+
+// checkMetricsSlices waits for kube-system's metrics-server EndpointSlices
+// to be one per server node, metrics-server-server-N, each with one ready
+// endpoint at that Node's InternalIP naming it (n servers), and for the
+// metrics API to answer through the aggregator.
+func checkMetricsSlices(t *testing.T, client kubernetes.Interface, n int) {
+	t.Helper()
+	ctx := t.Context()
+	var got, want map[string]string
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, framework.PodTimeout, true, func(ctx context.Context) (bool, error) {
+		nodes := map[string]string{}
+		for i := 1; i <= n; i++ {
+			node, err := client.CoreV1().Nodes().Get(ctx, fmt.Sprintf("server-%d", i), metav1.GetOptions{})
+			if err != nil {
+				return false, nil
+			}
+			for _, a := range node.Status.Addresses {
+				if a.Type == corev1.NodeInternalIP {
+					nodes["metrics-server-"+node.Name] = a.Address + " " + node.Name + " ready"
+				}
+			}
+		}
+		want = nodes
+		list, err := client.DiscoveryV1().EndpointSlices("kube-system").List(ctx, metav1.ListOptions{LabelSelector: "kubernetes.io/service-name=metrics-server"})
+		if err != nil {
+			return false, nil
+		}
+		got = map[string]string{}
+		for _, s := range list.Items {
+			var eps []string
+			for _, ep := range s.Endpoints {
+				node, ready := "(no node)", "ready"
+				if ep.NodeName != nil {
+					node = *ep.NodeName
+				}
+				if ep.Conditions.Ready != nil && !*ep.Conditions.Ready {
+					ready = "not ready"
+				}
+				eps = append(eps, strings.Join(ep.Addresses, ",")+" "+node+" "+ready)
+			}
+			got[s.Name] = strings.Join(eps, "; ")
+		}
+		return maps.Equal(got, want), nil
+	})
+	if err != nil {
+		t.Errorf("metrics-server EndpointSlices: %v, want %v", got, want)
+	}
+	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, framework.PodTimeout, true, func(ctx context.Context) (bool, error) {
+		return client.CoreV1().RESTClient().Get().AbsPath("/apis/metrics.k8s.io/v1beta1/nodes").Do(ctx).Error() == nil, nil
+	})
+	if err != nil {
+		t.Errorf("GET /apis/metrics.k8s.io/v1beta1/nodes through the aggregator: %v", err)
 	}
 }

@@ -14,7 +14,10 @@
 // Config.Address:Config.Port, and the APIService v1beta1.metrics.k8s.io
 // whose caBundle is the cluster CA. The API server's aggregator routes to
 // the EndpointSlice's address (--enable-aggregator-routing), so no
-// Service proxy is needed on the way.
+// Service proxy is needed on the way. With several servers each runs
+// metrics-server and writes an EndpointSlice of its own
+// (ServiceName-NODE), whose readiness every server keeps from the Node's
+// (keepServerSlices); the aggregator picks a ready endpoint among them.
 //
 // metrics-server v0.8.0 is built against k8s.io v0.33 and compiles
 // unchanged against the v0.37.2 modules pocketkube pins; one difference

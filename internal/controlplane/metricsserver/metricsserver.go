@@ -63,6 +63,14 @@ type Config struct {
 	// CAFile is the cluster CA: the APIService's caBundle and what the
 	// kubelets' serving certificates are verified against.
 	CAFile string
+	// NodeName is the node of the server metrics-server runs on, which
+	// its endpoint names.
+	NodeName string
+	// Several says the cluster may have several servers, each running
+	// metrics-server: each publishes its own EndpointSlice
+	// (ServiceName-NodeName) and keeps the others' readiness
+	// (keepServerSlices); NodeName is then required.
+	Several bool
 }
 
 // ensureRetry is how often Run tries again to create its objects.
@@ -73,6 +81,9 @@ const ensureRetry = time.Second
 func Run(ctx context.Context, cfg Config) error {
 	if cfg.Kubeconfig == "" || cfg.Address == nil || cfg.CertFile == "" || cfg.KeyFile == "" || cfg.CAFile == "" {
 		return errors.New("metricsserver: Kubeconfig, Address, CertFile, KeyFile and CAFile are required")
+	}
+	if cfg.Several && cfg.NodeName == "" {
+		return errors.New("metricsserver: NodeName is required with several servers")
 	}
 	if cfg.Port == 0 {
 		cfg.Port = DefaultPort
@@ -125,6 +136,13 @@ func Run(ctx context.Context, cfg Config) error {
 		return nil // ctx is done
 	}
 	klog.FromContext(ctx).Info("Starting metrics-server", "address", net.JoinHostPort(cfg.Address.String(), fmt.Sprint(cfg.Port)))
+	if cfg.Several {
+		client, _, err := clients(cfg.Kubeconfig)
+		if err != nil {
+			return err
+		}
+		go keepServerSlices(ctx, client, cfg)
+	}
 	if err := srv.RunUntil(ctx.Done()); err != nil {
 		return fmt.Errorf("metrics-server: %w", err)
 	}
@@ -166,21 +184,7 @@ func ensureObjects(ctx context.Context, cfg Config) error {
 		}); err != nil {
 		return err
 	}
-	family := discoveryv1.AddressTypeIPv4
-	if cfg.Address.To4() == nil {
-		family = discoveryv1.AddressTypeIPv6
-	}
-	slice := &discoveryv1.EndpointSlice{
-		ObjectMeta: metav1.ObjectMeta{Name: ServiceName, Namespace: Namespace, Labels: map[string]string{
-			discoveryv1.LabelServiceName: ServiceName, discoveryv1.LabelManagedBy: managedBy,
-		}},
-		AddressType: family,
-		Endpoints: []discoveryv1.Endpoint{{
-			Addresses:  []string{cfg.Address.String()},
-			Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)},
-		}},
-		Ports: []discoveryv1.EndpointPort{{Name: ptr.To("https"), Protocol: ptr.To(corev1.ProtocolTCP), Port: &port}},
-	}
+	slice := desiredSlice(cfg, true)
 	if err := apply(ctx, "EndpointSlice", slice.Name,
 		func() error {
 			_, err := client.DiscoveryV1().EndpointSlices(Namespace).Create(ctx, slice, metav1.CreateOptions{})
@@ -270,4 +274,38 @@ func clients(kubeconfig string) (kubernetes.Interface, aggregator.Interface, err
 		return nil, nil, err
 	}
 	return client, agg, nil
+}
+
+// sliceName is the name of the EndpointSlice of cfg's metrics-server: the
+// Service's name for a single server, one per server's node with several.
+func sliceName(cfg Config) string {
+	if !cfg.Several {
+		return ServiceName
+	}
+	return ServiceName + "-" + cfg.NodeName
+}
+
+// desiredSlice is the EndpointSlice that routes the Service to cfg's
+// metrics-server, its endpoint ready or not.
+func desiredSlice(cfg Config, ready bool) *discoveryv1.EndpointSlice {
+	family := discoveryv1.AddressTypeIPv4
+	if cfg.Address.To4() == nil {
+		family = discoveryv1.AddressTypeIPv6
+	}
+	port := int32(cfg.Port)
+	ep := discoveryv1.Endpoint{
+		Addresses:  []string{cfg.Address.String()},
+		Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(ready)},
+	}
+	if cfg.NodeName != "" {
+		ep.NodeName = ptr.To(cfg.NodeName)
+	}
+	return &discoveryv1.EndpointSlice{
+		ObjectMeta: metav1.ObjectMeta{Name: sliceName(cfg), Namespace: Namespace, Labels: map[string]string{
+			discoveryv1.LabelServiceName: ServiceName, discoveryv1.LabelManagedBy: managedBy,
+		}},
+		AddressType: family,
+		Endpoints:   []discoveryv1.Endpoint{ep},
+		Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("https"), Protocol: ptr.To(corev1.ProtocolTCP), Port: &port}},
+	}
 }
