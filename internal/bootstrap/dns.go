@@ -18,6 +18,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
+
+	"github.com/pocketkube/pocketkube/internal/keeper"
 )
 
 // The Service that publishes the cluster DNS server, named as kubeadm names
@@ -197,7 +199,7 @@ func ensureEndpointSlice(ctx context.Context, client kubernetes.Interface, svc *
 	}
 	eps := endpoints(got)
 	if len(eps) == 0 {
-		return nil // nothing to publish (keepDNSEndpoints before its node registered)
+		return nil // nothing to publish (KeepDNSEndpoints before its node registered)
 	}
 	want := desiredEndpointSlice(svc, ipFamily(net.ParseIP(eps[0].Addresses[0])), eps)
 	endpoint := strings.Join(addresses(eps), ",")
@@ -259,7 +261,7 @@ func serverEndpoint(d DNS, ready bool) discoveryv1.Endpoint {
 //
 // Several servers, each serving cluster DNS at its own address: each
 // server's endpoint names its node, and the slice holds one per server.
-// A server adds its own and keeps the others' (keepDNSEndpoints on every
+// A server adds its own and keeps the others' (KeepDNSEndpoints on every
 // server), so that pods' DNS queries are spread over the servers as
 // kube-proxy spreads them over CoreDNS pods, and a server that stopped
 // drops out as a CoreDNS pod on a failed node does: its endpoint is not
@@ -277,7 +279,7 @@ func endpointsFor(d DNS, got *discoveryv1.EndpointSlice, nodes map[string]*corev
 	if !ok {
 		return nil // not registered yet: nothing to publish until then
 	}
-	eps := []discoveryv1.Endpoint{serverEndpoint(d, nodeReady(self))}
+	eps := []discoveryv1.Endpoint{serverEndpoint(d, keeper.NodeReady(self))}
 	family := discoveryv1.AddressType(ipFamily(d.Endpoint))
 	if got != nil && got.AddressType == family {
 		for _, ep := range got.Endpoints {
@@ -288,25 +290,13 @@ func endpointsFor(d DNS, got *discoveryv1.EndpointSlice, nodes map[string]*corev
 			if !ok {
 				continue // its Node was deleted
 			}
-			ready := nodeReady(node)
+			ready := keeper.NodeReady(node)
 			ep.Conditions = discoveryv1.EndpointConditions{Ready: ptr.To(ready), Serving: ptr.To(ready), Terminating: ptr.To(false)}
 			eps = append(eps, ep)
 		}
 	}
 	slices.SortFunc(eps, func(a, b discoveryv1.Endpoint) int { return strings.Compare(*a.NodeName, *b.NodeName) })
 	return eps
-}
-
-// nodeReady is false when node's Ready condition is False or Unknown, as
-// the node lifecycle controller marks the pods of such a node not ready;
-// a node that reports no Ready condition yet counts as ready.
-func nodeReady(node *corev1.Node) bool {
-	for _, c := range node.Status.Conditions {
-		if c.Type == corev1.NodeReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return true
 }
 
 func addresses(eps []discoveryv1.Endpoint) []string {

@@ -16,7 +16,8 @@ import (
 	corelisters "k8s.io/client-go/listers/core/v1"
 	discoverylisters "k8s.io/client-go/listers/discovery/v1"
 	"k8s.io/client-go/tools/cache"
-	"k8s.io/klog/v2"
+
+	"github.com/pocketkube/pocketkube/internal/keeper"
 )
 
 // dnsResync is how often KeepDNSEndpoints looks again without an event.
@@ -36,57 +37,25 @@ func KeepDNSEndpoints(ctx context.Context, client kubernetes.Interface, d DNS) e
 	if d.NodeName == "" || d.Endpoint == nil {
 		return fmt.Errorf("bootstrap: DNS of several servers needs NodeName and Endpoint")
 	}
-	logger := klog.FromContext(ctx)
 	nodeFactory := informers.NewSharedInformerFactory(client, 0)
 	sliceFactory := informers.NewSharedInformerFactoryWithOptions(client, 0,
 		informers.WithNamespace(metaSystemNamespace),
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.FieldSelector = "metadata.name=" + endpointSliceName }))
 	nodes := nodeFactory.Core().V1().Nodes()
 	slices := sliceFactory.Discovery().V1().EndpointSlices()
-
-	kick := make(chan struct{}, 1)
-	wake := func() {
-		select {
-		case kick <- struct{}{}:
-		default:
-		}
-	}
-	handler := cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { wake() },
-		UpdateFunc: func(any, any) { wake() },
-		DeleteFunc: func(any) { wake() },
-	}
-	if _, err := nodes.Informer().AddEventHandler(handler); err != nil {
-		return err
-	}
-	if _, err := slices.Informer().AddEventHandler(handler); err != nil {
-		return err
-	}
+	infs := []cache.SharedIndexInformer{nodes.Informer(), slices.Informer()}
 	nodeFactory.Start(ctx.Done())
 	sliceFactory.Start(ctx.Done())
 	defer nodeFactory.Shutdown()
 	defer sliceFactory.Shutdown()
-	if !cache.WaitForCacheSync(ctx.Done(), nodes.Informer().HasSynced, slices.Informer().HasSynced) {
-		return nil // ctx done
-	}
-
-	resync := time.NewTicker(dnsResync)
-	defer resync.Stop()
-	for {
-		if err := syncDNSEndpoints(ctx, client, d, nodes.Lister(), slices.Lister()); err != nil && ctx.Err() == nil {
-			logger.V(2).Info("Publishing this server's kube-dns endpoint, will retry", "err", err)
-			if apierrors.IsConflict(err) {
-				time.AfterFunc(retryInterval, wake) // another server wrote: at once
-			} // else at the next event or resync
-
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-kick:
-		case <-resync.C:
-		}
-	}
+	ctx, cancel := context.WithCancel(ctx) // ends the informers before Shutdown waits for them
+	defer cancel()
+	// A Conflict is another server's write: the next pass, soon, starts
+	// from it.
+	loop := keeper.Loop{What: "Publishing this server's kube-dns endpoint", Resync: dnsResync, Retry: retryInterval}
+	return keeper.Run(ctx, loop, infs, func(ctx context.Context) error {
+		return syncDNSEndpoints(ctx, client, d, nodes.Lister(), slices.Lister())
+	})
 }
 
 // syncDNSEndpoints writes the endpoints endpointsFor gives for the Nodes

@@ -360,19 +360,11 @@ func checkDNSEndpoints(t *testing.T, client kubernetes.Interface, n int) {
 	ctx := t.Context()
 	var got, want map[string]string
 	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, framework.PodTimeout, true, func(ctx context.Context) (bool, error) {
-		nodes := map[string]string{}
-		for i := 1; i <= n; i++ {
-			node, err := client.CoreV1().Nodes().Get(ctx, fmt.Sprintf("server-%d", i), metav1.GetOptions{})
-			if err != nil {
-				return false, nil
-			}
-			for _, a := range node.Status.Addresses {
-				if a.Type == corev1.NodeInternalIP {
-					nodes[node.Name] = a.Address
-				}
-			}
+		ips, ok := serverIPs(ctx, client, n)
+		if !ok {
+			return false, nil
 		}
-		want = nodes
+		want = ips
 		slice, err := client.DiscoveryV1().EndpointSlices("kube-system").Get(ctx, "kube-dns-pocketkube", metav1.GetOptions{})
 		if err != nil {
 			return false, nil
@@ -393,6 +385,24 @@ func checkDNSEndpoints(t *testing.T, client kubernetes.Interface, n int) {
 	}
 }
 
+// serverIPs gives the InternalIP of each of the Nodes server-1 … server-n,
+// by name; false while one of them is not there.
+func serverIPs(ctx context.Context, client kubernetes.Interface, n int) (map[string]string, bool) {
+	ips := map[string]string{}
+	for i := 1; i <= n; i++ {
+		node, err := client.CoreV1().Nodes().Get(ctx, fmt.Sprintf("server-%d", i), metav1.GetOptions{})
+		if err != nil {
+			return nil, false
+		}
+		for _, a := range node.Status.Addresses {
+			if a.Type == corev1.NodeInternalIP {
+				ips[node.Name] = a.Address
+			}
+		}
+	}
+	return ips, true
+}
+
 // checkMetricsSlices waits for kube-system's metrics-server EndpointSlices
 // to be one per server node, metrics-server-server-N, each with one ready
 // endpoint at that Node's InternalIP naming it (n servers), and for the
@@ -402,19 +412,14 @@ func checkMetricsSlices(t *testing.T, client kubernetes.Interface, n int) {
 	ctx := t.Context()
 	var got, want map[string]string
 	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, framework.PodTimeout, true, func(ctx context.Context) (bool, error) {
-		nodes := map[string]string{}
-		for i := 1; i <= n; i++ {
-			node, err := client.CoreV1().Nodes().Get(ctx, fmt.Sprintf("server-%d", i), metav1.GetOptions{})
-			if err != nil {
-				return false, nil
-			}
-			for _, a := range node.Status.Addresses {
-				if a.Type == corev1.NodeInternalIP {
-					nodes["metrics-server-"+node.Name] = a.Address + " " + node.Name + " ready"
-				}
-			}
+		ips, ok := serverIPs(ctx, client, n)
+		if !ok {
+			return false, nil
 		}
-		want = nodes
+		want = map[string]string{}
+		for node, ip := range ips {
+			want["metrics-server-"+node] = ip + " " + node + " ready"
+		}
 		list, err := client.DiscoveryV1().EndpointSlices("kube-system").List(ctx, metav1.ListOptions{LabelSelector: "kubernetes.io/service-name=metrics-server"})
 		if err != nil {
 			return false, nil

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -15,9 +14,10 @@ import (
 	corelisters "k8s.io/client-go/listers/core/v1"
 	discoverylisters "k8s.io/client-go/listers/discovery/v1"
 	"k8s.io/client-go/tools/cache"
-	nodeutil "k8s.io/component-helpers/node/util"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
+
+	"github.com/pocketkube/pocketkube/internal/keeper"
 )
 
 // orphanGrace is how long a server's slice may name a Node that does not
@@ -40,7 +40,6 @@ const slicesResync = 30 * time.Second
 // (ServiceName) of a cluster that became one of several. Its own slice,
 // deleted by anyone, is written again.
 func keepServerSlices(ctx context.Context, client kubernetes.Interface, cfg Config) {
-	logger := klog.FromContext(ctx)
 	sliceFactory := informers.NewSharedInformerFactoryWithOptions(client, 0,
 		informers.WithNamespace(Namespace),
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
@@ -49,45 +48,19 @@ func keepServerSlices(ctx context.Context, client kubernetes.Interface, cfg Conf
 	nodeFactory := informers.NewSharedInformerFactory(client, 0)
 	slices := sliceFactory.Discovery().V1().EndpointSlices()
 	nodes := nodeFactory.Core().V1().Nodes()
-
-	kick := make(chan struct{}, 1)
-	wake := func() {
-		select {
-		case kick <- struct{}{}:
-		default:
-		}
-	}
-	handler := cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { wake() },
-		UpdateFunc: func(any, any) { wake() },
-		DeleteFunc: func(any) { wake() },
-	}
-	for _, inf := range []cache.SharedIndexInformer{slices.Informer(), nodes.Informer()} {
-		if _, err := inf.AddEventHandler(handler); err != nil {
-			logger.Error(err, "Keeping the metrics-server EndpointSlices")
-			return
-		}
-	}
+	infs := []cache.SharedIndexInformer{slices.Informer(), nodes.Informer()}
 	sliceFactory.Start(ctx.Done())
 	nodeFactory.Start(ctx.Done())
 	defer sliceFactory.Shutdown()
 	defer nodeFactory.Shutdown()
-	if !cache.WaitForCacheSync(ctx.Done(), slices.Informer().HasSynced, nodes.Informer().HasSynced) {
-		return
-	}
-	resync := time.NewTicker(slicesResync)
-	defer resync.Stop()
-	for {
-		if err := syncServerSlices(ctx, client, cfg, slices.Lister(), nodes.Lister()); err != nil && ctx.Err() == nil {
-			logger.V(2).Info("Keeping the metrics-server EndpointSlices, will retry", "err", err)
-			time.AfterFunc(ensureRetry, wake)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-kick:
-		case <-resync.C:
-		}
+	ctx, cancel := context.WithCancel(ctx) // ends the informers before Shutdown waits for them
+	defer cancel()
+	loop := keeper.Loop{What: "Keeping the metrics-server EndpointSlices", Resync: slicesResync, Retry: ensureRetry}
+	err := keeper.Run(ctx, loop, infs, func(ctx context.Context) error {
+		return syncServerSlices(ctx, client, cfg, slices.Lister(), nodes.Lister())
+	})
+	if err != nil {
+		klog.FromContext(ctx).Error(err, "Keeping the metrics-server EndpointSlices")
 	}
 }
 
@@ -128,7 +101,7 @@ func syncServerSlices(ctx context.Context, client kubernetes.Interface, cfg Conf
 		case err != nil:
 			return err
 		}
-		ready := nodeReady(node)
+		ready := keeper.NodeReady(node)
 		if r := slice.Endpoints[0].Conditions.Ready; r != nil && *r == ready {
 			continue
 		}
@@ -162,11 +135,4 @@ func deleteSlice(ctx context.Context, api interface {
 	}
 	klog.FromContext(ctx).Info("Deleted metrics-server EndpointSlice", "endpointSlice", klog.KObj(slice), "reason", why)
 	return nil
-}
-
-// nodeReady is false while node's Ready condition is False or Unknown; a
-// node that reports no Ready condition yet counts as ready.
-func nodeReady(node *corev1.Node) bool {
-	_, c := nodeutil.GetNodeCondition(&node.Status, corev1.NodeReady)
-	return c == nil || c.Status == corev1.ConditionTrue
 }
