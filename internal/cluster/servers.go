@@ -57,8 +57,10 @@ import (
 //     joined through (kube-dns's endpoints list every server, and
 //     metrics-server has an EndpointSlice per server, each ready while its
 //     Node is: bootstrap.KeepDNSEndpoints, internal/controlplane/metricsserver);
-//   - clients (kubeconfigs, agents) name one server; there is no load
-//     balancer in front of the API servers.
+//   - the kubeconfigs `up` writes name one server; agents do too, but
+//     reach it through a load balancer of their own that fails over to
+//     the others (internal/node/apilb). An agent's first join needs the
+//     server cluster-info names to be up (its TLS bootstrap goes there).
 
 // JoinServer is how a server joins the cluster of a running one (`up
 // --server`), with kubeadm's `join --control-plane` credentials: what the

@@ -20,6 +20,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/pocketkube/pocketkube/test/framework"
 )
@@ -281,6 +282,81 @@ func TestServers(t *testing.T) {
 	assertRejoined(t, s2, "server-1", members)
 	readAll(s1, "server-1 after it rejoined")
 	readAll(s3, "server-3 after server-1 rejoined")
+
+	t.Run("agent", func(t *testing.T) { checkAgentFailover(t, seg, []*framework.Cluster{s1, s2, s3}) })
+}
+
+// checkAgentFailover joins an agent to the three servers and kills -9 the
+// server its kubeconfig names (the one kube-public/cluster-info names): its
+// node stays Ready, its lease renewed and a new pod started through the
+// other servers, which its load balancer learnt from the `kubernetes`
+// endpoints (internal/node/apilb); started again while that server is
+// still down, the agent comes up through the servers it saved. The killed
+// server is started again at the end.
+func checkAgentFailover(t *testing.T, seg *framework.Segment, servers []*framework.Cluster) {
+	tok, hash := nodeToken(t, servers[0])
+	// The agent's Node is deleted through the last server, never the
+	// one killed below (cluster-info names the first).
+	n := newJoinedNodeOn(t, servers[len(servers)-1], "agent-failover", seg)
+	tarPath := filepath.Join(t.TempDir(), "busybox.tar")
+	if err := framework.BusyboxTar(tarPath, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := framework.Run(t.Context(), nil, Binary, "images", "import", "--data-dir", n.dataDir, "--name", "busybox", tarPath); err != nil {
+		t.Fatal(err)
+	}
+	joinFlags := []string{"--token", tok, "--discovery-token-ca-cert-hash", hash}
+	started := time.Now()
+	n.start(t, joinFlags...)
+	waitNodeReady(t, servers[0].Client(t), n.name, started)
+
+	// The balancer saved the three servers.
+	var want, saved []string
+	for _, c := range servers {
+		want = append(want, strings.TrimPrefix(c.Server, "https://"))
+	}
+	slices.Sort(want)
+	file := filepath.Join(n.dataDir, "agent", "apiservers")
+	err := wait.PollUntilContextTimeout(t.Context(), 200*time.Millisecond, framework.PodTimeout, true, func(context.Context) (bool, error) {
+		data, _ := os.ReadFile(file)
+		saved = strings.Fields(string(data))
+		return slices.Equal(saved, want), nil
+	})
+	if err != nil {
+		t.Fatalf("%s holds %q, want the three servers %q", file, saved, want)
+	}
+
+	// kill -9 the server the agent joined through.
+	kubeconfig, err := clientcmd.LoadFromFile(filepath.Join(n.dataDir, "agent", "kubelet.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	joined := kubeconfig.Clusters[kubeconfig.Contexts[kubeconfig.CurrentContext].Cluster].Server
+	victim := slices.IndexFunc(servers, func(c *framework.Cluster) bool { return c.Server == joined })
+	if victim < 0 {
+		t.Fatalf("the agent's kubelet.conf names %s, none of the servers", joined)
+	}
+	others := slices.Delete(slices.Clone(servers), victim, victim+1)
+	servers[victim].Kill()
+	killed := time.Now()
+	admin := others[0].Client(t)
+	waitNodeReady(t, admin, n.name, killed)
+	t.Logf("with %s killed, node %s renewed its lease %s later", joined, n.name, time.Since(killed).Round(time.Millisecond))
+	ns := framework.NewNamespace(t, admin, "agent-failover")
+	pod := busyboxSleeper(ns, "after-kill")
+	pod.Spec.NodeName = n.name
+	framework.RunPods(t, admin, pod)
+
+	// Started again with that server still down.
+	if err := n.proc.Stop(15 * time.Second); err != nil {
+		t.Fatalf("stop the agent: %v", err)
+	}
+	restarted := time.Now()
+	n.start(t, joinFlags...)
+	waitNodeReady(t, admin, n.name, restarted)
+	t.Logf("restarted with %s down, node %s Ready %s later", joined, n.name, time.Since(restarted).Round(time.Millisecond))
+
+	servers[victim] = restartNode(t, servers[victim])
 }
 
 // assertRejoined checks, through server c, that the etcd member name is

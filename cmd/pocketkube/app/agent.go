@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -19,6 +20,7 @@ import (
 	"github.com/pocketkube/pocketkube/internal/bootstrap"
 	"github.com/pocketkube/pocketkube/internal/controlplane"
 	"github.com/pocketkube/pocketkube/internal/node"
+	"github.com/pocketkube/pocketkube/internal/node/apilb"
 	"github.com/pocketkube/pocketkube/internal/node/eviction"
 	"github.com/pocketkube/pocketkube/internal/node/join"
 	"github.com/pocketkube/pocketkube/internal/node/localpath"
@@ -107,6 +109,16 @@ func (o *agentOptions) Run(cmd *cobra.Command, _ []string) error {
 	if err != nil {
 		return err
 	}
+	// The node's clients reach the API servers through a load balancer
+	// on loopback, which goes on to another server when the one it
+	// used stops (internal/node/apilb). It serves until the node has
+	// stopped, which may still write to the API.
+	lbCtx, stopLB := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopLB()
+	lb, err := apiBalancer(lbCtx, creds, agentDir)
+	if err != nil {
+		return err
+	}
 	// The kubelet API's certificate, as kubelet's serverTLSBootstrap gets
 	// it: a kubernetes.io/kubelet-serving CSR for the node's name and
 	// address, which the server's csrapprover approves, renewed by
@@ -127,6 +139,11 @@ func (o *agentOptions) Run(cmd *cobra.Command, _ []string) error {
 	}
 	serving.Start()
 	defer serving.Stop()
+	go func() {
+		if err := apilb.Keep(ctx, client, lb, filepath.Join(agentDir, apiServersFile)); err != nil {
+			logger.Error(err, "Keeping the API servers of the load balancer")
+		}
+	}()
 	hard, err := eviction.ParseMap(eviction.DefaultHard, "<")
 	if err != nil {
 		return err
@@ -176,6 +193,32 @@ func (o *agentOptions) Run(cmd *cobra.Command, _ []string) error {
 		LocalPathDir:        localpath.StorageDir(o.dataDir),
 		LocalPathUnselected: localpath.IgnoreUnselected,
 	})
+}
+
+// apiServersFile, in the agent's directory, holds the API servers the
+// load balancer learnt from the `kubernetes` endpoints, for the next start.
+const apiServersFile = "apiservers"
+
+// apiBalancer starts the node's API server load balancer, which tries the
+// server of creds' kubeconfig and those an earlier run saved, and points
+// creds.Kubeconfig at a copy of it that names the balancer. The balancer
+// serves until ctx is done.
+func apiBalancer(ctx context.Context, creds *join.Credentials, agentDir string) (*apilb.LB, error) {
+	joined, err := apilb.ServerOf(creds.Kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	lb, err := apilb.New("127.0.0.1:0", joined, apilb.Saved(filepath.Join(agentDir, apiServersFile)))
+	if err != nil {
+		return nil, err
+	}
+	go lb.Serve(ctx)
+	kubeconfig := filepath.Join(agentDir, "kubelet-lb.conf")
+	if err := lb.WriteKubeconfig(creds.Kubeconfig, kubeconfig); err != nil {
+		return nil, err
+	}
+	creds.Kubeconfig = kubeconfig
+	return lb, nil
 }
 
 // sourceAddress is the address of this machine that packets to server's
