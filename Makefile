@@ -129,7 +129,7 @@ test: deps build vet unit security e2e conformance-ci
 BENCH_COUNT ?= 1
 BENCH_RUNS := 'BenchmarkPodStart/pods=1$$:20x' 'BenchmarkPodStart/pods=(30|100)$$:1x' BenchmarkPodMemory:1x BenchmarkLoggingShimMemory:2x \
 	BenchmarkLabelToFile:200x BenchmarkDNS:1x BenchmarkServiceChange:20x 'BenchmarkPVCStart$$:20x' BenchmarkNetworkPolicy:20x BenchmarkLoadBalancer:10x BenchmarkStatsSummary:20x 'BenchmarkTimeToK8s$$:5x' BenchmarkTimeToK8sTimeline:5x \
-	BenchmarkAgentJoin:10x BenchmarkPVCStartAgent:10x BenchmarkPodNetwork:20000x \
+	BenchmarkAgentJoin:10x BenchmarkAgentFailover:5x BenchmarkPVCStartAgent:10x BenchmarkPodNetwork:20000x \
 	'BenchmarkStartup$$:5x' BenchmarkStartupBare:5x 'BenchmarkIdleRSS$$:1x' BenchmarkIdleRSSBurst:1x BenchmarkPlatformIdleRSS:1x \
 	'BenchmarkPeerPodStart/pods=1$$:20x' 'BenchmarkPeerPodStart/pods=(30|100)$$:1x' BenchmarkPeerPodMemory:1x
 # The peer lane's kubelet and containerd (bench/peer_test.go), built once
