@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"sync"
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -83,14 +84,19 @@ func Run(ctx context.Context, cfg Config) error {
 		return stopped(cp.stop())
 	}
 	objects := bootstrap.Config{Join: joinConfig(cfg.ControlPlane, r)}
+	// self is this server's URL, for kube-public/cluster-info once the
+	// server it names is gone (keepClusterInfo); "" for a single server.
+	var self string
 	if j := objects.Join; j != nil && cfg.ControlPlane.Servers != nil {
+		self = j.Server
 		j.ServerTokenFile, j.PKIDir = ServerTokenPath(cfg.ControlPlane.DataDir), controlplane.PKIDir(cfg.ControlPlane.DataDir)
 		if cfg.Join != nil {
 			j.Token, j.CertificateKey = cfg.Join.Token, cfg.Join.CertificateKey
 			// kube-public/cluster-info keeps naming the server joined
-			// through: rewritten with this server's URL, its signature
-			// would be stale until the bootstrapsigner signs it again,
-			// and a joiner in between refused.
+			// through while that one serves: rewritten with this
+			// server's URL, its signature would be stale until the
+			// bootstrapsigner signs it again, and a joiner in between
+			// refused.
 			j.Server = cfg.Join.Server
 		}
 	}
@@ -105,6 +111,7 @@ func Run(ctx context.Context, cfg Config) error {
 			if err := runBootstrap(ctx, r.Kubeconfig, objects); err != nil && ctx.Err() == nil {
 				logger.Error(err, "Setting up the cluster's objects")
 			}
+			keepClusterInfo(ctx, r.Kubeconfig, self)
 			<-ctx.Done()
 			return nil
 		})
@@ -157,11 +164,16 @@ func Run(ctx context.Context, cfg Config) error {
 		if err := runBootstrap(ctx, r.Kubeconfig, objects); err != nil && ctx.Err() == nil {
 			logger.Error(err, "Setting up the cluster's objects")
 		}
+		var keepers sync.WaitGroup
+		keepers.Go(func() { keepClusterInfo(ctx, r.Kubeconfig, self) })
 		if d := objects.DNS; d != nil && d.Several {
-			if err := keepDNSEndpoints(ctx, r.Kubeconfig, *d); err != nil {
-				logger.Error(err, "Keeping this server's kube-dns endpoint")
-			}
+			keepers.Go(func() {
+				if err := keepDNSEndpoints(ctx, r.Kubeconfig, *d); err != nil {
+					logger.Error(err, "Keeping this server's kube-dns endpoint")
+				}
+			})
 		}
+		keepers.Wait()
 		<-ctx.Done()
 		return nil
 	})
@@ -204,6 +216,23 @@ func keepDNSEndpoints(ctx context.Context, kubeconfig string, d bootstrap.DNS) e
 		return err
 	}
 	return bootstrap.KeepDNSEndpoints(ctx, client, d)
+}
+
+// keepClusterInfo keeps kube-public/cluster-info naming a live server
+// (bootstrap.KeepClusterInfo) with the admin's credentials in kubeconfig,
+// until ctx is done; this server's URL is self, "" for a single server
+// (nothing to keep).
+func keepClusterInfo(ctx context.Context, kubeconfig, self string) {
+	if self == "" {
+		return
+	}
+	client, err := adminClient(kubeconfig)
+	if err == nil {
+		err = bootstrap.KeepClusterInfo(ctx, client, self)
+	}
+	if err != nil {
+		klog.FromContext(ctx).Error(err, "Keeping kube-public/cluster-info naming a live server")
+	}
 }
 
 func adminClient(kubeconfig string) (kubernetes.Interface, error) {

@@ -26,9 +26,18 @@ import (
 // controller-manager and scheduler (the last two under leader election,
 // and so does servicelb: internal/controlplane/servicelb) and its node,
 // whose local-path provisioner makes the volumes of that node only
-// (internal/node/localpath), as every joined node's does. DIR/server-token holds the flags; every server writes it,
-// naming the server it joined through (kube-public/cluster-info keeps
-// naming the first server), so any of them can hand out the flags.
+// (internal/node/localpath), as every joined node's does. DIR/server-token
+// holds the flags; every server writes it, naming the server it joined
+// through, so any of them can hand out the flags.
+//
+// kube-public/cluster-info names one server (kubeadm's format holds one),
+// to which a joining node's TLS bootstrap goes: the first, until it stops;
+// then a live one writes its own URL there (bootstrap.KeepClusterInfo).
+// kube-dns has an endpoint per server and metrics-server an EndpointSlice
+// per server, each ready while its Node is (bootstrap.KeepDNSEndpoints,
+// internal/controlplane/metricsserver). An agent reaches the API servers
+// through a load balancer of its own, which fails over to another server
+// when the one it uses stops (internal/node/apilb).
 //
 // A clean stop (Ctrl-C, SIGTERM) leaves: the server removes its etcd
 // member before etcd stops (controlplane.Servers.Leave), as `kubeadm
@@ -53,14 +62,8 @@ import (
 //   - a server whose controller-manager or scheduler loses its lease (its
 //     etcd lost quorum) stops with an error, as upstream's components
 //     exit, for a supervisor to start again;
-//   - kube-public/cluster-info names one server, the one the others
-//     joined through (kube-dns's endpoints list every server, and
-//     metrics-server has an EndpointSlice per server, each ready while its
-//     Node is: bootstrap.KeepDNSEndpoints, internal/controlplane/metricsserver);
-//   - the kubeconfigs `up` writes name one server; agents do too, but
-//     reach it through a load balancer of their own that fails over to
-//     the others (internal/node/apilb). An agent's first join needs the
-//     server cluster-info names to be up (its TLS bootstrap goes there).
+//   - the kubeconfigs `up` writes (DIR/kubeconfig) name one server, with
+//     no load balancer in front: a user's kubectl goes to that server.
 
 // JoinServer is how a server joins the cluster of a running one (`up
 // --server`), with kubeadm's `join --control-plane` credentials: what the

@@ -291,8 +291,10 @@ func TestServers(t *testing.T) {
 // node stays Ready, its lease renewed and a new pod started through the
 // other servers, which its load balancer learnt from the `kubernetes`
 // endpoints (internal/node/apilb); started again while that server is
-// still down, the agent comes up through the servers it saved. The killed
-// server is started again at the end.
+// still down, the agent comes up through the servers it saved.
+// kube-public/cluster-info then names a live server, and a new agent joins
+// while the killed one is down. The killed server is started again at the
+// end.
 func checkAgentFailover(t *testing.T, seg *framework.Segment, servers []*framework.Cluster) {
 	tok, hash := nodeToken(t, servers[0])
 	// The agent's Node is deleted through the last server, never the
@@ -355,6 +357,32 @@ func checkAgentFailover(t *testing.T, seg *framework.Segment, servers []*framewo
 	n.start(t, joinFlags...)
 	waitNodeReady(t, admin, n.name, restarted)
 	t.Logf("restarted with %s down, node %s Ready %s later", joined, n.name, time.Since(restarted).Round(time.Millisecond))
+
+	// cluster-info named the killed server; once its endpoint expires,
+	// it names a live one, and a new agent joins through the others.
+	var named string
+	err = wait.PollUntilContextTimeout(t.Context(), 200*time.Millisecond, 2*framework.PodTimeout, true, func(ctx context.Context) (bool, error) {
+		cm, err := admin.CoreV1().ConfigMaps("kube-public").Get(ctx, "cluster-info", metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		info, err := clientcmd.Load([]byte(cm.Data["kubeconfig"]))
+		if err != nil || len(info.Clusters) != 1 {
+			return false, nil
+		}
+		for _, c := range info.Clusters {
+			named = c.Server
+		}
+		return named != joined, nil
+	})
+	if err != nil || !slices.ContainsFunc(others, func(c *framework.Cluster) bool { return c.Server == named }) {
+		t.Fatalf("with %s killed, cluster-info names %s (%v), want one of the live servers", joined, named, err)
+	}
+	t.Logf("with %s killed, cluster-info names %s %s later", joined, named, time.Since(killed).Round(time.Millisecond))
+	n2 := newJoinedNodeOn(t, others[len(others)-1], "agent-failover-2", seg)
+	started = time.Now()
+	n2.start(t, joinFlags...)
+	waitNodeReady(t, admin, n2.name, started)
 
 	servers[victim] = restartNode(t, servers[victim])
 }
