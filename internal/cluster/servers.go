@@ -2,11 +2,14 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"time"
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -53,12 +56,16 @@ import (
 // restart) is a leave and a join, whose learner catches up from a
 // snapshot; k3s instead keeps members until their Node is deleted.
 //
+// On an external etcd (`--etcd-servers`, the same for every server) the
+// servers share it: no member, nothing to join or leave; kube-system/
+// kubeadm-certs then holds no etcd CA, and a joining server is refused
+// unless its etcd is the cluster's (checkSameEtcd).
+//
 // `--cluster-init` on the data dir of a plain `up` keeps its data: its
 // etcd member, which advertised a peer URL nobody dials, gets the
 // server's address (etcd's MemberUpdate), and others join it.
 //
 // Not yet:
-//   - several servers on an external etcd (`--etcd-servers`) are refused;
 //   - a server whose controller-manager or scheduler loses its lease (its
 //     etcd lost quorum) stops with an error, as upstream's components
 //     exit, for a supervisor to start again;
@@ -96,7 +103,13 @@ func prepareServers(ctx context.Context, cfg *Config) error {
 	// A clean stop (ctx cancelled: Ctrl-C, SIGTERM) leaves the etcd
 	// cluster; a stop for a failure keeps the member, for a supervisor
 	// to start it again as the member it was.
-	s := &controlplane.Servers{MemberName: cfg.ServerName, Leave: func() bool { return ctx.Err() != nil }}
+	// On an external etcd (`--etcd-servers`, given to every server) the
+	// servers share it: nothing to join or leave.
+	embedded := len(cfg.ControlPlane.EtcdServers) == 0
+	s := &controlplane.Servers{MemberName: cfg.ServerName}
+	if embedded {
+		s.Leave = func() bool { return ctx.Err() != nil }
+	}
 	cfg.ControlPlane.Servers = s
 	if cfg.Join == nil {
 		return nil
@@ -105,7 +118,9 @@ func prepareServers(ctx context.Context, cfg *Config) error {
 	if err != nil || u.Hostname() == "" {
 		return fmt.Errorf("--server %q: want https://HOST:PORT", cfg.Join.Server)
 	}
-	s.JoinEtcd = []string{"https://" + net.JoinHostPort(u.Hostname(), strconv.Itoa(etcd.DefaultClientPort))}
+	if embedded {
+		s.JoinEtcd = []string{"https://" + net.JoinHostPort(u.Hostname(), strconv.Itoa(etcd.DefaultClientPort))}
+	}
 	if controlplane.HasPKI(cfg.ControlPlane.DataDir) {
 		return nil
 	}
@@ -121,6 +136,47 @@ func prepareServers(ctx context.Context, cfg *Config) error {
 	if err != nil {
 		return fmt.Errorf("refused to join %s as a server: %w", cfg.Join.Server, err)
 	}
+	if err := checkSameEtcd(ctx, cfg.ControlPlane, files); err != nil {
+		return fmt.Errorf("refused to join %s as a server: %w", cfg.Join.Server, err)
+	}
 	s.SharedCerts = files
+	return nil
+}
+
+// kubeadmCertsKey is where the API server keeps kube-system/kubeadm-certs
+// in etcd (its default prefix, /registry).
+const kubeadmCertsKey = "/registry/secrets/kube-system/kubeadm-certs"
+
+// checkSameEtcd refuses a joining server whose etcd is not its cluster's:
+// an embedded etcd for a cluster on an external one (the cluster's
+// kubeadm-certs hold no etcd CA: files) or the other way round, or an
+// external etcd that does not hold kube-system/kubeadm-certs, the Secret
+// the files came from (another etcd: the server would serve a cluster of
+// its own under the cluster's CA).
+func checkSameEtcd(ctx context.Context, cp controlplane.Config, files map[string][]byte) error {
+	_, embeddedCluster := files[sharedcerts.EtcdCA]
+	external := len(cp.EtcdServers) > 0
+	switch {
+	case !external && !embeddedCluster:
+		return errors.New("its servers share an external etcd: give this one the same --etcd-servers (and --etcd-cafile, --etcd-certfile, --etcd-keyfile)")
+	case external && embeddedCluster:
+		return errors.New("its servers share an embedded etcd, which a server on --etcd-servers cannot join")
+	case !external:
+		return nil
+	}
+	c, err := etcd.NewExternalClient(cp.EtcdServers, cp.EtcdCAFile, cp.EtcdCertFile, cp.EtcdKeyFile)
+	if err != nil {
+		return fmt.Errorf("--etcd-servers: %w", err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	has, err := c.Has(ctx, kubeadmCertsKey)
+	if err != nil {
+		return fmt.Errorf("--etcd-servers: %w", err)
+	}
+	if !has {
+		return fmt.Errorf("the etcd of --etcd-servers %s does not hold its cluster (no %s): give the --etcd-servers of its first server", strings.Join(cp.EtcdServers, ","), kubeadmCertsKey)
+	}
 	return nil
 }

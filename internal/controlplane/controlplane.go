@@ -118,15 +118,18 @@ type Config struct {
 	ControllerManagerArgs []string
 	// Servers, when set, makes this control plane one of several that
 	// share an embedded etcd cluster (`up --cluster-init`, `up
-	// --server`); nil is the single server of a plain `up`.
+	// --server`), or the external etcd of EtcdServers; nil is the single
+	// server of a plain `up`.
 	Servers *Servers
 }
 
 // Servers says how this server takes part in a cluster of servers: its
 // etcd is a member that serves peers and remote clients at
 // AdvertiseAddress (ports 2380 and 2379, mutual TLS from the etcd CA in
-// DIR/pki/etcd), and the controller-manager and the scheduler run under
-// leader election.
+// DIR/pki/etcd), unless the servers share an external etcd (EtcdServers:
+// then MemberName only names the server, and JoinEtcd and Leave are not
+// used), and the controller-manager and the scheduler run under leader
+// election.
 type Servers struct {
 	// MemberName is the etcd member's name; defaults to NodeName, else
 	// the lowercase hostname.
@@ -258,16 +261,16 @@ func prepare(ctx context.Context, cfg Config) (p *prepared, err error) {
 	}
 	var member *pki.EtcdMember
 	if cfg.Servers != nil {
-		if len(cfg.EtcdServers) > 0 {
-			return nil, errors.New("several servers share the embedded etcd: an external etcd (EtcdServers) is not supported with them yet")
-		}
 		if cfg.Servers.MemberName == "" {
 			cfg.Servers.MemberName = cfg.NodeName
 		}
 		if cfg.Servers.MemberName == "" {
 			cfg.Servers.MemberName = strings.ToLower(hostname)
 		}
-		member = &pki.EtcdMember{Name: cfg.Servers.MemberName, IPs: []net.IP{cfg.AdvertiseAddress}}
+		if len(cfg.EtcdServers) == 0 {
+			// Servers on an external etcd share it: no member here.
+			member = &pki.EtcdMember{Name: cfg.Servers.MemberName, IPs: []net.IP{cfg.AdvertiseAddress}}
+		}
 		if cfg.Servers.SharedCerts != nil && !HasPKI(dataDir) {
 			if err := os.MkdirAll(PKIDir(dataDir), 0o700); err != nil {
 				return nil, fmt.Errorf("create pki dir: %w", err)

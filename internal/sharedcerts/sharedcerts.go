@@ -2,7 +2,8 @@
 // server that joins it (`pocketkube up --server`), as `kubeadm init
 // --upload-certs` and `kubeadm join --control-plane --certificate-key` do,
 // in kubeadm's format: the Secret kube-system/kubeadm-certs holds each file
-// (ca.crt, ca.key, front-proxy-ca.*, sa.key, sa.pub, etcd/ca.*, under
+// (ca.crt, ca.key, front-proxy-ca.*, sa.key, sa.pub, and etcd/ca.* for
+// an embedded etcd, under
 // kubeadm's names with "/" as "-") encrypted with AES-GCM under the
 // certificate key (32 random bytes, hex), with kubeadm's own crypto code.
 // The Role and RoleBinding kubeadm:kubeadm-certs let the holders of a
@@ -40,7 +41,15 @@ import (
 
 // Files are the files of the PKI directory a joining server gets, as
 // kubeadm's certsToTransfer names them for a local etcd.
-var Files = []string{"ca.crt", "ca.key", "front-proxy-ca.crt", "front-proxy-ca.key", "sa.key", "sa.pub", "etcd/ca.crt", "etcd/ca.key"}
+var Files = []string{"ca.crt", "ca.key", "front-proxy-ca.crt", "front-proxy-ca.key", "sa.key", "sa.pub", EtcdCA, "etcd/ca.key"}
+
+// EtcdCA is the embedded etcd's CA among Files. It and its key are there
+// only when the servers share an embedded etcd: servers on an external
+// etcd have none (kubeadm transfers no etcd CA for an external etcd either).
+const EtcdCA = "etcd/ca.crt"
+
+// optional says whether Files' file f may be missing.
+func optional(f string) bool { return strings.HasPrefix(f, "etcd/") }
 
 // ErrWrongKey is returned by Fetch when the certificate key does not
 // decrypt the Secret.
@@ -74,6 +83,9 @@ func Upload(ctx context.Context, client kubernetes.Interface, pkiDir, key string
 	plain := map[string][]byte{}
 	for _, f := range Files {
 		b, err := os.ReadFile(filepath.Join(pkiDir, f))
+		if errors.Is(err, os.ErrNotExist) && optional(f) {
+			continue
+		}
 		if err != nil {
 			return fmt.Errorf("read %s for Secret %s: %w", f, kubeadmconstants.KubeadmCertsSecret, err)
 		}
@@ -133,6 +145,9 @@ func Fetch(ctx context.Context, client kubernetes.Interface, key string) (map[st
 	files := map[string][]byte{}
 	for _, f := range Files {
 		b, ok := plain[secretName(f)]
+		if !ok && optional(f) {
+			continue
+		}
 		if !ok || len(b) == 0 {
 			return nil, fmt.Errorf("Secret %s holds no %s", kubeadmconstants.KubeadmCertsSecret, f)
 		}

@@ -16,11 +16,13 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/utils/ptr"
 
 	"github.com/pocketkube/pocketkube/test/framework"
 )
@@ -98,30 +100,9 @@ func TestServers(t *testing.T) {
 
 	// A wrong certificate key is refused, and nothing is written.
 	t.Run("wrong certificate key", func(t *testing.T) {
-		ns, err := framework.NewNetNS()
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ns.Remove("")
-		if _, err := seg.Attach(ns); err != nil {
-			t.Fatal(err)
-		}
-		dir := filepath.Join(t.TempDir(), "x")
 		wrong := append([]string(nil), flags...)
 		wrong[7] = strings.Repeat("0", 64)
-		p, err := framework.StartIn(ns, Binary, append([]string{"up", "--data-dir", dir, "--node-name", "server-x", "--cgroup-root", ns.CgroupRoot}, wrong...)...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := p.Wait(2 * time.Minute); err == nil {
-			t.Fatalf("up with a wrong certificate key exited 0:\n%s", p.Output())
-		}
-		if !strings.Contains(p.Output(), "certificate key does not decrypt") {
-			t.Errorf("the refusal does not say the certificate key is wrong:\n%s", framework.Tail(p.Output(), 20))
-		}
-		if _, err := os.Stat(dir); !os.IsNotExist(err) {
-			t.Errorf("the refused server wrote its data dir %s: %v", dir, err)
-		}
+		refusedServer(t, seg, wrong, "certificate key does not decrypt")
 	})
 
 	s2 := startNodeClusterConfig(t, framework.ClusterConfig{Segment: seg, Args: append([]string{"--node-name", "server-2"}, flags...)})
@@ -385,6 +366,154 @@ func checkAgentFailover(t *testing.T, seg *framework.Segment, servers []*framewo
 	waitNodeReady(t, admin, n2.name, started)
 
 	servers[victim] = restartNode(t, servers[victim])
+}
+
+// refusedServer starts `up` with args in a network namespace on seg and
+// wants it refused: an exit other than 0, saying want, and no data dir.
+func refusedServer(t *testing.T, seg *framework.Segment, args []string, want string) {
+	t.Helper()
+	ns, err := framework.NewNetNS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Remove("")
+	if _, err := seg.Attach(ns); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "x")
+	p, err := framework.StartIn(ns, Binary, append([]string{"up", "--data-dir", dir, "--node-name", "server-x", "--cgroup-root", ns.CgroupRoot}, args...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Wait(2 * time.Minute); err == nil {
+		t.Fatalf("up %q exited 0:\n%s", args, p.Output())
+	}
+	if !strings.Contains(p.Output(), want) {
+		t.Errorf("the refusal does not say %q:\n%s", want, framework.Tail(p.Output(), 20))
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("the refused server wrote its data dir %s: %v", dir, err)
+	}
+}
+
+// TestServersExternalEtcd runs two servers on one external etcd
+// (Debian's, in a network namespace of its own on the servers' segment):
+// the second joins with the first's server-token and the same
+// --etcd-servers, and has no etcd of its own; what is written through
+// either is read through the other. A joining server with its embedded
+// etcd is refused, and so is one on another etcd, and neither writes
+// anything. Killed -9, the first leaves the second taking writes, and
+// the second's controller-manager takes over.
+func TestServersExternalEtcd(t *testing.T) {
+	if _, err := exec.LookPath("etcd"); err != nil {
+		t.Skip("etcd (Debian etcd-server) is not installed")
+	}
+	seg, err := framework.NewSegment()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { seg.Remove() })
+	etcdNS, err := framework.NewNetNS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { etcdNS.Remove("") })
+	etcdIP, err := seg.Attach(etcdNS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	etcdURL := startEtcdIn(t, etcdNS, etcdIP, 2379)
+	other := startEtcdIn(t, etcdNS, etcdIP, 2479)
+
+	s1 := startNodeClusterConfig(t, framework.ClusterConfig{Segment: seg, Args: []string{"--cluster-init", "--node-name", "server-1", "--disable-agent", "--etcd-servers", etcdURL}})
+	flags := serverToken(t, s1)
+	t.Run("embedded etcd refused", func(t *testing.T) {
+		refusedServer(t, seg, append([]string{"--disable-agent"}, flags...), "its servers share an external etcd: give this one the same --etcd-servers")
+	})
+	t.Run("another etcd refused", func(t *testing.T) {
+		refusedServer(t, seg, append([]string{"--disable-agent", "--etcd-servers", other}, flags...), "does not hold its cluster")
+	})
+	s2 := startNodeClusterConfig(t, framework.ClusterConfig{Segment: seg, Args: append([]string{"--node-name", "server-2", "--disable-agent", "--etcd-servers", etcdURL}, flags...)})
+	for _, c := range []*framework.Cluster{s1, s2} {
+		if _, err := os.Stat(filepath.Join(c.DataDir, "etcd")); !os.IsNotExist(err) {
+			t.Errorf("%s has an etcd data dir with --etcd-servers: %v", c.Server, err)
+		}
+	}
+
+	ctx := t.Context()
+	for i, c := range []*framework.Cluster{s1, s2} {
+		name := fmt.Sprintf("through-%d", i+1)
+		if _, err := timeoutClient(t, c, 10*time.Second).CoreV1().ConfigMaps("default").Create(ctx,
+			&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
+			t.Fatalf("write through server-%d: %v", i+1, err)
+		}
+	}
+	for i, c := range []*framework.Cluster{s1, s2} {
+		for _, name := range []string{"through-1", "through-2"} {
+			if _, err := timeoutClient(t, c, 10*time.Second).CoreV1().ConfigMaps("default").Get(ctx, name, metav1.GetOptions{}); err != nil {
+				t.Errorf("read %s through server-%d: %v", name, i+1, err)
+			}
+		}
+	}
+
+	// kill -9 the first: the second takes writes, and a controller-manager
+	// (the second's, whichever led) makes a Deployment's ReplicaSet.
+	s1.Kill()
+	client := timeoutClient(t, s2, 10*time.Second)
+	if _, err := client.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "first-killed"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("write through server-2 with server-1 killed: %v", err)
+	}
+	killed := time.Now()
+	dep := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "after-kill", Namespace: "default"},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To[int32](1),
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "after-kill"}},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "after-kill"}},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
+			},
+		},
+	}
+	if _, err := client.AppsV1().Deployments("default").Create(ctx, dep, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 2*framework.PodTimeout, true, func(ctx context.Context) (bool, error) {
+		rs, err := client.AppsV1().ReplicaSets("default").List(ctx, metav1.ListOptions{LabelSelector: "app=after-kill"})
+		return err == nil && len(rs.Items) == 1, nil
+	})
+	if err != nil {
+		t.Fatalf("with server-1 killed, no controller-manager made the Deployment's ReplicaSet: %v", err)
+	}
+	t.Logf("with server-1 killed, the Deployment's ReplicaSet was made %s later", time.Since(killed).Round(time.Millisecond))
+	s1 = restartNode(t, s1)
+	if _, err := timeoutClient(t, s1, 10*time.Second).CoreV1().ConfigMaps("default").Get(ctx, "first-killed", metav1.GetOptions{}); err != nil {
+		t.Errorf("server-1 started again does not read what server-2 wrote meanwhile: %v", err)
+	}
+}
+
+// startEtcdIn runs Debian's etcd, a cluster of one, in ns at ip, clients
+// on port and peers on port+1, plain HTTP, and returns its client URL.
+func startEtcdIn(t *testing.T, ns *framework.NetNS, ip string, port int) string {
+	t.Helper()
+	clientURL := fmt.Sprintf("http://%s:%d", ip, port)
+	peerURL := fmt.Sprintf("http://%s:%d", ip, port+1)
+	name := fmt.Sprintf("e2e-%d", port)
+	p, err := framework.StartIn(ns, "etcd", "--name", name, "--data-dir", filepath.Join(t.TempDir(), "etcd"),
+		"--listen-client-urls", clientURL, "--advertise-client-urls", clientURL,
+		"--listen-peer-urls", peerURL, "--initial-advertise-peer-urls", peerURL,
+		"--initial-cluster", name+"="+peerURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Kill)
+	err = wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, 20*time.Second, true, func(context.Context) (bool, error) {
+		return strings.Contains(p.Output(), "ready to serve client requests"), nil
+	})
+	if err != nil {
+		t.Fatalf("etcd not ready:\n%s", framework.Tail(p.Output(), 20))
+	}
+	return clientURL
 }
 
 // assertRejoined checks, through server c, that the etcd member name is

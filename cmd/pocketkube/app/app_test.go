@@ -58,7 +58,6 @@ func TestCommands(t *testing.T) {
 		{"up server without key", []string{"up", "--data-dir", dir, "--server", "https://192.0.2.1:6443", "--token", "abcdef.0123456789abcdef", "--discovery-token-ca-cert-hash", "sha256:00"}, "--server needs --token, --discovery-token-ca-cert-hash and --certificate-key", true},
 		{"up server bad key", []string{"up", "--data-dir", dir, "--server", "https://192.0.2.1:6443", "--token", "abcdef.0123456789abcdef", "--discovery-token-ca-cert-hash", "sha256:00", "--certificate-key", "xyz"}, "--certificate-key: want 64 hex digits", true},
 		{"up certificate key without server", []string{"up", "--data-dir", dir, "--certificate-key", "00"}, "they need --server", true},
-		{"up cluster-init with external etcd", []string{"up", "--data-dir", dir, "--cluster-init", "--etcd-servers", "http://e:2379"}, "cannot go with --etcd-servers", true},
 		{"up takes no arguments", []string{"up", "now"}, `unknown command "now"`, true},
 		{"agent without server", []string{"agent", "--data-dir", dir}, "--server is required", true},
 		{"agent http server", []string{"agent", "--data-dir", dir, "--server", "http://192.0.2.1:6443"}, `--server "http://192.0.2.1:6443": want https://HOST:PORT`, true},

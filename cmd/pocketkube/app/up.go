@@ -101,7 +101,7 @@ func (o *upOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.pullCredsPolicy, "image-pull-credentials-verification-policy", pullcreds.DefaultPolicy, "Who may use an image already on the node, as kubelet's imagePullCredentialsVerificationPolicy: NeverVerify (any pod), NeverVerifyPreloadedImages (an image the node pulled with a pod's pull secret only a pod with the same credentials; others pull it again with their own; images loaded with `pocketkube images import/load` any pod), NeverVerifyAllowlistedImages (as AlwaysVerify but for --preloaded-images-verification-allowlist), AlwaysVerify (preloaded images too).")
 	fs.StringArrayVar(&o.kcmArgs, "kube-controller-manager-arg", nil, "A kube-controller-manager flag, as NAME=VALUE, after pocketkube's own (so it overrides them), as k3s's flag; repeat for more, e.g. --kube-controller-manager-arg node-monitor-grace-period=20s for how long a node whose agent stopped stays Ready (upstream's 50s by default).")
 	fs.StringSliceVar(&o.preloadedAllow, "preloaded-images-verification-allowlist", nil, "Images that any pod may use without showing credentials under NeverVerifyAllowlistedImages, as kubelet's preloadedImagesVerificationAllowlist: full names without tag or digest (docker.io/library/busybox), or a prefix ending in /* (registry.example/team/*).")
-	fs.BoolVar(&o.clusterInit, "cluster-init", false, "Start the first server of a cluster that other servers join: the embedded etcd serves its peers at the advertise address (ports 2380 and 2379, mutual TLS), the controller-manager and the scheduler run under leader election, and DATA_DIR/server-token (0600) gets the flags that join another server.")
+	fs.BoolVar(&o.clusterInit, "cluster-init", false, "Start the first server of a cluster that other servers join: the embedded etcd serves its peers at the advertise address (ports 2380 and 2379, mutual TLS), the controller-manager and the scheduler run under leader election, and DATA_DIR/server-token (0600) gets the flags that join another server. With --etcd-servers, the servers share that etcd instead (each joining one is given the same --etcd-servers).")
 	fs.StringVar(&o.server, "server", "", "Join this machine as a server to the cluster of a running server, https://HOST:PORT (with --token, --discovery-token-ca-cert-hash and --certificate-key: DATA_DIR/server-token of a server started with --cluster-init).")
 	fs.StringVar(&o.token, "token", "", "Bootstrap token (ID.SECRET) to join a server with (--server).")
 	fs.StringSliceVar(&o.caCertHashes, "discovery-token-ca-cert-hash", nil, "Hash of the cluster CA's public key (sha256:HEX), as kubeadm's flag: the server is trusted only if its CA matches (--server).")
@@ -192,16 +192,10 @@ func (o *upOptions) validateServers() error {
 		if o.token != "" || len(o.caCertHashes) > 0 || o.certificateKey != "" {
 			return errors.New("--token, --discovery-token-ca-cert-hash and --certificate-key join a server: they need --server")
 		}
-		if o.clusterInit && len(o.etcdServers) > 0 {
-			return errors.New("--cluster-init grows the embedded etcd: it cannot go with --etcd-servers")
-		}
 		return nil
 	}
 	if o.clusterInit {
 		return errors.New("--cluster-init starts a new cluster and --server joins one: give one of them")
-	}
-	if len(o.etcdServers) > 0 {
-		return errors.New("--server joins the embedded etcd of the cluster: it cannot go with --etcd-servers")
 	}
 	if u, err := url.Parse(o.server); err != nil || u.Scheme != "https" || u.Host == "" {
 		return fmt.Errorf("--server %q: want https://HOST:PORT", o.server)
@@ -253,7 +247,13 @@ func (o *upOptions) Run(cmd *cobra.Command, _ []string) error {
 		OnReady: func(r controlplane.Ready) {
 			printReady(cmd.OutOrStdout(), r)
 			if o.clusterInit || o.server != "" {
-				fmt.Fprintf(cmd.OutOrStdout(), "other servers join with: pocketkube up $(cat %s)\n", cluster.ServerTokenPath(o.dataDir))
+				etcdFlags := ""
+				if len(o.etcdServers) > 0 {
+					// Each server names the shared etcd, with TLS
+					// files of its own.
+					etcdFlags = " --etcd-servers " + strings.Join(o.etcdServers, ",")
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "other servers join with: pocketkube up%s $(cat %s)\n", etcdFlags, cluster.ServerTokenPath(o.dataDir))
 			}
 		},
 		ClusterInit: o.clusterInit,

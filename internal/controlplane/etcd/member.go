@@ -237,6 +237,29 @@ func NewClient(endpoints []string, caFile, certFile, keyFile string) (*Client, e
 	return newClient(endpoints, tlsCfg)
 }
 
+// NewExternalClient connects to an external etcd at endpoints as the API
+// server does with --etcd-servers: with TLS from caFile, certFile and
+// keyFile when one of them is given.
+func NewExternalClient(endpoints []string, caFile, certFile, keyFile string) (*Client, error) {
+	var tlsCfg *tls.Config
+	if caFile != "" || certFile != "" || keyFile != "" {
+		var err error
+		if tlsCfg, err = clientTLS(caFile, certFile, keyFile); err != nil {
+			return nil, err
+		}
+	}
+	return newClient(endpoints, tlsCfg)
+}
+
+// Has reports whether key exists.
+func (c *Client) Has(ctx context.Context, key string) (bool, error) {
+	resp, err := c.cli.Get(ctx, key, clientv3.WithCountOnly())
+	if err != nil {
+		return false, fmt.Errorf("etcd get %s: %w", key, err)
+	}
+	return resp.Count > 0, nil
+}
+
 // NewLocalClient connects to the member of this machine whose data
 // directory is dir, through its unix socket (Config.DataDir).
 func NewLocalClient(dir string) (*Client, error) {
