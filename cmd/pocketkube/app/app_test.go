@@ -59,6 +59,8 @@ func TestCommands(t *testing.T) {
 		{"up server bad key", []string{"up", "--data-dir", dir, "--server", "https://192.0.2.1:6443", "--token", "abcdef.0123456789abcdef", "--discovery-token-ca-cert-hash", "sha256:00", "--certificate-key", "xyz"}, "--certificate-key: want 64 hex digits", true},
 		{"up certificate key without server", []string{"up", "--data-dir", dir, "--certificate-key", "00"}, "they need --server", true},
 		{"up takes no arguments", []string{"up", "now"}, `unknown command "now"`, true},
+		{"etcd member-list without an embedded etcd", []string{"etcd", "member-list", "--data-dir", dir}, "has no embedded etcd", true},
+		{"etcd remove-member without a data dir", []string{"etcd", "remove-member", "s2", "--data-dir", filepath.Join(dir, "none")}, "no server data directory", true},
 		{"agent without server", []string{"agent", "--data-dir", dir}, "--server is required", true},
 		{"agent http server", []string{"agent", "--data-dir", dir, "--server", "http://192.0.2.1:6443"}, `--server "http://192.0.2.1:6443": want https://HOST:PORT`, true},
 		{"agent bad node name", []string{"agent", "--data-dir", dir, "--server", "https://192.0.2.1:6443", "--node-name", "Not_A_Name"}, `--node-name "Not_A_Name"`, true},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"text/tabwriter"
 	"time"
@@ -25,7 +26,14 @@ func NewEtcdCommand() *cobra.Command {
 	}
 	cmd.PersistentFlags().StringVar(&dataDir, "data-dir", DefaultDataDir, "Directory of a running server of the cluster.")
 	client := func() (*etcd.Client, error) {
-		return etcd.NewLocalClient(filepath.Join(dataDir, "etcd"))
+		dir := filepath.Join(dataDir, "etcd")
+		if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+			if _, err := os.Stat(dataDir); err == nil {
+				return nil, fmt.Errorf("%s has no embedded etcd (%s): a server on --etcd-servers has no member of its own; see that etcd's etcdctl", dataDir, dir)
+			}
+			return nil, fmt.Errorf("no server data directory %s", dataDir)
+		}
+		return etcd.NewLocalClient(dir)
 	}
 	cmd.AddCommand(&cobra.Command{
 		Use:   "member-list",
