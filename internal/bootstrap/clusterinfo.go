@@ -59,14 +59,8 @@ func KeepClusterInfo(ctx context.Context, client kubernetes.Interface, self stri
 	cms := cmFactory.Core().V1().ConfigMaps()
 	apiSlices := sliceFactory.Discovery().V1().EndpointSlices()
 	infs := []cache.SharedIndexInformer{cms.Informer(), apiSlices.Informer()}
-	cmFactory.Start(ctx.Done())
-	sliceFactory.Start(ctx.Done())
-	defer cmFactory.Shutdown()
-	defer sliceFactory.Shutdown()
-	ctx, cancel := context.WithCancel(ctx) // ends the informers before Shutdown waits for them
-	defer cancel()
 	loop := keeper.Loop{What: "Keeping kube-public/cluster-info naming a live server", Resync: clusterInfoResync, Retry: retryInterval}
-	return keeper.Run(ctx, loop, infs, func(ctx context.Context) error {
+	return keeper.Run(ctx, loop, []keeper.Factory{cmFactory, sliceFactory}, infs, func(ctx context.Context) error {
 		return syncClusterInfo(ctx, client, self, cms.Lister(), apiSlices.Lister())
 	})
 }

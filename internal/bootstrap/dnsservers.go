@@ -44,16 +44,10 @@ func KeepDNSEndpoints(ctx context.Context, client kubernetes.Interface, d DNS) e
 	nodes := nodeFactory.Core().V1().Nodes()
 	slices := sliceFactory.Discovery().V1().EndpointSlices()
 	infs := []cache.SharedIndexInformer{nodes.Informer(), slices.Informer()}
-	nodeFactory.Start(ctx.Done())
-	sliceFactory.Start(ctx.Done())
-	defer nodeFactory.Shutdown()
-	defer sliceFactory.Shutdown()
-	ctx, cancel := context.WithCancel(ctx) // ends the informers before Shutdown waits for them
-	defer cancel()
 	// A Conflict is another server's write: the next pass, soon, starts
 	// from it.
 	loop := keeper.Loop{What: "Publishing this server's kube-dns endpoint", Resync: dnsResync, Retry: retryInterval}
-	return keeper.Run(ctx, loop, infs, func(ctx context.Context) error {
+	return keeper.Run(ctx, loop, []keeper.Factory{nodeFactory, sliceFactory}, infs, func(ctx context.Context) error {
 		return syncDNSEndpoints(ctx, client, d, nodes.Lister(), slices.Lister())
 	})
 }

@@ -27,11 +27,25 @@ type Loop struct {
 	Retry time.Duration
 }
 
-// Run adds an event handler to each informer, waits for their caches to
-// sync, then calls pass as Loop says until ctx is done. The informers'
-// factories are the caller's to start and shut down. Run returns nil when
-// ctx is done, or the error of adding a handler.
-func Run(ctx context.Context, l Loop, informers []cache.SharedIndexInformer, pass func(context.Context) error) error {
+// Factory is an informer factory (informers.SharedInformerFactory) whose
+// informers Run starts and stops.
+type Factory interface {
+	Start(stopCh <-chan struct{})
+	Shutdown()
+}
+
+// Run starts the factories, whose informers the caller has asked for,
+// adds an event handler to each of the informers, waits for their caches
+// to sync, then calls pass as Loop says until ctx is done. It returns nil
+// when ctx is done, or the error of adding a handler, once the factories'
+// informers have stopped.
+func Run(ctx context.Context, l Loop, factories []Factory, informers []cache.SharedIndexInformer, pass func(context.Context) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	for _, f := range factories {
+		f.Start(ctx.Done())
+		defer f.Shutdown()
+	}
+	defer cancel() // first: Shutdown waits for the informers to end
 	kick := make(chan struct{}, 1)
 	wake := func() {
 		select {

@@ -25,8 +25,6 @@ func TestRun(t *testing.T) {
 	factory := informers.NewSharedInformerFactory(client, 0)
 	nodes := factory.Core().V1().Nodes()
 	inf := nodes.Informer()
-	factory.Start(ctx.Done())
-	defer func() { cancel(); factory.Shutdown() }()
 
 	type passInfo struct{ nodes int }
 	passes := make(chan passInfo, 100)
@@ -46,7 +44,7 @@ func TestRun(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- Run(runCtx, Loop{What: "test", Resync: time.Hour, Retry: 50 * time.Millisecond},
-			[]cache.SharedIndexInformer{inf}, pass)
+			[]Factory{factory}, []cache.SharedIndexInformer{inf}, pass)
 	}()
 	next := func(why string) passInfo {
 		t.Helper()

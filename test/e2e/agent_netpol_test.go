@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"os"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -67,13 +66,7 @@ func joinReadyNode(t *testing.T, c *framework.Cluster, name string) *joinedNode 
 	t.Helper()
 	tok, hash := nodeToken(t, c)
 	n := newJoinedNode(t, c, name)
-	tarPath := filepath.Join(t.TempDir(), "busybox.tar")
-	if err := framework.BusyboxTar(tarPath, nil); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := framework.Run(t.Context(), nil, Binary, "images", "import", "--data-dir", n.dataDir, "--name", "busybox", tarPath); err != nil {
-		t.Fatal(err)
-	}
+	n.importBusybox(t)
 	started := time.Now()
 	n.start(t, "--token", tok, "--discovery-token-ca-cert-hash", hash)
 	waitNodeReady(t, c.Client(t), n.name, started)

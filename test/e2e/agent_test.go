@@ -111,6 +111,19 @@ func (n *joinedNode) start(t *testing.T, extra ...string) {
 	n.proc = p
 }
 
+// importBusybox imports the busybox image into the agent's own image
+// store, before it starts.
+func (n *joinedNode) importBusybox(t *testing.T) {
+	t.Helper()
+	tarPath := filepath.Join(t.TempDir(), "busybox.tar")
+	if err := framework.BusyboxTar(tarPath, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := framework.Run(t.Context(), nil, Binary, "images", "import", "--data-dir", n.dataDir, "--name", "busybox", tarPath); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // nodeToken reads DIR/node-token of cluster c: the token and the CA hash.
 func nodeToken(t *testing.T, c *framework.Cluster) (token, hash string) {
 	t.Helper()
@@ -230,13 +243,7 @@ func TestAgentJoin(t *testing.T) {
 	}
 
 	// Joined: the busybox image is imported into the agent's own store.
-	tarPath := filepath.Join(t.TempDir(), "busybox.tar")
-	if err := framework.BusyboxTar(tarPath, nil); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := framework.Run(t.Context(), nil, Binary, "images", "import", "--data-dir", n.dataDir, "--name", "busybox", tarPath); err != nil {
-		t.Fatal(err)
-	}
+	n.importBusybox(t)
 	joinFlags := []string{"--token", tok, "--discovery-token-ca-cert-hash", hash}
 	started := time.Now()
 	n.start(t, joinFlags...)
@@ -493,14 +500,8 @@ func TestAgentPodNetwork(t *testing.T) {
 	tok, hash := nodeToken(t, c)
 	n := newJoinedNodeOn(t, c, "agent-net-"+strconv.Itoa(os.Getpid()), seg)
 	n2 := newJoinedNodeOn(t, c, "agent-net2-"+strconv.Itoa(os.Getpid()), seg)
-	tarPath := filepath.Join(t.TempDir(), "busybox.tar")
-	if err := framework.BusyboxTar(tarPath, nil); err != nil {
-		t.Fatal(err)
-	}
 	for _, a := range []*joinedNode{n, n2} {
-		if _, err := framework.Run(t.Context(), nil, Binary, "images", "import", "--data-dir", a.dataDir, "--name", "busybox", tarPath); err != nil {
-			t.Fatal(err)
-		}
+		a.importBusybox(t)
 	}
 	// Leftovers of an earlier run that the agent corrects: a route of
 	// ours to no Node's pods, and a masquerade exception for an address

@@ -37,13 +37,7 @@ func TestLocalPathAgentNode(t *testing.T) {
 	admin := c.Client(t)
 	tok, hash := nodeToken(t, c)
 	n := newJoinedNode(t, c, "agent-lp-"+strconv.Itoa(os.Getpid()))
-	tarPath := filepath.Join(t.TempDir(), "busybox.tar")
-	if err := framework.BusyboxTar(tarPath, nil); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := framework.Run(t.Context(), nil, Binary, "images", "import", "--data-dir", n.dataDir, "--name", "busybox", tarPath); err != nil {
-		t.Fatal(err)
-	}
+	n.importBusybox(t)
 	n.start(t, "--token", tok, "--discovery-token-ca-cert-hash", hash)
 	waitNodeReady(t, admin, n.name, time.Time{})
 

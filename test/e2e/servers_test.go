@@ -281,13 +281,7 @@ func checkAgentFailover(t *testing.T, seg *framework.Segment, servers []*framewo
 	// The agent's Node is deleted through the last server, never the
 	// one killed below (cluster-info names the first).
 	n := newJoinedNodeOn(t, servers[len(servers)-1], "agent-failover", seg)
-	tarPath := filepath.Join(t.TempDir(), "busybox.tar")
-	if err := framework.BusyboxTar(tarPath, nil); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := framework.Run(t.Context(), nil, Binary, "images", "import", "--data-dir", n.dataDir, "--name", "busybox", tarPath); err != nil {
-		t.Fatal(err)
-	}
+	n.importBusybox(t)
 	joinFlags := []string{"--token", tok, "--discovery-token-ca-cert-hash", hash}
 	started := time.Now()
 	n.start(t, joinFlags...)

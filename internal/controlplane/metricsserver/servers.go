@@ -49,14 +49,8 @@ func keepServerSlices(ctx context.Context, client kubernetes.Interface, cfg Conf
 	slices := sliceFactory.Discovery().V1().EndpointSlices()
 	nodes := nodeFactory.Core().V1().Nodes()
 	infs := []cache.SharedIndexInformer{slices.Informer(), nodes.Informer()}
-	sliceFactory.Start(ctx.Done())
-	nodeFactory.Start(ctx.Done())
-	defer sliceFactory.Shutdown()
-	defer nodeFactory.Shutdown()
-	ctx, cancel := context.WithCancel(ctx) // ends the informers before Shutdown waits for them
-	defer cancel()
 	loop := keeper.Loop{What: "Keeping the metrics-server EndpointSlices", Resync: slicesResync, Retry: ensureRetry}
-	err := keeper.Run(ctx, loop, infs, func(ctx context.Context) error {
+	err := keeper.Run(ctx, loop, []keeper.Factory{sliceFactory, nodeFactory}, infs, func(ctx context.Context) error {
 		return syncServerSlices(ctx, client, cfg, slices.Lister(), nodes.Lister())
 	})
 	if err != nil {

@@ -42,13 +42,9 @@ func Keep(ctx context.Context, client kubernetes.Interface, lb *LB, file string)
 		}))
 	apiSlices := factory.Discovery().V1().EndpointSlices()
 	infs := []cache.SharedIndexInformer{apiSlices.Informer()}
-	factory.Start(ctx.Done())
-	defer factory.Shutdown()
-	ctx, cancel := context.WithCancel(ctx) // ends the informers before Shutdown waits for them
-	defer cancel()
 	saved := Saved(file)
 	loop := keeper.Loop{What: "Keeping the API servers of the load balancer", Resync: keepResync, Retry: time.Second}
-	return keeper.Run(ctx, loop, infs, func(ctx context.Context) error {
+	return keeper.Run(ctx, loop, []keeper.Factory{factory}, infs, func(ctx context.Context) error {
 		all, err := apiSlices.Lister().EndpointSlices(metav1.NamespaceDefault).List(labels.Everything())
 		if err != nil {
 			return err
