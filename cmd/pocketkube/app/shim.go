@@ -11,12 +11,14 @@ import (
 
 // shimOptions are the flags of `pocketkube runtime-shim`.
 type shimOptions struct {
-	Bundle string
+	Bundle  string
+	Standby bool
 }
 
 // AddFlags binds the options to fs.
 func (o *shimOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Bundle, "bundle", "", "container bundle directory written by the runtime")
+	fs.BoolVar(&o.Standby, shim.StandbyFlag, false, "wait for the bundle directory on fd 4 (started ahead of its container, --bundle holding a placeholder)")
 }
 
 // Validate checks the options.
@@ -33,7 +35,7 @@ func (o *shimOptions) Validate(_ []string) error {
 // versions run under it (see package shim). It is not meant to be run by hand.
 func NewShimCommand() *cobra.Command {
 	return withOptions(&cobra.Command{
-		Use:          "runtime-shim --bundle DIR",
+		Use:          "runtime-shim [--standby] --bundle DIR",
 		Short:        "Supervise one container (started by the node runtime)",
 		Hidden:       true,
 		SilenceUsage: true,
@@ -41,7 +43,11 @@ func NewShimCommand() *cobra.Command {
 	}, &shimOptions{})
 }
 
-// Run supervises the container of the bundle (shim.Run).
+// Run supervises the container of the bundle (shim.Run), or of the bundle
+// it is given on fd 4 with --standby (shim.Standby).
 func (o *shimOptions) Run(cmd *cobra.Command, _ []string) error {
+	if o.Standby {
+		return shim.Standby(cmd.Context())
+	}
 	return shim.Run(cmd.Context(), o.Bundle)
 }

@@ -231,41 +231,32 @@ func (r *Runtime) CreateContainer(ctx context.Context, cfg ContainerConfig) (id 
 	return id, nil
 }
 
-// startShim starts the shim for bundle and waits for its verdict: "ok" once
-// `runc create` succeeded, or runc's error text.
+// startShim gives bundle a shim, the waiting one (standby.go) or a new
+// one, and waits for its verdict: "ok" once `runc create` succeeded, or
+// runc's error text.
 func (r *Runtime) startShim(ctx context.Context, bundle string, steps *stepTimer) error {
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		return err
+	var pr *os.File
+	var pid int
+	if s := r.takeStandby(bundle); s != nil {
+		if report, ok := s.claim(bundle); ok {
+			pr, pid = report, s.cmd.Process.Pid
+		}
+	}
+	// The next creation's shim starts once this one's create is done.
+	defer func() { go r.refillStandby(ctx) }()
+	if pr == nil {
+		var err error
+		if pr, pid, err = r.newShim(bundle); err != nil {
+			return err
+		}
 	}
 	defer pr.Close()
-	shimLog, err := os.OpenFile(filepath.Join(bundle, "shim.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		pw.Close()
-		return err
-	}
-	defer shimLog.Close()
-	cmd, err := startRetryBusy(func() *exec.Cmd {
-		cmd := exec.Command(r.cfg.ShimPath, append(append([]string{}, r.cfg.ShimArgs...), "--bundle", bundle)...)
-		cmd.Stdout, cmd.Stderr = shimLog, shimLog
-		cmd.ExtraFiles = []*os.File{pw}
-		// A session of its own: signals to pocketkube's process group
-		// (Ctrl-C) and pocketkube's death do not reach the shim.
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-		return cmd
-	})
-	if err != nil {
-		pw.Close()
-		return fmt.Errorf("start shim: %w", err)
-	}
 	steps.step("shimExec")
-	pw.Close()
 	// Before the shim is reaped, its PID cannot name another process.
-	if err := recordShim(bundle, cmd.Process.Pid); err != nil {
+	if err := recordShim(bundle, pid); err != nil {
 		// Only a death of this shim would go unnoticed.
 		klog.FromContext(ctx).Error(err, "Recording the shim's PID", "bundle", bundle)
 	}
-	go func() { _ = cmd.Wait() }() // reap the shim when it exits
 	res := make(chan []byte, 1)
 	go func() {
 		b, _ := io.ReadAll(pr)
@@ -285,10 +276,41 @@ func (r *Runtime) startShim(ctx context.Context, bundle string, steps *stepTimer
 		return nil
 	}
 	if s == "" {
-		b, _ := os.ReadFile(filepath.Join(bundle, "shim.log"))
+		b, _ := os.ReadFile(filepath.Join(bundle, shim.LogFile))
 		s = "shim exited: " + strings.TrimSpace(string(b))
 	}
 	return errors.New(runcWords(s))
+}
+
+// newShim starts a shim for bundle and returns the read end of its report
+// pipe and its PID.
+func (r *Runtime) newShim(bundle string) (*os.File, int, error) {
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return nil, 0, err
+	}
+	defer pw.Close()
+	shimLog, err := os.OpenFile(filepath.Join(bundle, shim.LogFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		pr.Close()
+		return nil, 0, err
+	}
+	defer shimLog.Close()
+	cmd, err := startRetryBusy(func() *exec.Cmd {
+		cmd := exec.Command(r.cfg.ShimPath, append(append([]string{}, r.cfg.ShimArgs...), "--bundle", bundle)...)
+		cmd.Stdout, cmd.Stderr = shimLog, shimLog
+		cmd.ExtraFiles = []*os.File{pw}
+		// A session of its own: signals to pocketkube's process group
+		// (Ctrl-C) and pocketkube's death do not reach the shim.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		return cmd
+	})
+	if err != nil {
+		pr.Close()
+		return nil, 0, fmt.Errorf("start shim: %w", err)
+	}
+	go func() { _ = cmd.Wait() }() // reap the shim when it exits
+	return pr, cmd.Process.Pid, nil
 }
 
 // StartContainer starts a created container's process, as `runc start`

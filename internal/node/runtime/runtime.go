@@ -91,6 +91,8 @@ type Runtime struct {
 	watch       *os.File
 	closeOne    sync.Once
 	done        chan struct{}
+	// standby is the shim started ahead for the next container.
+	standby standbys
 }
 
 // New checks cfg, fills defaults, creates the state layout and starts
@@ -179,6 +181,7 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 		return nil, err
 	}
 	go r.watchLostShims(ctx)
+	go r.refillStandby(ctx)
 	return r, nil
 }
 
@@ -201,11 +204,13 @@ func findRunc(exe string) (string, error) {
 	return p, nil
 }
 
-// Close stops watching for exits. Containers keep running.
+// Close stops watching for exits and lets the shim that waits for the
+// next container go. Containers keep running.
 func (r *Runtime) Close() error {
 	var err error
 	r.closeOne.Do(func() {
 		close(r.done)
+		r.closeStandby()
 		err = r.watch.Close()
 	})
 	return err

@@ -13,6 +13,10 @@ import (
 // ConfigFile is the name of the shim's input in the bundle directory.
 const ConfigFile = "shim.json"
 
+// LogFile is the name of the shim's own log (its stdout and stderr) in the
+// bundle directory.
+const LogFile = "shim.log"
+
 // AttachSocket is the name of the attach socket in the bundle directory.
 const AttachSocket = "attach.sock"
 

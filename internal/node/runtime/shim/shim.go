@@ -18,12 +18,14 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
 
 // Main is the main of the shim binary: args are the command-line arguments
-// without the program name (`--bundle DIR`, or `pause` for [Pause]). It runs [Run] until the
+// without the program name (`--bundle DIR`, `--standby --bundle ___…` for
+// [Standby], or `pause` for [Pause]). It runs [Run] until the
 // container exits (or until SIGINT/SIGTERM while `runc create` runs) and
 // returns the process exit code: 0, 1 on an error (printed on stderr) or 2
 // on bad arguments.
@@ -33,20 +35,98 @@ func Main(args []string) int {
 	}
 	fs := flag.NewFlagSet("pocketkube-shim", flag.ContinueOnError)
 	bundle := fs.String("bundle", "", "container bundle directory written by the runtime")
+	standby := fs.Bool(StandbyFlag, false, "wait for the bundle directory on fd 4 (see Standby)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	if *bundle == "" || fs.NArg() != 0 {
-		fmt.Fprintln(os.Stderr, "usage: pocketkube-shim --bundle DIR")
+		fmt.Fprintln(os.Stderr, "usage: pocketkube-shim [--standby] --bundle DIR")
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := Run(ctx, *bundle); err != nil {
+	run := func() error { return Run(ctx, *bundle) }
+	if *standby {
+		run = func() error { return Standby(ctx) }
+	}
+	if *standby && (*bundle == "" || strings.Trim(*bundle, string(StandbyPlaceholder)) != "") {
+		fmt.Fprintln(os.Stderr, "usage: pocketkube-shim --standby --bundle "+string(StandbyPlaceholder)+"...")
+		return 2
+	}
+	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	return 0
+}
+
+// StandbyFlag is the shim's flag (--standby) that starts it ahead of its
+// container: see [Standby].
+const StandbyFlag = "standby"
+
+// StandbyReady is the byte a shim started with --standby writes on its
+// report pipe (fd 3) when it waits for its bundle, before the report that
+// Run writes there.
+const StandbyReady = '.'
+
+// StandbyPlaceholder fills the --bundle argument of a shim started with
+// --standby, as long as the longest bundle path it may be given: the
+// shim writes the path over it (setBundleArg), so that its command line
+// (ps, pgrep -f) names its bundle as any shim's does.
+const StandbyPlaceholder = '_'
+
+// setBundleArg writes bundle over the placeholder argument that follows
+// --bundle in the process's own argument memory, padded with NULs, which
+// /proc/PID/cmdline shows: on Linux, Go's os.Args are that memory.
+// Nothing is written when bundle is longer than the placeholder.
+func setBundleArg(bundle string) {
+	for i := 1; i+1 < len(os.Args); i++ {
+		ph := os.Args[i+1]
+		if os.Args[i] != "--bundle" || ph == "" || strings.Trim(ph, string(StandbyPlaceholder)) != "" || len(bundle) > len(ph) {
+			continue
+		}
+		mem := unsafe.Slice(unsafe.StringData(ph), len(ph))
+		n := copy(mem, bundle)
+		clear(mem[n:])
+		return
+	}
+}
+
+// maxBundlePath bounds what Standby reads from fd 4.
+const maxBundlePath = 4096
+
+// Standby is a shim started before the runtime knows its container, so
+// that a container's creation does not wait for a process to start: it
+// writes StandbyReady on fd 3, reads the bundle directory from fd 4 until
+// the runtime closes it, sends
+// its stdout and stderr to the bundle's shim.log (where the runtime sends
+// a shim's it starts for a bundle) and goes on as [Run]. Nothing read (the
+// runtime let it go, or ended) makes it return nil at once.
+func Standby(ctx context.Context) error {
+	// The runtime takes a waiting shim only once it said it waits.
+	if _, err := os.NewFile(3, "report").Write([]byte{StandbyReady}); err != nil {
+		return fmt.Errorf("report standby: %w", err)
+	}
+	f := os.NewFile(4, "bundle")
+	b, err := io.ReadAll(io.LimitReader(f, maxBundlePath))
+	f.Close()
+	bundle := strings.TrimSpace(string(b))
+	if err != nil || bundle == "" {
+		return nil
+	}
+	setBundleArg(bundle)
+	log, err := os.OpenFile(filepath.Join(bundle, LogFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	for _, fd := range []int{1, 2} {
+		if err := unix.Dup3(int(log.Fd()), fd, 0); err != nil {
+			log.Close()
+			return fmt.Errorf("send output to %s: %w", LogFile, err)
+		}
+	}
+	log.Close()
+	return Run(ctx, bundle)
 }
 
 // Run supervises the container of bundle: it runs `runc create` for the
