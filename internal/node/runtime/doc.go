@@ -33,7 +33,10 @@
 // pocketkube costs). `make build` embeds it in pocketkube, and New extracts it
 // to StateDir/bin/pocketkube-shim-<sha256 prefix>. A pocketkube built
 // without it (`go build`, `go test`) falls back to its own hidden
-// `pocketkube runtime-shim` command, which runs the same code.
+// `pocketkube runtime-shim` command, which runs the same code. One shim is
+// always started ahead (`--standby`, standby.go) and waits for the next
+// container's bundle, so that a create does not wait for a process to
+// start; it is started again after each create.
 //
 // The node agent computes everything Kubernetes-specific (env, argv, volume
 // mounts, /etc/hosts, security context) and hands it to this package as

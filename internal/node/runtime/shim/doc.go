@@ -12,7 +12,9 @@
 // fd 3. [Run] reports "ok" on that pipe once `runc create` succeeded, or
 // runc's error text, then supervises the container until its init exits and
 // writes an [ExitStatus] to Config.ExitFile. [Main] is the whole main of the
-// shim binary.
+// shim binary. A shim started with `--standby --bundle ___…` ([Standby])
+// does the same for a bundle it is given later, on fd 4, and then writes
+// that bundle over the placeholder in its own command line.
 //
 // This package and the runtime's client side share only the types and the
 // wire formats defined here: [Config], [ExitStatus], and the attach framing
