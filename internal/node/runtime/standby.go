@@ -21,8 +21,9 @@ import (
 // is ~15 ms of a ~180 ms pod start. So the runtime keeps one shim started
 // ahead, waiting for its bundle (shim.Standby), and a creation takes it
 // instead of starting one; the next is started as soon as that creation's
-// create is done, beside the container's start, off the create's path. Creations that find none (the first, or
-// several at once) start their own, as before.
+// create is done, beside the container's start, off the create's path.
+// Creations that find none (the first, or several at once) start their
+// own, as before.
 //
 // A waiting shim holds no container and no state of the runtime's: it
 // ends when the runtime lets it go (Close), or when pocketkube ends, as

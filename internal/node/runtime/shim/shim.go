@@ -43,15 +43,15 @@ func Main(args []string) int {
 		fmt.Fprintln(os.Stderr, "usage: pocketkube-shim [--standby] --bundle DIR")
 		return 2
 	}
+	if *standby && strings.Trim(*bundle, string(StandbyPlaceholder)) != "" {
+		fmt.Fprintln(os.Stderr, "usage: pocketkube-shim --standby --bundle "+string(StandbyPlaceholder)+"...")
+		return 2
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	run := func() error { return Run(ctx, *bundle) }
 	if *standby {
 		run = func() error { return Standby(ctx) }
-	}
-	if *standby && (*bundle == "" || strings.Trim(*bundle, string(StandbyPlaceholder)) != "") {
-		fmt.Fprintln(os.Stderr, "usage: pocketkube-shim --standby --bundle "+string(StandbyPlaceholder)+"...")
-		return 2
 	}
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -98,10 +98,10 @@ const maxBundlePath = 4096
 // Standby is a shim started before the runtime knows its container, so
 // that a container's creation does not wait for a process to start: it
 // writes StandbyReady on fd 3, reads the bundle directory from fd 4 until
-// the runtime closes it, sends
-// its stdout and stderr to the bundle's shim.log (where the runtime sends
-// a shim's it starts for a bundle) and goes on as [Run]. Nothing read (the
-// runtime let it go, or ended) makes it return nil at once.
+// the runtime closes it, writes it over its --bundle placeholder, sends its
+// stdout and stderr to the bundle's shim.log (where the runtime sends
+// those of a shim it starts for a bundle) and goes on as [Run]. Nothing
+// read (the runtime let it go, or ended) makes it return nil at once.
 func Standby(ctx context.Context) error {
 	// The runtime takes a waiting shim only once it said it waits.
 	if _, err := os.NewFile(3, "report").Write([]byte{StandbyReady}); err != nil {
